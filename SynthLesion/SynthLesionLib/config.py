@@ -1,0 +1,81 @@
+"""What the user asks for: one ``LesionConfig`` per call, serialisable to JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import MedSynthInputError
+from .presets import LESION_TYPES, get_preset
+from .sizes import check_size_class
+
+MIXED = "mixed"
+
+
+@dataclass
+class LesionConfig:
+    """Options of one synthesis call.  ``None`` means "use the preset's value".
+
+    Attributes:
+        preset: organ/modality preset name (see ``presets.PRESETS``).
+        size_class: tiny, small, medium, large or mix (see ``sizes.SIZE_CLASSES``).
+        count: number of lesions (ignored when ``centres_ras`` is given).
+        lesion_type: hypo, iso, hyper or mixed (one drawn per lesion).
+        contrast: fixed lesion contrast in the preset's units (HU, or organ sd for MR).
+        mass_effect: push on the surrounding tissue, 0 (none) to 100.
+        capsule: True always, False never, None with the preset's probability.
+        capsule_contrast: fixed capsule contrast in the preset's units.
+        avoid_vessels: reject positions with vessels inside the lesion.
+        vessel_threshold_sd: vessels are above median + this many organ sd (smoothed image).
+        centres_ras: lesion centres (RAS, mm) instead of random placement.
+        max_attempts: random positions tried per lesion before giving up.
+    """
+
+    preset: str = "ct-liver"
+    size_class: str = "small"
+    count: int = 1
+    lesion_type: str | None = None
+    contrast: float | None = None
+    mass_effect: float | None = None
+    capsule: bool | None = None
+    capsule_contrast: float | None = None
+    avoid_vessels: bool = True
+    vessel_threshold_sd: float | None = None
+    centres_ras: list[list[float]] | None = field(default=None)
+    max_attempts: int = 1000
+
+    def validate(self) -> "LesionConfig":
+        """Check every option; raise ``MedSynthInputError`` naming the first bad one."""
+        get_preset(self.preset)
+        check_size_class(self.size_class)
+        if self.centres_ras is None and not (1 <= int(self.count) <= 1000):
+            raise MedSynthInputError(f"count must be between 1 and 1000, got {self.count}.")
+        if self.lesion_type is not None and self.lesion_type not in (*LESION_TYPES, MIXED):
+            raise MedSynthInputError(
+                f"Unknown lesion type {self.lesion_type!r}; choose one of: {', '.join((*LESION_TYPES, MIXED))}."
+            )
+        if self.mass_effect is not None and not 0.0 <= self.mass_effect <= 100.0:
+            raise MedSynthInputError(f"mass_effect must be between 0 and 100, got {self.mass_effect}.")
+        if self.max_attempts < 1:
+            raise MedSynthInputError(f"max_attempts must be at least 1, got {self.max_attempts}.")
+        if self.centres_ras is not None:
+            if len(self.centres_ras) == 0:
+                raise MedSynthInputError("centres_ras is empty; give at least one point or leave it unset.")
+            for point in self.centres_ras:
+                if len(point) != 3:
+                    raise MedSynthInputError(f"Each centre needs 3 RAS coordinates (mm), got {point!r}.")
+        return self
+
+    @property
+    def lesion_count(self) -> int:
+        return len(self.centres_ras) if self.centres_ras is not None else int(self.count)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LesionConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise MedSynthInputError(f"Unknown lesion options: {', '.join(sorted(unknown))}.")
+        return cls(**data)

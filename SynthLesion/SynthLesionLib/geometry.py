@@ -1,0 +1,133 @@
+"""Image geometry: origin, spacing and direction of a 3-D volume, in RAS.
+
+Arrays in MedSynth follow the numpy layout of SimpleITK and Slicer: ``array[k, j, i]``.
+``Geometry.spacing`` is in (i, j, k) order, like ITK and Slicer; ``spacing_kji`` gives it in
+array-axis order for numpy/scipy functions.  ``direction`` holds the RAS unit vectors of the
+i, j and k axes as columns.  Distances are the same in the index-aligned frame and in RAS
+because the direction matrix is orthonormal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import MedSynthInputError
+
+#: LPS (ITK, DICOM, NIfTI readers through SimpleITK) <-> RAS (Slicer) flip.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a voxel grid lies in patient space.
+
+    Attributes:
+        origin: RAS position (mm) of voxel (0, 0, 0), shape (3,).
+        spacing: voxel size (mm) along i, j, k, shape (3,).
+        direction: 3x3 matrix whose columns are the RAS unit vectors of the i, j, k axes.
+    """
+
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    spacing: np.ndarray = field(default_factory=lambda: np.ones(3))
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self) -> None:
+        origin = np.asarray(self.origin, dtype=float).reshape(3)
+        spacing = np.asarray(self.spacing, dtype=float).reshape(3)
+        direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+            raise MedSynthInputError(
+                f"Voxel spacing must be positive and finite, got {spacing.tolist()} mm; "
+                "fix the image header (spacing) before synthesis."
+            )
+        if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+            raise MedSynthInputError(
+                "The image direction matrix is not orthonormal (sheared or scaled axes); "
+                "resample the image to an orthogonal grid first."
+            )
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "direction", direction)
+
+    @property
+    def spacing_kji(self) -> np.ndarray:
+        """Spacing (mm) in numpy array-axis order (k, j, i)."""
+        return self.spacing[::-1].copy()
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(np.prod(self.spacing))
+
+    def ijk_to_ras_matrix(self) -> np.ndarray:
+        """4x4 homogeneous matrix mapping (i, j, k, 1) to (R, A, S, 1)."""
+        m = np.eye(4)
+        m[:3, :3] = self.direction * self.spacing[np.newaxis, :]
+        m[:3, 3] = self.origin
+        return m
+
+    def kji_to_ras(self, kji: np.ndarray) -> np.ndarray:
+        """RAS positions (mm) of array indices ``[..., (k, j, i)]``."""
+        ijk = np.asarray(kji, dtype=float)[..., ::-1]
+        return ijk * self.spacing @ self.direction.T + self.origin
+
+    def ras_to_kji(self, ras: np.ndarray) -> np.ndarray:
+        """Continuous array indices ``[..., (k, j, i)]`` of RAS positions (mm)."""
+        ijk = (np.asarray(ras, dtype=float) - self.origin) @ self.direction / self.spacing
+        return ijk[..., ::-1]
+
+    def axis_ras_directions_kji(self) -> np.ndarray:
+        """RAS unit vectors of the array axes, one row per axis in (k, j, i) order."""
+        return self.direction.T[::-1]
+
+    def is_close(self, other: "Geometry", tolerance_mm: float = 1e-3) -> bool:
+        """True when both grids coincide within ``tolerance_mm`` (origin) and 1e-4 (rest)."""
+        return (
+            np.allclose(self.origin, other.origin, atol=tolerance_mm)
+            and np.allclose(self.spacing, other.spacing, rtol=1e-4, atol=1e-6)
+            and np.allclose(self.direction, other.direction, atol=1e-4)
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "origin_ras_mm": self.origin.tolist(),
+            "spacing_mm": self.spacing.tolist(),
+            "direction_ras": self.direction.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Geometry":
+        return cls(data["origin_ras_mm"], data["spacing_mm"], data["direction_ras"])
+
+
+def check_volume(array: np.ndarray, name: str) -> None:
+    """Raise ``MedSynthInputError`` unless ``array`` is a 3-D scalar volume."""
+    if array.ndim != 3:
+        kind = {2: "a 2-D image", 4: "a 4-D (multi-component or time-series) volume"}.get(
+            array.ndim, f"a {array.ndim}-D array"
+        )
+        raise MedSynthInputError(
+            f"{name} is {kind} with shape {tuple(array.shape)}; lesion synthesis needs a 3-D "
+            "scalar volume. Extract one 3-D frame or component (or stack 2-D slices) first."
+        )
+    if min(array.shape) < 1:
+        raise MedSynthInputError(f"{name} is empty (shape {tuple(array.shape)}).")
+
+
+def check_same_grid(image: np.ndarray, image_geometry: Geometry, mask: np.ndarray,
+                    mask_geometry: Geometry | None, mask_name: str = "organ mask") -> None:
+    """Raise unless ``mask`` lies on exactly the image's voxel grid."""
+    if mask.shape != image.shape:
+        raise MedSynthInputError(
+            f"The {mask_name} has {mask.shape[::-1]} voxels (i, j, k) but the image has "
+            f"{image.shape[::-1]}; resample the mask onto the image grid "
+            "(e.g. Slicer's 'Resample Scalar/Vector/DWI Volume' with nearest neighbour)."
+        )
+    if mask_geometry is not None and not image_geometry.is_close(mask_geometry):
+        raise MedSynthInputError(
+            f"The {mask_name}'s geometry differs from the image's: origin "
+            f"{np.round(mask_geometry.origin, 3).tolist()} vs {np.round(image_geometry.origin, 3).tolist()} mm, "
+            f"spacing {np.round(mask_geometry.spacing, 4).tolist()} vs {np.round(image_geometry.spacing, 4).tolist()} mm. "
+            "Resample the mask onto the image grid before synthesis."
+        )

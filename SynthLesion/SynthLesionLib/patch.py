@@ -1,0 +1,86 @@
+"""Local boxes around a lesion: every operation works on one of these, never on the volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned block of voxels around a centre, clipped to the volume.
+
+    Attributes:
+        slices: (k, j, i) slices into the volume.
+        offsets_mm: three open-grid arrays (k, j, i) of each voxel's offset (mm) from the
+            centre along the array axes, broadcastable to the box's shape.
+        clipped: True when the wanted box reached outside the volume.
+    """
+
+    slices: tuple[slice, slice, slice]
+    offsets_mm: tuple[np.ndarray, np.ndarray, np.ndarray]
+    clipped: bool
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(s.stop - s.start for s in self.slices)
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.array([s.start for s in self.slices])
+
+    def crop(self, local: tuple[slice, slice, slice]) -> "Box":
+        """The part of this box given by ``local`` slices (relative to the box)."""
+        slices = tuple(slice(s.start + l.start, s.start + l.stop) for s, l in zip(self.slices, local))
+        offsets = tuple(o[tuple(local[axis] if a == axis else slice(None) for a in range(3))]
+                        for axis, o in enumerate(self.offsets_mm))
+        return Box(slices, offsets, self.clipped)
+
+    def local_slices_within(self, half_extent_mm: float, spacing_kji: np.ndarray) -> tuple[slice, slice, slice]:
+        """Slices (relative to the box) of the voxels within ``half_extent_mm`` of the centre
+        along each axis."""
+        out = []
+        for axis in range(3):
+            offsets = self.offsets_mm[axis].reshape(-1)
+            inside = np.flatnonzero(np.abs(offsets) <= half_extent_mm + 0.5 * spacing_kji[axis])
+            out.append(slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0))
+        return tuple(out)
+
+    def squared_distance_mm2(self) -> np.ndarray:
+        """Squared distance (mm^2) of every voxel of the box from the centre."""
+        dk, dj, di = self.offsets_mm
+        return dk * dk + dj * dj + di * di
+
+
+def box_around(centre_kji: np.ndarray, half_extent_mm: float, spacing_kji: np.ndarray,
+               volume_shape: tuple[int, int, int]) -> Box:
+    """The box of voxels within ``half_extent_mm`` of ``centre_kji`` along each axis."""
+    centre = np.asarray(centre_kji, dtype=float)
+    half = np.ceil(half_extent_mm / spacing_kji).astype(int)
+    lo_wanted = np.floor(centre).astype(int) - half
+    hi_wanted = np.floor(centre).astype(int) + half + 1
+    lo = np.maximum(lo_wanted, 0)
+    hi = np.minimum(hi_wanted, volume_shape)
+    clipped = bool(np.any(lo != lo_wanted) or np.any(hi != hi_wanted))
+    slices = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    offsets = tuple(
+        ((np.arange(lo[axis], hi[axis]) - centre[axis]) * spacing_kji[axis]).astype(np.float32).reshape(
+            [-1 if a == axis else 1 for a in range(3)]
+        )
+        for axis in range(3)
+    )
+    return Box(slices, offsets, clipped)
+
+
+def bounding_slices(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Slices of the smallest block holding every True voxel of ``mask``, grown by ``margin``
+    voxels per axis and clipped to the array; None when ``mask`` is empty."""
+    out = []
+    for axis in range(3):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hits.size == 0:
+            return None
+        out.append(slice(max(int(hits[0]) - int(margin[axis]), 0),
+                         min(int(hits[-1]) + int(margin[axis]) + 1, mask.shape[axis])))
+    return tuple(out)

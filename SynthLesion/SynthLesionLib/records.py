@@ -1,0 +1,87 @@
+"""What was drawn and measured for each lesion, and a one-paragraph finding per case."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+_NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+_TYPE_WORDS = {"CT": {"hypo": "hypodense", "iso": "isodense", "hyper": "hyperdense"},
+               "MR": {"hypo": "hypointense", "iso": "isointense", "hyper": "hyperintense"}}
+
+
+@dataclass
+class LesionRecord:
+    """One inserted lesion.  Lengths in mm, volumes in mL, intensities in image units."""
+
+    index: int
+    size_class: str
+    lesion_type: str
+    centre_ras: list[float]
+    centre_ijk: list[int]
+    location: str
+    target_diameter_mm: float
+    semi_axes_mm: list[float]
+    rotation_kji: list[list[float]]
+    shape_template: str | None
+    elastic_magnitude_mm: float
+    elastic_scale_mm: float
+    edge_blur_mm: float
+    texture_grain_mm: float
+    texture_blur_mm: float
+    texture_sd: float
+    contrast_target: float
+    capsule_contrast: float
+    capsule_width_mm: float
+    mass_effect: float
+    mass_effect_max_push_mm: float
+    placement_attempts: int
+    volume_ml: float
+    equivalent_diameter_mm: float
+    mean_intensity: float
+    organ_median: float
+    contrast_measured: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def location_words(centre_ras: np.ndarray, organ_centroid_ras: np.ndarray, organ_spread_ras: np.ndarray) -> str:
+    """Coarse position inside the organ, e.g. "superior right posterior", or "central"."""
+    z = (np.asarray(centre_ras) - organ_centroid_ras) / np.maximum(organ_spread_ras, 1e-6)
+    words = []
+    for value, (neg, pos) in sorted(zip(z, [("left", "right"), ("posterior", "anterior"), ("inferior", "superior")]),
+                                    key=lambda item: -abs(item[0])):
+        if abs(value) >= 0.5:
+            words.append(pos if value > 0 else neg)
+    return " ".join(words) if words else "central"
+
+
+def _count_words(n: int) -> str:
+    return _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else str(n)
+
+
+def finding_text(records: list[LesionRecord], organ: str, modality: str, units: str) -> str:
+    """One structured paragraph describing the synthetic lesions of one case."""
+    if not records:
+        return f"No synthetic lesion in the {organ}."
+    unit = "HU" if modality == "CT" else ""
+    types = sorted({r.lesion_type for r in records})
+    type_words = " and ".join(_TYPE_WORDS.get(modality, _TYPE_WORDS["CT"])[t] for t in types)
+    n = len(records)
+    parts = [f"{_count_words(n).capitalize()} synthetic {type_words} lesion{'s' if n > 1 else ''} in the {organ}."]
+    for r in sorted(records, key=lambda r: -r.equivalent_diameter_mm):
+        extras = []
+        if r.capsule_contrast:
+            extras.append("with a capsule")
+        if r.mass_effect_max_push_mm >= 0.5:
+            extras.append(f"mass effect up to {r.mass_effect_max_push_mm:.1f} mm")
+        extra = f", {', '.join(extras)}" if extras else ""
+        parts.append(
+            f"Lesion {r.index}: {r.equivalent_diameter_mm:.0f} mm ({r.volume_ml:.2f} mL, {r.size_class}), "
+            f"{r.location} part of the {organ}, mean {r.mean_intensity:.0f}{unit and ' ' + unit} "
+            f"({r.contrast_measured:+.0f}{unit and ' ' + unit} against parenchyma at {r.organ_median:.0f}"
+            f"{unit and ' ' + unit}){extra}."
+        )
+    return " ".join(parts)

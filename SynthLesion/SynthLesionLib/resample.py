@@ -1,0 +1,46 @@
+"""Separable upsampling of small coarse grids onto a lesion box.
+
+Texture noise and elastic control points live on coarse grids aligned with the array axes,
+so their cubic interpolation is separable: one small matrix per axis (SciPy's cubic spline
+applied to unit impulses), applied with ``tensordot``.  This does what
+``ndimage.zoom(order=3)`` does, at a fraction of the cost (about 3 x coarse-size multiply-adds
+per output voxel instead of 64), and lets a Gaussian blur be folded into the same matrices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import interpolate, ndimage
+
+
+def cubic_matrix(n_coarse: int, n_fine: int, step: float, blur_sigma: float = 0.0) -> np.ndarray:
+    """(n_fine, n_coarse) matrix: cubic-spline interpolation of a coarse axis whose samples are
+    ``step`` fine voxels apart, then an optional Gaussian blur (sigma in fine voxels).
+
+    Interpolating the identity gives every column's impulse response at once.
+    """
+    nodes = np.arange(n_coarse, dtype=np.float64) * step
+    spline = interpolate.make_interp_spline(nodes, np.eye(n_coarse), k=3)
+    matrix = spline(np.arange(n_fine, dtype=np.float64))
+    if blur_sigma > 0.0:
+        matrix = ndimage.gaussian_filter1d(matrix, blur_sigma, axis=0, mode="mirror")
+    return matrix
+
+
+def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
+    """Apply one matrix per axis to a 3-D coarse array; returns float32 of the fine shape."""
+    out = coarse.astype(np.float32)
+    # smallest intermediate first: the axis whose matrix grows the array least goes first
+    for axis in np.argsort([m.shape[0] / m.shape[1] for m in matrices]):
+        out = np.moveaxis(np.tensordot(matrices[axis].astype(np.float32), out, axes=([1], [axis])), 0, axis)
+    return np.ascontiguousarray(out)
+
+
+def coarse_grid(box_shape, spacing_kji, step_mm: float) -> tuple[list[int], list[float]]:
+    """Coarse grid covering the box with nodes every ``step_mm``: sizes and steps in voxels.
+
+    At least 4 nodes per axis (a cubic spline needs them).
+    """
+    steps = [max(step_mm / float(s), 1e-3) for s in spacing_kji]
+    sizes = [max(int(np.ceil((n - 1) / st)) + 2, 4) for n, st in zip(box_shape, steps)]
+    return sizes, steps

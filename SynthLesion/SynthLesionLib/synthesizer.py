@@ -1,0 +1,293 @@
+"""Insert synthetic lesions into a volume: the engine's one entry point.
+
+Data flow: image + organ mask + geometry -> organ statistics (sampled) -> for each lesion:
+draw parameters -> place -> mass effect -> shape, texture, capsule -> write the box back ->
+measure.  Every step touches only a box around the lesion; the only whole-volume work is
+copying the input into the outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from . import __version__
+from .config import MIXED, LesionConfig
+from .effects import capsule_band, mass_effect, mass_effect_support_mm
+from .errors import MedSynthInputError, PlacementError
+from .geometry import Geometry, check_same_grid, check_volume
+from .organ import OrganStatistics, check_preset_fits, measure_organ
+from .patch import bounding_slices, box_around
+from .placement import VesselCriterion, find_centre
+from .presets import LESION_TYPES, Preset, get_preset
+from .records import LesionRecord, finding_text, location_words
+from .shape import DrawnShape, ShapeTemplate, draw_shape, shape_level
+from .sizes import SIZE_CLASSES, draw_size_class, equivalent_diameter_mm
+from .texture import lesion_texture
+
+
+@dataclass
+class SynthesisResult:
+    """Outputs of one call; arrays share the input's shape and grid.
+
+    Attributes:
+        image: new image, input dtype, lesions inserted.
+        organ_mask: uint8 0/1 organ after mass effect.
+        lesion_labels: instance labels, 0 background and n for lesion n (uint8 or uint16).
+        records: one ``LesionRecord`` per lesion.
+        case_record: everything needed to regenerate the case (seed, config, versions).
+        finding: one-paragraph structured description.
+    """
+
+    image: np.ndarray
+    organ_mask: np.ndarray
+    lesion_labels: np.ndarray
+    records: list[LesionRecord]
+    case_record: dict = field(default_factory=dict)
+    finding: str = ""
+
+    def label_map(self) -> np.ndarray:
+        """uint8 label map: 0 background, 1 organ, 2 lesion."""
+        label = self.organ_mask.copy()
+        label[self.lesion_labels > 0] = 2
+        return label
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    size_class: str
+    lesion_type: str
+    diameter_mm: float
+    shape: DrawnShape
+    contrast: float  # image units
+    texture_sd: float
+    texture_grain_mm: float
+    texture_blur_mm: float
+    edge_blur_mm: float
+    capsule_contrast: float  # image units, 0 = none
+    capsule_width_mm: float
+
+
+def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
+                       config: LesionConfig | None = None, seed: int = 0, *,
+                       organ_label: int | None = None, mask_geometry: Geometry | None = None,
+                       avoid_mask: np.ndarray | None = None,
+                       shape_templates: list[ShapeTemplate] | None = None) -> SynthesisResult:
+    """Insert ``config.count`` lesions into ``image`` inside ``organ_mask``.
+
+    Args:
+        image: 3-D scalar volume ``[k, j, i]`` (any numeric dtype; HU for CT).
+        organ_mask: same shape; the organ is ``mask == organ_label`` or, without a label,
+            ``mask != 0``.
+        geometry: the image's grid (spacing in mm, RAS origin and direction).
+        config: options (defaults: one small hypodense CT liver lesion).
+        seed: the same inputs and seed give byte-identical outputs.
+        mask_geometry: the mask's own grid, checked against the image's when given.
+        avoid_mask: optional volume of structures (e.g. segmented vessels) lesions must avoid.
+        shape_templates: optional lesion shapes; each lesion then takes one at random.
+
+    Inputs are never modified.  Raises ``MedSynthInputError`` for bad input.
+
+    Example:
+        >>> from SynthLesionLib import make_ct_phantom, synthesize_lesions, LesionConfig
+        >>> ph = make_ct_phantom(shape=(40, 96, 96), seed=1)
+        >>> result = synthesize_lesions(ph.image, ph.organs == 1, ph.geometry, LesionConfig(size_class="small"), seed=7)
+        >>> result.records[0].size_class
+        'small'
+    """
+    config = (config or LesionConfig()).validate()
+    _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
+    preset = get_preset(config.preset)
+    stats_seed, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)
+
+    organ = (organ_mask == organ_label) if organ_label is not None else organ_mask.astype(bool)
+    organ = organ.view(np.uint8)  # same bytes; uint8 so that it can be resampled
+    stats = measure_organ(image, organ.view(bool), geometry, np.random.default_rng(stats_seed))
+    check_preset_fits(stats, preset)
+    out = image.copy()
+    lesions = np.zeros(image.shape, dtype=np.uint8 if config.lesion_count < 255 else np.uint16)
+    vessels = _vessel_criterion(config, preset, stats)
+    avoid = None if avoid_mask is None else np.asarray(avoid_mask) != 0
+
+    records = []
+    for index, lesion_seed in enumerate(lesion_seeds, start=1):
+        rng = np.random.default_rng(lesion_seed)
+        drawn = _draw(config, preset, stats, rng, shape_templates)
+        if config.centres_ras is not None:
+            centre = _given_centre(config.centres_ras[index - 1], geometry, organ, index)
+            attempts = 0
+        else:
+            radius = drawn.diameter_mm / 2.0
+            if stats.volume_ml * 1000.0 < np.pi / 6.0 * drawn.diameter_mm ** 3:
+                raise PlacementError(
+                    f"The organ (about {stats.volume_ml:.1f} mL) is smaller than one "
+                    f"{drawn.size_class} lesion ({drawn.diameter_mm:.0f} mm, "
+                    f"{np.pi / 6 * drawn.diameter_mm ** 3 / 1000:.1f} mL). Choose a smaller size class."
+                )
+            placement = find_centre(out, organ.view(bool), lesions, geometry.spacing_kji, stats, radius,
+                                    vessels, avoid, rng, config.max_attempts)
+            centre, attempts = placement.centre_kji, placement.attempts
+        strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
+        records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts,
+                               geometry, stats, preset, rng))
+
+    case_record = {
+        "engine": "MedSynth SynthLesion",
+        "version": __version__,
+        "seed": int(seed),
+        "config": config.to_dict(),
+        "preset": preset.to_dict(),
+        "organ_label": organ_label,
+        "organ": stats.to_dict(),
+        "geometry": geometry.to_dict(),
+        "shape": list(image.shape),
+        "dtype": str(image.dtype),
+        "lesions": [r.to_dict() for r in records],
+    }
+    finding = finding_text(records, preset.organ, preset.modality, preset.units)
+    case_record["finding"] = finding
+    return SynthesisResult(out, organ, lesions, records, case_record, finding)
+
+
+def regenerate(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry, case_record: dict,
+               **kwargs) -> SynthesisResult:
+    """Rebuild a case from its record (same inputs give byte-identical outputs)."""
+    return synthesize_lesions(image, organ_mask, geometry, LesionConfig.from_dict(case_record["config"]),
+                              case_record["seed"], organ_label=case_record.get("organ_label"), **kwargs)
+
+
+def _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> None:
+    image = np.asarray(image)
+    check_volume(image, "The image")
+    check_volume(np.asarray(organ_mask), "The organ mask")
+    check_same_grid(image, geometry, np.asarray(organ_mask), mask_geometry)
+    if avoid_mask is not None:
+        check_same_grid(image, geometry, np.asarray(avoid_mask), None, "avoid mask")
+    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise MedSynthInputError(f"The image has data type {image.dtype}; a numeric scalar volume is needed.")
+
+
+def _vessel_criterion(config: LesionConfig, preset: Preset, stats: OrganStatistics) -> VesselCriterion | None:
+    k = config.vessel_threshold_sd if config.vessel_threshold_sd is not None else preset.vessel_threshold_sd
+    if not config.avoid_vessels or k is None or stats.robust_sd <= 0:
+        return None
+    return VesselCriterion(stats.median + k * stats.robust_sd, preset.vessel_smoothing_mm)
+
+
+def _given_centre(ras, geometry: Geometry, organ: np.ndarray, index: int) -> np.ndarray:
+    kji = np.round(geometry.ras_to_kji(np.asarray(ras, dtype=float))).astype(int)
+    if np.any(kji < 0) or np.any(kji >= organ.shape):
+        raise MedSynthInputError(f"Lesion point {index} at RAS {list(ras)} mm lies outside the image.")
+    if not organ[tuple(kji)]:
+        raise MedSynthInputError(
+            f"Lesion point {index} at RAS {list(ras)} mm lies outside the organ; move it inside the organ."
+        )
+    return kji.astype(float)
+
+
+def _draw(config: LesionConfig, preset: Preset, stats: OrganStatistics, rng: np.random.Generator,
+          templates: list[ShapeTemplate] | None) -> _Drawn:
+    """Draw every random parameter of one lesion, in a fixed order (reproducibility)."""
+    size_class = draw_size_class(config.size_class, rng)
+    lesion_type = config.lesion_type or preset.default_lesion_type
+    if lesion_type == MIXED:
+        lesion_type = str(rng.choice(LESION_TYPES))
+    unit = 1.0 if preset.units == "HU" else stats.robust_sd
+    elastic = rng.uniform(*preset.elastic_fraction)
+    template = templates[int(rng.integers(len(templates)))] if templates else None
+    diameter, shape = draw_shape(SIZE_CLASSES[size_class], elastic, rng, template)
+    contrast = rng.uniform(*preset.contrast[lesion_type]) if config.contrast is None else config.contrast
+    texture_sd = rng.uniform(*preset.texture_sd_factor) * stats.robust_sd
+    grain = rng.uniform(*preset.texture_grain_mm)
+    blur = rng.uniform(*preset.texture_blur_mm)
+    edge = rng.uniform(*preset.edge_blur_mm)
+    has_capsule = rng.random() < preset.capsule_probability if config.capsule is None else config.capsule
+    capsule = rng.uniform(*preset.capsule_contrast) if config.capsule_contrast is None else config.capsule_contrast
+    width = rng.uniform(*preset.capsule_width_mm)
+    return _Drawn(size_class, lesion_type, diameter, shape, float(contrast * unit), float(texture_sd), float(grain),
+                  float(blur), float(edge), float(capsule * unit) if has_capsule else 0.0, float(width))
+
+
+def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int, centre: np.ndarray,
+            drawn: _Drawn, strength: float, attempts: int, geometry: Geometry, stats: OrganStatistics,
+            preset: Preset, rng: np.random.Generator) -> LesionRecord:
+    spacing = geometry.spacing_kji
+    mean_radius = drawn.diameter_mm / 2.0
+    reach = drawn.shape.bounding_radius_mm + 3.0 * drawn.edge_blur_mm
+    if strength > 0:
+        reach = max(reach, mass_effect_support_mm(mean_radius))
+    box = box_around(centre, reach, spacing, out.shape)
+    region = out[box.slices].astype(np.float32)
+    organ_box = organ[box.slices]  # views: mass effect and labels write through
+    lesion_box = lesions[box.slices]
+    level = shape_level(box, spacing, drawn.shape, rng)
+    # the core keeps the unwarped tissue: only its noise shows through the lesion
+    core = level <= 1.0 - 3.0 * drawn.edge_blur_mm / mean_radius
+    push = 0.0
+    if strength > 0:
+        local = box.local_slices_within(mass_effect_support_mm(mean_radius), spacing)
+        push = mass_effect(box.crop(local), spacing, mean_radius, strength, region[local],
+                           [organ_box[local], lesion_box[local]], keep=core[local])
+
+    # everything else happens on the block that holds the lesion and its blurred edge
+    sigma = drawn.edge_blur_mm / spacing
+    local = bounding_slices(level <= 1.0, np.ceil(3.0 * sigma) + 1)
+    in_organ = organ_box.view(bool)
+    inside = (level <= 1.0) & in_organ
+    if local is None or not inside[local].any():
+        raise PlacementError(f"Lesion {index} falls entirely outside the organ; place it further inside.")
+    level, inside, in_organ, part = level[local], inside[local], in_organ[local], region[local]
+    alpha = ndimage.gaussian_filter(inside.astype(np.float32), sigma, mode="nearest") * in_organ
+    texture = lesion_texture(inside.shape, spacing, drawn.texture_sd, drawn.texture_grain_mm,
+                             drawn.texture_blur_mm, rng)
+    part += alpha * (np.float32(drawn.contrast) + texture)
+    if drawn.capsule_contrast:
+        rim = capsule_band(level, drawn.capsule_width_mm, mean_radius) & in_organ
+        rim_alpha = ndimage.gaussian_filter(rim.astype(np.float32), sigma, mode="nearest") * in_organ
+        part += rim_alpha * np.float32(drawn.capsule_contrast)
+    out[box.slices] = _cast(region, out.dtype)
+    lesion_box[local][inside] = index
+
+    centre_ras = geometry.kji_to_ras(centre)
+    volume_mm3 = float(inside.sum()) * geometry.voxel_volume_mm3
+    mean_intensity = float(out[box.crop(local).slices][inside].astype(np.float64).mean())
+    shape = drawn.shape
+    return LesionRecord(
+        index=index,
+        size_class=drawn.size_class,
+        lesion_type=drawn.lesion_type,
+        centre_ras=[round(float(v), 3) for v in centre_ras],
+        centre_ijk=[int(v) for v in np.round(centre[::-1])],
+        location=location_words(centre_ras, stats.centroid_ras, stats.spread_ras),
+        target_diameter_mm=round(drawn.diameter_mm, 3),
+        semi_axes_mm=[round(float(a), 3) for a in shape.semi_axes_mm],
+        rotation_kji=np.round(shape.rotation, 6).tolist(),
+        shape_template=shape.template.name if shape.template is not None else None,
+        elastic_magnitude_mm=round(shape.elastic_magnitude_mm, 3),
+        elastic_scale_mm=round(shape.elastic_scale_mm, 3),
+        edge_blur_mm=round(drawn.edge_blur_mm, 3),
+        texture_grain_mm=round(drawn.texture_grain_mm, 3),
+        texture_blur_mm=round(drawn.texture_blur_mm, 3),
+        texture_sd=round(drawn.texture_sd, 3),
+        contrast_target=round(drawn.contrast, 3),
+        capsule_contrast=round(drawn.capsule_contrast, 3),
+        capsule_width_mm=round(drawn.capsule_width_mm, 3) if drawn.capsule_contrast else 0.0,
+        mass_effect=strength,
+        mass_effect_max_push_mm=round(push, 3),
+        placement_attempts=attempts,
+        volume_ml=round(volume_mm3 / 1000.0, 5),
+        equivalent_diameter_mm=round(equivalent_diameter_mm(volume_mm3), 3),
+        mean_intensity=round(mean_intensity, 3),
+        organ_median=round(stats.median, 3),
+        contrast_measured=round(mean_intensity - stats.median, 3),
+    )
+
+
+def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float box back to the image's dtype (rounded and clipped for integer types)."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
