@@ -92,8 +92,8 @@ def _tissue_volume(shape, spacing_kji, kind, rng):
     paint(_ellipsoid(grid, (0, 0, 0), (1e6, ax_j - 20, ax_i - 20)), "fat")
     paint(_ellipsoid(grid, (0, ax_j * 0.62, 0), (1e6, 18, 20)), "bone")
     paint(_ellipsoid(grid, (0, ax_j * 0.3, 8), (1e6, 11, 11)), "vessel")
-    liver_c = np.array([extent[0] * 0.12, -ax_j * 0.05, -ax_i * 0.42])
-    liver_axes = np.array([extent[0] * 0.33, ax_j * 0.62, ax_i * 0.42])
+    liver_c = np.array([extent[0] * 0.1, -ax_j * 0.05, -ax_i * 0.38])
+    liver_axes = np.array([extent[0] * 0.38, ax_j * 0.68, ax_i * 0.5])
     liver = _ellipsoid(grid, liver_c, liver_axes) | _ellipsoid(
         grid, liver_c + [extent[0] * 0.08, -ax_j * 0.1, ax_i * 0.35], liver_axes * [0.55, 0.5, 0.45])
     paint(liver, "liver", "liver")

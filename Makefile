@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine (Python 3.10+ and the package registries):
+#   make demo   the lesion pipeline on a built-in CT phantom, no data needed
+#   make test   the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test bench bench-real clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/medsynth demo --out demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/medsynth bench lesion
+
+bench-real: $(STAMP)
+	$(BIN)/medsynth bench lesion --data ../shared/data/abdomen_ct
+
+clean:
+	rm -rf demo_output bench_output .pytest_cache

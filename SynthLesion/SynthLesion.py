@@ -1,0 +1,269 @@
+import logging
+from typing import Annotated
+
+import vtk
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
+                    vtkMRMLTableNode)
+
+from SynthLesionLib.dependencies import missing_requirements
+
+PRESET_NAMES = ["ct-liver", "ct-kidney", "ct-pancreas", "mr-brain", "mr-liver", "ct-generic", "mr-generic"]
+SIZE_CLASS_NAMES = ["tiny", "small", "medium", "large", "mix"]
+
+
+#
+# SynthLesion
+#
+
+
+class SynthLesion(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("SynthLesion")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["MedSynth developers"]
+        self.parent.helpText = _(
+            "Insert realistic synthetic lesions into an organ of a CT or MR volume and get the image "
+            "together with its exact label: one segment per lesion, a table of lesion records and a "
+            "structured finding. Choose the organ segment, a preset, a size class and a seed; the "
+            "same inputs and seed always give the same result. "
+            '<a href="https://github.com/medsynth/MedSynth#synthlesion">Documentation</a>.'
+        )
+        self.parent.acknowledgementText = _(
+            "Lesion model after Hu et al., Label-Free Liver Tumor Segmentation, CVPR 2023 "
+            "(reimplemented from the paper)."
+        )
+
+
+#
+# SynthLesionParameterNode
+#
+
+
+@parameterNodeWrapper
+class SynthLesionParameterNode:
+    """GUI state, saved with the scene."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    inputSegmentation: vtkMRMLSegmentationNode
+    organSegmentId: str = ""
+    preset: Annotated[str, Choice(PRESET_NAMES)] = "ct-liver"
+    sizeClass: Annotated[str, Choice(SIZE_CLASS_NAMES)] = "small"
+    lesionCount: Annotated[int, WithinRange(1, 50)] = 1
+    lesionType: Annotated[str, Choice(["preset", "hypo", "iso", "hyper", "mixed"])] = "preset"
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    massEffect: Annotated[float, WithinRange(0.0, 100.0)] = 30.0
+    capsule: Annotated[str, Choice(["auto", "yes", "no"])] = "auto"
+    avoidVessels: bool = True
+    useMarkups: bool = False
+    markups: vtkMRMLMarkupsFiducialNode
+    oneLesionSegment: bool = False
+    outputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode
+    outputTable: vtkMRMLTableNode
+
+
+#
+# SynthLesionWidget
+#
+
+
+class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SynthLesion.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SynthLesionLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        if not self._parameterNode.inputSegmentation:
+            self._parameterNode.inputSegmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self.ui.organSegmentSelector.setSegmentationNode(self._parameterNode.inputSegmentation)
+            if self._parameterNode.organSegmentId:
+                self.ui.organSegmentSelector.setCurrentSegmentID(self._parameterNode.organSegmentId)
+            self._checkCanApply()
+
+    def onOrganSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode:
+            self._parameterNode.organSegmentId = segmentId or ""
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        self.ui.organSegmentSelector.setSegmentationNode(p.inputSegmentation if p else None)
+        problem = None
+        if not p or not p.inputVolume:
+            problem = _("Select an input volume.")
+        elif not p.inputSegmentation:
+            problem = _("Select a segmentation that contains the organ.")
+        elif not p.organSegmentId:
+            problem = _("Select the organ segment.")
+        elif p.useMarkups and not p.markups:
+            problem = _("Select the markups whose points are lesion centres.")
+        self.ui.applyButton.enabled = problem is None
+        self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
+
+    def _ensureDependencies(self) -> bool:
+        missing = missing_requirements()
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                _("SynthLesion needs these Python packages, which will be installed now:\n\n{packages}\n\n"
+                  "Packages that come with Slicer are not changed.").format(packages="\n".join(missing))):
+            return False
+        slicer.util.pip_install(missing)
+        return True
+
+    def onApplyButton(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Lesion synthesis failed."), waitCursor=True):
+            outputs = self.logic.process(p)
+            p.outputVolume = outputs.volume
+            p.outputSegmentation = outputs.segmentation
+            p.outputTable = outputs.table
+            self.ui.findingTextEdit.setPlainText(outputs.finding_text.GetText())
+            slicer.util.setSliceViewerLayers(background=outputs.volume, fit=True)
+            if outputs.result.records:
+                first = outputs.result.records[0].centre_ras
+                slicer.modules.markups.logic().JumpSlicesToLocation(*first, True)
+
+
+#
+# SynthLesionLogic
+#
+
+
+class SynthLesionLogic(ScriptedLoadableModuleLogic):
+    """Thin adapter: parameter node -> ``SynthLesionLib.logic.insert_lesions_on_nodes``.
+
+    Console users can call the library directly with plain arguments::
+
+        from SynthLesionLib.logic import insert_lesions_on_nodes
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return SynthLesionParameterNode(super().getParameterNode())
+
+    def process(self, parameters):
+        from SynthLesionLib import LesionConfig
+        from SynthLesionLib.logic import insert_lesions_on_nodes
+
+        config = LesionConfig(
+            preset=parameters.preset,
+            size_class=parameters.sizeClass,
+            count=parameters.lesionCount,
+            lesion_type=None if parameters.lesionType == "preset" else parameters.lesionType,
+            mass_effect=parameters.massEffect,
+            capsule={"auto": None, "yes": True, "no": False}[parameters.capsule],
+            avoid_vessels=parameters.avoidVessels,
+        )
+        logging.info(f"SynthLesion: {config}")
+        return insert_lesions_on_nodes(
+            parameters.inputVolume, parameters.inputSegmentation, parameters.organSegmentId, config, parameters.seed,
+            output_volume_node=parameters.outputVolume, output_segmentation=parameters.outputSegmentation,
+            output_table=parameters.outputTable, one_lesion_segment=parameters.oneLesionSegment,
+            markups=parameters.markups if parameters.useMarkups else None)
+
+
+#
+# SynthLesionTest
+#
+
+
+class SynthLesionTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (Developer mode: Reload and Test); the same checks run outside Slicer
+    under pytest in Testing/."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_SynthLesion_phantom()
+
+    def test_SynthLesion_phantom(self):
+        import numpy as np
+
+        from SynthLesionLib import make_ct_phantom
+        from SynthLesionLib.mrml import fill_segmentation, output_volume
+
+        self.delayDisplay("Building a CT phantom")
+        phantom = make_ct_phantom(shape=(40, 128, 128), spacing=(1.5, 1.5, 3.0), seed=0)
+        volume = output_volume(slicer.mrmlScene, phantom.image, phantom.geometry, "Phantom CT")
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Phantom organs")
+        fill_segmentation(segmentation, [("liver", phantom.organ_mask("liver"), (0.8, 0.5, 0.4))], phantom.geometry, volume)
+        before = slicer.util.arrayFromVolume(volume).copy()
+
+        logic = SynthLesionLogic()
+        parameters = logic.getParameterNode()
+        parameters.inputVolume = volume
+        parameters.inputSegmentation = segmentation
+        parameters.organSegmentId = segmentation.GetSegmentation().GetSegmentIdBySegmentName("liver")
+        parameters.sizeClass = "small"
+        parameters.lesionCount = 2
+        outputs = logic.process(parameters)
+
+        self.assertTrue(np.array_equal(before, slicer.util.arrayFromVolume(volume)))
+        self.assertEqual(outputs.segmentation.GetSegmentation().GetNumberOfSegments(), 3)
+        self.assertEqual(outputs.table.GetNumberOfRows(), 2)
+        self.assertIn("liver", outputs.finding_text.GetText())
+        self.delayDisplay("Test passed")

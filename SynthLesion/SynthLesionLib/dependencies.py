@@ -1,0 +1,14 @@
+"""Python packages the engine needs beyond what Slicer ships, installed on demand with consent."""
+
+from __future__ import annotations
+
+import importlib.util
+
+#: import name -> pip requirement.  numpy, SimpleITK and VTK come with Slicer and are never
+#: installed or replaced here.
+REQUIRED = {"scipy": "scipy>=1.10"}
+
+
+def missing_requirements() -> list[str]:
+    """pip requirements whose packages cannot be imported in this Python."""
+    return [req for name, req in REQUIRED.items() if importlib.util.find_spec(name) is None]

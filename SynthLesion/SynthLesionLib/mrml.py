@@ -1,0 +1,173 @@
+"""MRML nodes <-> numpy arrays with geometry.  Qt-free: works in Slicer and with slicer-core.
+
+Only node-level APIs are used (no ``slicer.app``, ``slicer.mrmlScene`` or ``slicer.modules``):
+every node is created in the scene of the node it derives from.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .errors import MedSynthInputError
+from .geometry import Geometry
+
+
+def _slicer():
+    import slicer  # Slicer's Python, or the slicer-core package outside Slicer
+
+    return slicer
+
+
+def register_segmentation_converters() -> None:
+    """Register the segmentation converter rules (Slicer does this at start-up; slicer-core
+    does not).  Must run before the first segmentation node is created."""
+    slicer = _slicer()
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    registered = {rule.GetName() for rule in factory.GetConverterRules()}
+    for rule_class in (slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+                       slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule,
+                       slicer.vtkClosedSurfaceToFractionalLabelmapConversionRule,
+                       slicer.vtkFractionalLabelmapToClosedSurfaceConversionRule):
+        rule = rule_class()
+        if rule.GetName() not in registered:
+            factory.RegisterConverterRule(rule)
+
+
+def geometry_of(volume_node) -> Geometry:
+    """The node's grid (its own IJK-to-RAS, without parent transforms)."""
+    directions = np.zeros((3, 3))
+    volume_node.GetIJKToRASDirections(directions)
+    return Geometry(np.array(volume_node.GetOrigin()), np.array(volume_node.GetSpacing()), directions)
+
+
+def check_untransformed(node, role: str) -> None:
+    if node.GetParentTransformNode() is not None:
+        raise MedSynthInputError(
+            f"The {role} '{node.GetName()}' is under a transform; harden the transform "
+            "(Data module, right-click > Harden transform) or move it out of the transform first."
+        )
+
+
+def array_of(volume_node) -> np.ndarray:
+    """The node's voxels as an ``array[k, j, i]`` view (not copied; never written here)."""
+    slicer = _slicer()
+    if volume_node.GetImageData() is None:
+        raise MedSynthInputError(f"The volume '{volume_node.GetName()}' has no image data; load an image first.")
+    components = volume_node.GetImageData().GetNumberOfScalarComponents()
+    if components != 1:
+        raise MedSynthInputError(
+            f"The volume '{volume_node.GetName()}' has {components} components per voxel (colour or vector image); "
+            "lesion synthesis needs a scalar volume."
+        )
+    return slicer.util.arrayFromVolume(volume_node)
+
+
+def _set_array(volume_node, array: np.ndarray, geometry: Geometry) -> None:
+    slicer = _slicer()
+    volume_node.SetOrigin(*geometry.origin)
+    volume_node.SetSpacing(*geometry.spacing)
+    volume_node.SetIJKToRASDirections(geometry.direction)
+    slicer.util.updateVolumeFromArray(volume_node, np.ascontiguousarray(array))
+
+
+def output_volume(scene, array: np.ndarray, geometry: Geometry, name: str, node=None, like=None):
+    """Fill ``node`` (or a new scalar volume) with ``array`` on ``geometry``; display as ``like``."""
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    _set_array(node, array, geometry)
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    if like is not None and like.GetDisplayNode() is not None and node.GetDisplayNode() is not None:
+        source, target = like.GetDisplayNode(), node.GetDisplayNode()
+        target.SetAutoWindowLevel(source.GetAutoWindowLevel())
+        target.SetWindowLevel(source.GetWindow(), source.GetLevel())
+    return node
+
+
+def segment_array(segmentation_node, segment_id: str, reference_volume) -> np.ndarray:
+    """One segment as a uint8 0/1 ``array[k, j, i]`` on the reference volume's grid."""
+    slicer = _slicer()
+    import vtk
+
+    segmentation = segmentation_node.GetSegmentation()
+    if segmentation.GetSegment(segment_id) is None:
+        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        raise MedSynthInputError(
+            f"The segmentation '{segmentation_node.GetName()}' has no segment {segment_id!r}; its segments are: "
+            f"{', '.join(names) or 'none'}."
+        )
+    scene = segmentation_node.GetScene()
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__medsynth_temp__")
+    try:
+        ids = vtk.vtkStringArray()
+        ids.InsertNextValue(segment_id)
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                segmentation_node, ids, labelmap, reference_volume):
+            raise MedSynthInputError(f"Segment {segment_id!r} could not be exported on the volume's grid.")
+        if labelmap.GetImageData() is None:
+            return np.zeros(array_of(reference_volume).shape, np.uint8)
+        return (slicer.util.arrayFromVolume(labelmap) != 0).astype(np.uint8)
+    finally:
+        scene.RemoveNode(labelmap)
+
+
+def segment_id_by_name_or_id(segmentation_node, name_or_id: str) -> str:
+    segmentation = segmentation_node.GetSegmentation()
+    if segmentation.GetSegment(name_or_id) is not None:
+        return name_or_id
+    found = segmentation.GetSegmentIdBySegmentName(name_or_id)
+    return found or name_or_id
+
+
+def fill_segmentation(node, label_arrays: list[tuple[str, np.ndarray, tuple[float, float, float]]],
+                      geometry: Geometry, reference_volume) -> None:
+    """Replace ``node``'s segments with one segment per (name, 0/1 array, colour)."""
+    slicer = _slicer()
+    scene = node.GetScene()
+    node.GetSegmentation().RemoveAllSegments()
+    node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__medsynth_temp__")
+    try:
+        for name, array, colour in label_arrays:
+            _set_array(labelmap, array.astype(np.uint8), geometry)
+            before = node.GetSegmentation().GetNumberOfSegments()
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, node, ""):
+                raise MedSynthInputError(f"Could not add segment {name!r} to '{node.GetName()}'.")
+            segmentation = node.GetSegmentation()
+            if segmentation.GetNumberOfSegments() == before:  # empty array: add an empty segment
+                segmentation.AddEmptySegment("", name)
+            segment = segmentation.GetNthSegment(segmentation.GetNumberOfSegments() - 1)
+            segment.SetName(name)
+            segment.SetColor(*colour)
+    finally:
+        scene.RemoveNode(labelmap)
+
+
+def fill_table(node, rows: list[dict]) -> None:
+    """Replace ``node``'s columns with one row per dict (lists stored as JSON text)."""
+    import vtk
+
+    node.RemoveAllColumns()
+    if not rows:
+        return
+    table = node.GetTable()
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        column = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        column.SetName(key)
+        for v in values:
+            column.InsertNextValue(float(v) if numeric else (v if isinstance(v, str) else json.dumps(v)))
+        table.AddColumn(column)
+    node.Modified()
+
+
+def table_rows(node) -> list[dict]:
+    """Read a table node back as a list of dicts (numbers as float, text as str)."""
+    table = node.GetTable()
+    columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
+    return [{col.GetName(): col.GetValue(r) for col in columns} for r in range(table.GetNumberOfRows())]
