@@ -113,6 +113,15 @@ def _run_job(job: Job) -> dict:
             "finding": result.finding}
 
 
+def _end_torn_line(path: Path) -> None:
+    """Terminate a last line cut short by an interruption, so the next row starts cleanly."""
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+
 def _append_line(path: Path, row: dict) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
@@ -140,6 +149,7 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
     bar = _progress(total, len(done), progress)
     failures = []
     manifest = out_dir / MANIFEST
+    _end_torn_line(manifest)
     if workers <= 1:
         for job in jobs:
             _finish(job, _safe(job), manifest, failures, bar)

@@ -1,0 +1,128 @@
+"""Static checks of the Slicer modules (Slicer's Qt GUI cannot run here): every ``self.ui.X``
+exists in the .ui, every bound parameter name exists in the parameter node, combo boxes offer
+exactly the parameter's choices, and every file named in CMake exists."""
+
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ["SynthLesion", "SynthTranslate", "SynthEvaluate"]
+
+
+def _ui(module):
+    return ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui").getroot()
+
+
+def _widget_names(root):
+    return {w.get("name") for w in root.iter("widget")}
+
+
+def _bound_widgets(root):
+    bound = {}
+    for widget in root.iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bound[widget.get("name")] = (prop.find("string").text, widget)
+    return bound
+
+
+def _module_ast(module):
+    return ast.parse((ROOT / module / f"{module}.py").read_text())
+
+
+def _parameter_annotations(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list):
+            return {stmt.target.id: stmt for stmt in node.body if isinstance(stmt, ast.AnnAssign)}
+    return {}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_ui_attribute_exists(module):
+    names = _widget_names(_ui(module))
+    used = set()
+    for node in ast.walk(_module_ast(module)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "ui" and getattr(node.value.value, "id", None) == "self":
+            used.add(node.attr)
+    assert used, f"{module}.py uses no self.ui widgets"
+    assert used <= names, f"missing in {module}.ui: {sorted(used - names)}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_bound_parameter_exists(module):
+    parameters = _parameter_annotations(_module_ast(module))
+    for widget, (parameter, _) in _bound_widgets(_ui(module)).items():
+        assert parameter in parameters, f"{widget} is bound to unknown parameter {parameter!r}"
+
+
+def test_synthlesion_binds_its_gui_parameters_and_combo_choices_match():
+    tree = _module_ast("SynthLesion")
+    parameters = _parameter_annotations(tree)
+    bound = _bound_widgets(_ui("SynthLesion"))
+    bound_names = {p for p, _ in bound.values()}
+    set_in_code = {"organSegmentId"}  # the segment selector is connected by hand
+    assert set(parameters) - set_in_code <= bound_names, set(parameters) - bound_names
+    constants = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 for t in n.targets if isinstance(t, ast.Name) and t.id.isupper() and isinstance(n.value, ast.List)}
+    for widget_name, (parameter, widget) in bound.items():
+        if widget.get("class") != "QComboBox":
+            continue
+        items = [i.find("property/string").text for i in widget.findall("item")]
+        choice = next(c for c in ast.walk(parameters[parameter].annotation)
+                      if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "Choice")
+        arg = choice.args[0]
+        expected = constants[arg.id] if isinstance(arg, ast.Name) else ast.literal_eval(arg)
+        assert items == expected, widget_name
+
+
+def test_presets_in_gui_match_engine():
+    from SynthLesionLib import PRESETS
+
+    tree = _module_ast("SynthLesion")
+    names = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], "id", None) == "PRESET_NAMES")
+    assert names == list(PRESETS)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_cmake_lists_every_file_and_every_file_is_listed(module):
+    text = (ROOT / module / "CMakeLists.txt").read_text()
+    listed = {line.strip().replace("${MODULE_NAME}", module) for line in text.splitlines()
+              if line.strip().startswith("${MODULE_NAME}") or line.strip().startswith("Resources/")}
+    for path in listed:
+        assert (ROOT / module / path).is_file(), f"{module}/CMakeLists.txt lists missing {path}"
+    on_disk = {str(p.relative_to(ROOT / module)) for p in (ROOT / module / f"{module}Lib").glob("*.py")}
+    assert on_disk <= listed, f"not in {module}/CMakeLists.txt: {sorted(on_disk - listed)}"
+    assert f"{module}.py" in listed
+
+
+def test_top_level_cmake_is_a_slicer_extension():
+    text = (ROOT / "CMakeLists.txt").read_text()
+    assert "project(MedSynth)" in text and "find_package(Slicer REQUIRED)" in text
+    assert re.search(r'EXTENSION_CATEGORY "Image Synthesis"', text)
+    for module in MODULES:
+        assert f"add_subdirectory({module})" in text
+    assert "Slicer_EXTENSION_GENERATE_CONFIG" in text and "Slicer_EXTENSION_CPACK" in text
+    assert (ROOT / "Resources" / "Icons" / "MedSynth.png").is_file()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_files_follow_the_template(module):
+    classes = {n.name for n in _module_ast(module).body if isinstance(n, ast.ClassDef)}
+    assert {module, f"{module}Widget", f"{module}Logic", f"{module}Test"} <= classes
+    assert (ROOT / module / "Resources" / "Icons" / f"{module}.png").is_file()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_lib_never_touches_the_application(module):
+    for path in (ROOT / module / f"{module}Lib").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "slicer":
+                assert node.attr not in {"app", "mrmlScene", "modules"}, f"{path}:{node.lineno} uses slicer.{node.attr}"

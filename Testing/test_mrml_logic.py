@@ -1,0 +1,109 @@
+"""The node-level logic on real MRML nodes (slicer-core): what Slicer's module and console use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from SynthLesionLib import LesionConfig, MedSynthInputError
+from SynthLesionLib.logic import insert_lesions_on_nodes
+from SynthLesionLib.mrml import (array_of, fill_segmentation, geometry_of, output_volume, segment_array,
+                                 table_rows)
+
+
+@pytest.fixture
+def ct_nodes(scene, ct_phantom):
+    volume = output_volume(scene, ct_phantom.image, ct_phantom.geometry, "CT")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Organs")
+    fill_segmentation(segmentation, [("liver", ct_phantom.organ_mask("liver"), (0.8, 0.4, 0.3)),
+                                     ("vessels", ct_phantom.vessels, (0.9, 0.1, 0.1))], ct_phantom.geometry, volume)
+    return volume, segmentation
+
+
+def _segment_names(node):
+    segmentation = node.GetSegmentation()
+    return [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+
+
+def test_volume_node_round_trip_keeps_geometry(scene, ct_phantom, ct_nodes):
+    volume, segmentation = ct_nodes
+    assert geometry_of(volume).is_close(ct_phantom.geometry, 1e-6)
+    assert np.array_equal(array_of(volume), ct_phantom.image)
+    liver_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName("liver")
+    assert np.array_equal(segment_array(segmentation, liver_id, volume), ct_phantom.organ_mask("liver"))
+
+
+def test_insert_on_nodes_creates_outputs_and_leaves_inputs(scene, ct_phantom, ct_nodes):
+    volume, segmentation = ct_nodes
+    before = array_of(volume).copy()
+    segments_before = _segment_names(segmentation)
+    out = insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(size_class="small", count=2), seed=3)
+
+    assert np.array_equal(array_of(volume), before)
+    assert _segment_names(segmentation) == segments_before
+    assert out.volume is not volume and geometry_of(out.volume).is_close(geometry_of(volume), 1e-9)
+    assert np.array_equal(array_of(out.volume), out.result.image)
+    assert _segment_names(out.segmentation) == ["liver", "Lesion 1", "Lesion 2"]
+    seg = out.segmentation.GetSegmentation()
+    for record in out.result.records:
+        lesion = segment_array(out.segmentation, seg.GetSegmentIdBySegmentName(f"Lesion {record.index}"), out.volume)
+        assert np.array_equal(lesion > 0, out.result.lesion_labels == record.index)
+    rows = table_rows(out.table)
+    assert [int(r["index"]) for r in rows] == [1, 2]
+    assert rows[0]["volume_ml"] == pytest.approx(out.result.records[0].volume_ml)
+    assert "liver" in out.finding_text.GetText()
+    assert out.volume.GetAttribute("MedSynth.seed") == "3"
+
+
+def test_existing_output_nodes_are_filled_and_one_lesion_segment(scene, ct_nodes):
+    volume, segmentation = ct_nodes
+    out_volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "mine")
+    out_seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "mine seg")
+    out = insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(count=3, size_class="tiny"), seed=1,
+                                  output_volume_node=out_volume, output_segmentation=out_seg, one_lesion_segment=True)
+    assert out.volume is out_volume and out.segmentation is out_seg
+    assert _segment_names(out_seg) == ["liver", "Lesion"]
+    # running again replaces, never accumulates
+    insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(count=1, size_class="tiny"), seed=2,
+                            output_volume_node=out_volume, output_segmentation=out_seg)
+    assert _segment_names(out_seg) == ["liver", "Lesion 1"]
+
+
+def test_markup_points_place_the_lesions(scene, ct_phantom, ct_nodes):
+    volume, segmentation = ct_nodes
+    liver = np.argwhere(ct_phantom.organ_mask("liver") & ~ct_phantom.vessels)
+    points = [liver[len(liver) // 3], liver[2 * len(liver) // 3]]
+    markups = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "centres")
+    for kji in points:
+        markups.AddControlPoint(*ct_phantom.geometry.kji_to_ras(kji))
+    out = insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(size_class="tiny"), seed=0, markups=markups)
+    assert [out.result.lesion_labels[tuple(p)] for p in points] == [1, 2]
+
+
+def test_avoid_segment_keeps_lesions_off_it(scene, ct_phantom, ct_nodes):
+    volume, segmentation = ct_nodes
+    overlap = 0
+    for seed in range(4):
+        out = insert_lesions_on_nodes(volume, segmentation, "liver",
+                                      LesionConfig(size_class="medium", avoid_vessels=False, mass_effect=0),
+                                      seed=seed, avoid_segment="vessels")
+        centre = np.round(ct_phantom.geometry.ras_to_kji(out.result.records[0].centre_ras)).astype(int)
+        overlap += int(ct_phantom.vessels[tuple(centre)])
+    assert overlap == 0
+
+
+def test_bad_node_input(scene, ct_nodes):
+    volume, segmentation = ct_nodes
+    with pytest.raises(MedSynthInputError, match="no segment 'spleen'.*liver, vessels"):
+        insert_lesions_on_nodes(volume, segmentation, "spleen")
+    with pytest.raises(MedSynthInputError, match="also an input"):
+        insert_lesions_on_nodes(volume, segmentation, "liver", output_volume_node=volume)
+    with pytest.raises(MedSynthInputError, match="Select an input volume"):
+        insert_lesions_on_nodes(None, segmentation, "liver")
+    empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
+    with pytest.raises(MedSynthInputError, match="no image data"):
+        insert_lesions_on_nodes(empty, segmentation, "liver")
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "t")
+    volume.SetAndObserveTransformNodeID(transform.GetID())
+    with pytest.raises(MedSynthInputError, match="harden the transform"):
+        insert_lesions_on_nodes(volume, segmentation, "liver")
