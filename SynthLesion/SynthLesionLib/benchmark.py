@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import LesionConfig
+from .errors import PlacementError
 from .phantom import make_ct_phantom
 from .sizes import SIZE_CLASSES
 from .synthesizer import synthesize_lesions
@@ -25,9 +26,9 @@ def _median_seconds(function, repeats: int) -> float:
     for _ in range(repeats):
         gc.collect()
         start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        if function() is not False:  # False: the call failed and is not timed
+            times.append(time.perf_counter() - start)
+    return float(np.median(times)) if times else float("nan")
 
 
 def _peak_extra_bytes(function) -> int:
@@ -56,9 +57,14 @@ def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "
     for size_class in size_classes:
         seeds = iter(range(1000))
         config = LesionConfig(preset=preset, size_class=size_class)
+        failures = []
 
         def insert():
-            synthesize_lesions(image, organ, geometry, config, seed=next(seeds))
+            try:
+                synthesize_lesions(image, organ, geometry, config, seed=next(seeds))
+            except PlacementError as error:  # an organ too small for the class: count, don't time
+                failures.append(str(error))
+                return False
 
         insert()  # warm-up: imports, first-call allocations
         seconds = _median_seconds(insert, repeats)
@@ -68,6 +74,7 @@ def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "
             "ratio_to_copy": round(seconds / copy_s, 2),
             "peak_extra_mb": round(peak / 2**20, 2),
             "peak_extra_ratio_to_volume": round(peak / image.nbytes, 2),
+            "placement_failures": len(failures),
         }
     return result
 
@@ -94,3 +101,29 @@ def bench_files(image_path: Path, mask_path: Path, label: int | None, preset: st
 
 def main_print(result: dict) -> None:
     print(json.dumps(result, indent=2))
+
+
+def real_data_previews(data_dir: Path, out_dir: Path, seed: int = 1) -> dict:
+    """Lesions of every size class on the real CT (and medium ones on the real MR), as PNGs.
+
+    Returns, per image, the lesions' measured figures so that plausibility can be judged.
+    """
+    from .files import synthesize_files
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    report = {}
+    inputs = [("ct", "case01_ct3mm", "ct-liver", [*SIZE_CLASSES]), ("mr", "case03_mr3mm", "mr-liver", ["small", "medium"])]
+    for tag, stem, preset, classes in inputs:
+        image, mask = data_dir / f"{stem}_image.nii.gz", data_dir / f"{stem}_liver.nii.gz"
+        if not image.exists():
+            continue
+        for size_class in classes:
+            name = f"{tag}_{size_class}"
+            result, _ = synthesize_files(image, mask, out_dir / f"{name}_image.nii.gz", out_dir / f"{name}_label.nii.gz",
+                                         LesionConfig(preset=preset, size_class=size_class, count=2 if size_class != "large" else 1),
+                                         seed, record_path=out_dir / f"{name}_record.json",
+                                         preview_path=out_dir / f"{name}_preview.png")
+            report[name] = [{"diameter_mm": r.equivalent_diameter_mm, "volume_ml": r.volume_ml,
+                             "contrast": r.contrast_measured, "organ_median": r.organ_median,
+                             "location": r.location, "attempts": r.placement_attempts} for r in result.records]
+    return report

@@ -64,6 +64,10 @@ def _cmd_bench(args) -> int:
         result = {"phantom": bench_phantom(args.repeats)} if args.with_phantom else {}
         result["real_ct"] = bench_files(data / "case01_ct3mm_image.nii.gz", data / "case01_ct3mm_liver.nii.gz",
                                         None, "ct-liver", args.repeats)
+        if args.preview_dir is not None:
+            from .benchmark import real_data_previews
+
+            result["previews"] = {"folder": str(args.preview_dir), "lesions": real_data_previews(data, args.preview_dir)}
     print(json.dumps(result, indent=2))
     return 0
 
@@ -109,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", type=Path, help="folder like ../shared/data/abdomen_ct to bench on real CT")
     bench.add_argument("--with-phantom", action="store_true", help="with --data: also run the phantom benchmark")
     bench.add_argument("--repeats", type=int, default=15)
+    bench.add_argument("--preview-dir", type=Path, help="with --data: write PNGs of lesions on the real CT and MR here")
     bench.set_defaults(run=_cmd_bench)
 
     demo = sub.add_parser("demo", help="run on a built-in CT phantom (no data needed)")

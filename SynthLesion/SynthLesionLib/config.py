@@ -27,7 +27,8 @@ class LesionConfig:
         avoid_vessels: reject positions with vessels inside the lesion.
         vessel_threshold_sd: vessels are above median + this many organ sd (smoothed image).
         centres_ras: lesion centres (RAS, mm) instead of random placement.
-        max_attempts: random positions tried per lesion before giving up.
+        max_attempts: random positions tried per lesion before giving up, shared by up to
+            8 draws of the lesion (a size that fits nowhere is drawn again within its class).
     """
 
     preset: str = "ct-liver"

@@ -57,9 +57,8 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
     if record_path is not None:
         write_json_atomic(record_path, result.case_record)
     if preview_path is not None:
-        preset = get_preset(config.preset)
-        organ = result.case_record["organ"]
+        window = window_for(get_preset(config.preset).modality, result.case_record["organ"]["median"])
         lesion_preview(preview_path, result.image, result.organ_mask, result.lesion_labels, geometry,
-                       result.records, window_for(preset.modality, organ["median"], organ["robust_sd"]))
+                       result.records, window)
     return result, FileOutputs(out_image, out_label, record_path, preview_path)
 

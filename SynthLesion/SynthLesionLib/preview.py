@@ -26,8 +26,11 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def render_slices(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray, geometry: Geometry,
-                  slices_k: list[int], window: tuple[float, float]) -> np.ndarray:
-    """RGB uint8 panel (slices side by side) with outlines; ``window`` is (level, width)."""
+                  slices_k: list[int], window: tuple[float, float], min_size_px: int = 360) -> np.ndarray:
+    """RGB uint8 panel (slices side by side) with outlines; ``window`` is (level, width).
+
+    Outlines are drawn on the voxel grid, then the panel is enlarged to at least
+    ``min_size_px`` pixels high."""
     level, width = window
     panels = []
     for k in slices_k:
@@ -42,7 +45,9 @@ def render_slices(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray, geo
     if abs(aspect - 1.0) > 0.01:
         rows = np.clip(np.round(np.arange(int(panel.shape[0] * aspect)) / aspect).astype(int), 0, panel.shape[0] - 1)
         panel = panel[rows]
-    return panel
+    # coarse grids (e.g. 3 mm) give tiny pictures: enlarge by whole pixels, voxels stay visible
+    factor = max(1, int(np.ceil(min_size_px / min(panel.shape[:2]))))
+    return np.repeat(np.repeat(panel, factor, axis=0), factor, axis=1)
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
@@ -58,14 +63,18 @@ def write_png(path: str | Path, rgb: np.ndarray) -> Path:
 
 
 def lesion_preview(path: str | Path, image: np.ndarray, organ: np.ndarray, lesions: np.ndarray,
-                   geometry: Geometry, records, window: tuple[float, float], max_panels: int = 4) -> Path:
+                   geometry: Geometry, records, window: tuple[float, float] | None, max_panels: int = 4) -> Path:
     """Write a PNG with one axial slice through the centre of each of the first lesions."""
     slices = sorted({int(r.centre_ijk[2]) for r in records})[:max_panels] or [image.shape[0] // 2]
+    if window is None:
+        low, high = np.percentile(image[slices], [1.0, 99.5])
+        window = ((low + high) / 2.0, max(high - low, 1e-6))
     return write_png(path, render_slices(image, organ, lesions, geometry, slices, window))
 
 
-def window_for(modality: str, organ_median: float, organ_sd: float) -> tuple[float, float]:
-    """A soft-tissue window: CT W400 centred on the organ, MR +-6 sd around the organ."""
+def window_for(modality: str, organ_median: float) -> tuple[float, float] | None:
+    """CT: soft-tissue window W400 centred on the organ.  MR has no absolute scale: None,
+    meaning the 1st-99.5th percentile of the slices shown."""
     if modality == "CT":
         return organ_median, 400.0
-    return organ_median, max(12.0 * organ_sd, 1.0)
+    return None

@@ -37,6 +37,7 @@ class LesionRecord:
     mass_effect: float
     mass_effect_max_push_mm: float
     placement_attempts: int
+    lesion_draws: int
     volume_ml: float
     equivalent_diameter_mm: float
     mean_intensity: float

@@ -112,25 +112,16 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     avoid = None if avoid_mask is None else np.asarray(avoid_mask) != 0
 
     records = []
+    strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
     for index, lesion_seed in enumerate(lesion_seeds, start=1):
         rng = np.random.default_rng(lesion_seed)
-        drawn = _draw(config, preset, stats, rng, shape_templates)
         if config.centres_ras is not None:
-            centre = _given_centre(config.centres_ras[index - 1], geometry, organ, index)
-            attempts = 0
+            drawn = _draw(config, preset, stats, rng, shape_templates)
+            centre, attempts, draws = _given_centre(config.centres_ras[index - 1], geometry, organ, index), 0, 1
         else:
-            radius = drawn.diameter_mm / 2.0
-            if stats.volume_ml * 1000.0 < np.pi / 6.0 * drawn.diameter_mm ** 3:
-                raise PlacementError(
-                    f"The organ (about {stats.volume_ml:.1f} mL) is smaller than one "
-                    f"{drawn.size_class} lesion ({drawn.diameter_mm:.0f} mm, "
-                    f"{np.pi / 6 * drawn.diameter_mm ** 3 / 1000:.1f} mL). Choose a smaller size class."
-                )
-            placement = find_centre(out, organ.view(bool), lesions, geometry.spacing_kji, stats, radius,
-                                    vessels, avoid, rng, config.max_attempts)
-            centre, attempts = placement.centre_kji, placement.attempts
-        strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
-        records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts,
+            drawn, centre, attempts, draws = _draw_and_place(config, preset, stats, rng, shape_templates, out, organ,
+                                                             lesions, geometry, vessels, avoid)
+        records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
                                geometry, stats, preset, rng))
 
     case_record = {
@@ -149,6 +140,35 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     finding = finding_text(records, preset.organ, preset.modality, preset.units)
     case_record["finding"] = finding
     return SynthesisResult(out, organ, lesions, records, case_record, finding)
+
+
+#: a lesion whose drawn size fits nowhere is redrawn (size within its class) this many times
+MAX_DRAWS = 8
+
+
+def _draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, geometry, vessels, avoid):
+    """Draw a lesion and find it a place; when no position fits the drawn size, draw again.
+
+    Returns (drawn, centre_kji, placement attempts in all, number of draws)."""
+    attempts_per_draw = max(config.max_attempts // MAX_DRAWS, 1)
+    total_attempts = 0
+    for draw in range(1, MAX_DRAWS + 1):
+        drawn = _draw(config, preset, stats, rng, templates)
+        lesion_ml = np.pi / 6.0 * drawn.diameter_mm ** 3 / 1000.0
+        if stats.volume_ml < lesion_ml:
+            error = PlacementError(
+                f"The organ (about {stats.volume_ml:.1f} mL) is smaller than one {drawn.size_class} lesion "
+                f"({drawn.diameter_mm:.0f} mm, {lesion_ml:.1f} mL). Choose a smaller size class.")
+            continue
+        try:
+            placement = find_centre(out, organ.view(bool), lesions, geometry.spacing_kji, stats,
+                                    drawn.diameter_mm / 2.0, vessels, avoid, rng, attempts_per_draw)
+        except PlacementError as failure:
+            error = failure
+            total_attempts += attempts_per_draw
+            continue
+        return drawn, placement.centre_kji, total_attempts + placement.attempts, draw
+    raise PlacementError(f"{error} (Sizes from the class were drawn {MAX_DRAWS} times; none fitted.)")
 
 
 def regenerate(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry, case_record: dict,
@@ -211,7 +231,7 @@ def _draw(config: LesionConfig, preset: Preset, stats: OrganStatistics, rng: np.
 
 
 def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int, centre: np.ndarray,
-            drawn: _Drawn, strength: float, attempts: int, geometry: Geometry, stats: OrganStatistics,
+            drawn: _Drawn, strength: float, attempts: int, draws: int, geometry: Geometry, stats: OrganStatistics,
             preset: Preset, rng: np.random.Generator) -> LesionRecord:
     spacing = geometry.spacing_kji
     mean_radius = drawn.diameter_mm / 2.0
@@ -277,6 +297,7 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
         mass_effect=strength,
         mass_effect_max_push_mm=round(push, 3),
         placement_attempts=attempts,
+        lesion_draws=draws,
         volume_ml=round(volume_mm3 / 1000.0, 5),
         equivalent_diameter_mm=round(equivalent_diameter_mm(volume_mm3), 3),
         mean_intensity=round(mean_intensity, 3),
