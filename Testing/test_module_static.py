@@ -126,3 +126,22 @@ def test_lib_never_touches_the_application(module):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "slicer":
                 assert node.attr not in {"app", "mrmlScene", "modules"}, f"{path}:{node.lineno} uses slicer.{node.attr}"
+
+
+def test_dependency_check_imports_without_scipy():
+    """Slicer may lack SciPy: the module must load and offer to install it, not crash."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'scipy' or name.startswith('scipy.'): raise ImportError('no scipy here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from SynthLesionLib.dependencies import missing_requirements\n"
+        "import SynthLesionLib\n"
+        "print(SynthLesionLib.__version__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,19 +1,44 @@
-"""SynthLesionLib: lesion synthesis engine of MedSynth (numpy/scipy only, no Slicer needed)."""
+"""SynthLesionLib: lesion synthesis engine of MedSynth (numpy/scipy only, no Slicer needed).
+
+Public names are imported on first use (PEP 562), so that ``SynthLesionLib.dependencies``
+can be imported, and missing packages offered for installation, before SciPy is needed.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-from .config import LesionConfig  # noqa: E402
-from .errors import MedSynthInputError, PlacementError  # noqa: E402
-from .geometry import Geometry  # noqa: E402
-from .phantom import ORGAN_LABELS, Phantom, make_ct_phantom, make_mr_phantom, make_phantom  # noqa: E402
-from .presets import PRESETS, Preset, get_preset  # noqa: E402
-from .records import LesionRecord  # noqa: E402
-from .shape import ShapeTemplate  # noqa: E402
-from .sizes import SIZE_CLASSES  # noqa: E402
-from .synthesizer import SynthesisResult, regenerate, synthesize_lesions  # noqa: E402
+_PUBLIC = {
+    "LesionConfig": "config",
+    "MedSynthInputError": "errors",
+    "PlacementError": "errors",
+    "Geometry": "geometry",
+    "ORGAN_LABELS": "phantom",
+    "Phantom": "phantom",
+    "make_ct_phantom": "phantom",
+    "make_mr_phantom": "phantom",
+    "make_phantom": "phantom",
+    "PRESETS": "presets",
+    "Preset": "presets",
+    "get_preset": "presets",
+    "LesionRecord": "records",
+    "ShapeTemplate": "shape",
+    "SIZE_CLASSES": "sizes",
+    "SynthesisResult": "synthesizer",
+    "regenerate": "synthesizer",
+    "synthesize_lesions": "synthesizer",
+}
 
-__all__ = [
-    "Geometry", "LesionConfig", "LesionRecord", "MedSynthInputError", "ORGAN_LABELS", "PRESETS", "Phantom",
-    "PlacementError", "Preset", "SIZE_CLASSES", "ShapeTemplate", "SynthesisResult", "get_preset",
-    "make_ct_phantom", "make_mr_phantom", "make_phantom", "regenerate", "synthesize_lesions",
-]
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_PUBLIC))
