@@ -144,7 +144,9 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _checkCanApply(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        self.ui.organSegmentSelector.setSegmentationNode(p.inputSegmentation if p else None)
+        segmentation = p.inputSegmentation if p else None
+        if self.ui.organSegmentSelector.currentNode() != segmentation:  # avoid a signal loop
+            self.ui.organSegmentSelector.setSegmentationNode(segmentation)
         problem = None
         if not p or not p.inputVolume:
             problem = _("Select an input volume.")

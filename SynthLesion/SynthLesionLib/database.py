@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -154,7 +155,8 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
         for job in jobs:
             _finish(job, _safe(job), manifest, failures, bar)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: forking a multi-threaded process (Slicer, VTK, BLAS) can deadlock
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             pending = {pool.submit(_safe, job): job for job in jobs}
             try:
                 while pending:

@@ -72,7 +72,7 @@ def finding_text(records: list[LesionRecord], organ: str, modality: str, units: 
     type_words = " and ".join(_TYPE_WORDS.get(modality, _TYPE_WORDS["CT"])[t] for t in types)
     n = len(records)
     parts = [f"{_count_words(n).capitalize()} synthetic {type_words} lesion{'s' if n > 1 else ''} in the {organ}."]
-    for r in sorted(records, key=lambda r: -r.equivalent_diameter_mm):
+    for r in records:
         extras = []
         if r.capsule_contrast:
             extras.append("with a capsule")
