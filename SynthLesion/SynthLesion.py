@@ -205,22 +205,41 @@ class SynthLesionLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SynthLesionParameterNode(super().getParameterNode())
 
-    def process(self, parameters):
+    def run(self, inputVolume, segmentation, organSegment: str, sizeClass: str = "small", count: int = 1,
+            seed: int = 0, preset: str = "ct-liver", **options):
+        """Insert lesions into ``inputVolume`` inside ``organSegment`` (ID or name); plain arguments,
+        for the Python console::
+
+            logic = slicer.util.getModuleLogic("SynthLesion")
+            out = logic.run(getNode("CT"), getNode("Segmentation"), "liver", sizeClass="medium", count=2, seed=1)
+
+        ``options``: any ``LesionConfig`` field (lesion_type, mass_effect, capsule, avoid_vessels, ...)
+        and any keyword of ``SynthLesionLib.logic.insert_lesions_on_nodes`` (output nodes, markups,
+        one_lesion_segment, avoid_segment).  Returns ``NodeOutputs`` (volume, segmentation, table,
+        finding_text, result).  Input nodes are not modified.
+        """
+        from dataclasses import fields
+
         from SynthLesionLib import LesionConfig
         from SynthLesionLib.logic import insert_lesions_on_nodes
 
-        config = LesionConfig(
+        config_names = {f.name for f in fields(LesionConfig)}
+        config = LesionConfig(preset=preset, size_class=sizeClass, count=count,
+                              **{k: v for k, v in options.items() if k in config_names})
+        node_options = {k: v for k, v in options.items() if k not in config_names}
+        logging.info(f"SynthLesion: {config}")
+        return insert_lesions_on_nodes(inputVolume, segmentation, organSegment, config, seed, **node_options)
+
+    def process(self, parameters):
+        """Run with the GUI's parameter node."""
+        return self.run(
+            parameters.inputVolume, parameters.inputSegmentation, parameters.organSegmentId,
+            sizeClass=parameters.sizeClass, count=parameters.lesionCount, seed=parameters.seed,
             preset=parameters.preset,
-            size_class=parameters.sizeClass,
-            count=parameters.lesionCount,
             lesion_type=None if parameters.lesionType == "preset" else parameters.lesionType,
             mass_effect=parameters.massEffect,
             capsule={"auto": None, "yes": True, "no": False}[parameters.capsule],
             avoid_vessels=parameters.avoidVessels,
-        )
-        logging.info(f"SynthLesion: {config}")
-        return insert_lesions_on_nodes(
-            parameters.inputVolume, parameters.inputSegmentation, parameters.organSegmentId, config, parameters.seed,
             output_volume_node=parameters.outputVolume, output_segmentation=parameters.outputSegmentation,
             output_table=parameters.outputTable, one_lesion_segment=parameters.oneLesionSegment,
             markups=parameters.markups if parameters.useMarkups else None)

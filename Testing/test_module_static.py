@@ -145,3 +145,22 @@ def test_dependency_check_imports_without_scipy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_logic_process_passes_only_known_options():
+    """``process`` forwards GUI values to ``run`` by keyword: each must exist downstream."""
+    import inspect
+    from dataclasses import fields
+
+    from SynthLesionLib import LesionConfig
+    from SynthLesionLib.logic import insert_lesions_on_nodes
+
+    tree = _module_ast("SynthLesion")
+    logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "SynthLesionLogic")
+    methods = {f.name: f for f in logic.body if isinstance(f, ast.FunctionDef)}
+    run_parameters = {a.arg for a in methods["run"].args.args}
+    call = next(n for n in ast.walk(methods["process"]) if isinstance(n, ast.Call)
+                and getattr(n.func, "attr", None) == "run")
+    known = run_parameters | {f.name for f in fields(LesionConfig)} | set(inspect.signature(insert_lesions_on_nodes).parameters)
+    keywords = {k.arg for k in call.keywords}
+    assert keywords and keywords <= known, keywords - known

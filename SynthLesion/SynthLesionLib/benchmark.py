@@ -127,3 +127,35 @@ def real_data_previews(data_dir: Path, out_dir: Path, seed: int = 1) -> dict:
                              "contrast": r.contrast_measured, "organ_median": r.organ_median,
                              "location": r.location, "attempts": r.placement_attempts} for r in result.records]
     return report
+
+
+def brain_shape_bank_preview(data_root: Path, out_dir: Path, bank_size: int = 12, seed: int = 3) -> dict | None:
+    """Real stroke-lesion shapes (a shape bank) inserted into the real MNI T1 template.
+
+    Brain = arterial-territory atlas > 0; preset mr-brain, hypointense (T1 infarct-like).
+    Returns the lesions' figures, or None when the data folder is not there.
+    """
+    from .files import synthesize_files
+    from .imageio import read_volume
+    stroke = Path(data_root) / "stroke_lesions_mni"
+    if not (stroke / "lesion_volumes.csv").exists():
+        return None
+    import csv
+
+    with (stroke / "lesion_volumes.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if 3000 <= int(r["lesion_voxels_1mm3"]) <= 40000]
+    paths = [stroke / r["file"] for r in rows[:bank_size]]
+    out_dir = Path(out_dir)
+    atlas, geometry = read_volume(stroke / "ArterialAtlas136.nii.gz")
+    from .imageio import write_volume
+
+    brain = write_volume(out_dir / "brain_mask.nii.gz", (atlas > 0).astype("uint8"), geometry)
+    result, _ = synthesize_files(stroke / "template_mni152_2009a_T1_on_lesion_grid.nii.gz", brain,
+                                 out_dir / "brain_image.nii.gz", out_dir / "brain_label.nii.gz",
+                                 LesionConfig(preset="mr-brain", size_class="medium", count=2, lesion_type="hypo"),
+                                 seed, record_path=out_dir / "brain_record.json",
+                                 preview_path=out_dir / "brain_preview.png", shape_masks=paths)
+    return {"bank": [p.name for p in paths],
+            "lesions": [{"template": r.shape_template, "diameter_mm": r.equivalent_diameter_mm,
+                         "volume_ml": r.volume_ml, "contrast": r.contrast_measured, "organ_median": r.organ_median}
+                        for r in result.records]}

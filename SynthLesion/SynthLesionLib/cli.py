@@ -67,7 +67,10 @@ def _cmd_bench(args) -> int:
         if args.preview_dir is not None:
             from .benchmark import real_data_previews
 
-            result["previews"] = {"folder": str(args.preview_dir), "lesions": real_data_previews(data, args.preview_dir)}
+            from .benchmark import brain_shape_bank_preview
+
+            result["previews"] = {"folder": str(args.preview_dir), "lesions": real_data_previews(data, args.preview_dir),
+                                  "brain_shape_bank": brain_shape_bank_preview(data.parent, args.preview_dir)}
     print(json.dumps(result, indent=2))
     return 0
 

@@ -89,8 +89,10 @@ PRESETS: dict[str, Preset] = {
             description="Brain lesions on MR (e.g. T1: hypointense infarcts/tumours; "
             "T2/FLAIR: use 'hyper').",
             organ_median_range=(-1e12, 1e12),
-            contrast={"hypo": (-3.5, -1.2), "iso": (-0.3, 0.3), "hyper": (1.2, 3.5)},
+            contrast={"hypo": (-3.0, -1.0), "iso": (-0.3, 0.3), "hyper": (1.0, 3.0)},
             capsule_contrast=(0.5, 1.5), capsule_probability=0.1,
+            # the brain's spread is grey/white-matter contrast, not noise: a gentler texture
+            texture_sd_factor=(0.25, 0.5), texture_grain_mm=(2.0, 5.0),
             vessel_threshold_sd=None, mass_effect=20.0,
         ),
         Preset(

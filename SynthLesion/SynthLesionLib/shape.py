@@ -15,7 +15,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from .errors import MedSynthInputError
-from .patch import Box
+from .patch import Box, bounding_slices
 from .resample import apply_separable, coarse_grid, cubic_matrix
 from .sizes import equivalent_diameter_mm
 
@@ -47,6 +47,7 @@ class ShapeTemplate:
                 f"{mask.shape} with {int(mask.sum())} voxels set."
             )
         spacing = np.asarray(spacing_kji, dtype=float)
+        mask = mask[bounding_slices(mask, np.zeros(3, int))]  # the distance map needs the lesion only
         padded = np.pad(mask, 2)
         inside = ndimage.distance_transform_edt(padded, sampling=spacing)
         outside = ndimage.distance_transform_edt(~padded, sampling=spacing)
