@@ -92,6 +92,27 @@ def test_only_the_lesion_neighbourhood_changes(ct_phantom):
     assert np.all(np.abs(changed.mean(axis=0) - centre) * spacing < 10.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int32, np.float32, np.uint16])
+def test_untouched_voxels_stay_bit_identical_in_any_dtype(ct_phantom, dtype):
+    from scipy import ndimage
+
+    if dtype == np.float64:
+        image, preset = ct_phantom.image + 0.123456789, "ct-liver"  # not representable in float32
+    elif dtype == np.int32:
+        image, preset = (ct_phantom.image.astype(np.int32) + 1024) * 4099, "mr-liver"  # beyond float32's integers
+    else:
+        image, preset = (ct_phantom.image.astype(dtype) + (1024 if dtype == np.uint16 else 0)), \
+            ("mr-liver" if dtype == np.uint16 else "ct-liver")
+    result = synthesize_lesions(image, ct_phantom.organ_mask("liver"), ct_phantom.geometry,
+                                LesionConfig(size_class="small", mass_effect=0, preset=preset, capsule=False), seed=1)
+    assert result.image.dtype == image.dtype
+    changed = result.image != image
+    # every changed voxel lies within the Gaussian edge kernel's support (SciPy: 4 sigma)
+    distance = ndimage.distance_transform_edt(result.lesion_labels == 0, sampling=ct_phantom.geometry.spacing_kji)
+    reach = 4.0 * result.records[0].edge_blur_mm + ct_phantom.geometry.spacing.max()
+    assert changed.any() and distance[changed].max() <= reach
+
+
 def test_mass_effect_moves_the_organ_boundary_only_when_asked(ct_phantom):
     none = _insert(ct_phantom, seed=8, size_class="medium", mass_effect=0)
     strong = _insert(ct_phantom, seed=8, size_class="medium", mass_effect=100)

@@ -239,7 +239,7 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
     if strength > 0:
         reach = max(reach, mass_effect_support_mm(mean_radius))
     box = box_around(centre, reach, spacing, out.shape)
-    region = out[box.slices].astype(np.float32)
+    region = out[box.slices].astype(_working_dtype(out.dtype))
     organ_box = organ[box.slices]  # views: mass effect and labels write through
     lesion_box = lesions[box.slices]
     level = shape_level(box, spacing, drawn.shape, rng)
@@ -304,6 +304,12 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
         organ_median=round(stats.median, 3),
         contrast_measured=round(mean_intensity - stats.median, 3),
     )
+
+
+def _working_dtype(dtype: np.dtype) -> type:
+    """float32 when it holds every value of ``dtype`` exactly (int16, uint16, float32...),
+    else float64, so that voxels the lesion does not touch come back bit-identical."""
+    return np.float32 if np.can_cast(dtype, np.float32, casting="safe") else np.float64
 
 
 def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
