@@ -133,9 +133,12 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            self.ui.organSegmentSelector.setSegmentationNode(self._parameterNode.inputSegmentation)
-            if self._parameterNode.organSegmentId:
-                self.ui.organSegmentSelector.setCurrentSegmentID(self._parameterNode.organSegmentId)
+            # read the saved segment first: setting the node selects its first segment and
+            # reports that through onOrganSegmentChanged
+            savedSegmentId = self._parameterNode.organSegmentId
+            self.ui.organSegmentSelector.setCurrentNode(self._parameterNode.inputSegmentation)
+            if savedSegmentId:
+                self.ui.organSegmentSelector.setCurrentSegmentID(savedSegmentId)
             self._checkCanApply()
 
     def onOrganSegmentChanged(self, segmentId) -> None:
@@ -146,7 +149,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         segmentation = p.inputSegmentation if p else None
         if self.ui.organSegmentSelector.currentNode() != segmentation:  # avoid a signal loop
-            self.ui.organSegmentSelector.setSegmentationNode(segmentation)
+            self.ui.organSegmentSelector.setCurrentNode(segmentation)
         problem = None
         if not p or not p.inputVolume:
             problem = _("Select an input volume.")

@@ -164,3 +164,29 @@ def test_logic_process_passes_only_known_options():
     known = run_parameters | {f.name for f in fields(LesionConfig)} | set(inspect.signature(insert_lesions_on_nodes).parameters)
     keywords = {k.arg for k in call.keywords}
     assert keywords and keywords <= known, keywords - known
+
+
+#: members a module may use on its widgets, per class, as declared in Qt and Slicer's headers
+#: (qMRMLSegmentSelectorWidget.h, qMRMLNodeComboBox.h); extend when the GUI uses more.
+WIDGET_MEMBERS = {
+    "qMRMLSegmentSelectorWidget": {"connect", "currentNode", "currentNodeID", "currentSegmentID", "setCurrentNode",
+                                   "setCurrentNodeID", "setCurrentSegmentID", "noneEnabled", "setNoneEnabled",
+                                   "segmentationNodeSelectorVisible", "setSegmentationNodeSelectorVisible",
+                                   "setMRMLScene", "enabled"},
+    "qMRMLNodeComboBox": {"connect", "currentNode", "setCurrentNode", "currentNodeID", "setCurrentNodeID",
+                          "setMRMLScene", "enabled"},
+    "QPushButton": {"connect", "enabled", "toolTip", "text", "checked", "setEnabled"},
+    "QPlainTextEdit": {"setPlainText", "toPlainText", "plainText", "clear", "appendPlainText"},
+    "QLabel": {"text", "setText"},
+}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_widget_members_exist_on_their_class(module):
+    classes = {w.get("name"): w.get("class") for w in _ui(module).iter("widget")}
+    for node in ast.walk(_module_ast(module)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                and isinstance(node.value.value, ast.Attribute) and node.value.value.attr == "ui":
+            widget_class = classes[node.value.attr]
+            assert widget_class in WIDGET_MEMBERS, f"add {widget_class}'s members to WIDGET_MEMBERS"
+            assert node.attr in WIDGET_MEMBERS[widget_class], f"{widget_class} has no member {node.attr!r}"
