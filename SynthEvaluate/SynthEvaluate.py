@@ -5,8 +5,12 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 
 NOT_AVAILABLE = _(
-    "SynthEvaluate is not available in this version of MedSynth: nothing in it runs yet. Planned: "
-    "Judging synthetic data: image metrics, distribution distances, GAN-train/GAN-test, augmentation studies with confidence intervals, and reader studies. Use SynthLesion meanwhile."
+    "The SynthEvaluate panel is not available in this version of MedSynth. Its metric library is: "
+    "from the Python console, SynthEvaluateLib gives image fidelity (PSNR, SSIM, RMSE, MAE, in a mask), "
+    "segmentation metrics (Dice, surface Dice in mm, HD95, lesion-wise and per-scan detection), "
+    "classification metrics (sensitivity, specificity, AUC with DeLong intervals and tests, McNemar) and "
+    "bootstrap confidence intervals. Planned: distribution distances, GAN-train/GAN-test, augmentation "
+    "studies, reader studies and reports."
 )
 
 

@@ -9,6 +9,7 @@ import importlib.util
 REQUIRED = {"scipy": "scipy>=1.10"}
 
 
-def missing_requirements() -> list[str]:
-    """pip requirements whose packages cannot be imported in this Python."""
-    return [req for name, req in REQUIRED.items() if importlib.util.find_spec(name) is None]
+def missing_requirements(required: dict[str, str] = REQUIRED) -> list[str]:
+    """pip requirements (``required``: import name -> requirement) whose packages cannot be
+    imported in this Python."""
+    return [req for name, req in required.items() if importlib.util.find_spec(name) is None]
