@@ -228,3 +228,11 @@ def test_overlapping_train_and_test_sets_are_refused():
     check_disjoint({k: images[k] for k in ("case0", "case1")}, {k: images[k] for k in ("case2", "case3")})
     with pytest.raises(MedSynthInputError, match="case3 = training case0"):
         check_disjoint({"case0": images["case0"]}, {"case3": images["case0"].copy()})
+
+
+def test_benchmark_gives_the_baselines_numbers():
+    from SynthEvaluateLib.benchmark import bench_evaluate
+
+    result = bench_evaluate(shape=(24, 96, 96), spacing=(2.5, 0.8, 0.8))
+    assert 0.0 < result["surface_metrics"]["nsd_2mm"] < 1.0  # the numbers equal the baseline's (asserted inside)
+    assert result["bootstrap_10000"]["ci"][0] < 0.8 < result["bootstrap_10000"]["ci"][1]
