@@ -5,13 +5,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# the CPU build of torch that lies on this project's machines; any torch >= 2.2 works
+TORCH  ?= torch==2.13.0
 
 .PHONY: demo test bench bench-real clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test,deep]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -236,3 +236,52 @@ def test_benchmark_gives_the_baselines_numbers():
     result = bench_evaluate(shape=(24, 96, 96), spacing=(2.5, 0.8, 0.8))
     assert 0.0 < result["surface_metrics"]["nsd_2mm"] < 1.0  # the numbers equal the baseline's (asserted inside)
     assert result["bootstrap_10000"]["ci"][0] < 0.8 < result["bootstrap_10000"]["ci"][1]
+
+
+# --- distribution distances -------------------------------------------------------------
+
+def test_frechet_distance_of_shifted_sets_is_the_squared_shift():
+    from SynthEvaluateLib.distances import frechet_distance
+
+    features = np.random.default_rng(8).normal(size=(300, 6))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    shift = np.array([1.0, -2.0, 0, 0, 0.5, 0])
+    assert frechet_distance(features, features + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
+
+
+def test_kid_and_prdc_separate_equal_from_different_distributions():
+    from SynthEvaluateLib.distances import kernel_inception_distance, precision_recall_density_coverage
+
+    rng = np.random.default_rng(9)
+    real, same, other = rng.normal(size=(200, 8)), rng.normal(size=(200, 8)), rng.normal(1.5, 1, size=(200, 8))
+    assert abs(kernel_inception_distance(real, same)["kid"]) < 0.05 < kernel_inception_distance(real, other)["kid"]
+    identical = precision_recall_density_coverage(real, real)
+    assert identical["precision"] == identical["recall"] == identical["coverage"] == 1.0
+    shifted = precision_recall_density_coverage(real, other)
+    assert shifted["precision"] < 0.6 and shifted["coverage"] < 0.6
+
+
+def test_radiomic_features_and_frd():
+    from SynthEvaluateLib.distances import RADIOMIC_FEATURE_NAMES, frechet_radiomics_distance, radiomic_features
+
+    rng = np.random.default_rng(10)
+    smooth = [np.cumsum(rng.normal(size=(32, 32)), axis=1) for _ in range(12)]
+    noisy = [im + rng.normal(0, 5, im.shape) for im in smooth]
+    features = radiomic_features(smooth[0], intensity_range=(-20, 20))
+    assert features.shape == (len(RADIOMIC_FEATURE_NAMES),)
+    assert np.array_equal(features, radiomic_features(smooth[0], intensity_range=(-20, 20)))
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 8:24] = True
+    assert not np.array_equal(features, radiomic_features(smooth[0], mask, intensity_range=(-20, 20)))
+    same = frechet_radiomics_distance(smooth, smooth, intensity_range=(-20, 20))["frd"]
+    different = frechet_radiomics_distance(smooth, noisy, intensity_range=(-20, 20))["frd"]
+    assert same == pytest.approx(0.0, abs=1e-6) and different > 1.0
+
+
+def test_distances_bad_input():
+    from SynthEvaluateLib.distances import frechet_distance, precision_recall_density_coverage
+
+    with pytest.raises(MedSynthInputError, match="differ in width"):
+        frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(MedSynthInputError, match="k = 5 needs more than 5 cases"):
+        precision_recall_density_coverage(np.zeros((4, 2)), np.zeros((9, 2)))

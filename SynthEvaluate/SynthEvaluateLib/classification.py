@@ -19,7 +19,8 @@ from scipy import stats
 from SynthLesionLib.errors import MedSynthInputError
 
 
-def _proportion(successes: int, total: int, confidence: float) -> dict:
+def proportion(successes: int, total: int, confidence: float = 0.95) -> dict:
+    """A proportion with its Wilson interval; ``None`` when ``total`` is 0."""
     if total == 0:
         return {"value": None, "ci": None, "n": 0}
     interval = stats.binomtest(successes, total).proportion_ci(confidence, method="wilson")
@@ -38,11 +39,11 @@ def binary_metrics(y_true, y_pred, confidence: float = 0.95) -> dict:
     fn = int(np.sum((y_true == 1) & (y_pred == 0)))
     return {
         "tp": tp, "tn": tn, "fp": fp, "fn": fn,
-        "accuracy": _proportion(tp + tn, tp + tn + fp + fn, confidence),
-        "sensitivity": _proportion(tp, tp + fn, confidence),
-        "specificity": _proportion(tn, tn + fp, confidence),
-        "ppv": _proportion(tp, tp + fp, confidence),
-        "npv": _proportion(tn, tn + fn, confidence),
+        "accuracy": proportion(tp + tn, tp + tn + fp + fn, confidence),
+        "sensitivity": proportion(tp, tp + fn, confidence),
+        "specificity": proportion(tn, tn + fp, confidence),
+        "ppv": proportion(tp, tp + fp, confidence),
+        "npv": proportion(tn, tn + fn, confidence),
     }
 
 

@@ -1,0 +1,143 @@
+"""Labelled 2-D image sets for the evaluation protocols.
+
+Images are kept as float32 in [0, 1] at one size; the intensity window and the size are part
+of the set's ``preprocessing`` record, applied the same way to every set compared.  Sources:
+arrays, a folder of PNG/NIfTI/NRRD slices with a CSV of labels, or slices of volumes.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from SynthLesionLib.errors import MedSynthInputError
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw intensities become network inputs: clip to [low, high] (None: each image's 1st
+    and 99th percentile, for 8-bit photographs of films), scale to [0, 1], resize."""
+
+    size: int = 64
+    window: tuple[float, float] | None = None
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        from skimage.transform import resize
+
+        image = np.asarray(image, dtype=np.float32)
+        if image.ndim == 3 and image.shape[-1] in (3, 4):  # RGB(A) stored grey films
+            image = image[..., :3].mean(axis=-1)
+        if image.ndim != 2:
+            raise MedSynthInputError(f"Expected a 2-D grey image; got shape {image.shape}.")
+        low, high = self.window if self.window is not None else np.percentile(image, [1, 99])
+        scaled = np.clip((image - low) / max(high - low, 1e-6), 0.0, 1.0)
+        return resize(scaled, (self.size, self.size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
+@dataclass
+class ImageSet:
+    """images (n, size, size) float32 in [0, 1]; labels (n,) class indices; one id per image."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    ids: list[str]
+    source: str = "real"
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    def __post_init__(self) -> None:
+        self.images = np.asarray(self.images, dtype=np.float32)
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.images.ndim != 3 or len(self.images) != len(self.labels) or len(self.ids) != len(self.labels):
+            raise MedSynthInputError(
+                f"An image set needs (n, h, w) images with n labels and n ids; got {self.images.shape}, "
+                f"{len(self.labels)} labels, {len(self.ids)} ids.")
+        if len(self.labels) == 0:
+            raise MedSynthInputError("The image set is empty.")
+        if self.labels.min() < 0 or self.labels.max() >= len(self.class_names):
+            raise MedSynthInputError(f"Labels must be 0..{len(self.class_names) - 1} for classes {self.class_names}.")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices) -> "ImageSet":
+        indices = np.asarray(indices)
+        return ImageSet(self.images[indices], self.labels[indices], self.class_names,
+                        [self.ids[i] for i in indices], self.source, self.preprocessing)
+
+    def concat(self, other: "ImageSet", source: str) -> "ImageSet":
+        if other.class_names != self.class_names:
+            raise MedSynthInputError(f"Class names differ: {self.class_names} vs {other.class_names}.")
+        return ImageSet(np.concatenate([self.images, other.images]), np.concatenate([self.labels, other.labels]),
+                        self.class_names, self.ids + other.ids, source, self.preprocessing)
+
+    def stratified_sample(self, count: int, rng: np.random.Generator) -> "ImageSet":
+        """``count`` images with the classes in their current proportions (at least one each)."""
+        if count >= len(self):
+            return self
+        chosen = []
+        for c in range(len(self.class_names)):
+            members = np.flatnonzero(self.labels == c)
+            share = max(1, int(round(count * members.size / len(self)))) if members.size else 0
+            chosen.extend(rng.choice(members, min(share, members.size), replace=False))
+        return self.subset(np.sort(np.array(chosen[:count] if len(chosen) > count else chosen)))
+
+    def summary(self) -> dict:
+        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        return {"source": self.source, "images": len(self), "per_class": dict(zip(self.class_names, counts.tolist())),
+                "size": self.preprocessing.size, "window": self.preprocessing.window}
+
+
+def split(images: ImageSet, test_fraction: float, seed: int, groups: list[str] | None = None) -> tuple[ImageSet, ImageSet]:
+    """Stratified train/test split; with ``groups`` (e.g. patient ids) no group is on both sides."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+
+    indices = np.arange(len(images))
+    if groups is not None:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+        train, test = next(splitter.split(indices, images.labels, groups))
+    else:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+        train, test = next(splitter.split(indices, images.labels))
+    return images.subset(train), images.subset(test)
+
+
+def read_image_file(path: Path) -> np.ndarray:
+    import SimpleITK as sitk
+
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    return image[0] if image.ndim == 3 and image.shape[0] == 1 else image
+
+
+def load_folder(folder: Path, labels_csv: Path | None = None, label_column: str = "label",
+                file_column: str = "file", preprocessing: Preprocessing = Preprocessing(),
+                source: str = "real", class_names: list[str] | None = None) -> ImageSet:
+    """Images listed in a CSV (columns ``file`` relative to ``folder`` and ``label``)."""
+    folder = Path(folder)
+    labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
+    if not labels_csv.exists():
+        raise MedSynthInputError(f"No label table at {labels_csv}; give a CSV with columns '{file_column}' and '{label_column}'.")
+    with labels_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise MedSynthInputError(f"{labels_csv} lists no images.")
+    missing = {file_column, label_column} - set(rows[0])
+    if missing:
+        raise MedSynthInputError(f"{labels_csv} lacks the column(s) {sorted(missing)}; it has {sorted(rows[0])}.")
+    names = class_names or sorted({r[label_column] for r in rows})
+    images, labels, ids = [], [], []
+    for row in rows:
+        path = folder / row[file_column]
+        if not path.exists():
+            path = folder / "images" / row[file_column]
+        if not path.exists():
+            raise MedSynthInputError(f"Image {row[file_column]} listed in {labels_csv} is not in {folder}.")
+        if row[label_column] not in names:
+            raise MedSynthInputError(f"Label {row[label_column]!r} of {row[file_column]} is not one of {names}.")
+        images.append(preprocessing.apply(read_image_file(path)))
+        labels.append(names.index(row[label_column]))
+        ids.append(row[file_column])
+    return ImageSet(np.stack(images), np.array(labels), names, ids, source, preprocessing)

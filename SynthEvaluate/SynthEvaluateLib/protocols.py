@@ -1,0 +1,169 @@
+"""Evaluation protocols: does synthetic data help a downstream classifier?
+
+- ``evaluate_classifier``: accuracy, per-class sensitivity/specificity and AUC with intervals.
+- ``gan_train_test`` (Shmelkov et al. 2018): the same recipe trained on real and tested on
+  real (baseline), trained on synthetic and tested on real (GAN-train), trained on real and
+  tested on synthetic (GAN-test), over several seeds.
+- ``augmentation_study``: real only, synthetic only, and real + synthetic at chosen ratios,
+  optionally with only a few real cases; one held-out test set for all; each arm compared
+  with real-only on the same cases (paired: McNemar, bootstrap CI of the accuracy difference,
+  DeLong for binary tasks).
+Training and test sets are checked for shared images first (``leakage.check_disjoint``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from SynthLesionLib.errors import MedSynthInputError
+
+from .classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
+from .data import ImageSet
+from .leakage import check_disjoint
+from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
+from .training import ClassifierRecipe, TrainedClassifier, train_classifier
+
+
+def evaluate_classifier(classifier: TrainedClassifier, test: ImageSet, confidence: float = 0.95) -> dict:
+    """Metrics of ``classifier`` on ``test``, with per-case results kept for paired tests."""
+    if test.class_names != classifier.class_names:
+        raise MedSynthInputError(f"Test classes {test.class_names} differ from the model's {classifier.class_names}.")
+    probabilities = classifier.predict_proba(test.images)
+    predictions = probabilities.argmax(axis=1)
+    correct = predictions == test.labels
+    accuracy = proportion(int(correct.sum()), len(correct), confidence)
+    per_class = {}
+    for c, name in enumerate(test.class_names):
+        m = binary_metrics((test.labels == c).astype(int), (predictions == c).astype(int), confidence)
+        per_class[name] = {"sensitivity": m["sensitivity"], "specificity": m["specificity"]}
+    result = {"accuracy": accuracy, "per_class": per_class, "cases": len(test),
+              "probabilities": probabilities, "predictions": predictions, "correct": correct}
+    if len(test.class_names) == 2 and 0 < test.labels.sum() < len(test):
+        result["auc"] = delong_auc(test.labels, probabilities[:, 1], confidence)
+    else:
+        result["auc"] = per_class_auc(test.labels, probabilities, test.class_names)
+    return result
+
+
+def _public(metrics: dict) -> dict:
+    """Metrics without the per-case arrays (for reports and JSON)."""
+    return {k: v for k, v in metrics.items() if k not in ("probabilities", "predictions", "correct")}
+
+
+def _auc_value(metrics: dict) -> float:
+    auc = metrics["auc"]
+    return auc["auc"] if "auc" in auc else auc["macro"]
+
+
+def _check_sets(train: ImageSet, test: ImageSet, what: str) -> None:
+    check_disjoint({f"train:{i}": im for i, im in zip(train.ids, train.images)},
+                   {f"test:{i}": im for i, im in zip(test.ids, test.images)})
+    if train.class_names != test.class_names:
+        raise MedSynthInputError(f"{what}: training classes {train.class_names} differ from test classes {test.class_names}.")
+
+
+def _summary_over_seeds(values: list[float]) -> dict:
+    values = np.asarray(values, float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "min": float(values.min()), "max": float(values.max()), "per_seed": values.tolist()}
+
+
+def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: ImageSet, synthetic_test: ImageSet,
+                   recipe: ClassifierRecipe = ClassifierRecipe(), seeds=(0, 1, 2),
+                   progress: Callable[[str], None] | None = None, should_stop=None) -> dict:
+    """Baseline, GAN-train and GAN-test accuracy and AUC over ``seeds``."""
+    _check_sets(real_train, real_test, "baseline")
+    _check_sets(synthetic_train, real_test, "GAN-train")
+    runs = {"baseline": [], "gan_train": [], "gan_test": []}
+    for seed in seeds:
+        if progress:
+            progress(f"seed {seed}: training on real")
+        on_real = train_classifier(real_train, recipe, seed, should_stop=should_stop)
+        if progress:
+            progress(f"seed {seed}: training on synthetic")
+        on_synthetic = train_classifier(synthetic_train, recipe, seed, should_stop=should_stop)
+        runs["baseline"].append(_public(evaluate_classifier(on_real, real_test)))
+        runs["gan_train"].append(_public(evaluate_classifier(on_synthetic, real_test)))
+        runs["gan_test"].append(_public(evaluate_classifier(on_real, synthetic_test)))
+    summary = {arm: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in results]),
+                     "auc": _summary_over_seeds([_auc_value(r) for r in results])}
+               for arm, results in runs.items()}
+    return {"protocol": "gan-train/gan-test", "recipe": recipe.to_dict(), "seeds": list(seeds),
+            "sets": {"real_train": real_train.summary(), "real_test": real_test.summary(),
+                     "synthetic_train": synthetic_train.summary(), "synthetic_test": synthetic_test.summary()},
+            "summary": summary, "runs": runs}
+
+
+def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet,
+                       recipe: ClassifierRecipe = ClassifierRecipe(), seeds=(0, 1, 2),
+                       synthetic_ratios=(0.0, 0.5, 1.0), real_counts=(None,), synthetic_only: bool = True,
+                       progress: Callable[[str], None] | None = None, should_stop=None) -> dict:
+    """Train the recipe on each arm and compare every arm with real-only on the same test set.
+
+    ``synthetic_ratios``: synthetic images added per real image (0 = real only);
+    ``real_counts``: how many real training images to keep (None = all; e.g. 10 or 50).
+    """
+    _check_sets(real_train, test, "real training")
+    _check_sets(synthetic, test, "synthetic training")
+    if 0.0 not in synthetic_ratios:
+        synthetic_ratios = (0.0, *synthetic_ratios)  # the reference arm
+    arms = []
+    for count in real_counts:
+        for ratio in synthetic_ratios:
+            arms.append({"name": f"real{'' if count is None else count}+synthetic x{ratio:g}" if ratio else
+                         f"real{'' if count is None else count} only", "real_count": count, "ratio": ratio})
+    if synthetic_only:
+        arms.append({"name": "synthetic only", "real_count": 0, "ratio": None})
+    results = {arm["name"]: [] for arm in arms}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        per_case = {}
+        for arm in arms:
+            if progress:
+                progress(f"seed {seed}: {arm['name']}")
+            train = _arm_training_set(real_train, synthetic, arm, rng)
+            model = train_classifier(train, recipe, seed, should_stop=should_stop)
+            metrics = evaluate_classifier(model, test)
+            per_case[arm["name"]] = metrics
+            results[arm["name"]].append({**_public(metrics), "train": train.summary()})
+        for arm in arms:
+            reference = _reference_arm(arm, arms)
+            if reference is not None and reference != arm["name"]:
+                results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = _paired(
+                    per_case[arm["name"]], per_case[reference], test)
+    summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
+                      "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
+    return {"protocol": "augmentation", "recipe": recipe.to_dict(), "seeds": list(seeds), "arms": arms,
+            "test": test.summary(), "summary": summary, "runs": results}
+
+
+def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.random.Generator) -> ImageSet:
+    if arm["ratio"] is None:
+        return synthetic
+    base = real if arm["real_count"] is None else real.stratified_sample(arm["real_count"], rng)
+    if not arm["ratio"]:
+        return base
+    extra = synthetic.stratified_sample(int(round(arm["ratio"] * len(base))), rng)
+    return base.concat(extra, source="real+synthetic")
+
+
+def _reference_arm(arm: dict, arms: list[dict]) -> str | None:
+    """Real-only arm with the same number of real images (all real for synthetic-only)."""
+    count = None if arm["ratio"] is None else arm["real_count"]
+    for other in arms:
+        if other["ratio"] == 0.0 and other["real_count"] == count:
+            return other["name"]
+    return None
+
+
+def _paired(a: dict, b: dict, test: ImageSet) -> dict:
+    difference = a["correct"].astype(float) - b["correct"].astype(float)
+    comparison = {"mcnemar": mcnemar_test(a["correct"], b["correct"])}
+    if len(difference) >= MIN_BOOTSTRAP_CASES:
+        interval = bootstrap_ci(difference, n_resamples=2000, seed=0, method="percentile")
+        comparison["accuracy_difference"] = {"value": interval["value"], "ci": interval["ci"]}
+    if len(test.class_names) == 2 and 0 < test.labels.sum() < len(test):
+        comparison["delong"] = delong_paired_test(test.labels, a["probabilities"][:, 1], b["probabilities"][:, 1])
+    return comparison

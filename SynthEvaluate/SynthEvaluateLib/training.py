@@ -1,0 +1,152 @@
+"""The downstream classifier recipe: one recipe, trained the same way on every arm of a study.
+
+Networks come from MONAI; training is plain PyTorch.  Randomness is seeded inside
+``torch.random.fork_rng``, so the caller's global RNG state is left untouched and the same
+seed gives the same model.  Long runs report progress and can be stopped between steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from SynthLesionLib.errors import MedSynthInputError
+
+from .data import ImageSet
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """How a classifier is built and trained.
+
+    network: "small" (MONAI ``Classifier``, residual conv net for small images, fast on CPU),
+        "densenet121" or "resnet18" (MONAI, optionally from ``pretrained_weights``: a state
+        dict file, loaded with ``weights_only=True``; the last layer is re-initialised).
+    """
+
+    network: str = "small"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    pretrained_weights: str | None = None
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainedClassifier:
+    model: object
+    recipe: ClassifierRecipe
+    class_names: list[str]
+    seed: int
+    history: list[dict] = field(default_factory=list)
+    train_summary: dict = field(default_factory=dict)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(n, classes) softmax probabilities for (n, h, w) images in [0, 1]."""
+        import torch
+
+        self.model.eval()
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = torch.as_tensor(np.asarray(images[start:start + batch_size], np.float32))[:, None]
+                outputs.append(torch.softmax(self.model(batch.to(self.recipe.device)), dim=1).cpu().numpy())
+        return np.concatenate(outputs)
+
+
+def build_network(recipe: ClassifierRecipe, classes: int, size: int):
+    from monai.networks import nets
+
+    if recipe.network == "small":
+        strides = (2,) * len(recipe.channels)
+        return nets.Classifier(in_shape=(1, size, size), classes=classes, channels=recipe.channels,
+                               strides=strides, num_res_units=1, dropout=0.1)
+    if recipe.network == "densenet121":
+        network = nets.DenseNet121(spatial_dims=2, in_channels=1, out_channels=classes)
+    elif recipe.network == "resnet18":
+        network = nets.resnet18(spatial_dims=2, n_input_channels=1, num_classes=classes)
+    else:
+        raise MedSynthInputError(f"Unknown network {recipe.network!r}; choose small, densenet121 or resnet18.")
+    if recipe.pretrained_weights:
+        _load_pretrained(network, recipe.pretrained_weights)
+    return network
+
+
+def _load_pretrained(network, path: str) -> None:
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt, foreign or pickled-code files all end here
+        raise MedSynthInputError(f"Could not load pretrained weights from {path}: {error}") from None
+    own = network.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(usable) < len(own) // 2:
+        raise MedSynthInputError(
+            f"{path} matches only {len(usable)} of {len(own)} tensors of the network; it is for another architecture.")
+    network.load_state_dict(usable, strict=False)
+
+
+def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecipe(), seed: int = 0,
+                     progress: Callable[[dict], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> TrainedClassifier:
+    """Train ``recipe`` on ``train``; returns the model with its loss history."""
+    import torch
+
+    if len(np.unique(train.labels)) < 2:
+        raise MedSynthInputError(f"The training set has one class only ({train.summary()['per_class']}).")
+    size = train.images.shape[-1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_network(recipe, len(train.class_names), size).to(recipe.device)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        # inverse-frequency class weights: rare classes (e.g. viral) are not ignored
+        counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float32)
+        weights = torch.as_tensor(counts.sum() / np.maximum(counts, 1) / len(counts))
+        loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
+        images = torch.as_tensor(train.images)[:, None]
+        labels = torch.as_tensor(train.labels)
+        generator = torch.Generator().manual_seed(seed)
+        history, started = [], time.perf_counter()
+        for epoch in range(recipe.epochs):
+            model.train()
+            order = torch.randperm(len(labels), generator=generator)
+            total = 0.0
+            for start in range(0, len(order), recipe.batch_size):
+                if should_stop is not None and should_stop():
+                    raise InterruptedError("Training was cancelled.")
+                index = order[start:start + recipe.batch_size]
+                batch = images[index]
+                if recipe.augment:
+                    batch = _augment(batch, generator)
+                loss = loss_function(model(batch.to(recipe.device)), labels[index].to(recipe.device))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(index)
+            entry = {"epoch": epoch + 1, "loss": total / len(labels), "seconds": time.perf_counter() - started}
+            history.append(entry)
+            if progress is not None:
+                progress({**entry, "epochs": recipe.epochs})
+    return TrainedClassifier(model, recipe, train.class_names, seed, history, train.summary())
+
+
+def _augment(batch, generator):
+    """Mild, label-preserving augmentation: shifts of up to 6% of the size and +-5% intensity
+    scaling.  No flips: anatomy is not mirror-symmetric (the heart is on the left)."""
+    import torch
+
+    limit = max(1, int(0.06 * batch.shape[-1]))
+    dy, dx = (int(v) for v in torch.randint(-limit, limit + 1, (2,), generator=generator))
+    batch = torch.roll(batch, shifts=(dy, dx), dims=(-2, -1))
+    scale = 1.0 + 0.1 * (torch.rand(len(batch), 1, 1, 1, generator=generator) - 0.5)
+    return (batch * scale).clamp(0.0, 1.0)

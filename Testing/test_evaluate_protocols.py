@@ -1,0 +1,92 @@
+"""Protocols with real (tiny) training runs: they must tell good synthetic data from bad."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+
+from SynthEvaluateLib.data import ImageSet, Preprocessing, split  # noqa: E402
+from SynthEvaluateLib.protocols import augmentation_study, evaluate_classifier, gan_train_test  # noqa: E402
+from SynthEvaluateLib.training import ClassifierRecipe, train_classifier  # noqa: E402
+from SynthLesionLib import MedSynthInputError  # noqa: E402
+
+TINY = ClassifierRecipe(channels=(8, 16), epochs=6, batch_size=8, learning_rate=3e-3)
+
+
+def _toy_set(n: int, seed: int, source: str = "real", shuffle_labels: bool = False) -> ImageSet:
+    """Class 0: a dark disc on noise; class 1: a bright disc.  Learnable in a few epochs."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:16, :16]
+    images, labels = [], []
+    for i in range(n):
+        label = i % 2
+        cy, cx = rng.uniform(5, 11, 2)
+        disc = ((y - cy) ** 2 + (x - cx) ** 2) <= 9
+        image = 0.5 + rng.normal(0, 0.08, (16, 16)) + (0.3 if label else -0.3) * disc
+        images.append(np.clip(image, 0, 1))
+        labels.append(label)
+    labels = np.array(labels)
+    if shuffle_labels:
+        labels = rng.permutation(labels)
+    return ImageSet(np.array(images), labels, ["dark", "bright"], [f"{source}{seed}_{i}" for i in range(n)],
+                    source, Preprocessing(size=16))
+
+
+def test_training_is_seeded_and_leaves_global_rng_alone():
+    data = _toy_set(24, 0)
+    state = torch.get_rng_state()
+    a = train_classifier(data, TINY, seed=3).predict_proba(data.images)
+    b = train_classifier(data, TINY, seed=3).predict_proba(data.images)
+    assert np.array_equal(a, b)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_classifier_learns_and_is_evaluated_with_intervals():
+    train, test = _toy_set(64, 1), _toy_set(40, 2)
+    metrics = evaluate_classifier(train_classifier(train, TINY, seed=0), test)
+    assert metrics["accuracy"]["value"] > 0.85
+    low, high = metrics["accuracy"]["ci"]
+    assert low < metrics["accuracy"]["value"] <= high and low < 1.0  # 40 cases cannot prove perfection
+    assert metrics["auc"]["auc"] > 0.9 and set(metrics["per_class"]) == {"dark", "bright"}
+
+
+def test_gan_train_test_tells_good_from_useless_synthetic_data():
+    real_train, real_test = _toy_set(48, 3), _toy_set(40, 4)
+    good, useless = _toy_set(48, 5, "synthetic"), _toy_set(48, 6, "synthetic", shuffle_labels=True)
+    good_run = gan_train_test(real_train, real_test, good, _toy_set(30, 7, "synthetic"), TINY, seeds=(0, 1))
+    bad_run = gan_train_test(real_train, real_test, useless, _toy_set(30, 8, "synthetic"), TINY, seeds=(0,))
+    assert good_run["summary"]["baseline"]["accuracy"]["mean"] > 0.85
+    assert good_run["summary"]["gan_train"]["accuracy"]["mean"] > 0.8
+    assert bad_run["summary"]["gan_train"]["accuracy"]["mean"] < 0.7
+    assert len(good_run["summary"]["gan_test"]["accuracy"]["per_seed"]) == 2
+
+
+def test_augmentation_study_arms_and_paired_comparisons():
+    real_train, test, synthetic = _toy_set(40, 9), _toy_set(30, 10), _toy_set(60, 11, "synthetic")
+    result = augmentation_study(real_train, synthetic, test, TINY, seeds=(0,), synthetic_ratios=(1.0,),
+                                real_counts=(None, 6))
+    names = set(result["summary"])
+    assert names == {"real only", "real+synthetic x1", "real6 only", "real6+synthetic x1", "synthetic only"}
+    run = result["runs"]["real6+synthetic x1"][0]
+    assert run["train"]["images"] == 12  # 6 real + 6 synthetic
+    comparison = run["versus_real6_only"]
+    assert {"mcnemar", "accuracy_difference", "delong"} <= set(comparison)
+    assert "versus_real_only" in result["runs"]["synthetic only"][0]
+
+
+def test_overlapping_test_set_is_refused():
+    real = _toy_set(30, 12)
+    train, test = split(real, 0.3, seed=0)
+    leaky = test.concat(train.subset([0]), "real")
+    with pytest.raises(MedSynthInputError, match="also appear in the training set"):
+        gan_train_test(train, leaky, _toy_set(20, 13, "synthetic"), _toy_set(10, 14, "synthetic"), TINY, seeds=(0,))
+
+
+def test_bad_image_sets():
+    with pytest.raises(MedSynthInputError, match="one class only"):
+        train_classifier(_toy_set(10, 15).subset(np.arange(0, 10, 2)), TINY)
+    with pytest.raises(MedSynthInputError, match="Labels must be"):
+        ImageSet(np.zeros((2, 8, 8)), np.array([0, 2]), ["a", "b"], ["x", "y"])
