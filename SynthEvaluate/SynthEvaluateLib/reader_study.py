@@ -1,0 +1,118 @@
+"""Reader study (visual Turing test): can readers tell synthetic cases from real ones?
+
+A study is a shuffled, blinded list of cases; the reader sees only a neutral case number.
+Every answer (real/synthetic, confidence 1-5, seconds taken) is written to the study's CSV
+at once and atomically, so a session can stop at any case and resume.  Results per reader:
+accuracy, sensitivity (synthetic cases called synthetic), specificity (real called real)
+with Wilson intervals; near 50% accuracy means readers cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from SynthLesionLib.errors import MedSynthInputError
+from SynthLesionLib.imageio import write_text_atomic
+
+from .classification import binary_metrics
+
+ANSWERS = ("real", "synthetic")
+
+
+@dataclass(frozen=True)
+class StudyCase:
+    number: int  # what the reader sees
+    source: str  # "real" or "synthetic": hidden from the reader
+    reference: str  # file or node the case comes from
+
+
+class ReaderStudy:
+    """A blinded study stored in a folder: ``study.json`` (the key) and ``answers.csv``."""
+
+    ANSWER_FIELDS = ["reader", "case", "answer", "confidence", "seconds"]
+
+    def __init__(self, folder: Path, cases: list[StudyCase], seed: int):
+        self.folder, self.cases, self.seed = Path(folder), cases, seed
+
+    @classmethod
+    def create(cls, folder: Path, real: list[str], synthetic: list[str], seed: int = 0) -> "ReaderStudy":
+        """Mix and shuffle ``real`` and ``synthetic`` references (file paths or node names)."""
+        if not real or not synthetic:
+            raise MedSynthInputError("A reader study needs both real and synthetic cases.")
+        items = [("real", r) for r in real] + [("synthetic", s) for s in synthetic]
+        order = np.random.default_rng(seed).permutation(len(items))
+        cases = [StudyCase(number + 1, *items[i]) for number, i in enumerate(order)]
+        study = cls(folder, cases, seed)
+        study.folder.mkdir(parents=True, exist_ok=True)
+        if (study.folder / "study.json").exists():
+            raise MedSynthInputError(f"{study.folder} already holds a study; open it with ReaderStudy.open.")
+        write_text_atomic(study.folder / "study.json", json.dumps(
+            {"seed": seed, "cases": [c.__dict__ for c in cases]}, indent=2))
+        return study
+
+    @classmethod
+    def open(cls, folder: Path) -> "ReaderStudy":
+        path = Path(folder) / "study.json"
+        if not path.exists():
+            raise MedSynthInputError(f"No reader study in {folder} (study.json missing).")
+        data = json.loads(path.read_text())
+        return cls(folder, [StudyCase(**c) for c in data["cases"]], data["seed"])
+
+    def answers(self) -> list[dict]:
+        path = self.folder / "answers.csv"
+        if not path.exists():
+            return []
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def next_case(self, reader: str) -> StudyCase | None:
+        """The first case this reader has not answered, or None when finished."""
+        done = {int(a["case"]) for a in self.answers() if a["reader"] == reader}
+        return next((c for c in self.cases if c.number not in done), None)
+
+    def record(self, reader: str, case_number: int, answer: str, confidence: int, seconds: float = 0.0) -> None:
+        """Store one answer (replacing an earlier answer of this reader to this case)."""
+        if not reader.strip():
+            raise MedSynthInputError("Enter the reader's name or code before answering.")
+        if answer not in ANSWERS:
+            raise MedSynthInputError(f"Answer must be one of {ANSWERS}; got {answer!r}.")
+        if not 1 <= int(confidence) <= 5:
+            raise MedSynthInputError(f"Confidence must be 1 (guess) to 5 (certain); got {confidence}.")
+        if case_number not in {c.number for c in self.cases}:
+            raise MedSynthInputError(f"There is no case {case_number} in this study.")
+        rows = [a for a in self.answers() if not (a["reader"] == reader and int(a["case"]) == case_number)]
+        rows.append({"reader": reader, "case": case_number, "answer": answer, "confidence": int(confidence),
+                     "seconds": round(float(seconds), 2)})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.ANSWER_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.folder / "answers.csv", buffer.getvalue())
+
+    def results(self, confidence: float = 0.95) -> dict:
+        """Per reader and pooled: accuracy, sensitivity, specificity (Wilson CIs), mean confidence."""
+        truth = {c.number: c.source for c in self.cases}
+        answers = self.answers()
+        if not answers:
+            raise MedSynthInputError("No answers recorded yet.")
+        readers = sorted({a["reader"] for a in answers})
+        out = {"cases": len(self.cases), "readers": {}}
+        for reader in [*readers, None]:
+            rows = [a for a in answers if reader is None or a["reader"] == reader]
+            y = np.array([truth[int(a["case"])] == "synthetic" for a in rows], int)
+            p = np.array([a["answer"] == "synthetic" for a in rows], int)
+            metrics = binary_metrics(y, p, confidence)
+            entry = {"answered": len(rows), "accuracy": metrics["accuracy"], "sensitivity": metrics["sensitivity"],
+                     "specificity": metrics["specificity"],
+                     "mean_confidence": float(np.mean([int(a["confidence"]) for a in rows]))}
+            if reader is None:
+                out["pooled"] = entry
+            else:
+                out["readers"][reader] = entry
+        return out
