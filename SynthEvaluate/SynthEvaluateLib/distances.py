@@ -12,6 +12,8 @@ the feature source they were given, and the protocols record it.  Feature source
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg, stats
 
@@ -41,7 +43,10 @@ def frechet_distance(real, synthetic) -> float:
     a, b = _pair(real, synthetic)
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root = np.real(linalg.sqrtm(cov_a @ cov_b))  # tiny imaginary parts are numerical noise
+    with warnings.catch_warnings():
+        # fewer cases than features give singular (but valid) covariances; callers are told
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = np.real(linalg.sqrtm(cov_a @ cov_b))  # tiny imaginary parts are numerical noise
     distance = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * root))
     return max(distance, 0.0)
 
@@ -143,5 +148,9 @@ def frechet_radiomics_distance(real_images, synthetic_images, masks_real=None, m
     synthetic = extract(synthetic_images, masks_synthetic)
     mean, std = real.mean(axis=0), real.std(axis=0)
     std[std == 0] = 1.0
-    return {"frd": frechet_distance((real - mean) / std, (synthetic - mean) / std),
-            "features": RADIOMIC_FEATURE_NAMES, "cases": [len(real), len(synthetic)]}
+    result = {"frd": frechet_distance((real - mean) / std, (synthetic - mean) / std),
+              "features": RADIOMIC_FEATURE_NAMES, "cases": [len(real), len(synthetic)]}
+    if min(len(real), len(synthetic)) <= len(RADIOMIC_FEATURE_NAMES):
+        result["note"] = (f"fewer cases than the {len(RADIOMIC_FEATURE_NAMES)} features: covariances are singular "
+                          "and FRD is only indicative; compare sets of at least 50 images")
+    return result

@@ -38,13 +38,27 @@ def evaluate_classifier(classifier: TrainedClassifier, test: ImageSet, confidenc
     for c, name in enumerate(test.class_names):
         m = binary_metrics((test.labels == c).astype(int), (predictions == c).astype(int), confidence)
         per_class[name] = {"sensitivity": m["sensitivity"], "specificity": m["specificity"]}
-    result = {"accuracy": accuracy, "per_class": per_class, "cases": len(test),
+    result = {"accuracy": accuracy, "per_class": per_class, "cases": len(test), "roc": roc_curves(test, probabilities),
               "probabilities": probabilities, "predictions": predictions, "correct": correct}
     if len(test.class_names) == 2 and 0 < test.labels.sum() < len(test):
         result["auc"] = delong_auc(test.labels, probabilities[:, 1], confidence)
     else:
         result["auc"] = per_class_auc(test.labels, probabilities, test.class_names)
     return result
+
+
+def roc_curves(test: ImageSet, probabilities: np.ndarray) -> dict:
+    """ROC points per class (one-vs-rest; the positive class only for binary tasks)."""
+    from sklearn.metrics import roc_curve
+
+    classes = [1] if len(test.class_names) == 2 else range(len(test.class_names))
+    curves = {}
+    for c in classes:
+        truth = (test.labels == c).astype(int)
+        if 0 < truth.sum() < len(truth):
+            fpr, tpr, _ = roc_curve(truth, probabilities[:, c])
+            curves[test.class_names[c]] = {"fpr": fpr.round(5).tolist(), "tpr": tpr.round(5).tolist()}
+    return curves
 
 
 def _public(metrics: dict) -> dict:

@@ -102,7 +102,7 @@ class ReaderStudy:
         if not answers:
             raise MedSynthInputError("No answers recorded yet.")
         readers = sorted({a["reader"] for a in answers})
-        out = {"cases": len(self.cases), "readers": {}}
+        out = {"protocol": "reader-study", "cases": len(self.cases), "seed": self.seed, "readers": {}}
         for reader in [*readers, None]:
             rows = [a for a in answers if reader is None or a["reader"] == reader]
             y = np.array([truth[int(a["case"])] == "synthetic" for a in rows], int)

@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--preview-dir", type=Path, help="with --data: write PNGs of lesions on the real CT and MR here")
     bench.set_defaults(run=_cmd_bench)
 
+    from SynthEvaluateLib.cli import add_parser as add_evaluate_parser
+
+    add_evaluate_parser(sub)
+
     demo = sub.add_parser("demo", help="run on a built-in CT phantom (no data needed)")
     demo.add_argument("--out", default="demo_output")
     demo.set_defaults(run=_cmd_demo)

@@ -1,0 +1,162 @@
+"""Reports of evaluation results: flat tables (CSV, Slicer table nodes), PNG plots, a
+self-contained HTML page (plots embedded), and JSON of every figure."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from SynthLesionLib.imageio import write_json_atomic, write_text_atomic
+
+
+def _ci_text(entry) -> str:
+    if not isinstance(entry, dict) or entry.get("value") is None:
+        return "n/a"
+    ci = entry.get("ci")
+    return f"{entry['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def summary_rows(result: dict) -> list[dict]:
+    """One flat row per arm / stratum / reader / metric of a protocol result."""
+    protocol = result.get("protocol")
+    if protocol in ("gan-train/gan-test", "augmentation"):
+        return [{"arm": arm, "accuracy_mean": s["accuracy"]["mean"], "accuracy_std": s["accuracy"]["std"],
+                 "auc_mean": s["auc"]["mean"], "auc_std": s["auc"]["std"], "seeds": len(s["accuracy"]["per_seed"])}
+                for arm, s in result["summary"].items()]
+    if protocol == "robustness":
+        return [{"size_class": s["size_class"], "contrast": s["contrast"], "cases": s["cases"],
+                 "detection": s["detection"]["value"], "detection_ci": _ci_text(s["detection"]),
+                 "dice": s["dice"]["value"], "dice_ci": _ci_text(s["dice"])} for s in result["strata"]]
+    if protocol == "reader-study":
+        rows = []
+        for reader, r in [*result["readers"].items(), ("all readers", result["pooled"])]:
+            rows.append({"reader": reader, "answered": r["answered"], "accuracy": _ci_text(r["accuracy"]),
+                         "sensitivity": _ci_text(r["sensitivity"]), "specificity": _ci_text(r["specificity"]),
+                         "mean_confidence": round(r["mean_confidence"], 2)})
+        return rows
+    if protocol == "images":
+        return [{"metric": k, "value": v} for k, v in result["metrics"].items()]
+    raise ValueError(f"No table layout for protocol {protocol!r}.")
+
+
+def _figures(result: dict) -> dict:
+    """PNG bytes of the protocol's plots (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figures = {}
+    protocol = result.get("protocol")
+
+    def save(name, figure):
+        buffer = io.BytesIO()
+        figure.tight_layout()
+        figure.savefig(buffer, format="png", dpi=110)
+        plt.close(figure)
+        figures[name] = buffer.getvalue()
+
+    if protocol in ("gan-train/gan-test", "augmentation"):
+        arms = list(result["summary"])
+        figure, axis = plt.subplots(figsize=(max(4, 1.3 * len(arms)), 3.4))
+        means = [result["summary"][a]["accuracy"]["mean"] for a in arms]
+        stds = [result["summary"][a]["accuracy"]["std"] for a in arms]
+        axis.bar(range(len(arms)), means, yerr=stds, capsize=4, color="#4c78a8")
+        axis.set_xticks(range(len(arms)), arms, rotation=20, ha="right")
+        axis.set_ylim(0, 1)
+        axis.set_ylabel("accuracy (mean +- sd over seeds)")
+        save("accuracy_by_arm", figure)
+        runs = result["runs"]
+        first = next(iter(runs.values()))[0]
+        if first.get("roc"):
+            figure, axis = plt.subplots(figsize=(4, 4))
+            for arm, arm_runs in runs.items():
+                for label, curve in arm_runs[0].get("roc", {}).items():
+                    axis.plot(curve["fpr"], curve["tpr"], label=f"{arm}: {label}")
+            axis.plot([0, 1], [0, 1], "--", color="grey")
+            axis.set_xlabel("1 - specificity")
+            axis.set_ylabel("sensitivity")
+            axis.legend(fontsize=6)
+            save("roc_first_seed", figure)
+    elif protocol == "robustness":
+        strata = result["strata"]
+        sizes = list(dict.fromkeys(s["size_class"] for s in strata))
+        contrasts = list(dict.fromkeys(s["contrast"] for s in strata))
+        figure, axis = plt.subplots(figsize=(4.8, 3.4))
+        width = 0.8 / len(contrasts)
+        for n, contrast in enumerate(contrasts):
+            values = [next(s["detection"]["value"] for s in strata if s["size_class"] == z and s["contrast"] == contrast)
+                      for z in sizes]
+            axis.bar(np.arange(len(sizes)) + n * width, values, width, label=f"contrast {contrast:+g}")
+        axis.set_xticks(np.arange(len(sizes)) + width * (len(contrasts) - 1) / 2, sizes)
+        axis.set_ylim(0, 1)
+        axis.set_ylabel("detection rate")
+        axis.legend(fontsize=7)
+        save("detection_by_size_and_contrast", figure)
+    elif protocol == "reader-study":
+        readers = list(result["readers"])
+        figure, axis = plt.subplots(figsize=(max(3.5, 1.2 * len(readers)), 3.2))
+        values = [result["readers"][r]["accuracy"]["value"] for r in readers]
+        errors = np.array([[v - result["readers"][r]["accuracy"]["ci"][0], result["readers"][r]["accuracy"]["ci"][1] - v]
+                           for r, v in zip(readers, values)]).T
+        axis.bar(readers, values, yerr=errors, capsize=4, color="#f58518")
+        axis.axhline(0.5, color="grey", linestyle="--")
+        axis.set_ylim(0, 1)
+        axis.set_ylabel("accuracy (real vs synthetic)")
+        save("reader_accuracy", figure)
+    return figures
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_report(result: dict, out_dir: Path, title: str) -> dict:
+    """Write ``report.html`` (self-contained), ``results.json``, ``summary.csv`` and PNGs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(result)
+    write_json_atomic(out_dir / "results.json", _jsonable(result))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out_dir / "summary.csv", buffer.getvalue())
+    figures = _figures(result)
+    for name, png in figures.items():
+        (out_dir / f"{name}.png").write_bytes(png)
+    header = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
+    images = "".join(f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+                     f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
+                     for name, png in figures.items())
+    settings = html.escape(json.dumps(_jsonable({k: v for k, v in result.items() if k in ("recipe", "seeds", "sets", "test", "preset", "seed")}), indent=1))
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}figure{display:inline-block}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1><h2>Summary</h2><table><tr>{header}</tr>{body}</table>"
+            f"<h2>Plots</h2>{images or '<p>No plots for this protocol.</p>'}"
+            f"<h2>Settings</h2><pre>{settings}</pre><p>Every figure: results.json. Tables: summary.csv.</p></body></html>")
+    write_text_atomic(out_dir / "report.html", page)
+    return {"html": str(out_dir / "report.html"), "json": str(out_dir / "results.json"),
+            "csv": str(out_dir / "summary.csv"), "plots": [str(out_dir / f"{n}.png") for n in figures]}
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

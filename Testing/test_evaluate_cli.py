@@ -1,0 +1,125 @@
+"""``medsynth evaluate``: end to end from files to reports, and results as Slicer nodes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SynthLesionLib.cli import main
+
+
+def _png_folder(folder, n, seed, shuffle=False):
+    """Toy two-class PNGs (dark or bright disc) with labels.csv, like the chest X-ray folders."""
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True)
+    y, x = np.mgrid[:32, :32]
+    rows = []
+    for i in range(n):
+        label = ["dark", "bright"][i % 2]
+        cy, cx = rng.uniform(10, 22, 2)
+        disc = ((y - cy) ** 2 + (x - cx) ** 2) <= 36
+        image = 128 + rng.normal(0, 15, (32, 32)) + (60 if label == "bright" else -60) * disc
+        sitk.WriteImage(sitk.GetImageFromArray(np.clip(image, 0, 255).astype(np.uint8)), str(folder / "images" / f"{i}.png"))
+        rows.append({"path": f"images/{i}.png", "label": label})
+    if shuffle:
+        labels = [r["label"] for r in rows]
+        for r, l in zip(rows, rng.permutation(labels)):
+            r["label"] = l
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["path", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def test_gan_train_test_command_writes_a_self_contained_report(tmp_path, capsys):
+    pytest.importorskip("monai")
+    real, synthetic = _png_folder(tmp_path / "real", 40, 0), _png_folder(tmp_path / "synthetic", 40, 1)
+    code = main(["evaluate", "gan-train-test", "--real", str(real), "--synthetic", str(synthetic), "--size", "16",
+                 "--epochs", "4", "--seeds", "0", "--out", str(tmp_path / "report")])
+    assert code == 0
+    paths = json.loads(capsys.readouterr().out)
+    page = open(paths["html"]).read()
+    assert "data:image/png;base64," in page and "gan_train" in page
+    results = json.load(open(paths["json"]))
+    assert set(results["summary"]) == {"baseline", "gan_train", "gan_test"}
+    assert results["summary"]["baseline"]["accuracy"]["mean"] > 0.7
+    assert len(list(csv.DictReader(open(paths["csv"])))) == 3
+    assert any(p.endswith("accuracy_by_arm.png") for p in paths["plots"])
+
+
+def test_images_and_reader_study_commands(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    files = []
+    for name, offset in (("a", 0), ("b", 5)):
+        for i in range(3):
+            path = tmp_path / f"{name}{i}.nii.gz"
+            sitk.WriteImage(sitk.GetImageFromArray((rng.normal(100, 20, (8, 32, 32)) + offset).astype(np.int16)), str(path))
+            files.append(str(path))
+    assert main(["evaluate", "images", "--real", *files[:3], "--synthetic", *files[3:], "--paired",
+                 "--data-range", "400", "--out", str(tmp_path / "img")]) == 0
+    metrics = json.load(open(json.loads(capsys.readouterr().out)["json"]))["metrics"]
+    assert metrics["rmse_mean"] > 5 and 0 < metrics["ssim_mean"] < 1 and "frd" in metrics
+
+    study = tmp_path / "study"
+    assert main(["evaluate", "reader-study", "create", "--study", str(study), "--real", *files[:3],
+                 "--synthetic", *files[3:], "--seed", "3"]) == 0
+    capsys.readouterr()
+    from SynthEvaluateLib.reader_study import ReaderStudy
+
+    opened = ReaderStudy.open(study)
+    for case in opened.cases:
+        opened.record("reader1", case.number, "synthetic", 3)
+    assert main(["evaluate", "reader-study", "results", "--study", str(study), "--out", str(tmp_path / "rs")]) == 0
+    rows = list(csv.DictReader(open(json.loads(capsys.readouterr().out)["csv"])))
+    assert rows[0]["reader"] == "reader1" and rows[0]["accuracy"].startswith("0.500")
+
+
+def test_robustness_command_with_a_user_segmenter(tmp_path, capsys, monkeypatch):
+    from SynthLesionLib import make_ct_phantom
+    from SynthLesionLib.imageio import write_volume
+
+    phantom = make_ct_phantom(shape=(32, 96, 96), spacing=(2.5, 2.5, 4.0), seed=6)
+    write_volume(tmp_path / "ct.nii.gz", phantom.image, phantom.geometry)
+    write_volume(tmp_path / "organs.nii.gz", phantom.organs, phantom.geometry)
+    (tmp_path / "cases.csv").write_text("image,organ_mask,organ_label\nct.nii.gz,organs.nii.gz,1\n")
+    (tmp_path / "mysegmenter.py").write_text(
+        "import numpy as np\nfrom scipy import ndimage\n"
+        "def segment(image, geometry):\n"
+        "    return ndimage.gaussian_filter(image.astype(np.float32), 1.0) < 60\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["evaluate", "robustness", "--cases", str(tmp_path / "cases.csv"), "--segmenter", "mysegmenter:segment",
+                 "--sizes", "small", "medium", "--contrasts", "-70", "--per-stratum", "5",
+                 "--out", str(tmp_path / "rob")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = list(csv.DictReader(open(out["csv"])))
+    assert [r["size_class"] for r in rows] == ["small", "medium"]
+    assert any(p.endswith("detection_by_size_and_contrast.png") for p in out["plots"])
+
+
+def test_evaluate_errors_are_clear(tmp_path, capsys):
+    assert main(["evaluate", "images", "--real", str(tmp_path / "none.nii.gz"), "--synthetic", str(tmp_path / "x.nii.gz"),
+                 "--out", str(tmp_path / "o")]) != 0
+    (tmp_path / "empty").mkdir()
+    code = main(["evaluate", "gan-train-test", "--real", str(tmp_path / "empty"), "--synthetic", str(tmp_path / "empty"),
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "No label table" in capsys.readouterr().err
+
+
+def test_results_as_slicer_nodes(scene):
+    from SynthEvaluateLib.mrml import results_table, roc_chart
+    from SynthEvaluateLib.segmentation import dice  # noqa: F401 (import check)
+
+    result = {"protocol": "robustness", "strata": [
+        {"size_class": "small", "contrast": -30.0, "cases": 5, "detection": {"value": 0.8, "ci": [0.4, 0.96]},
+         "dice": {"value": 0.7, "ci": [0.6, 0.8]}}]}
+    table = results_table(scene, result, "robustness")
+    assert table.GetNumberOfRows() == 1 and table.GetTable().GetColumnByName("detection").GetValue(0) == 0.8
+    chart = roc_chart(scene, {"viral": {"fpr": [0, 0.2, 1], "tpr": [0, 0.7, 1]}}, "ROC")
+    assert chart.GetNumberOfPlotSeriesNodes() == 1
+    series = chart.GetNthPlotSeriesNode(0)
+    assert series.GetXColumnName() == "fpr" and series.GetTableNode().GetNumberOfRows() == 3
