@@ -1,17 +1,28 @@
+import time
+from pathlib import Path
+from typing import Annotated
+
+import qt
+import vtk
+
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 
-NOT_AVAILABLE = _(
-    "The SynthEvaluate panel is not available in this version of MedSynth. Its metric library is: "
-    "from the Python console, SynthEvaluateLib gives image fidelity (PSNR, SSIM, RMSE, MAE, in a mask), "
-    "segmentation metrics (Dice, surface Dice in mm, HD95, lesion-wise and per-scan detection), "
-    "classification metrics (sensitivity, specificity, AUC with DeLong intervals and tests, McNemar) and "
-    "bootstrap confidence intervals. Planned: distribution distances, GAN-train/GAN-test, augmentation "
-    "studies, reader studies and reports."
-)
+from SynthEvaluateLib.dependencies import missing_requirements
+
+PROTOCOL_NAMES = ["gan-train-test", "augment"]
+CASE_FILE_PATTERNS = ("*.nii.gz", "*.nii", "*.nrrd", "*.mha", "*.png", "*.dcm")
+
+
+#
+# SynthEvaluate
+#
 
 
 class SynthEvaluate(ScriptedLoadableModule):
@@ -21,25 +32,307 @@ class SynthEvaluate(ScriptedLoadableModule):
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
         self.parent.dependencies = []
         self.parent.contributors = ["MedSynth developers"]
-        self.parent.helpText = NOT_AVAILABLE
-        self.parent.acknowledgementText = ""
+        self.parent.helpText = _(
+            "Judge synthetic data: segmentation metrics between segments (Dice, surface Dice in mm, HD95, "
+            "lesion-wise detection), a blinded reader study (visual Turing test), and classifier protocols "
+            "(GAN-train/GAN-test, augmentation study) run in the background with HTML reports. "
+            "Everything is also available from the console (SynthEvaluateLib) and as 'medsynth evaluate'."
+        )
+        self.parent.acknowledgementText = _("GAN-train/GAN-test after Shmelkov et al., ECCV 2018.")
 
 
-class SynthEvaluateWidget(ScriptedLoadableModuleWidget):
-    """Shows that the module is not available yet; no controls that would do nothing."""
+#
+# SynthEvaluateParameterNode
+#
+
+
+@parameterNodeWrapper
+class SynthEvaluateParameterNode:
+    referenceVolume: vtkMRMLScalarVolumeNode
+    referenceSegmentation: vtkMRMLSegmentationNode
+    referenceSegmentId: str = ""
+    predictedSegmentation: vtkMRMLSegmentationNode
+    predictedSegmentId: str = ""
+    nsdTolerance: Annotated[float, WithinRange(0.0, 50.0)] = 2.0
+    metricsTable: vtkMRMLTableNode
+    studyFolder: Path
+    readerName: str = ""
+    realFolder: Path
+    syntheticFolder: Path
+    caseConfidence: Annotated[int, WithinRange(1, 5)] = 3
+    protocol: Annotated[str, Choice(PROTOCOL_NAMES)] = "gan-train-test"
+    epochs: Annotated[int, WithinRange(1, 500)] = 20
+    reportFolder: Path
+
+
+#
+# SynthEvaluateWidget
+#
+
+
+class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._study = None
+        self._case = None
+        self._caseNode = None
+        self._caseShownAt = 0.0
+        self._job = None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(500)
+        self._timer.connect("timeout()", self.onPollJob)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SynthEvaluate.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
-        self.ui.statusLabel.text = NOT_AVAILABLE
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SynthEvaluateLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.referenceSegmentSelector.connect("currentSegmentChanged(QString)", self.onReferenceSegmentChanged)
+        self.ui.predictedSegmentSelector.connect("currentSegmentChanged(QString)", self.onPredictedSegmentChanged)
+        self.ui.computeMetricsButton.connect("clicked(bool)", self.onComputeMetrics)
+        self.ui.createStudyButton.connect("clicked(bool)", self.onCreateStudy)
+        self.ui.openStudyButton.connect("clicked(bool)", self.onOpenStudy)
+        self.ui.answerRealButton.connect("clicked(bool)", lambda: self.onAnswer("real"))
+        self.ui.answerSyntheticButton.connect("clicked(bool)", lambda: self.onAnswer("synthetic"))
+        self.ui.studyResultsButton.connect("clicked(bool)", self.onStudyResults)
+        self.ui.runProtocolButton.connect("clicked(bool)", self.onRunOrCancel)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        if self._job is not None:
+            self._job.cancel()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            saved = (self._parameterNode.referenceSegmentId, self._parameterNode.predictedSegmentId)
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.ui.referenceSegmentSelector.setCurrentNode(self._parameterNode.referenceSegmentation)
+            self.ui.predictedSegmentSelector.setCurrentNode(self._parameterNode.predictedSegmentation)
+            self.ui.referenceSegmentSelector.setCurrentSegmentID(saved[0])
+            self.ui.predictedSegmentSelector.setCurrentSegmentID(saved[1])
+            self._updateButtons()
+
+    def onReferenceSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode:
+            self._parameterNode.referenceSegmentId = segmentId or ""
+
+    def onPredictedSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode:
+            self._parameterNode.predictedSegmentId = segmentId or ""
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        for selector, node in ((self.ui.referenceSegmentSelector, p.referenceSegmentation),
+                               (self.ui.predictedSegmentSelector, p.predictedSegmentation)):
+            if selector.currentNode() != node:
+                selector.setCurrentNode(node)
+        self.ui.computeMetricsButton.enabled = bool(p.referenceVolume and p.referenceSegmentId and p.predictedSegmentId)
+        answering = self._study is not None and self._case is not None
+        self.ui.answerRealButton.enabled = answering
+        self.ui.answerSyntheticButton.enabled = answering
+        self.ui.studyResultsButton.enabled = self._study is not None
+        self.ui.createStudyButton.enabled = bool(p.studyFolder and p.realFolder and p.syntheticFolder)
+        self.ui.openStudyButton.enabled = bool(p.studyFolder)
+        running = self._job is not None and self._job.running
+        self.ui.runProtocolButton.text = _("Cancel") if running else _("Run in background")
+        self.ui.runProtocolButton.enabled = running or bool(p.realFolder and p.syntheticFolder and p.reportFolder)
+
+    def _ensureDependencies(self, training: bool = False) -> bool:
+        missing = missing_requirements(training)
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                _("SynthEvaluate needs these Python packages, which will be installed now:\n\n{packages}\n\n"
+                  "Packages that come with Slicer are not changed.").format(packages="\n".join(missing))):
+            return False
+        slicer.util.pip_install(missing)
+        return True
+
+    # --- segmentation metrics
+
+    def onComputeMetrics(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Computing the metrics failed."), waitCursor=True):
+            table, _metrics = self.logic.segmentationMetrics(
+                p.referenceSegmentation, p.referenceSegmentId, p.predictedSegmentation, p.predictedSegmentId,
+                p.referenceVolume, p.nsdTolerance, p.metricsTable)
+            p.metricsTable = table
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+
+    # --- reader study
+
+    def onCreateStudy(self) -> None:
+        from SynthEvaluateLib.reader_study import ReaderStudy
+
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The study could not be created."), waitCursor=True):
+            real = sorted(str(f) for pattern in CASE_FILE_PATTERNS for f in Path(p.realFolder).glob(pattern))
+            synthetic = sorted(str(f) for pattern in CASE_FILE_PATTERNS for f in Path(p.syntheticFolder).glob(pattern))
+            self._study = ReaderStudy.create(p.studyFolder, real, synthetic, seed=int(time.time()) % 100000)
+            self._showNextCase()
+
+    def onOpenStudy(self) -> None:
+        from SynthEvaluateLib.reader_study import ReaderStudy
+
+        with slicer.util.tryWithErrorDisplay(_("The study could not be opened.")):
+            self._study = ReaderStudy.open(self._parameterNode.studyFolder)
+            self._showNextCase()
+
+    def _showNextCase(self) -> None:
+        if self._caseNode is not None:
+            slicer.mrmlScene.RemoveNode(self._caseNode)
+            self._caseNode = None
+        self._case = self._study.next_case(self._parameterNode.readerName)
+        answered = len(self._study.cases) - (0 if self._case is None else
+                                             sum(1 for c in self._study.cases if c.number >= self._case.number))
+        if self._case is None:
+            self.ui.studyStatusLabel.text = _("All {n} cases answered. Thank you.").format(n=len(self._study.cases))
+        else:
+            # blinded: the node is named by its case number only
+            self._caseNode = slicer.util.loadVolume(self._case.reference, {"name": f"Case {self._case.number}", "show": True})
+            self._caseShownAt = time.time()
+            self.ui.studyStatusLabel.text = _("Case {number} of {n} ({done} answered)").format(
+                number=self._case.number, n=len(self._study.cases), done=answered)
+        self._updateButtons()
+
+    def onAnswer(self, answer: str) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The answer could not be saved.")):
+            self._study.record(p.readerName, self._case.number, answer, p.caseConfidence, time.time() - self._caseShownAt)
+            self._showNextCase()
+
+    def onStudyResults(self) -> None:
+        from SynthEvaluateLib.mrml import results_table
+
+        with slicer.util.tryWithErrorDisplay(_("No results yet.")):
+            table = results_table(slicer.mrmlScene, self._study.results(), "Reader study results")
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+
+    # --- protocols in the background
+
+    def onRunOrCancel(self) -> None:
+        if self._job is not None and self._job.running:
+            self._job.cancel()
+            self.ui.protocolLogTextEdit.appendPlainText(_("Cancelled."))
+            self._updateButtons()
+            return
+        if not self._ensureDependencies(training=True):
+            return
+        p = self._parameterNode
+        self._job = self.logic.startProtocol(p.protocol, p.realFolder, p.syntheticFolder, p.reportFolder, p.epochs)
+        self.ui.protocolLogTextEdit.clear()
+        self._timer.start()
+        self._updateButtons()
+
+    def onPollJob(self) -> None:
+        for line in self._job.poll():
+            self.ui.protocolLogTextEdit.appendPlainText(line)
+        if not self._job.running:
+            self._timer.stop()
+            self._updateButtons()
+            summary = Path(self._parameterNode.reportFolder) / "summary.csv"
+            if self._job.returncode == 0 and summary.exists():
+                slicer.util.loadTable(str(summary))
+                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(Path(self._parameterNode.reportFolder) / "report.html")))
+
+
+#
+# SynthEvaluateLogic
+#
 
 
 class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
-    """No logic yet."""
+    """Thin adapter over SynthEvaluateLib; every method takes plain arguments (console use)."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return SynthEvaluateParameterNode(super().getParameterNode())
+
+    def segmentationMetrics(self, referenceSegmentation, referenceSegment, predictedSegmentation, predictedSegment,
+                            referenceVolume, toleranceMm=2.0, table=None):
+        """Dice, NSD, HD95 and lesion detection into a table node; returns (table, metrics)."""
+        from SynthEvaluateLib.logic import segmentation_metrics_on_nodes
+
+        return segmentation_metrics_on_nodes(referenceSegmentation, referenceSegment, predictedSegmentation,
+                                             predictedSegment, referenceVolume, toleranceMm, table)
+
+    def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
+        """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job."""
+        from SynthEvaluateLib.background import BackgroundJob
+
+        return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), "--synthetic", str(syntheticFolder),
+                                      "--epochs", str(epochs), "--out", str(reportFolder)).start()
+
+
+#
+# SynthEvaluateTest
+#
 
 
 class SynthEvaluateTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer; the same checks run outside Slicer under pytest in Testing/."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
     def runTest(self):
-        self.assertIn("not available", NOT_AVAILABLE)
+        self.setUp()
+        self.test_SynthEvaluate_metrics()
+
+    def test_SynthEvaluate_metrics(self):
+        import numpy as np
+
+        from SynthLesionLib import Geometry
+        from SynthLesionLib.mrml import fill_segmentation, output_volume
+
+        geometry = Geometry(spacing=(1.0, 1.0, 1.0))
+        volume = output_volume(slicer.mrmlScene, np.zeros((10, 20, 20), np.int16), geometry, "reference")
+        mask = np.zeros((10, 20, 20), bool)
+        mask[2:6, 5:10, 5:10] = True
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "truth")
+        fill_segmentation(segmentation, [("lesion", mask, (1, 0, 0))], geometry, volume)
+        table, metrics = SynthEvaluateLogic().segmentationMetrics(segmentation, "lesion", segmentation, "lesion", volume)
+        self.assertEqual(metrics["dice"], 1.0)
+        self.assertEqual(table.GetNumberOfRows(), 1)
+        self.delayDisplay("Test passed")

@@ -178,6 +178,9 @@ WIDGET_MEMBERS = {
     "QPushButton": {"connect", "enabled", "toolTip", "text", "checked", "setEnabled"},
     "QPlainTextEdit": {"setPlainText", "toPlainText", "plainText", "clear", "appendPlainText"},
     "QLabel": {"text", "setText"},
+    "QLineEdit": {"text", "setText"},
+    "QSpinBox": {"value", "setValue"},
+    "ctkPathLineEdit": {"currentPath", "setCurrentPath"},
 }
 
 

@@ -1,0 +1,42 @@
+"""Evaluation on MRML nodes (Qt-free): what the SynthEvaluate module and console users call."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from SynthLesionLib.errors import MedSynthInputError
+from SynthLesionLib.mrml import fill_table, geometry_of, segment_array, segment_id_by_name_or_id
+
+from .segmentation import dice, hausdorff_95, lesion_detection, normalized_surface_dice
+
+
+def segmentation_metrics_on_nodes(reference_segmentation, reference_segment: str, predicted_segmentation,
+                                  predicted_segment: str, reference_volume, tolerance_mm: float = 2.0,
+                                  table=None, name: str = "Segmentation metrics"):
+    """Dice, NSD (``tolerance_mm``), HD95 and lesion-wise detection of a predicted segment
+    against a reference segment, both exported onto ``reference_volume``'s grid.
+
+    Returns the filled table node (one row) and the metrics dict.  Inputs are not modified.
+    """
+    if None in (reference_segmentation, predicted_segmentation, reference_volume):
+        raise MedSynthInputError("Select the reference and predicted segmentations and a reference volume.")
+    spacing = geometry_of(reference_volume).spacing_kji
+    reference = segment_array(reference_segmentation, segment_id_by_name_or_id(reference_segmentation, reference_segment),
+                              reference_volume)
+    predicted = segment_array(predicted_segmentation, segment_id_by_name_or_id(predicted_segmentation, predicted_segment),
+                              reference_volume)
+    detection = lesion_detection(predicted, reference, spacing)
+    metrics = {
+        "reference": reference_segment, "prediction": predicted_segment,
+        "dice": dice(predicted, reference),
+        f"nsd_{tolerance_mm:g}mm": normalized_surface_dice(predicted, reference, spacing, tolerance_mm),
+        "hd95_mm": hausdorff_95(predicted, reference, spacing),
+        "reference_volume_ml": float(reference.sum() * np.prod(spacing) / 1000.0),
+        "predicted_volume_ml": float(predicted.sum() * np.prod(spacing) / 1000.0),
+        "lesions": len(detection.detected), "lesions_detected": int(sum(detection.detected)),
+        "false_positive_components": detection.false_positives,
+    }
+    scene = reference_volume.GetScene()
+    table = table or scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    fill_table(table, [{k: (v if np.isfinite(v) else -1.0) if isinstance(v, float) else v for k, v in metrics.items()}])
+    return table, metrics
