@@ -90,3 +90,21 @@ def test_bad_image_sets():
         train_classifier(_toy_set(10, 15).subset(np.arange(0, 10, 2)), TINY)
     with pytest.raises(MedSynthInputError, match="Labels must be"):
         ImageSet(np.zeros((2, 8, 8)), np.array([0, 2]), ["a", "b"], ["x", "y"])
+
+
+def test_transfer_learning_from_a_state_dict_and_bad_checkpoints(tmp_path):
+    data = _toy_set(32, 16)
+    trained = train_classifier(data, TINY, seed=0)
+    weights = tmp_path / "weights.pt"
+    torch.save(trained.model.state_dict(), weights)
+    start = ClassifierRecipe(**{**TINY.to_dict(), "epochs": 0, "pretrained_weights": str(weights)})
+    restored = train_classifier(data, start, seed=5)  # no training: the loaded weights alone
+    assert np.allclose(restored.predict_proba(data.images), trained.predict_proba(data.images), atol=1e-5)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(MedSynthInputError, match="Could not load pretrained weights"):
+        train_classifier(data, ClassifierRecipe(**{**TINY.to_dict(), "pretrained_weights": str(corrupt)}))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"some.other.layer": torch.zeros(3)}, foreign)
+    with pytest.raises(MedSynthInputError, match="another architecture"):
+        train_classifier(data, ClassifierRecipe(**{**TINY.to_dict(), "pretrained_weights": str(foreign)}))

@@ -60,3 +60,36 @@ def test_segmenter_recipe_bad_input():
         train_segmenter([volume], [volume], SegmenterRecipe(channels=(8, 16, 32), patch_size=(30, 30)))
     with pytest.raises(MedSynthInputError, match="one label per volume"):
         train_segmenter([volume], [], SegmenterRecipe())
+
+
+def test_3d_unet_recipe_runs_with_sliding_window(phantom):
+    pytest.importorskip("monai")
+    from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+
+    liver = phantom.organ_mask("liver")
+    case = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="medium"), seed=1)
+    recipe = SegmenterRecipe(spatial_dims=3, channels=(4, 8), patch_size=(16, 32, 32), iterations=10, batch_size=2)
+    model = train_segmenter([case.image], [case.lesion_labels], recipe, seed=0)
+    prediction = model.predict(case.image)
+    assert prediction.shape == case.image.shape and prediction.dtype == np.uint8
+
+
+def test_segmentation_augmentation_study_pairs_arms(phantom):
+    pytest.importorskip("monai")
+    from SynthEvaluateLib.segmentation_study import segmentation_augmentation_study
+    from SynthEvaluateLib.segmenter import SegmenterRecipe
+
+    liver = phantom.organ_mask("liver")
+    config = LesionConfig(size_class="medium", count=2, contrast=-50)
+
+    def cases(seeds):
+        made = [synthesize_lesions(phantom.image, liver, phantom.geometry, config, s) for s in seeds]
+        return [(m.image, m.lesion_labels) for m in made]
+
+    recipe = SegmenterRecipe(channels=(8, 16, 32), patch_size=(32, 32), iterations=150, batch_size=8, learning_rate=3e-3)
+    result = segmentation_augmentation_study(cases([1, 2]), cases([3, 4, 5, 6]), cases([7, 8, 9, 10, 11]),
+                                             phantom.geometry.spacing_kji, recipe, seeds=(0,))
+    assert set(result["summary"]) == {"real only", "real+synthetic x1", "synthetic only"}
+    mixed = result["runs"]["real+synthetic x1"][0]
+    assert mixed["train_cases"] == 4 and len(mixed["per_case"]["dice"]) == 5
+    assert "ci" in mixed["versus_real_only"] and "wilcoxon_p" in mixed["versus_real_only"]

@@ -121,15 +121,7 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
     """
     _check_sets(real_train, test, "real training")
     _check_sets(synthetic, test, "synthetic training")
-    if 0.0 not in synthetic_ratios:
-        synthetic_ratios = (0.0, *synthetic_ratios)  # the reference arm
-    arms = []
-    for count in real_counts:
-        for ratio in synthetic_ratios:
-            arms.append({"name": f"real{'' if count is None else count}+synthetic x{ratio:g}" if ratio else
-                         f"real{'' if count is None else count} only", "real_count": count, "ratio": ratio})
-    if synthetic_only:
-        arms.append({"name": "synthetic only", "real_count": 0, "ratio": None})
+    arms = study_arms(synthetic_ratios, real_counts, synthetic_only)
     results = {arm["name"]: [] for arm in arms}
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -143,7 +135,7 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
             per_case[arm["name"]] = metrics
             results[arm["name"]].append({**_public(metrics), "train": train.summary()})
         for arm in arms:
-            reference = _reference_arm(arm, arms)
+            reference = reference_arm(arm, arms)
             if reference is not None and reference != arm["name"]:
                 results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = _paired(
                     per_case[arm["name"]], per_case[reference], test)
@@ -163,7 +155,23 @@ def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.ra
     return base.concat(extra, source="real+synthetic")
 
 
-def _reference_arm(arm: dict, arms: list[dict]) -> str | None:
+def study_arms(synthetic_ratios, real_counts, synthetic_only: bool) -> list[dict]:
+    """The arms of an augmentation study: for each real count, real only (ratio 0) and real +
+    synthetic at each ratio; then synthetic only (``ratio`` None)."""
+    if 0.0 not in synthetic_ratios:
+        synthetic_ratios = (0.0, *synthetic_ratios)  # the reference arm
+    arms = []
+    for count in real_counts:
+        label = "" if count is None else str(count)
+        for ratio in synthetic_ratios:
+            name = f"real{label}+synthetic x{ratio:g}" if ratio else f"real{label} only"
+            arms.append({"name": name, "real_count": count, "ratio": ratio})
+    if synthetic_only:
+        arms.append({"name": "synthetic only", "real_count": 0, "ratio": None})
+    return arms
+
+
+def reference_arm(arm: dict, arms: list[dict]) -> str | None:
     """Real-only arm with the same number of real images (all real for synthetic-only)."""
     count = None if arm["ratio"] is None else arm["real_count"]
     for other in arms:

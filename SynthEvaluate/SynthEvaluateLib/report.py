@@ -29,6 +29,9 @@ def summary_rows(result: dict) -> list[dict]:
         return [{"arm": arm, "accuracy_mean": s["accuracy"]["mean"], "accuracy_std": s["accuracy"]["std"],
                  "auc_mean": s["auc"]["mean"], "auc_std": s["auc"]["std"], "seeds": len(s["accuracy"]["per_seed"])}
                 for arm, s in result["summary"].items()]
+    if protocol == "segmentation-augmentation":
+        return [{"arm": arm, "dice": s["dice_mean_over_seeds"], "nsd": s["nsd_mean_over_seeds"]}
+                for arm, s in result["summary"].items()]
     if protocol == "robustness":
         return [{"size_class": s["size_class"], "contrast": s["contrast"], "cases": s["cases"],
                  "detection": s["detection"]["value"], "detection_ci": _ci_text(s["detection"]),

@@ -23,8 +23,10 @@ class ClassifierRecipe:
     """How a classifier is built and trained.
 
     network: "small" (MONAI ``Classifier``, residual conv net for small images, fast on CPU),
-        "densenet121" or "resnet18" (MONAI, optionally from ``pretrained_weights``: a state
-        dict file, loaded with ``weights_only=True``; the last layer is re-initialised).
+        "densenet121" or "resnet18" (MONAI).
+    pretrained_weights: a state-dict file to start from (transfer learning), loaded with
+        ``weights_only=True`` (no code runs from it); tensors whose shape differs (the last
+        layer, for another number of classes) keep their fresh initialisation.
     """
 
     network: str = "small"
@@ -64,13 +66,14 @@ class TrainedClassifier:
 
 
 def build_network(recipe: ClassifierRecipe, classes: int, size: int):
+    """The recipe's MONAI network, initialised from ``pretrained_weights`` when given."""
     from monai.networks import nets
 
     if recipe.network == "small":
         strides = (2,) * len(recipe.channels)
-        return nets.Classifier(in_shape=(1, size, size), classes=classes, channels=recipe.channels,
-                               strides=strides, num_res_units=1, dropout=0.1)
-    if recipe.network == "densenet121":
+        network = nets.Classifier(in_shape=(1, size, size), classes=classes, channels=recipe.channels,
+                                  strides=strides, num_res_units=1, dropout=0.1)
+    elif recipe.network == "densenet121":
         network = nets.DenseNet121(spatial_dims=2, in_channels=1, out_channels=classes)
     elif recipe.network == "resnet18":
         network = nets.resnet18(spatial_dims=2, n_input_channels=1, num_classes=classes)
