@@ -47,6 +47,20 @@ class ImageSet:
     ids: list[str]
     source: str = "real"
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    #: (n, classes) 0/1 matrix for multi-label tasks (several findings per image); ``labels``
+    #: then holds each image's first finding (or 0), used only to stratify splits
+    findings: np.ndarray | None = None
+
+    @classmethod
+    def multilabel(cls, images, findings, finding_names: list[str], ids: list[str], source: str = "real",
+                   preprocessing: Preprocessing | None = None) -> "ImageSet":
+        """An image set where each image has any number of the ``finding_names``."""
+        findings = np.asarray(findings)
+        if findings.ndim != 2 or findings.shape[1] != len(finding_names) or not set(np.unique(findings)) <= {0, 1}:
+            raise MedSynthInputError(
+                f"findings must be a 0/1 matrix of (images, {len(finding_names)} findings); got shape {findings.shape}.")
+        return cls(images, findings.argmax(axis=1), list(finding_names), ids, source,
+                   preprocessing or Preprocessing(size=np.shape(images)[-1]), findings.astype(np.float32))
 
     def __post_init__(self) -> None:
         self.images = np.asarray(self.images, dtype=np.float32)
@@ -66,13 +80,15 @@ class ImageSet:
     def subset(self, indices) -> "ImageSet":
         indices = np.asarray(indices)
         return ImageSet(self.images[indices], self.labels[indices], self.class_names,
-                        [self.ids[i] for i in indices], self.source, self.preprocessing)
+                        [self.ids[i] for i in indices], self.source, self.preprocessing,
+                        None if self.findings is None else self.findings[indices])
 
     def concat(self, other: "ImageSet", source: str) -> "ImageSet":
         if other.class_names != self.class_names:
             raise MedSynthInputError(f"Class names differ: {self.class_names} vs {other.class_names}.")
+        findings = None if self.findings is None else np.concatenate([self.findings, other.findings])
         return ImageSet(np.concatenate([self.images, other.images]), np.concatenate([self.labels, other.labels]),
-                        self.class_names, self.ids + other.ids, source, self.preprocessing)
+                        self.class_names, self.ids + other.ids, source, self.preprocessing, findings)
 
     def stratified_sample(self, count: int, rng: np.random.Generator) -> "ImageSet":
         """``count`` images with the classes in their current proportions (at least one each)."""
@@ -86,7 +102,8 @@ class ImageSet:
         return self.subset(np.sort(np.array(chosen[:count] if len(chosen) > count else chosen)))
 
     def summary(self) -> dict:
-        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        counts = (self.findings.sum(axis=0).astype(int) if self.findings is not None
+                  else np.bincount(self.labels, minlength=len(self.class_names)))
         return {"source": self.source, "images": len(self), "per_class": dict(zip(self.class_names, counts.tolist())),
                 "size": self.preprocessing.size, "window": self.preprocessing.window}
 

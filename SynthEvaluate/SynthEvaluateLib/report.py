@@ -43,6 +43,8 @@ def summary_rows(result: dict) -> list[dict]:
                          "sensitivity": _ci_text(r["sensitivity"]), "specificity": _ci_text(r["specificity"]),
                          "mean_confidence": round(r["mean_confidence"], 2)})
         return rows
+    if protocol == "multilabel":
+        return result["findings_table"] or [{"finding": "none predicted"}]
     if protocol == "images":
         return [{"metric": k, "value": v} for k, v in result["metrics"].items()]
     raise ValueError(f"No table layout for protocol {protocol!r}.")

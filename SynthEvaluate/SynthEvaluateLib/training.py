@@ -51,9 +51,17 @@ class TrainedClassifier:
     seed: int
     history: list[dict] = field(default_factory=list)
     train_summary: dict = field(default_factory=dict)
+    multilabel: bool = False
+
+    def activation(self, logits):
+        """Softmax over classes, or an independent sigmoid per finding (multi-label)."""
+        import torch
+
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """(n, classes) softmax probabilities for (n, h, w) images in [0, 1]."""
+        """(n, classes) probabilities for (n, h, w) images in [0, 1]: softmax, or one sigmoid
+        per finding for multi-label models."""
         import torch
 
         self.model.eval()
@@ -61,7 +69,7 @@ class TrainedClassifier:
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 batch = torch.as_tensor(np.asarray(images[start:start + batch_size], np.float32))[:, None]
-                outputs.append(torch.softmax(self.model(batch.to(self.recipe.device)), dim=1).cpu().numpy())
+                outputs.append(self.activation(self.model(batch.to(self.recipe.device))).cpu().numpy())
         return np.concatenate(outputs)
 
 
@@ -105,19 +113,27 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
     """Train ``recipe`` on ``train``; returns the model with its loss history."""
     import torch
 
-    if len(np.unique(train.labels)) < 2:
+    multilabel = train.findings is not None
+    if not multilabel and len(np.unique(train.labels)) < 2:
         raise MedSynthInputError(f"The training set has one class only ({train.summary()['per_class']}).")
     size = train.images.shape[-1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_network(recipe, len(train.class_names), size).to(recipe.device)
         optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-        # inverse-frequency class weights: rare classes (e.g. viral) are not ignored
-        counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float32)
-        weights = torch.as_tensor(counts.sum() / np.maximum(counts, 1) / len(counts))
-        loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
+        if multilabel:
+            # per finding: positives weighted by negatives/positives, so rare findings count
+            positives = train.findings.sum(axis=0)
+            weights = torch.as_tensor((len(train) - positives) / np.maximum(positives, 1), dtype=torch.float32)
+            loss_function = torch.nn.BCEWithLogitsLoss(pos_weight=weights.to(recipe.device))
+            labels = torch.as_tensor(train.findings)
+        else:
+            # inverse-frequency class weights: rare classes (e.g. viral) are not ignored
+            counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float32)
+            weights = torch.as_tensor(counts.sum() / np.maximum(counts, 1) / len(counts))
+            loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
+            labels = torch.as_tensor(train.labels)
         images = torch.as_tensor(train.images)[:, None]
-        labels = torch.as_tensor(train.labels)
         generator = torch.Generator().manual_seed(seed)
         history, started = [], time.perf_counter()
         for epoch in range(recipe.epochs):
@@ -140,7 +156,7 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
             history.append(entry)
             if progress is not None:
                 progress({**entry, "epochs": recipe.epochs})
-    return TrainedClassifier(model, recipe, train.class_names, seed, history, train.summary())
+    return TrainedClassifier(model, recipe, train.class_names, seed, history, train.summary(), multilabel)
 
 
 def _augment(batch, generator):
