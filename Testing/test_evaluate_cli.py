@@ -123,3 +123,11 @@ def test_results_as_slicer_nodes(scene):
     assert chart.GetNumberOfPlotSeriesNodes() == 1
     series = chart.GetNthPlotSeriesNode(0)
     assert series.GetXColumnName() == "fpr" and series.GetTableNode().GetNumberOfRows() == 3
+
+
+def test_line_chart_for_training_curves(scene):
+    from SynthEvaluateLib.mrml import line_chart
+
+    chart = line_chart(scene, [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.5}], "epoch", ["loss"], "training")
+    assert chart.GetNumberOfPlotSeriesNodes() == 1
+    assert chart.GetNthPlotSeriesNode(0).GetTableNode().GetNumberOfRows() == 2

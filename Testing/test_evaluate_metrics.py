@@ -285,3 +285,24 @@ def test_distances_bad_input():
         frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
     with pytest.raises(MedSynthInputError, match="k = 5 needs more than 5 cases"):
         precision_recall_density_coverage(np.zeros((4, 2)), np.zeros((9, 2)))
+
+
+def test_ms_ssim_identical_degraded_and_small_images():
+    pytest.importorskip("monai")
+    from SynthEvaluateLib.image import ms_ssim
+
+    rng = np.random.default_rng(11)
+    reference = ndimage_smooth(rng.random((128, 128)))
+    assert ms_ssim(reference, reference, data_range=1.0) == pytest.approx(1.0, abs=1e-5)
+    noisy = np.clip(reference + rng.normal(0, 0.1, reference.shape), 0, 1)
+    assert ms_ssim(noisy, reference, data_range=1.0) < 0.95
+    small = ms_ssim(noisy[:20, :20], reference[:20, :20], data_range=1.0)  # falls back to fewer scales
+    assert 0 < small < 1
+    volume = ndimage_smooth(rng.random((24, 48, 48)))
+    assert ms_ssim(volume, volume, data_range=1.0) == pytest.approx(1.0, abs=1e-5)
+
+
+def ndimage_smooth(array):
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(array, 2.0)

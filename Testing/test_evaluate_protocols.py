@@ -140,3 +140,32 @@ def test_multilabel_findings_with_auc_and_locations():
     lower = [r["region"] for r in rows if r["finding"] == "lower spot" and r["present_in_reference"]]
     assert upper and np.mean([r.startswith("upper") for r in upper]) >= 0.7
     assert lower and np.mean([r.startswith("lower") for r in lower]) >= 0.7
+
+
+def test_fid_on_features_of_a_project_network_records_the_source():
+    from SynthEvaluateLib.distances import frechet_distance, network_features
+
+    model = train_classifier(_toy_set(48, 22), TINY, seed=0)
+    real = network_features(model, _toy_set(40, 23).images)
+    same = network_features(model, _toy_set(40, 24).images)
+    shifted = network_features(model, np.clip(_toy_set(40, 25).images * 0.3, 0, 1))
+    assert real["source"]["network"] == "small" and real["source"]["trained_on"]["images"] == 48
+    assert frechet_distance(real["features"], same["features"]) < frechet_distance(real["features"], shifted["features"])
+
+
+def test_external_torchscript_feature_extractor(tmp_path):
+    from SynthEvaluateLib.distances import frechet_distance, torchscript_features
+
+    class Pool(torch.nn.Module):  # a stand-in for an Inception feature extractor
+        def forward(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+
+    path = tmp_path / "extractor.pt"
+    torch.jit.script(Pool()).save(str(path))
+    a = torchscript_features(str(path), _toy_set(20, 26).images, input_size=32)
+    b = torchscript_features(str(path), _toy_set(20, 27).images, input_size=32)
+    assert a["features"].shape == (20, 48) and a["source"]["weights_file"] == str(path)
+    assert frechet_distance(a["features"], b["features"]) >= 0
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(MedSynthInputError, match="not a TorchScript feature extractor"):
+        torchscript_features(str(tmp_path / "junk.pt"), _toy_set(4, 28).images)

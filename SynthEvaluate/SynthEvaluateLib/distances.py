@@ -154,3 +154,53 @@ def frechet_radiomics_distance(real_images, synthetic_images, masks_real=None, m
         result["note"] = (f"fewer cases than the {len(RADIOMIC_FEATURE_NAMES)} features: covariances are singular "
                           "and FRD is only indicative; compare sets of at least 50 images")
     return result
+
+
+def network_features(classifier, images: np.ndarray, batch_size: int = 64) -> dict:
+    """Embeddings of ``images`` from a classifier trained in the project: the input of its
+    last linear layer.  Returns the features and a description of where they come from,
+    to be recorded with any FID/KID/PRDC computed on them."""
+    import torch
+
+    model = classifier.model.eval()
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not last:
+        raise MedSynthInputError("The network has no linear layer to take features from.")
+    captured = []
+    handle = last[-1].register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+    try:
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                model(torch.as_tensor(np.asarray(images[start:start + batch_size], np.float32))[:, None])
+    finally:
+        handle.remove()
+    features = torch.cat(captured).flatten(1).numpy().astype(np.float64)
+    source = {"network": classifier.recipe.network, "seed": classifier.seed, "trained_on": classifier.train_summary,
+              "layer": "input of the last linear layer", "width": int(features.shape[1])}
+    return {"features": features, "source": source}
+
+
+def torchscript_features(weights_file: str, images: np.ndarray, input_size: int = 299, batch_size: int = 32) -> dict:
+    """Features from an external network the user supplies as a TorchScript file (e.g. an
+    Inception-v3 feature extractor for the classic FID).  Nothing is downloaded.
+
+    Contract: the module maps (n, 3, input_size, input_size) float images in [0, 1] to (n, d)
+    features, doing its own normalisation.  Grey images are repeated over 3 channels.
+    TorchScript runs its compiled graph; no Python code from the file is executed.
+    """
+    import torch
+    from torch.nn import functional
+
+    try:
+        module = torch.jit.load(str(weights_file), map_location="cpu").eval()
+    except Exception as error:
+        raise MedSynthInputError(f"{weights_file} is not a TorchScript feature extractor: {error}") from None
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = torch.as_tensor(np.asarray(images[start:start + batch_size], np.float32))[:, None]
+            batch = functional.interpolate(batch, size=(input_size, input_size), mode="bilinear", align_corners=False)
+            outputs.append(module(batch.repeat(1, 3, 1, 1)).flatten(1))
+    features = torch.cat(outputs).numpy().astype(np.float64)
+    return {"features": features, "source": {"weights_file": str(weights_file), "input_size": input_size,
+                                             "width": int(features.shape[1])}}

@@ -8,6 +8,8 @@ were computed with the same range.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from SynthLesionLib.errors import MedSynthInputError
@@ -68,6 +70,33 @@ def image_metrics(test, reference, mask=None, data_range: float | None = None) -
     }
 
 
+def ms_ssim(test, reference, data_range: float | None = None, mask=None, scales: int = 5) -> float:
+    """Multi-scale SSIM (MONAI's ``MultiScaleSSIMMetric``) of 2-D or 3-D images.
+
+    With a mask, the images are cropped to the mask's bounding box (MS-SSIM needs whole
+    windows at every scale).  Each axis needs at least (window - 1) x 2^(scales - 1) + 1
+    voxels; fewer scales are used for smaller images, down to 1 (plain SSIM).
+    """
+    import torch
+    from monai.metrics import MultiScaleSSIMMetric
+
+    test, reference, mask = _prepare(test, reference, mask)
+    value_range = _range(reference, mask, data_range)
+    if mask is not None:
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
+        test, reference = test[box], reference[box]
+    window = 7
+    weights = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+    while scales > 1 and min(test.shape) < (window - 1) * 2 ** (scales - 1) + 1:
+        scales -= 1
+    if min(test.shape) < window:
+        raise MedSynthInputError(f"Images of shape {test.shape} are too small for MS-SSIM (needs {window} voxels per axis).")
+    metric = MultiScaleSSIMMetric(spatial_dims=test.ndim, data_range=value_range, kernel_size=window,
+                                  weights=tuple((weights[:scales] / weights[:scales].sum()).tolist()))
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)[None, None]  # noqa: E731
+    return float(metric(as_tensor(test), as_tensor(reference)).item())
+
+
 def evaluate_images(real: list[np.ndarray], synthetic: list[np.ndarray], paired: bool,
                     data_range: float | None = None, masks: list[np.ndarray] | None = None) -> dict:
     """Fidelity of a synthetic image set against a real one.
@@ -89,6 +118,9 @@ def evaluate_images(real: list[np.ndarray], synthetic: list[np.ndarray], paired:
             values = np.array([m[key] for m in per_pair], float)
             metrics[f"{key}_mean"] = float(values.mean()) if np.all(np.isfinite(values)) else float("inf")
         metrics["data_range"] = per_pair[0]["data_range"]
+        if importlib.util.find_spec("monai") is not None:  # MS-SSIM comes from MONAI (installed on demand)
+            metrics["ms_ssim_mean"] = float(np.mean([ms_ssim(s, r, data_range, None if masks is None else masks[i])
+                                                     for i, (r, s) in enumerate(zip(real, synthetic))]))
     if len(real) >= 2 and len(synthetic) >= 2:
         all_values = np.concatenate([np.ravel(x) for x in real])
         window = tuple(np.percentile(all_values, [1, 99]).tolist())

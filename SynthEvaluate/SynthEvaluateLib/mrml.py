@@ -35,3 +35,23 @@ def roc_chart(scene, curves: dict, name: str):
         series.SetMarkerStyle(series.MarkerStyleNone)
         chart.AddAndObservePlotSeriesNodeID(series.GetID())
     return chart
+
+
+def line_chart(scene, rows: list[dict], x: str, ys: list[str], name: str, x_title: str | None = None,
+               y_title: str | None = None, bars: bool = False):
+    """A plot chart of columns ``ys`` against ``x`` from flat rows (training curves, metric by
+    lesion size...); the rows are kept in a table node that the chart observes."""
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{name} data"))
+    fill_table(table, rows)
+    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", scene.GenerateUniqueName(name))
+    chart.SetTitle(name)
+    chart.SetXAxisTitle(x_title or x)
+    chart.SetYAxisTitle(y_title or ", ".join(ys))
+    for column in ys:
+        series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", scene.GenerateUniqueName(f"{name} {column}"))
+        series.SetAndObserveTableNodeID(table.GetID())
+        series.SetXColumnName(x)
+        series.SetYColumnName(column)
+        series.SetPlotType(series.PlotTypeBar if bars else series.PlotTypeScatter)
+        chart.AddAndObservePlotSeriesNodeID(series.GetID())
+    return chart
