@@ -180,21 +180,25 @@ def network_features(classifier, images: np.ndarray, batch_size: int = 64) -> di
     return {"features": features, "source": source}
 
 
-def torchscript_features(weights_file: str, images: np.ndarray, input_size: int = 299, batch_size: int = 32) -> dict:
-    """Features from an external network the user supplies as a TorchScript file (e.g. an
-    Inception-v3 feature extractor for the classic FID).  Nothing is downloaded.
+def exported_features(weights_file: str, images: np.ndarray, input_size: int = 299, batch_size: int = 32) -> dict:
+    """Features from an external network the user supplies as a file (e.g. an Inception-v3
+    feature extractor for the classic FID).  Nothing is downloaded.
 
-    Contract: the module maps (n, 3, input_size, input_size) float images in [0, 1] to (n, d)
+    The file is a ``torch.export`` program (``.pt2``, with a dynamic batch dimension) or a
+    TorchScript module; both hold a graph, so no Python code from the file is executed.
+    Contract: it maps (n, 3, input_size, input_size) float images in [0, 1] to (n, d)
     features, doing its own normalisation.  Grey images are repeated over 3 channels.
-    TorchScript runs its compiled graph; no Python code from the file is executed.
     """
     import torch
     from torch.nn import functional
 
     try:
-        module = torch.jit.load(str(weights_file), map_location="cpu").eval()
+        if str(weights_file).endswith(".pt2"):
+            module = torch.export.load(str(weights_file)).module()
+        else:
+            module = torch.jit.load(str(weights_file), map_location="cpu").eval()
     except Exception as error:
-        raise MedSynthInputError(f"{weights_file} is not a TorchScript feature extractor: {error}") from None
+        raise MedSynthInputError(f"{weights_file} is not an exported feature extractor (.pt2 or TorchScript): {error}") from None
     outputs = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
