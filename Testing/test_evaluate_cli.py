@@ -112,7 +112,6 @@ def test_evaluate_errors_are_clear(tmp_path, capsys):
 
 def test_results_as_slicer_nodes(scene):
     from SynthEvaluateLib.mrml import results_table, roc_chart
-    from SynthEvaluateLib.segmentation import dice  # noqa: F401 (import check)
 
     result = {"protocol": "robustness", "strata": [
         {"size_class": "small", "contrast": -30.0, "cases": 5, "detection": {"value": 0.8, "ci": [0.4, 0.96]},

@@ -6,7 +6,6 @@ Each command writes a self-contained ``report.html``, ``results.json`` (every fi
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import sys

@@ -122,23 +122,13 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
     _check_sets(real_train, test, "real training")
     _check_sets(synthetic, test, "synthetic training")
     arms = study_arms(synthetic_ratios, real_counts, synthetic_only)
-    results = {arm["name"]: [] for arm in arms}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        per_case = {}
-        for arm in arms:
-            if progress:
-                progress(f"seed {seed}: {arm['name']}")
-            train = _arm_training_set(real_train, synthetic, arm, rng)
-            model = train_classifier(train, recipe, seed, should_stop=should_stop)
-            metrics = evaluate_classifier(model, test)
-            per_case[arm["name"]] = metrics
-            results[arm["name"]].append({**_public(metrics), "train": train.summary()})
-        for arm in arms:
-            reference = reference_arm(arm, arms)
-            if reference is not None and reference != arm["name"]:
-                results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = _paired(
-                    per_case[arm["name"]], per_case[reference], test)
+
+    def fit_and_score(arm, seed, rng):
+        train = _arm_training_set(real_train, synthetic, arm, rng)
+        metrics = evaluate_classifier(train_classifier(train, recipe, seed, should_stop=should_stop), test)
+        return {**_public(metrics), "train": train.summary()}, metrics
+
+    results = run_arms(arms, seeds, fit_and_score, lambda a, b, seed: _paired(a, b, test), progress)
     summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
                       "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
     return {"protocol": "augmentation", "recipe": recipe.to_dict(), "seeds": list(seeds), "arms": arms,
@@ -153,6 +143,33 @@ def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.ra
         return base
     extra = synthetic.stratified_sample(int(round(arm["ratio"] * len(base))), rng)
     return base.concat(extra, source="real+synthetic")
+
+
+def run_arms(arms: list[dict], seeds, fit_and_score: Callable, compare: Callable,
+             progress: Callable[[str], None] | None = None) -> dict:
+    """The loop every augmentation study shares: for each seed, fit and score every arm, then
+    compare each arm with its real-only reference on the same test cases.
+
+    ``fit_and_score(arm, seed, rng)`` returns (entry for the report, per-case results);
+    ``compare(per_case_arm, per_case_reference, seed)`` returns the paired comparison, stored
+    in the arm's entry as ``versus_<reference>``.  Returns arm name -> one entry per seed.
+    """
+    results = {arm["name"]: [] for arm in arms}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        per_case = {}
+        for arm in arms:
+            if progress:
+                progress(f"seed {seed}: {arm['name']}")
+            entry, per_case[arm["name"]] = fit_and_score(arm, seed, rng)
+            results[arm["name"]].append(entry)
+        for arm in arms:
+            reference = reference_arm(arm, arms)
+            if reference is not None and reference != arm["name"]:
+                comparison = compare(per_case[arm["name"]], per_case[reference], seed)
+                if comparison is not None:
+                    results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = comparison
+    return results
 
 
 def study_arms(synthetic_ratios, real_counts, synthetic_only: bool) -> list[dict]:

@@ -11,7 +11,7 @@ import numpy as np
 from SynthLesionLib.errors import MedSynthInputError
 
 from .leakage import check_disjoint
-from .protocols import reference_arm, study_arms
+from .protocols import run_arms, study_arms
 from .segmentation import dice, normalized_surface_dice
 from .segmenter import SegmenterRecipe, train_segmenter
 from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
@@ -34,32 +34,28 @@ def segmentation_augmentation_study(real_train: list[Case], synthetic: list[Case
         raise MedSynthInputError("Give real training cases, synthetic cases and test cases.")
     check_disjoint({f"train:{i}": v for i, (v, _) in enumerate(real_train)}, {f"test:{i}": v for i, (v, _) in enumerate(test)})
     arms = study_arms(synthetic_ratios, real_counts, synthetic_only)
-    results = {arm["name"]: [] for arm in arms}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        per_case = {}
-        for arm in arms:
-            if progress:
-                progress(f"seed {seed}: {arm['name']}")
-            if arm["ratio"] is None:
-                train = list(synthetic)
-            else:
-                train = _subset(real_train, arm["real_count"], rng)
-                if arm["ratio"]:
-                    train += _subset(synthetic, int(round(arm["ratio"] * len(train))), rng)
-            model = train_segmenter([v for v, _ in train], [l for _, l in train], recipe, seed, should_stop=should_stop)
-            predictions = [model.predict(v) for v, _ in test]
-            scores = {"dice": [dice(p, l > 0) for p, (_, l) in zip(predictions, test)],
-                      "nsd": [normalized_surface_dice(p, l > 0, spacing_kji, tolerance_mm) for p, (_, l) in zip(predictions, test)]}
-            per_case[arm["name"]] = scores
-            entry = {"train_cases": len(train), "per_case": scores,
-                     "dice": _mean_with_ci(scores["dice"], seed), "nsd": _mean_with_ci(scores["nsd"], seed)}
-            results[arm["name"]].append(entry)
-        for arm in arms:
-            reference = reference_arm(arm, arms)
-            if reference is not None and reference != arm["name"] and len(test) >= MIN_BOOTSTRAP_CASES:
-                results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = paired_difference(
-                    per_case[arm["name"]]["dice"], per_case[reference]["dice"], n_resamples=2000, seed=seed)
+
+    def fit_and_score(arm, seed, rng):
+        if arm["ratio"] is None:
+            train = list(synthetic)
+        else:
+            train = _subset(real_train, arm["real_count"], rng)
+            if arm["ratio"]:
+                train += _subset(synthetic, int(round(arm["ratio"] * len(train))), rng)
+        model = train_segmenter([v for v, _ in train], [l for _, l in train], recipe, seed, should_stop=should_stop)
+        predictions = [model.predict(v) for v, _ in test]
+        scores = {"dice": [dice(p, l > 0) for p, (_, l) in zip(predictions, test)],
+                  "nsd": [normalized_surface_dice(p, l > 0, spacing_kji, tolerance_mm) for p, (_, l) in zip(predictions, test)]}
+        entry = {"train_cases": len(train), "per_case": scores,
+                 "dice": _mean_with_ci(scores["dice"], seed), "nsd": _mean_with_ci(scores["nsd"], seed)}
+        return entry, scores
+
+    def compare(scores, reference, seed):
+        if len(test) < MIN_BOOTSTRAP_CASES:
+            return None
+        return paired_difference(scores["dice"], reference["dice"], n_resamples=2000, seed=seed)
+
+    results = run_arms(arms, seeds, fit_and_score, compare, progress)
     summary = {name: {"dice_mean_over_seeds": float(np.mean([r["dice"]["value"] for r in runs])),
                       "nsd_mean_over_seeds": float(np.mean([r["nsd"]["value"] for r in runs]))}
                for name, runs in results.items()}
