@@ -269,10 +269,13 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._job.running:
             self._timer.stop()
             self._updateButtons()
-            summary = Path(self._parameterNode.reportFolder) / "summary.csv"
-            if self._job.returncode == 0 and summary.exists():
-                slicer.util.loadTable(str(summary))
-                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(Path(self._parameterNode.reportFolder) / "report.html")))
+            folder = Path(self._parameterNode.reportFolder)
+            if self._job.returncode == 0 and (folder / "summary.csv").exists():
+                slicer.util.loadTable(str(folder / "summary.csv"))
+                chart = self.logic.rocChartFromReport(folder)
+                if chart is not None:
+                    slicer.modules.plots.logic().ShowChartInLayout(chart)
+                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
 
 
 #
@@ -296,6 +299,12 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
 
         return segmentation_metrics_on_nodes(referenceSegmentation, referenceSegment, predictedSegmentation,
                                              predictedSegment, referenceVolume, toleranceMm, table)
+
+    def rocChartFromReport(self, reportFolder):
+        """A plot chart of the first seed's ROC curves of every arm in a report, or None."""
+        from SynthEvaluateLib.logic import roc_chart_from_results
+
+        return roc_chart_from_results(slicer.mrmlScene, Path(reportFolder) / "results.json")
 
     def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
         """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job."""

@@ -50,6 +50,13 @@ def test_gan_train_test_command_writes_a_self_contained_report(tmp_path, capsys)
     assert results["summary"]["baseline"]["accuracy"]["mean"] > 0.7
     assert len(list(csv.DictReader(open(paths["csv"])))) == 3
     assert any(p.endswith("accuracy_by_arm.png") for p in paths["plots"])
+    # what the module shows in Slicer's layout when the background run ends
+    import slicer
+
+    from SynthEvaluateLib.logic import roc_chart_from_results
+
+    chart = roc_chart_from_results(slicer.vtkMRMLScene(), paths["json"])
+    assert chart.GetNumberOfPlotSeriesNodes() == 3  # baseline, GAN-train, GAN-test (binary: one curve each)
 
 
 def test_images_and_reader_study_commands(tmp_path, capsys):

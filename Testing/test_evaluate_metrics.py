@@ -149,6 +149,8 @@ def test_per_class_auc_multiclass_multilabel_and_missing_class():
     result = per_class_auc(y, scores, ["normal", "bacterial", "viral"])
     assert set(result["per_class"]) == {"normal", "bacterial", "viral"} and result["classes_averaged"] == 3
     assert result["macro"] > 0.8
+    low, high = result["per_class_ci"]["viral"]
+    assert low < result["per_class"]["viral"] < high  # DeLong interval per class (one-vs-rest)
     multilabel = (rng.random((90, 3)) < 0.4).astype(int)
     multilabel[:, 2] = 0  # a finding nobody has
     result = per_class_auc(multilabel, rng.normal(size=(90, 3)))

@@ -85,6 +85,14 @@ def test_overlapping_test_set_is_refused():
         gan_train_test(train, leaky, _toy_set(20, 13, "synthetic"), _toy_set(10, 14, "synthetic"), TINY, seeds=(0,))
 
 
+def test_label_sets_that_differ_are_refused():
+    model = train_classifier(_toy_set(24, 29), TINY, seed=0)
+    other = _toy_set(10, 30)
+    other.class_names = ["bright", "dark"]  # same images, classes in another order
+    with pytest.raises(MedSynthInputError, match="differ from the model"):
+        evaluate_classifier(model, other)
+
+
 def test_bad_image_sets():
     with pytest.raises(MedSynthInputError, match="one class only"):
         train_classifier(_toy_set(10, 15).subset(np.arange(0, 10, 2)), TINY)

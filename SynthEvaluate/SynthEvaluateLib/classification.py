@@ -86,14 +86,19 @@ def per_class_auc(y_true, scores, class_names=None) -> dict:
         indicator = y_true.astype(int)
     _check_pair(indicator, scores)
     names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
-    per_class = {}
+    per_class, intervals = {}, {}
     for c in range(k):
         column = indicator[:, c]
-        per_class[names[c]] = auc(column, scores[:, c]) if 0 < column.sum() < column.size else None
+        if 0 < column.sum() < column.size:
+            result = delong_auc(column, scores[:, c])
+            per_class[names[c]], intervals[names[c]] = result["auc"], result["ci"]
+        else:
+            per_class[names[c]], intervals[names[c]] = None, None
     defined = [v for v in per_class.values() if v is not None]
     if not defined:
         raise MedSynthInputError("No class has both positive and negative cases: AUC is undefined for all.")
-    return {"per_class": per_class, "macro": float(np.mean(defined)), "classes_averaged": len(defined)}
+    return {"per_class": per_class, "per_class_ci": intervals, "macro": float(np.mean(defined)),
+            "classes_averaged": len(defined)}
 
 
 def _midranks(values: np.ndarray) -> np.ndarray:

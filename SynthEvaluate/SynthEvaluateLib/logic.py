@@ -40,3 +40,17 @@ def segmentation_metrics_on_nodes(reference_segmentation, reference_segment: str
     table = table or scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
     fill_table(table, [{k: (v if np.isfinite(v) else -1.0) if isinstance(v, float) else v for k, v in metrics.items()}])
     return table, metrics
+
+
+def roc_chart_from_results(scene, results_json, name: str = "ROC"):
+    """Plot chart of the ROC curves (first seed, every arm) stored in a report's results.json;
+    None when the report has no curves (e.g. robustness, reader study)."""
+    import json
+    from pathlib import Path
+
+    from .mrml import roc_chart
+
+    data = json.loads(Path(results_json).read_text())
+    curves = {f"{arm}: {label}": curve for arm, runs in data.get("runs", {}).items() if isinstance(runs, list) and runs
+              for label, curve in runs[0].get("roc", {}).items()}
+    return roc_chart(scene, curves, name) if curves else None
