@@ -1,0 +1,68 @@
+"""Applying a trained translator to images and volumes (slice by slice, batched).
+
+Slices whose size the generator cannot take (not a multiple of 8) are reflect-padded and
+cropped back, never refused.  The output has the input's shape; the caller keeps geometry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from SynthLesionLib.errors import MedSynthInputError
+
+from .data import one_hot_labels
+from .model_dir import LoadedModel
+
+MULTIPLE = 8
+
+
+def _pad(batch, multiple: int = MULTIPLE):
+    import torch
+
+    h, w = batch.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+        batch = torch.nn.functional.pad(batch, (0, pw, 0, ph), mode=mode)
+    return batch, (h, w)
+
+
+def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, target_domain: str | None = None,
+                     condition: np.ndarray | None = None, batch_size: int = 8, seed: int = 0,
+                     count: int | None = None) -> np.ndarray:
+    """Translate a 2-D image or a 3-D volume ``[k, j, i]`` slice by slice.
+
+    - pix2pix, cyclegan, stargan, migan: ``volume`` in image units; multi-domain models need
+      ``target_domain`` (cyclegan: its first domain name translates B -> A).
+    - spade: ``condition`` is an integer label map (same shape) instead of an image.
+    - maskgan: ``count`` binary masks are sampled (seeded); returns (count, size, size[, size]).
+    Returns float32 in image units (masks: uint8 0/1).
+    """
+    import torch
+
+    config = model.config
+    translator = model.translator
+    if config.model == "maskgan":
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            masks = translator.translate(torch.randn(count or 1, config.latent, generator=generator))
+        return (masks[:, 0].numpy() > 0).astype(np.uint8)
+    source = condition if config.model == "spade" else volume
+    if source is None:
+        raise MedSynthInputError("Give the condition label map." if config.model == "spade" else "Give the image to translate.")
+    source = np.asarray(source)
+    flat = source[np.newaxis] if source.ndim == 2 else source
+    if flat.ndim != 3:
+        raise MedSynthInputError(f"Expected a 2-D image or a 3-D volume, got shape {source.shape}.")
+    target = model.domain_index(target_domain)
+    if config.model in ("stargan", "migan") and target is None:
+        raise MedSynthInputError(f"Choose a target domain: one of {config.domains}.")
+    inputs = one_hot_labels(flat, config.labels) if config.model == "spade" else model.normalizer.forward(flat)[:, None]
+    out = np.empty(flat.shape, np.float32)
+    with torch.no_grad():
+        for start in range(0, len(flat), batch_size):
+            batch, (h, w) = _pad(torch.as_tensor(inputs[start:start + batch_size]))
+            result = translator.translate(batch, target)
+            out[start:start + batch_size] = result[:, 0, :h, :w].numpy()
+    out = model.normalizer.inverse(out)
+    return out[0] if source.ndim == 2 else out

@@ -1,0 +1,328 @@
+"""The six translators: networks, losses and one training step each.
+
+Every translator exposes the same small interface, so one training loop, one checkpoint
+format and one ``translate`` serve them all:
+``modules`` (name -> nn.Module), ``optimizers`` (name -> optimiser), ``train_step(batch, step)``
+-> losses, ``translate(x, target=None)`` (inference, generator only), ``inference_module``.
+Batches are dicts of tensors in [-1, 1]: pix2pix/spade {"source", "target"}, cyclegan
+{"a", "b"}, stargan/migan {"image", "domain"}, maskgan {"mask"}.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TranslatorConfig
+from .networks import (MaskCritic, MaskGenerator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
+                       UNetGenerator, patch_discriminator)
+
+
+def _value(loss: torch.Tensor) -> float:
+    return float(loss.detach())
+
+
+def _spectral(module: nn.Module) -> nn.Module:
+    for child in module.modules():
+        if isinstance(child, (nn.Conv2d, nn.Conv3d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(child)
+    return module
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al. 2017): (||grad critic(x_hat)|| - 1)^2 on random
+    interpolates.  Written by hand: neither torch nor MONAI ships it."""
+    alpha = torch.rand((len(real),) + (1,) * (real.ndim - 1), generator=generator)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    output = critic(mixed)
+    output = output[0] if isinstance(output, tuple) else output
+    grad, = torch.autograd.grad(output.sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+class ImagePool:
+    """CycleGAN's history of generated images (size 50): the discriminator sees older fakes too."""
+
+    def __init__(self, size: int, generator: torch.Generator):
+        self.size, self.images, self.generator = size, [], generator
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif torch.rand(1, generator=self.generator).item() < 0.5:
+                index = int(torch.randint(len(self.images), (1,), generator=self.generator))
+                out.append(self.images[index].clone())
+                self.images[index] = image
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict:
+        return {"images": torch.stack(self.images) if self.images else torch.zeros(0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.images = list(state["images"]) if len(state["images"]) else []
+
+
+class Translator:
+    def __init__(self, config: TranslatorConfig, generator: torch.Generator):
+        self.config = config.validate()
+        self.random = generator  # training randomness (gradient penalty, pools) owned by the translator
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.build()
+
+    def _adam(self, name: str, parameters, lr: float):
+        self.optimizers[name] = torch.optim.Adam(parameters, lr=lr, betas=self.config.betas)
+
+    def discriminator(self, module: nn.Module) -> nn.Module:
+        return _spectral(module) if self.config.spectral_norm else module
+
+    @property
+    def inference_module(self) -> nn.Module:
+        return self.modules["generator"]
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+
+class Pix2Pix(Translator):
+    """Paired translation: U-Net generator, 70x70 PatchGAN on (source, output), GAN + 100 L1."""
+
+    def build(self):
+        c = self.config
+        self.modules = {"generator": UNetGenerator(1, 1, tuple(c.features * 2 ** k for k in range(4))),
+                        "discriminator": self.discriminator(patch_discriminator(2, c.features * 2))}
+        self._adam("generator", self.modules["generator"].parameters(), c.lr_generator)
+        self._adam("discriminator", self.modules["discriminator"].parameters(), c.lr_discriminator)
+        self.bce = nn.BCEWithLogitsLoss()
+
+    def _d(self, source, image):
+        return self.modules["discriminator"](torch.cat([source, image], 1))[-1]
+
+    def train_step(self, batch, step):
+        source, target = batch["source"], batch["target"]
+        fake = self.modules["generator"](source)
+        real_logits, fake_logits = self._d(source, target), self._d(source, fake.detach())
+        loss_d = 0.5 * (self.bce(real_logits, torch.ones_like(real_logits)) + self.bce(fake_logits, torch.zeros_like(fake_logits)))
+        self.optimizers["discriminator"].zero_grad()
+        loss_d.backward()
+        self.optimizers["discriminator"].step()
+        fake_logits = self._d(source, fake)
+        loss_gan = self.bce(fake_logits, torch.ones_like(fake_logits))
+        loss_l1 = nn.functional.l1_loss(fake, target)
+        loss_g = loss_gan + self.config.lambda_l1 * loss_l1
+        self.optimizers["generator"].zero_grad()
+        loss_g.backward()
+        self.optimizers["generator"].step()
+        return {"d": _value(loss_d), "g_gan": _value(loss_gan), "g_l1": _value(loss_l1)}
+
+    def translate(self, x, target=None):
+        return self.modules["generator"](x)
+
+
+class Spade(Translator):
+    """Label map -> image: SPADE generator, multi-scale patch discriminator, hinge loss,
+    feature matching, plus L1 to the paired image."""
+
+    def build(self):
+        from monai.networks.nets import MultiScalePatchDiscriminator
+
+        c = self.config
+        labels = len(c.labels)
+        self.modules = {"generator": SpadeGenerator(labels, c.features * 2),
+                        "discriminator": self.discriminator(MultiScalePatchDiscriminator(
+                            num_d=2, num_layers_d=2, spatial_dims=2, channels=c.features, in_channels=labels + 1,
+                            minimum_size_im=c.image_size, norm="INSTANCE"))}
+        self._adam("generator", self.modules["generator"].parameters(), c.lr_generator)
+        self._adam("discriminator", self.modules["discriminator"].parameters(), c.lr_discriminator)
+
+    def train_step(self, batch, step):
+        labels, target = batch["source"], batch["target"]
+        disc = self.modules["discriminator"]
+        fake = self.modules["generator"](labels)
+        real_out, _ = disc(torch.cat([labels, target], 1))
+        fake_out, _ = disc(torch.cat([labels, fake.detach()], 1))
+        loss_d = sum(nn.functional.relu(1 - r).mean() + nn.functional.relu(1 + f).mean() for r, f in zip(real_out, fake_out))
+        self.optimizers["discriminator"].zero_grad()
+        loss_d.backward()
+        self.optimizers["discriminator"].step()
+        fake_out, fake_features = disc(torch.cat([labels, fake], 1))
+        with torch.no_grad():
+            _, real_features = disc(torch.cat([labels, target], 1))
+        loss_gan = -sum(f.mean() for f in fake_out)
+        loss_fm = sum(nn.functional.l1_loss(f, r) for fs, rs in zip(fake_features, real_features)
+                      for f, r in zip(fs[:-1], rs[:-1]))
+        loss_l1 = nn.functional.l1_loss(fake, target)
+        loss_g = loss_gan + self.config.lambda_feature_matching * loss_fm + self.config.lambda_l1 * loss_l1 / 10
+        self.optimizers["generator"].zero_grad()
+        loss_g.backward()
+        self.optimizers["generator"].step()
+        return {"d": _value(loss_d), "g_gan": _value(loss_gan), "g_fm": _value(loss_fm), "g_l1": _value(loss_l1)}
+
+    def translate(self, x, target=None):
+        return self.modules["generator"](x)
+
+
+class CycleGan(Translator):
+    """Unpaired A <-> B: two ResNet generators, LSGAN, cycle (10) and identity (5) losses,
+    image pools of 50."""
+
+    def build(self):
+        c = self.config
+        self.modules = {"generator": ResnetGenerator(features=c.features), "generator_ba": ResnetGenerator(features=c.features),
+                        "discriminator_a": self.discriminator(patch_discriminator(1, c.features * 2)),
+                        "discriminator_b": self.discriminator(patch_discriminator(1, c.features * 2))}
+        self._adam("generator", list(self.modules["generator"].parameters()) + list(self.modules["generator_ba"].parameters()),
+                   c.lr_generator)
+        self._adam("discriminator", list(self.modules["discriminator_a"].parameters())
+                   + list(self.modules["discriminator_b"].parameters()), c.lr_discriminator)
+        self.pools = {"a": ImagePool(c.pool_size, self.random), "b": ImagePool(c.pool_size, self.random)}
+
+    @staticmethod
+    def _ls(logits, value):
+        return nn.functional.mse_loss(logits, torch.full_like(logits, value))
+
+    def train_step(self, batch, step):
+        c, m = self.config, self.modules
+        a, b = batch["a"], batch["b"]
+        fake_b, fake_a = m["generator"](a), m["generator_ba"](b)
+        loss_gan = self._ls(m["discriminator_b"](fake_b)[-1], 1.0) + self._ls(m["discriminator_a"](fake_a)[-1], 1.0)
+        loss_cycle = nn.functional.l1_loss(m["generator_ba"](fake_b), a) + nn.functional.l1_loss(m["generator"](fake_a), b)
+        loss_identity = nn.functional.l1_loss(m["generator"](b), b) + nn.functional.l1_loss(m["generator_ba"](a), a)
+        loss_g = loss_gan + c.lambda_cycle * loss_cycle + c.lambda_identity * loss_identity
+        self.optimizers["generator"].zero_grad()
+        loss_g.backward()
+        self.optimizers["generator"].step()
+        old_b, old_a = self.pools["b"].query(fake_b), self.pools["a"].query(fake_a)
+        loss_d = 0.5 * (self._ls(m["discriminator_b"](b)[-1], 1.0) + self._ls(m["discriminator_b"](old_b)[-1], 0.0)
+                        + self._ls(m["discriminator_a"](a)[-1], 1.0) + self._ls(m["discriminator_a"](old_a)[-1], 0.0))
+        self.optimizers["discriminator"].zero_grad()
+        loss_d.backward()
+        self.optimizers["discriminator"].step()
+        return {"d": _value(loss_d), "g_gan": _value(loss_gan), "cycle": _value(loss_cycle), "identity": _value(loss_identity)}
+
+    def translate(self, x, target=None):
+        """A -> B, or B -> A when ``target`` is 0 (the first domain)."""
+        return self.modules["generator_ba" if target == 0 else "generator"](x)
+
+    def extra_state(self):
+        return {name: pool.state_dict() for name, pool in self.pools.items()}
+
+    def load_extra_state(self, state):
+        for name, pool in self.pools.items():
+            pool.load_state_dict(state[name])
+
+
+class StarGan(Translator):
+    """One generator for all domains: WGAN-GP (10), domain classification (1), reconstruction
+    (10); the generator is updated every ``n_critic`` (5) discriminator steps.  MI-GAN adds
+    attention (sparsity weight ``lambda_attention``) and the key-migration branch, whose
+    domain classification loss weighs ``lambda_key`` times more."""
+
+    attention = False
+
+    def build(self):
+        c = self.config
+        key = c.domains.index(c.key_domain) if self.attention else None
+        self.modules = {"generator": StarGenerator(len(c.domains), c.features, attention=self.attention, key_domain=key),
+                        "discriminator": self.discriminator(StarDiscriminator(len(c.domains), c.image_size, c.features))}
+        self._adam("generator", self.modules["generator"].parameters(), c.lr_generator)
+        self._adam("discriminator", self.modules["discriminator"].parameters(), c.lr_discriminator)
+        self.key = key
+
+    def _cls_loss(self, logits, target):
+        loss = nn.functional.cross_entropy(logits, target, reduction="none")
+        if self.key is not None:
+            loss = loss * torch.where(target == self.key, self.config.lambda_key, 1.0)
+        return loss.mean()
+
+    def train_step(self, batch, step):
+        c, m = self.config, self.modules
+        image, domain = batch["image"], batch["domain"]
+        target = torch.randint(len(c.domains), domain.shape, generator=self.random)
+        fake = m["generator"](image, target)
+        real_src, real_cls = m["discriminator"](image)
+        fake_src, _ = m["discriminator"](fake.detach())
+        loss_gp = gradient_penalty(lambda x: m["discriminator"](x)[0], image, fake.detach(), self.random)
+        loss_d = -real_src.mean() + fake_src.mean() + c.lambda_cls * self._cls_loss(real_cls, domain) + c.lambda_gp * loss_gp
+        self.optimizers["discriminator"].zero_grad()
+        loss_d.backward()
+        self.optimizers["discriminator"].step()
+        losses = {"d": _value(loss_d), "gp": _value(loss_gp)}
+        if step % c.n_critic == 0:
+            fake, attention = m["generator"](image, target, return_attention=True)
+            fake_src, fake_cls = m["discriminator"](fake)
+            reconstruction = m["generator"](fake, domain)
+            loss_g = (-fake_src.mean() + c.lambda_cls * self._cls_loss(fake_cls, target)
+                      + c.lambda_rec * nn.functional.l1_loss(reconstruction, image))
+            if attention is not None:
+                loss_g = loss_g + c.lambda_attention * attention.mean()
+            self.optimizers["generator"].zero_grad()
+            loss_g.backward()
+            self.optimizers["generator"].step()
+            losses["g"] = _value(loss_g)
+        return losses
+
+    def translate(self, x, target=None):
+        if target is None:
+            raise ValueError("A multi-domain model needs a target domain.")
+        return self.modules["generator"](x, torch.full((len(x),), int(target), dtype=torch.long))
+
+
+class MiGan(StarGan):
+    attention = True
+
+
+class MaskGan(Translator):
+    """WGAN-GP that generates binary lesion masks (2-D slices or small 3-D patches)."""
+
+    def build(self):
+        c = self.config
+        self.modules = {"generator": MaskGenerator(c.latent, c.image_size, c.spatial_dims, c.features * 2),
+                        "discriminator": self.discriminator(MaskCritic(c.image_size, c.spatial_dims, c.features * 2))}
+        self._adam("generator", self.modules["generator"].parameters(), c.lr_generator)
+        self._adam("discriminator", self.modules["discriminator"].parameters(), c.lr_discriminator)
+
+    def train_step(self, batch, step):
+        c, m = self.config, self.modules
+        real = batch["mask"]
+        z = torch.randn(len(real), c.latent, generator=self.random)
+        fake = m["generator"](z)
+        loss_gp = gradient_penalty(m["discriminator"], real, fake.detach(), self.random)
+        loss_d = -m["discriminator"](real).mean() + m["discriminator"](fake.detach()).mean() + c.lambda_gp * loss_gp
+        self.optimizers["discriminator"].zero_grad()
+        loss_d.backward()
+        self.optimizers["discriminator"].step()
+        losses = {"d": _value(loss_d), "gp": _value(loss_gp)}
+        if step % c.n_critic == 0:
+            loss_g = -m["discriminator"](m["generator"](z)).mean()
+            self.optimizers["generator"].zero_grad()
+            loss_g.backward()
+            self.optimizers["generator"].step()
+            losses["g"] = _value(loss_g)
+        return losses
+
+    def translate(self, x=None, target=None):
+        """``x``: latent vectors (n, latent); returns masks in [-1, 1] (threshold at 0)."""
+        return self.modules["generator"](x)
+
+
+TRANSLATORS = {"pix2pix": Pix2Pix, "spade": Spade, "cyclegan": CycleGan, "stargan": StarGan, "migan": MiGan,
+               "maskgan": MaskGan}
+
+
+def build_translator(config: TranslatorConfig, seed: int) -> Translator:
+    """A translator with seeded weights; the caller's global RNG state is left as it was."""
+    config.validate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return TRANSLATORS[config.model](config, torch.Generator().manual_seed(seed + 1))

@@ -1,0 +1,164 @@
+"""SynthTranslate: training that learns, exact resume, safe model folders, inference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+
+from SynthLesionLib import MedSynthInputError  # noqa: E402
+from SynthTranslateLib.apply import translate_volume  # noqa: E402
+from SynthTranslateLib.config import TranslatorConfig  # noqa: E402
+from SynthTranslateLib.data import BatchSampler, Normalizer  # noqa: E402
+from SynthTranslateLib.model_dir import load_model  # noqa: E402
+from SynthTranslateLib.training import train_translator  # noqa: E402
+
+
+def _smooth_images(n, size, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] / size
+    images = []
+    for _ in range(n):
+        a, b, c = rng.uniform(-1, 1, 3)
+        images.append(np.sin(3 * a * x + 2 * b * y + c) * 400 + 100)  # CT-like values
+    return np.array(images, np.float32)
+
+
+def _paired(size=32, n=48, seed=0):
+    """An easily learnable paired mapping: the target is the negated source."""
+    source = _smooth_images(n, size, seed)
+    normalizer = Normalizer((-300, 500))
+    return normalizer, normalizer.forward(source), normalizer.forward(200 - source)
+
+
+def _l1(model, normalizer, source, target):
+    out = translate_volume(model, normalizer.inverse(source))
+    return float(np.mean(np.abs(normalizer.forward(out) - target)))
+
+
+def test_pix2pix_learns_an_easy_mapping(tmp_path):
+    normalizer, source, target = _paired()
+    config = TranslatorConfig(model="pix2pix", image_size=32, features=8, batch_size=8, lr_generator=1e-3,
+                              lr_discriminator=2e-3)
+    sampler = BatchSampler("paired", 8, seed=0, source=source, target=target)
+    train_translator(config, sampler, normalizer, 1, tmp_path / "before", seed=0)
+    train_translator(config, BatchSampler("paired", 8, seed=0, source=source, target=target), normalizer, 300,
+                     tmp_path / "after", seed=0, sample_every=150)
+    test_normalizer, test_source, test_target = _paired(seed=1)
+    before = _l1(load_model(tmp_path / "before"), normalizer, test_source, test_target)
+    after = _l1(load_model(tmp_path / "after"), normalizer, test_source, test_target)
+    assert after < 0.5 * before, (before, after)
+    assert (tmp_path / "after" / "samples_000300.png").exists() and (tmp_path / "after" / "losses.csv").exists()
+    card = json.loads((tmp_path / "after" / "card.json").read_text())
+    assert card["iterations"] == 300 and card["config"]["model"] == "pix2pix" and card["window"] == [-300.0, 500.0]
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, model):
+    size = {"pix2pix": 32, "cyclegan": 32, "spade": 64}.get(model, 16)  # discriminators' minimum sizes
+    normalizer, source, target = _paired(size=size, n=16)
+    if model in ("stargan", "migan"):
+        config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, domains=["a", "b", "c"],
+                                  key_domain="c", n_critic=2)
+        arrays = {"image": source, "domain": np.arange(16) % 3}
+        kind = "domains"
+    elif model == "cyclegan":
+        config = TranslatorConfig(model=model, image_size=32, features=4, batch_size=4, domains=["a", "b"], pool_size=3)
+        arrays, kind = {"a": source, "b": target}, "unpaired"
+    elif model == "maskgan":
+        config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, latent=8, n_critic=2)
+        arrays, kind = {"mask": (source > 0).astype(np.float32)}, "masks"
+    elif model == "spade":
+        config = TranslatorConfig(model=model, image_size=64, features=4, batch_size=4, labels=[0, 1])
+        labels = (source > 0).astype(int)
+        arrays = {"source": np.stack([(labels == v) for v in (0, 1)], 1).astype(np.float32) * 2 - 1, "target": target}
+        kind = "paired"
+    else:
+        config = TranslatorConfig(model=model, image_size=32, features=4, batch_size=4)
+        arrays, kind = {"source": source, "target": target}, "paired"
+
+    def run(out, iterations):
+        return train_translator(config, BatchSampler(kind, 4, seed=3, **arrays), normalizer, iterations, out, seed=5,
+                                sample_every=1000, checkpoint_every=2)
+
+    run(tmp_path / "straight", 6)
+    run(tmp_path / "interrupted", 4)
+    run(tmp_path / "interrupted", 6)  # resumes from step 4
+    a = torch.load(tmp_path / "straight" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "interrupted" / "weights.pt", weights_only=True)
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), (name, key)
+
+
+def test_altered_weights_wrong_card_and_foreign_files_are_refused(tmp_path):
+    normalizer, source, target = _paired(size=32, n=8)
+    config = TranslatorConfig(model="pix2pix", image_size=32, features=4, batch_size=4)
+    folder = tmp_path / "model"
+    train_translator(config, BatchSampler("paired", 4, seed=0, source=source, target=target), normalizer, 2, folder)
+    load_model(folder)
+    weights = (folder / "weights.pt").read_bytes()
+    (folder / "weights.pt").write_bytes(weights[:-10] + b"0123456789")
+    with pytest.raises(MedSynthInputError, match="does not match its model card"):
+        load_model(folder)
+    (folder / "weights.pt").write_bytes(weights)
+    card = json.loads((folder / "card.json").read_text())
+    card["config"]["features"] = 8  # a card describing another architecture
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(MedSynthInputError, match="not those of a pix2pix"):
+        load_model(folder)
+    (folder / "card.json").write_text("{}")
+    with pytest.raises(MedSynthInputError, match="not a MedSynth translator card"):
+        load_model(folder)
+    with pytest.raises(MedSynthInputError, match="not a MedSynth model folder"):
+        load_model(tmp_path)
+
+
+def test_inference_pads_odd_sizes_and_checks_domains(tmp_path):
+    normalizer, source, _ = _paired(size=16, n=8)
+    config = TranslatorConfig(model="stargan", image_size=16, features=4, batch_size=4, domains=["normal", "viral"], n_critic=1)
+    folder = tmp_path / "star"
+    train_translator(config, BatchSampler("domains", 4, seed=0, image=source, domain=np.arange(8) % 2), normalizer, 2, folder)
+    model = load_model(folder)
+    volume = np.random.default_rng(0).normal(100, 50, (3, 37, 45)).astype(np.float32)  # not multiples of 8
+    out = translate_volume(model, volume, "viral")
+    assert out.shape == volume.shape and out.dtype == np.float32
+    assert out.min() >= -300 - 1e-3 and out.max() <= 500 + 1e-3  # inside the card's window
+    with pytest.raises(MedSynthInputError, match="Unknown target domain 'bacterial'"):
+        translate_volume(model, volume, "bacterial")
+    with pytest.raises(MedSynthInputError, match="Choose a target domain"):
+        translate_volume(model, volume)
+
+
+def test_spade_refuses_unknown_labels_and_maskgan_samples_masks(tmp_path):
+    normalizer, source, target = _paired(size=64, n=8)
+    labels = (source > 0).astype(int)
+    config = TranslatorConfig(model="spade", image_size=64, features=4, batch_size=4, labels=[0, 1])
+    onehot = np.stack([(labels == v) for v in (0, 1)], 1).astype(np.float32) * 2 - 1
+    train_translator(config, BatchSampler("paired", 4, seed=0, source=onehot, target=target), normalizer, 2, tmp_path / "spade")
+    model = load_model(tmp_path / "spade")
+    assert translate_volume(model, condition=labels[:2]).shape == (2, 64, 64)
+    with pytest.raises(MedSynthInputError, match=r"Label values \[2\] are not in the model's label set"):
+        translate_volume(model, condition=labels[:2] * 2)
+    masks = (source[:, :16, :16] > 0).astype(np.float32)
+    mconfig = TranslatorConfig(model="maskgan", image_size=16, features=4, batch_size=4, latent=8)
+    train_translator(mconfig, BatchSampler("masks", 4, seed=0, mask=masks), normalizer, 2, tmp_path / "masks")
+    sampled = translate_volume(load_model(tmp_path / "masks"), count=5, seed=1)
+    assert sampled.shape == (5, 16, 16) and set(np.unique(sampled)) <= {0, 1}
+    again = translate_volume(load_model(tmp_path / "masks"), count=5, seed=1)
+    assert np.array_equal(sampled, again)
+
+
+def test_bad_training_input():
+    with pytest.raises(MedSynthInputError, match="Unknown model"):
+        TranslatorConfig(model="diffusion").validate()
+    with pytest.raises(MedSynthInputError, match="at least 32 px"):
+        TranslatorConfig(model="pix2pix", image_size=16).validate()
+    with pytest.raises(MedSynthInputError, match="key domain"):
+        TranslatorConfig(model="migan", domains=["a", "b"], key_domain="c").validate()
+    with pytest.raises(MedSynthInputError, match="binary masks"):
+        BatchSampler("masks", 2, 0, mask=np.full((2, 8, 8), 0.5))
