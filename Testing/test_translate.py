@@ -162,3 +162,39 @@ def test_bad_training_input():
         TranslatorConfig(model="migan", domains=["a", "b"], key_domain="c").validate()
     with pytest.raises(MedSynthInputError, match="binary masks"):
         BatchSampler("masks", 2, 0, mask=np.full((2, 8, 8), 0.5))
+
+
+def test_translate_commands_train_apply_and_keep_geometry(tmp_path, capsys):
+    import SimpleITK as sitk
+
+    from SynthLesionLib import make_ct_phantom
+    from SynthLesionLib.cli import main
+    from SynthLesionLib.imageio import read_volume, write_volume
+
+    phantom = make_ct_phantom(shape=(12, 64, 64), spacing=(3.0, 3.0, 5.0), seed=2)
+    write_volume(tmp_path / "ct.nii.gz", phantom.image, phantom.geometry)
+    write_volume(tmp_path / "organs.nii.gz", phantom.organs, phantom.geometry)
+    assert main(["translate", "train", "--model", "pix2pix", "--image", str(tmp_path / "ct.nii.gz"),
+                 "--condition", str(tmp_path / "organs.nii.gz"), "--size", "32", "--features", "4", "--batch-size", "4",
+                 "--iterations", "3", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["translate", "apply", "--model-dir", str(tmp_path / "run"), "--condition", str(tmp_path / "organs.nii.gz"),
+                 "--out", str(tmp_path / "synthetic.nii.gz")]) == 0
+    out, geometry = read_volume(tmp_path / "synthetic.nii.gz")
+    assert out.shape == phantom.image.shape and geometry.is_close(phantom.geometry, 1e-3)
+    reader = sitk.ReadImage(str(tmp_path / "synthetic.nii.gz"))
+    assert reader.GetSize() == (64, 64, 12)
+    # a label map with a value the model never saw is refused
+    write_volume(tmp_path / "odd.nii.gz", (phantom.organs + 9).astype(np.uint8), phantom.geometry)
+    assert main(["translate", "apply", "--model-dir", str(tmp_path / "run"), "--condition", str(tmp_path / "odd.nii.gz"),
+                 "--out", str(tmp_path / "x.nii.gz")]) == 2
+    assert "not in the model's label set" in capsys.readouterr().err
+
+
+def test_empty_data_folder_is_refused(tmp_path, capsys):
+    from SynthLesionLib.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "labels.csv").write_text("path,label\n")
+    assert main(["translate", "train", "--model", "stargan", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    assert "data folder is empty" in capsys.readouterr().err

@@ -125,8 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=_cmd_bench)
 
     from SynthEvaluateLib.cli import add_parser as add_evaluate_parser
+    from SynthTranslateLib.cli import add_parser as add_translate_parser
 
     add_evaluate_parser(sub)
+    add_translate_parser(sub)
 
     demo = sub.add_parser("demo", help="run on a built-in CT phantom (no data needed)")
     demo.add_argument("--out", default="demo_output")

@@ -10,7 +10,7 @@ import numpy as np
 
 from SynthLesionLib.errors import MedSynthInputError
 
-from .data import one_hot_labels
+from .data import encode_label_map, one_hot_labels
 from .model_dir import LoadedModel
 
 MULTIPLE = 8
@@ -34,7 +34,8 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
 
     - pix2pix, cyclegan, stargan, migan: ``volume`` in image units; multi-domain models need
       ``target_domain`` (cyclegan: its first domain name translates B -> A).
-    - spade: ``condition`` is an integer label map (same shape) instead of an image.
+    - spade, and pix2pix trained on label maps: ``condition`` is an integer label map (same
+      shape) instead of an image.
     - maskgan: ``count`` binary masks are sampled (seeded); returns (count, size, size[, size]).
     Returns float32 in image units (masks: uint8 0/1).
     """
@@ -47,9 +48,10 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
         with torch.no_grad():
             masks = translator.translate(torch.randn(count or 1, config.latent, generator=generator))
         return (masks[:, 0].numpy() > 0).astype(np.uint8)
-    source = condition if config.model == "spade" else volume
+    conditioned = config.model == "spade" or (config.model == "pix2pix" and bool(config.labels))
+    source = condition if conditioned else volume
     if source is None:
-        raise MedSynthInputError("Give the condition label map." if config.model == "spade" else "Give the image to translate.")
+        raise MedSynthInputError("Give the condition label map." if conditioned else "Give the image to translate.")
     source = np.asarray(source)
     flat = source[np.newaxis] if source.ndim == 2 else source
     if flat.ndim != 3:
@@ -57,7 +59,12 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
     target = model.domain_index(target_domain)
     if config.model in ("stargan", "migan") and target is None:
         raise MedSynthInputError(f"Choose a target domain: one of {config.domains}.")
-    inputs = one_hot_labels(flat, config.labels) if config.model == "spade" else model.normalizer.forward(flat)[:, None]
+    if config.model == "spade":
+        inputs = one_hot_labels(flat, config.labels)
+    elif conditioned:
+        inputs = encode_label_map(flat, config.labels)[:, None]
+    else:
+        inputs = model.normalizer.forward(flat)[:, None]
     out = np.empty(flat.shape, np.float32)
     with torch.no_grad():
         for start in range(0, len(flat), batch_size):

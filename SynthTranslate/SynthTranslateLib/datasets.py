@@ -1,0 +1,111 @@
+"""Training sets for the translators, in image units (the model's window normalises them).
+
+- ``slices``: 2-D slices of a volume along an axis, resized to the model's size (optionally
+  only slices that contain a label), with the matching label-map slices as conditions;
+- ``domain_folder``: grey images (PNG, NIfTI, NRRD, DICOM) listed in a CSV with a domain label;
+- ``mask_slices`` / ``mask_patches``: binary lesion masks cropped around each lesion, for the
+  mask GAN (2-D: the lesion's largest slice; 3-D: a cube around it).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from SynthLesionLib.errors import MedSynthInputError
+
+
+def _resize(image: np.ndarray, size: int, order: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(np.asarray(image, np.float32), (size, size), order=order, preserve_range=True,
+                  anti_aliasing=order > 0).astype(np.float32)
+
+
+def slices(volume: np.ndarray, size: int, labels: np.ndarray | None = None, axis: int = 0,
+           only_labelled: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, size, size) image slices and, with ``labels``, the label slices (nearest)."""
+    volume = np.moveaxis(np.asarray(volume), axis, 0)
+    label_stack = None if labels is None else np.moveaxis(np.asarray(labels), axis, 0)
+    if label_stack is not None and label_stack.shape != volume.shape:
+        raise MedSynthInputError(f"Labels {label_stack.shape} and volume {volume.shape} differ in shape.")
+    keep = [k for k in range(len(volume)) if not only_labelled or (label_stack is not None and label_stack[k].any())]
+    if not keep:
+        raise MedSynthInputError("No slice contains a label: nothing to train on.")
+    images = np.stack([_resize(volume[k], size, 1) for k in keep])
+    conditions = None if label_stack is None else np.stack([_resize(label_stack[k], size, 0) for k in keep]).round().astype(np.int64)
+    return images, conditions
+
+
+def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_column: str = "path",
+                  label_column: str = "label", domains: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images, domain indices and domain names from a folder with a CSV of labels."""
+    from SynthEvaluateLib.data import read_image_file
+
+    folder = Path(folder)
+    labels_csv = Path(labels_csv) if labels_csv else folder / "labels.csv"
+    if not labels_csv.exists():
+        raise MedSynthInputError(f"No label table at {labels_csv}; give a CSV with '{file_column}' and '{label_column}'.")
+    with labels_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise MedSynthInputError(f"{labels_csv} lists no images: the data folder is empty.")
+    names = domains or sorted({r[label_column] for r in rows})
+    images, indices = [], []
+    for row in rows:
+        if row[label_column] not in names:
+            raise MedSynthInputError(f"Domain {row[label_column]!r} of {row[file_column]} is not one of {names}.")
+        image = read_image_file(folder / row[file_column])
+        if image.ndim == 3 and image.shape[-1] in (3, 4):
+            image = image[..., :3].mean(axis=-1)
+        images.append(_resize(image, size, 1))
+        indices.append(names.index(row[label_column]))
+    return np.stack(images), np.array(indices), names
+
+
+def mask_slices(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.ndarray:
+    """One (size, size) binary slice per lesion component: its largest cross-section, cropped
+    to a square around it with ``margin`` on each side, resized (nearest)."""
+    out = []
+    for mask in masks:
+        labelled, n = ndimage.label(np.asarray(mask) > 0)
+        for component in range(1, n + 1):
+            lesion = labelled == component
+            k = int(np.argmax(lesion.sum(axis=(1, 2))))
+            out.append(_square_crop(lesion[k], size, margin))
+    if not out:
+        raise MedSynthInputError("No lesion voxel in the masks: nothing to train the mask GAN on.")
+    return np.stack(out).astype(np.float32)
+
+
+def mask_patches(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.ndarray:
+    """One (size, size, size) binary cube per lesion component, cropped around it and resized."""
+    from skimage.transform import resize
+
+    out = []
+    for mask in masks:
+        labelled, n = ndimage.label(np.asarray(mask) > 0)
+        for box in ndimage.find_objects(labelled):
+            lesion = labelled[box] > 0
+            side = int(max(lesion.shape) * (1 + 2 * margin)) + 1
+            cube = np.zeros((side,) * 3, bool)
+            offset = [(side - s) // 2 for s in lesion.shape]
+            cube[tuple(slice(o, o + s) for o, s in zip(offset, lesion.shape))] = lesion
+            out.append(resize(cube.astype(np.float32), (size,) * 3, order=0, preserve_range=True) > 0.5)
+    if not out:
+        raise MedSynthInputError("No lesion voxel in the masks: nothing to train the mask GAN on.")
+    return np.stack(out).astype(np.float32)
+
+
+def _square_crop(mask2d: np.ndarray, size: int, margin: float) -> np.ndarray:
+    rows, cols = np.nonzero(mask2d)
+    centre = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
+    half = max(rows.max() - rows.min(), cols.max() - cols.min()) / 2 * (1 + 2 * margin) + 1
+    padded = np.pad(mask2d, int(half) + 2)
+    r0, c0 = int(centre[0] - half) + int(half) + 2, int(centre[1] - half) + int(half) + 2
+    side = int(2 * half)
+    crop = padded[r0:r0 + side, c0:c0 + side]
+    return _resize(crop.astype(np.float32), size, 0) > 0.5
