@@ -1,13 +1,29 @@
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import qt
+import vtk
+
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-NOT_AVAILABLE = _(
-    "SynthTranslate is not available in this version of MedSynth: nothing in it runs yet. Planned: "
-    "GAN image-to-image translation (label map to image, unpaired and multi-domain translation, lesion-mask generation) trained and applied on Slicer volumes. Use SynthLesion meanwhile."
-)
+from SynthEvaluateLib.dependencies import missing_requirements
+
+MODEL_NAMES = ["pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan"]
+FOLDER_MODELS = ("cyclegan", "stargan", "migan", "maskgan")  # trained from a folder; the others from scene nodes
+
+
+#
+# SynthTranslate
+#
 
 
 class SynthTranslate(ScriptedLoadableModule):
@@ -17,25 +33,265 @@ class SynthTranslate(ScriptedLoadableModule):
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Image Synthesis")]
         self.parent.dependencies = []
         self.parent.contributors = ["MedSynth developers"]
-        self.parent.helpText = NOT_AVAILABLE
-        self.parent.acknowledgementText = ""
+        self.parent.helpText = _(
+            "Train and apply GAN image translators on grey, 16-bit, 3-D data: label map to image (pix2pix, "
+            "SPADE), unpaired two-domain (CycleGAN), multi-domain (StarGAN, MI-GAN with a key domain and "
+            "attention) and a lesion-mask GAN. Training runs in the background and can be cancelled and "
+            "resumed; a trained model is a folder with its weights and a model card."
+        )
+        self.parent.acknowledgementText = _(
+            "Architectures after Isola et al. 2017, Park et al. 2019, Zhu et al. 2017, Choi et al. 2018; "
+            "networks and blocks from MONAI.")
 
 
-class SynthTranslateWidget(ScriptedLoadableModuleWidget):
-    """Shows that the module is not available yet; no controls that would do nothing."""
+#
+# SynthTranslateParameterNode
+#
+
+
+@parameterNodeWrapper
+class SynthTranslateParameterNode:
+    modelType: Annotated[str, Choice(MODEL_NAMES)] = "stargan"
+    trainDataFolder: Path
+    trainVolume: vtkMRMLScalarVolumeNode
+    trainSegmentation: vtkMRMLSegmentationNode
+    keyDomain: str = ""
+    imageSize: Annotated[int, WithinRange(32, 512)] = 64
+    iterations: Annotated[int, WithinRange(1, 1000000)] = 2000
+    trainModelFolder: Path
+    applyModelFolder: Path
+    inputVolume: vtkMRMLScalarVolumeNode
+    targetDomain: str = ""
+    conditionSegmentation: vtkMRMLSegmentationNode
+    outputVolume: vtkMRMLScalarVolumeNode
+
+
+#
+# SynthTranslateWidget
+#
+
+
+class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._job = None
+        self._timer = qt.QTimer()
+        self._timer.setInterval(1000)
+        self._timer.connect("timeout()", self.onPollJob)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
-        self.ui.statusLabel.text = NOT_AVAILABLE
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SynthTranslateLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.trainButton.connect("clicked(bool)", self.onTrainOrCancel)
+        self.ui.showSamplesButton.connect("clicked(bool)", self.onShowSamples)
+        self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onApplyModelChanged)
+        self.ui.targetDomainComboBox.connect("currentTextChanged(QString)", self.onTargetDomainChanged)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        if self._job is not None:
+            self._job.cancel()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            savedDomain = self._parameterNode.targetDomain
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self._fillDomains(savedDomain)
+            self._updateButtons()
+
+    def _fillDomains(self, selected: str = "") -> None:
+        from SynthTranslateLib.logic import model_domains
+
+        folder = self._parameterNode.applyModelFolder if self._parameterNode else None
+        domains = model_domains(folder) if folder else []
+        self.ui.targetDomainComboBox.clear()
+        self.ui.targetDomainComboBox.addItems(domains)
+        if selected in domains:
+            self.ui.targetDomainComboBox.setCurrentText(selected)
+
+    def onApplyModelChanged(self, path) -> None:
+        self._fillDomains()
+
+    def onTargetDomainChanged(self, text) -> None:
+        if self._parameterNode:
+            self._parameterNode.targetDomain = text or ""
+
+    def _updateButtons(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        running = self._job is not None and self._job.running
+        fromFolder = p.modelType in FOLDER_MODELS
+        ready = bool(p.trainModelFolder) and (bool(p.trainDataFolder) if fromFolder else bool(p.trainVolume and p.trainSegmentation))
+        self.ui.trainButton.enabled = running or ready
+        self.ui.trainButton.text = _("Cancel") if running else _("Train in background")
+        self.ui.applyButton.enabled = bool(p.applyModelFolder and p.inputVolume)
+
+    def _ensureDependencies(self) -> bool:
+        missing = missing_requirements(training=True)
+        if not missing:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(
+                _("SynthTranslate needs these Python packages, which will be installed now:\n\n{packages}\n\n"
+                  "Packages that come with Slicer are not changed.").format(packages="\n".join(missing))):
+            return False
+        slicer.util.pip_install(missing)
+        return True
+
+    def onTrainOrCancel(self) -> None:
+        if self._job is not None and self._job.running:
+            self._job.cancel()
+            self.ui.trainLogTextEdit.appendPlainText(_("Cancelled; train again with the same model folder to resume."))
+            self._updateButtons()
+            return
+        if not self._ensureDependencies():
+            return
+        with slicer.util.tryWithErrorDisplay(_("Training could not start.")):
+            self._job = self.logic.startTraining(self._parameterNode)
+            self.ui.trainLogTextEdit.clear()
+            self._timer.start()
+        self._updateButtons()
+
+    def onPollJob(self) -> None:
+        for line in self._job.poll():
+            self.ui.trainLogTextEdit.appendPlainText(line)
+        if not self._job.running:
+            self._timer.stop()
+            self._updateButtons()
+
+    def onShowSamples(self) -> None:
+        folder = self._parameterNode.trainModelFolder
+        samples = sorted(Path(folder).glob("samples_*.png")) if folder else []
+        if not samples:
+            slicer.util.infoDisplay(_("No sample grid yet."))
+            return
+        qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(samples[-1])))
+
+    def onApply(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Translation failed."), waitCursor=True):
+            p.outputVolume = self.logic.apply(p.applyModelFolder, p.inputVolume, p.targetDomain or None,
+                                              p.conditionSegmentation, p.outputVolume)
+            slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
+
+
+#
+# SynthTranslateLogic
+#
 
 
 class SynthTranslateLogic(ScriptedLoadableModuleLogic):
-    """No logic yet."""
+    """Thin adapter over SynthTranslateLib; methods take plain arguments (console use)."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        return SynthTranslateParameterNode(super().getParameterNode())
+
+    def apply(self, modelFolder, inputVolume, targetDomain=None, conditionSegmentation=None, outputVolume=None):
+        """Translate ``inputVolume`` with the model in ``modelFolder``; returns the output volume node."""
+        from SynthTranslateLib.logic import translate_volume_node
+
+        return translate_volume_node(modelFolder, inputVolume, targetDomain, conditionSegmentation, outputVolume)
+
+    def startTraining(self, parameters):
+        """Start ``medsynth translate train`` in a background process; returns the job."""
+        from SynthEvaluateLib.background import BackgroundJob
+        from SynthTranslateLib.logic import label_map_from_segmentation
+
+        arguments = ["translate", "train", "--model", parameters.modelType, "--size", str(parameters.imageSize),
+                     "--iterations", str(parameters.iterations), "--out", str(parameters.trainModelFolder)]
+        if parameters.modelType in FOLDER_MODELS:
+            arguments += ["--data", str(parameters.trainDataFolder)]
+            if parameters.modelType == "migan":
+                arguments += ["--key-domain", parameters.keyDomain]
+        else:
+            # scene nodes -> files in the model folder, read by the training process
+            folder = Path(parameters.trainModelFolder) / "training_data"
+            folder.mkdir(parents=True, exist_ok=True)
+            slicer.util.saveNode(parameters.trainVolume, str(folder / "image.nrrd"))
+            labels = label_map_from_segmentation(parameters.trainSegmentation, parameters.trainVolume)
+            labelNode = slicer.modules.volumes.logic().CreateAndAddLabelVolume(parameters.trainVolume, "__medsynth_labels__")
+            try:
+                slicer.util.updateVolumeFromArray(labelNode, labels)
+                slicer.util.saveNode(labelNode, str(folder / "labels.nrrd"))
+            finally:
+                slicer.mrmlScene.RemoveNode(labelNode)
+            arguments += ["--image", str(folder / "image.nrrd"), "--condition", str(folder / "labels.nrrd"), "--only-labelled"]
+        return BackgroundJob.medsynth(*arguments).start()
+
+
+#
+# SynthTranslateTest
+#
 
 
 class SynthTranslateTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer; the same checks run outside Slicer under pytest in Testing/."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
     def runTest(self):
-        self.assertIn("not available", NOT_AVAILABLE)
+        self.setUp()
+        self.test_SynthTranslate_apply()
+
+    def test_SynthTranslate_apply(self):
+        import numpy as np
+
+        from SynthLesionLib import make_ct_phantom
+        from SynthLesionLib.mrml import output_volume
+        from SynthTranslateLib.config import TranslatorConfig
+        from SynthTranslateLib.data import BatchSampler, Normalizer
+        from SynthTranslateLib.training import train_translator
+
+        phantom = make_ct_phantom(shape=(8, 64, 64), spacing=(3.0, 3.0, 5.0), seed=0)
+        folder = Path(tempfile.mkdtemp()) / "model"
+        normalizer = Normalizer((-200, 300))
+        images = normalizer.forward(phantom.image)
+        config = TranslatorConfig(model="stargan", image_size=64, features=4, batch_size=2, domains=["a", "b"], n_critic=1)
+        train_translator(config, BatchSampler("domains", 2, 0, image=images, domain=np.arange(8) % 2), normalizer, 2, folder)
+        volume = output_volume(slicer.mrmlScene, phantom.image, phantom.geometry, "CT")
+        out = SynthTranslateLogic().apply(folder, volume, "b")
+        self.assertEqual(slicer.util.arrayFromVolume(out).shape, phantom.image.shape)
+        self.assertIn("stargan", json.loads(out.GetAttribute("MedSynth.translator"))["model"])
+        self.delayDisplay("Test passed")

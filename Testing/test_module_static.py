@@ -180,7 +180,8 @@ WIDGET_MEMBERS = {
     "QLabel": {"text", "setText"},
     "QLineEdit": {"text", "setText"},
     "QSpinBox": {"value", "setValue"},
-    "ctkPathLineEdit": {"currentPath", "setCurrentPath"},
+    "ctkPathLineEdit": {"currentPath", "setCurrentPath", "connect"},
+    "QComboBox": {"clear", "addItems", "setCurrentText", "currentText", "connect"},
 }
 
 

@@ -198,3 +198,47 @@ def test_empty_data_folder_is_refused(tmp_path, capsys):
     (tmp_path / "empty" / "labels.csv").write_text("path,label\n")
     assert main(["translate", "train", "--model", "stargan", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "data folder is empty" in capsys.readouterr().err
+
+
+def test_translate_volume_node_keeps_geometry_and_input(tmp_path, scene, ct_phantom):
+    from SynthLesionLib.mrml import array_of, fill_segmentation, geometry_of, output_volume
+    from SynthTranslateLib.logic import model_domains, translate_volume_node
+
+    normalizer, source, _ = _paired(size=16, n=8)
+    config = TranslatorConfig(model="stargan", image_size=16, features=4, batch_size=4, domains=["arterial", "venous"], n_critic=1)
+    train_translator(config, BatchSampler("domains", 4, seed=0, image=source, domain=np.arange(8) % 2), normalizer, 2, tmp_path / "m")
+    volume = output_volume(scene, ct_phantom.image, ct_phantom.geometry, "CT")
+    before = array_of(volume).copy()
+    out = translate_volume_node(tmp_path / "m", volume, "venous")
+    assert geometry_of(out).is_close(ct_phantom.geometry, 1e-6) and array_of(out).shape == ct_phantom.image.shape
+    assert np.array_equal(array_of(volume), before)
+    assert model_domains(tmp_path / "m") == ["arterial", "venous"]
+    with pytest.raises(MedSynthInputError, match="also the input"):
+        translate_volume_node(tmp_path / "m", volume, "venous", output_volume_node=volume)
+
+    # a label-map model takes a segmentation node as its condition
+    labels = (source > 0).astype(int)
+    spade = TranslatorConfig(model="spade", image_size=64, features=4, batch_size=2, labels=[0, 1, 2])
+    onehot = np.stack([(np.pad(labels, ((0, 0), (0, 48), (0, 48))) == v) for v in (0, 1, 2)], 1).astype(np.float32) * 2 - 1
+    train_translator(spade, BatchSampler("paired", 2, seed=0, source=onehot, target=np.zeros((8, 64, 64), np.float32)),
+                     normalizer, 1, tmp_path / "s")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "organs")
+    fill_segmentation(segmentation, [("liver", ct_phantom.organ_mask("liver"), (1, 0, 0)),
+                                     ("spleen", ct_phantom.organ_mask("spleen"), (0, 1, 0))], ct_phantom.geometry, volume)
+    synthetic = translate_volume_node(tmp_path / "s", volume, condition_segmentation=segmentation)
+    assert array_of(synthetic).shape == ct_phantom.image.shape
+    with pytest.raises(MedSynthInputError, match="select a segmentation"):
+        translate_volume_node(tmp_path / "s", volume)
+
+
+def test_cancelled_training_keeps_its_model_and_resumes(tmp_path):
+    normalizer, source, target = _paired(size=32, n=8)
+    config = TranslatorConfig(model="pix2pix", image_size=32, features=4, batch_size=4)
+    calls = iter(range(100))
+    stop_after_three = lambda: next(calls) >= 3  # noqa: E731
+    with pytest.raises(InterruptedError, match="stopped at step 3"):
+        train_translator(config, BatchSampler("paired", 4, 0, source=source, target=target), normalizer, 10,
+                         tmp_path / "run", checkpoint_every=100, should_stop=stop_after_three)
+    assert load_model(tmp_path / "run").card["iterations"] == 3
+    result = train_translator(config, BatchSampler("paired", 4, 0, source=source, target=target), normalizer, 5, tmp_path / "run")
+    assert result["iterations"] == 5 and load_model(tmp_path / "run").card["iterations"] == 5

@@ -57,6 +57,11 @@ def _cmd_build_db(args) -> int:
 def _cmd_bench(args) -> int:
     from .benchmark import bench_files, bench_phantom
 
+    if args.what == "translate":
+        from SynthTranslateLib.benchmark import bench_translate
+
+        print(json.dumps(bench_translate(), indent=2))
+        return 0
     if args.what == "evaluate":
         from SynthEvaluateLib.benchmark import bench_evaluate
 
@@ -117,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(run=_cmd_build_db)
 
     bench = sub.add_parser("bench", help="benchmarks (prints JSON)")
-    bench.add_argument("what", choices=["lesion", "evaluate"])
+    bench.add_argument("what", choices=["lesion", "evaluate", "translate"])
     bench.add_argument("--data", type=Path, help="folder like ../shared/data/abdomen_ct to bench on real CT")
     bench.add_argument("--with-phantom", action="store_true", help="with --data: also run the phantom benchmark")
     bench.add_argument("--repeats", type=int, default=15)

@@ -78,6 +78,8 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
         while step < iterations:
             if should_stop is not None and should_stop():
                 atomic_torch_save(_checkpoint_state(translator, sampler, step), checkpoint)
+                if step > first:  # the model folder holds everything trained so far
+                    save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
                 raise InterruptedError(f"Training stopped at step {step}; run again to resume.")
             step += 1
             losses = translator.train_step(sampler.next(), step)
