@@ -173,15 +173,10 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.runProtocolButton.enabled = running or bool(p.realFolder and p.syntheticFolder and p.reportFolder)
 
     def _ensureDependencies(self, training: bool = False) -> bool:
-        missing = missing_requirements(training)
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-                _("SynthEvaluate needs these Python packages, which will be installed now:\n\n{packages}\n\n"
-                  "Packages that come with Slicer are not changed.").format(packages="\n".join(missing))):
-            return False
-        slicer.util.pip_install(missing)
-        return True
+        from SynthLesionLib.dependencies import ensure_installed
+
+        return ensure_installed(missing_requirements(training), slicer.util.confirmOkCancelDisplay,
+                                slicer.util.pip_install, "SynthEvaluate")
 
     # --- segmentation metrics
 

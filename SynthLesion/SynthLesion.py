@@ -163,15 +163,10 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
 
     def _ensureDependencies(self) -> bool:
-        missing = missing_requirements()
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-                _("SynthLesion needs these Python packages, which will be installed now:\n\n{packages}\n\n"
-                  "Packages that come with Slicer are not changed.").format(packages="\n".join(missing))):
-            return False
-        slicer.util.pip_install(missing)
-        return True
+        from SynthLesionLib.dependencies import ensure_installed
+
+        return ensure_installed(missing_requirements(), slicer.util.confirmOkCancelDisplay, slicer.util.pip_install,
+                                "SynthLesion")
 
     def onApplyButton(self) -> None:
         if not self._ensureDependencies():

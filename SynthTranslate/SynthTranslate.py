@@ -164,15 +164,10 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled = bool(p.applyModelFolder and p.inputVolume)
 
     def _ensureDependencies(self) -> bool:
-        missing = missing_requirements(training=True)
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-                _("SynthTranslate needs these Python packages, which will be installed now:\n\n{packages}\n\n"
-                  "Packages that come with Slicer are not changed.").format(packages="\n".join(missing))):
-            return False
-        slicer.util.pip_install(missing)
-        return True
+        from SynthLesionLib.dependencies import ensure_installed
+
+        return ensure_installed(missing_requirements(training=True), slicer.util.confirmOkCancelDisplay,
+                                slicer.util.pip_install, "SynthTranslate")
 
     def onTrainOrCancel(self) -> None:
         if self._job is not None and self._job.running:

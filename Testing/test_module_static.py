@@ -194,3 +194,15 @@ def test_widget_members_exist_on_their_class(module):
             widget_class = classes[node.value.attr]
             assert widget_class in WIDGET_MEMBERS, f"add {widget_class}'s members to WIDGET_MEMBERS"
             assert node.attr in WIDGET_MEMBERS[widget_class], f"{widget_class} has no member {node.attr!r}"
+
+
+def test_dependencies_are_installed_only_after_one_confirmation():
+    from SynthLesionLib.dependencies import ensure_installed
+
+    asked, installed = [], []
+    assert ensure_installed([], asked.append, installed.append, "X")
+    assert not asked  # nothing missing: no question
+    assert not ensure_installed(["scipy>=1.10"], lambda text: asked.append(text) or False, installed.append, "X")
+    assert installed == [] and "scipy>=1.10" in asked[0] and "not changed" in asked[0]
+    assert ensure_installed(["scipy>=1.10", "monai>=1.4"], lambda text: True, installed.append, "X")
+    assert installed == [["scipy>=1.10", "monai>=1.4"]]  # one install call for everything

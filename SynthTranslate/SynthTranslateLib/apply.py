@@ -29,7 +29,7 @@ def _pad(batch, multiple: int = MULTIPLE):
 
 def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, target_domain: str | None = None,
                      condition: np.ndarray | None = None, batch_size: int = 8, seed: int = 0,
-                     count: int | None = None) -> np.ndarray:
+                     count: int | None = None, clean_masks: bool = True) -> np.ndarray:
     """Translate a 2-D image or a 3-D volume ``[k, j, i]`` slice by slice.
 
     - pix2pix, cyclegan, stargan, migan: ``volume`` in image units; multi-domain models need
@@ -37,6 +37,8 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
     - spade, and pix2pix trained on label maps: ``condition`` is an integer label map (same
       shape) instead of an image.
     - maskgan: ``count`` binary masks are sampled (seeded); returns (count, size, size[, size]).
+      With ``clean_masks`` each keeps its largest connected component with holes filled, as a
+      lesion shape should be; masks left empty are dropped (fewer than ``count`` then).
     Returns float32 in image units (masks: uint8 0/1).
     """
     import torch
@@ -47,7 +49,10 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             masks = translator.translate(torch.randn(count or 1, config.latent, generator=generator))
-        return (masks[:, 0].numpy() > 0).astype(np.uint8)
+        masks = masks[:, 0].numpy() > 0
+        if clean_masks:
+            masks = np.array([m for m in (_largest_filled(m) for m in masks) if m.any()] or np.zeros((0, *masks.shape[1:]), bool))
+        return masks.astype(np.uint8)
     conditioned = config.model == "spade" or (config.model == "pix2pix" and bool(config.labels))
     source = condition if conditioned else volume
     if source is None:
@@ -73,3 +78,13 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
             out[start:start + batch_size] = result[:, 0, :h, :w].numpy()
     out = model.normalizer.inverse(out)
     return out[0] if source.ndim == 2 else out
+
+
+def _largest_filled(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    largest = labels == (np.argmax(np.bincount(labels.ravel())[1:]) + 1)
+    return ndimage.binary_fill_holes(largest)

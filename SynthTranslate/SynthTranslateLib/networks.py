@@ -166,21 +166,24 @@ class StarDiscriminator(nn.Module):
 
 
 class MaskGenerator(nn.Module):
-    """Mask GAN generator: latent vector -> mask logits (2-D or 3-D), by transposed convs."""
+    """Mask GAN generator: latent vector -> mask (2-D or 3-D) in [-1, 1].  Upsampling is
+    nearest-neighbour + convolution, not transposed convolution, which leaves checkerboard
+    artefacts that fragment thin masks."""
 
     def __init__(self, latent: int = 64, size: int = 32, spatial_dims: int = 2, features: int = 64):
         super().__init__()
         self.latent, self.spatial_dims = latent, spatial_dims
         self.start = size // 8
-        transposed = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+        conv = _conv(spatial_dims)
         batch = nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
         self.project = nn.Linear(latent, features * 4 * self.start ** spatial_dims)
         self.features = features
-        self.body = nn.Sequential(
-            batch(features * 4), nn.ReLU(True),
-            transposed(features * 4, features * 2, 4, 2, 1), batch(features * 2), nn.ReLU(True),
-            transposed(features * 2, features, 4, 2, 1), batch(features), nn.ReLU(True),
-            transposed(features, 1, 4, 2, 1))
+
+        def up(cin, cout):
+            return [nn.Upsample(scale_factor=2, mode="nearest"), conv(cin, cout, 3, padding=1), batch(cout), nn.ReLU(True)]
+
+        self.body = nn.Sequential(batch(features * 4), nn.ReLU(True), *up(features * 4, features * 2),
+                                  *up(features * 2, features), *up(features, features), conv(features, 1, 3, padding=1))
 
     def forward(self, z):
         h = self.project(z).view(len(z), self.features * 4, *([self.start] * self.spatial_dims))

@@ -69,7 +69,13 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
         torch.manual_seed(seed)
         checkpoint = out_dir / CHECKPOINT
         if resume and checkpoint.exists():
-            step = _restore(translator, sampler, torch.load(checkpoint, map_location="cpu", weights_only=True))
+            try:
+                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+                step = _restore(translator, sampler, state)
+            except Exception as error:  # truncated, foreign, or from other options
+                raise MedSynthInputError(
+                    f"{checkpoint} cannot be resumed ({str(error).splitlines()[0][:200]}); delete it to start "
+                    "again, or train into another folder.") from None
         if sample_batch is None:
             sample_batch = BatchSampler(sampler.kind, min(8, sampler.batch_size), seed + 7, **sampler.arrays).next() \
                 if sampler.kind != "masks" else None
