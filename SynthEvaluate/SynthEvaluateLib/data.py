@@ -136,10 +136,11 @@ def read_image_file(path: Path) -> np.ndarray:
     return image[0] if image.ndim == 3 and image.shape[0] == 1 else image
 
 
-def load_folder(folder: Path, labels_csv: Path | None = None, label_column: str = "label",
-                file_column: str = "file", preprocessing: Preprocessing = Preprocessing(),
-                source: str = "real", class_names: list[str] | None = None) -> ImageSet:
-    """Images listed in a CSV (columns ``file`` relative to ``folder`` and ``label``)."""
+def read_label_table(folder: Path, labels_csv: Path | None = None, file_column: str = "file",
+                     label_column: str = "label", class_names: list[str] | None = None):
+    """The images of a folder listed in a CSV (``file_column`` relative to ``folder`` or to
+    ``folder/images``, ``label_column``): returns (paths, label indices, class names, ids).
+    Missing files, columns or unknown labels raise with the offending row."""
     folder = Path(folder)
     labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
     if not labels_csv.exists():
@@ -147,12 +148,12 @@ def load_folder(folder: Path, labels_csv: Path | None = None, label_column: str 
     with labels_csv.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
-        raise MedSynthInputError(f"{labels_csv} lists no images.")
+        raise MedSynthInputError(f"{labels_csv} lists no images: the data folder is empty.")
     missing = {file_column, label_column} - set(rows[0])
     if missing:
         raise MedSynthInputError(f"{labels_csv} lacks the column(s) {sorted(missing)}; it has {sorted(rows[0])}.")
-    names = class_names or sorted({r[label_column] for r in rows})
-    images, labels, ids = [], [], []
+    names = list(class_names) if class_names else sorted({r[label_column] for r in rows})
+    paths, labels, ids = [], [], []
     for row in rows:
         path = folder / row[file_column]
         if not path.exists():
@@ -161,7 +162,16 @@ def load_folder(folder: Path, labels_csv: Path | None = None, label_column: str 
             raise MedSynthInputError(f"Image {row[file_column]} listed in {labels_csv} is not in {folder}.")
         if row[label_column] not in names:
             raise MedSynthInputError(f"Label {row[label_column]!r} of {row[file_column]} is not one of {names}.")
-        images.append(preprocessing.apply(read_image_file(path)))
+        paths.append(path)
         labels.append(names.index(row[label_column]))
         ids.append(row[file_column])
-    return ImageSet(np.stack(images), np.array(labels), names, ids, source, preprocessing)
+    return paths, np.array(labels), names, ids
+
+
+def load_folder(folder: Path, labels_csv: Path | None = None, label_column: str = "label",
+                file_column: str = "file", preprocessing: Preprocessing = Preprocessing(),
+                source: str = "real", class_names: list[str] | None = None) -> ImageSet:
+    """Images listed in a CSV (see ``read_label_table``), preprocessed into an ``ImageSet``."""
+    paths, labels, names, ids = read_label_table(folder, labels_csv, file_column, label_column, class_names)
+    images = np.stack([preprocessing.apply(read_image_file(path)) for path in paths])
+    return ImageSet(images, labels, names, ids, source, preprocessing)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -42,28 +41,17 @@ def slices(volume: np.ndarray, size: int, labels: np.ndarray | None = None, axis
 
 def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_column: str = "path",
                   label_column: str = "label", domains: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images, domain indices and domain names from a folder with a CSV of labels."""
-    from SynthEvaluateLib.data import read_image_file
+    """Images (image units, resized), domain indices and domain names from a folder with a CSV of labels."""
+    from SynthEvaluateLib.data import read_image_file, read_label_table
 
-    folder = Path(folder)
-    labels_csv = Path(labels_csv) if labels_csv else folder / "labels.csv"
-    if not labels_csv.exists():
-        raise MedSynthInputError(f"No label table at {labels_csv}; give a CSV with '{file_column}' and '{label_column}'.")
-    with labels_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise MedSynthInputError(f"{labels_csv} lists no images: the data folder is empty.")
-    names = domains or sorted({r[label_column] for r in rows})
-    images, indices = [], []
-    for row in rows:
-        if row[label_column] not in names:
-            raise MedSynthInputError(f"Domain {row[label_column]!r} of {row[file_column]} is not one of {names}.")
-        image = read_image_file(folder / row[file_column])
+    paths, indices, names, _ = read_label_table(folder, labels_csv, file_column, label_column, domains)
+    images = []
+    for path in paths:
+        image = read_image_file(path)
         if image.ndim == 3 and image.shape[-1] in (3, 4):
             image = image[..., :3].mean(axis=-1)
         images.append(_resize(image, size, 1))
-        indices.append(names.index(row[label_column]))
-    return np.stack(images), np.array(indices), names
+    return np.stack(images), indices, names
 
 
 def mask_slices(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.ndarray:
