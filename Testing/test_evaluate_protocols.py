@@ -179,3 +179,20 @@ def test_external_exported_feature_extractor(tmp_path):
     (tmp_path / "junk.pt2").write_bytes(b"junk")
     with pytest.raises(MedSynthInputError, match="not an exported feature extractor"):
         exported_features(str(tmp_path / "junk.pt2"), _toy_set(4, 28).images)
+
+
+def test_translator_outputs_as_the_synthetic_set(tmp_path):
+    from SynthEvaluateLib.validation import translated
+    from SynthTranslateLib.config import TranslatorConfig
+    from SynthTranslateLib.data import BatchSampler, Normalizer
+    from SynthTranslateLib.training import train_translator
+
+    data = _toy_set(12, 31)
+    normalizer = Normalizer((0.0, 255.0))
+    config = TranslatorConfig(model="stargan", image_size=16, features=4, batch_size=4, domains=data.class_names, n_critic=1)
+    train_translator(config, BatchSampler("domains", 4, 0, image=normalizer.forward(data.images * 255), domain=data.labels),
+                     normalizer, 2, tmp_path / "star")
+    synthetic = translated(data, tmp_path / "star", seed=0)
+    assert synthetic.images.shape == data.images.shape and 0 <= synthetic.images.min() <= synthetic.images.max() <= 1
+    assert np.all(synthetic.labels != data.labels)  # every image moved to another domain, labelled so
+    assert synthetic.source.startswith("stargan translations") and synthetic.ids[0].startswith("stargan:")
