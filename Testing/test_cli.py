@@ -98,3 +98,26 @@ def test_demo_runs_on_the_builtin_phantom(tmp_path, capsys):
     assert "Demo outputs in" in out
     assert len(list((tmp_path / "demo" / "lesions").glob("*_preview.png"))) == 4
     assert len((tmp_path / "demo" / "database" / "manifest.jsonl").read_text().splitlines()) == 4
+
+
+def test_repeated_cases_are_read_once_and_reread_when_changed(tmp_path, files, ct_phantom):
+    from SynthLesionLib.files import _read_volume_version, synthesize_files
+
+    image, organs = files
+    _read_volume_version.cache_clear()
+    for seed in range(3):  # what build-db does for the variants of one case
+        synthesize_files(image, organs, tmp_path / f"o{seed}.nii.gz", tmp_path / f"l{seed}.nii.gz",
+                         LesionConfig(size_class="tiny"), seed, organ_label=1)
+    info = _read_volume_version.cache_info()
+    assert (info.misses, info.hits) == (2, 4)
+    write_volume(image, ct_phantom.image + 1, ct_phantom.geometry)  # the file changes: read again
+    synthesize_files(image, organs, tmp_path / "o.nii.gz", tmp_path / "l.nii.gz", LesionConfig(size_class="tiny"), 0,
+                     organ_label=1)
+    assert _read_volume_version.cache_info().misses == 3
+
+
+def test_records_with_unknown_options_are_refused():
+    from SynthLesionLib import MedSynthInputError
+
+    with pytest.raises(MedSynthInputError, match="Unknown lesion options: colour"):
+        LesionConfig.from_dict({"size_class": "small", "colour": "red"})

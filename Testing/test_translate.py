@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from SynthLesionLib import MedSynthInputError  # noqa: E402
-from SynthTranslateLib.apply import translate_volume  # noqa: E402
+from SynthTranslateLib.apply import sample_masks, translate_volume  # noqa: E402
 from SynthTranslateLib.config import TranslatorConfig  # noqa: E402
 from SynthTranslateLib.data import BatchSampler, Normalizer  # noqa: E402
 from SynthTranslateLib.model_dir import load_model  # noqa: E402
@@ -147,13 +147,13 @@ def test_spade_refuses_unknown_labels_and_maskgan_samples_masks(tmp_path):
     masks = (source[:, :16, :16] > 0).astype(np.float32)
     mconfig = TranslatorConfig(model="maskgan", image_size=16, features=4, batch_size=4, latent=8)
     train_translator(mconfig, BatchSampler("masks", 4, seed=0, mask=masks), normalizer, 2, tmp_path / "masks")
-    sampled = translate_volume(load_model(tmp_path / "masks"), count=5, seed=1, clean_masks=False)
+    sampled = sample_masks(load_model(tmp_path / "masks"), 5, seed=1, clean=False)
     assert sampled.shape == (5, 16, 16) and set(np.unique(sampled)) <= {0, 1}
-    again = translate_volume(load_model(tmp_path / "masks"), count=5, seed=1, clean_masks=False)
+    again = sample_masks(load_model(tmp_path / "masks"), 5, seed=1, clean=False)
     assert np.array_equal(sampled, again)
     from scipy import ndimage
 
-    cleaned = translate_volume(load_model(tmp_path / "masks"), count=5, seed=1)
+    cleaned = sample_masks(load_model(tmp_path / "masks"), 5, seed=1)
     assert len(cleaned) <= 5 and all(ndimage.label(m)[1] == 1 for m in cleaned)  # one blob each, empties dropped
 
 
@@ -266,3 +266,11 @@ def test_interrupted_writes_leave_a_resumable_or_clearly_refused_checkpoint(tmp_
     train_translator(config, sampler(), normalizer, 2, tmp_path / "other")
     with pytest.raises(MedSynthInputError, match="cannot be resumed"):
         train_translator(other, sampler(), normalizer, 3, tmp_path / "other")  # options changed since
+
+
+def test_mask_sampling_and_translation_are_not_confused(tmp_path):
+    normalizer, source, target = _paired(size=32, n=8)
+    config = TranslatorConfig(model="pix2pix", image_size=32, features=4, batch_size=4)
+    train_translator(config, BatchSampler("paired", 4, 0, source=source, target=target), normalizer, 1, tmp_path / "p")
+    with pytest.raises(MedSynthInputError, match="Only a mask GAN samples masks"):
+        sample_masks(load_model(tmp_path / "p"), 3)

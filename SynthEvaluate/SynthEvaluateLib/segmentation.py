@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from SynthLesionLib.errors import MedSynthInputError
+from SynthLesionLib.sizes import equivalent_diameter_mm
 
 
 def check_masks(prediction: np.ndarray, reference: np.ndarray, spacing_kji=None,
@@ -127,7 +128,7 @@ def lesion_detection(prediction, reference, spacing_kji, min_overlap_voxels: int
     voxel_mm3 = float(np.prod(spacing_kji))
     sizes = ndimage.sum_labels(np.ones_like(r, dtype=np.int64), ref_labels, range(1, n_ref + 1)) if n_ref else []
     overlaps = ndimage.sum_labels(p, ref_labels, range(1, n_ref + 1)) if n_ref else []
-    diameters = [float((6.0 * s * voxel_mm3 / np.pi) ** (1 / 3)) for s in sizes]
+    diameters = [equivalent_diameter_mm(s * voxel_mm3) for s in sizes]
     hit_pred = set(np.unique(pred_labels[r]).tolist()) - {0}
     return LesionDetection(diameters, [bool(o >= min_overlap_voxels) for o in overlaps],
                            n_pred - len(hit_pred), n_pred)

@@ -7,7 +7,6 @@ in the same run, so the figures are comparable across machines.
 from __future__ import annotations
 
 import gc
-import json
 import time
 import tracemalloc
 from pathlib import Path
@@ -97,10 +96,6 @@ def bench_files(image_path: Path, mask_path: Path, label: int | None, preset: st
     result = bench_volume(image, organ, geometry, preset=preset, repeats=repeats)
     result["input"] = str(image_path)
     return result
-
-
-def main_print(result: dict) -> None:
-    print(json.dumps(result, indent=2))
 
 
 def real_data_previews(data_dir: Path, out_dir: Path, seed: int = 1) -> dict:

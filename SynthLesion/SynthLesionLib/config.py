@@ -75,8 +75,13 @@ class LesionConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "LesionConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise MedSynthInputError(f"Unknown lesion options: {', '.join(sorted(unknown))}.")
+        check_known_options(cls, data, "lesion options")
         return cls(**data)
+
+
+def check_known_options(dataclass_type, data: dict, what: str) -> None:
+    """Raise when ``data`` holds keys that are not fields of ``dataclass_type`` (a record
+    written by another version or program), naming them."""
+    unknown = set(data) - {f.name for f in fields(dataclass_type)}
+    if unknown:
+        raise MedSynthInputError(f"Unknown {what}: {', '.join(sorted(unknown))} (written by another program or version?).")

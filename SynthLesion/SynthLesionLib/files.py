@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from .config import LesionConfig
@@ -28,6 +29,23 @@ def _refuse_overwriting_inputs(inputs: list[Path], outputs: list[Path | None]) -
             raise MedSynthInputError(f"Output {out} is also an input; choose another output path (inputs are never overwritten).")
 
 
+def _read_cached(path: Path):
+    """``read_volume`` that keeps the last few volumes: ``build-db`` makes many variants of
+    one case in a row, and should not read the same CT from disk for each.  The arrays are
+    read-only (the engine never writes to its inputs); a changed file is read again."""
+    if not path.exists():
+        raise MedSynthInputError(f"File not found: {path}")
+    stat = path.stat()
+    return _read_volume_version(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _read_volume_version(path: str, mtime_ns: int, size: int):
+    array, geometry = read_volume(path)
+    array.setflags(write=False)
+    return array, geometry
+
+
 def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_label: Path,
                      config: LesionConfig, seed: int, organ_label: int | None = None,
                      record_path: Path | None = None, preview_path: Path | None = None,
@@ -39,8 +57,7 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
     image_path, mask_path = Path(image_path), Path(mask_path)
     out_image, out_label = Path(out_image), Path(out_label)
     _refuse_overwriting_inputs([image_path, mask_path], [out_image, out_label, record_path, preview_path])
-    image, geometry = read_volume(image_path)
-    mask, mask_geometry = read_volume(mask_path)
+    (image, geometry), (mask, mask_geometry) = _read_cached(image_path), _read_cached(mask_path)
     templates = None
     if shape_masks:
         from .shape import ShapeTemplate

@@ -60,13 +60,6 @@ class Geometry:
     def voxel_volume_mm3(self) -> float:
         return float(np.prod(self.spacing))
 
-    def ijk_to_ras_matrix(self) -> np.ndarray:
-        """4x4 homogeneous matrix mapping (i, j, k, 1) to (R, A, S, 1)."""
-        m = np.eye(4)
-        m[:3, :3] = self.direction * self.spacing[np.newaxis, :]
-        m[:3, 3] = self.origin
-        return m
-
     def kji_to_ras(self, kji: np.ndarray) -> np.ndarray:
         """RAS positions (mm) of array indices ``[..., (k, j, i)]``."""
         ijk = np.asarray(kji, dtype=float)[..., ::-1]
@@ -76,10 +69,6 @@ class Geometry:
         """Continuous array indices ``[..., (k, j, i)]`` of RAS positions (mm)."""
         ijk = (np.asarray(ras, dtype=float) - self.origin) @ self.direction / self.spacing
         return ijk[..., ::-1]
-
-    def axis_ras_directions_kji(self) -> np.ndarray:
-        """RAS unit vectors of the array axes, one row per axis in (k, j, i) order."""
-        return self.direction.T[::-1]
 
     def is_close(self, other: "Geometry", tolerance_mm: float = 1e-3) -> bool:
         """True when both grids coincide within ``tolerance_mm`` (origin) and 1e-4 (rest)."""

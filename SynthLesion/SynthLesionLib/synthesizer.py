@@ -253,9 +253,10 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
 
     # everything else happens on the block that holds the lesion and its blurred edge
     sigma = drawn.edge_blur_mm / spacing
-    local = bounding_slices(level <= 1.0, np.ceil(3.0 * sigma) + 1)
+    shape_mask = level <= 1.0
+    local = bounding_slices(shape_mask, np.ceil(3.0 * sigma) + 1)
     in_organ = organ_box.view(bool)
-    inside = (level <= 1.0) & in_organ
+    inside = shape_mask & in_organ
     if local is None or not inside[local].any():
         raise PlacementError(f"Lesion {index} falls entirely outside the organ; place it further inside.")
     level, inside, in_organ, part = level[local], inside[local], in_organ[local], region[local]

@@ -27,32 +27,41 @@ def _pad(batch, multiple: int = MULTIPLE):
     return batch, (h, w)
 
 
+def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = True) -> np.ndarray:
+    """``count`` binary lesion masks from a mask GAN (seeded): (count, size, size[, size]) uint8.
+
+    With ``clean`` each keeps its largest connected component with holes filled, as a lesion
+    shape should be; masks left empty are dropped (fewer than ``count`` then).
+    """
+    import torch
+
+    if model.config.model != "maskgan":
+        raise MedSynthInputError(f"Only a mask GAN samples masks; this model is a {model.config.model}.")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        masks = model.translator.translate(torch.randn(count, model.config.latent, generator=generator))[:, 0].numpy() > 0
+    if clean:
+        kept = [m for m in (_largest_filled(m) for m in masks) if m.any()]
+        masks = np.array(kept) if kept else np.zeros((0, *masks.shape[1:]), bool)
+    return masks.astype(np.uint8)
+
+
 def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, target_domain: str | None = None,
-                     condition: np.ndarray | None = None, batch_size: int = 8, seed: int = 0,
-                     count: int | None = None, clean_masks: bool = True) -> np.ndarray:
+                     condition: np.ndarray | None = None, batch_size: int = 8) -> np.ndarray:
     """Translate a 2-D image or a 3-D volume ``[k, j, i]`` slice by slice.
 
     - pix2pix, cyclegan, stargan, migan: ``volume`` in image units; multi-domain models need
       ``target_domain`` (cyclegan: its first domain name translates B -> A).
     - spade, and pix2pix trained on label maps: ``condition`` is an integer label map (same
       shape) instead of an image.
-    - maskgan: ``count`` binary masks are sampled (seeded); returns (count, size, size[, size]).
-      With ``clean_masks`` each keeps its largest connected component with holes filled, as a
-      lesion shape should be; masks left empty are dropped (fewer than ``count`` then).
-    Returns float32 in image units (masks: uint8 0/1).
+    Returns float32 in image units.  (Mask GANs: ``sample_masks``.)
     """
     import torch
 
     config = model.config
     translator = model.translator
     if config.model == "maskgan":
-        generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            masks = translator.translate(torch.randn(count or 1, config.latent, generator=generator))
-        masks = masks[:, 0].numpy() > 0
-        if clean_masks:
-            masks = np.array([m for m in (_largest_filled(m) for m in masks) if m.any()] or np.zeros((0, *masks.shape[1:]), bool))
-        return masks.astype(np.uint8)
+        raise MedSynthInputError("A mask GAN translates nothing; sample masks with sample_masks(model, count).")
     conditioned = config.model == "spade" or (config.model == "pix2pix" and bool(config.labels))
     source = condition if conditioned else volume
     if source is None:

@@ -83,14 +83,14 @@ def _cmd_train(args) -> int:
 def _cmd_apply(args) -> int:
     from SynthLesionLib.imageio import read_volume, write_volume
 
-    from .apply import translate_volume
+    from .apply import sample_masks, translate_volume
     from .model_dir import load_model
 
     model = load_model(args.model_dir)
     if model.config.model == "maskgan":
         from SynthLesionLib import Geometry
 
-        masks = translate_volume(model, count=args.count, seed=args.seed)
+        masks = sample_masks(model, args.count, args.seed)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for n, mask in enumerate(masks):

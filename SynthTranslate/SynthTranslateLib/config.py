@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
+from SynthLesionLib.config import check_known_options
 from SynthLesionLib.errors import MedSynthInputError
 
 MODELS = ("pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan")
@@ -67,10 +68,7 @@ class TranslatorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TranslatorConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise MedSynthInputError(f"The model card has unknown options {sorted(unknown)}: written by another program?")
+        check_known_options(cls, data, "model card options")
         values = dict(data)
         for key in ("window", "betas"):
             if values.get(key) is not None:

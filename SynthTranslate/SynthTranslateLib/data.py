@@ -35,15 +35,6 @@ class Normalizer:
         return ((np.asarray(values, np.float32) + 1.0) / 2.0 * (self.high - self.low) + self.low).astype(np.float32)
 
 
-def _check_stack(images, name: str, size: int | None = None) -> np.ndarray:
-    array = np.asarray(images, np.float32)
-    if array.ndim < 3 or len(array) == 0:
-        raise MedSynthInputError(f"{name}: no images (need a stack of 2-D images, got shape {array.shape}).")
-    if size is not None and array.shape[-1] != size:
-        raise MedSynthInputError(f"{name}: images are {array.shape[-1]} px wide but the model's image_size is {size}.")
-    return array
-
-
 class BatchSampler:
     """Random batches of one kind: "paired" (source, target), "unpaired" (a, b), "domains"
     (image, domain index) or "masks".  Arrays are already normalised to [-1, 1] (masks: 0/1)."""

@@ -141,8 +141,3 @@ def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict
     grey = np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)
     write_png(path, np.repeat(grey[..., None], 3, axis=2))
 
-
-def check_iterations(iterations: int) -> int:
-    if iterations < 1:
-        raise MedSynthInputError(f"iterations must be at least 1, got {iterations}.")
-    return iterations

@@ -83,11 +83,11 @@ def validate_maskgan(data_root: Path, out: Path, minutes: float, cases: int = 40
                          checkpoint_every=250, should_stop=_budget(minutes * 60))
     except InterruptedError:
         pass
-    from .apply import translate_volume
+    from .apply import sample_masks
 
     model = load_model(out / "maskgan")
-    raw = translate_volume(model, count=len(real), seed=1, clean_masks=False).astype(bool)
-    generated = translate_volume(model, count=len(real), seed=1).astype(bool)
+    raw = sample_masks(model, len(real), seed=1, clean=False).astype(bool)
+    generated = sample_masks(model, len(real), seed=1).astype(bool)
 
     def describe(masks):
         areas = masks.reshape(len(masks), -1).sum(axis=1)
