@@ -58,6 +58,7 @@ class SynthTranslateParameterNode:
     keyDomain: str = ""
     imageSize: Annotated[int, WithinRange(32, 512)] = 64
     iterations: Annotated[int, WithinRange(1, 1000000)] = 2000
+    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     trainModelFolder: Path
     applyModelFolder: Path
     inputVolume: vtkMRMLScalarVolumeNode
@@ -204,7 +205,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Translation failed."), waitCursor=True):
             p.outputVolume = self.logic.apply(p.applyModelFolder, p.inputVolume, p.targetDomain or None,
-                                              p.conditionSegmentation, p.outputVolume)
+                                              p.conditionSegmentation, p.outputVolume, p.device)
             slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
 
 
@@ -222,11 +223,13 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return SynthTranslateParameterNode(super().getParameterNode())
 
-    def apply(self, modelFolder, inputVolume, targetDomain=None, conditionSegmentation=None, outputVolume=None):
-        """Translate ``inputVolume`` with the model in ``modelFolder``; returns the output volume node."""
+    def apply(self, modelFolder, inputVolume, targetDomain=None, conditionSegmentation=None, outputVolume=None,
+              device="auto"):
+        """Translate ``inputVolume`` with the model in ``modelFolder`` on ``device`` (auto, cpu,
+        cuda); returns the output volume node."""
         from SynthTranslateLib.logic import translate_volume_node
 
-        return translate_volume_node(modelFolder, inputVolume, targetDomain, conditionSegmentation, outputVolume)
+        return translate_volume_node(modelFolder, inputVolume, targetDomain, conditionSegmentation, outputVolume, device)
 
     def startTraining(self, parameters):
         """Start ``medsynth translate train`` in a background process; returns the job."""
@@ -234,7 +237,8 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
         from SynthTranslateLib.logic import label_map_from_segmentation
 
         arguments = ["translate", "train", "--model", parameters.modelType, "--size", str(parameters.imageSize),
-                     "--iterations", str(parameters.iterations), "--out", str(parameters.trainModelFolder)]
+                     "--iterations", str(parameters.iterations), "--device", parameters.device,
+                     "--out", str(parameters.trainModelFolder)]
         if parameters.modelType in FOLDER_MODELS:
             arguments += ["--data", str(parameters.trainDataFolder)]
             if parameters.modelType == "migan":

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from SynthLesionLib import MedSynthInputError  # noqa: E402
+from SynthTranslateLib.accelerator import Accelerator, resolve_accelerator  # noqa: E402
 from SynthTranslateLib.apply import sample_masks, translate_volume  # noqa: E402
 from SynthTranslateLib.config import TranslatorConfig  # noqa: E402
 from SynthTranslateLib.data import BatchSampler, Normalizer  # noqa: E402
@@ -57,42 +58,90 @@ def test_pix2pix_learns_an_easy_mapping(tmp_path):
     assert card["iterations"] == 300 and card["config"]["model"] == "pix2pix" and card["window"] == [-300.0, 500.0]
 
 
-@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade"])
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, model):
+def _tiny_setup(model):
+    """(config, sampler kind, arrays, normaliser): the smallest training set each model takes."""
     size = {"pix2pix": 32, "cyclegan": 32, "spade": 64}.get(model, 16)  # discriminators' minimum sizes
     normalizer, source, target = _paired(size=size, n=16)
     if model in ("stargan", "migan"):
         config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, domains=["a", "b", "c"],
                                   key_domain="c", n_critic=2)
-        arrays = {"image": source, "domain": np.arange(16) % 3}
-        kind = "domains"
-    elif model == "cyclegan":
+        return config, "domains", {"image": source, "domain": np.arange(16) % 3}, normalizer
+    if model == "cyclegan":
         config = TranslatorConfig(model=model, image_size=32, features=4, batch_size=4, domains=["a", "b"], pool_size=3)
-        arrays, kind = {"a": source, "b": target}, "unpaired"
-    elif model == "maskgan":
+        return config, "unpaired", {"a": source, "b": target}, normalizer
+    if model == "maskgan":
         config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, latent=8, n_critic=2)
-        arrays, kind = {"mask": (source > 0).astype(np.float32)}, "masks"
-    elif model == "spade":
+        return config, "masks", {"mask": (source > 0).astype(np.float32)}, normalizer
+    if model == "spade":
         config = TranslatorConfig(model=model, image_size=64, features=4, batch_size=4, labels=[0, 1])
         labels = (source > 0).astype(int)
-        arrays = {"source": np.stack([(labels == v) for v in (0, 1)], 1).astype(np.float32) * 2 - 1, "target": target}
-        kind = "paired"
-    else:
-        config = TranslatorConfig(model=model, image_size=32, features=4, batch_size=4)
-        arrays, kind = {"source": source, "target": target}, "paired"
+        onehot = np.stack([(labels == v) for v in (0, 1)], 1).astype(np.float32) * 2 - 1
+        return config, "paired", {"source": onehot, "target": target}, normalizer
+    return TranslatorConfig(model=model, image_size=32, features=4, batch_size=4), "paired", \
+        {"source": source, "target": target}, normalizer
+
+
+# fp32 on the CPU, and the GPU code paths that a CPU can run: autocast to fp16 with loss
+# scaling (GradScaler, gradient penalty on scaled outputs) or bf16, in channels-last memory
+ACCELERATORS = {"fp32": Accelerator(), "fp16-channels-last": Accelerator("cpu", "fp16", True),
+                "bf16": Accelerator("cpu", "bf16", False)}
+
+
+@pytest.mark.parametrize("precision", list(ACCELERATORS))
+@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, model, precision):
+    config, kind, arrays, normalizer = _tiny_setup(model)
+    accelerator = ACCELERATORS[precision]
 
     def run(out, iterations):
         return train_translator(config, BatchSampler(kind, 4, seed=3, **arrays), normalizer, iterations, out, seed=5,
-                                sample_every=1000, checkpoint_every=2)
+                                sample_every=1000, checkpoint_every=2, accelerator=accelerator)
 
+    first = run(tmp_path / "first", 2)
     run(tmp_path / "straight", 6)
     run(tmp_path / "interrupted", 4)
-    run(tmp_path / "interrupted", 6)  # resumes from step 4
+    last = run(tmp_path / "interrupted", 6)  # resumes from step 4
     a = torch.load(tmp_path / "straight" / "weights.pt", weights_only=True)
     b = torch.load(tmp_path / "interrupted" / "weights.pt", weights_only=True)
+    early = torch.load(tmp_path / "first" / "weights.pt", weights_only=True)
     for name in a:
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), (name, key)
+            assert a[name][key].dtype == early[name][key].dtype  # weights stay in full precision
+    # training moved the weights (fp16 skips the first steps while its loss scale settles, so
+    # the generators of the n_critic models may not have moved yet; all modules are compared)
+    moved = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["modules"] for run in ("first", "straight")]
+    assert any(not torch.equal(moved[0][n][k], moved[1][n][k]) for n in moved[0] for k in moved[0][n])
+    assert all(np.isfinite(v) for v in last["last_losses"].values())
+    assert first["precision"] == accelerator.precision
+    card = json.loads((tmp_path / "straight" / "card.json").read_text())
+    assert card["trained_on"] == accelerator.describe()
+    if precision.startswith("fp16"):
+        scalers = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["scalers"]
+        assert all(s["scale"] > 0 for s in scalers.values())
+
+
+def test_mixed_precision_inference_matches_full_precision(tmp_path):
+    config, kind, arrays, normalizer = _tiny_setup("pix2pix")
+    train_translator(config, BatchSampler(kind, 4, seed=0, **arrays), normalizer, 3, tmp_path, seed=0)
+    volume = normalizer.inverse(arrays["source"][:3])[:, :30, :27]  # odd sizes: padded, cropped
+    full = translate_volume(load_model(tmp_path), volume)
+    for accelerator in ACCELERATORS.values():
+        mixed = translate_volume(load_model(tmp_path, accelerator), volume)
+        assert mixed.shape == volume.shape and mixed.dtype == np.float32
+        assert np.abs(normalizer.forward(mixed) - normalizer.forward(full)).mean() < 0.02
+
+
+def test_devices_this_machine_lacks_are_refused_clearly():
+    if not torch.cuda.is_available():
+        with pytest.raises(MedSynthInputError, match="sees no CUDA GPU; choose device cpu"):
+            resolve_accelerator("cuda")
+        assert resolve_accelerator("auto") == Accelerator("cpu", "fp32", False)
+    with pytest.raises(MedSynthInputError, match="Unknown device 'gpu'"):
+        resolve_accelerator("gpu")
+    with pytest.raises(MedSynthInputError, match="Unknown precision 'fp8'"):
+        resolve_accelerator("cpu", "fp8")
+    assert resolve_accelerator("cpu", "bf16", True) == Accelerator("cpu", "bf16", True)
 
 
 def test_altered_weights_wrong_card_and_foreign_files_are_refused(tmp_path):
@@ -202,6 +251,10 @@ def test_empty_data_folder_is_refused(tmp_path, capsys):
     (tmp_path / "empty" / "labels.csv").write_text("path,label\n")
     assert main(["translate", "train", "--model", "stargan", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "data folder is empty" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # a GPU asked for on a machine without one: refused before any data is read
+        assert main(["translate", "train", "--model", "stargan", "--data", str(tmp_path / "empty"), "--device", "cuda",
+                     "--out", str(tmp_path / "r")]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err
 
 
 def test_translate_volume_node_keeps_geometry_and_input(tmp_path, scene, ct_phantom):

@@ -60,7 +60,7 @@ def _cmd_bench(args) -> int:
     if args.what == "translate":
         from SynthTranslateLib.benchmark import bench_translate
 
-        print(json.dumps(bench_translate(), indent=2))
+        print(json.dumps(bench_translate(device=args.device, precision=args.precision), indent=2))
         return 0
     if args.what == "evaluate":
         from SynthEvaluateLib.benchmark import bench_evaluate
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--with-phantom", action="store_true", help="with --data: also run the phantom benchmark")
     bench.add_argument("--repeats", type=int, default=15)
     bench.add_argument("--preview-dir", type=Path, help="with --data: write PNGs of lesions on the real CT and MR here")
+    bench.add_argument("--device", default="auto", help="translate: auto, cpu, cuda, cuda:N or mps")
+    bench.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                       help="translate: mixed precision (auto: bf16/fp16 on a GPU, fp32 on CPU)")
     bench.set_defaults(run=_cmd_bench)
 
     from SynthEvaluateLib.cli import add_parser as add_evaluate_parser

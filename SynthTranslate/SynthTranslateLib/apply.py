@@ -39,7 +39,7 @@ def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = Tr
         raise MedSynthInputError(f"Only a mask GAN samples masks; this model is a {model.config.model}.")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        masks = model.translator.translate(torch.randn(count, model.config.latent, generator=generator))[:, 0].numpy() > 0
+        masks = model.translator.infer(torch.randn(count, model.config.latent, generator=generator))[:, 0].numpy() > 0
     if clean:
         kept = [m for m in (_largest_filled(m) for m in masks) if m.any()]
         masks = np.array(kept) if kept else np.zeros((0, *masks.shape[1:]), bool)
@@ -83,7 +83,7 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
     with torch.no_grad():
         for start in range(0, len(flat), batch_size):
             batch, (h, w) = _pad(torch.as_tensor(inputs[start:start + batch_size]))
-            result = translator.translate(batch, target)
+            result = translator.infer(batch, target)
             out[start:start + batch_size] = result[:, 0, :h, :w].numpy()
     out = model.normalizer.inverse(out)
     return out[0] if source.ndim == 2 else out

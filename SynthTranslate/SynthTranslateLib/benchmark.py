@@ -3,7 +3,8 @@
 For each model: steady-state iterations per second through ``train_translator`` (batch
 sampling, RNG handling, loss logging) against a plain PyTorch loop that calls the same networks
 and losses on a pre-built batch, in the same run; the end-of-run save, and inference
-milliseconds per 512 x 512 slice.  Prints one JSON object.
+milliseconds per 512 x 512 slice.  Both loops run on the same device and precision
+(``--device``, ``--precision``: mixed precision and channels-last on a GPU).  Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import numpy as np
 
+from .accelerator import Accelerator, resolve_accelerator
 from .apply import translate_volume
 from .config import TranslatorConfig
 from .data import BatchSampler, Normalizer
@@ -38,20 +40,21 @@ def _setup(model: str, size: int, batch: int):
     return TranslatorConfig(model=model, image_size=size, batch_size=batch), "paired", {"source": images, "target": -images}
 
 
-def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 16) -> dict:
+def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 16,
+                accelerator: Accelerator | None = None) -> dict:
     """Steady-state loop throughput (steps 10 to ``iterations``, timed by the progress
     callback, which fires before the end-of-run save) against the plain loop over the same
     number of steps; the end-of-run save (checkpoint, weights, card, samples) is timed apart."""
     config, kind, arrays = _setup(model, size, batch)
     steady = iterations - 10
     # plain loop: the same networks and losses, one pre-built batch, nothing else
-    translator = build_translator(config, seed=0)
-    fixed = BatchSampler(kind, batch, 0, **arrays).next()
+    translator = build_translator(config, seed=0, accelerator=accelerator)
+    fixed = {name: translator.accelerator.tensor(value) for name, value in BatchSampler(kind, batch, 0, **arrays).next().items()}
     for step in range(1, 11):
-        translator.train_step(fixed, step)  # the same warm-up as the timed loop's first 10 steps
+        translator.fit_step(fixed, step)  # the same warm-up as the timed loop's first 10 steps
     start = time.perf_counter()
     for step in range(11, iterations + 1):
-        translator.train_step(fixed, step)
+        translator.fit_step(fixed, step)  # losses are read as floats each step: the device is synchronised
     plain = steady / (time.perf_counter() - start)
     stamps = {}
 
@@ -60,13 +63,13 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
 
     with tempfile.TemporaryDirectory() as folder:
         train_translator(config, BatchSampler(kind, batch, 0, **arrays), Normalizer((-1, 1)), iterations, folder + "/run",
-                         sample_every=10 ** 9, checkpoint_every=10 ** 9, progress=progress)
+                         sample_every=10 ** 9, checkpoint_every=10 ** 9, progress=progress, accelerator=accelerator)
         finished = time.perf_counter()
         ours = steady / (stamps[iterations] - stamps[10])
         result = {"plain_it_per_s": round(plain, 3), "medsynth_it_per_s": round(ours, 3), "ratio": round(ours / plain, 3),
                   "end_of_run_save_s": round(finished - stamps[iterations], 3)}
         if model != "maskgan":
-            loaded = load_model(folder + "/run")
+            loaded = load_model(folder + "/run", accelerator)
             volume = np.random.default_rng(1).normal(0, 0.5, (4, 512, 512)).astype(np.float32)
             target = config.domains[-1] if model in ("stargan", "migan", "cyclegan") else None
             condition = (volume > 0).astype(int) if model == "spade" else None
@@ -77,6 +80,8 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
     return result
 
 
-def bench_translate(iterations: int = 30) -> dict:
-    return {"image_size": 64, "batch": 16, "iterations": iterations,
-            "models": {m: bench_model(m, iterations) for m in ("pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan")}}
+def bench_translate(iterations: int = 30, device: str = "auto", precision: str = "auto") -> dict:
+    accelerator = resolve_accelerator(device, precision)
+    return {"image_size": 64, "batch": 16, "iterations": iterations, **accelerator.describe(),
+            "models": {m: bench_model(m, iterations, accelerator=accelerator)
+                       for m in ("pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan")}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -50,9 +51,25 @@ def _training_set(args, config: TranslatorConfig):
     return "paired", {"source": labels, "target": images}, summary
 
 
+def _accelerator(args):
+    from .accelerator import resolve_accelerator
+
+    return resolve_accelerator(args.device, args.precision, args.channels_last)
+
+
+def _add_device_options(parser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="mixed precision (auto: bf16, or fp16 with loss scaling, on a GPU; fp32 on CPU)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                        help="NHWC memory format (default: on for CUDA)")
+
+
 def _cmd_train(args) -> int:
     from .data import BatchSampler, Normalizer, encode_label_map, one_hot_labels
     from .training import train_translator
+
+    accelerator = _accelerator(args)  # refuse a missing GPU before reading any data
 
     config = TranslatorConfig(model=args.model, image_size=args.size, features=args.features, batch_size=args.batch_size,
                               key_domain=args.key_domain, spectral_norm=args.spectral_norm,
@@ -74,7 +91,7 @@ def _cmd_train(args) -> int:
             arrays["source"] = encode_label_map(arrays["source"], config.labels)
     sampler = BatchSampler(kind, config.batch_size, args.seed, **arrays)
     result = train_translator(config, sampler, normalizer, args.iterations, args.out, args.seed, summary,
-                              args.sample_every, args.checkpoint_every, progress=_progress)
+                              args.sample_every, args.checkpoint_every, progress=_progress, accelerator=accelerator)
     print(file=sys.stderr)
     print(json.dumps(result, indent=2))
     return 0
@@ -86,7 +103,7 @@ def _cmd_apply(args) -> int:
     from .apply import sample_masks, translate_volume
     from .model_dir import load_model
 
-    model = load_model(args.model_dir)
+    model = load_model(args.model_dir, _accelerator(args))
     if model.config.model == "maskgan":
         from SynthLesionLib import Geometry
 
@@ -133,6 +150,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, help="model folder (a run there is resumed)")
+    _add_device_options(train)
     train.set_defaults(run=_cmd_train)
     apply = commands.add_parser("apply", help="apply a trained model to a volume or image")
     apply.add_argument("--model-dir", type=Path, required=True)
@@ -142,4 +160,5 @@ def add_parser(subparsers) -> None:
     apply.add_argument("--count", type=int, default=16, help="maskgan: masks to sample")
     apply.add_argument("--seed", type=int, default=0)
     apply.add_argument("--out", type=Path, required=True)
+    _add_device_options(apply)
     apply.set_defaults(run=_cmd_apply)

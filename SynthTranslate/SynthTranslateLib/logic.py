@@ -10,6 +10,7 @@ import numpy as np
 from SynthLesionLib.errors import MedSynthInputError
 from SynthLesionLib.mrml import array_of, check_untransformed, geometry_of, output_volume, segment_array
 
+from .accelerator import resolve_accelerator
 from .apply import translate_volume
 from .model_dir import load_model
 
@@ -24,9 +25,9 @@ def label_map_from_segmentation(segmentation, reference_volume) -> np.ndarray:
 
 
 def translate_volume_node(model_folder: str | Path, input_volume, target_domain: str | None = None,
-                          condition_segmentation=None, output_volume_node=None):
-    """Apply a trained model to ``input_volume`` (slice by slice along k) into a new volume
-    with the input's geometry.  Label-map models take ``condition_segmentation`` (its segments
+                          condition_segmentation=None, output_volume_node=None, device: str = "auto"):
+    """Apply a trained model to ``input_volume`` (slice by slice along k, on ``device``: auto,
+    cpu, cuda, cuda:N, mps; mixed precision on a GPU) into a new volume with the input's geometry.  Label-map models take ``condition_segmentation`` (its segments
     in order become labels 1, 2, ...; 0 is background).  The input is not modified.
 
     Console::
@@ -39,7 +40,7 @@ def translate_volume_node(model_folder: str | Path, input_volume, target_domain:
     if output_volume_node is not None and output_volume_node is input_volume:
         raise MedSynthInputError("The output volume is also the input; choose or create another (inputs are never overwritten).")
     check_untransformed(input_volume, "input volume")
-    model = load_model(model_folder)
+    model = load_model(model_folder, resolve_accelerator(device))
     geometry = geometry_of(input_volume)
     needs_labels = model.config.model == "spade" or (model.config.model == "pix2pix" and bool(model.config.labels))
     if needs_labels:

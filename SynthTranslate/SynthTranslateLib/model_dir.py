@@ -14,6 +14,7 @@ from pathlib import Path
 from SynthLesionLib.errors import MedSynthInputError
 
 from .config import TranslatorConfig
+from .accelerator import Accelerator
 from .data import Normalizer
 from .models import Translator, build_translator
 
@@ -56,6 +57,7 @@ def save_model(folder: Path, translator: Translator, normalizer: Normalizer, see
     atomic_torch_save({name: translator.modules[name].state_dict() for name in generator_names(translator)}, weights)
     card = {"format": CARD_FORMAT, "config": translator.config.to_dict(), "window": [normalizer.low, normalizer.high],
             "seed": seed, "iterations": iterations, "training_data": training_data, "last_losses": losses or {},
+            "trained_on": translator.accelerator.describe(),
             "weights_sha256": _sha256(weights)}
     write_json_atomic(folder / "card.json", card)
     return folder
@@ -78,8 +80,9 @@ class LoadedModel:
         return self.config.domains.index(name)
 
 
-def load_model(folder: Path) -> LoadedModel:
-    """Load a model folder; raise ``MedSynthInputError`` if anything does not match."""
+def load_model(folder: Path, accelerator: Accelerator | None = None) -> LoadedModel:
+    """Load a model folder for inference on ``accelerator`` (default CPU fp32); raise
+    ``MedSynthInputError`` if anything does not match."""
     import torch
 
     folder = Path(folder)
@@ -97,7 +100,7 @@ def load_model(folder: Path) -> LoadedModel:
             f"{weights} does not match its model card (changed, corrupted or from another model); "
             "retrain or restore the original files.")
     config = TranslatorConfig.from_dict(card["config"])
-    translator = build_translator(config, seed=0)
+    translator = build_translator(config, seed=0, accelerator=accelerator)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         for name in generator_names(translator):

@@ -2,10 +2,14 @@
 
 Every translator exposes the same small interface, so one training loop, one checkpoint
 format and one ``translate`` serve them all:
-``modules`` (name -> nn.Module), ``optimizers`` (name -> optimiser), ``train_step(batch, step)``
--> losses, ``translate(x, target=None)`` (inference, generator only), ``inference_module``.
+``modules`` (name -> nn.Module), ``optimizers`` (name -> optimiser), ``fit_step(batch, step)``
+-> losses (moves the batch to the device and runs ``train_step`` under the run's precision),
+``infer(x, target=None)`` (inference, generator only, CPU float32 out).
 Batches are dicts of tensors in [-1, 1]: pix2pix/spade {"source", "target"}, cyclegan
 {"a", "b"}, stargan/migan {"image", "domain"}, maskgan {"mask"}.
+
+Every optimiser step goes through ``_update``, which scales fp16 losses (one GradScaler per
+optimiser; a no-op in fp32/bf16) and runs the backward pass outside autocast.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .accelerator import Accelerator
 from .config import TranslatorConfig
 from .networks import (MaskCritic, MaskGenerator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
                        UNetGenerator, patch_discriminator)
@@ -29,15 +34,22 @@ def _spectral(module: nn.Module) -> nn.Module:
     return module
 
 
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator,
+                     scaler: torch.amp.GradScaler | None = None) -> torch.Tensor:
     """WGAN-GP penalty (Gulrajani et al. 2017): (||grad critic(x_hat)|| - 1)^2 on random
-    interpolates.  Written by hand: neither torch nor MONAI ships it."""
-    alpha = torch.rand((len(real),) + (1,) * (real.ndim - 1), generator=generator)
+    interpolates.  Written by hand: neither torch nor MONAI ships it.
+
+    Under fp16 the inner gradient is taken of the scaled output and unscaled afterwards (the
+    recipe of torch's AMP notes), outside autocast; ``generator`` is a CPU generator.
+    """
+    alpha = torch.rand((len(real),) + (1,) * (real.ndim - 1), generator=generator).to(real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     output = critic(mixed)
-    output = output[0] if isinstance(output, tuple) else output
-    grad, = torch.autograd.grad(output.sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    output = (output[0] if isinstance(output, tuple) else output).float()
+    scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+    with torch.autocast(real.device.type, enabled=False):
+        grad, = torch.autograd.grad(output.sum() * scale, mixed, create_graph=True)
+        return ((grad.float().flatten(1).norm(dim=1) / scale - 1) ** 2).mean()
 
 
 class ImagePool:
@@ -63,29 +75,56 @@ class ImagePool:
         return torch.stack(out)
 
     def state_dict(self) -> dict:
-        return {"images": torch.stack(self.images) if self.images else torch.zeros(0)}
+        return {"images": torch.stack(self.images).cpu() if self.images else torch.zeros(0)}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.images = list(state["images"]) if len(state["images"]) else []
+    def load_state_dict(self, state: dict, device: str = "cpu") -> None:
+        self.images = list(state["images"].to(device)) if len(state["images"]) else []
 
 
 class Translator:
-    def __init__(self, config: TranslatorConfig, generator: torch.Generator):
+    def __init__(self, config: TranslatorConfig, generator: torch.Generator, accelerator: Accelerator | None = None):
         self.config = config.validate()
-        self.random = generator  # training randomness (gradient penalty, pools) owned by the translator
+        self.random = generator  # training randomness (gradient penalty, pools, targets): CPU, owned here
+        self.accelerator = accelerator or Accelerator()
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.build()
+        for module in self.modules.values():
+            self.accelerator.module(module, config.spatial_dims)
+        self.scalers = {name: self.accelerator.grad_scaler() for name in self.optimizers}
+
+    @property
+    def device(self) -> str:
+        return self.accelerator.device
 
     def _adam(self, name: str, parameters, lr: float):
         self.optimizers[name] = torch.optim.Adam(parameters, lr=lr, betas=self.config.betas)
 
+    def _update(self, name: str, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss`` (scaled under fp16; backward outside autocast)."""
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad()
+        with self.accelerator.full_precision():
+            scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def _randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.random).to(self.device)
+
     def discriminator(self, module: nn.Module) -> nn.Module:
         return _spectral(module) if self.config.spectral_norm else module
 
-    @property
-    def inference_module(self) -> nn.Module:
-        return self.modules["generator"]
+    def fit_step(self, batch: dict, step: int) -> dict:
+        """Move ``batch`` to the device and take one training step under the run's precision."""
+        batch = {name: self.accelerator.tensor(value) for name, value in batch.items()}
+        with self.accelerator.autocast():
+            return self.train_step(batch, step)
+
+    def infer(self, x: torch.Tensor, target: int | None = None) -> torch.Tensor:
+        """Generator output for ``x`` (any device), as CPU float32; call under ``torch.no_grad``."""
+        with self.accelerator.autocast():
+            return self.translate(self.accelerator.tensor(x), target).float().cpu()
 
     def extra_state(self) -> dict:
         return {}
@@ -113,16 +152,12 @@ class Pix2Pix(Translator):
         fake = self.modules["generator"](source)
         real_logits, fake_logits = self._d(source, target), self._d(source, fake.detach())
         loss_d = 0.5 * (self.bce(real_logits, torch.ones_like(real_logits)) + self.bce(fake_logits, torch.zeros_like(fake_logits)))
-        self.optimizers["discriminator"].zero_grad()
-        loss_d.backward()
-        self.optimizers["discriminator"].step()
+        self._update("discriminator", loss_d)
         fake_logits = self._d(source, fake)
         loss_gan = self.bce(fake_logits, torch.ones_like(fake_logits))
         loss_l1 = nn.functional.l1_loss(fake, target)
         loss_g = loss_gan + self.config.lambda_l1 * loss_l1
-        self.optimizers["generator"].zero_grad()
-        loss_g.backward()
-        self.optimizers["generator"].step()
+        self._update("generator", loss_g)
         return {"d": _value(loss_d), "g_gan": _value(loss_gan), "g_l1": _value(loss_l1)}
 
     def translate(self, x, target=None):
@@ -152,9 +187,7 @@ class Spade(Translator):
         real_out, _ = disc(torch.cat([labels, target], 1))
         fake_out, _ = disc(torch.cat([labels, fake.detach()], 1))
         loss_d = sum(nn.functional.relu(1 - r).mean() + nn.functional.relu(1 + f).mean() for r, f in zip(real_out, fake_out))
-        self.optimizers["discriminator"].zero_grad()
-        loss_d.backward()
-        self.optimizers["discriminator"].step()
+        self._update("discriminator", loss_d)
         fake_out, fake_features = disc(torch.cat([labels, fake], 1))
         with torch.no_grad():
             _, real_features = disc(torch.cat([labels, target], 1))
@@ -163,9 +196,7 @@ class Spade(Translator):
                       for f, r in zip(fs[:-1], rs[:-1]))
         loss_l1 = nn.functional.l1_loss(fake, target)
         loss_g = loss_gan + self.config.lambda_feature_matching * loss_fm + self.config.lambda_l1 * loss_l1 / 10
-        self.optimizers["generator"].zero_grad()
-        loss_g.backward()
-        self.optimizers["generator"].step()
+        self._update("generator", loss_g)
         return {"d": _value(loss_d), "g_gan": _value(loss_gan), "g_fm": _value(loss_fm), "g_l1": _value(loss_l1)}
 
     def translate(self, x, target=None):
@@ -199,15 +230,11 @@ class CycleGan(Translator):
         loss_cycle = nn.functional.l1_loss(m["generator_ba"](fake_b), a) + nn.functional.l1_loss(m["generator"](fake_a), b)
         loss_identity = nn.functional.l1_loss(m["generator"](b), b) + nn.functional.l1_loss(m["generator_ba"](a), a)
         loss_g = loss_gan + c.lambda_cycle * loss_cycle + c.lambda_identity * loss_identity
-        self.optimizers["generator"].zero_grad()
-        loss_g.backward()
-        self.optimizers["generator"].step()
+        self._update("generator", loss_g)
         old_b, old_a = self.pools["b"].query(fake_b), self.pools["a"].query(fake_a)
         loss_d = 0.5 * (self._ls(m["discriminator_b"](b)[-1], 1.0) + self._ls(m["discriminator_b"](old_b)[-1], 0.0)
                         + self._ls(m["discriminator_a"](a)[-1], 1.0) + self._ls(m["discriminator_a"](old_a)[-1], 0.0))
-        self.optimizers["discriminator"].zero_grad()
-        loss_d.backward()
-        self.optimizers["discriminator"].step()
+        self._update("discriminator", loss_d)
         return {"d": _value(loss_d), "g_gan": _value(loss_gan), "cycle": _value(loss_cycle), "identity": _value(loss_identity)}
 
     def translate(self, x, target=None):
@@ -219,7 +246,7 @@ class CycleGan(Translator):
 
     def load_extra_state(self, state):
         for name, pool in self.pools.items():
-            pool.load_state_dict(state[name])
+            pool.load_state_dict(state[name], self.device)
 
 
 class StarGan(Translator):
@@ -248,15 +275,14 @@ class StarGan(Translator):
     def train_step(self, batch, step):
         c, m = self.config, self.modules
         image, domain = batch["image"], batch["domain"]
-        target = torch.randint(len(c.domains), domain.shape, generator=self.random)
+        target = torch.randint(len(c.domains), domain.shape, generator=self.random).to(self.device)
         fake = m["generator"](image, target)
         real_src, real_cls = m["discriminator"](image)
         fake_src, _ = m["discriminator"](fake.detach())
-        loss_gp = gradient_penalty(lambda x: m["discriminator"](x)[0], image, fake.detach(), self.random)
+        loss_gp = gradient_penalty(lambda x: m["discriminator"](x)[0], image, fake.detach(), self.random,
+                                   self.scalers["discriminator"])
         loss_d = -real_src.mean() + fake_src.mean() + c.lambda_cls * self._cls_loss(real_cls, domain) + c.lambda_gp * loss_gp
-        self.optimizers["discriminator"].zero_grad()
-        loss_d.backward()
-        self.optimizers["discriminator"].step()
+        self._update("discriminator", loss_d)
         losses = {"d": _value(loss_d), "gp": _value(loss_gp)}
         if step % c.n_critic == 0:
             fake, attention = m["generator"](image, target, return_attention=True)
@@ -266,16 +292,14 @@ class StarGan(Translator):
                       + c.lambda_rec * nn.functional.l1_loss(reconstruction, image))
             if attention is not None:
                 loss_g = loss_g + c.lambda_attention * attention.mean()
-            self.optimizers["generator"].zero_grad()
-            loss_g.backward()
-            self.optimizers["generator"].step()
+            self._update("generator", loss_g)
             losses["g"] = _value(loss_g)
         return losses
 
     def translate(self, x, target=None):
         if target is None:
             raise ValueError("A multi-domain model needs a target domain.")
-        return self.modules["generator"](x, torch.full((len(x),), int(target), dtype=torch.long))
+        return self.modules["generator"](x, torch.full((len(x),), int(target), dtype=torch.long, device=x.device))
 
 
 class MiGan(StarGan):
@@ -295,19 +319,15 @@ class MaskGan(Translator):
     def train_step(self, batch, step):
         c, m = self.config, self.modules
         real = batch["mask"]
-        z = torch.randn(len(real), c.latent, generator=self.random)
+        z = self._randn(len(real), c.latent)
         fake = m["generator"](z)
-        loss_gp = gradient_penalty(m["discriminator"], real, fake.detach(), self.random)
+        loss_gp = gradient_penalty(m["discriminator"], real, fake.detach(), self.random, self.scalers["discriminator"])
         loss_d = -m["discriminator"](real).mean() + m["discriminator"](fake.detach()).mean() + c.lambda_gp * loss_gp
-        self.optimizers["discriminator"].zero_grad()
-        loss_d.backward()
-        self.optimizers["discriminator"].step()
+        self._update("discriminator", loss_d)
         losses = {"d": _value(loss_d), "gp": _value(loss_gp)}
         if step % c.n_critic == 0:
             loss_g = -m["discriminator"](m["generator"](z)).mean()
-            self.optimizers["generator"].zero_grad()
-            loss_g.backward()
-            self.optimizers["generator"].step()
+            self._update("generator", loss_g)
             losses["g"] = _value(loss_g)
         return losses
 
@@ -320,9 +340,10 @@ TRANSLATORS = {"pix2pix": Pix2Pix, "spade": Spade, "cyclegan": CycleGan, "starga
                "maskgan": MaskGan}
 
 
-def build_translator(config: TranslatorConfig, seed: int) -> Translator:
-    """A translator with seeded weights; the caller's global RNG state is left as it was."""
+def build_translator(config: TranslatorConfig, seed: int, accelerator: Accelerator | None = None) -> Translator:
+    """A translator with seeded weights (initialised on the CPU, the same on every device),
+    placed on ``accelerator`` (default: CPU, fp32); the caller's global RNG state is left as it was."""
     config.validate()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TRANSLATORS[config.model](config, torch.Generator().manual_seed(seed + 1))
+        return TRANSLATORS[config.model](config, torch.Generator().manual_seed(seed + 1), accelerator)

@@ -1,8 +1,10 @@
 """One training loop for every translator: seeded, resumable, cancellable, with sample grids,
 loss curves and checkpoints written atomically.
 
-Resuming restores weights, optimiser moments, the sampler's and the translator's random
-states and torch's RNG state, so an interrupted run continues exactly as it would have.
+Resuming restores weights, optimiser moments, loss scalers, the sampler's and the translator's
+random states and torch's RNG state, so an interrupted run continues exactly as it would have
+(bit for bit on the CPU; on a GPU as far as its kernels are deterministic).  A checkpoint
+written on one device resumes on another.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from SynthLesionLib.errors import MedSynthInputError
 
+from .accelerator import Accelerator
 from .data import BatchSampler, Normalizer
 from .model_dir import atomic_torch_save, save_model
 from .models import Translator, build_translator
@@ -30,6 +33,7 @@ def _checkpoint_state(translator: Translator, sampler: BatchSampler, step: int) 
     return {"step": step,
             "modules": {n: m.state_dict() for n, m in translator.modules.items()},
             "optimizers": {n: o.state_dict() for n, o in translator.optimizers.items()},
+            "scalers": {n: s.state_dict() for n, s in translator.scalers.items()},
             "extra": translator.extra_state(), "sampler": sampler.state_dict(),
             "translator_rng": translator.random.get_state(), "torch_rng": torch.get_rng_state()}
 
@@ -41,6 +45,10 @@ def _restore(translator: Translator, sampler: BatchSampler, state: dict) -> int:
         module.load_state_dict(state["modules"][name])
     for name, optimizer in translator.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][name])
+    for name, scaler in translator.scalers.items():
+        saved = state.get("scalers", {}).get(name)
+        if saved and scaler.is_enabled():  # a disabled scaler (fp32/bf16) saves {}
+            scaler.load_state_dict(saved)
     translator.load_extra_state(state["extra"])
     sampler.load_state_dict(state["sampler"])
     translator.random.set_state(state["translator_rng"])
@@ -52,8 +60,9 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
                      out_dir: Path, seed: int = 0, training_data: dict | None = None, sample_every: int = 100,
                      checkpoint_every: int = 100, resume: bool = True, sample_batch: dict | None = None,
                      progress: Callable[[dict], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> dict:
-    """Train ``iterations`` steps (in total, counting a resumed run's earlier steps).
+                     should_stop: Callable[[], bool] | None = None, accelerator: Accelerator | None = None) -> dict:
+    """Train ``iterations`` steps (in total, counting a resumed run's earlier steps) on
+    ``accelerator`` (default CPU fp32; see ``resolve_accelerator``).
 
     Writes into ``out_dir``: ``checkpoint.pt`` (resumable state), ``card.json`` + ``weights.pt``
     (the model folder, usable at every checkpoint), ``losses.csv`` and ``samples_<step>.png``.
@@ -63,7 +72,7 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    translator = build_translator(config, seed)
+    translator = build_translator(config, seed, accelerator)
     step = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -88,7 +97,7 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
                     save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
                 raise InterruptedError(f"Training stopped at step {step}; run again to resume.")
             step += 1
-            losses = translator.train_step(sampler.next(), step)
+            losses = translator.fit_step(sampler.next(), step)
             if step % 10 == 0 or step == iterations:
                 _append_losses(out_dir / "losses.csv", step, losses)
                 if progress is not None:
@@ -101,7 +110,7 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
                 atomic_torch_save(_checkpoint_state(translator, sampler, step), checkpoint)
                 save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
     return {"out_dir": str(out_dir), "iterations": step, "last_losses": losses,
-            "seconds": round(time.perf_counter() - started, 2)}
+            "seconds": round(time.perf_counter() - started, 2), **translator.accelerator.describe()}
 
 
 def _append_losses(path: Path, step: int, losses: dict) -> None:
@@ -123,18 +132,18 @@ def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict
         for module in translator.modules.values():
             module.eval()
         if kind == "masks":
-            rows = [translator.translate(torch.randn(8, translator.config.latent, generator=torch.Generator().manual_seed(0)))]
+            rows = [translator.infer(torch.randn(8, translator.config.latent, generator=torch.Generator().manual_seed(0)))]
             if translator.config.spatial_dims == 3:
                 rows = [r[:, :, r.shape[2] // 2] for r in rows]
         elif kind == "domains":
             image = batch["image"]
-            rows = [image] + [translator.translate(image, d) for d in range(len(translator.config.domains))]
+            rows = [image] + [translator.infer(image, d) for d in range(len(translator.config.domains))]
         elif kind == "unpaired":
-            rows = [batch["a"], translator.translate(batch["a"])]
+            rows = [batch["a"], translator.infer(batch["a"])]
         else:
             source = batch["source"]
             shown = source if source.shape[1] == 1 else source.argmax(1, keepdim=True).float() / (source.shape[1] - 1) * 2 - 1
-            rows = [shown, translator.translate(source), batch["target"]]
+            rows = [shown, translator.infer(source), batch["target"]]
         for module in translator.modules.values():
             module.train()
     grid = torch.cat([torch.cat(list(row[:, 0]), dim=1) for row in rows], dim=0).numpy()
