@@ -167,7 +167,7 @@ def test_altered_weights_wrong_card_and_foreign_files_are_refused(tmp_path):
         load_model(tmp_path)
 
 
-def test_inference_pads_odd_sizes_and_checks_domains(tmp_path):
+def test_inference_takes_any_slice_size_at_the_models_scale_and_checks_domains(tmp_path):
     normalizer, source, _ = _paired(size=16, n=8)
     config = TranslatorConfig(model="stargan", image_size=16, features=4, batch_size=4, domains=["normal", "viral"], n_critic=1)
     folder = tmp_path / "star"
@@ -177,6 +177,20 @@ def test_inference_pads_odd_sizes_and_checks_domains(tmp_path):
     out = translate_volume(model, volume, "viral")
     assert out.shape == volume.shape and out.dtype == np.float32
     assert out.min() >= -300 - 1e-3 and out.max() <= 500 + 1e-3  # inside the card's window
+    # a large slice is seen as the model saw its training images (resized to 16 px): its
+    # change is the upsampled change of the small slice, and the native detail is kept
+    smooth = np.kron(source[:2], np.ones((8, 8)))
+    noise = np.random.default_rng(1).normal(0, 0.05, smooth.shape)
+    small = normalizer.inverse(source[:2])
+    change_small = normalizer.forward(translate_volume(model, small, "viral")) - source[:2]
+    change_big = normalizer.forward(translate_volume(model, normalizer.inverse(smooth), "viral")) - smooth
+    block_means = change_big.reshape(2, 16, 8, 16, 8).mean(axis=(2, 4))
+    assert np.abs(block_means - change_small).mean() < 0.25 * np.abs(change_small).mean()
+    noisy = normalizer.forward(translate_volume(model, normalizer.inverse(smooth + noise), "viral"))
+    clean = normalizer.forward(translate_volume(model, normalizer.inverse(smooth), "viral"))
+    # fine texture passes through (upsampling the 16-px output instead would give about 0; what
+    # is not 1 is the generator's own response to the noise left after downsampling)
+    assert np.corrcoef((noisy - clean).ravel(), noise.ravel())[0, 1] > 0.8
     with pytest.raises(MedSynthInputError, match="Unknown target domain 'bacterial'"):
         translate_volume(model, volume, "bacterial")
     with pytest.raises(MedSynthInputError, match="Choose a target domain"):
@@ -242,6 +256,57 @@ def test_translate_commands_train_apply_and_keep_geometry(tmp_path, capsys):
     assert main(["translate", "apply", "--model-dir", str(tmp_path / "run"), "--condition", str(tmp_path / "odd.nii.gz"),
                  "--out", str(tmp_path / "x.nii.gz")]) == 2
     assert "not in the model's label set" in capsys.readouterr().err
+
+
+def _write_dicom_series(folder, volume, spacing=(0.7, 0.7, 2.5), series_uid="1.2.826.0.1.3680043.2.1125.1.42"):
+    """One DICOM file per slice sharing a series UID, as a scanner writes them (shuffled names)."""
+    import SimpleITK as sitk
+
+    folder.mkdir(exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(len(volume)):
+        image = sitk.GetImageFromArray(volume[k].astype(np.int16))
+        image.SetSpacing(spacing[:2])
+        for tag, value in {"0008|0060": "CT", "0020|000d": series_uid + ".0", "0020|000e": series_uid,
+                           "0020|0013": str(k + 1), "0020|0032": f"0\\0\\{k * spacing[2]}",
+                           "0020|0037": "1\\0\\0\\0\\1\\0", "0008|0018": f"{series_uid}.{k + 1}",
+                           "0018|0050": str(spacing[2])}.items():
+            image.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{series_uid[-2:]}_{(k * 7) % len(volume):03d}.dcm"))
+        writer.Execute(image)
+
+
+def test_domain_folders_of_volumes_and_dicom_series_are_sliced(tmp_path, capsys):
+    from SynthLesionLib import Geometry
+    from SynthLesionLib.cli import main
+    from SynthLesionLib.imageio import read_volume, write_volume
+    from SynthTranslateLib.datasets import domain_folder
+
+    rng = np.random.default_rng(0)
+    healthy = rng.normal(40, 10, (6, 40, 48)).astype(np.float32)
+    healthy[0] = 0  # a constant (padding) slice is left out
+    diseased = rng.normal(-20, 10, (5, 40, 48)).round().astype(np.float32)
+    write_volume(tmp_path / "healthy.nii.gz", healthy, Geometry(spacing=(0.7, 0.7, 2.5)))
+    _write_dicom_series(tmp_path / "diseased_dicom", diseased)
+    series, _ = read_volume(tmp_path / "diseased_dicom")  # the folder reads as one volume, in slice order
+    assert np.array_equal(series, diseased)
+    (tmp_path / "labels.csv").write_text("path,label\nhealthy.nii.gz,healthy\ndiseased_dicom,diseased\n")
+    images, domains, names, summary = domain_folder(tmp_path, 16)
+    assert names == ["diseased", "healthy"] and images.shape == (10, 16, 16)
+    assert summary["per_domain"] == {"diseased": 5, "healthy": 5} and summary["files"] == 2
+    assert images[domains == 1].mean() > 30 and images[domains == 0].mean() < -10
+    assert domain_folder(tmp_path, 16, slices_per_volume=2)[3]["per_domain"] == {"diseased": 2, "healthy": 2}
+    assert main(["translate", "train", "--model", "cyclegan", "--data", str(tmp_path), "--size", "32", "--features", "4",
+                 "--batch-size", "2", "--iterations", "2", "--out", str(tmp_path / "run")]) == 0
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert card["training_data"]["per_domain"] == {"diseased": 5, "healthy": 5}
+    _write_dicom_series(tmp_path / "two", diseased[:2])  # a folder mixing two series is refused
+    _write_dicom_series(tmp_path / "two", diseased[2:4], series_uid="1.2.826.0.1.3680043.2.1125.1.43")
+    with pytest.raises(MedSynthInputError, match="with 2 DICOM series .*give an image file or a folder holding one"):
+        read_volume(tmp_path / "two")
+    with pytest.raises(MedSynthInputError, match="with no DICOM series"):
+        read_volume(tmp_path / "run")
 
 
 def test_empty_data_folder_is_refused(tmp_path, capsys):

@@ -123,16 +123,12 @@ def split(images: ImageSet, test_fraction: float, seed: int, groups: list[str] |
 
 
 def read_image_file(path: Path) -> np.ndarray:
-    """A 2-D or 3-D image file as an array (PNG, NIfTI, NRRD, DICOM...)."""
+    """A 2-D or 3-D image (PNG, NIfTI, NRRD, DICOM file or series folder...) as an array."""
     import SimpleITK as sitk
 
-    path = Path(path)
-    if not path.exists():
-        raise MedSynthInputError(f"File not found: {path}")
-    try:
-        image = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-    except RuntimeError:
-        raise MedSynthInputError(f"Could not read {path} as an image.") from None
+    from SynthLesionLib.imageio import read_image
+
+    image = sitk.GetArrayFromImage(read_image(path))
     return image[0] if image.ndim == 3 and image.shape[0] == 1 else image
 
 

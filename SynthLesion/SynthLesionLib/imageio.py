@@ -36,16 +36,32 @@ def apply_geometry_to_sitk(image, geometry: Geometry) -> None:
     image.SetDirection(tuple(float(v) for v in (LPS_TO_RAS @ geometry.direction).ravel()))
 
 
-def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
-    """Read a 3-D scalar volume; returns ``(array[k, j, i], geometry)``."""
+def read_image(path: str | os.PathLike):
+    """A SimpleITK image from a file (NIfTI, NRRD, PNG, DICOM incl. multi-frame, ...) or from
+    a folder holding one DICOM series (slices sorted by position)."""
     sitk = _sitk()
     path = Path(path)
     if not path.exists():
         raise MedSynthInputError(f"File not found: {path}")
     try:
-        image = sitk.ReadImage(str(path))
+        if not path.is_dir():
+            return sitk.ReadImage(str(path))
+        series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+        if len(series) != 1:
+            found = f"{len(series)} DICOM series ({', '.join(series[:3])}{', ...' if len(series) > 3 else ''})" \
+                if series else "no DICOM series"
+            raise MedSynthInputError(f"{path} is a folder with {found}; give an image file or a folder holding one series.")
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+        return reader.Execute()
     except RuntimeError as error:
         raise MedSynthInputError(f"Could not read {path} as an image ({str(error).strip().splitlines()[-1]}).") from None
+
+
+def read_volume(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
+    """Read a 3-D scalar volume (a file or a DICOM series folder); returns ``(array[k, j, i], geometry)``."""
+    sitk = _sitk()
+    image = read_image(path)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise MedSynthInputError(
             f"{path} is a {image.GetDimension()}-D image with {image.GetNumberOfComponentsPerPixel()} "

@@ -1,7 +1,13 @@
-"""Applying a trained translator to images and volumes (slice by slice, batched).
+"""Applying a trained translator to images and volumes (slice by slice, batched, on the
+model's device and precision).
 
-Slices whose size the generator cannot take (not a multiple of 8) are reflect-padded and
-cropped back, never refused.  The output has the input's shape; the caller keeps geometry.
+Each slice is seen at the scale the model was trained at: resized to the model's
+``image_size`` (as the training slices were, any size and aspect accepted), translated, and
+brought back to the slice's own size.  Image-to-image models keep the input's native detail:
+the output is the input plus the upsampled change the generator made at model scale
+(``x + up(G(x_s) - x_s)``), so regions the translator leaves alone stay bit-for-bit the input
+up to interpolation of a zero change.  Label-to-image models return their upsampled output.
+The output has the input's shape; the caller keeps geometry.
 """
 
 from __future__ import annotations
@@ -10,21 +16,19 @@ import numpy as np
 
 from SynthLesionLib.errors import MedSynthInputError
 
-from .data import encode_label_map, one_hot_labels
+from .data import check_labels, encode_label_map, one_hot_labels
 from .model_dir import LoadedModel
 
-MULTIPLE = 8
 
-
-def _pad(batch, multiple: int = MULTIPLE):
+def _resize(batch, size: tuple[int, int], labels: bool = False):
+    """(n, c, h, w) -> (n, c, *size): bilinear with antialiasing (nearest for label maps)."""
     import torch
 
-    h, w = batch.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
-        batch = torch.nn.functional.pad(batch, (0, pw, 0, ph), mode=mode)
-    return batch, (h, w)
+    if tuple(batch.shape[-2:]) == tuple(size):
+        return batch
+    if labels:
+        return torch.nn.functional.interpolate(batch, size=size, mode="nearest-exact")
+    return torch.nn.functional.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = True) -> np.ndarray:
@@ -73,18 +77,25 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
     target = model.domain_index(target_domain)
     if config.model in ("stargan", "migan") and target is None:
         raise MedSynthInputError(f"Choose a target domain: one of {config.domains}.")
-    if config.model == "spade":
-        inputs = one_hot_labels(flat, config.labels)
-    elif conditioned:
-        inputs = encode_label_map(flat, config.labels)[:, None]
-    else:
-        inputs = model.normalizer.forward(flat)[:, None]
+    if conditioned:
+        check_labels(flat, config.labels)  # on the full map: small labels may vanish at model size
+    model_size = (config.image_size, config.image_size)
     out = np.empty(flat.shape, np.float32)
     with torch.no_grad():
         for start in range(0, len(flat), batch_size):
-            batch, (h, w) = _pad(torch.as_tensor(inputs[start:start + batch_size]))
-            result = translator.infer(batch, target)
-            out[start:start + batch_size] = result[:, 0, :h, :w].numpy()
+            chunk = torch.as_tensor(np.ascontiguousarray(flat[start:start + batch_size]))[:, None]
+            native = tuple(chunk.shape[-2:])
+            if conditioned:  # label maps: nearest to the model's size, then encoded as in training
+                small = _resize(chunk.float(), model_size, labels=True)[:, 0].long().numpy()
+                encoded = one_hot_labels(small, config.labels) if config.model == "spade" \
+                    else encode_label_map(small, config.labels)[:, None]
+                result = _resize(translator.infer(torch.as_tensor(encoded), target), native)
+            else:
+                image = torch.as_tensor(model.normalizer.forward(chunk.numpy()))
+                small = _resize(image, model_size)
+                change = translator.infer(small, target) - small
+                result = (image + _resize(change, native)).clamp(-1.0, 1.0)
+            out[start:start + batch_size] = result[:, 0].numpy()
     out = model.normalizer.inverse(out)
     return out[0] if source.ndim == 2 else out
 

@@ -2,7 +2,7 @@
 
 For each model: steady-state iterations per second through ``train_translator`` (batch
 sampling, RNG handling, loss logging) against a plain PyTorch loop that calls the same networks
-and losses on a pre-built batch, in the same run; the end-of-run save, and inference
+and losses on a pre-built batch, run before and after it (ratio to their mean); the end-of-run save, and inference
 milliseconds per 512 x 512 slice.  Both loops run on the same device and precision
 (``--device``, ``--precision``: mixed precision and channels-last on a GPU).  Prints one JSON object.
 """
@@ -48,14 +48,20 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
     config, kind, arrays = _setup(model, size, batch)
     steady = iterations - 10
     # plain loop: the same networks and losses, one pre-built batch, nothing else
-    translator = build_translator(config, seed=0, accelerator=accelerator)
-    fixed = {name: translator.accelerator.tensor(value) for name, value in BatchSampler(kind, batch, 0, **arrays).next().items()}
-    for step in range(1, 11):
-        translator.fit_step(fixed, step)  # the same warm-up as the timed loop's first 10 steps
-    start = time.perf_counter()
-    for step in range(11, iterations + 1):
-        translator.fit_step(fixed, step)  # losses are read as floats each step: the device is synchronised
-    plain = steady / (time.perf_counter() - start)
+    def plain_loop() -> float:
+        translator = build_translator(config, seed=0, accelerator=accelerator)
+        fixed = {name: translator.accelerator.tensor(value)
+                 for name, value in BatchSampler(kind, batch, 0, **arrays).next().items()}
+        for step in range(1, 11):
+            translator.fit_step(fixed, step)  # the same warm-up as the timed loop's first 10 steps
+        start = time.perf_counter()
+        for step in range(11, iterations + 1):
+            translator.fit_step(fixed, step)  # losses are read as floats each step: the device is synchronised
+        return steady / (time.perf_counter() - start)
+
+    # plain, MedSynth, plain again: the ratio is to the mean of the two plain runs, so a machine
+    # that gets slower or faster during the measurement does not bias it
+    plain_before = plain_loop()
     stamps = {}
 
     def progress(entry):
@@ -66,8 +72,10 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
                          sample_every=10 ** 9, checkpoint_every=10 ** 9, progress=progress, accelerator=accelerator)
         finished = time.perf_counter()
         ours = steady / (stamps[iterations] - stamps[10])
-        result = {"plain_it_per_s": round(plain, 3), "medsynth_it_per_s": round(ours, 3), "ratio": round(ours / plain, 3),
-                  "end_of_run_save_s": round(finished - stamps[iterations], 3)}
+        plain_after = plain_loop()
+        plain = (plain_before + plain_after) / 2
+        result = {"plain_it_per_s": [round(plain_before, 3), round(plain_after, 3)], "medsynth_it_per_s": round(ours, 3),
+                  "ratio": round(ours / plain, 3), "end_of_run_save_s": round(finished - stamps[iterations], 3)}
         if model != "maskgan":
             loaded = load_model(folder + "/run", accelerator)
             volume = np.random.default_rng(1).normal(0, 0.5, (4, 512, 512)).astype(np.float32)

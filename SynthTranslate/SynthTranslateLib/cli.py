@@ -27,10 +27,9 @@ def _training_set(args, config: TranslatorConfig):
     from .datasets import domain_folder, mask_patches, mask_slices, slices
 
     if config.model in ("stargan", "migan", "cyclegan"):
-        images, domains, names = domain_folder(args.data, config.image_size, args.labels_csv,
-                                               args.file_column, args.label_column, args.domains)
+        images, domains, names, summary = domain_folder(args.data, config.image_size, args.labels_csv, args.file_column,
+                                                        args.label_column, args.domains, args.axis, args.slices_per_volume)
         config.domains = names
-        summary = {"folder": str(args.data), "images": len(images), "per_domain": dict(zip(names, np.bincount(domains).tolist()))}
         if config.model == "cyclegan":
             if len(names) != 2:
                 raise MedSynthInputError(f"CycleGAN needs exactly two domains; {args.data} has {names} (use --domains A B).")
@@ -134,6 +133,9 @@ def add_parser(subparsers) -> None:
     train.add_argument("--file-column", default="path")
     train.add_argument("--label-column", default="label")
     train.add_argument("--domains", nargs="+", help="domain names (and order) to use")
+    train.add_argument("--axis", type=int, default=0, choices=[0, 1, 2],
+                       help="volumes in --data: slice along this array axis (0 = k, the slice axis)")
+    train.add_argument("--slices-per-volume", type=int, help="volumes in --data: this many evenly spaced slices each")
     train.add_argument("--key-domain", help="migan: the under-represented domain")
     train.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")
     train.add_argument("--condition", type=Path, help="pix2pix/spade: its label map")

@@ -80,23 +80,26 @@ class BatchSampler:
         self.rng.bit_generator.state = state["rng"]
 
 
-def one_hot_labels(label_maps, labels: list[int]) -> np.ndarray:
-    """(n, h, w) integer label maps -> (n, len(labels), h, w) one-hot; values outside
-    ``labels`` are refused (a model cannot condition on labels it never saw)."""
+def check_labels(label_maps, labels: list[int]) -> np.ndarray:
+    """The label maps as an array; values outside ``labels`` are refused (a model cannot
+    condition on labels it never saw)."""
     maps = np.asarray(label_maps)
     unknown = sorted(set(np.unique(maps).tolist()) - set(labels))
     if unknown:
         raise MedSynthInputError(f"Label values {unknown} are not in the model's label set {labels}.")
+    return maps
+
+
+def one_hot_labels(label_maps, labels: list[int]) -> np.ndarray:
+    """(n, h, w) integer label maps -> (n, len(labels), h, w) one-hot in {-1, 1}; unknown values are refused."""
+    maps = check_labels(label_maps, labels)
     return np.stack([(maps == value) for value in labels], axis=1).astype(np.float32) * 2.0 - 1.0
 
 
 def encode_label_map(label_maps, labels: list[int]) -> np.ndarray:
     """(n, h, w) label maps -> (n, h, w) values in [-1, 1]: label i of ``labels`` becomes
     -1 + 2 i / (len - 1).  The pix2pix condition encoding; unknown values are refused."""
-    maps = np.asarray(label_maps)
-    unknown = sorted(set(np.unique(maps).tolist()) - set(labels))
-    if unknown:
-        raise MedSynthInputError(f"Label values {unknown} are not in the model's label set {labels}.")
+    maps = check_labels(label_maps, labels)
     lookup = {value: -1.0 + 2.0 * i / max(len(labels) - 1, 1) for i, value in enumerate(labels)}
     out = np.zeros(maps.shape, np.float32)
     for value, code in lookup.items():

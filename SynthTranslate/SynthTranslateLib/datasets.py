@@ -2,7 +2,8 @@
 
 - ``slices``: 2-D slices of a volume along an axis, resized to the model's size (optionally
   only slices that contain a label), with the matching label-map slices as conditions;
-- ``domain_folder``: grey images (PNG, NIfTI, NRRD, DICOM) listed in a CSV with a domain label;
+- ``domain_folder``: grey images, volumes (their slices) or DICOM series (PNG, NIfTI, NRRD,
+  DICOM) listed in a CSV with a domain label;
 - ``mask_slices`` / ``mask_patches``: binary lesion masks cropped around each lesion, for the
   mask GAN (2-D: the lesion's largest slice; 3-D: a cube around it).
 """
@@ -39,19 +40,48 @@ def slices(volume: np.ndarray, size: int, labels: np.ndarray | None = None, axis
     return images, conditions
 
 
+def grey_slices(path: Path, axis: int = 0) -> list[np.ndarray]:
+    """The 2-D grey images of one file or DICOM series folder: a 2-D image (colour averaged to
+    grey) is one; a 3-D volume or multi-frame DICOM gives its slices along ``axis`` (0 = k,
+    the acquisition's slice axis).  Constant slices (padding, empty frames) are left out."""
+    import SimpleITK as sitk
+
+    from SynthLesionLib.imageio import read_image
+
+    image = read_image(path)
+    array = sitk.GetArrayFromImage(image).astype(np.float32)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = array[..., :3].mean(axis=-1)
+    if array.ndim == 2:
+        return [array]
+    return [s for s in np.moveaxis(array, axis, 0) if s.max() > s.min()]
+
+
 def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_column: str = "path",
-                  label_column: str = "label", domains: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images (image units, resized), domain indices and domain names from a folder with a CSV of labels."""
-    from SynthEvaluateLib.data import read_image_file, read_label_table
+                  label_column: str = "label", domains: list[str] | None = None, axis: int = 0,
+                  slices_per_volume: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """Images (image units, resized to ``size``), domain indices, domain names and a summary
+    from a folder with a CSV of labels.  Each listed path is a 2-D image, a 3-D volume or a
+    DICOM series folder; volumes contribute their slices along ``axis`` (all, or
+    ``slices_per_volume`` evenly spaced ones), each with the volume's domain."""
+    from SynthEvaluateLib.data import read_label_table
 
     paths, indices, names, _ = read_label_table(folder, labels_csv, file_column, label_column, domains)
-    images = []
-    for path in paths:
-        image = read_image_file(path)
-        if image.ndim == 3 and image.shape[-1] in (3, 4):
-            image = image[..., :3].mean(axis=-1)
-        images.append(_resize(image, size, 1))
-    return np.stack(images), indices, names
+    images, labels, files_per_domain = [], [], np.zeros(len(names), int)
+    for path, domain in zip(paths, indices):
+        found = grey_slices(path, axis)
+        if not found:
+            raise MedSynthInputError(f"{path} holds no non-constant slice: nothing to train on.")
+        if slices_per_volume is not None and len(found) > slices_per_volume:
+            found = [found[int(k)] for k in np.linspace(0, len(found) - 1, slices_per_volume).round()]
+        images += [_resize(image, size, 1) for image in found]
+        labels += [domain] * len(found)
+        files_per_domain[domain] += 1
+    labels = np.array(labels)
+    summary = {"folder": str(folder), "files": len(paths), "images": len(images),
+               "files_per_domain": dict(zip(names, files_per_domain.tolist())),
+               "per_domain": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist()))}
+    return np.stack(images), labels, names, summary
 
 
 def mask_slices(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.ndarray:

@@ -8,6 +8,7 @@
    domain is the translation success (GAN-test), and real-vs-translated FRD per domain.
 2. Mask GAN (WGAN-GP) on stroke_lesions_mni: 2-D 32 px lesion cross-sections; generated vs
    real masks compared by area and compactness, and used as SynthLesion shapes.
+3. SPADE on stroke semantic maps (tissue + lesion labels -> T1), see ``validation_spade``.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def validate_migan(data_root: Path, out: Path, minutes: float, size: int = 64) -
 
     from .apply import translate_volume
 
-    images, domains, names = domain_folder(Path(data_root) / "chest_xray_pediatric", size,
-                                           domains=["normal", "bacterial", "viral"])
+    images, domains, names, _ = domain_folder(Path(data_root) / "chest_xray_pediatric", size,
+                                              domains=["normal", "bacterial", "viral"])
     everything = ImageSet(images / 255.0, domains, names, [str(i) for i in range(len(images))], "real", Preprocessing(size=size))
     train, test = split(everything, 0.3, seed=0)
     normalizer = Normalizer((0.0, 255.0))
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("translate_validation"))
     parser.add_argument("--minutes", type=float, default=4.0, help="training budget per model")
-    parser.add_argument("--only", choices=["migan", "maskgan"], help="run one of the two validations")
+    parser.add_argument("--only", choices=["migan", "maskgan", "spade"], help="run one of the validations")
     args = parser.parse_args()
     parser_only = args.only
     report = {}
@@ -118,6 +119,10 @@ def main() -> None:
         report["migan_chest_xray"] = validate_migan(args.data, args.out, args.minutes)
     if parser_only in (None, "maskgan"):
         report["maskgan_stroke"] = validate_maskgan(args.data, args.out, args.minutes / 2)
+    if parser_only in (None, "spade"):
+        from .validation_spade import validate_spade
+
+        report["spade_stroke"] = validate_spade(args.data, args.out, args.minutes)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"summary{'' if args.only is None else '_' + args.only}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
