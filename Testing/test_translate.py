@@ -132,6 +132,21 @@ def test_mixed_precision_inference_matches_full_precision(tmp_path):
         assert np.abs(normalizer.forward(mixed) - normalizer.forward(full)).mean() < 0.02
 
 
+def test_volumes_are_translated_along_the_models_slice_axis(tmp_path):
+    config, kind, arrays, normalizer = _tiny_setup("pix2pix")
+    config.slice_axis = 1
+    train_translator(config, BatchSampler(kind, 4, seed=0, **arrays), normalizer, 2, tmp_path, seed=0)
+    model = load_model(tmp_path)
+    assert model.config.slice_axis == 1
+    volume = normalizer.inverse(np.random.default_rng(0).uniform(-1, 1, (20, 3, 24)).astype(np.float32))
+    out = translate_volume(model, volume)
+    assert out.shape == volume.shape
+    for j in range(3):  # each [k, i] slice is translated on its own, as a 2-D image would be
+        np.testing.assert_allclose(out[:, j, :], translate_volume(model, volume[:, j, :]), atol=1e-3)
+    with pytest.raises(MedSynthInputError, match="slice_axis must be 0, 1 or 2"):
+        TranslatorConfig(slice_axis=3).validate()
+
+
 def test_devices_this_machine_lacks_are_refused_clearly():
     if not torch.cuda.is_available():
         with pytest.raises(MedSynthInputError, match="sees no CUDA GPU; choose device cpu"):

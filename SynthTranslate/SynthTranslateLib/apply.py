@@ -52,7 +52,8 @@ def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = Tr
 
 def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, target_domain: str | None = None,
                      condition: np.ndarray | None = None, batch_size: int = 8) -> np.ndarray:
-    """Translate a 2-D image or a 3-D volume ``[k, j, i]`` slice by slice.
+    """Translate a 2-D image or a 3-D volume ``[k, j, i]`` slice by slice (along the model's
+    ``slice_axis``, as in training).
 
     - pix2pix, cyclegan, stargan, migan: ``volume`` in image units; multi-domain models need
       ``target_domain`` (cyclegan: its first domain name translates B -> A).
@@ -71,9 +72,9 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
     if source is None:
         raise MedSynthInputError("Give the condition label map." if conditioned else "Give the image to translate.")
     source = np.asarray(source)
-    flat = source[np.newaxis] if source.ndim == 2 else source
-    if flat.ndim != 3:
+    if source.ndim not in (2, 3):
         raise MedSynthInputError(f"Expected a 2-D image or a 3-D volume, got shape {source.shape}.")
+    flat = source[np.newaxis] if source.ndim == 2 else np.moveaxis(source, config.slice_axis, 0)
     target = model.domain_index(target_domain)
     if config.model in ("stargan", "migan") and target is None:
         raise MedSynthInputError(f"Choose a target domain: one of {config.domains}.")
@@ -97,7 +98,7 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
                 result = (image + _resize(change, native)).clamp(-1.0, 1.0)
             out[start:start + batch_size] = result[:, 0].numpy()
     out = model.normalizer.inverse(out)
-    return out[0] if source.ndim == 2 else out
+    return out[0] if source.ndim == 2 else np.moveaxis(out, 0, config.slice_axis)
 
 
 def _largest_filled(mask: np.ndarray) -> np.ndarray:

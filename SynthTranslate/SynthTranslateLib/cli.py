@@ -28,7 +28,8 @@ def _training_set(args, config: TranslatorConfig):
 
     if config.model in ("stargan", "migan", "cyclegan"):
         images, domains, names, summary = domain_folder(args.data, config.image_size, args.labels_csv, args.file_column,
-                                                        args.label_column, args.domains, args.axis, args.slices_per_volume)
+                                                        args.label_column, args.domains, config.slice_axis,
+                                                        args.slices_per_volume)
         config.domains = names
         if config.model == "cyclegan":
             if len(names) != 2:
@@ -44,7 +45,7 @@ def _training_set(args, config: TranslatorConfig):
     # pix2pix / spade: a volume and its label map (condition) or target image
     image, _ = read_volume(args.image)
     condition, _ = read_volume(args.condition)
-    images, labels = slices(image, config.image_size, condition, only_labelled=args.only_labelled)
+    images, labels = slices(image, config.image_size, condition, axis=config.slice_axis, only_labelled=args.only_labelled)
     summary = {"image": str(args.image), "condition": str(args.condition), "slices": len(images)}
     config.labels = sorted(int(v) for v in np.unique(labels))
     return "paired", {"source": labels, "target": images}, summary
@@ -72,7 +73,8 @@ def _cmd_train(args) -> int:
 
     config = TranslatorConfig(model=args.model, image_size=args.size, features=args.features, batch_size=args.batch_size,
                               key_domain=args.key_domain, spectral_norm=args.spectral_norm,
-                              spatial_dims=args.spatial_dims, window=tuple(args.window) if args.window else None)
+                              spatial_dims=args.spatial_dims, window=tuple(args.window) if args.window else None,
+                              slice_axis=args.axis)
     kind, arrays, summary = _training_set(args, config)
     config.validate()
     if kind == "masks":
@@ -134,7 +136,8 @@ def add_parser(subparsers) -> None:
     train.add_argument("--label-column", default="label")
     train.add_argument("--domains", nargs="+", help="domain names (and order) to use")
     train.add_argument("--axis", type=int, default=0, choices=[0, 1, 2],
-                       help="volumes in --data: slice along this array axis (0 = k, the slice axis)")
+                       help="volumes (--data, or --image/--condition): slice along this array axis (0 = k, the slice axis); "
+                            "kept in the model card, so apply slices the same way")
     train.add_argument("--slices-per-volume", type=int, help="volumes in --data: this many evenly spaced slices each")
     train.add_argument("--key-domain", help="migan: the under-represented domain")
     train.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")

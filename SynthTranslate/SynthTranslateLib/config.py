@@ -43,10 +43,13 @@ class TranslatorConfig:
     lambda_feature_matching: float = 10.0  # spade
     latent: int = 64  # maskgan
     spatial_dims: int = 2  # maskgan: 2-D slices or 3-D patches
+    slice_axis: int = 0  # volumes are cut into 2-D slices along this array axis ([k, j, i]), in training and inference
 
     def validate(self) -> "TranslatorConfig":
         if self.model not in MODELS:
             raise MedSynthInputError(f"Unknown model {self.model!r}; choose one of {', '.join(MODELS)}.")
+        if self.slice_axis not in (0, 1, 2):
+            raise MedSynthInputError(f"slice_axis must be 0, 1 or 2 (an axis of a [k, j, i] volume), got {self.slice_axis}.")
         if self.image_size % 8:
             raise MedSynthInputError(f"image_size must be a multiple of 8, got {self.image_size}.")
         minimum = {"pix2pix": 32, "cyclegan": 32, "spade": 64}.get(self.model, 16)
