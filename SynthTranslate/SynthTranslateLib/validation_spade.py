@@ -75,6 +75,7 @@ def stroke_pairs(data_root: Path, cases: int, size: int, seed: int = 0) -> list[
     t1, tissue, brain, geometry = _tissue_map(data_root)
     shapes = _lesion_shapes(data_root, cases)
     config = LesionConfig(preset="mr-brain", size_class="medium", lesion_type="hypo", mass_effect=0.0)
+    _, tissue_maps = slices(t1, size, tissue)  # one anatomy: the lesion-free maps are the same for every case
     rng = np.random.default_rng(seed)
     out = []
     for case in range(cases):
@@ -83,7 +84,6 @@ def stroke_pairs(data_root: Path, cases: int, size: int, seed: int = 0) -> list[
         labels = tissue.copy()
         labels[result.lesion_labels > 0] = LESION
         images, maps = slices(result.image, size, labels)
-        _, tissue_maps = slices(result.image, size, tissue)
         with_lesion = np.flatnonzero((maps == LESION).any(axis=(1, 2)))
         others = np.flatnonzero(~(maps == LESION).any(axis=(1, 2)) & ((maps >= 2).mean(axis=(1, 2)) > 0.1))
         chosen = np.concatenate([with_lesion, rng.choice(others, min(len(with_lesion), len(others)), replace=False)])
