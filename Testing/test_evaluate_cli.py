@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from SynthLesionLib import MedSynthInputError
 from SynthLesionLib.cli import main
 
 
@@ -137,3 +138,19 @@ def test_line_chart_for_training_curves(scene):
     chart = line_chart(scene, [{"epoch": 1, "loss": 0.9}, {"epoch": 2, "loss": 0.5}], "epoch", ["loss"], "training")
     assert chart.GetNumberOfPlotSeriesNodes() == 1
     assert chart.GetNthPlotSeriesNode(0).GetTableNode().GetNumberOfRows() == 2
+
+
+def test_classifier_device_is_resolved_like_the_translators():
+    import argparse
+
+    pytest.importorskip("torch")
+    import torch
+
+    from SynthEvaluateLib.cli import _recipe
+
+    args = argparse.Namespace(network="small", epochs=1, batch_size=4, pretrained_weights=None, device="auto")
+    assert _recipe(args).device == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        args.device = "cuda"
+        with pytest.raises(MedSynthInputError, match="sees no CUDA GPU"):
+            _recipe(args)

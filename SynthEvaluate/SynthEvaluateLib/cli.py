@@ -32,8 +32,11 @@ def _image_sets(args):
 def _recipe(args):
     from .training import ClassifierRecipe
 
+    from SynthTranslateLib.accelerator import resolve_accelerator
+
+    device = resolve_accelerator(args.device, precision="fp32").device  # one device check for the whole extension
     return ClassifierRecipe(network=args.network, epochs=args.epochs, batch_size=args.batch_size,
-                            pretrained_weights=args.pretrained_weights, device=args.device)
+                            pretrained_weights=args.pretrained_weights, device=device)
 
 
 def _cmd_images(args) -> dict:
@@ -133,7 +136,7 @@ def _add_image_set_options(parser) -> None:
     parser.add_argument("--pretrained-weights", help="state dict for transfer learning")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
 
 
 def add_parser(subparsers) -> None:
