@@ -173,7 +173,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.runProtocolButton.enabled = running or bool(p.realFolder and p.syntheticFolder and p.reportFolder)
 
     def _ensureDependencies(self, training: bool = False) -> bool:
-        from SynthLesionLib.dependencies import ensure_installed
+        from MedSynthCommonLib.dependencies import ensure_installed
 
         return ensure_installed(missing_requirements(training), slicer.util.confirmOkCancelDisplay,
                                 slicer.util.pip_install, "SynthEvaluate")
@@ -303,10 +303,11 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
 
     def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
         """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job."""
-        from SynthEvaluateLib.background import BackgroundJob
+        from MedSynthCommonLib.background import BackgroundJob
 
         return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), "--synthetic", str(syntheticFolder),
-                                      "--epochs", str(epochs), "--out", str(reportFolder)).start()
+                                      "--epochs", str(epochs), "--out", str(reportFolder),
+                                      commands=("SynthEvaluateLib.commands:register",)).start()
 
 
 #
@@ -327,8 +328,8 @@ class SynthEvaluateTest(ScriptedLoadableModuleTest):
     def test_SynthEvaluate_metrics(self):
         import numpy as np
 
-        from SynthLesionLib import Geometry
-        from SynthLesionLib.mrml import fill_segmentation, output_volume
+        from MedSynthCommonLib.geometry import Geometry
+        from MedSynthCommonLib.mrml import fill_segmentation, output_volume
 
         geometry = Geometry(spacing=(1.0, 1.0, 1.0))
         volume = output_volume(slicer.mrmlScene, np.zeros((10, 20, 20), np.int16), geometry, "reference")

@@ -163,7 +163,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
 
     def _ensureDependencies(self) -> bool:
-        from SynthLesionLib.dependencies import ensure_installed
+        from MedSynthCommonLib.dependencies import ensure_installed
 
         return ensure_installed(missing_requirements(), slicer.util.confirmOkCancelDisplay, slicer.util.pip_install,
                                 "SynthLesion")
@@ -263,7 +263,7 @@ class SynthLesionTest(ScriptedLoadableModuleTest):
         import numpy as np
 
         from SynthLesionLib import make_ct_phantom
-        from SynthLesionLib.mrml import fill_segmentation, output_volume
+        from MedSynthCommonLib.mrml import fill_segmentation, output_volume
 
         self.delayDisplay("Building a CT phantom")
         phantom = make_ct_phantom(shape=(40, 128, 128), spacing=(1.5, 1.5, 3.0), seed=0)

@@ -15,7 +15,7 @@ from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-from SynthEvaluateLib.dependencies import missing_requirements
+from SynthTranslateLib.dependencies import missing_requirements
 
 MODEL_NAMES = ["pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan"]
 FOLDER_MODELS = ("cyclegan", "stargan", "migan", "maskgan")  # trained from a folder; the others from scene nodes
@@ -165,9 +165,9 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled = bool(p.applyModelFolder and p.inputVolume)
 
     def _ensureDependencies(self) -> bool:
-        from SynthLesionLib.dependencies import ensure_installed
+        from MedSynthCommonLib.dependencies import ensure_installed
 
-        return ensure_installed(missing_requirements(training=True), slicer.util.confirmOkCancelDisplay,
+        return ensure_installed(missing_requirements(), slicer.util.confirmOkCancelDisplay,
                                 slicer.util.pip_install, "SynthTranslate")
 
     def onTrainOrCancel(self) -> None:
@@ -233,10 +233,10 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
 
     def startTraining(self, parameters):
         """Start ``medsynth translate train`` in a background process; returns the job."""
-        from SynthEvaluateLib.background import BackgroundJob
+        from MedSynthCommonLib.background import BackgroundJob
         from SynthTranslateLib.logic import label_map_from_segmentation
 
-        arguments = ["translate", "train", "--model", parameters.modelType, "--size", str(parameters.imageSize),
+        arguments = ["translate", "train", "--model", parameters.modelType, "--image-size", str(parameters.imageSize),
                      "--iterations", str(parameters.iterations), "--device", parameters.device,
                      "--out", str(parameters.trainModelFolder)]
         if parameters.modelType in FOLDER_MODELS:
@@ -256,7 +256,7 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
             finally:
                 slicer.mrmlScene.RemoveNode(labelNode)
             arguments += ["--image", str(folder / "image.nrrd"), "--condition", str(folder / "labels.nrrd"), "--only-labelled"]
-        return BackgroundJob.medsynth(*arguments).start()
+        return BackgroundJob.medsynth(*arguments, commands=("SynthTranslateLib.commands:register",)).start()
 
 
 #
@@ -278,7 +278,7 @@ class SynthTranslateTest(ScriptedLoadableModuleTest):
         import numpy as np
 
         from SynthLesionLib import make_ct_phantom
-        from SynthLesionLib.mrml import output_volume
+        from MedSynthCommonLib.mrml import output_volume
         from SynthTranslateLib.config import TranslatorConfig
         from SynthTranslateLib.data import BatchSampler, Normalizer
         from SynthTranslateLib.training import train_translator

@@ -11,7 +11,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from SynthLesionLib import make_ct_phantom, make_mr_phantom
-from SynthLesionLib.mrml import register_segmentation_converters
+from MedSynthCommonLib.mrml import register_segmentation_converters
 
 register_segmentation_converters()
 

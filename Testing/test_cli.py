@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from SynthLesionLib import ORGAN_LABELS, LesionConfig, regenerate
-from SynthLesionLib.cli import main
-from SynthLesionLib.imageio import read_volume, write_volume
+from MedSynthCommonLib.cli import main
+from MedSynthCommonLib.imageio import read_volume, write_volume
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_lesion_command_errors_are_clear_and_keep_inputs(tmp_path, files, capsys
     assert "organ mask is empty" in capsys.readouterr().err
     code = main(["lesion", "--image", str(image), "--organ-mask", str(organs), "--out-image", str(image),
                  "--out-label", str(tmp_path / "b.nii.gz")])
-    assert code == 2 and "also an input" in capsys.readouterr().err
+    assert code == 2 and "is the same file as the input --image" in capsys.readouterr().err
     assert image.read_bytes() == before
     code = main(["lesion", "--image", str(tmp_path / "missing.nii.gz"), "--organ-mask", str(organs),
                  "--out-image", str(tmp_path / "a.nii.gz"), "--out-label", str(tmp_path / "b.nii.gz")])
@@ -101,19 +101,19 @@ def test_demo_runs_on_the_builtin_phantom(tmp_path, capsys):
 
 
 def test_repeated_cases_are_read_once_and_reread_when_changed(tmp_path, files, ct_phantom):
-    from SynthLesionLib.files import _read_volume_version, synthesize_files
+    from SynthLesionLib.files import _read_version, synthesize_files
 
     image, organs = files
-    _read_volume_version.cache_clear()
+    _read_version.cache_clear()
     for seed in range(3):  # what build-db does for the variants of one case
         synthesize_files(image, organs, tmp_path / f"o{seed}.nii.gz", tmp_path / f"l{seed}.nii.gz",
                          LesionConfig(size_class="tiny"), seed, organ_label=1)
-    info = _read_volume_version.cache_info()
+    info = _read_version.cache_info()
     assert (info.misses, info.hits) == (2, 4)
     write_volume(image, ct_phantom.image + 1, ct_phantom.geometry)  # the file changes: read again
     synthesize_files(image, organs, tmp_path / "o.nii.gz", tmp_path / "l.nii.gz", LesionConfig(size_class="tiny"), 0,
                      organ_label=1)
-    assert _read_volume_version.cache_info().misses == 3
+    assert _read_version.cache_info().misses == 3
 
 
 def test_records_with_unknown_options_are_refused():

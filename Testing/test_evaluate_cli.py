@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from SynthLesionLib import MedSynthInputError
-from SynthLesionLib.cli import main
+from MedSynthCommonLib.cli import main
 
 
 def _png_folder(folder, n, seed, shuffle=False):
@@ -40,7 +40,7 @@ def _png_folder(folder, n, seed, shuffle=False):
 def test_gan_train_test_command_writes_a_self_contained_report(tmp_path, capsys):
     pytest.importorskip("monai")
     real, synthetic = _png_folder(tmp_path / "real", 40, 0), _png_folder(tmp_path / "synthetic", 40, 1)
-    code = main(["evaluate", "gan-train-test", "--real", str(real), "--synthetic", str(synthetic), "--size", "16",
+    code = main(["evaluate", "gan-train-test", "--real", str(real), "--synthetic", str(synthetic), "--image-size", "16",
                  "--epochs", "4", "--seeds", "0", "--out", str(tmp_path / "report")])
     assert code == 0
     paths = json.loads(capsys.readouterr().out)
@@ -89,7 +89,7 @@ def test_images_and_reader_study_commands(tmp_path, capsys):
 
 def test_robustness_command_with_a_user_segmenter(tmp_path, capsys, monkeypatch):
     from SynthLesionLib import make_ct_phantom
-    from SynthLesionLib.imageio import write_volume
+    from MedSynthCommonLib.imageio import write_volume
 
     phantom = make_ct_phantom(shape=(32, 96, 96), spacing=(2.5, 2.5, 4.0), seed=6)
     write_volume(tmp_path / "ct.nii.gz", phantom.image, phantom.geometry)
@@ -146,7 +146,7 @@ def test_classifier_device_is_resolved_like_the_translators():
     pytest.importorskip("torch")
     import torch
 
-    from SynthEvaluateLib.cli import _recipe
+    from SynthEvaluateLib.commands import _recipe
 
     args = argparse.Namespace(network="small", epochs=1, batch_size=4, pretrained_weights=None, device="auto")
     assert _recipe(args).device == ("cuda:0" if torch.cuda.is_available() else "cpu")

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from SynthEvaluateLib.background import BackgroundJob
+from MedSynthCommonLib.background import BackgroundJob
 from SynthEvaluateLib.logic import segmentation_metrics_on_nodes
 from SynthLesionLib import Geometry, MedSynthInputError
-from SynthLesionLib.mrml import fill_segmentation, output_volume
+from MedSynthCommonLib.mrml import fill_segmentation, output_volume
 
 
 def test_segmentation_metrics_on_nodes(scene):

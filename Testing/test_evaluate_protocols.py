@@ -182,7 +182,7 @@ def test_external_exported_feature_extractor(tmp_path):
 
 
 def test_translator_outputs_as_the_synthetic_set(tmp_path):
-    from SynthEvaluateLib.validation import translated
+    from SynthEvaluateLib.synthetic_sets import translated
     from SynthTranslateLib.config import TranslatorConfig
     from SynthTranslateLib.data import BatchSampler, Normalizer
     from SynthTranslateLib.training import train_translator

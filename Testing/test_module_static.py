@@ -95,10 +95,10 @@ def test_presets_in_gui_match_engine():
 def test_cmake_lists_every_file_and_every_file_is_listed(module):
     text = (ROOT / module / "CMakeLists.txt").read_text()
     listed = {line.strip().replace("${MODULE_NAME}", module) for line in text.splitlines()
-              if line.strip().startswith("${MODULE_NAME}") or line.strip().startswith("Resources/")}
+              if re.match(r"\$\{MODULE_NAME\}|Resources/|\w+Lib/", line.strip())}
     for path in listed:
         assert (ROOT / module / path).is_file(), f"{module}/CMakeLists.txt lists missing {path}"
-    on_disk = {str(p.relative_to(ROOT / module)) for p in (ROOT / module / f"{module}Lib").glob("*.py")}
+    on_disk = {str(p.relative_to(ROOT / module)) for p in (ROOT / module).glob("*Lib/*.py")}
     assert on_disk <= listed, f"not in {module}/CMakeLists.txt: {sorted(on_disk - listed)}"
     assert f"{module}.py" in listed
 
@@ -140,6 +140,7 @@ def test_dependency_check_imports_without_scipy():
         "        if name == 'scipy' or name.startswith('scipy.'): raise ImportError('no scipy here')\n"
         "sys.meta_path.insert(0, Block())\n"
         "from SynthLesionLib.dependencies import missing_requirements\n"
+        "assert missing_requirements() == ['scipy>=1.10']\n"
         "import SynthLesionLib\n"
         "print(SynthLesionLib.__version__)\n"
     )
@@ -197,7 +198,7 @@ def test_widget_members_exist_on_their_class(module):
 
 
 def test_dependencies_are_installed_only_after_one_confirmation():
-    from SynthLesionLib.dependencies import ensure_installed
+    from MedSynthCommonLib.dependencies import ensure_installed
 
     asked, installed = [], []
     assert ensure_installed([], asked.append, installed.append, "X")

@@ -7,7 +7,7 @@ import pytest
 
 from SynthLesionLib import LesionConfig, MedSynthInputError
 from SynthLesionLib.logic import insert_lesions_on_nodes
-from SynthLesionLib.mrml import (array_of, fill_segmentation, geometry_of, output_volume, segment_array,
+from MedSynthCommonLib.mrml import (array_of, fill_segmentation, geometry_of, output_volume, segment_array,
                                  table_rows)
 
 

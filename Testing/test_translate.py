@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from SynthLesionLib import MedSynthInputError  # noqa: E402
-from SynthTranslateLib.accelerator import Accelerator, resolve_accelerator  # noqa: E402
+from MedSynthCommonLib.devices import Accelerator, resolve_accelerator  # noqa: E402
 from SynthTranslateLib.apply import sample_masks, translate_volume  # noqa: E402
 from SynthTranslateLib.config import TranslatorConfig  # noqa: E402
 from SynthTranslateLib.data import BatchSampler, Normalizer  # noqa: E402
@@ -250,14 +250,14 @@ def test_translate_commands_train_apply_and_keep_geometry(tmp_path, capsys):
     import SimpleITK as sitk
 
     from SynthLesionLib import make_ct_phantom
-    from SynthLesionLib.cli import main
-    from SynthLesionLib.imageio import read_volume, write_volume
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import read_volume, write_volume
 
     phantom = make_ct_phantom(shape=(12, 64, 64), spacing=(3.0, 3.0, 5.0), seed=2)
     write_volume(tmp_path / "ct.nii.gz", phantom.image, phantom.geometry)
     write_volume(tmp_path / "organs.nii.gz", phantom.organs, phantom.geometry)
     assert main(["translate", "train", "--model", "pix2pix", "--image", str(tmp_path / "ct.nii.gz"),
-                 "--condition", str(tmp_path / "organs.nii.gz"), "--size", "32", "--features", "4", "--batch-size", "4",
+                 "--condition", str(tmp_path / "organs.nii.gz"), "--image-size", "32", "--features", "4", "--batch-size", "4",
                  "--iterations", "3", "--out", str(tmp_path / "run")]) == 0
     capsys.readouterr()
     assert main(["translate", "apply", "--model-dir", str(tmp_path / "run"), "--condition", str(tmp_path / "organs.nii.gz"),
@@ -293,9 +293,9 @@ def _write_dicom_series(folder, volume, spacing=(0.7, 0.7, 2.5), series_uid="1.2
 
 
 def test_domain_folders_of_volumes_and_dicom_series_are_sliced(tmp_path, capsys):
-    from SynthLesionLib import Geometry
-    from SynthLesionLib.cli import main
-    from SynthLesionLib.imageio import read_volume, write_volume
+    from MedSynthCommonLib.geometry import Geometry
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import read_volume, write_volume
     from SynthTranslateLib.datasets import domain_folder
 
     rng = np.random.default_rng(0)
@@ -312,7 +312,7 @@ def test_domain_folders_of_volumes_and_dicom_series_are_sliced(tmp_path, capsys)
     assert summary["per_domain"] == {"diseased": 5, "healthy": 5} and summary["files"] == 2
     assert images[domains == 1].mean() > 30 and images[domains == 0].mean() < -10
     assert domain_folder(tmp_path, 16, slices_per_volume=2)[3]["per_domain"] == {"diseased": 2, "healthy": 2}
-    assert main(["translate", "train", "--model", "cyclegan", "--data", str(tmp_path), "--size", "32", "--features", "4",
+    assert main(["translate", "train", "--model", "cyclegan", "--data", str(tmp_path), "--image-size", "32", "--features", "4",
                  "--batch-size", "2", "--iterations", "2", "--out", str(tmp_path / "run")]) == 0
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     assert card["training_data"]["per_domain"] == {"diseased": 5, "healthy": 5}
@@ -325,12 +325,12 @@ def test_domain_folders_of_volumes_and_dicom_series_are_sliced(tmp_path, capsys)
 
 
 def test_empty_data_folder_is_refused(tmp_path, capsys):
-    from SynthLesionLib.cli import main
+    from MedSynthCommonLib.cli import main
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "labels.csv").write_text("path,label\n")
     assert main(["translate", "train", "--model", "stargan", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
-    assert "data folder is empty" in capsys.readouterr().err
+    assert "has a header but no rows" in capsys.readouterr().err
     if not torch.cuda.is_available():  # a GPU asked for on a machine without one: refused before any data is read
         assert main(["translate", "train", "--model", "stargan", "--data", str(tmp_path / "empty"), "--device", "cuda",
                      "--out", str(tmp_path / "r")]) == 2
@@ -338,7 +338,7 @@ def test_empty_data_folder_is_refused(tmp_path, capsys):
 
 
 def test_translate_volume_node_keeps_geometry_and_input(tmp_path, scene, ct_phantom):
-    from SynthLesionLib.mrml import array_of, fill_segmentation, geometry_of, output_volume
+    from MedSynthCommonLib.mrml import array_of, fill_segmentation, geometry_of, output_volume
     from SynthTranslateLib.logic import model_domains, translate_volume_node
 
     normalizer, source, _ = _paired(size=16, n=8)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 def proportion(successes: int, total: int, confidence: float = 0.95) -> dict:

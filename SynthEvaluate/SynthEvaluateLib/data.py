@@ -7,13 +7,14 @@ arrays, a folder of PNG/NIfTI/NRRD slices with a CSV of labels, or slices of vol
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.imageio import read_image_array
+from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN, read_label_table
 
 
 @dataclass(frozen=True)
@@ -122,52 +123,18 @@ def split(images: ImageSet, test_fraction: float, seed: int, groups: list[str] |
     return images.subset(train), images.subset(test)
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """A 2-D or 3-D image (PNG, NIfTI, NRRD, DICOM file or series folder...) as an array."""
-    import SimpleITK as sitk
+def load_folder(folder: Path, labels_csv: Path | None = None, file_column: str = FILE_COLUMN,
+                label_column: str = LABEL_COLUMN, preprocessing: Preprocessing = Preprocessing(),
+                source: str = "real", class_names: list[str] | None = None, progress: bool = False) -> ImageSet:
+    """Images listed in a CSV (see ``MedSynthCommonLib.tables.read_label_table``), preprocessed
+    into an ``ImageSet``; ``progress`` shows a progress bar while they are read."""
+    from MedSynthCommonLib.progress import progress_bar
 
-    from SynthLesionLib.imageio import read_image
-
-    image = sitk.GetArrayFromImage(read_image(path))
-    return image[0] if image.ndim == 3 and image.shape[0] == 1 else image
-
-
-def read_label_table(folder: Path, labels_csv: Path | None = None, file_column: str = "file",
-                     label_column: str = "label", class_names: list[str] | None = None):
-    """The images of a folder listed in a CSV (``file_column`` relative to ``folder`` or to
-    ``folder/images``, ``label_column``): returns (paths, label indices, class names, ids).
-    Missing files, columns or unknown labels raise with the offending row."""
-    folder = Path(folder)
-    labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
-    if not labels_csv.exists():
-        raise MedSynthInputError(f"No label table at {labels_csv}; give a CSV with columns '{file_column}' and '{label_column}'.")
-    with labels_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise MedSynthInputError(f"{labels_csv} lists no images: the data folder is empty.")
-    missing = {file_column, label_column} - set(rows[0])
-    if missing:
-        raise MedSynthInputError(f"{labels_csv} lacks the column(s) {sorted(missing)}; it has {sorted(rows[0])}.")
-    names = list(class_names) if class_names else sorted({r[label_column] for r in rows})
-    paths, labels, ids = [], [], []
-    for row in rows:
-        path = folder / row[file_column]
-        if not path.exists():
-            path = folder / "images" / row[file_column]
-        if not path.exists():
-            raise MedSynthInputError(f"Image {row[file_column]} listed in {labels_csv} is not in {folder}.")
-        if row[label_column] not in names:
-            raise MedSynthInputError(f"Label {row[label_column]!r} of {row[file_column]} is not one of {names}.")
-        paths.append(path)
-        labels.append(names.index(row[label_column]))
-        ids.append(row[file_column])
-    return paths, np.array(labels), names, ids
-
-
-def load_folder(folder: Path, labels_csv: Path | None = None, label_column: str = "label",
-                file_column: str = "file", preprocessing: Preprocessing = Preprocessing(),
-                source: str = "real", class_names: list[str] | None = None) -> ImageSet:
-    """Images listed in a CSV (see ``read_label_table``), preprocessed into an ``ImageSet``."""
     paths, labels, names, ids = read_label_table(folder, labels_csv, file_column, label_column, class_names)
-    images = np.stack([preprocessing.apply(read_image_file(path)) for path in paths])
+    with progress_bar(len(paths), f"reading {Path(folder).name}", "image", enabled=progress) as bar:
+        images = []
+        for path in paths:
+            images.append(preprocessing.apply(read_image_array(path)))
+            bar.update(1)
+    images = np.stack(images)
     return ImageSet(images, labels, names, ids, source, preprocessing)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from SynthLesionLib.dependencies import missing_requirements as _missing
+from MedSynthCommonLib.dependencies import missing_requirements as _missing
 
 REQUIRED = {"scipy": "scipy>=1.10", "sklearn": "scikit-learn>=1.3", "skimage": "scikit-image>=0.21"}
 #: only for protocols that train networks (GAN-train/test, augmentation, segmenters)

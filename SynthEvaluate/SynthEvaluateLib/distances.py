@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from scipy import linalg, stats
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 def _features(x, name: str) -> np.ndarray:

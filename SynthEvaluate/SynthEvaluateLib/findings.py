@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .classification import binary_metrics, per_class_auc
 from .data import ImageSet

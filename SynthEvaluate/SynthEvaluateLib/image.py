@@ -12,7 +12,7 @@ import importlib.util
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 def _prepare(test, reference, mask):

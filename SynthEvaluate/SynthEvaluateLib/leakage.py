@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 def content_hash(array: np.ndarray) -> str:

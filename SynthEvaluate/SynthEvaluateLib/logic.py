@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
-from SynthLesionLib.mrml import fill_table, geometry_of, segment_array, segment_id_by_name_or_id
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.mrml import fill_table, geometry_of, segment_array, segment_id_by_name_or_id
 
 from .segmentation import dice, hausdorff_95, lesion_detection, normalized_surface_dice
 

@@ -3,7 +3,7 @@ Qt-free; nodes are created in the given scene."""
 
 from __future__ import annotations
 
-from SynthLesionLib.mrml import fill_table
+from MedSynthCommonLib.mrml import fill_table
 
 from .report import summary_rows
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
 from .data import ImageSet

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
-from SynthLesionLib.imageio import write_text_atomic
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.storage import write_text_atomic
 
 from .classification import binary_metrics
 

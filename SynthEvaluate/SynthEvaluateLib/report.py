@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from SynthLesionLib.imageio import write_json_atomic, write_text_atomic
+from MedSynthCommonLib.storage import write_json_atomic, write_text_atomic
 
 
 def _ci_text(entry) -> str:

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from SynthLesionLib import Geometry, LesionConfig, synthesize_lesions
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .classification import proportion
 from .segmentation import dice, lesion_detection

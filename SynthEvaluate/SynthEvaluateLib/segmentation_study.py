@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .leakage import check_disjoint
 from .protocols import run_arms, study_arms

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 #: fewer cases than this give bootstrap intervals too unstable to report
 MIN_BOOTSTRAP_CASES = 5

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .data import ImageSet
 

@@ -1,18 +1,18 @@
 """SynthLesionLib: lesion synthesis engine of MedSynth (numpy/scipy only, no Slicer needed).
 
-Public names are imported on first use (PEP 562), so that ``SynthLesionLib.dependencies``
+Public names are imported on first use (PEP 562), so that ``MedSynthCommonLib.dependencies``
 can be imported, and missing packages offered for installation, before SciPy is needed.
 """
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+from MedSynthCommonLib import __version__  # noqa: F401  (one version for the extension)
 
 _PUBLIC = {
     "LesionConfig": "config",
-    "MedSynthInputError": "errors",
+    "MedSynthInputError": "MedSynthCommonLib.errors",
     "PlacementError": "errors",
-    "Geometry": "geometry",
+    "Geometry": "MedSynthCommonLib.geometry",
     "ORGAN_LABELS": "phantom",
     "Phantom": "phantom",
     "make_ct_phantom": "phantom",
@@ -34,7 +34,8 @@ __all__ = sorted(_PUBLIC)
 
 def __getattr__(name: str):
     if name in _PUBLIC:
-        value = getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+        module = _PUBLIC[name]
+        value = getattr(import_module(module) if "." in module else import_module(f".{module}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from .errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.options import check_known_options
 from .presets import LESION_TYPES, get_preset
 from .sizes import check_size_class
 
@@ -77,11 +78,3 @@ class LesionConfig:
     def from_dict(cls, data: dict) -> "LesionConfig":
         check_known_options(cls, data, "lesion options")
         return cls(**data)
-
-
-def check_known_options(dataclass_type, data: dict, what: str) -> None:
-    """Raise when ``data`` holds keys that are not fields of ``dataclass_type`` (a record
-    written by another version or program), naming them."""
-    unknown = set(data) - {f.name for f in fields(dataclass_type)}
-    if unknown:
-        raise MedSynthInputError(f"Unknown {what}: {', '.join(sorted(unknown))} (written by another program or version?).")

@@ -1,29 +1,42 @@
 """``medsynth build-db``: many synthetic variants of many cases, in parallel, resumable.
 
-Every output (case, variant) has a seed derived from the base seed, the case's index and the
-variant number, so a resumed or re-ordered run produces the same files.  Each finished output
-is written atomically, then appended as one JSON line to ``manifest.jsonl``; on restart, the
-outputs already in the manifest (with their files present) are skipped.  A torn last line from
-an interrupted run is ignored.
+Storage discipline (one mechanism for every way a run can end):
+
+- every output (case, variant) has a seed derived from the base seed, the case id and the
+  variant, so a resumed, re-ordered or parallel run produces the same files;
+- a lock keeps a second run out of the folder while one is writing;
+- each output's image, label map and record are written whole and checked, the record last;
+  then the parent process alone appends one JSON line to ``manifest.jsonl``: that line is the
+  commit, and it names each file's size and SHA-256;
+- on start, partial files of killed runs are swept and the manifest is rewritten without torn,
+  repeated or dangling lines; outputs made with other settings (seed, options, inputs) are
+  refused unless ``force`` discards them;
+- workers end with the parent, whatever ends it.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
-import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from MedSynthCommonLib.errors import MedSynthInputError, MedSynthOutputError
+from MedSynthCommonLib.progress import progress_bar
+from MedSynthCommonLib.storage import FolderLock, safe_file_stem, sweep_partials, write_text_atomic
+from MedSynthCommonLib.tables import parse_int, read_table
+
 from .config import LesionConfig
-from .errors import MedSynthInputError
+from .presets import get_preset
 
 MANIFEST = "manifest.jsonl"
+FOLDERS = ("images", "labels", "records")
 
 
 @dataclass(frozen=True)
@@ -37,174 +50,227 @@ class Case:
 
 @dataclass(frozen=True)
 class Job:
-    case_index: int
     case: Case
     variant: int
     seed: int
     config: dict
     out_dir: Path
+    settings: str  # hash of everything that decides this output's content
 
     @property
     def name(self) -> str:
         return f"{self.case.case_id}_v{self.variant:04d}"
+
+    def relative(self) -> dict[str, Path]:
+        return {"image": Path("images") / f"{self.name}.nii.gz", "label": Path("labels") / f"{self.name}.nii.gz",
+                "record": Path("records") / f"{self.name}.json"}
 
 
 def read_cases(path: Path) -> list[Case]:
     """Cases from a CSV with columns ``image, organ_mask`` and optional ``case_id,
     organ_label, preset``; relative paths are relative to the CSV's folder."""
     path = Path(path)
-    if not path.exists():
-        raise MedSynthInputError(f"Case list not found: {path}")
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"image", "organ_mask"} <= set(rows[0]):
-        raise MedSynthInputError(f"{path} needs a header with at least the columns 'image' and 'organ_mask', and one row per case.")
     cases = []
-    for number, row in enumerate(rows):
-        image = (path.parent / row["image"]).resolve()
-        mask = (path.parent / row["organ_mask"]).resolve()
-        for file in (image, mask):
+    for number, row in read_table(path, ("image", "organ_mask"), "case list"):
+        files = []
+        for column in ("image", "organ_mask"):
+            if not row[column]:
+                raise MedSynthInputError(f"Line {number} of {path}: the {column} column is empty.")
+            file = (path.parent / row[column]).resolve()
             if not file.exists():
-                raise MedSynthInputError(f"Row {number + 1} of {path}: file not found: {file}")
-        label = row.get("organ_label") or None
-        cases.append(Case(row.get("case_id") or f"case{number:04d}", image, mask,
-                          int(label) if label is not None else None, row.get("preset") or None))
-    ids = [c.case_id for c in cases]
-    if len(set(ids)) != len(ids):
-        raise MedSynthInputError(f"{path} has repeated case_id values; each case needs its own.")
+                raise MedSynthInputError(f"Line {number} of {path}: file not found: {file}")
+            files.append(file)
+        case_id = row.get("case_id") or f"case{len(cases):04d}"
+        safe_file_stem(case_id, f"Line {number} of {path}: case_id")
+        preset = row.get("preset") or None
+        if preset is not None:
+            try:
+                get_preset(preset)
+            except MedSynthInputError as error:
+                raise MedSynthInputError(f"Line {number} of {path}: {error}") from None
+        cases.append(Case(case_id, files[0], files[1], parse_int(row.get("organ_label", ""), "organ_label", number, path),
+                          preset))
+    folded = [c.case_id.casefold() for c in cases]
+    repeated = sorted({c.case_id for c in cases if folded.count(c.case_id.casefold()) > 1})
+    if repeated:
+        raise MedSynthInputError(f"{path} repeats the case_id(s) {', '.join(repeated)} (ids that differ only in "
+                                 "upper/lower case name the same file on Windows and macOS); give each case its own.")
     return cases
 
 
-def derive_seed(base_seed: int, case_index: int, variant: int) -> int:
-    return int(np.random.SeedSequence([base_seed, case_index, variant]).generate_state(1)[0])
+def derive_seed(base_seed: int, case_id: str, variant: int) -> int:
+    """The seed of one output, from the run's seed, the case id and the variant number."""
+    words = np.frombuffer(hashlib.sha256(case_id.encode("utf-8")).digest()[:16], dtype="<u4").tolist()
+    return int(np.random.SeedSequence([base_seed, *words, variant]).generate_state(1)[0])
 
 
-def read_manifest(out_dir: Path) -> dict[str, dict]:
-    """Finished outputs by name; lines that do not parse (a torn last write) are skipped."""
-    done = {}
-    manifest = out_dir / MANIFEST
-    if manifest.exists():
-        for line in manifest.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if all((out_dir / row[key]).exists() for key in ("image", "label", "record")):
-                done[row["name"]] = row
-    return done
+def _settings_hash(case: Case, config: dict, seed: int) -> str:
+    described = {"config": config, "seed": seed, "organ_label": case.organ_label,
+                 "image": str(case.image), "organ_mask": str(case.organ_mask)}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_manifest(out_dir: Path) -> tuple[dict[str, dict], bool]:
+    """Finished outputs by name (the last line for a name wins) whose files are all there with
+    the recorded sizes, and whether the manifest needs rewriting (torn, repeated or dangling lines)."""
+    manifest = Path(out_dir) / MANIFEST
+    if not manifest.exists():
+        return {}, False
+    rows, lines, untidy = {}, 0, False
+    for line in manifest.read_bytes().decode("utf-8", "replace").splitlines():
+        lines += 1
+        try:
+            row = json.loads(line)
+            name = row["name"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            untidy = True
+            continue
+        untidy |= name in rows
+        rows[name] = row
+    done = {name: row for name, row in rows.items() if _files_whole(Path(out_dir), row)}
+    return done, untidy or len(done) != len(rows) or lines != len(rows)
+
+
+def _files_whole(out_dir: Path, row: dict) -> bool:
+    sizes = row.get("bytes", {})
+    for key in ("image", "label", "record"):
+        if not isinstance(row.get(key), str):
+            return False
+        path = out_dir / row[key]
+        if not path.is_file() or (key in sizes and path.stat().st_size != sizes[key]):
+            return False
+    return True
+
+
+def _rewrite_manifest(out_dir: Path, rows: dict[str, dict]) -> None:
+    write_text_atomic(out_dir / MANIFEST, "".join(json.dumps(row) + "\n" for row in rows.values()))
+
+
+def _append_line(path: Path, row: dict) -> None:
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        from MedSynthCommonLib.storage import explain_os_error
+
+        raise MedSynthOutputError(f"Could not add {row['name']} to {path}: {explain_os_error(error, path)}.") from None
 
 
 def _run_job(job: Job) -> dict:
     from .files import synthesize_files
 
-    config = LesionConfig.from_dict(job.config)
-    relative = {
-        "image": Path("images") / f"{job.name}.nii.gz",
-        "label": Path("labels") / f"{job.name}.nii.gz",
-        "record": Path("records") / f"{job.name}.json",
-    }
-    result, _ = synthesize_files(job.case.image, job.case.organ_mask, job.out_dir / relative["image"],
-                                 job.out_dir / relative["label"], config, job.seed, job.case.organ_label,
-                                 record_path=job.out_dir / relative["record"])
+    relative = job.relative()
+    paths = {key: job.out_dir / rel for key, rel in relative.items()}
+    # the label is written beside the image; synthesize_files commits image, label, record in that order
+    result, _ = synthesize_files(job.case.image, job.case.organ_mask, paths["image"], paths["label"],
+                                 LesionConfig.from_dict(job.config), job.seed, job.case.organ_label,
+                                 record_path=paths["record"])
+    outputs = result.case_record["outputs"]
     return {"name": job.name, "case_id": job.case.case_id, "variant": job.variant, "seed": job.seed,
-            **{k: str(v) for k, v in relative.items()},
+            "settings": job.settings, **{k: str(v) for k, v in relative.items()},
+            "bytes": {key: paths[key].stat().st_size for key in paths},
+            "sha256": {key: outputs[key]["sha256"] for key in ("image", "label")},
             "lesions": [{"size_class": r.size_class, "volume_ml": r.volume_ml,
                          "equivalent_diameter_mm": r.equivalent_diameter_mm, "centre_ras": r.centre_ras}
                         for r in result.records],
             "finding": result.finding}
 
 
-def _end_torn_line(path: Path) -> None:
-    """Terminate a last line cut short by an interruption, so the next row starts cleanly."""
-    if path.exists() and path.stat().st_size > 0:
-        with path.open("rb+") as handle:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
+def _safe(job: Job) -> dict:
+    """Run one job; a problem with this case's input is reported as a failure of this output,
+    a problem writing (full disk...) ends the run."""
+    try:
+        return _run_job(job)
+    except MedSynthOutputError:
+        raise
+    except MedSynthInputError as error:
+        return {"error": str(error)}
 
 
-def _append_line(path: Path, row: dict) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def build_database(cases: list[Case], out_dir: Path, variants: int, base_config: LesionConfig,
-                   seed: int = 0, workers: int = 1, progress: bool = True) -> dict:
-    """Generate ``variants`` outputs per case into ``out_dir``; returns a summary dict."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if variants < 1:
-        raise MedSynthInputError(f"variants must be at least 1, got {variants}.")
-    done = read_manifest(out_dir)
+def plan_jobs(cases: list[Case], out_dir: Path, variants: int, base_config: LesionConfig, seed: int) -> list[Job]:
     jobs = []
-    for index, case in enumerate(cases):
+    for case in cases:
         config = base_config.to_dict() | ({"preset": case.preset} if case.preset else {})
         LesionConfig.from_dict(config).validate()
         for variant in range(variants):
-            job = Job(index, case, variant, derive_seed(seed, index, variant), config, out_dir)
-            if job.name not in done:
-                jobs.append(job)
-    total = len(cases) * variants
-    bar = _progress(total, len(done), progress)
-    failures = []
-    manifest = out_dir / MANIFEST
-    _end_torn_line(manifest)
-    if workers <= 1:
-        for job in jobs:
-            _finish(job, _safe(job), manifest, failures, bar)
-    else:
+            jobs.append(Job(case, variant, derive_seed(seed, case.case_id, variant), config, out_dir,
+                            _settings_hash(case, config, seed)))
+    return jobs
+
+
+def _discard(out_dir: Path, rows: list[dict]) -> None:
+    for row in rows:
+        for key in ("record", "image", "label"):  # record first: a set without its record is visibly incomplete
+            if isinstance(row.get(key), str):
+                with contextlib.suppress(OSError):
+                    (out_dir / row[key]).unlink()
+
+
+def build_database(cases: list[Case], out_dir: Path, variants: int, base_config: LesionConfig,
+                   seed: int = 0, workers: int = 1, progress: bool = True, force: bool = False) -> dict:
+    """Generate ``variants`` outputs per case into ``out_dir``; returns a summary dict.
+
+    ``force`` discards outputs that an earlier run made there with other settings (otherwise
+    they are refused, so that old and new outputs never mix)."""
+    if variants < 1:
+        raise MedSynthInputError(f"variants must be at least 1, got {variants}.")
+    if workers < 1:
+        raise MedSynthInputError(f"workers must be at least 1, got {workers}.")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MedSynthInputError(f"--out {out_dir} is a file; give a folder for the database.")
+    jobs = plan_jobs(cases, out_dir, variants, base_config, seed)
+    with FolderLock(out_dir):
+        for folder in FOLDERS:
+            sweep_partials(out_dir / folder)
+        done, untidy = read_manifest(out_dir)
+        wanted = {job.name: job for job in jobs}
+        stale = [row for name, row in done.items() if name in wanted and row.get("settings") != wanted[name].settings]
+        if stale:
+            if not force:
+                raise MedSynthInputError(
+                    f"{out_dir} already holds {len(stale)} output(s) made with other settings (seed, lesion options, "
+                    f"organ label or input files; e.g. {stale[0]['name']}). Choose another --out, or add --force to "
+                    "discard those outputs and make them again.")
+            _discard(out_dir, stale)
+            done = {name: row for name, row in done.items() if row not in stale}
+            untidy = True
+        if untidy:
+            _rewrite_manifest(out_dir, done)
+        todo = [job for job in jobs if job.name not in done]
+        failures = _run(todo, out_dir / MANIFEST, workers, progress, len(jobs), len(jobs) - len(todo))
+    return {"out_dir": str(out_dir), "total": len(jobs), "already_done": len(jobs) - len(todo),
+            "made": len(todo) - len(failures), "failed": failures, "manifest": str(out_dir / MANIFEST)}
+
+
+def _run(jobs: list[Job], manifest: Path, workers: int, progress: bool, total: int, initial: int) -> list[dict]:
+    failures: list[dict] = []
+    with progress_bar(total, "build-db", "output", initial, progress) as bar:
+        def finish(job: Job, row: dict) -> None:
+            if "error" in row:
+                failures.append({"name": job.name, "error": row["error"]})
+            else:
+                _append_line(manifest, row)
+            bar.update(1)
+
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                finish(job, _safe(job))
+            return failures
+        from MedSynthCommonLib.processes import exit_with_parent
+
         # spawn, not fork: forking a multi-threaded process (Slicer, VTK, BLAS) can deadlock
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=exit_with_parent) as pool:
             pending = {pool.submit(_safe, job): job for job in jobs}
             try:
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        _finish(pending.pop(future), future.result(), manifest, failures, bar)
-            except KeyboardInterrupt:
+                        finish(pending.pop(future), future.result())
+            except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-    bar.close()
-    return {"out_dir": str(out_dir), "total": total, "already_done": len(done),
-            "made": len(jobs) - len(failures), "failed": failures, "manifest": str(manifest)}
-
-
-def _safe(job: Job) -> dict:
-    try:
-        return _run_job(job)
-    except MedSynthInputError as error:
-        return {"error": str(error)}
-
-
-def _finish(job: Job, row: dict, manifest: Path, failures: list, bar) -> None:
-    if "error" in row:
-        failures.append({"name": job.name, "error": row["error"]})
-    else:
-        _append_line(manifest, row)
-    bar.update(1)
-
-
-class _PlainProgress:
-    """Fallback progress line when tqdm is not installed (e.g. inside Slicer)."""
-
-    def __init__(self, total: int, initial: int, enabled: bool):
-        self.total, self.count, self.enabled = total, initial, enabled
-
-    def update(self, n: int) -> None:
-        self.count += n
-        if self.enabled:
-            print(f"\r{self.count}/{self.total} outputs", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr)
-
-
-def _progress(total: int, initial: int, enabled: bool):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _PlainProgress(total, initial, enabled)
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="output", desc="build-db")
+    return failures

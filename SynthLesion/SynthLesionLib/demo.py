@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import LesionConfig
 from .database import build_database, read_cases
 from .files import synthesize_files
-from .imageio import write_volume
+from MedSynthCommonLib.imageio import write_volume
 from .phantom import ORGAN_LABELS, make_ct_phantom
 
 

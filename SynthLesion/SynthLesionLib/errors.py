@@ -1,12 +1,6 @@
-"""Errors raised on bad input.
+"""Errors of the lesion engine (the shared ``MedSynthInputError`` lives in ``MedSynthCommonLib.errors``)."""
 
-Every message names what is wrong and what the user can do about it, so that the same
-text can be shown in Slicer's error popup, on the command line and in a notebook.
-"""
-
-
-class MedSynthInputError(ValueError):
-    """Input that the engine cannot work with; the message says why and how to fix it."""
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 class PlacementError(MedSynthInputError):

@@ -1,14 +1,23 @@
-"""File-level lesion synthesis: read image and mask, synthesize, write outputs atomically."""
+"""File-level lesion synthesis: read image and mask, synthesize, write the case's files as one set.
+
+Outputs never collide with each other or with an input; each is written whole and checked;
+the record is written last and describes the files beside it (their names and SHA-256), so a
+case interrupted half-way has no record.  Records name their inputs by file name and content
+hash (paths in hospitals often carry patient names); full paths only when asked.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.imageio import read_volume, volume_extension_check, volume_writer
+from MedSynthCommonLib.storage import OutputSet, bytes_writer, check_distinct_paths, content_sha256, json_bytes
+
 from .config import LesionConfig
-from .errors import MedSynthInputError
-from .imageio import read_volume, write_json_atomic, write_volume
 from .presets import get_preset
 from .preview import lesion_preview, window_for
 from .synthesizer import SynthesisResult, synthesize_lesions
@@ -22,60 +31,129 @@ class FileOutputs:
     preview: Path | None
 
 
-def _refuse_overwriting_inputs(inputs: list[Path], outputs: list[Path | None]) -> None:
-    resolved = {p.resolve() for p in inputs}
-    for out in outputs:
-        if out is not None and out.resolve() in resolved:
-            raise MedSynthInputError(f"Output {out} is also an input; choose another output path (inputs are never overwritten).")
+@dataclass(frozen=True)
+class InputVolume:
+    """A volume read from disk (read-only array), with what a record says about it."""
+
+    array: object
+    geometry: object
+    path: Path
+    sha256: str
+
+    def describe(self, full_path: bool = False) -> dict:
+        described = {"file": self.path.name, "sha256": self.sha256}
+        if full_path:
+            described["path"] = str(self.path.resolve())
+        return described
 
 
-def _read_cached(path: Path):
+def read_input(path: Path) -> InputVolume:
     """``read_volume`` that keeps the last few volumes: ``build-db`` makes many variants of
     one case in a row, and should not read the same CT from disk for each.  The arrays are
     read-only (the engine never writes to its inputs); a changed file is read again."""
+    path = Path(path)
     if not path.exists():
         raise MedSynthInputError(f"File not found: {path}")
     stat = path.stat()
-    return _read_volume_version(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _read_version(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=4)
-def _read_volume_version(path: str, mtime_ns: int, size: int):
+def _read_version(path: str, mtime_ns: int, size: int) -> InputVolume:
     array, geometry = read_volume(path)
     array.setflags(write=False)
-    return array, geometry
+    return InputVolume(array, geometry, Path(path), content_sha256(path))
+
+
+def check_output_paths(inputs: dict[str, Path | None], out_image: Path, out_label: Path,
+                       record_path: Path | None, preview_path: Path | None) -> None:
+    """Refuse before any work: outputs with the wrong kind of extension, or outputs that name
+    one file (each other or an input, through links or ``..``)."""
+    volume_extension_check(out_image, "output image")
+    volume_extension_check(out_label, "output label map")
+    if record_path is not None and Path(record_path).suffix.lower() != ".json":
+        raise MedSynthInputError(f"The record {record_path} must be a .json file.")
+    if preview_path is not None and Path(preview_path).suffix.lower() != ".png":
+        raise MedSynthInputError(f"The preview {preview_path} must be a .png file.")
+    check_distinct_paths({"--out-image": out_image, "--out-label": out_label, "--record": record_path,
+                          "--preview": preview_path}, inputs)
+
+
+def read_record(path: Path) -> dict:
+    """A case record written by MedSynth (plain JSON; nothing in it is executed)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MedSynthInputError(f"Record not found: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MedSynthInputError(f"{path} is not a MedSynth case record (not JSON: {error}).") from None
+    if not isinstance(record, dict) or not {"config", "seed"} <= set(record):
+        raise MedSynthInputError(f"{path} is not a MedSynth case record (it has no 'config' and 'seed').")
+    return record
+
+
+def check_inputs_match_record(record: dict, inputs: dict[str, InputVolume]) -> None:
+    """Refuse to regenerate a case from inputs other than the ones its record was made from."""
+    for role, volume in inputs.items():
+        recorded = (record.get("inputs") or {}).get(role) or {}
+        if isinstance(recorded, dict) and recorded.get("sha256") and recorded["sha256"] != volume.sha256:
+            raise MedSynthInputError(
+                f"The {role.replace('_', ' ')} {volume.path.name} is not the file the record was made from "
+                f"({recorded.get('file')}, SHA-256 {recorded['sha256'][:12]}...); the same seed would give another case.")
 
 
 def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_label: Path,
                      config: LesionConfig, seed: int, organ_label: int | None = None,
                      record_path: Path | None = None, preview_path: Path | None = None,
-                     shape_masks: list[Path] | None = None) -> tuple[SynthesisResult, FileOutputs]:
+                     shape_masks: list[Path] | None = None, record_full_paths: bool = False,
+                     from_record: dict | None = None) -> tuple[SynthesisResult, FileOutputs]:
     """Synthesize lesions for one image/mask pair on disk.
 
     The label map written holds 0 background, 1 organ, 2 lesion on exactly the input grid.
+    With ``from_record`` the inputs must be the files the record names (by content hash).
     """
     image_path, mask_path = Path(image_path), Path(mask_path)
     out_image, out_label = Path(out_image), Path(out_label)
-    _refuse_overwriting_inputs([image_path, mask_path], [out_image, out_label, record_path, preview_path])
-    (image, geometry), (mask, mask_geometry) = _read_cached(image_path), _read_cached(mask_path)
+    record_path = Path(record_path) if record_path is not None else None
+    preview_path = Path(preview_path) if preview_path is not None else None
+    shape_masks = [Path(p) for p in shape_masks or []]
+    inputs = {"--image": image_path, "--organ-mask": mask_path,
+              **{f"--shape-mask {n + 1}": p for n, p in enumerate(shape_masks)}}
+    check_output_paths(inputs, out_image, out_label, record_path, preview_path)
+    image, mask = read_input(image_path), read_input(mask_path)
+    if from_record is not None:
+        check_inputs_match_record(from_record, {"image": image, "organ_mask": mask})
     templates = None
     if shape_masks:
         from .shape import ShapeTemplate
 
         templates = []
         for path in shape_masks:
-            array, shape_geometry = read_volume(path)
-            templates.append(ShapeTemplate.from_mask(array, shape_geometry.spacing_kji, name=Path(path).name))
-    result = synthesize_lesions(image, mask, geometry, config, seed, organ_label=organ_label,
-                                mask_geometry=mask_geometry, shape_templates=templates)
-    result.case_record["inputs"] = {"image": str(image_path), "organ_mask": str(mask_path)}
-    write_volume(out_image, result.image, geometry)
-    write_volume(out_label, result.label_map(), geometry)
-    if record_path is not None:
-        write_json_atomic(record_path, result.case_record)
+            shape = read_input(path)
+            templates.append(ShapeTemplate.from_mask(shape.array, shape.geometry.spacing_kji, name=path.name))
+    result = synthesize_lesions(image.array, mask.array, image.geometry, config, seed, organ_label=organ_label,
+                                mask_geometry=mask.geometry, shape_templates=templates)
+    result.case_record["inputs"] = {"image": image.describe(record_full_paths),
+                                    "organ_mask": mask.describe(record_full_paths)}
+    write_case(result, image.geometry, out_image, out_label, record_path)
     if preview_path is not None:
         window = window_for(get_preset(config.preset).modality, result.case_record["organ"]["median"])
-        lesion_preview(preview_path, result.image, result.organ_mask, result.lesion_labels, geometry,
-                       result.records, window)
+        lesion_preview(preview_path, result.image, result.organ_mask, result.lesion_labels, image.geometry,
+                       result.records, window, get_preset(config.preset).units)
     return result, FileOutputs(out_image, out_label, record_path, preview_path)
 
+
+def write_case(result: SynthesisResult, geometry, out_image: Path, out_label: Path, record_path: Path | None) -> dict:
+    """Image, label map and record as one set (record last, naming the others' SHA-256);
+    returns the outputs' descriptions ``{role: {"file", "sha256", "bytes"}}``."""
+    with OutputSet() as outputs:
+        staged = {"image": (outputs.add(out_image, *volume_writer(result.image, geometry)), out_image),
+                  "label": (outputs.add(out_label, *volume_writer(result.label_map(), geometry)), out_label)}
+        written = {role: {"file": final.name, "sha256": content_sha256(partial), "bytes": partial.stat().st_size}
+                   for role, (partial, final) in staged.items()}
+        result.case_record["outputs"] = {role: {"file": d["file"], "sha256": d["sha256"]} for role, d in written.items()}
+        if record_path is not None:
+            outputs.add(record_path, *bytes_writer(json_bytes(result.case_record)))
+        outputs.commit()
+    return written

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import LesionConfig
-from .errors import MedSynthInputError
-from .mrml import (array_of, check_untransformed, fill_segmentation, fill_table, geometry_of, output_volume,
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.mrml import (array_of, check_untransformed, fill_segmentation, fill_table, geometry_of, output_volume,
                    segment_array, segment_id_by_name_or_id)
 from .synthesizer import SynthesisResult, synthesize_lesions
 

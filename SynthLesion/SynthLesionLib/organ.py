@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import MedSynthInputError
-from .geometry import Geometry
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.geometry import Geometry
 from .presets import Preset
 
 MAD_TO_SD = 1.4826  # robust std of a normal distribution from its median absolute deviation

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import Geometry
+from MedSynthCommonLib.geometry import Geometry
 
 #: organ label values in ``Phantom.organs``
 ORGAN_LABELS = {"liver": 1, "right kidney": 2, "left kidney": 3, "pancreas": 4, "spleen": 5, "brain": 6}

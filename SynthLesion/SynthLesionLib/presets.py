@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 LESION_TYPES = ("hypo", "iso", "hyper")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .geometry import Geometry
-from .imageio import _atomic_target, _sitk
+from MedSynthCommonLib.geometry import Geometry
+from MedSynthCommonLib.imageio import write_png
 
 
 def _display_orientation(slice_2d: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -50,20 +50,9 @@ def render_slices(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray, geo
     return np.repeat(np.repeat(panel, factor, axis=0), factor, axis=1)
 
 
-def write_png(path: str | Path, rgb: np.ndarray) -> Path:
-    sitk = _sitk()
-    path = Path(path)
-    temporary = _atomic_target(path)
-    try:
-        sitk.WriteImage(sitk.GetImageFromArray(np.ascontiguousarray(rgb), isVector=True), str(temporary))
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
 def lesion_preview(path: str | Path, image: np.ndarray, organ: np.ndarray, lesions: np.ndarray,
-                   geometry: Geometry, records, window: tuple[float, float] | None, max_panels: int = 4) -> Path:
+                   geometry: Geometry, records, window: tuple[float, float] | None, units: str = "HU",
+                   max_panels: int = 4) -> Path:
     """Write a PNG with one axial slice through the centre of each of the first lesions."""
     slices = sorted({int(r.centre_ijk[2]) for r in records})[:max_panels] or [image.shape[0] // 2]
     if window is None:

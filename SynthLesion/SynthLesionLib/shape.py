@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from .errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 from .patch import Box, bounding_slices
 from .resample import apply_separable, coarse_grid, cubic_matrix
 from .sizes import equivalent_diameter_mm

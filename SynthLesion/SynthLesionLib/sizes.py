@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 #: name -> (lowest, highest) equivalent diameter in mm (Hu et al. 2023, plus "tiny").
 SIZE_CLASSES: dict[str, tuple[float, float]] = {

@@ -16,8 +16,10 @@ from scipy import ndimage
 from . import __version__
 from .config import MIXED, LesionConfig
 from .effects import capsule_band, mass_effect, mass_effect_support_mm
-from .errors import MedSynthInputError, PlacementError
-from .geometry import Geometry, check_same_grid, check_volume
+from MedSynthCommonLib.errors import MedSynthInputError
+
+from .errors import PlacementError
+from MedSynthCommonLib.geometry import Geometry, check_same_grid, check_volume
 from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import bounding_slices, box_around
 from .placement import VesselCriterion, find_centre

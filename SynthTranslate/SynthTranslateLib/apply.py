@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .data import check_labels, encode_label_map, one_hot_labels
 from .model_dir import LoadedModel

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .accelerator import Accelerator, resolve_accelerator
+from MedSynthCommonLib.devices import Accelerator, resolve_accelerator
 from .apply import translate_volume
 from .config import TranslatorConfig
 from .data import BatchSampler, Normalizer

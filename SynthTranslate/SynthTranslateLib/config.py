@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from SynthLesionLib.config import check_known_options
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.options import check_known_options
+from MedSynthCommonLib.errors import MedSynthInputError
 
 MODELS = ("pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan")
 

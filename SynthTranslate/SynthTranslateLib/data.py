@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 class Normalizer:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 
 def _resize(image: np.ndarray, size: int, order: int) -> np.ndarray:
@@ -46,7 +46,7 @@ def grey_slices(path: Path, axis: int = 0) -> list[np.ndarray]:
     the acquisition's slice axis).  Constant slices (padding, empty frames) are left out."""
     import SimpleITK as sitk
 
-    from SynthLesionLib.imageio import read_image
+    from MedSynthCommonLib.imageio import read_image
 
     image = read_image(path)
     array = sitk.GetArrayFromImage(image).astype(np.float32)
@@ -64,9 +64,10 @@ def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_
     from a folder with a CSV of labels.  Each listed path is a 2-D image, a 3-D volume or a
     DICOM series folder; volumes contribute their slices along ``axis`` (all, or
     ``slices_per_volume`` evenly spaced ones), each with the volume's domain."""
-    from SynthEvaluateLib.data import read_label_table
+    from MedSynthCommonLib.tables import read_label_table
 
-    paths, indices, names, _ = read_label_table(folder, labels_csv, file_column, label_column, domains)
+    paths, indices, names, _ = read_label_table(folder, labels_csv, file_column, label_column, domains,
+                                                keep_only=domains is not None)
     images, labels, files_per_domain = [], [], np.zeros(len(names), int)
     for path, domain in zip(paths, indices):
         found = grey_slices(path, axis)

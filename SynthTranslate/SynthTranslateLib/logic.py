@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
-from SynthLesionLib.mrml import array_of, check_untransformed, geometry_of, output_volume, segment_array
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.mrml import array_of, check_untransformed, geometry_of, output_volume, segment_array
 
-from .accelerator import resolve_accelerator
+from MedSynthCommonLib.devices import resolve_accelerator
 from .apply import translate_volume
 from .model_dir import load_model
 

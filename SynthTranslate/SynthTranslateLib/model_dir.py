@@ -11,10 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
 from .config import TranslatorConfig
-from .accelerator import Accelerator
+from MedSynthCommonLib.devices import Accelerator
 from .data import Normalizer
 from .models import Translator, build_translator
 
@@ -50,7 +50,7 @@ def generator_names(translator: Translator) -> list[str]:
 def save_model(folder: Path, translator: Translator, normalizer: Normalizer, seed: int, iterations: int,
                training_data: dict, losses: dict | None = None) -> Path:
     """Write weights then card (both atomically); the card names the weights' hash."""
-    from SynthLesionLib.imageio import write_json_atomic
+    from MedSynthCommonLib.storage import write_json_atomic
 
     folder = Path(folder)
     weights = folder / "weights.pt"

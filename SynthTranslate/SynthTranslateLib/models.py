@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .accelerator import Accelerator
+from MedSynthCommonLib.devices import Accelerator
 from .config import TranslatorConfig
 from .networks import (MaskCritic, MaskGenerator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
                        UNetGenerator, patch_discriminator)

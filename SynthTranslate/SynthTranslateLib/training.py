@@ -16,9 +16,9 @@ from typing import Callable
 
 import numpy as np
 
-from SynthLesionLib.errors import MedSynthInputError
+from MedSynthCommonLib.errors import MedSynthInputError
 
-from .accelerator import Accelerator
+from MedSynthCommonLib.devices import Accelerator
 from .data import BatchSampler, Normalizer
 from .model_dir import atomic_torch_save, save_model
 from .models import Translator, build_translator
@@ -126,7 +126,7 @@ def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict
     """PNG grid: inputs on the first row, outputs below (one row per domain for multi-domain)."""
     import torch
 
-    from SynthLesionLib.preview import write_png
+    from MedSynthCommonLib.imageio import write_png
 
     with torch.no_grad():
         for module in translator.modules.values():

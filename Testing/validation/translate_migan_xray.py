@@ -1,6 +1,6 @@
 """Validation on real data (not a test), bounded CPU time:
 
-    python -m SynthTranslateLib.validation --data ../shared/data --out translate_validation --minutes 4
+    python Testing/validation/translate_migan_xray.py --data ../shared/data --out translate_validation --minutes 4
 
 1. MI-GAN (StarGAN + key-migration + attention; key domain "viral", the rarest) on the three
    domains of chest_xray_pediatric at 64 px.  Judged by SynthEvaluate: a classifier trained on
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TranslatorConfig
-from .data import BatchSampler, Normalizer
-from .datasets import domain_folder, mask_slices
-from .model_dir import load_model
-from .training import train_translator
+from SynthTranslateLib.config import TranslatorConfig
+from SynthTranslateLib.data import BatchSampler, Normalizer
+from SynthTranslateLib.datasets import domain_folder, mask_slices
+from SynthTranslateLib.model_dir import load_model
+from SynthTranslateLib.training import train_translator
 
 
 def _budget(seconds: float):
@@ -37,7 +37,7 @@ def validate_migan(data_root: Path, out: Path, minutes: float, size: int = 64) -
     from SynthEvaluateLib.distances import frechet_radiomics_distance
     from SynthEvaluateLib.training import ClassifierRecipe, train_classifier
 
-    from .apply import translate_volume
+    from SynthTranslateLib.apply import translate_volume
 
     images, domains, names, _ = domain_folder(Path(data_root) / "chest_xray_pediatric", size,
                                               domains=["normal", "bacterial", "viral"])
@@ -73,7 +73,7 @@ def validate_migan(data_root: Path, out: Path, minutes: float, size: int = 64) -
 
 
 def validate_maskgan(data_root: Path, out: Path, minutes: float, cases: int = 400, size: int = 32) -> dict:
-    from SynthLesionLib.imageio import read_volume
+    from MedSynthCommonLib.imageio import read_volume
 
     files = sorted((Path(data_root) / "stroke_lesions_mni" / "lesions").glob("*.nii.gz"))[:cases]
     real = mask_slices([read_volume(f)[0] for f in files], size)
@@ -84,7 +84,7 @@ def validate_maskgan(data_root: Path, out: Path, minutes: float, cases: int = 40
                          checkpoint_every=250, should_stop=_budget(minutes * 60))
     except InterruptedError:
         pass
-    from .apply import sample_masks
+    from SynthTranslateLib.apply import sample_masks
 
     model = load_model(out / "maskgan")
     raw = sample_masks(model, len(real), seed=1, clean=False).astype(bool)
@@ -120,7 +120,7 @@ def main() -> None:
     if parser_only in (None, "maskgan"):
         report["maskgan_stroke"] = validate_maskgan(args.data, args.out, args.minutes / 2)
     if parser_only in (None, "spade"):
-        from .validation_spade import validate_spade
+        from translate_spade_stroke import validate_spade
 
         report["spade_stroke"] = validate_spade(args.data, args.out, args.minutes)
     args.out.mkdir(parents=True, exist_ok=True)

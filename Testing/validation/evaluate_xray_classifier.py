@@ -1,6 +1,6 @@
 """Validation on real data (not a test): the classifier protocols on paediatric chest X-rays.
 
-    python -m SynthEvaluateLib.validation --data ../shared/data --out xray_validation
+    python Testing/validation/evaluate_xray_classifier.py --data ../shared/data --out xray_validation
 
 Three domains (normal, bacterial, viral pneumonia), 64 px.  The "synthetic" set is, with
 ``--translator MODEL_DIR``, the real training images translated by a SynthTranslate StarGAN or
@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .data import ImageSet, Preprocessing, load_folder, split
-from .protocols import augmentation_study, gan_train_test
-from .report import write_report
-from .training import ClassifierRecipe
+from SynthEvaluateLib.data import ImageSet, Preprocessing, load_folder, split
+from SynthEvaluateLib.protocols import augmentation_study, gan_train_test
+from SynthEvaluateLib.report import write_report
+from SynthEvaluateLib.synthetic_sets import translated
+from SynthEvaluateLib.training import ClassifierRecipe
 
 STAND_IN = "stand-in synthetic: classical augmentation of real training images (no GAN yet)"
 
@@ -46,32 +47,12 @@ def classical_augmentations(images: ImageSet, seed: int) -> ImageSet:
                     STAND_IN, images.preprocessing)
 
 
-def translated(images: ImageSet, model_dir: Path, seed: int) -> ImageSet:
-    """Every image translated by a multi-domain model (SynthTranslate) into another domain,
-    drawn per image (seeded), and labelled with that target domain."""
-    from SynthTranslateLib.apply import translate_volume
-    from SynthTranslateLib.model_dir import load_model
-
-    model = load_model(model_dir)
-    if model.config.domains != images.class_names:
-        raise ValueError(f"The translator's domains {model.config.domains} differ from the classes {images.class_names}.")
-    k = len(images.class_names)
-    targets = (images.labels + np.random.default_rng(seed).integers(1, k, len(images))) % k
-    out = np.empty_like(images.images)
-    for target in range(k):
-        chosen = targets == target
-        if chosen.any():
-            out[chosen] = translate_volume(model, images.images[chosen] * 255.0, images.class_names[target]) / 255.0
-    return ImageSet(np.clip(out, 0, 1), targets, images.class_names, [f"{model.config.model}:{i}" for i in images.ids],
-                    f"{model.config.model} translations ({model.card['iterations']} iterations)", images.preprocessing)
-
-
 def run(data_root: Path, out: Path, size: int = 64, epochs: int = 30, seeds=(0, 1, 2), translator: Path | None = None) -> dict:
     started = time.perf_counter()
     # with a translator: the fixed 0-255 window it was trained with; otherwise per-image contrast
     preprocessing = Preprocessing(size=size, window=(0.0, 255.0) if translator else None)
-    xray = load_folder(Path(data_root) / "chest_xray_pediatric", file_column="path", label_column="label",
-                       preprocessing=preprocessing, class_names=["normal", "bacterial", "viral"])
+    xray = load_folder(Path(data_root) / "chest_xray_pediatric", preprocessing=preprocessing,
+                       class_names=["normal", "bacterial", "viral"], progress=True)
     real_train, real_test = split(xray, 0.3, seed=0)
     if translator:
         synthetic_train, synthetic_test = translated(real_train, translator, 1), translated(real_test, translator, 2)

@@ -32,7 +32,7 @@ def _tissue_map(data_root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, ob
     """(T1 template, tissue labels 0-3, brain mask, geometry) on the stroke-lesion grid."""
     import SimpleITK as sitk
 
-    from SynthLesionLib.imageio import geometry_from_sitk, read_image
+    from MedSynthCommonLib.imageio import geometry_from_sitk, read_image
 
     stroke, templates = Path(data_root) / "stroke_lesions_mni", Path(data_root) / "brain_templates"
     reference = read_image(stroke / "template_mni152_2009a_T1_on_lesion_grid.nii.gz")
@@ -52,7 +52,7 @@ def _tissue_map(data_root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, ob
 
 def _lesion_shapes(data_root: Path, count: int) -> list:
     """Real stroke masks of 5-60 ml as SynthLesion shape templates."""
-    from SynthLesionLib.imageio import read_volume
+    from MedSynthCommonLib.imageio import read_volume
     from SynthLesionLib.shape import ShapeTemplate
 
     stroke = Path(data_root) / "stroke_lesions_mni"
@@ -70,7 +70,7 @@ def stroke_pairs(data_root: Path, cases: int, size: int, seed: int = 0) -> list[
     T1, the lesion's slices plus as many lesion-free brain slices, and the case record."""
     from SynthLesionLib import LesionConfig, synthesize_lesions
 
-    from .datasets import slices
+    from SynthTranslateLib.datasets import slices
 
     t1, tissue, brain, geometry = _tissue_map(data_root)
     shapes = _lesion_shapes(data_root, cases)
@@ -102,7 +102,7 @@ def judge(model, cases: list[dict]) -> dict:
     """Held-out cases through the model: fidelity, lesion contrast and label control."""
     from SynthEvaluateLib.image import image_metrics
 
-    from .apply import translate_volume
+    from SynthTranslateLib.apply import translate_volume
 
     psnr, ssim, contrast_generated, contrast_target, inside, outside = [], [], [], [], [], []
     for case in cases:
@@ -133,13 +133,13 @@ def judge(model, cases: list[dict]) -> dict:
 
 def validate_spade(data_root: Path, out: Path, minutes: float, cases: int = 24, held_out: int = 4,
                    size: int = 64) -> dict:
-    from SynthLesionLib.preview import write_png
+    from MedSynthCommonLib.imageio import write_png
 
-    from .apply import translate_volume
-    from .config import TranslatorConfig
-    from .data import BatchSampler, Normalizer, one_hot_labels
-    from .model_dir import load_model
-    from .training import train_translator
+    from SynthTranslateLib.apply import translate_volume
+    from SynthTranslateLib.config import TranslatorConfig
+    from SynthTranslateLib.data import BatchSampler, Normalizer, one_hot_labels
+    from SynthTranslateLib.model_dir import load_model
+    from SynthTranslateLib.training import train_translator
 
     started = time.perf_counter()
     pairs = stroke_pairs(data_root, cases, size)

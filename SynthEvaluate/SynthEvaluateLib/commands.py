@@ -1,0 +1,246 @@
+"""``medsynth evaluate ...``: the evaluation protocols from the command line.
+
+Each command writes a self-contained ``report.html``, ``results.json`` (every figure),
+``summary.csv`` and PNG plots into ``--out``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
+
+
+def _print(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _image_sets(args):
+    from .data import Preprocessing, load_folder, split
+
+    preprocessing = Preprocessing(size=args.image_size, window=tuple(args.window) if args.window else None)
+    real = load_folder(args.real, args.real_labels, args.file_column, args.label_column, preprocessing, "real",
+                       progress=True)
+    synthetic = load_folder(args.synthetic, args.synthetic_labels, args.file_column, args.label_column,
+                            preprocessing, "synthetic", class_names=real.class_names, progress=True)
+    real_train, real_test = split(real, args.test_fraction, args.split_seed)
+    return real_train, real_test, synthetic, split
+
+
+def _recipe(args):
+    from .training import ClassifierRecipe
+
+    from MedSynthCommonLib.devices import resolve_accelerator
+
+    device = resolve_accelerator(args.device, precision="fp32").device  # one device check for the whole extension
+    return ClassifierRecipe(network=args.network, epochs=args.epochs, batch_size=args.batch_size,
+                            pretrained_weights=args.pretrained_weights, device=device)
+
+
+def _cmd_images(args) -> dict:
+    from MedSynthCommonLib.imageio import read_image_array
+
+    from .image import evaluate_images
+
+    real = [read_image_array(Path(p)) for p in args.real]
+    synthetic = [read_image_array(Path(p)) for p in args.synthetic]
+    return evaluate_images(real, synthetic, args.paired, args.data_range)
+
+
+def _cmd_gan_train_test(args) -> dict:
+    from .protocols import gan_train_test
+
+    real_train, real_test, synthetic, split = _image_sets(args)
+    synthetic_train, synthetic_test = split(synthetic, args.test_fraction, args.split_seed)
+    return gan_train_test(real_train, real_test, synthetic_train, synthetic_test, _recipe(args), tuple(args.seeds), _print)
+
+
+def _cmd_augment(args) -> dict:
+    from .protocols import augmentation_study
+
+    real_train, real_test, synthetic, _ = _image_sets(args)
+    counts = tuple(None if c == 0 else c for c in args.real_counts)
+    return augmentation_study(real_train, synthetic, real_test, _recipe(args), tuple(args.seeds), tuple(args.ratios),
+                              counts, progress=_print)
+
+
+def _load_callable(spec: str):
+    module_name, _, function = spec.partition(":")
+    if not function:
+        raise MedSynthInputError(f"--segmenter must look like package.module:function, got {spec!r}.")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def _cmd_robustness(args) -> dict:
+    from SynthLesionLib.database import read_cases
+    from MedSynthCommonLib.imageio import read_volume
+
+    from .robustness import robustness_benchmark
+
+    cases = []
+    for case in read_cases(args.cases):
+        image, geometry = read_volume(case.image)
+        mask, _ = read_volume(case.organ_mask)
+        cases.append((image, (mask == case.organ_label) if case.organ_label is not None else mask != 0, geometry))
+    if args.segmenter:
+        segment = _load_callable(args.segmenter)
+    else:
+        segment = _train_unet_on_synthetic(cases, args)
+    return robustness_benchmark(segment, cases, tuple(args.sizes), tuple(args.contrasts), args.per_stratum,
+                                args.preset, args.seed, _print)
+
+
+def _train_unet_on_synthetic(cases, args):
+    """The recipe's UNet trained on SynthLesion lesions in the same healthy cases (mixed sizes)."""
+    from SynthLesionLib import LesionConfig, synthesize_lesions
+
+    from .segmenter import SegmenterRecipe, train_segmenter
+
+    volumes, labels = [], []
+    for n in range(args.train_cases):
+        image, organ, geometry = cases[n % len(cases)]
+        result = synthesize_lesions(image, organ, geometry, LesionConfig(preset=args.preset, size_class="mix", count=2,
+                                                                         lesion_type="mixed"), 10_000 + n)
+        volumes.append(result.image)
+        labels.append(result.lesion_labels)
+    _print(f"training the UNet recipe on {len(volumes)} synthetic cases for {args.train_unet} iterations")
+    model = train_segmenter(volumes, labels, SegmenterRecipe(iterations=args.train_unet), seed=args.seed,
+                            progress=lambda e: _print(f"iteration {e['iteration']}/{e['iterations']} loss {e['loss']:.3f}"))
+    return lambda image, geometry: model.predict(image)
+
+
+def _cmd_reader_study(args) -> dict | None:
+    from .reader_study import ReaderStudy
+
+    if args.action == "create":
+        study = ReaderStudy.create(args.study, [str(p) for p in args.real], [str(p) for p in args.synthetic], args.seed)
+        print(json.dumps({"study": str(args.study), "cases": len(study.cases)}))
+        return None
+    return ReaderStudy.open(args.study).results()
+
+
+def _add_image_set_options(parser) -> None:
+    data = parser.add_argument_group("image sets")
+    data.add_argument("--real", type=Path, required=True, help="folder of real images with a label CSV")
+    data.add_argument("--real-labels", type=Path, help="CSV of the real images (default REAL/labels.csv)")
+    data.add_argument("--synthetic", type=Path, required=True, help="folder of synthetic images with a label CSV")
+    data.add_argument("--synthetic-labels", type=Path, help="CSV of the synthetic images (default SYNTHETIC/labels.csv)")
+    data.add_argument("--file-column", default=FILE_COLUMN, help="CSV column with the image paths")
+    data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the class of each image")
+    data.add_argument("--image-size", type=int, default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
+    data.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                      help="intensity window (default: each image's 1st-99th percentile)")
+    data.add_argument("--test-fraction", type=_fraction, default=0.3, help="share of the real images held out for testing")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/test split")
+    training = parser.add_argument_group("classifier")
+    training.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one training run per seed")
+    training.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
+                          help="MONAI classifier network")
+    training.add_argument("--pretrained-weights", help="state dict for transfer learning (loaded as weights only)")
+    training.add_argument("--epochs", type=int, default=20, help="training epochs per run")
+    training.add_argument("--batch-size", type=int, default=16, help="images per training step")
+    training.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
+
+
+def _fraction(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def _out_option(parser) -> None:
+    parser.add_argument("--out", type=Path, required=True,
+                        help="report folder: report.html, results.json, summary.csv and PNG plots")
+
+
+def _cmd_bench(args) -> int:
+    from .benchmark import bench_evaluate
+
+    print(json.dumps(bench_evaluate(), indent=2))
+    return 0
+
+
+def register(cli) -> None:
+    """Add ``evaluate ...`` and ``bench evaluate`` to the ``medsynth`` command."""
+    evaluate = cli.add_command("evaluate", "judge synthetic data (reports in HTML, JSON, CSV)")
+    commands = cli.add_actions(evaluate, "protocol")
+
+    images = commands.add_parser("images", help="PSNR/SSIM/MS-SSIM/RMSE/MAE (paired) and FRD between image sets")
+    images.add_argument("--real", nargs="+", required=True, help="real images or volumes (files or DICOM series folders)")
+    images.add_argument("--synthetic", nargs="+", required=True, help="synthetic images or volumes")
+    images.add_argument("--paired", action="store_true", help="synthetic[i] renders real[i]: paired metrics too")
+    images.add_argument("--data-range", type=float, help="intensity range for PSNR/SSIM (default: each reference's)")
+    _out_option(images)
+    images.set_defaults(protocol_run=_cmd_images, title="Image fidelity")
+
+    gtt = commands.add_parser("gan-train-test", help="baseline, GAN-train and GAN-test accuracy over seeds")
+    _add_image_set_options(gtt)
+    _out_option(gtt)
+    gtt.set_defaults(protocol_run=_cmd_gan_train_test, title="GAN-train / GAN-test")
+
+    augment = commands.add_parser("augment", help="real, synthetic and mixed training, paired against real only")
+    _add_image_set_options(augment)
+    augment.add_argument("--ratios", type=float, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
+    augment.add_argument("--real-counts", type=int, nargs="+", default=[0], help="real training images kept (0 = all)")
+    _out_option(augment)
+    augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study")
+
+    robust = commands.add_parser("robustness", help="segmenter detection and Dice by lesion size and contrast")
+    robust.add_argument("--cases", type=Path, required=True, help="CSV of healthy cases (as for build-db)")
+    robust.add_argument("--segmenter", help="package.module:function(image, geometry) -> mask")
+    robust.add_argument("--train-unet", type=int, default=500,
+                        help="without --segmenter: train the UNet recipe this many iterations on SynthLesion cases")
+    robust.add_argument("--train-cases", type=int, default=8, help="synthetic cases the UNet is trained on")
+    robust.add_argument("--sizes", nargs="+", default=["tiny", "small", "medium"], help="lesion size classes (strata)")
+    robust.add_argument("--contrasts", type=float, nargs="+", default=[-60.0, -30.0, -15.0],
+                        help="lesion contrasts (strata), in the preset's units")
+    robust.add_argument("--per-stratum", type=int, default=5, help="lesions per size x contrast x location stratum")
+    robust.add_argument("--preset", default="ct-liver", help="SynthLesion preset of the inserted lesions")
+    robust.add_argument("--seed", type=int, default=0, help="random seed")
+    _out_option(robust)
+    robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark")
+
+    reader = commands.add_parser(
+        "reader-study", help="blinded real-vs-synthetic reader study: create it, read its results",
+        description="A blinded reader study. Readers answer in Slicer (SynthEvaluate > Reader study); there is no "
+                    "command-line answering. 'create' makes the study folder, 'results' reports the answers.")
+    actions = cli.add_actions(reader, "action")
+    create = actions.add_parser("create", help="make a blinded study folder from real and synthetic images")
+    create.add_argument("--study", type=Path, required=True, help="study folder to create")
+    create.add_argument("--real", nargs="+", required=True, help="real images")
+    create.add_argument("--synthetic", nargs="+", required=True, help="synthetic images")
+    create.add_argument("--seed", type=int, default=0, help="seed of the blinded order")
+    create.set_defaults(protocol_run=_cmd_reader_study, title="Reader study", out=None)
+    results = actions.add_parser("results", help="accuracy, sensitivity and specificity per reader, with CIs")
+    results.add_argument("--study", type=Path, required=True, help="study folder")
+    _out_option(results)
+    results.set_defaults(protocol_run=_cmd_reader_study, title="Reader study")
+
+    for parser in (images, gtt, augment, robust, create, results):
+        parser.set_defaults(run=run)
+
+    bench = cli.add_benchmark("evaluate", "NSD/HD95 and bootstrap against plain SciPy baselines")
+    bench.set_defaults(run=_cmd_bench)
+
+
+register.order = 30
+
+
+def run(args) -> int:
+    from .report import write_report
+
+    result = args.protocol_run(args)
+    if result is not None:
+        paths = write_report(result, args.out, args.title)
+        print(json.dumps(paths, indent=2))
+    return 0

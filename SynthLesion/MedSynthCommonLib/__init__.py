@@ -1,0 +1,18 @@
+"""MedSynthCommonLib: the ground floor of MedSynth, the plumbing every module uses.
+
+Layers import one way: SynthEvaluateLib -> SynthTranslateLib -> SynthLesionLib ->
+MedSynthCommonLib.  Nothing here imports a module above it.
+
+- ``errors``: the exceptions shown to users (``MedSynthInputError``, ``MedSynthOutputError``);
+- ``geometry``, ``imageio``, ``integrity``: image grids in RAS, reading/writing images, damaged files refused;
+- ``storage``: outputs whole or absent, paths that never collide or escape, folder locks;
+- ``tables``: CSV case lists and label tables;
+- ``mrml``: MRML nodes <-> arrays (Qt-free);
+- ``devices``: torch device and precision choice;
+- ``background``, ``processes``, ``progress``: long jobs (background processes, workers, progress bars);
+- ``dependencies``: packages installed on demand with consent;
+- ``options``: option records read back from JSON;
+- ``cli``: the ``medsynth`` command, assembled from the modules' registered subcommands.
+"""
+
+__version__ = "0.2.0"

@@ -1,0 +1,128 @@
+"""``medsynth``: one command line for every MedSynth module.
+
+The ground floor knows no module above it.  Each module registers its subcommands through the
+``medsynth.commands`` entry-point group (see ``pyproject.toml``), the way pytest finds its
+plugins: an entry point names a function ``register(cli: CommandLine)``.  Where the packages
+are not installed (Slicer's background processes), the environment variable
+``MEDSYNTH_COMMANDS`` lists such functions as ``package.module:function``, comma-separated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from importlib import metadata
+
+from . import __version__
+from .errors import MedSynthError
+
+ENTRY_POINT_GROUP = "medsynth.commands"
+ENVIRONMENT_VARIABLE = "MEDSYNTH_COMMANDS"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows every default and keeps the description's line breaks."""
+
+
+class CommandLine:
+    """What a module's ``register`` function gets: places to add commands and benchmarks."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.parser = parser
+        self._commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        bench = self.add_command("bench", "benchmarks that print JSON figures (ratios to a baseline run alongside)")
+        self._bench = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+
+    def finish(self) -> None:
+        """List ``bench`` after the modules' commands in the help."""
+        choices = self._commands._choices_actions
+        choices.append(choices.pop(0))
+
+    def add_command(self, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        return self._commands.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
+                                         formatter_class=HelpFormatter)
+
+    def add_benchmark(self, name: str, help: str) -> argparse.ArgumentParser:
+        return self._bench.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                                      formatter_class=HelpFormatter)
+
+    @staticmethod
+    def add_actions(parser: argparse.ArgumentParser, dest: str):
+        """Sub-actions of a command (``translate train|apply``), with the same help layout."""
+        actions = parser.add_subparsers(dest=dest, required=True, metavar="ACTION")
+        original = actions.add_parser
+
+        def add_parser(name, **kwargs):
+            kwargs.setdefault("formatter_class", HelpFormatter)
+            if "help" in kwargs:
+                kwargs.setdefault("description", kwargs["help"][:1].upper() + kwargs["help"][1:] + ".")
+            return original(name, **kwargs)
+
+        actions.add_parser = add_parser
+        return actions
+
+
+def registered_commands() -> list:
+    """The ``register`` functions of the installed modules (entry points, then the environment)."""
+    functions, seen = [], set()
+    try:
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:  # Python < 3.10 API
+        entry_points = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
+    specs = [entry.value for entry in entry_points]
+    specs += [s.strip() for s in os.environ.get(ENVIRONMENT_VARIABLE, "").split(",") if s.strip()]
+    for spec in specs:
+        if spec in seen:
+            continue
+        seen.add(spec)
+        module, _, function = spec.partition(":")
+        functions.append(getattr(importlib.import_module(module), function or "register"))
+    return sorted(functions, key=lambda f: getattr(f, "order", 100))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medsynth", formatter_class=HelpFormatter,
+        description="MedSynth: exactly annotated synthetic medical images (lesions inserted into CT/MR, GAN "
+                    "translation) and measurements of whether they help.\n"
+                    "Run 'medsynth COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    cli = CommandLine(parser)
+    registered = registered_commands()
+    if not registered:
+        parser.epilog = ("No MedSynth module is installed: install the package (pip install -e .) or set "
+                         f"{ENVIRONMENT_VARIABLE}.")
+    for register in registered:
+        register(cli)
+    cli.finish()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except MedSynthError as error:
+        print(f"medsynth: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("medsynth: error: not enough memory for this input (a huge grid or spacing?); "
+              "check the image's size and spacing, or use a machine with more memory.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medsynth: interrupted; finished outputs are kept, run the same command again to resume.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as error:  # a bug: say so plainly; the traceback only when asked
+        if os.environ.get("MEDSYNTH_DEBUG"):
+            raise
+        print(f"medsynth: internal error ({type(error).__name__}: {error}). This is a bug in MedSynth; please report it "
+              "with the command you ran (set MEDSYNTH_DEBUG=1 to see the traceback).", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Option records (configs, model cards) read back from JSON written by another version or program."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from .errors import MedSynthInputError
+
+
+def check_known_options(dataclass_type, data, what: str) -> None:
+    """Raise unless ``data`` is a JSON object whose keys are all fields of ``dataclass_type``."""
+    if not isinstance(data, dict):
+        raise MedSynthInputError(f"The {what} must be a JSON object of options, got {type(data).__name__}.")
+    unknown = set(data) - {f.name for f in fields(dataclass_type)}
+    if unknown:
+        raise MedSynthInputError(f"Unknown {what}: {', '.join(sorted(unknown))} (written by another program or version?).")

@@ -1,0 +1,116 @@
+"""CSV tables that users write by hand or in a spreadsheet: case lists and image label tables.
+
+One reader for all of them, so every table gets the same treatment: UTF-8 with or without a
+byte-order mark (Excel writes one), blank lines skipped, and every problem reported with the
+table's path and the row's line number.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MedSynthInputError
+
+#: default column names of a labelled image table (``medsynth translate``/``evaluate``, Python API)
+FILE_COLUMN = "path"
+LABEL_COLUMN = "label"
+
+
+def read_table(path: str | Path, required: tuple[str, ...], what: str = "table") -> list[tuple[int, dict[str, str]]]:
+    """Rows of a CSV as ``(line number, {column: text})`` with surrounding spaces stripped.
+
+    Raises a clear ``MedSynthInputError`` for a missing file, a file that is not UTF-8 text,
+    missing ``required`` columns, rows with too few or too many values, or no rows at all."""
+    path = Path(path)
+    if not path.is_file():
+        raise MedSynthInputError(f"The {what} {path} does not exist{' (it is a folder)' if path.is_dir() else ''}; give a CSV file.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise MedSynthInputError(f"The {what} {path} is not UTF-8 text (byte {error.start}); save it as CSV (UTF-8).") from None
+    except OSError as error:
+        raise MedSynthInputError(f"Cannot read the {what} {path}: {error.strerror or error}.") from None
+    if "\x00" in text:
+        raise MedSynthInputError(f"The {what} {path} holds binary data (NUL bytes), not CSV text; save it as CSV (UTF-8).")
+    reader = csv.reader(text.splitlines())
+    try:
+        lines = [(reader.line_num, row) for row in reader]
+    except csv.Error as error:
+        raise MedSynthInputError(f"The {what} {path} is not valid CSV (line {reader.line_num}: {error}).") from None
+    lines = [(number, row) for number, row in lines if any(cell.strip() for cell in row)]
+    if not lines:
+        raise MedSynthInputError(f"The {what} {path} is empty; it needs a header with the columns {', '.join(required)}.")
+    header_line, header = lines[0]
+    header = [cell.strip() for cell in header]
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise MedSynthInputError(f"The {what} {path} lacks the column(s) {', '.join(missing)}; its header (line {header_line}) "
+                                 f"has {', '.join(header) or 'nothing'}.")
+    rows = []
+    for number, row in lines[1:]:
+        if len(row) != len(header):
+            raise MedSynthInputError(f"Line {number} of {path} has {len(row)} value(s) but the header has {len(header)} "
+                                     f"columns ({', '.join(header)}); fix that row.")
+        rows.append((number, {column: cell.strip() for column, cell in zip(header, row)}))
+    if not rows:
+        raise MedSynthInputError(f"The {what} {path} has a header but no rows.")
+    return rows
+
+
+def parse_int(text: str, column: str, number: int, path: Path) -> int | None:
+    """An integer cell (empty: None), or a clear error naming the row."""
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise MedSynthInputError(f"Line {number} of {path}: {column} must be a whole number, got {text!r}.") from None
+
+
+def read_label_table(folder: str | Path, labels_csv: str | Path | None = None, file_column: str = FILE_COLUMN,
+                     label_column: str = LABEL_COLUMN, class_names: list[str] | None = None,
+                     keep_only: bool = False):
+    """The images of a folder listed in a CSV (``file_column`` relative to ``folder`` or to
+    ``folder/images``, ``label_column``): returns (paths, label indices, class names, ids).
+
+    ``class_names`` fixes the classes and their order (default: the labels found, sorted).
+    With ``keep_only`` the rows whose label is not among ``class_names`` are left out (a subset
+    of the domains); otherwise such a label is an error.  Missing files are errors naming the row.
+    """
+    folder = Path(folder)
+    labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
+    if not labels_csv.exists():
+        raise MedSynthInputError(f"No label table at {labels_csv}; give a CSV with columns '{file_column}' and '{label_column}'.")
+    rows = read_table(labels_csv, (file_column, label_column), "label table")
+    names = list(class_names) if class_names else sorted({row[label_column] for _, row in rows})
+    paths, labels, ids = [], [], []
+    for number, row in rows:
+        if row[label_column] not in names:
+            if keep_only:
+                continue
+            raise MedSynthInputError(f"Line {number} of {labels_csv}: label {row[label_column]!r} of {row[file_column]} "
+                                     f"is not one of {names}.")
+        path = _inside(folder, row[file_column], labels_csv, number)
+        if not path.exists():
+            path = _inside(folder / "images", row[file_column], labels_csv, number)
+        if not path.exists():
+            raise MedSynthInputError(f"Line {number} of {labels_csv}: image {row[file_column]} is not in {folder}.")
+        paths.append(path)
+        labels.append(names.index(row[label_column]))
+        ids.append(row[file_column])
+    if not paths:
+        raise MedSynthInputError(f"{labels_csv} lists no image of the classes {names}.")
+    return paths, np.array(labels), names, ids
+
+
+def _inside(folder: Path, relative: str, table: Path, number: int) -> Path:
+    """``folder / relative``, refusing names that point outside ``folder``."""
+    path = (folder / relative)
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        raise MedSynthInputError(f"Line {number} of {table}: {relative!r} points outside {folder}; list files inside it.") from None
+    return path

@@ -1,0 +1,179 @@
+"""SynthLesion's subcommands of ``medsynth``: ``lesion``, ``build-db``, ``demo``, ``bench lesion``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from MedSynthCommonLib.errors import MedSynthInputError
+
+from .config import LesionConfig
+from .presets import PRESETS
+from .sizes import MIX, SIZE_CLASSES
+
+
+def _whole_number(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def finite_number(text: str) -> float:
+    """argparse type: a finite number (NaN and infinity are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+seed_number = _whole_number(0)
+
+
+def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("lesions")
+    group.add_argument("--size", default="small", choices=[*SIZE_CLASSES, MIX],
+                       help="size class by equivalent diameter: tiny 5-10 mm, small 10-20, medium 20-40, large 40-80, "
+                            "or mix (one class drawn per lesion)")
+    group.add_argument("--count", type=_whole_number(1), default=1, help="lesions per output")
+    group.add_argument("--preset", default="ct-liver", choices=list(PRESETS),
+                       help="organ and modality: decides intensities (HU for CT, organ SD for MR), texture, vessels")
+    group.add_argument("--lesion-type", choices=["hypo", "iso", "hyper", "mixed"],
+                       help="darker, like, or brighter than the organ (mixed: drawn per lesion); default: the preset's")
+    group.add_argument("--contrast", type=finite_number,
+                       help="fixed lesion contrast to the organ (HU for CT, organ SD for MR); default: drawn from the preset")
+    group.add_argument("--mass-effect", type=finite_number,
+                       help="push on the surrounding tissue, 0 (none) to 100; default: the preset's")
+    group.add_argument("--capsule", choices=["auto", "yes", "no"], default="auto",
+                       help="a brighter rim inside the lesion boundary (auto: with the preset's probability)")
+    group.add_argument("--no-vessel-avoidance", action="store_true", help="allow vessels inside lesions")
+    group.add_argument("--vessel-threshold-sd", type=finite_number,
+                       help="vessels are voxels whose smoothed intensity is above the organ median + K organ SD; "
+                            "default: the preset's K")
+
+
+def _config_from(args) -> LesionConfig:
+    return LesionConfig(
+        preset=args.preset, size_class=args.size, count=args.count, lesion_type=args.lesion_type,
+        contrast=args.contrast, mass_effect=args.mass_effect,
+        capsule={"auto": None, "yes": True, "no": False}[args.capsule],
+        avoid_vessels=not args.no_vessel_avoidance, vessel_threshold_sd=args.vessel_threshold_sd,
+        centres_ras=getattr(args, "centre", None),
+    ).validate()
+
+
+def _cmd_lesion(args) -> int:
+    from .files import read_record, synthesize_files
+
+    record = None
+    if args.from_record is not None:
+        record = read_record(args.from_record)
+        config, seed, organ_label = LesionConfig.from_dict(record["config"]).validate(), record["seed"], record.get("organ_label")
+    else:
+        config, seed, organ_label = _config_from(args), args.seed, args.organ_label
+    result, outputs = synthesize_files(args.image, args.organ_mask, args.out_image, args.out_label, config,
+                                       seed, organ_label, args.record, args.preview, args.shape_mask,
+                                       record_full_paths=args.record_full_paths, from_record=record)
+    print(result.finding)
+    print(json.dumps({k: str(v) for k, v in vars(outputs).items() if v is not None}, indent=2))
+    return 0
+
+
+def _cmd_build_db(args) -> int:
+    from .database import build_database, read_cases
+
+    summary = build_database(read_cases(args.cases), args.out, args.variants, _config_from(args), args.seed,
+                             args.workers, progress=not args.quiet, force=args.force)
+    print(json.dumps(summary, indent=2))
+    return 1 if summary["failed"] else 0
+
+
+def _cmd_bench(args) -> int:
+    from .benchmark import bench_files, bench_phantom
+
+    if args.image is None:
+        result = bench_phantom(args.repeats)
+    else:
+        if args.organ_mask is None:
+            raise MedSynthInputError("bench lesion --image needs --organ-mask as well.")
+        result = {"phantom": bench_phantom(args.repeats)} if args.with_phantom else {}
+        result["file"] = bench_files(args.image, args.organ_mask, args.organ_label, args.preset, args.repeats)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
+
+
+def register(cli) -> None:
+    """Add ``lesion``, ``build-db``, ``demo`` and ``bench lesion`` to the ``medsynth`` command."""
+    lesion = cli.add_command("lesion", "insert lesions into one CT or MR volume and write it with its exact label map")
+    inputs = lesion.add_argument_group("inputs")
+    inputs.add_argument("--image", required=True, type=Path, help="the volume (NIfTI, NRRD, or a DICOM series folder)")
+    inputs.add_argument("--organ-mask", required=True, type=Path, help="organ mask or multi-organ label map on the image's grid")
+    inputs.add_argument("--organ-label", type=int,
+                        help="the organ's value in a multi-label map (e.g. 5 = liver in TotalSegmentator maps); "
+                             "default: any non-zero voxel")
+    inputs.add_argument("--seed", type=seed_number, default=0, help="random seed: the same inputs and seed give the same files")
+    inputs.add_argument("--centre", type=finite_number, nargs=3, action="append", metavar=("R", "A", "S"),
+                        help="place a lesion here (RAS, mm) instead of at random; repeat for several")
+    inputs.add_argument("--shape-mask", type=Path, action="append",
+                        help="take the lesion shape from this 3-D mask (e.g. a real lesion); repeat for a bank")
+    inputs.add_argument("--from-record", type=Path,
+                        help="regenerate a case from its JSON record (its options and seed; the inputs must be the "
+                             "files it was made from)")
+    _add_lesion_options(lesion)
+    outputs = lesion.add_argument_group("outputs")
+    outputs.add_argument("--out-image", required=True, type=Path, help="image with lesions (.nii.gz, .nii, .nrrd, .mha)")
+    outputs.add_argument("--out-label", required=True, type=Path,
+                         help="label map on the same grid: 0 background, 1 organ, 2 lesion")
+    outputs.add_argument("--record", type=Path, help="JSON record of everything drawn; regenerates the case")
+    outputs.add_argument("--record-full-paths", action="store_true",
+                         help="store the inputs' full paths in the record (default: file names and SHA-256 only, "
+                              "since hospital paths often carry patient names)")
+    outputs.add_argument("--preview", type=Path, help="PNG of axial slices through the lesions")
+    lesion.set_defaults(run=_cmd_lesion)
+
+    db = cli.add_command("build-db", "many variants of many cases, in parallel, resumable after any interruption")
+    db.add_argument("--cases", required=True, type=Path,
+                    help="CSV with columns image, organ_mask and optionally case_id, organ_label, preset "
+                         "(paths relative to the CSV)")
+    db.add_argument("--variants", type=_whole_number(1), default=10, help="outputs per case")
+    db.add_argument("--out", required=True, type=Path,
+                    help="database folder: images/, labels/, records/ and manifest.jsonl (one line per finished output)")
+    db.add_argument("--workers", type=_whole_number(1), default=1, help="worker processes")
+    db.add_argument("--seed", type=seed_number, default=0, help="base seed; each output's seed comes from it, the case id and the variant")
+    db.add_argument("--force", action="store_true",
+                    help="discard outputs that an earlier run made in --out with other settings (default: refuse)")
+    db.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_lesion_options(db)
+    db.set_defaults(run=_cmd_build_db)
+
+    demo = cli.add_command("demo", "the lesion pipeline on a built-in CT phantom (no data needed)")
+    demo.add_argument("--out", default="demo_output", help="folder for the demo's inputs, lesions, previews and database")
+    demo.set_defaults(run=_cmd_demo)
+
+    bench = cli.add_benchmark("lesion", "time and memory of one insertion per size class, as a ratio to a volume copy")
+    bench.add_argument("--image", type=Path, help="bench on this volume instead of the 512x512x150 CT phantom")
+    bench.add_argument("--organ-mask", type=Path, help="with --image: its organ mask")
+    bench.add_argument("--organ-label", type=int, help="with --image: the organ's value in the mask (default: non-zero)")
+    bench.add_argument("--preset", default="ct-liver", choices=list(PRESETS), help="with --image: the preset")
+    bench.add_argument("--with-phantom", action="store_true", help="with --image: run the phantom benchmark too")
+    bench.add_argument("--repeats", type=_whole_number(1), default=15, help="insertions timed per size class")
+    bench.set_defaults(run=_cmd_bench)
+
+
+register.order = 10

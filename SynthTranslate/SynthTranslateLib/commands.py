@@ -1,0 +1,214 @@
+"""``medsynth translate train|apply``: translators from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from MedSynthCommonLib.devices import PRECISIONS
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
+
+from .config import MODELS, TranslatorConfig
+
+
+def _progress(entry: dict) -> None:
+    losses = " ".join(f"{k} {v:.3f}" for k, v in entry["losses"].items())
+    print(f"\rstep {entry['step']}/{entry['iterations']}  {losses}  ETA {entry['eta_s']:.0f} s   ",
+          end="", file=sys.stderr, flush=True)
+
+
+def _training_set(args, config: TranslatorConfig):
+    """(sampler kind, arrays in image units, data summary) for the chosen model."""
+    from MedSynthCommonLib.imageio import read_volume
+
+    from .datasets import domain_folder, mask_patches, mask_slices, slices
+
+    folder_models = ("stargan", "migan", "cyclegan", "maskgan")
+    if config.model in folder_models and args.data is None:
+        raise MedSynthInputError(f"--model {config.model} trains from a folder: give --data (and --labels-csv unless "
+                                 "DATA/labels.csv exists).")
+    if config.model not in folder_models and (args.image is None or args.condition is None):
+        raise MedSynthInputError(f"--model {config.model} trains from a volume and its label map: give --image and --condition.")
+    if config.model in ("stargan", "migan", "cyclegan"):
+        images, domains, names, summary = domain_folder(args.data, config.image_size, args.labels_csv, args.file_column,
+                                                        args.label_column, args.domains, config.slice_axis,
+                                                        args.slices_per_volume)
+        config.domains = names
+        if config.model == "cyclegan":
+            if len(names) != 2:
+                raise MedSynthInputError(f"CycleGAN needs exactly two domains; {args.data} has {names} (use --domains A B).")
+            return "unpaired", {"a": images[domains == 0], "b": images[domains == 1]}, summary
+        return "domains", {"image": images, "domain": domains}, summary
+    if config.model == "maskgan":
+        masks = [read_volume(p)[0] for p in sorted(Path(args.data).glob("*.nii*"))[: args.max_cases]]
+        if not masks:
+            raise MedSynthInputError(f"No NIfTI masks in {args.data}.")
+        stack = mask_slices(masks, config.image_size) if config.spatial_dims == 2 else mask_patches(masks, config.image_size)
+        return "masks", {"mask": stack}, {"folder": str(args.data), "masks": len(masks), "lesions": len(stack)}
+    # pix2pix / spade: a volume and its label map (condition) or target image
+    image, _ = read_volume(args.image)
+    condition, _ = read_volume(args.condition)
+    images, labels = slices(image, config.image_size, condition, axis=config.slice_axis, only_labelled=args.only_labelled)
+    summary = {"image": str(args.image), "condition": str(args.condition), "slices": len(images)}
+    config.labels = sorted(int(v) for v in np.unique(labels))
+    return "paired", {"source": labels, "target": images}, summary
+
+
+def _accelerator(args):
+    from MedSynthCommonLib.devices import resolve_accelerator
+
+    return resolve_accelerator(args.device, args.precision, args.channels_last)
+
+
+def _add_device_options(parser, channels_last: bool = True) -> None:
+    group = parser.add_argument_group("device")
+    group.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
+    group.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                       help="mixed precision (auto: bf16, or fp16 with loss scaling, on a GPU; fp32 on CPU)")
+    if channels_last:
+        group.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                           help="NHWC memory format (default: on for CUDA)")
+
+
+def _cmd_train(args) -> int:
+    from .data import BatchSampler, Normalizer, encode_label_map, one_hot_labels
+    from .training import train_translator
+
+    accelerator = _accelerator(args)  # refuse a missing GPU before reading any data
+
+    config = TranslatorConfig(model=args.model, image_size=args.image_size, features=args.features, batch_size=args.batch_size,
+                              key_domain=args.key_domain, spectral_norm=args.spectral_norm,
+                              spatial_dims=args.spatial_dims, window=tuple(args.window) if args.window else None,
+                              slice_axis=args.axis)
+    kind, arrays, summary = _training_set(args, config)
+    config.validate()
+    if kind == "masks":
+        normalizer = Normalizer((0.0, 1.0))
+    else:
+        images = arrays.get("image", arrays.get("target", arrays.get("a")))
+        normalizer = Normalizer(config.window) if config.window else Normalizer.fit(images)
+        config.window = (normalizer.low, normalizer.high)
+        for key in ("image", "target", "a", "b"):
+            if key in arrays:
+                arrays[key] = normalizer.forward(arrays[key])
+        if config.model == "spade":
+            arrays["source"] = one_hot_labels(arrays["source"], config.labels)
+        elif config.model == "pix2pix":
+            arrays["source"] = encode_label_map(arrays["source"], config.labels)
+    sampler = BatchSampler(kind, config.batch_size, args.seed, **arrays)
+    result = train_translator(config, sampler, normalizer, args.iterations, args.out, args.seed, summary,
+                              args.sample_every, args.checkpoint_every, progress=_progress, accelerator=accelerator)
+    print(file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_apply(args) -> int:
+    from MedSynthCommonLib.geometry import Geometry
+    from MedSynthCommonLib.imageio import write_volume
+    from MedSynthCommonLib.storage import check_distinct_paths, prepare_folder
+
+    from .apply import sample_masks, translate_volume
+    from .image_files import read_translatable, write_translated
+    from .model_dir import load_model
+
+    accelerator = _accelerator(args)
+    inputs = {"--image": args.image, "--condition": args.condition, "--model-dir card": args.model_dir / "card.json"}
+    model = load_model(args.model_dir, accelerator)
+    if model.config.model == "maskgan":
+        out = prepare_folder(Path(args.out), "--out folder")
+        masks = sample_masks(model, args.count, args.seed)
+        for n, mask in enumerate(masks):
+            write_volume(out / f"mask_{n:04d}.nii.gz", mask if mask.ndim == 3 else mask[None], Geometry())
+        print(json.dumps({"masks": len(masks), "folder": str(out)}))
+        return 0
+    if not args.image and not args.condition:
+        raise MedSynthInputError("Give --image (or --condition for label-map models).")
+    check_distinct_paths({"--out": args.out}, inputs)
+    source = read_translatable(args.image if args.image else args.condition)
+    condition = None
+    if args.condition:
+        condition = read_translatable(args.condition).grey.round().astype(np.int64)
+        if condition.shape != source.grey.shape:
+            raise MedSynthInputError(f"--condition {args.condition} has shape {condition.shape} but the image has "
+                                     f"{source.grey.shape}; give the label map on the image's grid.")
+    result = translate_volume(model, source.grey if args.image else None, args.target_domain, condition)
+    write_translated(args.out, result, source)
+    print(json.dumps({"out": str(args.out), "shape": list(result.shape)}))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .benchmark import bench_translate
+
+    print(json.dumps(bench_translate(iterations=args.iterations, device=args.device, precision=args.precision), indent=2))
+    return 0
+
+
+def register(cli) -> None:
+    """Add ``translate train|apply`` and ``bench translate`` to the ``medsynth`` command."""
+    translate = cli.add_command("translate", "train and apply GAN translators (pix2pix, SPADE, CycleGAN, StarGAN, "
+                                             "MI-GAN, mask GAN)")
+    commands = cli.add_actions(translate, "action")
+    train = commands.add_parser("train", help="train a translator into a model folder (run again to resume)")
+    train.add_argument("--model", required=True, choices=MODELS,
+                       help="pix2pix/spade: label map -> image; cyclegan: two unpaired domains; stargan/migan: many "
+                            "domains, one generator; maskgan: samples lesion masks")
+    data = train.add_argument_group("data")
+    data.add_argument("--data", type=Path,
+                      help="stargan/migan/cyclegan: folder of images or volumes with a label CSV; maskgan: folder of NIfTI masks")
+    data.add_argument("--labels-csv", type=Path, help="the label CSV (default DATA/labels.csv)")
+    data.add_argument("--file-column", default=FILE_COLUMN, help="CSV column with the image paths (relative to DATA)")
+    data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the domain of each image")
+    data.add_argument("--domains", nargs="+",
+                      help="the domains to train on, by name (a subset of the CSV's labels; other rows are left out); "
+                           "default: every label, sorted")
+    data.add_argument("--axis", type=int, default=0, choices=[0, 1, 2],
+                      help="volumes (--data, or --image/--condition): slice along this array axis (0 = k, the slice "
+                           "axis); kept in the model card, so apply slices the same way")
+    data.add_argument("--slices-per-volume", type=int, help="volumes in --data: this many evenly spaced slices each (default: all)")
+    data.add_argument("--key-domain", help="migan: the under-represented domain that gets the key-migration branch")
+    data.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")
+    data.add_argument("--condition", type=Path, help="pix2pix/spade: its label map")
+    data.add_argument("--only-labelled", action="store_true", help="pix2pix/spade: train only on slices with a label")
+    data.add_argument("--max-cases", type=int, default=1000, help="maskgan: read at most this many masks")
+    net = train.add_argument_group("network and training")
+    net.add_argument("--image-size", type=int, default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
+    net.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                     help="intensity window mapped to [-1, 1] (default: the data's 0.5-99.5 percentiles)")
+    net.add_argument("--features", type=int, default=32, help="width of the first network layer")
+    net.add_argument("--batch-size", type=int, default=16, help="images per training step")
+    net.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminators")
+    net.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3], help="maskgan: 2-D slices or 3-D patches")
+    net.add_argument("--iterations", type=int, default=2000, help="training steps in all (a resumed run continues to this)")
+    net.add_argument("--sample-every", type=int, default=200, help="write a sample grid every N steps")
+    net.add_argument("--checkpoint-every", type=int, default=200, help="save a resumable checkpoint and the model every N steps")
+    net.add_argument("--seed", type=int, default=0, help="random seed (a resumed run keeps the seed it started with)")
+    train.add_argument("--out", type=Path, required=True, help="model folder (a run there is resumed)")
+    _add_device_options(train)
+    train.set_defaults(run=_cmd_train)
+
+    apply = commands.add_parser("apply", help="apply a trained model to a volume or a 2-D image, or sample masks")
+    apply.add_argument("--model-dir", type=Path, required=True, help="a model folder written by translate train")
+    apply.add_argument("--image", type=Path, help="the volume or 2-D image (PNG, JPEG, NIfTI, DICOM) to translate")
+    apply.add_argument("--target-domain", help="stargan/migan/cyclegan: the domain to translate into")
+    apply.add_argument("--condition", type=Path, help="spade/pix2pix trained on label maps: the label map")
+    apply.add_argument("--count", type=int, default=16, help="maskgan: masks to sample")
+    apply.add_argument("--seed", type=int, default=0, help="maskgan: random seed of the sampled masks")
+    apply.add_argument("--out", type=Path, required=True,
+                       help="output file (same format and size as the input), or for maskgan a folder of masks")
+    _add_device_options(apply)
+    apply.set_defaults(run=_cmd_apply)
+
+    bench = cli.add_benchmark("translate", "training-loop overhead against a plain PyTorch loop, and inference speed")
+    bench.add_argument("--iterations", type=int, default=30, help="timed training steps per model")
+    _add_device_options(bench, channels_last=False)
+    bench.set_defaults(run=_cmd_bench)
+
+
+register.order = 20

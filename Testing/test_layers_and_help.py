@@ -1,0 +1,99 @@
+"""Layers import one way, and the command line can be learnt from its help."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: ground floor first: a package may import only packages of its own floor or below
+FLOORS = {"MedSynthCommonLib": 0, "SynthLesionLib": 1, "SynthLesion": 1, "SynthTranslateLib": 2, "SynthTranslate": 2,
+          "SynthEvaluateLib": 3, "SynthEvaluate": 3}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, top-level package) of every import in a file, inside functions too."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def _owner(path: Path) -> str:
+    relative = path.relative_to(ROOT).parts
+    return relative[1] if relative[1].endswith("Lib") else relative[1][:-3]
+
+
+def _module_files():
+    for module in ("SynthLesion", "SynthTranslate", "SynthEvaluate"):
+        yield from sorted((ROOT / module).glob("*.py"))
+        yield from sorted((ROOT / module).glob("*Lib/*.py"))
+
+
+@pytest.mark.parametrize("path", list(_module_files()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_upward_import(path):
+    owner = FLOORS[_owner(path)]
+    upward = [f"line {line}: {package}" for line, package in _imports(path)
+              if package in FLOORS and FLOORS[package] > owner]
+    assert not upward, f"{path.relative_to(ROOT)} imports a floor above its own: {upward}"
+
+
+def test_research_scripts_do_not_ship():
+    """Scripts that know ../shared/data's file names live in Testing/validation, not in a Lib."""
+    for path in _module_files():
+        text = path.read_text()
+        for name in ("shared/data", "chest_xray_pediatric", "stroke_lesions_mni", "case01_ct3mm"):
+            assert name not in text, f"{path.relative_to(ROOT)} names {name}"
+
+
+def _walk(parser: argparse.ArgumentParser, trail: str):
+    yield trail, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                yield from _walk(action.choices[choice.dest], f"{trail} {choice.dest}")
+
+
+def test_every_option_and_command_has_help():
+    from MedSynthCommonLib.cli import build_parser
+
+    missing, seen = [], set()
+    for trail, parser in _walk(build_parser(), "medsynth"):
+        seen.add(trail)
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{trail} {c.dest}" for c in action._choices_actions if not c.help]
+            elif not action.help:
+                missing.append(f"{trail} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, f"options without help: {missing}"
+    for command in ("medsynth lesion", "medsynth build-db", "medsynth translate train", "medsynth translate apply",
+                    "medsynth evaluate images", "medsynth evaluate reader-study create", "medsynth bench lesion",
+                    "medsynth bench translate", "medsynth bench evaluate", "medsynth demo"):
+        assert command in seen
+
+
+def test_one_meaning_per_option_name():
+    """``--size`` is a lesion size class; pixel sizes are ``--image-size`` everywhere."""
+    from MedSynthCommonLib.cli import build_parser
+
+    for trail, parser in _walk(build_parser(), "medsynth"):
+        for action in parser._actions:
+            if "--size" in action.option_strings:
+                assert action.choices and "small" in action.choices, trail
+
+
+def test_version(capsys):
+    from MedSynthCommonLib import __version__
+    from MedSynthCommonLib.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
