@@ -73,7 +73,7 @@ def test_ct_preset_on_mr(mr_phantom):
             preset="ct-liver")
     # an MR whose organ happens to lie in the CT range: no negative values gives it away
     dim = mr_phantom.image // 4
-    _expect("for CT in HU.*no negative values", dim, mr_phantom.organ_mask("brain"), mr_phantom.geometry,
+    _expect("for CT in HU.*does not look like CT", dim, mr_phantom.organ_mask("brain"), mr_phantom.geometry,
             preset="ct-generic")
 
 
@@ -93,7 +93,7 @@ def test_unscaled_ct(ct_phantom):
     ({"lesion_type": "dark"}, "Unknown lesion type"),
     ({"mass_effect": 150}, "mass_effect must be between 0 and 100"),
     ({"count": 0}, "count must be between 1 and 1000"),
-    ({"centres_ras": [[1, 2]]}, "3 RAS coordinates"),
+    ({"centres_ras": [[1, 2]]}, "3 finite RAS coordinates"),
 ])
 def test_bad_options(ct_phantom, options, match):
     _expect(match, ct_phantom.image, ct_phantom.organ_mask("liver"), ct_phantom.geometry, **options)

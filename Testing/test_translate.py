@@ -15,8 +15,8 @@ from MedSynthCommonLib.devices import Accelerator, resolve_accelerator  # noqa: 
 from SynthTranslateLib.apply import sample_masks, translate_volume  # noqa: E402
 from SynthTranslateLib.config import TranslatorConfig  # noqa: E402
 from SynthTranslateLib.data import BatchSampler, Normalizer  # noqa: E402
-from SynthTranslateLib.model_dir import load_model  # noqa: E402
-from SynthTranslateLib.training import train_translator  # noqa: E402
+from SynthTranslateLib.model_dir import load_model, weights_path  # noqa: E402
+from SynthTranslateLib.training import load_checkpoint, train_translator  # noqa: E402
 
 
 def _smooth_images(n, size, seed):
@@ -101,23 +101,23 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, model, pre
     run(tmp_path / "straight", 6)
     run(tmp_path / "interrupted", 4)
     last = run(tmp_path / "interrupted", 6)  # resumes from step 4
-    a = torch.load(tmp_path / "straight" / "weights.pt", weights_only=True)
-    b = torch.load(tmp_path / "interrupted" / "weights.pt", weights_only=True)
-    early = torch.load(tmp_path / "first" / "weights.pt", weights_only=True)
+    a = torch.load(weights_path(tmp_path / "straight"), weights_only=True)
+    b = torch.load(weights_path(tmp_path / "interrupted"), weights_only=True)
+    early = torch.load(weights_path(tmp_path / "first"), weights_only=True)
     for name in a:
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), (name, key)
             assert a[name][key].dtype == early[name][key].dtype  # weights stay in full precision
     # training moved the weights (fp16 skips the first steps while its loss scale settles, so
     # the generators of the n_critic models may not have moved yet; all modules are compared)
-    moved = [torch.load(tmp_path / run / "checkpoint.pt", weights_only=True)["modules"] for run in ("first", "straight")]
+    moved = [load_checkpoint(tmp_path / run)[1]["modules"] for run in ("first", "straight")]
     assert any(not torch.equal(moved[0][n][k], moved[1][n][k]) for n in moved[0] for k in moved[0][n])
     assert all(np.isfinite(v) for v in last["last_losses"].values())
     assert first["precision"] == accelerator.precision
     card = json.loads((tmp_path / "straight" / "card.json").read_text())
-    assert card["trained_on"] == accelerator.describe()
+    assert card["trained_on"] == {**accelerator.describe(), "world_size": 1}
     # loss scaling is on (and checkpointed) under fp16 only; a disabled scaler saves {}
-    scalers = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["scalers"]
+    scalers = load_checkpoint(tmp_path / "straight")[1]["scalers"]
     assert all(bool(s) == precision.startswith("fp16") for s in scalers.values()) and scalers
 
 
@@ -165,11 +165,11 @@ def test_altered_weights_wrong_card_and_foreign_files_are_refused(tmp_path):
     folder = tmp_path / "model"
     train_translator(config, BatchSampler("paired", 4, seed=0, source=source, target=target), normalizer, 2, folder)
     load_model(folder)
-    weights = (folder / "weights.pt").read_bytes()
-    (folder / "weights.pt").write_bytes(weights[:-10] + b"0123456789")
+    weights = weights_path(folder).read_bytes()
+    weights_path(folder).write_bytes(weights[:-10] + b"0123456789")
     with pytest.raises(MedSynthInputError, match="does not match its model card"):
         load_model(folder)
-    (folder / "weights.pt").write_bytes(weights)
+    weights_path(folder).write_bytes(weights)
     card = json.loads((folder / "card.json").read_text())
     card["config"]["features"] = 8  # a card describing another architecture
     (folder / "card.json").write_text(json.dumps(card))
@@ -390,10 +390,11 @@ def test_interrupted_writes_leave_a_resumable_or_clearly_refused_checkpoint(tmp_
         return BatchSampler("paired", 4, 0, source=source, target=target)
 
     train_translator(config, sampler(), normalizer, 2, folder)
-    (folder / ".checkpoint.pt.abc123").write_bytes(b"half a write")  # what a killed atomic write leaves
+    (folder / ".medsynth-partial-999999-ab12cd34-checkpoint-0123456789abcdef.pt").write_bytes(b"half a write")  # a killed write
     assert train_translator(config, sampler(), normalizer, 3, folder)["iterations"] == 3
-    (folder / "checkpoint.pt").write_bytes((folder / "checkpoint.pt").read_bytes()[:1000])  # truncated by other means
-    with pytest.raises(MedSynthInputError, match="cannot be resumed.*delete it"):
+    checkpoint = folder / json.loads((folder / "checkpoint.json").read_text())["file"]
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated by other means
+    with pytest.raises(MedSynthInputError, match="does not match its SHA-256.*delete checkpoint.json"):
         train_translator(config, sampler(), normalizer, 4, folder)
     other = TranslatorConfig(model="pix2pix", image_size=32, features=8, batch_size=4)
     train_translator(config, sampler(), normalizer, 2, tmp_path / "other")

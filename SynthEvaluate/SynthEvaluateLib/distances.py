@@ -185,20 +185,30 @@ def exported_features(weights_file: str, images: np.ndarray, input_size: int = 2
     feature extractor for the classic FID).  Nothing is downloaded.
 
     The file is a ``torch.export`` program (``.pt2``, with a dynamic batch dimension) or a
-    TorchScript module; both hold a graph, so no Python code from the file is executed.
+    TorchScript module; both hold a graph, so no Python code from the file is executed: pickled
+    payloads inside a ``.pt2`` are loaded as weights only, and a file that needs more is refused.
     Contract: it maps (n, 3, input_size, input_size) float images in [0, 1] to (n, d)
     features, doing its own normalisation.  Grey images are repeated over 3 channels.
     """
     import torch
     from torch.nn import functional
 
+    from MedSynthCommonLib.devices import weights_only_loading
+
     try:
-        if str(weights_file).endswith(".pt2"):
-            module = torch.export.load(str(weights_file)).module()
-        else:
-            module = torch.jit.load(str(weights_file), map_location="cpu").eval()
+        with weights_only_loading():
+            if str(weights_file).endswith(".pt2"):
+                module = torch.export.load(str(weights_file)).module()
+            else:
+                module = torch.jit.load(str(weights_file), map_location="cpu").eval()
     except Exception as error:
-        raise MedSynthInputError(f"{weights_file} is not an exported feature extractor (.pt2 or TorchScript): {error}") from None
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        if "weights only load failed" in detail.lower():
+            detail = "it holds pickled objects that are not plain weights"
+        raise MedSynthInputError(
+            f"{weights_file} is not an exported feature extractor that MedSynth can load safely (.pt2 from "
+            f"torch.export.save, or TorchScript): {detail}. Files that need full unpickling are refused, since "
+            "unpickling can run code.") from None
     outputs = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):

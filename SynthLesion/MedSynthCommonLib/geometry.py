@@ -114,9 +114,29 @@ def check_same_grid(image: np.ndarray, image_geometry: Geometry, mask: np.ndarra
             "(e.g. Slicer's 'Resample Scalar/Vector/DWI Volume' with nearest neighbour)."
         )
     if mask_geometry is not None and not image_geometry.is_close(mask_geometry):
+        differences = []
+        if not np.allclose(mask_geometry.origin, image_geometry.origin, atol=1e-3):
+            differences.append(f"origin {np.round(mask_geometry.origin, 3).tolist()} vs "
+                               f"{np.round(image_geometry.origin, 3).tolist()} mm")
+        if not np.allclose(mask_geometry.spacing, image_geometry.spacing, rtol=1e-4, atol=1e-6):
+            differences.append(f"spacing {np.round(mask_geometry.spacing, 4).tolist()} vs "
+                               f"{np.round(image_geometry.spacing, 4).tolist()} mm")
+        if not np.allclose(mask_geometry.direction, image_geometry.direction, atol=1e-4):
+            differences.append(f"direction (axes in RAS) {np.round(mask_geometry.direction, 3).tolist()} vs "
+                               f"{np.round(image_geometry.direction, 3).tolist()}")
         raise MedSynthInputError(
-            f"The {mask_name}'s geometry differs from the image's: origin "
-            f"{np.round(mask_geometry.origin, 3).tolist()} vs {np.round(image_geometry.origin, 3).tolist()} mm, "
-            f"spacing {np.round(mask_geometry.spacing, 4).tolist()} vs {np.round(image_geometry.spacing, 4).tolist()} mm. "
-            "Resample the mask onto the image grid before synthesis."
+            f"The {mask_name}'s geometry differs from the image's: {'; '.join(differences)}. "
+            "Resample the mask onto the image grid (nearest neighbour) before synthesis."
         )
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """Raise unless every value of a floating-point ``array`` is finite (integers always are)."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            bad = int(finite.size - np.count_nonzero(finite))
+            raise MedSynthInputError(
+                f"{name} has {bad} NaN or infinite value(s); replace them (e.g. with the background value) first."
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from MedSynthCommonLib.errors import MedSynthInputError
@@ -55,6 +56,12 @@ class LesionConfig:
             raise MedSynthInputError(
                 f"Unknown lesion type {self.lesion_type!r}; choose one of: {', '.join((*LESION_TYPES, MIXED))}."
             )
+        for name in ("contrast", "mass_effect", "capsule_contrast", "vessel_threshold_sd"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+                raise MedSynthInputError(f"{name} must be a finite number, got {value!r}.")
+        if not isinstance(self.count, int) or isinstance(self.count, bool):
+            raise MedSynthInputError(f"count must be a whole number, got {self.count!r}.")
         if self.mass_effect is not None and not 0.0 <= self.mass_effect <= 100.0:
             raise MedSynthInputError(f"mass_effect must be between 0 and 100, got {self.mass_effect}.")
         if self.max_attempts < 1:
@@ -63,8 +70,8 @@ class LesionConfig:
             if len(self.centres_ras) == 0:
                 raise MedSynthInputError("centres_ras is empty; give at least one point or leave it unset.")
             for point in self.centres_ras:
-                if len(point) != 3:
-                    raise MedSynthInputError(f"Each centre needs 3 RAS coordinates (mm), got {point!r}.")
+                if len(point) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in point):
+                    raise MedSynthInputError(f"Each centre needs 3 finite RAS coordinates (mm), got {point!r}.")
         return self
 
     @property

@@ -16,6 +16,8 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
 from .presets import Preset
 
+#: a CT has air (-1000 HU) or fat (-100 HU): at least 1% of its voxels at or below this
+CT_EVIDENCE_HU = -100.0
 MAD_TO_SD = 1.4826  # robust std of a normal distribution from its median absolute deviation
 _WANTED_SAMPLES = 2000
 _DRAW_BATCH = 65_536
@@ -118,11 +120,13 @@ def check_preset_fits(stats: OrganStatistics, preset: Preset) -> None:
                 "use an MR preset (mr-liver, mr-brain, mr-generic); if it is CT stored without "
                 "rescale (water = 1024), apply the rescale slope/intercept first."
             )
-        if stats.image_low_percentile >= 0.0:
+        if stats.image_low_percentile > CT_EVIDENCE_HU:
             raise MedSynthInputError(
-                f"Preset {preset.name!r} is for CT in HU, but the image has no negative values "
-                "(no air or fat), which suggests MR or unrescaled CT. Use an MR preset, or "
-                "rescale the CT to HU first."
+                f"Preset {preset.name!r} is for CT in HU, but this image does not look like CT: its 1st percentile "
+                f"is {stats.image_low_percentile:.0f}, while in a CT at least 1% of the voxels are air (-1000 HU) "
+                "or fat (-100 HU). "
+                "If this is MR, use an MR preset (mr-liver, mr-brain, mr-generic); if it is CT stored without "
+                "rescale (water = 1024), apply the rescale slope/intercept first."
             )
     else:
         if stats.image_low_percentile < -500.0:

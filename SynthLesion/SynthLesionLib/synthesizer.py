@@ -19,7 +19,7 @@ from .effects import capsule_band, mass_effect, mass_effect_support_mm
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .errors import PlacementError
-from MedSynthCommonLib.geometry import Geometry, check_same_grid, check_volume
+from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
 from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import bounding_slices, box_around
 from .placement import VesselCriterion, find_centre
@@ -100,7 +100,10 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         'small'
     """
     config = (config or LesionConfig()).validate()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MedSynthInputError(f"The seed must be a whole number >= 0, got {seed!r}.")
     _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
+    check_organ_label(organ_mask, organ_label)
     preset = get_preset(config.preset)
     stats_seed, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)
 
@@ -113,18 +116,23 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     vessels = _vessel_criterion(config, preset, stats)
     avoid = None if avoid_mask is None else np.asarray(avoid_mask) != 0
 
-    records = []
+    records, warnings = [], []
     strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
     for index, lesion_seed in enumerate(lesion_seeds, start=1):
         rng = np.random.default_rng(lesion_seed)
         if config.centres_ras is not None:
-            drawn = _draw(config, preset, stats, rng, shape_templates)
+            drawn = _draw(config, preset, stats, rng, shape_templates, geometry)
             centre, attempts, draws = _given_centre(config.centres_ras[index - 1], geometry, organ, index), 0, 1
         else:
             drawn, centre, attempts, draws = _draw_and_place(config, preset, stats, rng, shape_templates, out, organ,
                                                              lesions, geometry, vessels, avoid)
         records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
                                geometry, stats, preset, rng))
+        coarsest = float(geometry.spacing.max())
+        if drawn.diameter_mm < 2.0 * coarsest:
+            warnings.append(f"Lesion {index} ({drawn.diameter_mm:.1f} mm drawn) is less than two voxels across on this "
+                            f"grid ({coarsest:g} mm along its coarsest axis); its measured size "
+                            f"({records[-1].equivalent_diameter_mm:.1f} mm) reflects the voxels more than the lesion.")
 
     case_record = {
         "engine": "MedSynth SynthLesion",
@@ -138,6 +146,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         "shape": list(image.shape),
         "dtype": str(image.dtype),
         "lesions": [r.to_dict() for r in records],
+        "warnings": warnings,
     }
     finding = finding_text(records, preset.organ, preset.modality, preset.units)
     case_record["finding"] = finding
@@ -155,7 +164,7 @@ def _draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, 
     attempts_per_draw = max(config.max_attempts // MAX_DRAWS, 1)
     total_attempts = 0
     for draw in range(1, MAX_DRAWS + 1):
-        drawn = _draw(config, preset, stats, rng, templates)
+        drawn = _draw(config, preset, stats, rng, templates, geometry)
         lesion_ml = np.pi / 6.0 * drawn.diameter_mm ** 3 / 1000.0
         if stats.volume_ml < lesion_ml:
             error = PlacementError(
@@ -180,6 +189,38 @@ def regenerate(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry, ca
                               case_record["seed"], organ_label=case_record.get("organ_label"), **kwargs)
 
 
+def check_grid_holds(size_class: str, geometry: Geometry) -> None:
+    """Refuse a size class whose largest lesions are smaller than one voxel of the grid."""
+    coarsest = float(geometry.spacing.max())
+    low, high = SIZE_CLASSES[size_class]
+    if high < coarsest:
+        raise MedSynthInputError(
+            f"This grid cannot hold {size_class} lesions ({low:g}-{high:g} mm): its voxels are {coarsest:g} mm along "
+            "the coarsest axis, larger than the lesions. Choose a larger size class or resample the image finer "
+            "(and check the image's spacing).")
+
+
+def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
+    """Without ``organ_label`` the mask must be binary: a multi-organ map would make every
+    organ 'the organ'.  With it, the label must be a value of the mask (checked downstream)."""
+    if organ_label is not None:
+        return
+    mask = np.asarray(organ_mask)
+    if mask.dtype == np.bool_:
+        return
+    if np.issubdtype(mask.dtype, np.integer) and mask.size and mask.min() >= 0 and mask.max() < 2**16:
+        values = np.flatnonzero(np.bincount(mask.ravel()))
+    else:
+        values = np.unique(mask)
+    values = [v for v in values.tolist() if v != 0]
+    if len(values) > 1:
+        shown = ", ".join(f"{v:g}" for v in values[:12]) + (", ..." if len(values) > 12 else "")
+        raise MedSynthInputError(
+            f"The organ mask holds {len(values)} labels ({shown}): say which is the organ with --organ-label "
+            "(organ_label in Python; e.g. 5 = liver in TotalSegmentator maps). Without it every labelled voxel would "
+            "count as the organ.")
+
+
 def _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> None:
     image = np.asarray(image)
     check_volume(image, "The image")
@@ -189,6 +230,7 @@ def _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> Non
         check_same_grid(image, geometry, np.asarray(avoid_mask), None, "avoid mask")
     if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
         raise MedSynthInputError(f"The image has data type {image.dtype}; a numeric scalar volume is needed.")
+    check_finite(image, "The image")
 
 
 def _vessel_criterion(config: LesionConfig, preset: Preset, stats: OrganStatistics) -> VesselCriterion | None:
@@ -210,9 +252,10 @@ def _given_centre(ras, geometry: Geometry, organ: np.ndarray, index: int) -> np.
 
 
 def _draw(config: LesionConfig, preset: Preset, stats: OrganStatistics, rng: np.random.Generator,
-          templates: list[ShapeTemplate] | None) -> _Drawn:
+          templates: list[ShapeTemplate] | None, geometry: Geometry) -> _Drawn:
     """Draw every random parameter of one lesion, in a fixed order (reproducibility)."""
     size_class = draw_size_class(config.size_class, rng)
+    check_grid_holds(size_class, geometry)
     lesion_type = config.lesion_type or preset.default_lesion_type
     if lesion_type == MIXED:
         lesion_type = str(rng.choice(LESION_TYPES))

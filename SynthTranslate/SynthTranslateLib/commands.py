@@ -17,6 +17,9 @@ from .config import MODELS, TranslatorConfig
 
 
 def _progress(entry: dict) -> None:
+    if "message" in entry:
+        print(entry["message"], file=sys.stderr, flush=True)
+        return
     losses = " ".join(f"{k} {v:.3f}" for k, v in entry["losses"].items())
     print(f"\rstep {entry['step']}/{entry['iterations']}  {losses}  ETA {entry['eta_s']:.0f} s   ",
           end="", file=sys.stderr, flush=True)

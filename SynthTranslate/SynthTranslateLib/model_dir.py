@@ -1,46 +1,64 @@
-"""A trained translator on disk: a folder with ``card.json`` (architecture, domains,
-normalisation, image size, training data, seed, iterations, SHA-256 of the weights) and
-``weights.pt`` (generator state dicts, loaded with ``weights_only=True``: a checkpoint file
-cannot run code).  Loading refuses weights that do not match their card."""
+"""A trained translator on disk: ``card.json`` (architecture, domains, normalisation, image
+size, training data, seed, iterations, the weights' file name and SHA-256) and the weights file
+it names (generator state dicts, loaded with ``weights_only=True``: a file cannot run code).
+
+Weights are stored under a name that contains their hash (``weights-<sha>.pt``) and written
+before the card that names them; the previous weights are removed only after the new card is in
+place.  So a model folder is usable at every moment, whenever a run is killed.  The resumable
+training state (``checkpoint-<sha>.pt`` + ``checkpoint.json``) follows the same rule.  Loading
+refuses files that do not match the card (changed, damaged, foreign).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
-import os
-import tempfile
+import re
 from pathlib import Path
 
+from MedSynthCommonLib.devices import Accelerator
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.storage import content_sha256, prepare_folder, write_bytes_atomic, write_json_atomic
 
 from .config import TranslatorConfig
-from MedSynthCommonLib.devices import Accelerator
 from .data import Normalizer
 from .models import Translator, build_translator
 
 CARD_FORMAT = "medsynth-translator/1"
+CARD = "card.json"
+CHECKPOINT_INDEX = "checkpoint.json"
+_SAFE_NAME = re.compile(r"^(weights|checkpoint)-[0-9a-f]{16}\.pt$")
 
 
-def atomic_torch_save(obj, path: Path) -> None:
+def save_addressed(folder: Path, prefix: str, obj) -> tuple[str, str]:
+    """``torch.save`` ``obj`` whole into ``folder/<prefix>-<sha>.pt``; returns (file name, SHA-256)."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, temporary)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"{prefix}-{digest[:16]}.pt"
+    write_bytes_atomic(Path(folder) / name, data)
+    return name, digest
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def remove_unreferenced(folder: Path, prefix: str, keep: str) -> None:
+    """Remove ``prefix-*.pt`` files other than ``keep`` (after the file naming ``keep`` is in place)."""
+    for path in Path(folder).glob(f"{prefix}-*.pt"):
+        if path.name != keep:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def referenced_file(folder: Path, index: dict, key: str, default: str, what: str) -> Path:
+    """The file an index (card, checkpoint index) names, refusing names that leave the folder."""
+    name = index.get(key, default)
+    if not isinstance(name, str) or not (name == default or _SAFE_NAME.match(name)):
+        raise MedSynthInputError(f"{what} names {name!r} as its file; a MedSynth file name was expected.")
+    return Path(folder) / name
 
 
 def generator_names(translator: Translator) -> list[str]:
@@ -48,19 +66,43 @@ def generator_names(translator: Translator) -> list[str]:
 
 
 def save_model(folder: Path, translator: Translator, normalizer: Normalizer, seed: int, iterations: int,
-               training_data: dict, losses: dict | None = None) -> Path:
-    """Write weights then card (both atomically); the card names the weights' hash."""
-    from MedSynthCommonLib.storage import write_json_atomic
-
-    folder = Path(folder)
-    weights = folder / "weights.pt"
-    atomic_torch_save({name: translator.modules[name].state_dict() for name in generator_names(translator)}, weights)
+               training_data: dict, losses: dict | None = None, world_size: int = 1) -> Path:
+    """Write the weights (under their hash), then the card that names them, then drop old weights."""
+    folder = prepare_folder(Path(folder), "model folder")
+    name, digest = save_addressed(folder, "weights",
+                                  {n: translator.modules[n].state_dict() for n in generator_names(translator)})
     card = {"format": CARD_FORMAT, "config": translator.config.to_dict(), "window": [normalizer.low, normalizer.high],
             "seed": seed, "iterations": iterations, "training_data": training_data, "last_losses": losses or {},
-            "trained_on": translator.accelerator.describe(),
-            "weights_sha256": _sha256(weights)}
-    write_json_atomic(folder / "card.json", card)
+            "trained_on": {**translator.accelerator.describe(), "world_size": world_size},
+            "weights": name, "weights_sha256": digest}
+    write_json_atomic(folder / CARD, card)
+    remove_unreferenced(folder, "weights", name)
     return folder
+
+
+def read_card(folder: Path) -> dict:
+    """The model card of ``folder``, checked to be a MedSynth translator card."""
+    card_path = Path(folder) / CARD
+    if not card_path.exists():
+        raise MedSynthInputError(f"{folder} is not a MedSynth model folder (it has no card.json).")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise MedSynthInputError(f"{card_path} is not valid JSON; restore it or retrain the model.") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise MedSynthInputError(f"{card_path} is not a MedSynth translator card (format {found!r}).")
+    for key in ("config", "window", "weights_sha256"):
+        if key not in card:
+            raise MedSynthInputError(f"{card_path} lacks {key!r}: it is damaged or from another program; retrain the model.")
+    if not isinstance(card["config"], dict) or not (isinstance(card["window"], list) and len(card["window"]) == 2):
+        raise MedSynthInputError(f"{card_path} has a malformed 'config' or 'window'; retrain the model.")
+    return card
+
+
+def weights_path(folder: Path) -> Path:
+    """The weights file the card of ``folder`` names."""
+    return referenced_file(folder, read_card(folder), "weights", "weights.pt", f"{Path(folder) / CARD}")
 
 
 class LoadedModel:
@@ -86,16 +128,11 @@ def load_model(folder: Path, accelerator: Accelerator | None = None) -> LoadedMo
     import torch
 
     folder = Path(folder)
-    card_path, weights = folder / "card.json", folder / "weights.pt"
-    if not card_path.exists() or not weights.exists():
-        raise MedSynthInputError(f"{folder} is not a MedSynth model folder (card.json and weights.pt are needed).")
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError:
-        raise MedSynthInputError(f"{card_path} is not valid JSON.") from None
-    if card.get("format") != CARD_FORMAT:
-        raise MedSynthInputError(f"{card_path} is not a MedSynth translator card (format {card.get('format')!r}).")
-    if _sha256(weights) != card.get("weights_sha256"):
+    card = read_card(folder)
+    weights = weights_path(folder)
+    if not weights.exists():
+        raise MedSynthInputError(f"{folder} lacks the weights its card names ({weights.name}); restore it or retrain.")
+    if content_sha256(weights) != card["weights_sha256"]:
         raise MedSynthInputError(
             f"{weights} does not match its model card (changed, corrupted or from another model); "
             "retrain or restore the original files.")

@@ -20,11 +20,49 @@ from MedSynthCommonLib.errors import MedSynthInputError
 
 from MedSynthCommonLib.devices import Accelerator
 from .data import BatchSampler, Normalizer
-from .model_dir import atomic_torch_save, save_model
-from .models import Translator, build_translator
 from .config import TranslatorConfig
+from .model_dir import CHECKPOINT_INDEX, referenced_file, remove_unreferenced, save_addressed, save_model
+from .models import Translator, build_translator
 
-CHECKPOINT = "checkpoint.pt"
+LOSSES = "losses.csv"
+
+
+def save_checkpoint(out_dir: Path, translator: Translator, sampler: BatchSampler, step: int, seed: int) -> None:
+    """The resumable state under its hash, then ``checkpoint.json`` naming it, then old states removed."""
+    from MedSynthCommonLib.storage import write_json_atomic
+
+    name, digest = save_addressed(out_dir, "checkpoint", _checkpoint_state(translator, sampler, step))
+    write_json_atomic(out_dir / CHECKPOINT_INDEX, {"file": name, "sha256": digest, "step": step, "seed": seed})
+    remove_unreferenced(out_dir, "checkpoint", name)
+
+
+def load_checkpoint(out_dir: Path) -> tuple[dict, dict] | None:
+    """(index, state) of the last checkpoint in ``out_dir``, None when there is none; a damaged,
+    changed or foreign checkpoint is refused with a clear message."""
+    import json
+
+    import torch
+
+    from MedSynthCommonLib.storage import content_sha256
+
+    index_path = out_dir / CHECKPOINT_INDEX
+    if not index_path.exists():
+        return None
+    advice = "delete checkpoint.json and the checkpoint-*.pt files to start again, or train into another folder"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        path = referenced_file(out_dir, index, "file", "", str(index_path))
+        expected = index["sha256"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, MedSynthInputError):
+        raise MedSynthInputError(f"{index_path} is damaged; {advice}.") from None
+    if not path.exists() or content_sha256(path) != expected:
+        raise MedSynthInputError(f"The checkpoint {path.name} is missing or does not match its SHA-256 in "
+                                 f"{index_path.name} (damaged or changed); {advice}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise MedSynthInputError(f"{path} cannot be read ({str(error).splitlines()[0][:200]}); {advice}.") from None
+    return index, state
 
 
 def _checkpoint_state(translator: Translator, sampler: BatchSampler, step: int) -> dict:
@@ -64,27 +102,46 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
     """Train ``iterations`` steps (in total, counting a resumed run's earlier steps) on
     ``accelerator`` (default CPU fp32; see ``resolve_accelerator``).
 
-    Writes into ``out_dir``: ``checkpoint.pt`` (resumable state), ``card.json`` + ``weights.pt``
-    (the model folder, usable at every checkpoint), ``losses.csv`` and ``samples_<step>.png``.
+    Writes into ``out_dir``: ``checkpoint.json`` + ``checkpoint-<sha>.pt`` (resumable state),
+    ``card.json`` + ``weights-<sha>.pt`` (the model folder, usable at every moment), ``losses.csv``
+    and ``samples_<step>.png``.  ``progress`` gets ``{"step", "iterations", "losses", "eta_s"}``
+    dicts and ``{"message"}`` dicts (e.g. that a run was resumed).
     Raises ``InterruptedError`` when ``should_stop`` says so, after saving a checkpoint.
     """
+    from MedSynthCommonLib.storage import FolderLock, prepare_folder
+
+    out_dir = prepare_folder(Path(out_dir), "model folder")
+    with FolderLock(out_dir):
+        return _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every,
+                      checkpoint_every, resume, sample_batch, progress, should_stop, accelerator)
+
+
+def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every, checkpoint_every,
+           resume, sample_batch, progress, should_stop, accelerator) -> dict:
     import torch
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     translator = build_translator(config, seed, accelerator)
     step = 0
+    saved = load_checkpoint(out_dir) if resume else None
+    if saved is not None and saved[0].get("seed", seed) != seed:
+        if progress is not None:
+            progress({"message": f"resuming with the run's seed {saved[0]['seed']} (seed {seed} was asked for; a seed "
+                                 "is fixed when a run starts)"})
+        seed = int(saved[0]["seed"])
+        translator = build_translator(config, seed, accelerator)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        checkpoint = out_dir / CHECKPOINT
-        if resume and checkpoint.exists():
+        if saved is not None:
             try:
-                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-                step = _restore(translator, sampler, state)
-            except Exception as error:  # truncated, foreign, or from other options
+                step = _restore(translator, sampler, saved[1])
+            except Exception as error:  # from other options or another model
                 raise MedSynthInputError(
-                    f"{checkpoint} cannot be resumed ({str(error).splitlines()[0][:200]}); delete it to start "
-                    "again, or train into another folder.") from None
+                    f"The checkpoint in {out_dir} cannot be resumed with these options "
+                    f"({str(error).splitlines()[0][:200]}); train into another folder, or delete checkpoint.json "
+                    "to start again.") from None
+            if progress is not None:
+                progress({"message": f"resuming {out_dir} at step {step} of {iterations}"})
+        _truncate_losses(out_dir / LOSSES, step)
         if sample_batch is None:
             sample_batch = BatchSampler(sampler.kind, min(8, sampler.batch_size), seed + 7, **sampler.arrays).next() \
                 if sampler.kind != "masks" else None
@@ -92,14 +149,14 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
         first = step
         while step < iterations:
             if should_stop is not None and should_stop():
-                atomic_torch_save(_checkpoint_state(translator, sampler, step), checkpoint)
+                save_checkpoint(out_dir, translator, sampler, step, seed)
                 if step > first:  # the model folder holds everything trained so far
                     save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
                 raise InterruptedError(f"Training stopped at step {step}; run again to resume.")
             step += 1
             losses = translator.fit_step(sampler.next(), step)
             if step % 10 == 0 or step == iterations:
-                _append_losses(out_dir / "losses.csv", step, losses)
+                _append_losses(out_dir / LOSSES, step, losses)
                 if progress is not None:
                     rate = (step - first) / max(time.perf_counter() - started, 1e-9)
                     progress({"step": step, "iterations": iterations, "losses": losses,
@@ -107,19 +164,53 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
             if step % sample_every == 0 or step == iterations:
                 write_sample_grid(out_dir / f"samples_{step:06d}.png", translator, sampler.kind, sample_batch)
             if step % checkpoint_every == 0 or step == iterations:
-                atomic_torch_save(_checkpoint_state(translator, sampler, step), checkpoint)
+                save_checkpoint(out_dir, translator, sampler, step, seed)
                 save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
     return {"out_dir": str(out_dir), "iterations": step, "last_losses": losses,
             "seconds": round(time.perf_counter() - started, 2), **translator.accelerator.describe()}
 
 
+def _read_losses(path: Path) -> tuple[list[str], list[dict]]:
+    if not path.exists():
+        return [], []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if row.get("step", "").isdigit()]
+        return list(reader.fieldnames or []), rows
+
+
+def _write_losses(path: Path, columns: list[str], rows: list[dict]) -> None:
+    import io
+
+    from MedSynthCommonLib.storage import write_text_atomic
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _truncate_losses(path: Path, step: int) -> None:
+    """Keep only the rows up to the step training resumes from (rows logged after the last
+    checkpoint by a killed run would otherwise appear twice)."""
+    columns, rows = _read_losses(path)
+    kept = [row for row in rows if int(row["step"]) <= step]
+    if len(kept) != len(rows) or (rows and step == 0):
+        _write_losses(path, columns, kept)
+
+
 def _append_losses(path: Path, step: int, losses: dict) -> None:
-    new = not path.exists()
+    """One row per logged step; a loss seen for the first time (e.g. generator losses at steps
+    where the generator is updated) adds a column, earlier rows leave it blank."""
+    columns, rows = _read_losses(path)
+    new_columns = ["step", *sorted(set(columns[1:]) | set(losses))]
+    row = {"step": step, **{k: round(v, 6) for k, v in losses.items()}}
+    if new_columns != columns:
+        _write_losses(path, new_columns, [*rows, row])
+        return
     with path.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["step", *sorted(losses)])
-        writer.writerow([step, *(round(losses[k], 6) for k in sorted(losses))])
+        csv.DictWriter(handle, columns, restval="", lineterminator="\n").writerow(row)
 
 
 def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict | None) -> None:
