@@ -49,8 +49,36 @@ def test_background_job_can_be_cancelled():
     assert not job.running and job.cancelled and job.returncode != 0
 
 
+def test_cancel_ends_the_whole_process_tree(tmp_path):
+    """PythonSlicer is a launcher that starts a child: Cancel must end the child too."""
+    import os
+
+    pid_file = tmp_path / "child.pid"
+    (tmp_path / "child.py").write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                                       "time.sleep(60)\n")
+    launcher = f"import subprocess, sys\nsubprocess.Popen([sys.executable, {str(tmp_path / 'child.py')!r}]).wait()\n"
+    job = BackgroundJob([sys.executable, "-c", launcher]).start()
+    deadline = time.time() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    job.cancel(timeout=5)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the launcher's child survived Cancel")
+
+
 def test_background_medsynth_job_runs_the_cli(tmp_path):
+    for name in ("a.nii.gz", "b.nii.gz"):
+        (tmp_path / name).write_bytes(b"x")
     job = BackgroundJob.medsynth("evaluate", "reader-study", "create", "--study", str(tmp_path / "s"),
-                                 "--real", "a.nii.gz", "--synthetic", "b.nii.gz").start()
+                                 "--real", str(tmp_path / "a.nii.gz"), "--synthetic", str(tmp_path / "b.nii.gz"),
+                                 commands=("SynthEvaluateLib.commands:register",)).start()
     assert job.wait(120) == 0
     assert (tmp_path / "s" / "study.json").exists()

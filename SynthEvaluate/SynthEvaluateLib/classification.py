@@ -49,11 +49,25 @@ def binary_metrics(y_true, y_pred, confidence: float = 0.95) -> dict:
 
 def _check_pair(a, b):
     a, b = np.asarray(a), np.asarray(b)
-    if a.shape[0] != b.shape[0]:
-        raise MedSynthInputError(f"{a.shape[0]} labels but {b.shape[0]} predictions; they must match case by case.")
+    if a.ndim == 0 or b.ndim == 0 or a.shape[0] != b.shape[0]:
+        raise MedSynthInputError(f"{np.size(a)} labels but {np.size(b)} predictions; they must match case by case.")
     if a.shape[0] == 0:
         raise MedSynthInputError("No cases to evaluate.")
+    for name, values in (("labels", a), ("predictions", b)):
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            raise MedSynthInputError(f"{bad} of the {name} are NaN or infinite; a model that outputs NaN has failed "
+                                     "(check its training), and such cases cannot be scored.")
     return a, b
+
+
+#: DeLong's variance needs two cases of each class (one gives a 0/0 covariance)
+DELONG_MINIMUM_PER_CLASS = 2
+
+
+def _delong_sizes(y_true: np.ndarray) -> tuple[int, int]:
+    positives = int(np.sum(y_true == 1))
+    return positives, int(y_true.size - positives)
 
 
 def auc(y_true, scores) -> float:
@@ -86,6 +100,8 @@ def per_class_auc(y_true, scores, class_names=None) -> dict:
         indicator = y_true.astype(int)
     _check_pair(indicator, scores)
     names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
+    if len(names) != k:
+        raise MedSynthInputError(f"{len(names)} class names for {k} score columns; give one name per column.")
     per_class, intervals = {}, {}
     for c in range(k):
         column = indicator[:, c]
@@ -125,9 +141,13 @@ def _delong_components(y_true: np.ndarray, scores: np.ndarray):
 
 
 def delong_auc(y_true, scores, confidence: float = 0.95) -> dict:
-    """AUC with DeLong's standard error and a normal confidence interval (clipped to [0, 1])."""
+    """AUC with DeLong's standard error and a normal confidence interval (clipped to [0, 1]).
+    With fewer than two cases of a class the interval is undefined: ``se`` and ``ci`` are None."""
     y_true, scores = _check_pair(y_true, scores)
-    auc(y_true, scores)  # validates: two classes present
+    value = auc(y_true, scores)  # validates: two classes present
+    if min(_delong_sizes(y_true)) < DELONG_MINIMUM_PER_CLASS:
+        return {"auc": value, "se": None, "ci": None,
+                "note": f"a confidence interval needs at least {DELONG_MINIMUM_PER_CLASS} cases of each class"}
     aucs, cov = _delong_components(y_true.astype(int), np.asarray(scores, float)[np.newaxis])
     se = float(np.sqrt(max(cov[0, 0], 0.0)))
     z = stats.norm.ppf(0.5 + confidence / 2.0)
@@ -140,6 +160,9 @@ def delong_paired_test(y_true, scores_a, scores_b) -> dict:
     y_true, scores_a = _check_pair(y_true, scores_a)
     _check_pair(y_true, scores_b)
     auc(y_true, scores_a)
+    if min(_delong_sizes(y_true)) < DELONG_MINIMUM_PER_CLASS:
+        raise MedSynthInputError(f"DeLong's test needs at least {DELONG_MINIMUM_PER_CLASS} cases of each class; "
+                                 f"this test set has {_delong_sizes(y_true)} (positive, negative).")
     aucs, cov = _delong_components(y_true.astype(int), np.vstack([scores_a, scores_b]).astype(float))
     difference = float(aucs[0] - aucs[1])
     variance = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from MedSynthCommonLib.cli import finite_number, fraction, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
@@ -117,6 +118,10 @@ def _cmd_reader_study(args) -> dict | None:
     from .reader_study import ReaderStudy
 
     if args.action == "create":
+        missing = [str(p) for p in [*args.real, *args.synthetic] if not Path(p).exists()]
+        if missing:
+            raise MedSynthInputError(f"{len(missing)} image(s) of the study do not exist: {', '.join(missing[:5])}"
+                                     f"{', ...' if len(missing) > 5 else ''}. Nothing was created.")
         study = ReaderStudy.create(args.study, [str(p) for p in args.real], [str(p) for p in args.synthetic], args.seed)
         print(json.dumps({"study": str(args.study), "cases": len(study.cases)}))
         return None
@@ -131,31 +136,19 @@ def _add_image_set_options(parser) -> None:
     data.add_argument("--synthetic-labels", type=Path, help="CSV of the synthetic images (default SYNTHETIC/labels.csv)")
     data.add_argument("--file-column", default=FILE_COLUMN, help="CSV column with the image paths")
     data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the class of each image")
-    data.add_argument("--image-size", type=int, default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
-    data.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+    data.add_argument("--image-size", type=whole_number(1), default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
+    data.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                       help="intensity window (default: each image's 1st-99th percentile)")
-    data.add_argument("--test-fraction", type=_fraction, default=0.3, help="share of the real images held out for testing")
-    data.add_argument("--split-seed", type=int, default=0, help="seed of the stratified train/test split")
+    data.add_argument("--test-fraction", type=fraction, default=0.3, help="share of the real images held out for testing")
+    data.add_argument("--split-seed", type=whole_number(0), default=0, help="seed of the stratified train/test split")
     training = parser.add_argument_group("classifier")
-    training.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one training run per seed")
+    training.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2], help="one training run per seed")
     training.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
                           help="MONAI classifier network")
     training.add_argument("--pretrained-weights", help="state dict for transfer learning (loaded as weights only)")
-    training.add_argument("--epochs", type=int, default=20, help="training epochs per run")
-    training.add_argument("--batch-size", type=int, default=16, help="images per training step")
+    training.add_argument("--epochs", type=whole_number(1), default=20, help="training epochs per run")
+    training.add_argument("--batch-size", type=whole_number(1), default=16, help="images per training step")
     training.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
-
-
-def _fraction(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
 
 
 def _out_option(parser) -> None:
@@ -179,7 +172,7 @@ def register(cli) -> None:
     images.add_argument("--real", nargs="+", required=True, help="real images or volumes (files or DICOM series folders)")
     images.add_argument("--synthetic", nargs="+", required=True, help="synthetic images or volumes")
     images.add_argument("--paired", action="store_true", help="synthetic[i] renders real[i]: paired metrics too")
-    images.add_argument("--data-range", type=float, help="intensity range for PSNR/SSIM (default: each reference's)")
+    images.add_argument("--data-range", type=finite_number, help="intensity range for PSNR/SSIM (default: each reference's)")
     _out_option(images)
     images.set_defaults(protocol_run=_cmd_images, title="Image fidelity")
 
@@ -190,23 +183,23 @@ def register(cli) -> None:
 
     augment = commands.add_parser("augment", help="real, synthetic and mixed training, paired against real only")
     _add_image_set_options(augment)
-    augment.add_argument("--ratios", type=float, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
-    augment.add_argument("--real-counts", type=int, nargs="+", default=[0], help="real training images kept (0 = all)")
+    augment.add_argument("--ratios", type=finite_number, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
+    augment.add_argument("--real-counts", type=whole_number(0), nargs="+", default=[0], help="real training images kept (0 = all)")
     _out_option(augment)
     augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study")
 
     robust = commands.add_parser("robustness", help="segmenter detection and Dice by lesion size and contrast")
     robust.add_argument("--cases", type=Path, required=True, help="CSV of healthy cases (as for build-db)")
     robust.add_argument("--segmenter", help="package.module:function(image, geometry) -> mask")
-    robust.add_argument("--train-unet", type=int, default=500,
+    robust.add_argument("--train-unet", type=whole_number(1), default=500,
                         help="without --segmenter: train the UNet recipe this many iterations on SynthLesion cases")
-    robust.add_argument("--train-cases", type=int, default=8, help="synthetic cases the UNet is trained on")
+    robust.add_argument("--train-cases", type=whole_number(1), default=8, help="synthetic cases the UNet is trained on")
     robust.add_argument("--sizes", nargs="+", default=["tiny", "small", "medium"], help="lesion size classes (strata)")
-    robust.add_argument("--contrasts", type=float, nargs="+", default=[-60.0, -30.0, -15.0],
+    robust.add_argument("--contrasts", type=finite_number, nargs="+", default=[-60.0, -30.0, -15.0],
                         help="lesion contrasts (strata), in the preset's units")
-    robust.add_argument("--per-stratum", type=int, default=5, help="lesions per size x contrast x location stratum")
+    robust.add_argument("--per-stratum", type=whole_number(1), default=5, help="lesions per size x contrast x location stratum")
     robust.add_argument("--preset", default="ct-liver", help="SynthLesion preset of the inserted lesions")
-    robust.add_argument("--seed", type=int, default=0, help="random seed")
+    robust.add_argument("--seed", type=whole_number(0), default=0, help="random seed")
     _out_option(robust)
     robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark")
 
@@ -219,7 +212,7 @@ def register(cli) -> None:
     create.add_argument("--study", type=Path, required=True, help="study folder to create")
     create.add_argument("--real", nargs="+", required=True, help="real images")
     create.add_argument("--synthetic", nargs="+", required=True, help="synthetic images")
-    create.add_argument("--seed", type=int, default=0, help="seed of the blinded order")
+    create.add_argument("--seed", type=whole_number(0), default=0, help="seed of the blinded order")
     create.set_defaults(protocol_run=_cmd_reader_study, title="Reader study", out=None)
     results = actions.add_parser("results", help="accuracy, sensitivity and specificity per reader, with CIs")
     results.add_argument("--study", type=Path, required=True, help="study folder")

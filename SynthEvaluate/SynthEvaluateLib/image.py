@@ -87,7 +87,11 @@ def ms_ssim(test, reference, data_range: float | None = None, mask=None, scales:
         test, reference = test[box], reference[box]
     window = 7
     weights = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
-    while scales > 1 and min(test.shape) < (window - 1) * 2 ** (scales - 1) + 1:
+    def fits(levels: int) -> bool:  # MONAI's own size check, and whole windows at the coarsest level
+        return min(test.shape) // max(1, levels - 1) ** 2 > window - 1 and \
+            min(test.shape) >= (window - 1) * 2 ** (levels - 1) + 1
+
+    while scales > 1 and not fits(scales):
         scales -= 1
     if min(test.shape) < window:
         raise MedSynthInputError(f"Images of shape {test.shape} are too small for MS-SSIM (needs {window} voxels per axis).")
@@ -119,8 +123,16 @@ def evaluate_images(real: list[np.ndarray], synthetic: list[np.ndarray], paired:
             metrics[f"{key}_mean"] = float(values.mean()) if np.all(np.isfinite(values)) else float("inf")
         metrics["data_range"] = per_pair[0]["data_range"]
         if importlib.util.find_spec("monai") is not None:  # MS-SSIM comes from MONAI (installed on demand)
-            metrics["ms_ssim_mean"] = float(np.mean([ms_ssim(s, r, data_range, None if masks is None else masks[i])
-                                                     for i, (r, s) in enumerate(zip(real, synthetic))]))
+            try:
+                metrics["ms_ssim_mean"] = float(np.mean([ms_ssim(s, r, data_range, None if masks is None else masks[i])
+                                                         for i, (r, s) in enumerate(zip(real, synthetic))]))
+            except MedSynthInputError as error:  # too small for any scale: say so, keep the other metrics
+                metrics["ms_ssim_mean"] = None
+                metrics["ms_ssim_note"] = str(error)
+    elif len(real) < 2 or len(synthetic) < 2:
+        raise MedSynthInputError(
+            f"Unpaired evaluation compares the two sets' distributions and needs at least 2 real and 2 synthetic "
+            f"images (got {len(real)} and {len(synthetic)}); add images, or use --paired when synthetic[i] renders real[i].")
     if len(real) >= 2 and len(synthetic) >= 2:
         all_values = np.concatenate([np.ravel(x) for x in real])
         window = tuple(np.percentile(all_values, [1, 99]).tolist())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from MedSynthCommonLib.storage import write_json_atomic, write_text_atomic
+from MedSynthCommonLib.storage import OutputSet, bytes_writer, json_bytes, prepare_folder
 
 
 def _ci_text(entry) -> str:
@@ -126,26 +126,22 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
+        return str(value)  # "inf" (identical images' PSNR), "nan": JSON has no such numbers
     return value
 
 
 def write_report(result: dict, out_dir: Path, title: str) -> dict:
-    """Write ``report.html`` (self-contained), ``results.json``, ``summary.csv`` and PNGs."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = summary_rows(result)
-    write_json_atomic(out_dir / "results.json", _jsonable(result))
+    """Write ``report.html`` (self-contained), ``results.json``, ``summary.csv`` and PNGs as one
+    set: all are made in memory, written whole and checked, ``results.json`` last."""
+    out_dir = prepare_folder(Path(out_dir), "report folder")
+    rows = summary_rows(result) or [{"result": "no metric applies to this input"}]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(out_dir / "summary.csv", buffer.getvalue())
     figures = _figures(result)
-    for name, png in figures.items():
-        (out_dir / f"{name}.png").write_bytes(png)
     header = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
     images = "".join(f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
@@ -158,7 +154,13 @@ def write_report(result: dict, out_dir: Path, title: str) -> dict:
             f"<body><h1>{html.escape(title)}</h1><h2>Summary</h2><table><tr>{header}</tr>{body}</table>"
             f"<h2>Plots</h2>{images or '<p>No plots for this protocol.</p>'}"
             f"<h2>Settings</h2><pre>{settings}</pre><p>Every figure: results.json. Tables: summary.csv.</p></body></html>")
-    write_text_atomic(out_dir / "report.html", page)
+    with OutputSet() as outputs:
+        for name, png in figures.items():
+            outputs.add(out_dir / f"{name}.png", *bytes_writer(png))
+        outputs.add(out_dir / "summary.csv", *bytes_writer(buffer.getvalue().encode("utf-8")))
+        outputs.add(out_dir / "report.html", *bytes_writer(page.encode("utf-8")))
+        outputs.add(out_dir / "results.json", *bytes_writer(json_bytes(_jsonable(result), "results")))
+        outputs.commit()
     return {"html": str(out_dir / "report.html"), "json": str(out_dir / "results.json"),
             "csv": str(out_dir / "summary.csv"), "plots": [str(out_dir / f"{n}.png") for n in figures]}
 

@@ -14,7 +14,7 @@ from SynthLesionLib import Geometry, LesionConfig, synthesize_lesions
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .classification import proportion
-from .segmentation import dice, lesion_detection
+from .segmentation import DETECTION_MIN_DICE, dice, lesion_detection
 from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
 
 Segmenter = Callable[[np.ndarray, Geometry], np.ndarray]
@@ -24,7 +24,10 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
                          size_classes=("tiny", "small", "medium"), contrasts=(-60.0, -30.0, -15.0),
                          per_stratum: int = 5, preset: str = "ct-liver", seed: int = 0,
                          progress: Callable[[str], None] | None = None) -> dict:
-    """Detection rate and Dice of ``segment`` per (size class, contrast) stratum.
+    """Detection rate, false positives per case and Dice of ``segment`` per (size class,
+    contrast) stratum.  A lesion is detected when a predicted component overlaps it with Dice
+    >= 0.1 (``segmentation.DETECTION_MIN_DICE``); every other predicted component is a false
+    positive.
 
     ``cases``: healthy (image, organ mask, geometry) triples; ``segment(image, geometry)``
     returns a binary lesion mask.  Each synthetic case is recorded (seed and stratum), so the
@@ -35,7 +38,7 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
         raise MedSynthInputError("The robustness benchmark needs at least one healthy case.")
     strata = []
     for number, (size_class, contrast) in enumerate(product(size_classes, contrasts)):
-        detected, dices, records = [], [], []
+        detected, dices, records, false_positives = [], [], [], []
         for n in range(per_stratum):
             image, organ, geometry = cases[n % len(cases)]
             case_seed = int(np.random.SeedSequence([seed, number, n]).generate_state(1)[0])
@@ -47,21 +50,27 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
                 raise MedSynthInputError(f"The segmenter returned shape {prediction.shape} for an image of {truth.shape}.")
             detection = lesion_detection(prediction, truth, geometry.spacing_kji)
             detected.append(bool(detection.detected[0]) if detection.detected else False)
+            false_positives.append(detection.false_positives)
             dices.append(dice(prediction, truth))
             record = result.records[0]
             records.append({"seed": case_seed, "case": n % len(cases), "diameter_mm": record.equivalent_diameter_mm,
-                            "location": record.location, "detected": detected[-1], "dice": dices[-1]})
+                            "location": record.location, "detected": detected[-1], "dice": dices[-1],
+                            "false_positives": false_positives[-1]})
         if progress:
-            progress(f"{size_class}, contrast {contrast:+g}: {sum(detected)}/{per_stratum} detected")
+            progress(f"{size_class}, contrast {contrast:+g}: {sum(detected)}/{per_stratum} detected, "
+                     f"{np.mean(false_positives):.1f} false positives per case")
         central = [r["detected"] for r in records if r["location"] == "central"]
         peripheral = [r["detected"] for r in records if r["location"] != "central"]
         strata.append({
             "size_class": size_class, "contrast": contrast, "cases": per_stratum,
             "detection": proportion(sum(detected), per_stratum),
+            "false_positives_per_case": float(np.mean(false_positives)),
             "dice": bootstrap_ci(dices, n_resamples=2000, seed=seed) if per_stratum >= MIN_BOOTSTRAP_CASES
             else {"value": float(np.mean(dices)), "ci": None, "n": per_stratum},
             "detection_central": proportion(sum(central), len(central)),
             "detection_peripheral": proportion(sum(peripheral), len(peripheral)),
             "lesions": records,
         })
-    return {"protocol": "robustness", "preset": preset, "seed": seed, "per_stratum": per_stratum, "strata": strata}
+    return {"protocol": "robustness", "preset": preset, "seed": seed, "per_stratum": per_stratum,
+            "detection_criterion": f"component Dice >= {DETECTION_MIN_DICE} with the inserted lesion",
+            "strata": strata}

@@ -66,7 +66,7 @@ def surface_distances(prediction: np.ndarray, reference: np.ndarray, spacing_kji
     Returns two 1-D arrays; both empty when a mask is empty.
     """
     p, r = check_masks(prediction, reference)
-    spacing = np.asarray(spacing_kji, dtype=float)
+    spacing = _check_spacing(spacing_kji)
     if not p.any() or not r.any():
         return np.zeros(0), np.zeros(0)
     union = p | r
@@ -80,9 +80,10 @@ def surface_distances(prediction: np.ndarray, reference: np.ndarray, spacing_kji
 
 def normalized_surface_dice(prediction, reference, spacing_kji, tolerance_mm: float = 2.0) -> float:
     """Fraction of surface voxels (both masks) within ``tolerance_mm`` of the other surface."""
-    if tolerance_mm < 0:
-        raise MedSynthInputError(f"tolerance_mm must be >= 0, got {tolerance_mm}.")
+    if not np.isfinite(tolerance_mm) or tolerance_mm < 0:
+        raise MedSynthInputError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm}.")
     p, r = check_masks(prediction, reference)
+    _check_spacing(spacing_kji)
     if not p.any() and not r.any():
         return 1.0
     if not p.any() or not r.any():
@@ -94,6 +95,7 @@ def normalized_surface_dice(prediction, reference, spacing_kji, tolerance_mm: fl
 def hausdorff_95(prediction, reference, spacing_kji) -> float:
     """95th-percentile Hausdorff distance (mm); 0 when both empty, inf when one is."""
     p, r = check_masks(prediction, reference)
+    _check_spacing(spacing_kji)
     if not p.any() and not r.any():
         return 0.0
     if not p.any() or not r.any():
@@ -102,36 +104,63 @@ def hausdorff_95(prediction, reference, spacing_kji) -> float:
     return float(max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)))
 
 
+#: a reference lesion counts as detected when one predicted component overlaps it with at
+#: least this Dice (the lesion-wise criterion of LiTS/KiTS-style evaluations); one voxel of
+#: overlap is not a detection
+DETECTION_MIN_DICE = 0.1
+
+
 @dataclass
 class LesionDetection:
-    """Lesion-wise detection of one case, by connected components of the reference."""
+    """Lesion-wise detection of one case, by connected components (26-connected).
+
+    ``detected[i]``: reference lesion i is matched by a predicted component with Dice >=
+    ``criterion_dice``; ``false_positives``: predicted components that match no reference lesion."""
 
     reference_diameters_mm: list[float]
     detected: list[bool]
     false_positives: int
     predicted_components: int
+    criterion_dice: float = DETECTION_MIN_DICE
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def lesion_detection(prediction, reference, spacing_kji, min_overlap_voxels: int = 1) -> LesionDetection:
-    """Match reference lesions (26-connected components) to predicted components.
+def _check_spacing(spacing_kji) -> np.ndarray:
+    spacing = np.asarray(spacing_kji, dtype=float).reshape(-1)
+    if spacing.size != 3 or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise MedSynthInputError(f"Spacing must be three positive, finite values in mm (k, j, i); got {spacing.tolist()}.")
+    return spacing
 
-    A reference lesion is detected when at least ``min_overlap_voxels`` of it are predicted;
-    a predicted component that touches no reference lesion is a false positive.
+
+def lesion_detection(prediction, reference, spacing_kji, min_dice: float = DETECTION_MIN_DICE) -> LesionDetection:
+    """Match reference lesions to predicted components by component-wise Dice.
+
+    A reference lesion is detected when a predicted component overlaps it with Dice >=
+    ``min_dice``; a predicted component that reaches that Dice with no reference lesion is a
+    false positive.  (Component Dice = 2|P ∩ R| / (|P| + |R|) for one component pair.)
     """
     p, r = check_masks(prediction, reference)
+    spacing = _check_spacing(spacing_kji)
+    if not 0.0 < min_dice <= 1.0:
+        raise MedSynthInputError(f"min_dice must lie in (0, 1], got {min_dice}.")
     structure = np.ones((3, 3, 3), bool)
     ref_labels, n_ref = ndimage.label(r, structure)
     pred_labels, n_pred = ndimage.label(p, structure)
-    voxel_mm3 = float(np.prod(spacing_kji))
-    sizes = ndimage.sum_labels(np.ones_like(r, dtype=np.int64), ref_labels, range(1, n_ref + 1)) if n_ref else []
-    overlaps = ndimage.sum_labels(p, ref_labels, range(1, n_ref + 1)) if n_ref else []
-    diameters = [equivalent_diameter_mm(s * voxel_mm3) for s in sizes]
-    hit_pred = set(np.unique(pred_labels[r]).tolist()) - {0}
-    return LesionDetection(diameters, [bool(o >= min_overlap_voxels) for o in overlaps],
-                           n_pred - len(hit_pred), n_pred)
+    ref_sizes = np.bincount(ref_labels.ravel(), minlength=n_ref + 1)
+    pred_sizes = np.bincount(pred_labels.ravel(), minlength=n_pred + 1)
+    both = ref_labels > 0
+    pairs, overlap = np.unique(np.stack([ref_labels[both & p], pred_labels[both & p]]), axis=1, return_counts=True) \
+        if np.any(both & p) else (np.zeros((2, 0), int), np.zeros(0, int))
+    component_dice = 2.0 * overlap / (ref_sizes[pairs[0]] + pred_sizes[pairs[1]]) if overlap.size else np.zeros(0)
+    matched = component_dice >= min_dice
+    detected_refs = set(pairs[0][matched].tolist())
+    matched_preds = set(pairs[1][matched].tolist())
+    voxel_mm3 = float(np.prod(spacing))
+    diameters = [equivalent_diameter_mm(float(s) * voxel_mm3) for s in ref_sizes[1:]]
+    return LesionDetection(diameters, [label in detected_refs for label in range(1, n_ref + 1)],
+                           n_pred - len(matched_preds), n_pred, float(min_dice))
 
 
 def detection_by_size(cases: list[LesionDetection], bins_mm=(0.0, 5.0, 10.0, 20.0, 40.0, 80.0, np.inf)) -> list[dict]:

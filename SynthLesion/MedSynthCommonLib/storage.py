@@ -50,12 +50,15 @@ def _pid_alive(pid: int) -> bool:
         return False
     except (PermissionError, OSError):
         return True  # someone else's live process (or a platform that cannot tell): keep its file
+    with contextlib.suppress(OSError, IndexError):  # Linux: a zombie (killed, not yet reaped) is dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
-def sweep_partials(folder: Path, name: str | None = None) -> int:
+def sweep_partials(folder: Path, name: str | None = None, every: bool = False) -> int:
     """Remove partial files left in ``folder`` by processes that no longer run (for the
-    destination ``name`` only, when given); returns how many were removed."""
+    destination ``name`` only, when given; all of them with ``every``, for a caller that holds
+    the folder's lock); returns how many were removed."""
     removed = 0
     try:
         entries = list(Path(folder).iterdir())
@@ -63,7 +66,7 @@ def sweep_partials(folder: Path, name: str | None = None) -> int:
         return 0
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match and (name is None or match.group(2) == name) and not _pid_alive(int(match.group(1))):
+        if match and (name is None or match.group(2) == name) and (every or not _pid_alive(int(match.group(1)))):
             with contextlib.suppress(OSError):
                 entry.unlink()
                 removed += 1
@@ -184,9 +187,6 @@ def _stage(path: Path, write: Callable[[Path], None], verify: Callable[[Path], N
             message = captured.text.strip().splitlines()[-1].strip()
             raise MedSynthOutputError(f"Could not write {path}: the writer reported '{message}' "
                                       f"({_short_write_reason(path)}). Nothing was written.")
-        if partial.stat().st_size == 0:
-            raise MedSynthOutputError(f"Could not write {path}: the file came out empty ({_short_write_reason(path)}). "
-                                      "Nothing was written.")
         if verify is not None:
             try:
                 verify(partial)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from MedSynthCommonLib.cli import finite_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .config import LesionConfig
@@ -13,30 +13,7 @@ from .presets import PRESETS
 from .sizes import MIX, SIZE_CLASSES
 
 
-def _whole_number(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
-def finite_number(text: str) -> float:
-    """argparse type: a finite number (NaN and infinity are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-seed_number = _whole_number(0)
+seed_number = whole_number(0)
 
 
 def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +21,7 @@ def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--size", default="small", choices=[*SIZE_CLASSES, MIX],
                        help="size class by equivalent diameter: tiny 5-10 mm, small 10-20, medium 20-40, large 40-80, "
                             "or mix (one class drawn per lesion)")
-    group.add_argument("--count", type=_whole_number(1), default=1, help="lesions per output")
+    group.add_argument("--count", type=whole_number(1), default=1, help="lesions per output")
     group.add_argument("--preset", default="ct-liver", choices=list(PRESETS),
                        help="organ and modality: decides intensities (HU for CT, organ SD for MR), texture, vessels")
     group.add_argument("--lesion-type", choices=["hypo", "iso", "hyper", "mixed"],
@@ -151,10 +128,10 @@ def register(cli) -> None:
     db.add_argument("--cases", required=True, type=Path,
                     help="CSV with columns image, organ_mask and optionally case_id, organ_label, preset "
                          "(paths relative to the CSV)")
-    db.add_argument("--variants", type=_whole_number(1), default=10, help="outputs per case")
+    db.add_argument("--variants", type=whole_number(1), default=10, help="outputs per case")
     db.add_argument("--out", required=True, type=Path,
                     help="database folder: images/, labels/, records/ and manifest.jsonl (one line per finished output)")
-    db.add_argument("--workers", type=_whole_number(1), default=1, help="worker processes")
+    db.add_argument("--workers", type=whole_number(1), default=1, help="worker processes")
     db.add_argument("--seed", type=seed_number, default=0, help="base seed; each output's seed comes from it, the case id and the variant")
     db.add_argument("--force", action="store_true",
                     help="discard outputs that an earlier run made in --out with other settings (default: refuse)")
@@ -172,7 +149,7 @@ def register(cli) -> None:
     bench.add_argument("--organ-label", type=int, help="with --image: the organ's value in the mask (default: non-zero)")
     bench.add_argument("--preset", default="ct-liver", choices=list(PRESETS), help="with --image: the preset")
     bench.add_argument("--with-phantom", action="store_true", help="with --image: run the phantom benchmark too")
-    bench.add_argument("--repeats", type=_whole_number(1), default=15, help="insertions timed per size class")
+    bench.add_argument("--repeats", type=whole_number(1), default=15, help="insertions timed per size class")
     bench.set_defaults(run=_cmd_bench)
 
 

@@ -223,8 +223,8 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
         raise MedSynthInputError(f"--out {out_dir} is a file; give a folder for the database.")
     jobs = plan_jobs(cases, out_dir, variants, base_config, seed)
     with FolderLock(out_dir):
-        for folder in FOLDERS:
-            sweep_partials(out_dir / folder)
+        for folder in FOLDERS:  # the lock is ours: any partial file here is a killed run's
+            sweep_partials(out_dir / folder, every=True)
         done, untidy = read_manifest(out_dir)
         wanted = {job.name: job for job in jobs}
         stale = [row for name, row in done.items() if name in wanted and row.get("settings") != wanted[name].settings]

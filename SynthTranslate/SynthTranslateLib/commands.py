@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.devices import PRECISIONS
+from MedSynthCommonLib.cli import finite_number, fraction, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
@@ -174,24 +175,24 @@ def register(cli) -> None:
     data.add_argument("--axis", type=int, default=0, choices=[0, 1, 2],
                       help="volumes (--data, or --image/--condition): slice along this array axis (0 = k, the slice "
                            "axis); kept in the model card, so apply slices the same way")
-    data.add_argument("--slices-per-volume", type=int, help="volumes in --data: this many evenly spaced slices each (default: all)")
+    data.add_argument("--slices-per-volume", type=whole_number(1), help="volumes in --data: this many evenly spaced slices each (default: all)")
     data.add_argument("--key-domain", help="migan: the under-represented domain that gets the key-migration branch")
     data.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")
     data.add_argument("--condition", type=Path, help="pix2pix/spade: its label map")
     data.add_argument("--only-labelled", action="store_true", help="pix2pix/spade: train only on slices with a label")
-    data.add_argument("--max-cases", type=int, default=1000, help="maskgan: read at most this many masks")
+    data.add_argument("--max-cases", type=whole_number(1), default=1000, help="maskgan: read at most this many masks")
     net = train.add_argument_group("network and training")
-    net.add_argument("--image-size", type=int, default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
-    net.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+    net.add_argument("--image-size", type=whole_number(1), default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
+    net.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                      help="intensity window mapped to [-1, 1] (default: the data's 0.5-99.5 percentiles)")
-    net.add_argument("--features", type=int, default=32, help="width of the first network layer")
-    net.add_argument("--batch-size", type=int, default=16, help="images per training step")
+    net.add_argument("--features", type=whole_number(1), default=32, help="width of the first network layer")
+    net.add_argument("--batch-size", type=whole_number(1), default=16, help="images per training step")
     net.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminators")
     net.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3], help="maskgan: 2-D slices or 3-D patches")
-    net.add_argument("--iterations", type=int, default=2000, help="training steps in all (a resumed run continues to this)")
-    net.add_argument("--sample-every", type=int, default=200, help="write a sample grid every N steps")
-    net.add_argument("--checkpoint-every", type=int, default=200, help="save a resumable checkpoint and the model every N steps")
-    net.add_argument("--seed", type=int, default=0, help="random seed (a resumed run keeps the seed it started with)")
+    net.add_argument("--iterations", type=whole_number(1), default=2000, help="training steps in all (a resumed run continues to this)")
+    net.add_argument("--sample-every", type=whole_number(1), default=200, help="write a sample grid every N steps")
+    net.add_argument("--checkpoint-every", type=whole_number(1), default=200, help="save a resumable checkpoint and the model every N steps")
+    net.add_argument("--seed", type=whole_number(0), default=0, help="random seed (a resumed run keeps the seed it started with)")
     train.add_argument("--out", type=Path, required=True, help="model folder (a run there is resumed)")
     _add_device_options(train)
     train.set_defaults(run=_cmd_train)
@@ -201,15 +202,15 @@ def register(cli) -> None:
     apply.add_argument("--image", type=Path, help="the volume or 2-D image (PNG, JPEG, NIfTI, DICOM) to translate")
     apply.add_argument("--target-domain", help="stargan/migan/cyclegan: the domain to translate into")
     apply.add_argument("--condition", type=Path, help="spade/pix2pix trained on label maps: the label map")
-    apply.add_argument("--count", type=int, default=16, help="maskgan: masks to sample")
-    apply.add_argument("--seed", type=int, default=0, help="maskgan: random seed of the sampled masks")
+    apply.add_argument("--count", type=whole_number(1), default=16, help="maskgan: masks to sample")
+    apply.add_argument("--seed", type=whole_number(0), default=0, help="maskgan: random seed of the sampled masks")
     apply.add_argument("--out", type=Path, required=True,
                        help="output file (same format and size as the input), or for maskgan a folder of masks")
     _add_device_options(apply)
     apply.set_defaults(run=_cmd_apply)
 
     bench = cli.add_benchmark("translate", "training-loop overhead against a plain PyTorch loop, and inference speed")
-    bench.add_argument("--iterations", type=int, default=30, help="timed training steps per model")
+    bench.add_argument("--iterations", type=whole_number(1), default=30, help="timed training steps per model")
     _add_device_options(bench, channels_last=False)
     bench.set_defaults(run=_cmd_bench)
 
