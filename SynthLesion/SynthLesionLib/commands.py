@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from MedSynthCommonLib.cli import finite_number, whole_number
@@ -60,6 +61,8 @@ def _cmd_lesion(args) -> int:
     result, outputs = synthesize_files(args.image, args.organ_mask, args.out_image, args.out_label, config,
                                        seed, organ_label, args.record, args.preview, args.shape_mask,
                                        record_full_paths=args.record_full_paths, from_record=record)
+    for warning in result.case_record.get("warnings", []):
+        print(f"medsynth: warning: {warning}", file=sys.stderr)
     print(result.finding)
     print(json.dumps({k: str(v) for k, v in vars(outputs).items() if v is not None}, indent=2))
     return 0
