@@ -154,3 +154,42 @@ def test_classifier_device_is_resolved_like_the_translators():
         args.device = "cuda"
         with pytest.raises(MedSynthInputError, match="sees no CUDA GPU"):
             _recipe(args)
+
+
+def test_segmentation_command_on_two_folders(tmp_path, capsys):
+    from scipy import ndimage
+
+    from MedSynthCommonLib.imageio import write_volume
+    from SynthLesionLib import LesionConfig, make_ct_phantom, synthesize_lesions
+
+    phantom = make_ct_phantom(shape=(30, 80, 80), spacing=(2.0, 2.0, 3.0), seed=8)
+    for folder in ("ref", "pred"):
+        (tmp_path / folder).mkdir()
+    for seed in range(5):
+        result = synthesize_lesions(phantom.image, phantom.organ_mask("liver"), phantom.geometry,
+                                    LesionConfig(size_class="small", count=2), seed)
+        reference = result.label_map()
+        predicted = reference.copy()
+        predicted[ndimage.binary_erosion(reference == 2)] = 2
+        predicted[(reference == 2) & ~ndimage.binary_erosion(reference == 2)] = 1  # boundary missed
+        if seed == 0:
+            predicted[predicted == 2] = 1  # lesions missed altogether
+        write_volume(tmp_path / "ref" / f"case{seed}.nii.gz", reference, phantom.geometry)
+        write_volume(tmp_path / "pred" / f"case{seed}.nii.gz", predicted, phantom.geometry)
+    code = main(["evaluate", "segmentation", "--reference", str(tmp_path / "ref"), "--prediction", str(tmp_path / "pred"),
+                 "--labels", "1", "2", "--out", str(tmp_path / "report")])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    lesion = results["aggregated"]["label 2"]
+    assert results["cases"] == 5 and len(results["per_case"]) == 10
+    assert 0.0 < lesion["dice"]["value"] < 1.0 and lesion["dice"]["ci"] is not None
+    rows = [r for r in results["per_case"] if r["label"] == "label 2"]
+    assert rows[0]["lesions_detected"] == 0 and all(r["lesions_detected"] == r["lesions"] for r in rows[1:])
+    found, total = sum(r["lesions_detected"] for r in rows), sum(r["lesions"] for r in rows)
+    assert lesion["lesion_sensitivity"] == pytest.approx(found / total) and found < total
+    assert lesion["hd95_mm"]["non_finite_cases"] == 1  # empty prediction in case0: HD95 inf, not averaged
+    assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "report" / "summary.csv").exists()
+    (tmp_path / "pred" / "case3.nii.gz").unlink()
+    assert main(["evaluate", "segmentation", "--reference", str(tmp_path / "ref"), "--prediction",
+                 str(tmp_path / "pred"), "--out", str(tmp_path / "r2")]) == 2
+    assert "case3.nii.gz" in capsys.readouterr().err

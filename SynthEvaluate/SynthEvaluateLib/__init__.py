@@ -1,11 +1,14 @@
-"""SynthEvaluateLib: metrics and statistics for judging synthetic data (numpy, SciPy, scikit-learn).
+"""SynthEvaluateLib: judge synthetic data (numpy, SciPy, scikit-learn; torch + MONAI for training).
 
-Available: image fidelity (PSNR, SSIM, RMSE, MAE, optionally inside a mask), segmentation
-(Dice, normalised surface Dice, HD95, lesion-wise and scan-level detection), classification
-(accuracy, sensitivity, specificity, AUC with DeLong intervals and paired tests, McNemar),
-bootstrap confidence intervals and paired tests, train/test leakage checks.
-Not yet: the evaluation protocols (GAN-train/test, augmentation, robustness, reader study),
-distribution distances, reports and the module's GUI.
+- metrics: image fidelity (PSNR, SSIM, MS-SSIM, RMSE, MAE, in a mask), segmentation (Dice, NSD,
+  HD95, lesion-wise detection by component Dice, scan-level), classification (accuracy,
+  sensitivity, specificity, AUC with DeLong intervals and tests, McNemar), bootstrap intervals;
+- distances: FRD on radiomic features, FID/KID/PRDC on a project or user-exported network;
+- protocols: GAN-train/GAN-test, augmentation studies (classifiers and segmenters), the
+  robustness benchmark on SynthLesion strata, multi-label findings, segmentation files, reader studies;
+- reports (HTML, JSON, CSV, PNG), MRML table and chart nodes, the ``medsynth evaluate`` commands.
+
+Layer: the top floor; it may use SynthTranslateLib, SynthLesionLib and MedSynthCommonLib.
 """
 
-__version__ = "0.1.0"
+from MedSynthCommonLib import __version__  # noqa: F401

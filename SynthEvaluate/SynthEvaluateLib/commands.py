@@ -114,6 +114,12 @@ def _train_unet_on_synthetic(cases, args):
     return lambda image, geometry: model.predict(image)
 
 
+def _cmd_segmentation(args) -> dict:
+    from .segmentation_files import evaluate_segmentations
+
+    return evaluate_segmentations(args.reference, args.prediction, args.labels, args.tolerance_mm, args.seed, _print)
+
+
 def _cmd_reader_study(args) -> dict | None:
     from .reader_study import ReaderStudy
 
@@ -176,6 +182,19 @@ def register(cli) -> None:
     _out_option(images)
     images.set_defaults(protocol_run=_cmd_images, title="Image fidelity")
 
+    segmentation = commands.add_parser(
+        "segmentation", help="Dice, NSD, HD95 and lesion-wise detection of predicted label maps against references")
+    segmentation.add_argument("--reference", type=Path, required=True,
+                              help="reference label map, or a folder of them (NIfTI/NRRD)")
+    segmentation.add_argument("--prediction", type=Path, required=True,
+                              help="predicted label map, or a folder with files of the same names as --reference")
+    segmentation.add_argument("--labels", type=whole_number(1), nargs="+",
+                              help="label values to score one by one (default: any non-zero voxel)")
+    segmentation.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
+    segmentation.add_argument("--seed", type=whole_number(0), default=0, help="seed of the bootstrap intervals")
+    _out_option(segmentation)
+    segmentation.set_defaults(protocol_run=_cmd_segmentation, title="Segmentation metrics")
+
     gtt = commands.add_parser("gan-train-test", help="baseline, GAN-train and GAN-test accuracy over seeds")
     _add_image_set_options(gtt)
     _out_option(gtt)
@@ -219,7 +238,7 @@ def register(cli) -> None:
     _out_option(results)
     results.set_defaults(protocol_run=_cmd_reader_study, title="Reader study")
 
-    for parser in (images, gtt, augment, robust, create, results):
+    for parser in (images, segmentation, gtt, augment, robust, create, results):
         parser.set_defaults(run=run)
 
     bench = cli.add_benchmark("evaluate", "NSD/HD95 and bootstrap against plain SciPy baselines")

@@ -59,12 +59,14 @@ def image_metrics(test, reference, mask=None, data_range: float | None = None) -
     window = min(7, smallest if smallest % 2 else smallest - 1)  # odd, at most 7, fits the image
     if window < 3:
         raise MedSynthInputError(f"Images of shape {test.shape} are too small for SSIM (needs 3 voxels per axis).")
-    _, ssim_map = structural_similarity(reference, test, data_range=value_range, full=True, win_size=window)
+    mean_ssim, ssim_map = structural_similarity(reference, test, data_range=value_range, full=True, win_size=window)
     return {
         "rmse": float(np.sqrt(mse)),
         "mae": float(np.mean(np.abs(error))),
         "psnr_db": float("inf") if mse == 0 else float(10.0 * np.log10(value_range ** 2 / mse)),
-        "ssim": float(ssim_map.mean() if mask is None else ssim_map[mask].mean()),
+        # no mask: scikit-image's own value (its map averaged without the border it cannot fill);
+        # with a mask: the map averaged over the mask
+        "ssim": float(mean_ssim if mask is None else ssim_map[mask].mean()),
         "data_range": value_range,
         "voxels": int(error.size),
     }

@@ -38,7 +38,7 @@ def segmentation_metrics_on_nodes(reference_segmentation, reference_segment: str
     }
     scene = reference_volume.GetScene()
     table = table or scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
-    fill_table(table, [{k: (v if np.isfinite(v) else -1.0) if isinstance(v, float) else v for k, v in metrics.items()}])
+    fill_table(table, [metrics])  # HD95 with an empty mask is inf: kept as inf, never a made-up number
     return table, metrics
 
 

@@ -45,6 +45,16 @@ def summary_rows(result: dict) -> list[dict]:
         return rows
     if protocol == "multilabel":
         return result["findings_table"] or [{"finding": "none predicted"}]
+    if protocol == "segmentation":
+        rows = []
+        for label, metrics in result["aggregated"].items():
+            for name, value in metrics.items():
+                if isinstance(value, dict):
+                    rows.append({"label": label, "metric": name, "mean": value["value"], "ci": _ci_text(value),
+                                 "cases": value["cases"]})
+                elif not isinstance(value, list):
+                    rows.append({"label": label, "metric": name, "mean": value, "ci": "", "cases": result["cases"]})
+        return rows
     if protocol == "images":
         return [{"metric": k, "value": v} for k, v in result["metrics"].items()]
     raise ValueError(f"No table layout for protocol {protocol!r}.")

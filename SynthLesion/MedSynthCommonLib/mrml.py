@@ -148,7 +148,8 @@ def fill_segmentation(node, label_arrays: list[tuple[str, np.ndarray, tuple[floa
 
 
 def fill_table(node, rows: list[dict]) -> None:
-    """Replace ``node``'s columns with one row per dict (lists stored as JSON text)."""
+    """Replace ``node``'s columns with one row per dict (lists stored as JSON text; an undefined
+    number, None, is stored as NaN in a numeric column, never as a made-up value)."""
     import vtk
 
     node.RemoveAllColumns()
@@ -157,11 +158,15 @@ def fill_table(node, rows: list[dict]) -> None:
     table = node.GetTable()
     for key in rows[0]:
         values = [row[key] for row in rows]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        numeric = all((isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None for v in values) \
+            and any(v is not None for v in values)
         column = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
         column.SetName(key)
         for v in values:
-            column.InsertNextValue(float(v) if numeric else (v if isinstance(v, str) else json.dumps(v)))
+            if numeric:
+                column.InsertNextValue(float("nan") if v is None else float(v))
+            else:
+                column.InsertNextValue(v if isinstance(v, str) else json.dumps(v))
         table.AddColumn(column)
     node.Modified()
 

@@ -1,3 +1,14 @@
-"""SynthTranslateLib: GAN image-to-image translators (pix2pix, SPADE, CycleGAN, StarGAN,
-MI-GAN, lesion-mask GAN).  Not implemented yet: this package is empty on purpose, and the
-module's panel says so."""
+"""SynthTranslateLib: GAN translators trained and applied on medical images (torch + MONAI).
+
+Models (``config.MODEL_KINDS``): pix2pix and SPADE (label map -> image), CycleGAN (two unpaired
+domains), StarGAN and MI-GAN (many domains, one generator; MI-GAN adds key-domain migration and
+attention), and a mask GAN that samples lesion masks.  One seeded, resumable training loop
+(``training``), model folders with a card and checksummed weights (``model_dir``), slice-wise
+inference that keeps geometry (``apply``), datasets from volumes, folders and DICOM
+(``datasets``), MRML logic (``logic``) and the ``medsynth translate`` commands (``commands``).
+
+Layer: above SynthLesionLib and MedSynthCommonLib; imports nothing from SynthEvaluateLib.
+torch and MONAI are imported only where a network is built or run.
+"""
+
+from MedSynthCommonLib import __version__  # noqa: F401

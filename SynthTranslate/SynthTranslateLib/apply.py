@@ -65,9 +65,9 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
 
     config = model.config
     translator = model.translator
-    if config.model == "maskgan":
+    if config.kind.input == "latent":
         raise MedSynthInputError("A mask GAN translates nothing; sample masks with sample_masks(model, count).")
-    conditioned = config.model == "spade" or (config.model == "pix2pix" and bool(config.labels))
+    conditioned = config.conditioned
     source = condition if conditioned else volume
     if source is None:
         raise MedSynthInputError("Give the condition label map." if conditioned else "Give the image to translate.")
@@ -76,7 +76,7 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
         raise MedSynthInputError(f"Expected a 2-D image or a 3-D volume, got shape {source.shape}.")
     flat = source[np.newaxis] if source.ndim == 2 else np.moveaxis(source, config.slice_axis, 0)
     target = model.domain_index(target_domain)
-    if config.model in ("stargan", "migan") and target is None:
+    if config.kind.target_domain and config.model != "cyclegan" and target is None:
         raise MedSynthInputError(f"Choose a target domain: one of {config.domains}.")
     if conditioned:
         check_labels(flat, config.labels)  # on the full map: small labels may vanish at model size

@@ -14,7 +14,7 @@ from MedSynthCommonLib.cli import finite_number, fraction, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
-from .config import MODELS, TranslatorConfig
+from .config import MODEL_KINDS, MODELS, TranslatorConfig
 
 
 def _progress(entry: dict) -> None:
@@ -32,13 +32,13 @@ def _training_set(args, config: TranslatorConfig):
 
     from .datasets import domain_folder, mask_patches, mask_slices, slices
 
-    folder_models = ("stargan", "migan", "cyclegan", "maskgan")
-    if config.model in folder_models and args.data is None:
+    kind = config.kind
+    if kind.trains_from == "folder" and args.data is None:
         raise MedSynthInputError(f"--model {config.model} trains from a folder: give --data (and --labels-csv unless "
                                  "DATA/labels.csv exists).")
-    if config.model not in folder_models and (args.image is None or args.condition is None):
+    if kind.trains_from == "volume" and (args.image is None or args.condition is None):
         raise MedSynthInputError(f"--model {config.model} trains from a volume and its label map: give --image and --condition.")
-    if config.model in ("stargan", "migan", "cyclegan"):
+    if kind.min_domains:
         images, domains, names, summary = domain_folder(args.data, config.image_size, args.labels_csv, args.file_column,
                                                         args.label_column, args.domains, config.slice_axis,
                                                         args.slices_per_volume)
@@ -48,7 +48,7 @@ def _training_set(args, config: TranslatorConfig):
                 raise MedSynthInputError(f"CycleGAN needs exactly two domains; {args.data} has {names} (use --domains A B).")
             return "unpaired", {"a": images[domains == 0], "b": images[domains == 1]}, summary
         return "domains", {"image": images, "domain": domains}, summary
-    if config.model == "maskgan":
+    if kind.input == "latent":
         masks = [read_volume(p)[0] for p in sorted(Path(args.data).glob("*.nii*"))[: args.max_cases]]
         if not masks:
             raise MedSynthInputError(f"No NIfTI masks in {args.data}.")
@@ -124,7 +124,7 @@ def _cmd_apply(args) -> int:
     accelerator = _accelerator(args)
     inputs = {"--image": args.image, "--condition": args.condition, "--model-dir card": args.model_dir / "card.json"}
     model = load_model(args.model_dir, accelerator)
-    if model.config.model == "maskgan":
+    if model.config.kind.input == "latent":
         out = prepare_folder(Path(args.out), "--out folder")
         masks = sample_masks(model, args.count, args.seed)
         for n, mask in enumerate(masks):
@@ -161,8 +161,7 @@ def register(cli) -> None:
     commands = cli.add_actions(translate, "action")
     train = commands.add_parser("train", help="train a translator into a model folder (run again to resume)")
     train.add_argument("--model", required=True, choices=MODELS,
-                       help="pix2pix/spade: label map -> image; cyclegan: two unpaired domains; stargan/migan: many "
-                            "domains, one generator; maskgan: samples lesion masks")
+                       help="; ".join(kind.label for kind in MODEL_KINDS.values()))
     data = train.add_argument_group("data")
     data.add_argument("--data", type=Path,
                       help="stargan/migan/cyclegan: folder of images or volumes with a label CSV; maskgan: folder of NIfTI masks")

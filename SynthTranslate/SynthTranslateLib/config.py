@@ -7,7 +7,43 @@ from dataclasses import asdict, dataclass, field
 from MedSynthCommonLib.options import check_known_options
 from MedSynthCommonLib.errors import MedSynthInputError
 
-MODELS = ("pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan")
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """What a kind of translator needs and gives; the one place the CLI, the GUI and the
+    engine learn it from (no string lists elsewhere).
+
+    Attributes:
+        name: id used in cards, the CLI and the GUI's item data.
+        label: readable name for the GUI.
+        trains_from: "folder" (images with a label CSV, or NIfTI masks) or "volume" (a volume
+            and its label map, from files or scene nodes).
+        input: what inference takes: "image", "label map", or "latent" (samples, no input).
+        target_domain: inference needs a target domain (multi-domain models).
+        min_domains: domains needed in training (0 = none).
+    """
+
+    name: str
+    label: str
+    trains_from: str
+    input: str
+    target_domain: bool = False
+    min_domains: int = 0
+    exact_domains: bool = False
+
+
+MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
+    ModelKind("pix2pix", "pix2pix: label map or image -> image", "volume", "image"),
+    ModelKind("spade", "SPADE: label map -> image", "volume", "label map"),
+    ModelKind("cyclegan", "CycleGAN: two unpaired domains", "folder", "image", target_domain=True, min_domains=2,
+              exact_domains=True),
+    ModelKind("stargan", "StarGAN: many domains, one generator", "folder", "image", target_domain=True, min_domains=2),
+    ModelKind("migan", "MI-GAN: StarGAN + key-domain migration and attention", "folder", "image", target_domain=True,
+              min_domains=2),
+    ModelKind("maskgan", "Mask GAN: samples lesion masks", "folder", "latent"),
+)}
+MODELS = tuple(MODEL_KINDS)
 
 
 @dataclass
@@ -45,6 +81,15 @@ class TranslatorConfig:
     spatial_dims: int = 2  # maskgan: 2-D slices or 3-D patches
     slice_axis: int = 0  # volumes are cut into 2-D slices along this array axis ([k, j, i]), in training and inference
 
+    @property
+    def kind(self) -> ModelKind:
+        return MODEL_KINDS[self.model]
+
+    @property
+    def conditioned(self) -> bool:
+        """Inference takes a label map: SPADE always, pix2pix when trained on label values."""
+        return self.kind.input == "label map" or (self.model == "pix2pix" and bool(self.labels))
+
     def validate(self) -> "TranslatorConfig":
         if self.model not in MODELS:
             raise MedSynthInputError(f"Unknown model {self.model!r}; choose one of {', '.join(MODELS)}.")
@@ -56,11 +101,11 @@ class TranslatorConfig:
         if self.image_size < minimum:
             raise MedSynthInputError(
                 f"{self.model}'s discriminator needs images of at least {minimum} px; image_size is {self.image_size}.")
-        if self.model in ("stargan", "migan") and len(self.domains) < 2:
+        if self.kind.min_domains and len(self.domains) < self.kind.min_domains and not self.kind.exact_domains:
             raise MedSynthInputError(f"{self.model} needs at least two domains; got {self.domains}.")
         if self.model == "migan" and self.key_domain not in self.domains:
             raise MedSynthInputError(f"MI-GAN's key domain {self.key_domain!r} must be one of the domains {self.domains}.")
-        if self.model == "cyclegan" and len(self.domains) != 2:
+        if self.kind.exact_domains and len(self.domains) != self.kind.min_domains:
             raise MedSynthInputError(f"CycleGAN translates between exactly two domains; got {self.domains}.")
         if self.model == "spade" and len(self.labels) < 2:
             raise MedSynthInputError("SPADE needs the list of label values of its condition maps (at least two).")

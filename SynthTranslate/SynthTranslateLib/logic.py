@@ -42,7 +42,7 @@ def translate_volume_node(model_folder: str | Path, input_volume, target_domain:
     check_untransformed(input_volume, "input volume")
     model = load_model(model_folder, resolve_accelerator(device))
     geometry = geometry_of(input_volume)
-    needs_labels = model.config.model == "spade" or (model.config.model == "pix2pix" and bool(model.config.labels))
+    needs_labels = model.config.conditioned
     if needs_labels:
         if condition_segmentation is None:
             raise MedSynthInputError(f"This {model.config.model} model turns label maps into images: select a segmentation.")
