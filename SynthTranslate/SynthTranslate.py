@@ -248,14 +248,16 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
             folder = Path(parameters.trainModelFolder) / "training_data"
             folder.mkdir(parents=True, exist_ok=True)
             slicer.util.saveNode(parameters.trainVolume, str(folder / "image.nrrd"))
-            labels = label_map_from_segmentation(parameters.trainSegmentation, parameters.trainVolume)
+            labels, names = label_map_from_segmentation(parameters.trainSegmentation, parameters.trainVolume)
+            (folder / "label_names.json").write_text(json.dumps(names, indent=2))
             labelNode = slicer.modules.volumes.logic().CreateAndAddLabelVolume(parameters.trainVolume, "__medsynth_labels__")
             try:
                 slicer.util.updateVolumeFromArray(labelNode, labels)
                 slicer.util.saveNode(labelNode, str(folder / "labels.nrrd"))
             finally:
                 slicer.mrmlScene.RemoveNode(labelNode)
-            arguments += ["--image", str(folder / "image.nrrd"), "--condition", str(folder / "labels.nrrd"), "--only-labelled"]
+            arguments += ["--image", str(folder / "image.nrrd"), "--condition", str(folder / "labels.nrrd"),
+                          "--label-names", str(folder / "label_names.json"), "--only-labelled"]
         return BackgroundJob.medsynth(*arguments, commands=("SynthTranslateLib.commands:register",)).start()
 
 

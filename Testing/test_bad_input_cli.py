@@ -301,3 +301,11 @@ def test_metric_functions_refuse_nonsense():
         hausdorff_95(mask, mask, (0.0, 1.0, 1.0))
     with pytest.raises(MedSynthInputError, match="positive, finite"):
         normalized_surface_dice(mask, mask, (1.0, -1.0, 1.0))
+
+
+def test_two_dimensional_shape_masks_are_refused(capsys, case, tmp_path):
+    flat = np.zeros((1, 20, 20), np.uint8)
+    flat[0, 5:15, 5:15] = 1
+    write_volume(tmp_path / "flat.nii.gz", flat, Geometry())
+    err = _error(capsys, _lesion(case, tmp_path, "--shape-mask", tmp_path / "flat.nii.gz"))
+    assert "single slice" in err and "thin sheet" in err

@@ -408,3 +408,40 @@ def test_mask_sampling_and_translation_are_not_confused(tmp_path):
     train_translator(config, BatchSampler("paired", 4, 0, source=source, target=target), normalizer, 1, tmp_path / "p")
     with pytest.raises(MedSynthInputError, match="Only a mask GAN samples masks"):
         sample_masks(load_model(tmp_path / "p"), 3)
+
+
+def test_label_values_mean_the_same_in_the_cli_and_in_slicer(tmp_path, scene, ct_phantom, capsys):
+    """A SPADE model trained from a label map with gapped values (5 = liver, 7 = spleen, like
+    TotalSegmentator's) is applied in Slicer with segments mapped to the same values: by the
+    names stored in the card, or by the segments' own label values."""
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import write_volume
+    from MedSynthCommonLib.mrml import fill_segmentation, output_volume
+    from SynthTranslateLib.logic import segment_label_values, translate_volume_node
+
+    labels = np.zeros(ct_phantom.image.shape, np.int16)
+    labels[ct_phantom.organ_mask("liver")] = 5
+    labels[ct_phantom.organ_mask("spleen")] = 7
+    write_volume(tmp_path / "ct.nii.gz", ct_phantom.image, ct_phantom.geometry)
+    write_volume(tmp_path / "labels.nii.gz", labels, ct_phantom.geometry)
+    (tmp_path / "names.json").write_text(json.dumps({"liver": 5, "spleen": 7}))
+    assert main(["translate", "train", "--model", "spade", "--image", str(tmp_path / "ct.nii.gz"), "--condition",
+                 str(tmp_path / "labels.nii.gz"), "--label-names", str(tmp_path / "names.json"), "--only-labelled",
+                 "--image-size", "64", "--features", "4", "--batch-size", "2", "--iterations", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "m")]) == 0
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["config"]["labels"] == [0, 5, 7] and card["config"]["label_names"] == {"liver": 5, "spleen": 7}
+
+    volume = output_volume(scene, ct_phantom.image, ct_phantom.geometry, "CT")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "organs")
+    fill_segmentation(segmentation, [("spleen", ct_phantom.organ_mask("spleen"), (0, 1, 0)),
+                                     ("liver", ct_phantom.organ_mask("liver"), (1, 0, 0))], ct_phantom.geometry, volume)
+    assert segment_label_values(segmentation, card["config"]["label_names"]) == {"spleen": 7, "liver": 5}
+    assert translate_volume_node(tmp_path / "m", volume, condition_segmentation=segmentation) is not None
+    # without names in the card, the segments' own label values decide (order does not)
+    for n, value in ((0, 7), (1, 5)):
+        segmentation.GetSegmentation().GetNthSegment(n).SetLabelValue(value)
+    assert segment_label_values(segmentation) == {"spleen": 7, "liver": 5}
+    segmentation.GetSegmentation().GetNthSegment(0).SetName("kidney")
+    with pytest.raises(MedSynthInputError, match="'kidney' is not one of the labels"):
+        translate_volume_node(tmp_path / "m", volume, condition_segmentation=segmentation)

@@ -37,17 +37,22 @@ class ShapeTemplate:
 
     @classmethod
     def from_mask(cls, mask: np.ndarray, spacing_kji=(1.0, 1.0, 1.0), name: str = "template") -> "ShapeTemplate":
-        """Build a template from a 3-D (or 2-D, taken as one slice) binary mask."""
+        """Build a template from a 3-D binary mask of one lesion.
+
+        A 2-D mask (or a lesion one voxel thick) is refused: scaled into a 3-D lesion it would
+        become a thin sheet.  (Mask GAN shapes for SynthLesion: train it with 3-D patches.)"""
         mask = np.asarray(mask) > 0
-        if mask.ndim == 2:
-            mask = mask[np.newaxis]
         if mask.ndim != 3 or not mask.any():
             raise MedSynthInputError(
-                f"Shape template {name!r} must be a non-empty 2-D or 3-D binary mask, got shape "
+                f"Shape template {name!r} must be a non-empty 3-D binary mask, got shape "
                 f"{mask.shape} with {int(mask.sum())} voxels set."
             )
         spacing = np.asarray(spacing_kji, dtype=float)
         mask = mask[bounding_slices(mask, np.zeros(3, int))]  # the distance map needs the lesion only
+        if min(mask.shape) < 2:
+            raise MedSynthInputError(
+                f"Shape template {name!r} is a single slice ({mask.shape[::-1]} voxels, i j k): a 3-D lesion would "
+                "become a thin sheet. Give a 3-D mask of a lesion (for mask GAN shapes, train with --spatial-dims 3).")
         padded = np.pad(mask, 2)
         inside = ndimage.distance_transform_edt(padded, sampling=spacing)
         outside = ndimage.distance_transform_edt(~padded, sampling=spacing)

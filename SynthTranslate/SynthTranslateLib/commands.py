@@ -60,7 +60,23 @@ def _training_set(args, config: TranslatorConfig):
     images, labels = slices(image, config.image_size, condition, axis=config.slice_axis, only_labelled=args.only_labelled)
     summary = {"image": str(args.image), "condition": str(args.condition), "slices": len(images)}
     config.labels = sorted(int(v) for v in np.unique(labels))
+    if args.label_names is not None:
+        config.label_names = _read_label_names(args.label_names, config.labels)
     return "paired", {"source": labels, "target": images}, summary
+
+
+def _read_label_names(path: Path, values: list[int]) -> dict[str, int]:
+    """{name: value} from a JSON object (written by the Slicer module beside the label map)."""
+    try:
+        names = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MedSynthInputError(f"--label-names {path} is not a readable JSON object ({error}).") from None
+    if not isinstance(names, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in names.values()):
+        raise MedSynthInputError(f"--label-names {path} must map segment names to integer label values.")
+    unknown = sorted(set(names.values()) - set(values))
+    if unknown:
+        raise MedSynthInputError(f"--label-names {path} names value(s) {unknown} that the label map does not hold.")
+    return {str(k): int(v) for k, v in names.items()}
 
 
 def _accelerator(args):
@@ -179,6 +195,9 @@ def register(cli) -> None:
     data.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")
     data.add_argument("--condition", type=Path, help="pix2pix/spade: its label map")
     data.add_argument("--only-labelled", action="store_true", help="pix2pix/spade: train only on slices with a label")
+    data.add_argument("--label-names", type=Path,
+                      help="pix2pix/spade: JSON {segment name: label value}; stored in the model card so that Slicer "
+                           "maps segments to the same values when the model is applied")
     data.add_argument("--max-cases", type=whole_number(1), default=1000, help="maskgan: read at most this many masks")
     net = train.add_argument_group("network and training")
     net.add_argument("--image-size", type=whole_number(1), default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")

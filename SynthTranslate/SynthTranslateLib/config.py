@@ -58,7 +58,8 @@ class TranslatorConfig:
     image_size: int = 64
     domains: list[str] = field(default_factory=list)  # stargan/migan: domain names; cyclegan: [A, B]
     key_domain: str | None = None  # migan: the under-represented disease class
-    labels: list[int] = field(default_factory=list)  # spade: label values of the condition maps
+    labels: list[int] = field(default_factory=list)  # spade/pix2pix: label values of the condition maps
+    label_names: dict[str, int] = field(default_factory=dict)  # segment name -> label value, when known
     window: tuple[float, float] | None = None
     features: int = 32
     batch_size: int = 16

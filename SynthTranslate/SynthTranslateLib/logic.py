@@ -15,20 +15,44 @@ from .apply import translate_volume
 from .model_dir import load_model
 
 
-def label_map_from_segmentation(segmentation, reference_volume) -> np.ndarray:
-    """Segments -> integer label map on the reference grid: segment n (in order) gets n + 1."""
+def segment_label_values(segmentation, names_to_values: dict[str, int] | None = None) -> dict[str, int]:
+    """The label value of every segment, by one rule for training and applying: the value the
+    model card names for the segment's name; else the segments' own label values when they are
+    distinct (a label map loaded as a segmentation keeps its values, e.g. TotalSegmentator's
+    1-117); else each segment's position + 1 (segments drawn by hand all carry value 1)."""
     segments = segmentation.GetSegmentation()
-    labels = np.zeros(array_of(reference_volume).shape, np.int16)
+    named = [segments.GetNthSegment(n) for n in range(segments.GetNumberOfSegments())]
+    if names_to_values:
+        unknown = [s.GetName() for s in named if s.GetName() not in names_to_values]
+        if unknown:
+            raise MedSynthInputError(f"Segment {unknown[0]!r} is not one of the labels this model was trained on "
+                                     f"({', '.join(names_to_values)}); rename it or remove it.")
+        return {s.GetName(): int(names_to_values[s.GetName()]) for s in named}
+    own = [int(s.GetLabelValue()) if hasattr(s, "GetLabelValue") else 0 for s in named]
+    if all(v > 0 for v in own) and len(set(own)) == len(own):
+        return {s.GetName(): v for s, v in zip(named, own)}
+    return {s.GetName(): n + 1 for n, s in enumerate(named)}
+
+
+def label_map_from_segmentation(segmentation, reference_volume,
+                                names_to_values: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Segments -> integer label map on the reference grid (values by ``segment_label_values``)
+    and the {segment name: value} mapping used."""
+    values = segment_label_values(segmentation, names_to_values)
+    segments = segmentation.GetSegmentation()
+    labels = np.zeros(array_of(reference_volume).shape, np.int32)
     for n in range(segments.GetNumberOfSegments()):
-        labels[segment_array(segmentation, segments.GetNthSegmentID(n), reference_volume) > 0] = n + 1
-    return labels
+        segment_id = segments.GetNthSegmentID(n)
+        labels[segment_array(segmentation, segment_id, reference_volume) > 0] = values[segments.GetNthSegment(n).GetName()]
+    return labels, values
 
 
 def translate_volume_node(model_folder: str | Path, input_volume, target_domain: str | None = None,
                           condition_segmentation=None, output_volume_node=None, device: str = "auto"):
     """Apply a trained model to ``input_volume`` (slice by slice along k, on ``device``: auto,
     cpu, cuda, cuda:N, mps; mixed precision on a GPU) into a new volume with the input's geometry.  Label-map models take ``condition_segmentation`` (its segments
-    in order become labels 1, 2, ...; 0 is background).  The input is not modified.
+    become label values as in training: by the names stored in the model card, else by the
+    segments' own label values; 0 is background).  The input is not modified.
 
     Console::
 
@@ -46,7 +70,8 @@ def translate_volume_node(model_folder: str | Path, input_volume, target_domain:
     if needs_labels:
         if condition_segmentation is None:
             raise MedSynthInputError(f"This {model.config.model} model turns label maps into images: select a segmentation.")
-        condition = label_map_from_segmentation(condition_segmentation, input_volume)
+        condition, _ = label_map_from_segmentation(condition_segmentation, input_volume,
+                                                   model.config.label_names or None)
         result = translate_volume(model, None, target_domain, condition)
     else:
         result = translate_volume(model, array_of(input_volume), target_domain)
