@@ -138,9 +138,11 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
                                     "organ_mask": mask.describe(record_full_paths)}
     write_case(result, image.geometry, out_image, out_label, record_path)
     if preview_path is not None:
-        window = window_for(get_preset(config.preset).modality, result.case_record["organ"]["median"])
+        preset = get_preset(config.preset)
+        window = window_for(preset.modality, result.case_record["organ"]["median"])
         lesion_preview(preview_path, result.image, result.organ_mask, result.lesion_labels, image.geometry,
-                       result.records, window, get_preset(config.preset).units)
+                       result.records, window, preset.units, before=image.array,
+                       organ_sd=result.case_record["organ"]["robust_sd"])
     return result, FileOutputs(out_image, out_label, record_path, preview_path)
 
 

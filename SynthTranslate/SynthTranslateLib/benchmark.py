@@ -79,8 +79,8 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
         if model != "maskgan":
             loaded = load_model(folder + "/run", accelerator)
             volume = np.random.default_rng(1).normal(0, 0.5, (4, 512, 512)).astype(np.float32)
-            target = config.domains[-1] if model in ("stargan", "migan", "cyclegan") else None
-            condition = (volume > 0).astype(int) if model == "spade" else None
+            target = config.domains[-1] if config.kind.target_domain else None
+            condition = (volume > 0).astype(int) if config.kind.input == "label map" else None
             translate_volume(loaded, volume[:1], target, None if condition is None else condition[:1])
             start = time.perf_counter()
             translate_volume(loaded, volume, target, condition, batch_size=4)
@@ -89,7 +89,17 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
 
 
 def bench_translate(iterations: int = 30, device: str = "auto", precision: str = "auto") -> dict:
+    """Every model in turn; one progress line per model on stderr (the run takes minutes on a CPU)."""
+    import sys
+
+    from .config import MODELS
+
     accelerator = resolve_accelerator(device, precision)
-    return {"image_size": 64, "batch": 16, "iterations": iterations, **accelerator.describe(),
-            "models": {m: bench_model(m, iterations, accelerator=accelerator)
-                       for m in ("pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan")}}
+    models = {}
+    started = time.perf_counter()
+    for number, model in enumerate(MODELS, start=1):
+        print(f"bench translate: {model} ({number}/{len(MODELS)}), {time.perf_counter() - started:.0f} s so far",
+              file=sys.stderr, flush=True)
+        models[model] = bench_model(model, iterations, accelerator=accelerator)
+        print(f"bench translate: {model}: ratio {models[model]['ratio']}", file=sys.stderr, flush=True)
+    return {"image_size": 64, "batch": 16, "iterations": iterations, **accelerator.describe(), "models": models}

@@ -30,7 +30,7 @@ def _training_set(args, config: TranslatorConfig):
     """(sampler kind, arrays in image units, data summary) for the chosen model."""
     from MedSynthCommonLib.imageio import read_volume
 
-    from .datasets import domain_folder, mask_patches, mask_slices, slices
+    from .datasets import domain_folder, mask_patches, mask_slices, read_masks, slices
 
     kind = config.kind
     if kind.trains_from == "folder" and args.data is None:
@@ -49,11 +49,16 @@ def _training_set(args, config: TranslatorConfig):
             return "unpaired", {"a": images[domains == 0], "b": images[domains == 1]}, summary
         return "domains", {"image": images, "domain": domains}, summary
     if kind.input == "latent":
-        masks = [read_volume(p)[0] for p in sorted(Path(args.data).glob("*.nii*"))[: args.max_cases]]
-        if not masks:
-            raise MedSynthInputError(f"No NIfTI masks in {args.data}.")
-        stack = mask_slices(masks, config.image_size) if config.spatial_dims == 2 else mask_patches(masks, config.image_size)
-        return "masks", {"mask": stack}, {"folder": str(args.data), "masks": len(masks), "lesions": len(stack)}
+        counted = []
+
+        def masks():
+            for mask in read_masks(args.data, args.max_cases):
+                counted.append(1)
+                yield mask
+
+        crop = mask_slices if config.spatial_dims == 2 else mask_patches
+        stack = crop(masks(), config.image_size)
+        return "masks", {"mask": stack}, {"folder": str(args.data), "masks": len(counted), "lesions": len(stack)}
     # pix2pix / spade: a volume and its label map (condition) or target image
     image, _ = read_volume(args.image)
     condition, _ = read_volume(args.condition)

@@ -66,10 +66,14 @@ def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_
     ``slices_per_volume`` evenly spaced ones), each with the volume's domain."""
     from MedSynthCommonLib.tables import read_label_table
 
+    from MedSynthCommonLib.progress import progress_bar
+
     paths, indices, names, _ = read_label_table(folder, labels_csv, file_column, label_column, domains,
                                                 keep_only=domains is not None)
     images, labels, files_per_domain = [], [], np.zeros(len(names), int)
+    bar = progress_bar(len(paths), f"reading {Path(folder).name}", "file")
     for path, domain in zip(paths, indices):
+        bar.update(1)
         found = grey_slices(path, axis)
         if not found:
             raise MedSynthInputError(f"{path} holds no non-constant slice: nothing to train on.")
@@ -78,6 +82,7 @@ def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_
         images += [_resize(image, size, 1) for image in found]
         labels += [domain] * len(found)
         files_per_domain[domain] += 1
+    bar.close()
     labels = np.array(labels)
     summary = {"folder": str(folder), "files": len(paths), "images": len(images),
                "files_per_domain": dict(zip(names, files_per_domain.tolist())),
@@ -85,9 +90,10 @@ def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_
     return np.stack(images), labels, names, summary
 
 
-def mask_slices(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.ndarray:
+def mask_slices(masks, size: int, margin: float = 0.25) -> np.ndarray:
     """One (size, size) binary slice per lesion component: its largest cross-section, cropped
-    to a square around it with ``margin`` on each side, resized (nearest)."""
+    to a square around it with ``margin`` on each side, resized (nearest).  ``masks`` may be any
+    iterable (e.g. a generator reading files one at a time: only the crops are kept)."""
     out = []
     for mask in masks:
         labelled, n = ndimage.label(np.asarray(mask) > 0)
@@ -100,8 +106,9 @@ def mask_slices(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.
     return np.stack(out).astype(np.float32)
 
 
-def mask_patches(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np.ndarray:
-    """One (size, size, size) binary cube per lesion component, cropped around it and resized."""
+def mask_patches(masks, size: int, margin: float = 0.25) -> np.ndarray:
+    """One (size, size, size) binary cube per lesion component, cropped around it and resized
+    (``masks``: any iterable, read one at a time)."""
     from skimage.transform import resize
 
     out = []
@@ -117,6 +124,21 @@ def mask_patches(masks: list[np.ndarray], size: int, margin: float = 0.25) -> np
     if not out:
         raise MedSynthInputError("No lesion voxel in the masks: nothing to train the mask GAN on.")
     return np.stack(out).astype(np.float32)
+
+
+def read_masks(folder: Path, limit: int):
+    """The NIfTI masks of ``folder`` (at most ``limit``), read one at a time with a progress bar:
+    a generator, so that a thousand whole-brain masks never sit in memory together."""
+    from MedSynthCommonLib.imageio import read_volume
+    from MedSynthCommonLib.progress import progress_bar
+
+    paths = sorted(p for p in Path(folder).glob("*.nii*") if not p.name.startswith("."))[:limit]
+    if not paths:
+        raise MedSynthInputError(f"No NIfTI masks in {folder}.")
+    with progress_bar(len(paths), f"reading {Path(folder).name}", "mask") as bar:
+        for path in paths:
+            yield read_volume(path)[0]
+            bar.update(1)
 
 
 def _square_crop(mask2d: np.ndarray, size: int, margin: float) -> np.ndarray:

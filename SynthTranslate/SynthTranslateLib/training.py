@@ -162,7 +162,7 @@ def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data
                     progress({"step": step, "iterations": iterations, "losses": losses,
                               "eta_s": (iterations - step) / max(rate, 1e-9)})
             if step % sample_every == 0 or step == iterations:
-                write_sample_grid(out_dir / f"samples_{step:06d}.png", translator, sampler.kind, sample_batch)
+                write_sample_grid(out_dir / f"samples_{step:06d}.png", translator, sampler.kind, sample_batch, step)
             if step % checkpoint_every == 0 or step == iterations:
                 save_checkpoint(out_dir, translator, sampler, step, seed)
                 save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
@@ -213,31 +213,58 @@ def _append_losses(path: Path, step: int, losses: dict) -> None:
         csv.DictWriter(handle, columns, restval="", lineterminator="\n").writerow(row)
 
 
-def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict | None) -> None:
-    """PNG grid: inputs on the first row, outputs below (one row per domain for multi-domain)."""
+def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict | None, step: int = 0) -> None:
+    """PNG grid with labelled rows: the inputs, then each output (one row per target domain for
+    multi-domain models; for label-to-image models the label map, the output and the target);
+    one column per sample; the training step in the title."""
     import torch
-
-    from MedSynthCommonLib.imageio import write_png
 
     with torch.no_grad():
         for module in translator.modules.values():
             module.eval()
+        config = translator.config
         if kind == "masks":
-            rows = [translator.infer(torch.randn(8, translator.config.latent, generator=torch.Generator().manual_seed(0)))]
-            if translator.config.spatial_dims == 3:
-                rows = [r[:, :, r.shape[2] // 2] for r in rows]
+            rows = [("samples", translator.infer(torch.randn(8, config.latent, generator=torch.Generator().manual_seed(0))))]
+            if config.spatial_dims == 3:
+                rows = [(name, r[:, :, r.shape[2] // 2]) for name, r in rows]
         elif kind == "domains":
             image = batch["image"]
-            rows = [image] + [translator.infer(image, d) for d in range(len(translator.config.domains))]
+            rows = [("input", image)] + [(f"to {name}", translator.infer(image, d)) for d, name in enumerate(config.domains)]
         elif kind == "unpaired":
-            rows = [batch["a"], translator.infer(batch["a"])]
+            rows = [(f"input ({config.domains[0] if config.domains else 'A'})", batch["a"]),
+                    (f"to {config.domains[1] if len(config.domains) > 1 else 'B'}", translator.infer(batch["a"]))]
         else:
             source = batch["source"]
             shown = source if source.shape[1] == 1 else source.argmax(1, keepdim=True).float() / (source.shape[1] - 1) * 2 - 1
-            rows = [shown, translator.infer(source), batch["target"]]
+            rows = [("condition", shown), ("generated", translator.infer(source)), ("target", batch["target"])]
         for module in translator.modules.values():
             module.train()
-    grid = torch.cat([torch.cat(list(row[:, 0]), dim=1) for row in rows], dim=0).numpy()
-    grey = np.clip((grid + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    write_png(path, np.repeat(grey[..., None], 3, axis=2))
+    _write_labelled_grid(path, [(name, ((r[:, 0].cpu().float().numpy() + 1.0) / 2.0).clip(0, 1)) for name, r in rows],
+                         f"{config.model}, step {step}")
 
+
+def _write_labelled_grid(path: Path, rows: list[tuple[str, np.ndarray]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from MedSynthCommonLib.integrity import check_image_file
+    from MedSynthCommonLib.storage import atomic_write
+
+    columns = max(len(images) for _, images in rows)
+    figure = Figure(figsize=(1.1 * columns + 1.2, 1.1 * len(rows) + 0.4), dpi=100)
+    for row, (name, images) in enumerate(rows):
+        for column in range(columns):
+            axes = figure.add_subplot(len(rows), columns, row * columns + column + 1)
+            if column < len(images):
+                axes.imshow(images[column], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if column == 0:
+                axes.set_ylabel(name, fontsize=7)
+            if row == 0:
+                axes.set_title(f"sample {column + 1}", fontsize=6)
+    figure.suptitle(title, fontsize=8)
+    figure.tight_layout()
+    atomic_write(path, lambda partial: figure.savefig(partial, format="png"), check_image_file)
