@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-# the CPU build of torch that lies on this project's machines; any torch >= 2.2 works
+# the CPU build of torch that lies on this project's machines; any torch >= 2.2 works, e.g.
+#   make TORCH="torch --extra-index-url https://download.pytorch.org/whl/cpu" test
 TORCH  ?= torch==2.13.0
 
 .PHONY: demo test bench bench-real clean
@@ -13,7 +14,7 @@ TORCH  ?= torch==2.13.0
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test,deep]"
+	$(BIN)/python -m pip install --quiet $(TORCH) -e ".[test,deep]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,7 +27,8 @@ bench: $(STAMP)
 	$(BIN)/medsynth bench lesion
 
 bench-real: $(STAMP)
-	$(BIN)/medsynth bench lesion --data ../shared/data/abdomen_ct
+	$(BIN)/medsynth bench lesion --image ../shared/data/abdomen_ct/case01_ct3mm_image.nii.gz \
+	    --organ-mask ../shared/data/abdomen_ct/case01_ct3mm_liver.nii.gz
 
 clean:
 	rm -rf demo_output bench_output .pytest_cache
