@@ -11,12 +11,12 @@ from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 
+from SynthEvaluateLib.choices import ProtocolChoice
 from SynthEvaluateLib.dependencies import missing_requirements
 
-PROTOCOL_NAMES = ["gan-train-test", "augment"]
 CASE_FILE_PATTERNS = ("*.nii.gz", "*.nii", "*.nrrd", "*.mha", "*.png", "*.dcm")
 
 
@@ -60,7 +60,7 @@ class SynthEvaluateParameterNode:
     realFolder: Path
     syntheticFolder: Path
     caseConfidence: Annotated[int, WithinRange(1, 5)] = 3
-    protocol: Annotated[str, Choice(PROTOCOL_NAMES)] = "gan-train-test"
+    protocol: ProtocolChoice = ProtocolChoice("gan-train-test")
     epochs: Annotated[int, WithinRange(1, 500)] = 20
     reportFolder: Path
 
@@ -161,7 +161,13 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                (self.ui.predictedSegmentSelector, p.predictedSegmentation)):
             if selector.currentNode() != node:
                 selector.setCurrentNode(node)
-        self.ui.computeMetricsButton.enabled = bool(p.referenceVolume and p.referenceSegmentId and p.predictedSegmentId)
+        problem = None
+        if not (p.referenceVolume and p.referenceSegmentId and p.predictedSegmentId):
+            problem = _("Select the reference volume and both segments.")
+        elif p.referenceSegmentation is p.predictedSegmentation and p.referenceSegmentId == p.predictedSegmentId:
+            problem = _("Reference and prediction are the same segment: choose another prediction.")
+        self.ui.computeMetricsButton.enabled = problem is None
+        self.ui.computeMetricsButton.toolTip = problem or _("Compute Dice, NSD, HD95 and lesion detection.")
         answering = self._study is not None and self._case is not None
         self.ui.answerRealButton.enabled = answering
         self.ui.answerSyntheticButton.enabled = answering
@@ -221,11 +227,13 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._case is None:
             self.ui.studyStatusLabel.text = _("All {n} cases answered. Thank you.").format(n=len(self._study.cases))
         else:
-            # blinded: the node is named by its case number only
-            self._caseNode = slicer.util.loadVolume(self._case.reference, {"name": f"Case {self._case.number}", "show": True})
+            # blinded: an anonymised copy, named by its case number only, not linked to any file
+            shown = self._study.shown_file(self._case)
+            self._caseNode = slicer.util.loadVolume(str(shown), {"name": f"Case {self._case.number}", "show": True})
+            self._caseNode.SetAndObserveStorageNodeID(None)
             self._caseShownAt = time.time()
-            self.ui.studyStatusLabel.text = _("Case {number} of {n} ({done} answered)").format(
-                number=self._case.number, n=len(self._study.cases), done=answered)
+            self.ui.studyStatusLabel.text = _("Case {number} of {n} ({done} answered; study seed {seed})").format(
+                number=self._case.number, n=len(self._study.cases), done=answered, seed=self._study.seed)
         self._updateButtons()
 
     def onAnswer(self, answer: str) -> None:
@@ -253,7 +261,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._ensureDependencies(training=True):
             return
         p = self._parameterNode
-        self._job = self.logic.startProtocol(p.protocol, p.realFolder, p.syntheticFolder, p.reportFolder, p.epochs)
+        self._job = self.logic.startProtocol(p.protocol.value, p.realFolder, p.syntheticFolder, p.reportFolder, p.epochs)
         self.ui.protocolLogTextEdit.clear()
         self._timer.start()
         self._updateButtons()

@@ -9,14 +9,12 @@ from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
                     vtkMRMLTableNode)
 
+from SynthLesionLib.choices import CAPSULE_VALUES, CapsuleChoice, LesionTypeChoice, PresetChoice, SizeChoice
 from SynthLesionLib.dependencies import missing_requirements
-
-PRESET_NAMES = ["ct-liver", "ct-kidney", "ct-pancreas", "mr-brain", "mr-liver", "ct-generic", "mr-generic"]
-SIZE_CLASS_NAMES = ["tiny", "small", "medium", "large", "mix"]
 
 
 #
@@ -56,13 +54,14 @@ class SynthLesionParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     inputSegmentation: vtkMRMLSegmentationNode
     organSegmentId: str = ""
-    preset: Annotated[str, Choice(PRESET_NAMES)] = "ct-liver"
-    sizeClass: Annotated[str, Choice(SIZE_CLASS_NAMES)] = "small"
+    preset: PresetChoice = PresetChoice("ct-liver")
+    sizeClass: SizeChoice = SizeChoice("small")
     lesionCount: Annotated[int, WithinRange(1, 50)] = 1
-    lesionType: Annotated[str, Choice(["preset", "hypo", "iso", "hyper", "mixed"])] = "preset"
+    lesionType: LesionTypeChoice = LesionTypeChoice("preset")
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    massEffectFromPreset: bool = True
     massEffect: Annotated[float, WithinRange(0.0, 100.0)] = 30.0
-    capsule: Annotated[str, Choice(["auto", "yes", "no"])] = "auto"
+    capsule: CapsuleChoice = CapsuleChoice("auto")
     avoidVessels: bool = True
     useMarkups: bool = False
     markups: vtkMRMLMarkupsFiducialNode
@@ -97,6 +96,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -141,6 +141,13 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.organSegmentSelector.setCurrentSegmentID(savedSegmentId)
             self._checkCanApply()
 
+    def onNewSeed(self) -> None:
+        """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
+        import secrets
+
+        if self._parameterNode:
+            self._parameterNode.seed = secrets.randbelow(2**31)
+
     def onOrganSegmentChanged(self, segmentId) -> None:
         if self._parameterNode:
             self._parameterNode.organSegmentId = segmentId or ""
@@ -159,8 +166,21 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             problem = _("Select the organ segment.")
         elif p.useMarkups and not p.markups:
             problem = _("Select the markups whose points are lesion centres.")
+        if p:
+            self._followOptions(p)
         self.ui.applyButton.enabled = problem is None
         self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
+
+    def _followOptions(self, p) -> None:
+        """Widgets that only matter for some choices are enabled only then; with the preset's
+        mass effect, the slider shows the preset's value (the command line's default too)."""
+        from SynthLesionLib.presets import get_preset
+
+        self.ui.markupsSelector.enabled = p.useMarkups
+        self.ui.massEffectSliderWidget.enabled = not p.massEffectFromPreset
+        presetValue = get_preset(p.preset.value).mass_effect
+        if p.massEffectFromPreset and p.massEffect != presetValue:
+            p.massEffect = presetValue
 
     def _ensureDependencies(self) -> bool:
         from MedSynthCommonLib.dependencies import ensure_installed
@@ -232,11 +252,11 @@ class SynthLesionLogic(ScriptedLoadableModuleLogic):
         """Run with the GUI's parameter node."""
         return self.run(
             parameters.inputVolume, parameters.inputSegmentation, parameters.organSegmentId,
-            sizeClass=parameters.sizeClass, count=parameters.lesionCount, seed=parameters.seed,
-            preset=parameters.preset,
-            lesion_type=None if parameters.lesionType == "preset" else parameters.lesionType,
-            mass_effect=parameters.massEffect,
-            capsule={"auto": None, "yes": True, "no": False}[parameters.capsule],
+            sizeClass=parameters.sizeClass.value, count=parameters.lesionCount, seed=parameters.seed,
+            preset=parameters.preset.value,
+            lesion_type=None if parameters.lesionType.value == "preset" else parameters.lesionType.value,
+            mass_effect=None if parameters.massEffectFromPreset else parameters.massEffect,
+            capsule=CAPSULE_VALUES[parameters.capsule.value],
             avoid_vessels=parameters.avoidVessels,
             output_volume_node=parameters.outputVolume, output_segmentation=parameters.outputSegmentation,
             output_table=parameters.outputTable, one_lesion_segment=parameters.oneLesionSegment,
@@ -277,7 +297,7 @@ class SynthLesionTest(ScriptedLoadableModuleTest):
         parameters.inputVolume = volume
         parameters.inputSegmentation = segmentation
         parameters.organSegmentId = segmentation.GetSegmentation().GetSegmentIdBySegmentName("liver")
-        parameters.sizeClass = "small"
+        parameters.sizeClass = SizeChoice("small")
         parameters.lesionCount = 2
         outputs = logic.process(parameters)
 

@@ -12,13 +12,12 @@ from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
+from SynthTranslateLib.choices import DeviceChoice, ModelChoice, PrecisionChoice
+from SynthTranslateLib.config import MODEL_KINDS
 from SynthTranslateLib.dependencies import missing_requirements
-
-MODEL_NAMES = ["pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan"]
-FOLDER_MODELS = ("cyclegan", "stargan", "migan", "maskgan")  # trained from a folder; the others from scene nodes
 
 
 #
@@ -51,14 +50,15 @@ class SynthTranslate(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class SynthTranslateParameterNode:
-    modelType: Annotated[str, Choice(MODEL_NAMES)] = "stargan"
+    modelType: ModelChoice = ModelChoice("stargan")
     trainDataFolder: Path
     trainVolume: vtkMRMLScalarVolumeNode
     trainSegmentation: vtkMRMLSegmentationNode
     keyDomain: str = ""
     imageSize: Annotated[int, WithinRange(32, 512)] = 64
     iterations: Annotated[int, WithinRange(1, 1000000)] = 2000
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
+    device: DeviceChoice = DeviceChoice("auto")
+    precision: PrecisionChoice = PrecisionChoice("auto")
     trainModelFolder: Path
     applyModelFolder: Path
     inputVolume: vtkMRMLScalarVolumeNode
@@ -137,14 +137,22 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtons()
 
     def _fillDomains(self, selected: str = "") -> None:
-        from SynthTranslateLib.logic import model_domains
+        """Target domains from the chosen model's card; only the inputs that model uses are shown."""
+        from SynthTranslateLib.logic import model_summary
 
         folder = self._parameterNode.applyModelFolder if self._parameterNode else None
-        domains = model_domains(folder) if folder else []
+        summary = model_summary(folder) if folder else None
+        domains = summary["domains"] if summary else []
         self.ui.targetDomainComboBox.clear()
         self.ui.targetDomainComboBox.addItems(domains)
         if selected in domains:
             self.ui.targetDomainComboBox.setCurrentText(selected)
+        conditioned = bool(summary and summary["conditioned"])
+        for widget in (self.ui.targetDomainComboBox, self.ui.targetDomainComboBoxLabel):
+            widget.visible = bool(domains)
+        for widget in (self.ui.conditionSegmentationSelector, self.ui.conditionSegmentationSelectorLabel):
+            widget.visible = conditioned
+        self.ui.inputVolumeSelectorLabel.text = _("Grid volume:") if conditioned else _("Input volume:")
 
     def onApplyModelChanged(self, path) -> None:
         self._fillDomains()
@@ -158,7 +166,16 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if p is None:
             return
         running = self._job is not None and self._job.running
-        fromFolder = p.modelType in FOLDER_MODELS
+        kind = MODEL_KINDS[p.modelType.value]
+        fromFolder = kind.trains_from == "folder"
+        for widget in (self.ui.trainDataFolderPathLineEdit, self.ui.trainDataFolderPathLineEditLabel):
+            widget.visible = fromFolder
+        for widget in (self.ui.trainVolumeSelector, self.ui.trainVolumeSelectorLabel, self.ui.trainSegmentationSelector,
+                       self.ui.trainSegmentationSelectorLabel):
+            widget.visible = not fromFolder
+        for widget in (self.ui.keyDomainLineEdit, self.ui.keyDomainLineEditLabel):
+            widget.visible = kind.key_domain
+        self.ui.showSamplesButton.enabled = bool(self._latestSampleGrid())
         ready = bool(p.trainModelFolder) and (bool(p.trainDataFolder) if fromFolder else bool(p.trainVolume and p.trainSegmentation))
         self.ui.trainButton.enabled = running or ready
         self.ui.trainButton.text = _("Cancel") if running else _("Train in background")
@@ -191,13 +208,15 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.stop()
             self._updateButtons()
 
+    def _latestSampleGrid(self):
+        folder = self._parameterNode.trainModelFolder if self._parameterNode else None
+        samples = sorted(Path(folder).glob("samples_*.png")) if folder and Path(folder).is_dir() else []
+        return samples[-1] if samples else None
+
     def onShowSamples(self) -> None:
-        folder = self._parameterNode.trainModelFolder
-        samples = sorted(Path(folder).glob("samples_*.png")) if folder else []
-        if not samples:
-            slicer.util.infoDisplay(_("No sample grid yet."))
-            return
-        qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(samples[-1])))
+        latest = self._latestSampleGrid()
+        if latest is not None:
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(latest)))
 
     def onApply(self) -> None:
         if not self._ensureDependencies():
@@ -205,7 +224,8 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Translation failed."), waitCursor=True):
             p.outputVolume = self.logic.apply(p.applyModelFolder, p.inputVolume, p.targetDomain or None,
-                                              p.conditionSegmentation, p.outputVolume, p.device)
+                                              p.conditionSegmentation, p.outputVolume, p.device.value,
+                                              p.precision.value)
             slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
 
 
@@ -224,24 +244,26 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
         return SynthTranslateParameterNode(super().getParameterNode())
 
     def apply(self, modelFolder, inputVolume, targetDomain=None, conditionSegmentation=None, outputVolume=None,
-              device="auto"):
+              device="auto", precision="auto"):
         """Translate ``inputVolume`` with the model in ``modelFolder`` on ``device`` (auto, cpu,
-        cuda); returns the output volume node."""
+        cuda, mps) at ``precision`` (auto, fp32, bf16, fp16); returns the output volume node."""
         from SynthTranslateLib.logic import translate_volume_node
 
-        return translate_volume_node(modelFolder, inputVolume, targetDomain, conditionSegmentation, outputVolume, device)
+        return translate_volume_node(modelFolder, inputVolume, targetDomain, conditionSegmentation, outputVolume, device,
+                                     precision)
 
     def startTraining(self, parameters):
         """Start ``medsynth translate train`` in a background process; returns the job."""
         from MedSynthCommonLib.background import BackgroundJob
         from SynthTranslateLib.logic import label_map_from_segmentation
 
-        arguments = ["translate", "train", "--model", parameters.modelType, "--image-size", str(parameters.imageSize),
-                     "--iterations", str(parameters.iterations), "--device", parameters.device,
-                     "--out", str(parameters.trainModelFolder)]
-        if parameters.modelType in FOLDER_MODELS:
+        kind = MODEL_KINDS[parameters.modelType.value]
+        arguments = ["translate", "train", "--model", kind.name, "--image-size", str(parameters.imageSize),
+                     "--iterations", str(parameters.iterations), "--device", parameters.device.value,
+                     "--precision", parameters.precision.value, "--out", str(parameters.trainModelFolder)]
+        if kind.trains_from == "folder":
             arguments += ["--data", str(parameters.trainDataFolder)]
-            if parameters.modelType == "migan":
+            if kind.key_domain:
                 arguments += ["--key-domain", parameters.keyDomain]
         else:
             # scene nodes -> files in the model folder, read by the training process

@@ -62,33 +62,44 @@ def test_every_bound_parameter_exists(module):
         assert parameter in parameters, f"{widget} is bound to unknown parameter {parameter!r}"
 
 
-def test_synthlesion_binds_its_gui_parameters_and_combo_choices_match():
-    tree = _module_ast("SynthLesion")
-    parameters = _parameter_annotations(tree)
-    bound = _bound_widgets(_ui("SynthLesion"))
-    bound_names = {p for p, _ in bound.values()}
+def test_synthlesion_binds_its_gui_parameters():
+    parameters = _parameter_annotations(_module_ast("SynthLesion"))
+    bound_names = {p for p, _ in _bound_widgets(_ui("SynthLesion")).values()}
     set_in_code = {"organSegmentId"}  # the segment selector is connected by hand
     assert set(parameters) - set_in_code <= bound_names, set(parameters) - bound_names
-    constants = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                 for t in n.targets if isinstance(t, ast.Name) and t.id.isupper() and isinstance(n.value, ast.List)}
-    for widget_name, (parameter, widget) in bound.items():
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_combo_boxes_take_their_choices_from_the_library(module):
+    """Option lists are written once, in the library: a bound combo box is annotated with a
+    ``*Choice`` enum from the module's ``choices`` (Slicer fills it with readable labels and
+    stores the id), and its .ui entry lists no items of its own."""
+    tree = _module_ast(module)
+    parameters = _parameter_annotations(tree)
+    imported = {alias.name for node in tree.body if isinstance(node, ast.ImportFrom)
+                and node.module == f"{module}Lib.choices" for alias in node.names}
+    for widget_name, (parameter, widget) in _bound_widgets(_ui(module)).items():
         if widget.get("class") != "QComboBox":
             continue
-        items = [i.find("property/string").text for i in widget.findall("item")]
-        choice = next(c for c in ast.walk(parameters[parameter].annotation)
-                      if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "Choice")
-        arg = choice.args[0]
-        expected = constants[arg.id] if isinstance(arg, ast.Name) else ast.literal_eval(arg)
-        assert items == expected, widget_name
+        annotation = parameters[parameter].annotation
+        assert isinstance(annotation, ast.Name) and annotation.id in imported, \
+            f"{widget_name} is bound to {parameter}, which is not a *Choice enum from {module}Lib.choices"
+        assert not widget.findall("item"), f"{widget_name} lists items in the .ui; they come from the library"
 
 
-def test_presets_in_gui_match_engine():
-    from SynthLesionLib import PRESETS
+def test_choice_enums_follow_the_registries():
+    from MedSynthCommonLib.devices import PRECISIONS
+    from SynthLesionLib.choices import PresetChoice, SizeChoice
+    from SynthLesionLib.presets import PRESETS
+    from SynthLesionLib.sizes import MIX, SIZE_CLASSES
+    from SynthTranslateLib.choices import ModelChoice, PrecisionChoice
+    from SynthTranslateLib.config import MODEL_KINDS
 
-    tree = _module_ast("SynthLesion")
-    names = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                 and getattr(n.targets[0], "id", None) == "PRESET_NAMES")
-    assert names == list(PRESETS)
+    assert PresetChoice.ids() == list(PRESETS) and SizeChoice.ids() == [*SIZE_CLASSES, MIX]
+    assert ModelChoice.ids() == list(MODEL_KINDS) and PrecisionChoice.ids() == list(PRECISIONS)
+    # what Slicer's QComboBoxToEnumConnector calls: getattr(enum, "label")(member)
+    assert getattr(PresetChoice, "label")(PresetChoice("ct-liver")) == "CT liver (ct-liver)"
+    assert getattr(SizeChoice, "label")(SizeChoice("tiny")) == "tiny (5-10 mm)"
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -122,7 +133,7 @@ def test_module_files_follow_the_template(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_lib_never_touches_the_application(module):
-    for path in (ROOT / module / f"{module}Lib").glob("*.py"):
+    for path in (ROOT / module).glob("*Lib/*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "slicer":
                 assert node.attr not in {"app", "mrmlScene", "modules"}, f"{path}:{node.lineno} uses slicer.{node.attr}"
@@ -175,14 +186,15 @@ WIDGET_MEMBERS = {
                                    "segmentationNodeSelectorVisible", "setSegmentationNodeSelectorVisible",
                                    "setMRMLScene", "enabled"},
     "qMRMLNodeComboBox": {"connect", "currentNode", "setCurrentNode", "currentNodeID", "setCurrentNodeID",
-                          "setMRMLScene", "enabled"},
-    "QPushButton": {"connect", "enabled", "toolTip", "text", "checked", "setEnabled"},
+                          "setMRMLScene", "enabled", "visible"},
+    "QPushButton": {"connect", "enabled", "toolTip", "text", "checked", "setEnabled", "visible"},
     "QPlainTextEdit": {"setPlainText", "toPlainText", "plainText", "clear", "appendPlainText"},
-    "QLabel": {"text", "setText"},
-    "QLineEdit": {"text", "setText"},
-    "QSpinBox": {"value", "setValue"},
-    "ctkPathLineEdit": {"currentPath", "setCurrentPath", "connect"},
-    "QComboBox": {"clear", "addItems", "setCurrentText", "currentText", "connect"},
+    "QLabel": {"text", "setText", "visible"},
+    "QLineEdit": {"text", "setText", "visible"},
+    "QSpinBox": {"value", "setValue", "enabled"},
+    "ctkSliderWidget": {"value", "enabled"},
+    "ctkPathLineEdit": {"currentPath", "setCurrentPath", "connect", "visible"},
+    "QComboBox": {"clear", "addItems", "setCurrentText", "currentText", "connect", "visible"},
 }
 
 

@@ -54,3 +54,23 @@ def test_bad_answers(tmp_path):
         study.results()
     with pytest.raises(MedSynthInputError, match="both real and synthetic"):
         ReaderStudy.create(tmp_path / "t", [], ["s"])
+
+
+def test_cases_are_shown_from_anonymised_copies(tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+
+    names = []
+    for n, source in enumerate(("real", "synthetic")):
+        image = sitk.GetImageFromArray(np.full((4, 8, 8), n, np.int16))
+        image.SetMetaData("PatientName", "DOE^JANE")
+        path = tmp_path / f"DOE_JANE_{source}.nrrd"
+        sitk.WriteImage(image, str(path))
+        names.append(str(path))
+    study = ReaderStudy.create(tmp_path / "study", [names[0]], [names[1]], seed=3)
+    for case in study.cases:
+        shown = study.shown_file(case)
+        assert shown.name == f"case_{case.number:04d}.nrrd" and "DOE" not in shown.name
+        assert b"DOE^JANE" not in shown.read_bytes()
+        assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(shown))),
+                              sitk.GetArrayFromImage(sitk.ReadImage(case.reference)))

@@ -64,6 +64,24 @@ class ReaderStudy:
         data = json.loads(path.read_text())
         return cls(folder, [StudyCase(**c) for c in data["cases"]], data["seed"])
 
+    def shown_file(self, case: StudyCase) -> Path:
+        """The case as the reader sees it: a copy that holds only the pixels and the grid, named by
+        the case number (no original file name, path, or metadata such as DICOM tags), made once
+        in ``cases/`` of the study folder."""
+        import SimpleITK as sitk
+
+        from MedSynthCommonLib.imageio import image_writer, read_image
+        from MedSynthCommonLib.storage import atomic_write
+
+        target = self.folder / "cases" / f"case_{case.number:04d}.nrrd"
+        if not target.exists():
+            original = read_image(case.reference)
+            pixels = sitk.GetArrayFromImage(original)
+            clean = sitk.GetImageFromArray(pixels, isVector=original.GetNumberOfComponentsPerPixel() > 1)
+            clean.CopyInformation(original)  # origin, spacing, direction only: no metadata dictionary
+            atomic_write(target, *image_writer(clean))
+        return target
+
     def answers(self) -> list[dict]:
         path = self.folder / "answers.csv"
         if not path.exists():

@@ -22,6 +22,8 @@ class ModelKind:
         input: what inference takes: "image", "label map", or "latent" (samples, no input).
         target_domain: inference needs a target domain (multi-domain models).
         min_domains: domains needed in training (0 = none).
+        exact_domains: exactly ``min_domains`` domains (CycleGAN's A and B).
+        key_domain: training names a key (under-represented) domain.
     """
 
     name: str
@@ -31,6 +33,7 @@ class ModelKind:
     target_domain: bool = False
     min_domains: int = 0
     exact_domains: bool = False
+    key_domain: bool = False
 
 
 MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
@@ -40,7 +43,7 @@ MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
               exact_domains=True),
     ModelKind("stargan", "StarGAN: many domains, one generator", "folder", "image", target_domain=True, min_domains=2),
     ModelKind("migan", "MI-GAN: StarGAN + key-domain migration and attention", "folder", "image", target_domain=True,
-              min_domains=2),
+              min_domains=2, key_domain=True),
     ModelKind("maskgan", "Mask GAN: samples lesion masks", "folder", "latent"),
 )}
 MODELS = tuple(MODEL_KINDS)

@@ -48,7 +48,8 @@ def label_map_from_segmentation(segmentation, reference_volume,
 
 
 def translate_volume_node(model_folder: str | Path, input_volume, target_domain: str | None = None,
-                          condition_segmentation=None, output_volume_node=None, device: str = "auto"):
+                          condition_segmentation=None, output_volume_node=None, device: str = "auto",
+                          precision: str = "auto"):
     """Apply a trained model to ``input_volume`` (slice by slice along k, on ``device``: auto,
     cpu, cuda, cuda:N, mps; mixed precision on a GPU) into a new volume with the input's geometry.  Label-map models take ``condition_segmentation`` (its segments
     become label values as in training: by the names stored in the model card, else by the
@@ -64,7 +65,7 @@ def translate_volume_node(model_folder: str | Path, input_volume, target_domain:
     if output_volume_node is not None and output_volume_node is input_volume:
         raise MedSynthInputError("The output volume is also the input; choose or create another (inputs are never overwritten).")
     check_untransformed(input_volume, "input volume")
-    model = load_model(model_folder, resolve_accelerator(device))
+    model = load_model(model_folder, resolve_accelerator(device, precision))
     geometry = geometry_of(input_volume)
     needs_labels = model.config.conditioned
     if needs_labels:
@@ -85,7 +86,19 @@ def translate_volume_node(model_folder: str | Path, input_volume, target_domain:
 
 def model_domains(model_folder: str | Path) -> list[str]:
     """Domain names of a model folder (for the GUI's target list); [] for one-way models."""
-    card = Path(model_folder) / "card.json"
-    if not card.exists():
-        return []
-    return list(json.loads(card.read_text())["config"].get("domains", []))
+    summary = model_summary(model_folder)
+    return summary["domains"] if summary else []
+
+
+def model_summary(model_folder: str | Path) -> dict | None:
+    """What the GUI needs to know of a model folder before applying it: model, target domains
+    (when the model takes one) and whether it takes a label map; None if it is not a model."""
+    from .config import TranslatorConfig
+    from .model_dir import read_card
+
+    try:
+        config = TranslatorConfig.from_dict(read_card(Path(model_folder))["config"])
+    except MedSynthInputError:
+        return None
+    return {"model": config.model, "domains": list(config.domains) if config.kind.target_domain else [],
+            "conditioned": config.conditioned}
