@@ -39,3 +39,16 @@ def ct_phantom():
 def mr_phantom():
     """Brain MR phantom, uint16, Rician-like noise."""
     return make_mr_phantom(shape=(56, 96, 80), spacing=(1.2, 1.2, 2.0), seed=4)
+
+
+@pytest.fixture(scope="session")
+def small_ct_files(tmp_path_factory):
+    """A small CT phantom (24 x 72 x 72, 3 x 3 x 4 mm) and its organ map as NIfTI files:
+    (folder, image path, organ map path, phantom)."""
+    from MedSynthCommonLib.imageio import write_volume
+
+    folder = tmp_path_factory.mktemp("small_ct")
+    phantom = make_ct_phantom(shape=(24, 72, 72), spacing=(3.0, 3.0, 4.0), seed=2)
+    image = write_volume(folder / "ct.nii.gz", phantom.image, phantom.geometry)
+    organs = write_volume(folder / "organs.nii.gz", phantom.organs, phantom.geometry)
+    return folder, image, organs, phantom

@@ -15,15 +15,11 @@ from MedSynthCommonLib.cli import main
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
 from MedSynthCommonLib.imageio import write_volume
-from SynthLesionLib import make_ct_phantom
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bad")
-    phantom = make_ct_phantom(shape=(24, 72, 72), spacing=(3.0, 3.0, 4.0), seed=2)
-    image = write_volume(folder / "ct.nii.gz", phantom.image, phantom.geometry)
-    organs = write_volume(folder / "organs.nii.gz", phantom.organs, phantom.geometry)
+def case(small_ct_files):
+    folder, _, _, phantom = small_ct_files
     huge = Geometry(phantom.geometry.origin, (1000.0, 1000.0, 1000.0))
     write_volume(folder / "huge.nii.gz", phantom.image, huge)
     write_volume(folder / "huge_organs.nii.gz", (phantom.organs == 1).astype(np.uint8), huge)

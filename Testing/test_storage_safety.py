@@ -29,12 +29,8 @@ CLI = [sys.executable, "-m", "MedSynthCommonLib.cli"]
 
 
 @pytest.fixture(scope="module")
-def small_case(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("case")
-    phantom = make_ct_phantom(shape=(24, 72, 72), spacing=(3.0, 3.0, 4.0), seed=2)
-    image = write_volume(folder / "ct.nii.gz", phantom.image, phantom.geometry)
-    organs = write_volume(folder / "organs.nii.gz", phantom.organs, phantom.geometry)
-    return image, organs
+def small_case(small_ct_files):
+    return small_ct_files[1], small_ct_files[2]
 
 
 def _lesion_args(case, out: Path, *extra: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.options import check_known_options

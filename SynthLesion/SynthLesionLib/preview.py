@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from MedSynthCommonLib.geometry import Geometry
 from MedSynthCommonLib.storage import atomic_write

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.devices import PRECISIONS
-from MedSynthCommonLib.cli import finite_number, fraction, whole_number
+from MedSynthCommonLib.cli import finite_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
