@@ -32,6 +32,38 @@ def test_robustness_benchmark_sees_contrast(phantom):
     assert len(strong["lesions"]) == 5 and "seed" in strong["lesions"][0]
 
 
+def test_probabilistic_segmenter_gets_a_froc_and_one_voxel_is_not_a_detection(phantom):
+    liver = phantom.organ_mask("liver")
+    inner = ndimage.binary_erosion(liver, iterations=2)
+    rng = np.random.default_rng(0)
+
+    def probability_segmenter(image, geometry):
+        smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0)
+        probability = np.clip((100 - smooth) / 80.0, 0, 1) * inner  # darker than the liver: more likely a lesion
+        noise = np.zeros(image.shape, np.float32)
+        spots = rng.integers(0, np.array(image.shape), (3, 3))
+        noise[tuple(spots.T)] = 0.35  # small confident-ish false positives
+        return np.maximum(probability.astype(np.float32), noise)
+
+    result = robustness_benchmark(probability_segmenter, [(phantom.image, liver, phantom.geometry)],
+                                  size_classes=("medium",), contrasts=(-70.0,), per_stratum=5, seed=2)
+    curve = result["froc"]["points"]
+    assert [p["threshold"] for p in curve] == sorted(p["threshold"] for p in curve)
+    fps = [p["false_positives_per_case"] for p in curve]
+    assert fps[0] >= fps[-1]  # a stricter threshold never adds false positives here
+    assert result["froc"]["sensitivity_at_fp_per_case"]["8.0"] is not None
+    assert "Dice >= 0.1" in result["detection_criterion"]
+
+    def one_voxel(image, geometry):  # touches every lesion with one voxel: not a detection
+        out = np.zeros(image.shape, bool)
+        out[tuple(np.argwhere(image < 60)[0])] = True
+        return out
+
+    faint = robustness_benchmark(one_voxel, [(phantom.image, liver, phantom.geometry)], size_classes=("medium",),
+                                 contrasts=(-70.0,), per_stratum=5, seed=2)
+    assert faint["strata"][0]["detection"]["value"] == 0.0
+
+
 def test_unet_recipe_learns_synthetic_lesions(phantom):
     pytest.importorskip("monai")
     from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter

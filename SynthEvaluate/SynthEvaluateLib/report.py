@@ -35,6 +35,7 @@ def summary_rows(result: dict) -> list[dict]:
     if protocol == "robustness":
         return [{"size_class": s["size_class"], "contrast": s["contrast"], "cases": s["cases"],
                  "detection": s["detection"]["value"], "detection_ci": _ci_text(s["detection"]),
+                 "false_positives_per_case": s.get("false_positives_per_case"),
                  "dice": s["dice"]["value"], "dice_ci": _ci_text(s["dice"])} for s in result["strata"]]
     if protocol == "reader-study":
         rows = []

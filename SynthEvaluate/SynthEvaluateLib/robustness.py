@@ -19,6 +19,28 @@ from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
 
 Segmenter = Callable[[np.ndarray, Geometry], np.ndarray]
 
+#: FROC operating points: lesion probabilities thresholded at these values
+FROC_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: false positives per case at which FROC sensitivity is reported (the usual FROC abscissae)
+FROC_FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def froc(detections_by_threshold: dict[float, list], fp_rates=FROC_FP_RATES) -> dict:
+    """FROC from lesion detections at several probability thresholds: per threshold the lesion
+    sensitivity and false positives per case, and the sensitivity at each stated rate of false
+    positives per case (the best threshold that stays at or below that rate; None if none does)."""
+    points = []
+    for threshold, detections in sorted(detections_by_threshold.items()):
+        lesions = sum(len(d.detected) for d in detections)
+        points.append({"threshold": threshold,
+                       "sensitivity": sum(sum(d.detected) for d in detections) / lesions if lesions else None,
+                       "false_positives_per_case": float(np.mean([d.false_positives for d in detections]))})
+    at_rates = {}
+    for rate in fp_rates:
+        eligible = [p["sensitivity"] for p in points if p["false_positives_per_case"] <= rate and p["sensitivity"] is not None]
+        at_rates[str(rate)] = max(eligible) if eligible else None
+    return {"points": points, "sensitivity_at_fp_per_case": at_rates}
+
 
 def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.ndarray, Geometry]],
                          size_classes=("tiny", "small", "medium"), contrasts=(-60.0, -30.0, -15.0),
@@ -37,6 +59,7 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
     if not cases:
         raise MedSynthInputError("The robustness benchmark needs at least one healthy case.")
     strata = []
+    by_threshold: dict[float, list] = {}
     for number, (size_class, contrast) in enumerate(product(size_classes, contrasts)):
         detected, dices, records, false_positives = [], [], [], []
         for n in range(per_stratum):
@@ -45,7 +68,14 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
             config = LesionConfig(preset=preset, size_class=size_class, contrast=contrast, count=1, capsule=False)
             result = synthesize_lesions(image, organ, geometry, config, case_seed)
             truth = result.lesion_labels > 0
-            prediction = np.asarray(segment(result.image, geometry)) > 0
+            raw = np.asarray(segment(result.image, geometry))
+            probabilities = np.issubdtype(raw.dtype, np.floating) and raw.size and 0.0 <= raw.min() and raw.max() <= 1.0 \
+                and bool(np.any((raw > 0) & (raw < 1)))
+            prediction = raw >= 0.5 if probabilities else raw > 0
+            if probabilities:
+                for threshold in FROC_THRESHOLDS:
+                    by_threshold.setdefault(threshold, []).append(
+                        lesion_detection(raw >= threshold, truth, geometry.spacing_kji))
             if prediction.shape != truth.shape:
                 raise MedSynthInputError(f"The segmenter returned shape {prediction.shape} for an image of {truth.shape}.")
             detection = lesion_detection(prediction, truth, geometry.spacing_kji)
@@ -73,4 +103,4 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
         })
     return {"protocol": "robustness", "preset": preset, "seed": seed, "per_stratum": per_stratum,
             "detection_criterion": f"component Dice >= {DETECTION_MIN_DICE} with the inserted lesion",
-            "strata": strata}
+            "strata": strata, "froc": froc(by_threshold) if by_threshold else None}
