@@ -16,7 +16,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .data import check_labels, encode_label_map, one_hot_labels
+from .data import check_labels, encode_condition
 from .model_dir import LoadedModel
 
 
@@ -88,8 +88,8 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
             native = tuple(chunk.shape[-2:])
             if conditioned:  # label maps: nearest to the model's size, then encoded as in training
                 small = _resize(chunk.float(), model_size, labels=True)[:, 0].long().numpy()
-                encoded = one_hot_labels(small, config.labels) if config.model == "spade" \
-                    else encode_label_map(small, config.labels)[:, None]
+                encoded = encode_condition(config, small)
+                encoded = encoded if encoded.ndim == 4 else encoded[:, None]
                 result = _resize(translator.infer(torch.as_tensor(encoded), target), native)
             else:
                 image = torch.as_tensor(model.normalizer.forward(chunk.numpy()))

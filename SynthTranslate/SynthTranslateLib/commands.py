@@ -43,7 +43,7 @@ def _training_set(args, config: TranslatorConfig):
                                                         args.label_column, args.domains, config.slice_axis,
                                                         args.slices_per_volume)
         config.domains = names
-        if config.model == "cyclegan":
+        if kind.exact_domains:  # CycleGAN: two unpaired sets
             if len(names) != 2:
                 raise MedSynthInputError(f"CycleGAN needs exactly two domains; {args.data} has {names} (use --domains A B).")
             return "unpaired", {"a": images[domains == 0], "b": images[domains == 1]}, summary
@@ -101,7 +101,7 @@ def _add_device_options(parser, channels_last: bool = True) -> None:
 
 
 def _cmd_train(args) -> int:
-    from .data import BatchSampler, Normalizer, encode_label_map, one_hot_labels
+    from .data import BatchSampler, Normalizer, encode_condition
     from .training import train_translator
 
     accelerator = _accelerator(args)  # refuse a missing GPU before reading any data
@@ -121,10 +121,8 @@ def _cmd_train(args) -> int:
         for key in ("image", "target", "a", "b"):
             if key in arrays:
                 arrays[key] = normalizer.forward(arrays[key])
-        if config.model == "spade":
-            arrays["source"] = one_hot_labels(arrays["source"], config.labels)
-        elif config.model == "pix2pix":
-            arrays["source"] = encode_label_map(arrays["source"], config.labels)
+        if config.conditioned:
+            arrays["source"] = encode_condition(config, arrays["source"])
     sampler = BatchSampler(kind, config.batch_size, args.seed, **arrays)
     result = train_translator(config, sampler, normalizer, args.iterations, args.out, args.seed, summary,
                               args.sample_every, args.checkpoint_every, progress=_progress, accelerator=accelerator)

@@ -105,3 +105,12 @@ def encode_label_map(label_maps, labels: list[int]) -> np.ndarray:
     for value, code in lookup.items():
         out[maps == value] = code
     return out
+
+
+def encode_condition(config, label_maps) -> np.ndarray:
+    """Label maps as the model's condition input, the same in training and inference: one-hot
+    channels (n, labels, h, w) for models that take a label map (SPADE), one scalar channel
+    (n, h, w) for pix2pix trained on label values."""
+    if config.kind.input == "label map":
+        return one_hot_labels(label_maps, config.labels)
+    return encode_label_map(label_maps, config.labels)
