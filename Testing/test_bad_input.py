@@ -52,7 +52,7 @@ def test_organ_too_small_for_the_size_class(ct_phantom):
 def test_no_vessel_free_position(ct_phantom):
     # a threshold below the parenchyma makes every voxel a "vessel"
     _expect("No vessel-free position.*vessel_threshold_sd", ct_phantom.image, ct_phantom.organ_mask("liver"),
-            ct_phantom.geometry, error=PlacementError, vessel_threshold_sd=-5.0, max_attempts=50)
+            ct_phantom.geometry, error=PlacementError, vessel_threshold_sd=-5.0, max_attempts=400)
 
 
 @pytest.mark.parametrize("shape,words", [((64, 64), "2-D image"), ((3, 8, 32, 32), "4-D")])

@@ -76,7 +76,7 @@ def test_labels_are_exact_lesions_inside_organ_and_numbered(ct_phantom):
 @pytest.mark.parametrize("lesion_type,sign", [("hypo", -1), ("hyper", 1)])
 def test_contrast_follows_lesion_type(ct_phantom, lesion_type, sign):
     record = _insert(ct_phantom, seed=4, lesion_type=lesion_type, size_class="medium", capsule=False).records[0]
-    assert sign * record.contrast_measured > 10.0
+    assert sign * record.contrast_target > 0 and sign * record.contrast_measured > 0
     # measured contrast is close to what was drawn (texture and noise average out)
     assert record.contrast_measured == pytest.approx(record.contrast_target, abs=12.0)
 
@@ -107,9 +107,9 @@ def test_untouched_voxels_stay_bit_identical_in_any_dtype(ct_phantom, dtype):
                                 LesionConfig(size_class="small", mass_effect=0, preset=preset, capsule=False), seed=1)
     assert result.image.dtype == image.dtype
     changed = result.image != image
-    # every changed voxel lies within the Gaussian edge kernel's support (SciPy: 4 sigma)
+    # every changed voxel lies within the Gaussian edge kernel's support (SciPy: int(4 sigma + 0.5) voxels)
     distance = ndimage.distance_transform_edt(result.lesion_labels == 0, sampling=ct_phantom.geometry.spacing_kji)
-    reach = 4.0 * result.records[0].edge_blur_mm + ct_phantom.geometry.spacing.max()
+    reach = 4.0 * result.records[0].edge_blur_mm + 1.5 * ct_phantom.geometry.spacing.max()
     assert changed.any() and distance[changed].max() <= reach
 
 

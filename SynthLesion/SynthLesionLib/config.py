@@ -31,6 +31,11 @@ class LesionConfig:
         centres_ras: lesion centres (RAS, mm) instead of random placement.
         max_attempts: random positions tried per lesion before giving up, shared by up to
             8 draws of the lesion (a size that fits nowhere is drawn again within its class).
+        phase: contrast phase of a CT preset that has phases (ct-liver: arterial, portal-venous,
+            delayed); None = the preset's default phase.  It decides hypo/hyper and the contrasts.
+        allow_fewer: when a lesion fits nowhere (a small or truncated organ), place the others
+            and say so in the record and the finding (False: refuse the whole case).
+        necrosis, calcification, rim: True always, False never, None with the preset's probability.
     """
 
     preset: str = "ct-liver"
@@ -45,10 +50,15 @@ class LesionConfig:
     vessel_threshold_sd: float | None = None
     centres_ras: list[list[float]] | None = field(default=None)
     max_attempts: int = 1000
+    phase: str | None = None
+    allow_fewer: bool = True
+    necrosis: bool | None = None
+    calcification: bool | None = None
+    rim: bool | None = None
 
     def validate(self) -> "LesionConfig":
         """Check every option; raise ``MedSynthInputError`` naming the first bad one."""
-        get_preset(self.preset)
+        get_preset(self.preset).for_phase(self.phase)
         check_size_class(self.size_class)
         if self.centres_ras is None and not (1 <= int(self.count) <= 1000):
             raise MedSynthInputError(f"count must be between 1 and 1000, got {self.count}.")

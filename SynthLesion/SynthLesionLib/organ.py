@@ -45,6 +45,9 @@ class OrganStatistics:
     centroid_ras: np.ndarray
     spread_ras: np.ndarray
     image_low_percentile: float
+    #: correlation length (mm) of the parenchyma's noise, measured on a few patches; None if
+    #: no patch fits inside the organ
+    noise_grain_mm: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +57,7 @@ class OrganStatistics:
             "centroid_ras_mm": self.centroid_ras.tolist(),
             "spread_ras_mm": self.spread_ras.tolist(),
             "image_p1": self.image_low_percentile,
+            "noise_grain_mm": self.noise_grain_mm,
         }
 
 
@@ -98,6 +102,7 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
         robust_sd = float(np.std(values))
     kji = np.stack(np.unravel_index(flat_hits, organ.shape), axis=1)
     ras = geometry.kji_to_ras(kji)
+    grain = _noise_grain_mm(image, organ, geometry.spacing_kji, kji, rng)
     return OrganStatistics(
         median=median,
         robust_sd=robust_sd,
@@ -106,7 +111,42 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
         centroid_ras=ras.mean(axis=0),
         spread_ras=ras.std(axis=0),
         image_low_percentile=float(np.percentile(image_draws, 1)),
+        noise_grain_mm=grain,
     )
+
+
+#: patches (voxels per side) and how many, for the noise correlation length
+_PATCH = 11
+_PATCHES = 6
+
+
+def _noise_grain_mm(image: np.ndarray, organ: np.ndarray, spacing_kji: np.ndarray, candidates: np.ndarray,
+                    rng: np.random.Generator) -> float | None:
+    """Correlation length (mm) of the organ's noise: on small patches inside the organ, the
+    image minus its local mean (Gaussian, 2 voxels) is correlated with itself (see
+    ``features``); the median over patches.  A few thousand voxels are read, not the volume."""
+    from .features import correlation_length_mm
+
+    from scipy import ndimage
+
+    half = _PATCH // 2
+    lengths = []
+    for index in rng.permutation(len(candidates))[: _PATCHES * 4]:
+        centre = candidates[index]
+        box = tuple(slice(c - half, c + half + 1) for c in centre)
+        if any(c - half < 0 or c + half + 1 > n for c, n in zip(centre, image.shape)):
+            continue
+        inside = organ[box]
+        if inside.mean() < 0.9:
+            continue
+        patch = image[box].astype(np.float64)
+        residual = patch - ndimage.gaussian_filter(patch, 2.0, mode="nearest")
+        length = correlation_length_mm(residual, inside.astype(bool), spacing_kji)
+        if length is not None:
+            lengths.append(length)
+        if len(lengths) >= _PATCHES:
+            break
+    return float(np.median(lengths)) if lengths else None
 
 
 def check_preset_fits(stats: OrganStatistics, preset: Preset) -> None:

@@ -9,7 +9,10 @@ on an MR image is refused instead of producing nonsense.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
@@ -20,7 +23,9 @@ LESION_TYPES = ("hypo", "iso", "hyper")
 class Preset:
     """Appearance of lesions in one organ and modality.
 
-    Ranges are (low, high) tuples; one value is drawn uniformly per lesion.
+    Ranges are (low, high) tuples, one value drawn uniformly per lesion; a contrast may also be
+    (low, mode, high), drawn from the triangular distribution (real contrasts are skewed: most
+    tumours are clearly hypodense, a few nearly isodense).
     ``units`` is "HU" (CT) or "sd" (MR: multiples of the parenchyma's robust std).
     """
 
@@ -38,12 +43,37 @@ class Preset:
     capsule_contrast: tuple[float, float] = (0.0, 0.0)
     capsule_probability: float = 0.0
     capsule_width_mm: tuple[float, float] = (1.0, 2.0)
+    #: capsules only on lesions at least this large (a rim on a tiny lesion cancels its contrast)
+    capsule_min_diameter_mm: float = 15.0
     #: texture: grain size of the upscaled noise (mm) and blur of the result (mm)
     texture_grain_mm: tuple[float, float] = (1.5, 4.0)
+    #: when set, the grain is the organ's own noise correlation length (measured) times this
+    #: factor, and ``texture_grain_mm`` is only the fallback when it cannot be measured
+    texture_grain_factor: tuple[float, float] | None = None
     texture_blur_mm: tuple[float, float] = (0.5, 1.0)
     #: std of the texture noise as a multiple of the parenchyma's robust std
     texture_sd_factor: tuple[float, float] = (0.8, 1.2)
+    #: smooth low-frequency heterogeneity: std (x parenchyma robust std) and grain (x lesion radius)
+    heterogeneity_sd_factor: tuple[float, float] = (0.0, 0.0)
+    heterogeneity_scale: tuple[float, float] = (0.4, 0.8)
     edge_blur_mm: tuple[float, float] = (0.6, 1.5)
+    #: necrotic (darker) core on lesions at least ``necrosis_min_diameter_mm``: extra contrast
+    #: in ``units`` on the inner ``necrosis_fraction`` of the radius
+    necrosis_probability: float = 0.0
+    necrosis_min_diameter_mm: float = 25.0
+    necrosis_contrast: tuple[float, float] = (-30.0, -10.0)
+    necrosis_fraction: tuple[float, float] = (0.35, 0.65)
+    #: calcifications: 1-3 bright foci of 1-3 mm inside the lesion
+    calcification_probability: float = 0.0
+    calcification_contrast: tuple[float, float] = (150.0, 400.0)
+    calcification_diameter_mm: tuple[float, float] = (1.0, 3.0)
+    #: rim enhancement: a brighter peripheral band (thicker than a capsule), e.g. arterial metastases
+    rim_probability: float = 0.0
+    rim_contrast: tuple[float, float] = (15.0, 35.0)
+    rim_width_fraction: tuple[float, float] = (0.15, 0.3)
+    #: contrast phases (CT): name -> overrides of this preset's fields for that phase
+    phases: dict = field(default_factory=dict)
+    default_phase: str | None = None
     #: elastic deformation: displacement magnitude as a fraction of the mean radius
     elastic_fraction: tuple[float, float] = (0.05, 0.15)
     #: vessels: smoothed image above median + this many robust std of the parenchyma
@@ -55,17 +85,49 @@ class Preset:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def for_phase(self, phase: str | None) -> "Preset":
+        """This preset as it looks in ``phase`` (None: the preset's default phase)."""
+        phase = phase or self.default_phase
+        if phase is None:
+            return self
+        if phase not in self.phases:
+            choices = ", ".join(self.phases) or "none (this preset has no phases)"
+            raise MedSynthInputError(f"Preset {self.name!r} has no phase {phase!r}; its phases: {choices}.")
+        return dataclasses.replace(self, **self.phases[phase], phases={}, default_phase=None,
+                                   name=f"{self.name} ({phase})")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preset":
+        from MedSynthCommonLib.options import check_known_options
+
+        check_known_options(cls, data, "preset fields")
+        values = {k: (tuple(v) if isinstance(v, list) and k not in ("phases",) else v) for k, v in data.items()}
+        if isinstance(values.get("contrast"), dict):
+            values["contrast"] = {k: tuple(v) for k, v in values["contrast"].items()}
+        return cls(**values)
+
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
             name="ct-liver", modality="CT", organ="liver", units="HU",
-            description="Liver lesions on contrast-enhanced CT (portal venous phase): "
-            "hypodense metastases/HCC, iso- and hyperdense lesions.",
+            description="Liver tumours on contrast-enhanced CT, calibrated to real expert-segmented tumours "
+            "(REALISM.md): hypodense in the portal-venous and delayed phases (median -30 HU against the "
+            "parenchyma), hyperdense in the arterial phase (+19 to +26 HU).",
             organ_median_range=(0.0, 250.0),
-            contrast={"hypo": (-90.0, -20.0), "iso": (-8.0, 8.0), "hyper": (20.0, 70.0)},
-            capsule_contrast=(15.0, 40.0), capsule_probability=0.3,
+            # drawn contrasts are stronger than measured ones (partial volume at the blurred edge
+            # dilutes the median by ~0.77 on a 0.8 x 0.8 x 2.5 mm grid): triangular, skewed like the
+            # real contrasts (Testing/validation/lesion_realism.py measures the result)
+            contrast={"hypo": (-64.0, -58.0, -9.0), "iso": (-8.0, 6.0), "hyper": (21.0, 32.0)},
+            capsule_contrast=(8.0, 20.0), capsule_probability=0.1, rim_contrast=(8.0, 20.0),
+            texture_grain_factor=(0.9, 1.4), texture_sd_factor=(0.25, 0.5),
+            heterogeneity_sd_factor=(0.2, 0.7), edge_blur_mm=(0.7, 1.8), elastic_fraction=(0.08, 0.2),
+            necrosis_probability=0.3, calcification_probability=0.05,
+            phases={"arterial": {"default_lesion_type": "hyper", "capsule_probability": 0.0, "rim_probability": 0.25},
+                    "portal-venous": {"default_lesion_type": "hypo"},
+                    "delayed": {"default_lesion_type": "hypo", "capsule_probability": 0.3}},
+            default_phase="portal-venous",
         ),
         Preset(
             name="ct-kidney", modality="CT", organ="kidney", units="HU",
@@ -123,9 +185,41 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    """The preset called ``name``; raise with the list of presets if unknown."""
+    """The preset called ``name``, or read from a JSON file (``medsynth lesion fit`` writes one);
+    raise with the list of presets if unknown."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if str(name).lower().endswith(".json"):
+        return load_preset_file(Path(name))
     try:
         return PRESETS[name]
     except KeyError:
         lines = "; ".join(f"{p.name} ({p.modality} {p.organ})" for p in PRESETS.values())
         raise MedSynthInputError(f"Unknown preset {name!r}. Available presets: {lines}.") from None
+
+
+def load_preset_file(path: Path) -> Preset:
+    """A preset from a JSON file (plain data, nothing executed); refused clearly when unreadable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MedSynthInputError(f"Preset file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MedSynthInputError(f"{path} is not a readable preset file ({error}).") from None
+    if isinstance(data, dict) and "preset" in data and isinstance(data["preset"], dict):
+        data = data["preset"]  # a fit report: the preset plus how it was measured
+    try:
+        preset = Preset.from_dict(data)
+    except TypeError as error:
+        raise MedSynthInputError(f"{path} is not a complete preset ({error}).") from None
+    if preset.modality not in ("CT", "MR") or preset.units not in ("HU", "sd"):
+        raise MedSynthInputError(f"{path}: modality must be CT or MR and units HU or sd.")
+    return preset
+
+
+def draw_range(spec, rng) -> float:
+    """One value from a (low, high) uniform or a (low, mode, high) triangular range."""
+    if len(spec) == 3:
+        low, mode, high = spec
+        return float(rng.triangular(low, mode, high)) if high > low else float(low)
+    return float(rng.uniform(*spec))

@@ -31,6 +31,9 @@ class LesionRecord:
     texture_grain_mm: float
     texture_blur_mm: float
     texture_sd: float
+    heterogeneity_sd: float
+    heterogeneity_grain_mm: float
+    components: dict
     contrast_target: float
     capsule_contrast: float
     capsule_width_mm: float

@@ -23,7 +23,7 @@ from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, 
 from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import bounding_slices, box_around
 from .placement import VesselCriterion, find_centre
-from .presets import LESION_TYPES, Preset, get_preset
+from .presets import LESION_TYPES, Preset, draw_range, get_preset
 from .records import LesionRecord, finding_text, location_words
 from .shape import DrawnShape, ShapeTemplate, draw_shape, shape_level
 from .sizes import SIZE_CLASSES, draw_size_class, equivalent_diameter_mm
@@ -67,9 +67,12 @@ class _Drawn:
     texture_sd: float
     texture_grain_mm: float
     texture_blur_mm: float
+    heterogeneity_sd: float  # image units
+    heterogeneity_grain_mm: float
     edge_blur_mm: float
     capsule_contrast: float  # image units, 0 = none
     capsule_width_mm: float
+    components: dict  # necrosis / calcification / rim, as drawn (image units, mm)
 
 
 def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
@@ -104,7 +107,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         raise MedSynthInputError(f"The seed must be a whole number >= 0, got {seed!r}.")
     _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
     check_organ_label(organ_mask, organ_label)
-    preset = get_preset(config.preset)
+    preset = get_preset(config.preset).for_phase(config.phase)
     stats_seed, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)
 
     organ = (organ_mask == organ_label) if organ_label is not None else organ_mask.astype(bool)
@@ -116,16 +119,23 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     vessels = _vessel_criterion(config, preset, stats)
     avoid = None if avoid_mask is None else np.asarray(avoid_mask) != 0
 
-    records, warnings = [], []
+    records, warnings, shortfall = [], [], []
     strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
-    for index, lesion_seed in enumerate(lesion_seeds, start=1):
+    for asked, lesion_seed in enumerate(lesion_seeds, start=1):
         rng = np.random.default_rng(lesion_seed)
+        index = len(records) + 1  # lesions are numbered as placed
         if config.centres_ras is not None:
             drawn = _draw(config, preset, stats, rng, shape_templates, geometry)
-            centre, attempts, draws = _given_centre(config.centres_ras[index - 1], geometry, organ, index), 0, 1
+            centre, attempts, draws = _given_centre(config.centres_ras[asked - 1], geometry, organ, asked), 0, 1
         else:
-            drawn, centre, attempts, draws = _draw_and_place(config, preset, stats, rng, shape_templates, out, organ,
-                                                             lesions, geometry, vessels, avoid)
+            try:
+                drawn, centre, attempts, draws = _draw_and_place(config, preset, stats, rng, shape_templates, out,
+                                                                 organ, lesions, geometry, vessels, avoid)
+            except PlacementError as error:
+                if not config.allow_fewer or (not records and asked == config.lesion_count):
+                    raise
+                shortfall.append(f"lesion {asked} of {config.lesion_count}: {error}")
+                continue
         records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
                                geometry, stats, preset, rng))
         coarsest = float(geometry.spacing.max())
@@ -134,6 +144,11 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
                             f"grid ({coarsest:g} mm along its coarsest axis); its measured size "
                             f"({records[-1].equivalent_diameter_mm:.1f} mm) reflects the voxels more than the lesion.")
 
+    if not records:
+        raise PlacementError(f"No lesion could be placed: {shortfall[0]}")
+    if shortfall:
+        warnings.insert(0, f"Placed {len(records)} of the {config.lesion_count} lesions asked for; the others fit "
+                           f"nowhere without overlapping ({'; '.join(shortfall)}).")
     case_record = {
         "engine": "MedSynth SynthLesion",
         "version": __version__,
@@ -146,9 +161,13 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         "shape": list(image.shape),
         "dtype": str(image.dtype),
         "lesions": [r.to_dict() for r in records],
+        "lesions_asked": config.lesion_count,
+        "lesions_placed": len(records),
         "warnings": warnings,
     }
     finding = finding_text(records, preset.organ, preset.modality, preset.units)
+    if shortfall:
+        finding += f" ({len(records)} of {config.lesion_count} asked for fitted in the {preset.organ}.)"
     case_record["finding"] = finding
     return SynthesisResult(out, organ, lesions, records, case_record, finding)
 
@@ -251,6 +270,13 @@ def _given_centre(ras, geometry: Geometry, organ: np.ndarray, index: int) -> np.
     return kji.astype(float)
 
 
+def _chance(forced: bool | None, probability: float, rng: np.random.Generator) -> bool:
+    """Whether an optional component is present: forced by the config, else with ``probability``
+    (the draw is made either way, so a seed means the same everything else)."""
+    drawn = rng.random() < probability
+    return drawn if forced is None else forced
+
+
 def _draw(config: LesionConfig, preset: Preset, stats: OrganStatistics, rng: np.random.Generator,
           templates: list[ShapeTemplate] | None, geometry: Geometry) -> _Drawn:
     """Draw every random parameter of one lesion, in a fixed order (reproducibility)."""
@@ -263,16 +289,58 @@ def _draw(config: LesionConfig, preset: Preset, stats: OrganStatistics, rng: np.
     elastic = rng.uniform(*preset.elastic_fraction)
     template = templates[int(rng.integers(len(templates)))] if templates else None
     diameter, shape = draw_shape(SIZE_CLASSES[size_class], elastic, rng, template)
-    contrast = rng.uniform(*preset.contrast[lesion_type]) if config.contrast is None else config.contrast
+    radius = diameter / 2.0
+    contrast = draw_range(preset.contrast[lesion_type], rng) if config.contrast is None else config.contrast
     texture_sd = rng.uniform(*preset.texture_sd_factor) * stats.robust_sd
-    grain = rng.uniform(*preset.texture_grain_mm)
+    if preset.texture_grain_factor is not None and stats.noise_grain_mm:
+        grain = rng.uniform(*preset.texture_grain_factor) * stats.noise_grain_mm
+    else:
+        grain = rng.uniform(*preset.texture_grain_mm)
     blur = rng.uniform(*preset.texture_blur_mm)
-    edge = rng.uniform(*preset.edge_blur_mm)
-    has_capsule = rng.random() < preset.capsule_probability if config.capsule is None else config.capsule
+    heterogeneity_sd = rng.uniform(*preset.heterogeneity_sd_factor) * stats.robust_sd
+    heterogeneity_grain = rng.uniform(*preset.heterogeneity_scale) * radius
+    edge = min(rng.uniform(*preset.edge_blur_mm), EDGE_MAX_RADIUS_SHARE * radius)  # tiny lesions stay visible
+    has_capsule = _chance(config.capsule, preset.capsule_probability, rng)
     capsule = rng.uniform(*preset.capsule_contrast) if config.capsule_contrast is None else config.capsule_contrast
-    width = rng.uniform(*preset.capsule_width_mm)
+    width = min(rng.uniform(*preset.capsule_width_mm), 0.2 * radius)  # a capsule never fills the lesion
+    if diameter < preset.capsule_min_diameter_mm and config.capsule is not True:
+        has_capsule = False  # on small lesions a rim would cancel the lesion's own contrast
+    components = {}
+    if _chance(config.necrosis, preset.necrosis_probability, rng) and diameter >= preset.necrosis_min_diameter_mm:
+        components["necrosis"] = {"contrast": float(rng.uniform(*preset.necrosis_contrast) * unit),
+                                  "radius_fraction": float(rng.uniform(*preset.necrosis_fraction))}
+    else:
+        rng.uniform(size=2)  # keep the stream aligned whether or not the core is drawn
+    if _chance(config.calcification, preset.calcification_probability, rng):
+        count = int(rng.integers(1, 4))
+        components["calcifications"] = [
+            {"contrast": float(rng.uniform(*preset.calcification_contrast) * unit),
+             "diameter_mm": float(rng.uniform(*preset.calcification_diameter_mm)),
+             "position": rng.uniform(-0.6, 0.6, 3).round(4).tolist()} for _ in range(count)]
+    if _chance(config.rim, preset.rim_probability, rng):
+        components["rim"] = {"contrast": float(rng.uniform(*preset.rim_contrast) * unit),
+                             "width_mm": float(rng.uniform(*preset.rim_width_fraction) * radius)}
+    capsule_value = _capsule_that_keeps_contrast(capsule * unit, contrast * unit, width, radius) if has_capsule else 0.0
     return _Drawn(size_class, lesion_type, diameter, shape, float(contrast * unit), float(texture_sd), float(grain),
-                  float(blur), float(edge), float(capsule * unit) if has_capsule else 0.0, float(width))
+                  float(blur), float(heterogeneity_sd), float(heterogeneity_grain), float(edge),
+                  float(capsule_value), float(width), components)
+
+
+#: the edge blur (sigma) is at most this share of the lesion's radius
+EDGE_MAX_RADIUS_SHARE = 0.35
+#: a capsule may take back at most this share of the lesion's mean contrast
+CAPSULE_MAX_SHARE = 0.25
+
+
+def _capsule_that_keeps_contrast(capsule: float, contrast: float, width_mm: float, radius_mm: float) -> float:
+    """The capsule's contrast, limited so that, averaged over the lesion, a capsule of the
+    opposite sign never cancels more than ``CAPSULE_MAX_SHARE`` of the lesion's contrast (on
+    small lesions the rim is a large share of the volume)."""
+    if capsule * contrast >= 0 or contrast == 0:
+        return capsule
+    rim_share = 1.0 - max(1.0 - width_mm / max(radius_mm, 1e-6), 0.0) ** 3
+    limit = CAPSULE_MAX_SHARE * abs(contrast) / max(rim_share, 1e-6)
+    return float(np.sign(capsule) * min(abs(capsule), limit))
 
 
 def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int, centre: np.ndarray,
@@ -308,11 +376,18 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
     alpha = ndimage.gaussian_filter(inside.astype(np.float32), sigma, mode="nearest") * in_organ
     texture = lesion_texture(inside.shape, spacing, drawn.texture_sd, drawn.texture_grain_mm,
                              drawn.texture_blur_mm, rng)
+    if drawn.heterogeneity_sd > 0:  # smooth, low-frequency variation across the lesion
+        texture += lesion_texture(inside.shape, spacing, drawn.heterogeneity_sd, drawn.heterogeneity_grain_mm,
+                                  drawn.heterogeneity_grain_mm / 2.0, rng)
     part += alpha * (np.float32(drawn.contrast) + texture)
-    if drawn.capsule_contrast:
-        rim = capsule_band(level, drawn.capsule_width_mm, mean_radius) & in_organ
+    bands = [(drawn.capsule_contrast, drawn.capsule_width_mm)] if drawn.capsule_contrast else []
+    if "rim" in drawn.components:
+        bands.append((drawn.components["rim"]["contrast"], drawn.components["rim"]["width_mm"]))
+    for band_contrast, band_width in bands:
+        rim = capsule_band(level, band_width, mean_radius) & in_organ
         rim_alpha = ndimage.gaussian_filter(rim.astype(np.float32), sigma, mode="nearest") * in_organ
-        part += rim_alpha * np.float32(drawn.capsule_contrast)
+        part += rim_alpha * np.float32(band_contrast)
+    _add_components(part, level, inside, alpha, drawn, spacing, mean_radius)
     out[box.slices] = _cast(region, out.dtype)
     lesion_box[local][inside] = index
 
@@ -337,6 +412,9 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
         texture_grain_mm=round(drawn.texture_grain_mm, 3),
         texture_blur_mm=round(drawn.texture_blur_mm, 3),
         texture_sd=round(drawn.texture_sd, 3),
+        heterogeneity_sd=round(drawn.heterogeneity_sd, 3),
+        heterogeneity_grain_mm=round(drawn.heterogeneity_grain_mm, 3),
+        components=drawn.components,
         contrast_target=round(drawn.contrast, 3),
         capsule_contrast=round(drawn.capsule_contrast, 3),
         capsule_width_mm=round(drawn.capsule_width_mm, 3) if drawn.capsule_contrast else 0.0,
@@ -350,6 +428,26 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
         organ_median=round(stats.median, 3),
         contrast_measured=round(mean_intensity - stats.median, 3),
     )
+
+
+def _add_components(part: np.ndarray, level: np.ndarray, inside: np.ndarray, alpha: np.ndarray, drawn: _Drawn,
+                    spacing: np.ndarray, mean_radius: float) -> None:
+    """Necrotic core (darker, smooth-edged, on the inner part of the radius) and calcified foci
+    (small bright Gaussian blobs), in place on the lesion's block."""
+    necrosis = drawn.components.get("necrosis")
+    if necrosis:
+        core = (level <= necrosis["radius_fraction"]).astype(np.float32)
+        core = ndimage.gaussian_filter(core, drawn.edge_blur_mm / spacing, mode="nearest") * alpha
+        part += core * np.float32(necrosis["contrast"])
+    calcifications = drawn.components.get("calcifications", [])
+    if calcifications:
+        grid = np.indices(inside.shape, dtype=np.float32)
+        centre = np.array([np.mean(axis) for axis in np.nonzero(inside)])
+        for focus in calcifications:
+            where = centre + np.asarray(focus["position"]) * mean_radius / spacing
+            sigma_mm = focus["diameter_mm"] / 2.355  # the diameter is the blob's full width at half maximum
+            squared = sum(((grid[a] - where[a]) * spacing[a]) ** 2 for a in range(3))
+            part += np.exp(-squared / (2.0 * sigma_mm ** 2)).astype(np.float32) * inside * np.float32(focus["contrast"])
 
 
 def _working_dtype(dtype: np.dtype) -> type:
