@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.geometry import Geometry
 from SynthLesionLib import LesionConfig, PlacementError, make_ct_phantom, synthesize_lesions
 from SynthLesionLib.features import measure_lesions, summarise
 from SynthLesionLib.presets import get_preset
@@ -124,3 +125,77 @@ def test_presets_from_files(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"name": "x", "colour": "red"}))
     with pytest.raises(MedSynthInputError, match="Unknown preset fields: colour"):
         get_preset(str(tmp_path / "bad.json"))
+
+
+def _annotated_cases(clinical, contrast, seeds=(0, 1), count=3):
+    """Phantom cases whose tumours were made with a known contrast (the 'real' annotated data)."""
+    import dataclasses
+
+    import SynthLesionLib.presets as registry
+    from SynthLesionLib.fit import FitCase
+
+    image, liver, geometry = clinical
+    known = dataclasses.replace(registry.PRESETS["ct-generic"], name="known", contrast={
+        "hypo": contrast, "iso": (-5.0, 5.0), "hyper": (20.0, 30.0)}, edge_blur_mm=(1.0, 1.3),
+        texture_sd_factor=(0.3, 0.4), capsule_probability=0.0)
+    registry.PRESETS["known"] = known
+    try:
+        cases = []
+        for seed in seeds:
+            result = synthesize_lesions(image, liver, geometry, LesionConfig(preset="known", size_class="small",
+                                                                             count=count, mass_effect=0), seed)
+            cases.append(FitCase(result.image, result.label_map(), geometry, 1, 2, f"case{seed}"))
+        return cases
+    finally:
+        registry.PRESETS.pop("known")
+
+
+def test_fit_round_trip(clinical):
+    from SynthLesionLib.fit import fit_preset
+
+    cases = _annotated_cases(clinical, (-45.0, -35.0, -25.0))
+    result = fit_preset(cases, base="ct-generic", name="mine")
+    fit, preset = result["fit"], result["preset"]
+    real, simulated = fit["real"], fit["simulated_with_fit"]
+    assert fit["measured_lesions"] >= 5 and fit["lesions_per_case"] == [3, 3]
+    assert abs(simulated["contrast"]["median"] - real["contrast"]["median"]) <= 6.0
+    assert abs(simulated["sd_ratio"]["median"] - real["sd_ratio"]["median"]) <= 0.2
+    assert abs(simulated["edge"]["median"] / real["edge"]["median"] - 1.0) <= 0.3
+    low, mode, high = preset["contrast"]["hypo"]
+    assert -50.0 <= mode <= -20.0 and low < mode < high  # the known drawn contrasts were -45 ... -25
+    assert preset["default_lesion_type"] == "hypo" and fit["uncertainty"]["median_contrast_ci"] is not None
+
+
+def test_a_fitted_preset_changes_the_output_the_way_it_should(clinical, tmp_path):
+    from SynthLesionLib.fit import fit_preset
+
+    contrasts = {}
+    for name, drawn in (("faint", (-20.0, -15.0, -10.0)), ("strong", (-75.0, -65.0, -55.0))):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(fit_preset(_annotated_cases(clinical, drawn, seeds=(2,), count=4), name=name)))
+        contrasts[name] = summarise(_features(clinical, range(4), preset=str(path)))["contrast"]["median"]
+    assert contrasts["strong"] < contrasts["faint"] - 25.0 < 0
+
+
+def test_fit_refuses_bad_cases(clinical, capsys, tmp_path):
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import write_volume
+    from SynthLesionLib.fit import FitCase, fit_preset
+
+    image, liver, geometry = clinical
+    labels = liver.astype(np.uint8)
+    with pytest.raises(MedSynthInputError, match="no voxel of the lesion label 2"):
+        fit_preset([FitCase(image, labels, geometry, 1, 2)])
+    outside = labels.copy()
+    outside[2:5, 2:8, 2:8] = 2  # a 'lesion' far from the liver
+    with pytest.raises(MedSynthInputError, match="lie outside the organ"):
+        fit_preset([FitCase(image, outside, geometry, 1, 2)])
+    one = _annotated_cases(clinical, (-40.0, -30.0, -20.0), seeds=(5,), count=1)
+    result = fit_preset(one)
+    assert "Only 1 measurable lesion" in result["fit"]["warning"]
+    write_volume(tmp_path / "ct.nii.gz", image, geometry)
+    shifted = Geometry(geometry.origin + 5.0, geometry.spacing, geometry.direction)
+    write_volume(tmp_path / "labels.nii.gz", one[0].labels, shifted)
+    assert main(["lesion", "fit", "--image", str(tmp_path / "ct.nii.gz"), "--label", str(tmp_path / "labels.nii.gz"),
+                 "--organ-label", "1", "--lesion-label", "2", "--out", str(tmp_path / "p.json")]) == 2
+    assert "origin" in capsys.readouterr().err

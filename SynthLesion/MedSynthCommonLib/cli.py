@@ -56,7 +56,13 @@ def fraction(text: str) -> float:
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows every default and keeps the description's line breaks."""
+    """Help that shows every default (unless the text already says it, or there is none) and
+    keeps the description's line breaks."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class CommandLine:
@@ -64,6 +70,7 @@ class CommandLine:
 
     def __init__(self, parser: argparse.ArgumentParser):
         self.parser = parser
+        self.compounds: dict[tuple[str, str], str] = {}
         self._commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
         bench = self.add_command("bench", "benchmarks that print JSON figures (ratios to a baseline run alongside)")
         self._bench = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
@@ -74,6 +81,11 @@ class CommandLine:
         choices.append(choices.pop(0))
 
     def add_command(self, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        """A command; a two-word name (``"lesion fit"``) is also reachable as ``lesion-fit``."""
+        words = name.split()
+        if len(words) == 2:
+            name = "-".join(words)
+            self.compounds[(words[0], words[1])] = name
         return self._commands.add_parser(name, help=help, description=description or help[:1].upper() + help[1:] + ".",
                                          formatter_class=HelpFormatter)
 
@@ -115,6 +127,13 @@ def registered_commands() -> list:
     return sorted(functions, key=lambda f: getattr(f, "order", 100))
 
 
+def expand_compounds(cli: "CommandLine", argv: list[str]) -> list[str]:
+    """``medsynth lesion fit ...`` -> ``medsynth lesion-fit ...``."""
+    if len(argv) >= 2 and (argv[0], argv[1]) in cli.compounds:
+        return [cli.compounds[(argv[0], argv[1])], *argv[2:]]
+    return argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medsynth", formatter_class=HelpFormatter,
@@ -130,11 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     for register in registered:
         register(cli)
     cli.finish()
+    parser.cli = cli
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(expand_compounds(parser.cli, list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.run(args) or 0)
     except MedSynthError as error:

@@ -12,6 +12,8 @@ from MedSynthCommonLib.errors import MedSynthInputError
 
 from .config import LesionConfig
 from .presets import PRESETS
+
+PHASES = sorted({phase for preset in PRESETS.values() for phase in preset.phases})
 from .sizes import MIX, SIZE_CLASSES
 
 
@@ -24,16 +26,29 @@ def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
                        help="size class by equivalent diameter: tiny 5-10 mm, small 10-20, medium 20-40, large 40-80, "
                             "or mix (one class drawn per lesion)")
     group.add_argument("--count", type=whole_number(1), default=1, help="lesions per output")
-    group.add_argument("--preset", default="ct-liver", choices=list(PRESETS),
-                       help="organ and modality: decides intensities (HU for CT, organ SD for MR), texture, vessels")
+    group.add_argument("--preset", default="ct-liver", type=_preset_name, metavar="{" + ",".join(PRESETS) + "} or FILE.json",
+                       help="organ and modality: decides intensities (HU for CT, organ SD for MR), texture, vessels; "
+                            "or a preset file written by 'medsynth lesion-fit'")
     group.add_argument("--lesion-type", choices=["hypo", "iso", "hyper", "mixed"],
                        help="darker, like, or brighter than the organ (mixed: drawn per lesion); default: the preset's")
     group.add_argument("--contrast", type=finite_number,
                        help="fixed lesion contrast to the organ (HU for CT, organ SD for MR); default: drawn from the preset")
     group.add_argument("--mass-effect", type=finite_number,
                        help="push on the surrounding tissue, 0 (none) to 100; default: the preset's")
+    group.add_argument("--phase", choices=PHASES,
+                       help="contrast phase for presets that have phases (ct-liver: hypodense in portal-venous and "
+                            "delayed, hyperdense in arterial); default: the preset's (ct-liver: portal-venous)")
     group.add_argument("--capsule", choices=["auto", "yes", "no"], default="auto",
-                       help="a brighter rim inside the lesion boundary (auto: with the preset's probability)")
+                       help="a thin brighter rim inside the lesion boundary (auto: with the preset's probability; "
+                            "never on lesions below 15 mm, never cancelling the lesion's contrast)")
+    for component, text in (("necrosis", "a darker (necrotic) core in lesions of 25 mm or more"),
+                            ("calcification", "1-3 bright calcified foci"),
+                            ("rim", "rim enhancement: a brighter peripheral band")):
+        group.add_argument(f"--{component}", choices=["auto", "yes", "no"], default="auto",
+                           help=f"{text} (auto: with the preset's probability)")
+    group.add_argument("--allow-fewer", action=argparse.BooleanOptionalAction, default=True,
+                       help="when a lesion fits nowhere (small or truncated organ), place the others and say so "
+                            "(--no-allow-fewer: refuse the case)")
     group.add_argument("--no-vessel-avoidance", action="store_true", help="allow vessels inside lesions")
     group.add_argument("--vessel-threshold-sd", type=finite_number,
                        help="vessels are voxels whose smoothed intensity is above the organ median + K organ SD; "
@@ -44,10 +59,21 @@ def _config_from(args) -> LesionConfig:
     return LesionConfig(
         preset=args.preset, size_class=args.size, count=args.count, lesion_type=args.lesion_type,
         contrast=args.contrast, mass_effect=args.mass_effect,
-        capsule={"auto": None, "yes": True, "no": False}[args.capsule],
+        capsule=_TRISTATE[args.capsule], necrosis=_TRISTATE[args.necrosis],
+        calcification=_TRISTATE[args.calcification], rim=_TRISTATE[args.rim], phase=args.phase,
+        allow_fewer=args.allow_fewer,
         avoid_vessels=not args.no_vessel_avoidance, vessel_threshold_sd=args.vessel_threshold_sd,
         centres_ras=getattr(args, "centre", None),
     ).validate()
+
+
+_TRISTATE = {"auto": None, "yes": True, "no": False}
+
+
+def _preset_name(text: str) -> str:
+    if text in PRESETS or text.lower().endswith(".json"):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown preset {text!r}: choose one of {', '.join(PRESETS)} or a .json preset file")
 
 
 def _cmd_lesion(args) -> int:
@@ -66,6 +92,25 @@ def _cmd_lesion(args) -> int:
         print(f"medsynth: warning: {warning}", file=sys.stderr)
     print(result.finding)
     print(json.dumps({k: str(v) for k, v in vars(outputs).items() if v is not None}, indent=2))
+    return 0
+
+
+def _cmd_fit(args) -> int:
+    from MedSynthCommonLib.storage import write_json_atomic
+
+    from .fit import fit_preset, read_fit_cases
+
+    if args.out.suffix.lower() != ".json":
+        raise MedSynthInputError(f"--out {args.out} must be a .json file (the preset).")
+    cases = read_fit_cases(args.image, args.label, args.organ_label, args.lesion_label)
+    result = fit_preset(cases, args.base, args.name or args.out.stem, args.seed,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    write_json_atomic(args.out, result)
+    fit = result["fit"]
+    if "warning" in fit:
+        print(f"medsynth: warning: {fit['warning']}", file=sys.stderr)
+    print(json.dumps({"preset": str(args.out), "lesions": fit["measured_lesions"], "real": fit["real"]["contrast"],
+                      "simulated": fit["simulated_with_fit"]["contrast"]}, indent=2))
     return 0
 
 
@@ -127,6 +172,20 @@ def register(cli) -> None:
                               "since hospital paths often carry patient names)")
     outputs.add_argument("--preview", type=Path, help="PNG of axial slices through the lesions")
     lesion.set_defaults(run=_cmd_lesion)
+
+    fit = cli.add_command("lesion fit", "learn a preset from your own annotated tumours (writes a preset .json "
+                                        "usable wherever a preset name is)")
+    fit.add_argument("--image", type=Path, action="append", required=True, help="a CT/MR volume; repeat for more cases")
+    fit.add_argument("--label", type=Path, action="append", required=True,
+                     help="its label map (organ and tumour labels), one per --image, in the same order")
+    fit.add_argument("--organ-label", type=int, required=True, help="the organ's value in the label maps (e.g. 1 in LiTS)")
+    fit.add_argument("--lesion-label", type=int, required=True, help="the tumours' value in the label maps (e.g. 2 in LiTS)")
+    fit.add_argument("--base", default="ct-generic", type=_preset_name,
+                     help="preset whose other settings (vessels, capsule, components) the fitted one keeps")
+    fit.add_argument("--name", help="name of the fitted preset (default: the output file's name)")
+    fit.add_argument("--seed", type=seed_number, default=0, help="seed of the simulations used to fit")
+    fit.add_argument("--out", type=Path, required=True, help="the preset file to write (.json)")
+    fit.set_defaults(run=_cmd_fit)
 
     db = cli.add_command("build-db", "many variants of many cases, in parallel, resumable after any interruption")
     db.add_argument("--cases", required=True, type=Path,
