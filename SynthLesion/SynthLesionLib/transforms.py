@@ -1,0 +1,185 @@
+"""SynthLesion as MONAI transforms: lesions synthesised on the fly inside a training pipeline
+(the seed paper's on-the-fly mode), with exact labels.
+
+``RandSynthLesiond`` (dictionary) and ``RandSynthLesion`` (image, label) follow MONAI's
+conventions: ``Randomizable`` (``set_random_state``, honoured by ``Compose``), channel-first
+arrays or ``MetaTensor``s whose affine gives the grid (spacing in mm and orientation read from
+it, so ``Spacingd``/``Orientationd`` before it are respected), safe in DataLoader workers and
+after a ``CacheDataset``'s deterministic prefix.  What was drawn is recorded in the image's
+metadata (``synth_lesion``, a JSON string so that it collates), and the seed of every call comes
+from the transform's own random state, never from global state.
+
+Requires MONAI (imported here, not by ``SynthLesionLib`` itself).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Randomizable
+
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.geometry import Geometry
+
+from .config import LesionConfig
+from .sizes import SIZE_CLASSES
+
+#: metadata key holding what a call drew (JSON), in the image's (and label's) meta dict
+RECORD_KEY = "synth_lesion"
+
+
+def geometry_from_affine(affine) -> Geometry:
+    """A MONAI affine (voxel (i, j, k) -> world mm, RAS for MONAI's readers) as a ``Geometry``."""
+    affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=float)
+    if affine.shape != (4, 4):
+        raise MedSynthInputError(f"Expected a 4x4 affine for a 3-D image, got shape {affine.shape}.")
+    columns = affine[:3, :3]
+    spacing = np.linalg.norm(columns, axis=0)
+    return Geometry(affine[:3, 3], spacing, columns / spacing)
+
+
+def _as_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _like(template, array: np.ndarray):
+    """``array`` in the container of ``template`` (MetaTensor with its metadata, tensor or ndarray)."""
+    if hasattr(template, "detach"):
+        import torch
+
+        out = torch.as_tensor(array, dtype=template.dtype, device=template.device)
+        if hasattr(template, "copy_meta_from"):
+            from monai.data import MetaTensor
+
+            out = MetaTensor(out)
+            out.copy_meta_from(template)
+        return out
+    return array.astype(np.asarray(template).dtype, copy=False)
+
+
+def _with_record(value, summary: str):
+    """``value`` with ``summary`` in its metadata: a new MetaTensor header on the same data (the
+    input's metadata, e.g. a cached item's, is not modified); plain arrays are returned as they are."""
+    if not hasattr(value, "copy_meta_from"):
+        return value
+    from monai.data import MetaTensor
+
+    out = MetaTensor(value.as_tensor())
+    out.copy_meta_from(value)
+    out.meta[RECORD_KEY] = summary
+    return out
+
+
+class RandSynthLesion(Randomizable):
+    """Insert lesions into a channel-first image (1, X, Y, Z) inside ``organ_label`` of its label
+    map; returns (image, label) with the lesion voxels set to ``lesion_label``.
+
+    Args:
+        organ_label: the organ's value in the label map.
+        lesion_label: value written for lesion voxels (default: the largest label + 1).
+        prob: probability of inserting lesions in one call.
+        size_classes: one drawn per call (tiny, small, medium, large).
+        count: (low, high) lesions per call, drawn uniformly.
+        preset: SynthLesion preset name or preset file.
+        affine: the image's affine when arrays (not MetaTensors) are given; default identity.
+        options: other ``LesionConfig`` fields (phase, lesion_type, contrast, ...).  The mass
+            effect defaults to 0: it would move the organ but not the label map's other labels.
+    """
+
+    def __init__(self, organ_label: int = 1, lesion_label: int | None = None, prob: float = 0.5,
+                 size_classes: Sequence[str] = ("tiny", "small", "medium"), count: tuple[int, int] = (1, 3),
+                 preset: str = "ct-liver", affine=None, **options):
+        unknown = [s for s in size_classes if s not in SIZE_CLASSES]
+        if unknown or not size_classes:
+            raise MedSynthInputError(f"size_classes must be among {list(SIZE_CLASSES)}, got {list(size_classes)}.")
+        if not 0.0 <= prob <= 1.0:
+            raise MedSynthInputError(f"prob must lie in [0, 1], got {prob}.")
+        low, high = count
+        if not 1 <= low <= high:
+            raise MedSynthInputError(f"count must be (low, high) with 1 <= low <= high, got {count}.")
+        self.organ_label, self.lesion_label, self.prob = organ_label, lesion_label, prob
+        self.size_classes, self.count, self.preset, self.affine = tuple(size_classes), (low, high), preset, affine
+        self.options = {"mass_effect": 0.0, **options}
+        LesionConfig(preset=preset, **self.options).validate()  # refuse bad options at construction
+        self._do, self._seed, self._size, self._count = False, 0, self.size_classes[0], low
+
+    def randomize(self, data=None) -> None:
+        self._do = self.R.rand() < self.prob
+        self._seed = int(self.R.randint(0, 2**31 - 1))
+        self._size = self.size_classes[self.R.randint(len(self.size_classes))]
+        self._count = int(self.R.randint(self.count[0], self.count[1] + 1))
+
+    def __call__(self, image, label, randomize: bool = True):
+        if randomize:
+            self.randomize()
+        if not self._do:  # the record says so, so that batches of items with and without lesions collate
+            skipped = json.dumps({"seed": self._seed, "inserted": False})
+            return _with_record(image, skipped), _with_record(label, skipped)
+        from .synthesizer import synthesize_lesions
+
+        array, labels = _as_numpy(image), _as_numpy(label)
+        if array.ndim != 4 or array.shape[0] != 1 or labels.shape != array.shape:
+            raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
+                                     f"{array.shape} and {labels.shape} (EnsureChannelFirstd before this transform).")
+        affine = getattr(image, "affine", None) if self.affine is None else self.affine
+        geometry = geometry_from_affine(np.eye(4) if affine is None else affine)
+        kji = array[0].transpose(2, 1, 0)  # MONAI (x, y, z) = (i, j, k); the engine works on [k, j, i]
+        organ = labels[0].transpose(2, 1, 0) == self.organ_label
+        config = LesionConfig(preset=self.preset, size_class=self._size, count=self._count, **self.options)
+        result = synthesize_lesions(kji, organ, geometry, config, self._seed)
+        value = self.lesion_label if self.lesion_label is not None else int(labels.max()) + 1
+        new_labels = labels.copy()
+        new_labels[0][(result.lesion_labels > 0).transpose(2, 1, 0)] = value
+        out_image = _like(image, np.ascontiguousarray(result.image.transpose(2, 1, 0)[np.newaxis]))
+        out_label = _like(label, new_labels)
+        summary = json.dumps({"seed": self._seed, "inserted": True, "size_class": self._size, "asked": self._count,
+                              "lesion_label": value, "lesions": [r.to_dict() for r in result.records],
+                              "warnings": result.case_record["warnings"]})
+        self.last_record = result.case_record
+        return _with_record(out_image, summary), _with_record(out_label, summary)
+
+
+class RandSynthLesiond(Randomizable, MapTransform):
+    """Dictionary form of ``RandSynthLesion``: ``keys = (image_key, label_key)``.
+
+    Example::
+
+        Compose([LoadImaged(("image", "label")), EnsureChannelFirstd(("image", "label")),
+                 Spacingd(("image", "label"), (1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
+                 RandSynthLesiond(("image", "label"), organ_label=1, lesion_label=2, prob=0.5),
+                 RandCropByPosNegLabeld(("image", "label"), "label", (96, 96, 96))])
+    """
+
+    def __init__(self, keys: KeysCollection = ("image", "label"), organ_label: int = 1, lesion_label: int | None = None,
+                 prob: float = 0.5, size_classes: Sequence[str] = ("tiny", "small", "medium"),
+                 count: tuple[int, int] = (1, 3), preset: str = "ct-liver", allow_missing_keys: bool = False,
+                 **options):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if len(self.keys) != 2:
+            raise MedSynthInputError(f"keys must be (image key, label key); got {self.keys}.")
+        self.synth = RandSynthLesion(organ_label, lesion_label, prob, size_classes, count, preset, **options)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.synth.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data=None) -> None:
+        self.synth.randomize()
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        image_key, label_key = self.keys
+        if image_key not in d or label_key not in d:
+            if self.allow_missing_keys:
+                return d
+            raise MedSynthInputError(f"RandSynthLesiond needs the keys {image_key!r} and {label_key!r}; "
+                                     f"the item has {list(d)}.")
+        self.randomize()
+        d[image_key], d[label_key] = self.synth(d[image_key], d[label_key], randomize=False)
+        return d
