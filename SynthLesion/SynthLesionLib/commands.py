@@ -127,13 +127,20 @@ def _cmd_bench(args) -> int:
     from .benchmark import bench_files, bench_phantom
 
     if args.image is None:
-        result = bench_phantom(args.repeats)
+        result = {grid: bench_phantom(args.repeats, grid) for grid in args.grids}
     else:
         if args.organ_mask is None:
             raise MedSynthInputError("bench lesion --image needs --organ-mask as well.")
-        result = {"phantom": bench_phantom(args.repeats)} if args.with_phantom else {}
+        result = {grid: bench_phantom(args.repeats, grid) for grid in args.grids} if args.with_phantom else {}
         result["file"] = bench_files(args.image, args.organ_mask, args.organ_label, args.preset, args.repeats)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_bench_transform(args) -> int:
+    from .benchmark_transform import bench_transform
+
+    print(json.dumps(bench_transform(args.repeats, args.steps), indent=2))
     return 0
 
 
@@ -213,7 +220,15 @@ def register(cli) -> None:
     bench.add_argument("--preset", default="ct-liver", choices=list(PRESETS), help="with --image: the preset")
     bench.add_argument("--with-phantom", action="store_true", help="with --image: run the phantom benchmark too")
     bench.add_argument("--repeats", type=whole_number(1), default=15, help="insertions timed per size class")
+    bench.add_argument("--grids", nargs="+", default=["clinical", "isotropic_1mm"], choices=["clinical", "isotropic_1mm"],
+                       help="phantom grids: 512x512x150 at 0.8x0.8x2.5 mm, and 400x400x300 at 1 mm")
     bench.set_defaults(run=_cmd_bench)
+
+    transform = cli.add_benchmark("lesion-transform", "RandSynthLesiond in a MONAI pipeline against RandCropByPosNegLabeld, "
+                                                      "and UNet training throughput with 2 DataLoader workers")
+    transform.add_argument("--repeats", type=whole_number(1), default=10, help="timed calls per transform")
+    transform.add_argument("--steps", type=whole_number(1), default=12, help="training samples timed per setting")
+    transform.set_defaults(run=_cmd_bench_transform)
 
 
 register.order = 10

@@ -41,6 +41,17 @@ def geometry_from_affine(affine) -> Geometry:
     return Geometry(affine[:3, 3], spacing, columns / spacing)
 
 
+def engine_geometry(affine) -> Geometry:
+    """The geometry under which the engine can work on a MONAI array ``[x, y, z]`` as it is.
+
+    The engine indexes arrays as ``[k, j, i]`` with ``Geometry`` axes i, j, k; a MONAI array's
+    axes are the affine's i, j, k in that order.  Reversing the axes of the geometry (spacing and
+    direction columns) makes array axis 0 the engine's k: the same voxels land at the same RAS
+    positions, and no array is transposed or copied."""
+    geometry = geometry_from_affine(affine)
+    return Geometry(geometry.origin, geometry.spacing[::-1], geometry.direction[:, ::-1])
+
+
 def _as_numpy(value) -> np.ndarray:
     if hasattr(value, "detach"):
         return value.detach().cpu().numpy()
@@ -127,15 +138,14 @@ class RandSynthLesion(Randomizable):
             raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
                                      f"{array.shape} and {labels.shape} (EnsureChannelFirstd before this transform).")
         affine = getattr(image, "affine", None) if self.affine is None else self.affine
-        geometry = geometry_from_affine(np.eye(4) if affine is None else affine)
-        kji = array[0].transpose(2, 1, 0)  # MONAI (x, y, z) = (i, j, k); the engine works on [k, j, i]
-        organ = labels[0].transpose(2, 1, 0) == self.organ_label
+        geometry = engine_geometry(np.eye(4) if affine is None else affine)
+        organ = labels[0] == self.organ_label
         config = LesionConfig(preset=self.preset, size_class=self._size, count=self._count, **self.options)
-        result = synthesize_lesions(kji, organ, geometry, config, self._seed)
+        result = synthesize_lesions(array[0], organ, geometry, config, self._seed)
         value = self.lesion_label if self.lesion_label is not None else int(labels.max()) + 1
         new_labels = labels.copy()
-        new_labels[0][(result.lesion_labels > 0).transpose(2, 1, 0)] = value
-        out_image = _like(image, np.ascontiguousarray(result.image.transpose(2, 1, 0)[np.newaxis]))
+        new_labels[0][result.lesion_labels > 0] = value
+        out_image = _like(image, result.image[np.newaxis])
         out_label = _like(label, new_labels)
         summary = json.dumps({"seed": self._seed, "inserted": True, "size_class": self._size, "asked": self._count,
                               "lesion_label": value, "lesions": [r.to_dict() for r in result.records],
