@@ -120,6 +120,44 @@ def _cmd_segmentation(args) -> dict:
     return evaluate_segmentations(args.reference, args.prediction, args.labels, args.tolerance_mm, args.seed, _print)
 
 
+def _annotated(path: Path, lesion_label: int | None):
+    from MedSynthCommonLib.imageio import read_volume
+    from MedSynthCommonLib.tables import read_table
+
+    from .segment_study import AnnotatedCase
+
+    cases = []
+    for number, row in read_table(path, ("image", "label"), "case list"):
+        image, geometry = read_volume(path.parent / row["image"])
+        labels, label_geometry = read_volume(path.parent / row["label"])
+        from MedSynthCommonLib.geometry import check_same_grid
+
+        check_same_grid(image, geometry, labels, label_geometry, f"label map on line {number} of {path}")
+        cases.append(AnnotatedCase(image, labels == lesion_label if lesion_label is not None else labels > 0, geometry))
+    return cases
+
+
+def _cmd_segment_study(args) -> dict:
+    from MedSynthCommonLib.imageio import read_volume
+    from SynthLesionLib.database import read_cases
+
+    from .segment_study import HealthyCase, segment_study
+    from .segmenter import SegmenterRecipe
+
+    real = _annotated(args.real_train, args.lesion_label) if args.real_train else []
+    test = _annotated(args.test, args.lesion_label)
+    healthy = []
+    for case in read_cases(args.healthy) if args.healthy else []:
+        image, geometry = read_volume(case.image)
+        mask, _ = read_volume(case.organ_mask)
+        healthy.append(HealthyCase(image, mask == case.organ_label if case.organ_label is not None else mask > 0, geometry))
+    recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations,
+                             patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
+                             channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
+    return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
+                         args.preset, args.tolerance_mm, _print)
+
+
 def _cmd_reader_study(args) -> dict | None:
     from .reader_study import ReaderStudy
 
@@ -195,6 +233,25 @@ def register(cli) -> None:
     _out_option(segmentation)
     segmentation.set_defaults(protocol_run=_cmd_segmentation, title="Segmentation metrics")
 
+    study = commands.add_parser(
+        "segment-study", help="does synthesis help a segmenter? real, on-the-fly, real + on-the-fly and offline "
+                              "training of one UNet recipe, tested on real annotated cases")
+    study.add_argument("--real-train", type=Path, help="CSV image,label of real annotated training cases")
+    study.add_argument("--healthy", type=Path, help="CSV image,organ_mask[,organ_label] of healthy cases (as build-db)")
+    study.add_argument("--test", type=Path, required=True, help="CSV image,label of real annotated test cases")
+    study.add_argument("--lesion-label", type=whole_number(1), help="lesion value in the label maps (default: any non-zero)")
+    study.add_argument("--arms", nargs="+", default=["real", "on-the-fly", "real + on-the-fly", "offline"],
+                       choices=["real", "on-the-fly", "real + on-the-fly", "offline"], help="training arms to compare")
+    study.add_argument("--offline-cases", type=whole_number(1), help="synthetic cases made before training for 'offline' "
+                                                                    "(default: as many as real training cases, at least 4)")
+    study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
+    study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
+    study.add_argument("--iterations", type=whole_number(1), default=500, help="training iterations per arm and seed")
+    study.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0], help="one training run per arm and seed")
+    study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
+    _out_option(study)
+    study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training")
+
     gtt = commands.add_parser("gan-train-test", help="baseline, GAN-train and GAN-test accuracy over seeds")
     _add_image_set_options(gtt)
     _out_option(gtt)
@@ -238,7 +295,7 @@ def register(cli) -> None:
     _out_option(results)
     results.set_defaults(protocol_run=_cmd_reader_study, title="Reader study")
 
-    for parser in (images, segmentation, gtt, augment, robust, create, results):
+    for parser in (images, segmentation, study, gtt, augment, robust, create, results):
         parser.set_defaults(run=run)
 
     bench = cli.add_benchmark("evaluate", "NSD/HD95 and bootstrap against plain SciPy baselines")

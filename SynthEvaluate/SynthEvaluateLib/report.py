@@ -32,6 +32,10 @@ def summary_rows(result: dict) -> list[dict]:
     if protocol == "segmentation-augmentation":
         return [{"arm": arm, "dice": s["dice_mean_over_seeds"], "nsd": s["nsd_mean_over_seeds"]}
                 for arm, s in result["summary"].items()]
+    if protocol == "segment-study":
+        return [{"arm": arm, "dice": s["dice_mean_over_seeds"], "nsd": s["nsd_mean_over_seeds"],
+                 "lesion_sensitivity": s["lesion_sensitivity_mean_over_seeds"],
+                 "false_positives_per_case": s["false_positives_per_case"]} for arm, s in result["summary"].items()]
     if protocol == "robustness":
         return [{"size_class": s["size_class"], "contrast": s["contrast"], "cases": s["cases"],
                  "detection": s["detection"]["value"], "detection_ci": _ci_text(s["detection"]),

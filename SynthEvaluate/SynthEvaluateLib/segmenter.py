@@ -97,13 +97,20 @@ def _crop(array, centre, size):
 
 def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe: SegmenterRecipe = SegmenterRecipe(),
                     seed: int = 0, progress: Callable[[dict], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> TrainedSegmenter:
-    """Train a lesion segmenter on 3-D volumes with binary labels (lists of equal length)."""
+                    should_stop: Callable[[], bool] | None = None,
+                    fresh_cases: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None,
+                    pool_size: int = 4, refresh_probability: float = 0.25) -> TrainedSegmenter:
+    """Train a lesion segmenter on 3-D volumes with binary labels (lists of equal length).
+
+    With ``fresh_cases`` (on-the-fly synthesis), a pool of ``pool_size`` cases made by it joins
+    the given ones, and at every iteration one pool case is replaced by a new one with
+    probability ``refresh_probability``: the network keeps seeing new lesions (``volumes`` may
+    then be empty)."""
     import torch
     from monai.losses import DiceCELoss
     from monai.networks.nets import UNet
 
-    if len(volumes) != len(labels) or not volumes:
+    if len(volumes) != len(labels) or (not volumes and fresh_cases is None):
         raise MedSynthInputError(f"Give one label per volume; got {len(volumes)} volumes and {len(labels)} labels.")
     if len(recipe.patch_size) != recipe.spatial_dims:
         raise MedSynthInputError(f"patch_size {recipe.patch_size} must have {recipe.spatial_dims} entries.")
@@ -115,8 +122,14 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
             raise MedSynthInputError(f"A volume {np.shape(v)} and its label {np.shape(l)} differ in shape.")
     rng = np.random.default_rng(seed)
     low, high = recipe.window
-    normalised = [np.clip((np.asarray(v, np.float32) - low) / (high - low), 0, 1) for v in volumes]
-    binary = [(np.asarray(l) > 0).astype(np.int64) for l in labels]
+
+    def prepare(volume, label):
+        return np.clip((np.asarray(volume, np.float32) - low) / (high - low), 0, 1), (np.asarray(label) > 0).astype(np.int64)
+
+    prepared = [prepare(v, l) for v, l in zip(volumes, labels)]
+    fixed = len(prepared)
+    if fresh_cases is not None:
+        prepared += [prepare(*fresh_cases(rng)) for _ in range(pool_size)]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = UNet(recipe.spatial_dims, 1, 2, recipe.channels, (2,) * (len(recipe.channels) - 1),
@@ -127,8 +140,10 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
         for iteration in range(1, recipe.iterations + 1):
             if should_stop is not None and should_stop():
                 raise InterruptedError("Training was cancelled.")
-            pairs = [_sample_patch(normalised[c], binary[c], recipe.patch_size, rng, recipe.foreground_fraction)
-                     for c in rng.integers(len(volumes), size=recipe.batch_size)]
+            if fresh_cases is not None and rng.random() < refresh_probability:
+                prepared[fixed + int(rng.integers(pool_size))] = prepare(*fresh_cases(rng))
+            pairs = [_sample_patch(prepared[c][0], prepared[c][1], recipe.patch_size, rng, recipe.foreground_fraction)
+                     for c in rng.integers(len(prepared), size=recipe.batch_size)]
             x = torch.as_tensor(np.stack([p[0] for p in pairs]))[:, None]
             y = torch.as_tensor(np.stack([p[1] for p in pairs]))[:, None]
             loss = loss_function(model(x.to(recipe.device)), y.to(recipe.device))
