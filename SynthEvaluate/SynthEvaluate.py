@@ -63,6 +63,12 @@ class SynthEvaluateParameterNode:
     protocol: ProtocolChoice = ProtocolChoice("gan-train-test")
     epochs: Annotated[int, WithinRange(1, 500)] = 20
     reportFolder: Path
+    studyRealTrain: Path
+    studyHealthy: Path
+    studyTest: Path
+    studyLesionLabel: Annotated[int, WithinRange(1, 255)] = 2
+    studyIterations: Annotated[int, WithinRange(1, 100000)] = 500
+    studyReportFolder: Path
 
 
 #
@@ -82,6 +88,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._caseNode = None
         self._caseShownAt = 0.0
         self._job = None
+        self._studyJob = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
         self._timer.connect("timeout()", self.onPollJob)
@@ -104,12 +111,14 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.answerSyntheticButton.connect("clicked(bool)", lambda: self.onAnswer("synthetic"))
         self.ui.studyResultsButton.connect("clicked(bool)", self.onStudyResults)
         self.ui.runProtocolButton.connect("clicked(bool)", self.onRunOrCancel)
+        self.ui.runStudyButton.connect("clicked(bool)", self.onStudyRunOrCancel)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.removeObservers()
-        if self._job is not None:
-            self._job.cancel()
+        for job in (self._job, self._studyJob):
+            if job is not None:
+                job.cancel()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -177,6 +186,10 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         running = self._job is not None and self._job.running
         self.ui.runProtocolButton.text = _("Cancel") if running else _("Run in background")
         self.ui.runProtocolButton.enabled = running or bool(p.realFolder and p.syntheticFolder and p.reportFolder)
+        studyRunning = self._studyJob is not None and self._studyJob.running
+        self.ui.runStudyButton.text = _("Cancel") if studyRunning else _("Run in background")
+        self.ui.runStudyButton.enabled = studyRunning or bool(
+            p.studyTest and p.studyReportFolder and p.studyRealTrain and p.studyHealthy)
 
     def _ensureDependencies(self, training: bool = False) -> bool:
         from MedSynthCommonLib.dependencies import ensure_installed
@@ -266,19 +279,48 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer.start()
         self._updateButtons()
 
-    def onPollJob(self) -> None:
-        for line in self._job.poll():
-            self.ui.protocolLogTextEdit.appendPlainText(line)
-        if not self._job.running:
-            self._timer.stop()
+    def onStudyRunOrCancel(self) -> None:
+        if self._studyJob is not None and self._studyJob.running:
+            self._studyJob.cancel()
+            self.ui.studyLogTextEdit.appendPlainText(_("Cancelled."))
             self._updateButtons()
-            folder = Path(self._parameterNode.reportFolder)
-            if self._job.returncode == 0 and (folder / "summary.csv").exists():
-                slicer.util.loadTable(str(folder / "summary.csv"))
-                chart = self.logic.rocChartFromReport(folder)
-                if chart is not None:
-                    slicer.modules.plots.logic().ShowChartInLayout(chart)
-                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
+            return
+        if not self._ensureDependencies(training=True):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The study could not start.")):
+            self._studyJob = self.logic.startSegmentStudy(p.studyRealTrain, p.studyHealthy, p.studyTest,
+                                                          p.studyLesionLabel, p.studyIterations, p.studyReportFolder)
+            self.ui.studyLogTextEdit.clear()
+            self._timer.start()
+        self._updateButtons()
+
+    def onPollJob(self) -> None:
+        """Stream both background jobs' output; when one ends, show its report once."""
+        if self._studyJob is not None:
+            for line in self._studyJob.poll():
+                self.ui.studyLogTextEdit.appendPlainText(line)
+            if not self._studyJob.running:
+                folder = Path(self._parameterNode.studyReportFolder)
+                if self._studyJob.returncode == 0 and (folder / "report.html").exists():
+                    slicer.util.loadTable(str(folder / "summary.csv"))
+                    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
+                self._studyJob = None
+        if self._job is not None:
+            for line in self._job.poll():
+                self.ui.protocolLogTextEdit.appendPlainText(line)
+            if not self._job.running:
+                folder = Path(self._parameterNode.reportFolder)
+                if self._job.returncode == 0 and (folder / "summary.csv").exists():
+                    slicer.util.loadTable(str(folder / "summary.csv"))
+                    chart = self.logic.rocChartFromReport(folder)
+                    if chart is not None:
+                        slicer.modules.plots.logic().ShowChartInLayout(chart)
+                    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
+                self._job = None
+        if self._job is None and self._studyJob is None:
+            self._timer.stop()
+        self._updateButtons()
 
 
 #
@@ -308,6 +350,15 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         from SynthEvaluateLib.logic import roc_chart_from_results
 
         return roc_chart_from_results(slicer.mrmlScene, Path(reportFolder) / "results.json")
+
+    def startSegmentStudy(self, realTrain, healthy, test, lesionLabel=2, iterations=500, reportFolder=None):
+        """Run ``medsynth evaluate segment-study`` (CSV files) in a background process; returns the job."""
+        from MedSynthCommonLib.background import BackgroundJob
+
+        return BackgroundJob.medsynth("evaluate", "segment-study", "--real-train", str(realTrain), "--healthy", str(healthy),
+                                      "--test", str(test), "--lesion-label", str(lesionLabel), "--iterations",
+                                      str(iterations), "--out", str(reportFolder),
+                                      commands=("SynthEvaluateLib.commands:register",)).start()
 
     def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
         """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job."""
