@@ -14,6 +14,7 @@ from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 
+from MedSynthCommonLib.options import chosen_path
 from SynthEvaluateLib.choices import ProtocolChoice
 from SynthEvaluateLib.dependencies import missing_requirements
 
@@ -181,15 +182,16 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.answerRealButton.enabled = answering
         self.ui.answerSyntheticButton.enabled = answering
         self.ui.studyResultsButton.enabled = self._study is not None
-        self.ui.createStudyButton.enabled = bool(p.studyFolder and p.realFolder and p.syntheticFolder)
-        self.ui.openStudyButton.enabled = bool(p.studyFolder)
+        self.ui.createStudyButton.enabled = all(chosen_path(v) for v in (p.studyFolder, p.realFolder, p.syntheticFolder))
+        self.ui.openStudyButton.enabled = bool(chosen_path(p.studyFolder))
         running = self._job is not None and self._job.running
         self.ui.runProtocolButton.text = _("Cancel") if running else _("Run in background")
-        self.ui.runProtocolButton.enabled = running or bool(p.realFolder and p.syntheticFolder and p.reportFolder)
+        self.ui.runProtocolButton.enabled = running or all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder,
+                                                                                      p.reportFolder))
         studyRunning = self._studyJob is not None and self._studyJob.running
         self.ui.runStudyButton.text = _("Cancel") if studyRunning else _("Run in background")
-        self.ui.runStudyButton.enabled = studyRunning or bool(
-            p.studyTest and p.studyReportFolder and p.studyRealTrain and p.studyHealthy)
+        self.ui.runStudyButton.enabled = studyRunning or all(
+            chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain, p.studyHealthy))
 
     def _ensureDependencies(self, training: bool = False) -> bool:
         from MedSynthCommonLib.dependencies import ensure_installed

@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import vtk
@@ -13,6 +14,7 @@ from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
                     vtkMRMLTableNode)
 
+from MedSynthCommonLib.options import chosen_path
 from SynthLesionLib.choices import CAPSULE_VALUES, CapsuleChoice, LesionTypeChoice, PresetChoice, SizeChoice
 from SynthLesionLib.dependencies import missing_requirements
 
@@ -69,6 +71,9 @@ class SynthLesionParameterNode:
     outputVolume: vtkMRMLScalarVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
     outputTable: vtkMRMLTableNode
+    presetFile: Path
+    lesionSegmentId: str = ""
+    learnedPresetFile: Path
 
 
 #
@@ -97,6 +102,8 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
+        self.ui.lesionSegmentSelector.connect("currentSegmentChanged(QString)", self.onLesionSegmentChanged)
+        self.ui.learnPresetButton.connect("clicked(bool)", self.onLearnPreset)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -135,11 +142,31 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
             # read the saved segment first: setting the node selects its first segment and
             # reports that through onOrganSegmentChanged
-            savedSegmentId = self._parameterNode.organSegmentId
-            self.ui.organSegmentSelector.setCurrentNode(self._parameterNode.inputSegmentation)
-            if savedSegmentId:
-                self.ui.organSegmentSelector.setCurrentSegmentID(savedSegmentId)
+            saved = (self._parameterNode.organSegmentId, self._parameterNode.lesionSegmentId)
+            for selector, segmentId in zip((self.ui.organSegmentSelector, self.ui.lesionSegmentSelector), saved):
+                selector.setCurrentNode(self._parameterNode.inputSegmentation)
+                if segmentId:
+                    selector.setCurrentSegmentID(segmentId)
             self._checkCanApply()
+
+    def onLesionSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode:
+            self._parameterNode.lesionSegmentId = segmentId or ""
+
+    def onLearnPreset(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The preset could not be learnt."), waitCursor=True):
+            report = self.logic.learnPreset(p.inputVolume, p.inputSegmentation, p.organSegmentId, p.lesionSegmentId,
+                                            chosen_path(p.learnedPresetFile))
+            p.presetFile = chosen_path(p.learnedPresetFile)
+            real = report["real"]["contrast"]
+            text = _("Learnt from {n} lesion(s): contrast median {median:+.0f} (5-95 %: {low:+.0f} to {high:+.0f}).").format(
+                n=report["measured_lesions"], median=real["median"], low=real["p5"], high=real["p95"])
+            if "warning" in report:
+                text += " " + report["warning"]
+            slicer.util.infoDisplay(text)
 
     def onNewSeed(self) -> None:
         """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
@@ -155,8 +182,9 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None) -> None:
         p = self._parameterNode
         segmentation = p.inputSegmentation if p else None
-        if self.ui.organSegmentSelector.currentNode() != segmentation:  # avoid a signal loop
-            self.ui.organSegmentSelector.setCurrentNode(segmentation)
+        for selector in (self.ui.organSegmentSelector, self.ui.lesionSegmentSelector):
+            if selector.currentNode() != segmentation:  # avoid a signal loop
+                selector.setCurrentNode(segmentation)
         problem = None
         if not p or not p.inputVolume:
             problem = _("Select an input volume.")
@@ -170,6 +198,15 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._followOptions(p)
         self.ui.applyButton.enabled = problem is None
         self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
+        learnProblem = None
+        if not p or not (p.inputVolume and p.inputSegmentation and p.organSegmentId and p.lesionSegmentId):
+            learnProblem = _("Select the volume, the segmentation, its organ segment and its tumour segment.")
+        elif p.lesionSegmentId == p.organSegmentId:
+            learnProblem = _("The tumour segment must differ from the organ segment.")
+        elif not chosen_path(p.learnedPresetFile):
+            learnProblem = _("Choose where to save the preset (.json).")
+        self.ui.learnPresetButton.enabled = learnProblem is None
+        self.ui.learnPresetButton.toolTip = learnProblem or _("Fit a preset to the tumour segment.")
 
     def _followOptions(self, p) -> None:
         """Widgets that only matter for some choices are enabled only then; with the preset's
@@ -248,12 +285,19 @@ class SynthLesionLogic(ScriptedLoadableModuleLogic):
         logging.info(f"SynthLesion: {config}")
         return insert_lesions_on_nodes(inputVolume, segmentation, organSegment, config, seed, **node_options)
 
+    def learnPreset(self, volume, segmentation, organSegment: str, lesionSegment: str, presetFile, base="ct-generic"):
+        """Fit a preset to ``lesionSegment`` (real tumours) against ``organSegment``; write it to
+        ``presetFile`` (.json) and return the fit report (plain arguments, for the console)."""
+        from SynthLesionLib.logic import learn_preset_on_nodes
+
+        return learn_preset_on_nodes(volume, segmentation, organSegment, lesionSegment, presetFile, base)
+
     def process(self, parameters):
         """Run with the GUI's parameter node."""
         return self.run(
             parameters.inputVolume, parameters.inputSegmentation, parameters.organSegmentId,
             sizeClass=parameters.sizeClass.value, count=parameters.lesionCount, seed=parameters.seed,
-            preset=parameters.preset.value,
+            preset=str(chosen_path(parameters.presetFile) or parameters.preset.value),
             lesion_type=None if parameters.lesionType.value == "preset" else parameters.lesionType.value,
             mass_effect=None if parameters.massEffectFromPreset else parameters.massEffect,
             capsule=CAPSULE_VALUES[parameters.capsule.value],

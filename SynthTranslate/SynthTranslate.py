@@ -15,6 +15,7 @@ from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
+from MedSynthCommonLib.options import chosen_path
 from SynthTranslateLib.choices import DeviceChoice, ModelChoice, PrecisionChoice
 from SynthTranslateLib.config import MODEL_KINDS
 from SynthTranslateLib.dependencies import missing_requirements
@@ -140,7 +141,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Target domains from the chosen model's card; only the inputs that model uses are shown."""
         from SynthTranslateLib.logic import model_summary
 
-        folder = self._parameterNode.applyModelFolder if self._parameterNode else None
+        folder = chosen_path(self._parameterNode.applyModelFolder) if self._parameterNode else None
         summary = model_summary(folder) if folder else None
         domains = summary["domains"] if summary else []
         self.ui.targetDomainComboBox.clear()
@@ -176,10 +177,11 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for widget in (self.ui.keyDomainLineEdit, self.ui.keyDomainLineEditLabel):
             widget.visible = kind.key_domain
         self.ui.showSamplesButton.enabled = bool(self._latestSampleGrid())
-        ready = bool(p.trainModelFolder) and (bool(p.trainDataFolder) if fromFolder else bool(p.trainVolume and p.trainSegmentation))
+        ready = bool(chosen_path(p.trainModelFolder)) and (bool(chosen_path(p.trainDataFolder)) if fromFolder
+                                                            else bool(p.trainVolume and p.trainSegmentation))
         self.ui.trainButton.enabled = running or ready
         self.ui.trainButton.text = _("Cancel") if running else _("Train in background")
-        self.ui.applyButton.enabled = bool(p.applyModelFolder and p.inputVolume)
+        self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and p.inputVolume)
 
     def _ensureDependencies(self) -> bool:
         from MedSynthCommonLib.dependencies import ensure_installed
@@ -209,7 +211,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtons()
 
     def _latestSampleGrid(self):
-        folder = self._parameterNode.trainModelFolder if self._parameterNode else None
+        folder = chosen_path(self._parameterNode.trainModelFolder) if self._parameterNode else None
         samples = sorted(Path(folder).glob("samples_*.png")) if folder and Path(folder).is_dir() else []
         return samples[-1] if samples else None
 

@@ -65,7 +65,7 @@ def test_every_bound_parameter_exists(module):
 def test_synthlesion_binds_its_gui_parameters():
     parameters = _parameter_annotations(_module_ast("SynthLesion"))
     bound_names = {p for p, _ in _bound_widgets(_ui("SynthLesion")).values()}
-    set_in_code = {"organSegmentId"}  # the segment selector is connected by hand
+    set_in_code = {"organSegmentId", "lesionSegmentId"}  # the segment selectors are connected by hand
     assert set(parameters) - set_in_code <= bound_names, set(parameters) - bound_names
 
 
@@ -85,6 +85,18 @@ def test_combo_boxes_take_their_choices_from_the_library(module):
         assert isinstance(annotation, ast.Name) and annotation.id in imported, \
             f"{widget_name} is bound to {parameter}, which is not a *Choice enum from {module}Lib.choices"
         assert not widget.findall("item"), f"{widget_name} lists items in the .ui; they come from the library"
+
+
+def test_unset_gui_paths_are_not_taken_for_chosen_ones():
+    """Slicer stores an empty path field as Path('.'), which is truthy."""
+    from pathlib import Path
+
+    from MedSynthCommonLib.options import chosen_path
+
+    assert chosen_path(Path(".")) is None and chosen_path(Path("")) is None and chosen_path(None) is None
+    assert chosen_path(Path("/data/x.json")) == Path("/data/x.json")
+    for module in MODULES:  # no path parameter is tested with bool() any more
+        assert not re.search(r"bool\(p\.\w*(Folder|File|Train|Healthy|Test)\)", (ROOT / module / f"{module}.py").read_text())
 
 
 def test_choice_enums_follow_the_registries():

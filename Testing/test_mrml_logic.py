@@ -107,3 +107,28 @@ def test_bad_node_input(scene, ct_nodes):
     volume.SetAndObserveTransformNodeID(transform.GetID())
     with pytest.raises(MedSynthInputError, match="harden the transform"):
         insert_lesions_on_nodes(volume, segmentation, "liver")
+
+
+def test_learn_preset_from_segments(scene, tmp_path):
+    import json
+
+    from MedSynthCommonLib.mrml import fill_segmentation, output_volume
+    from SynthLesionLib import LesionConfig, make_ct_phantom, synthesize_lesions
+    from SynthLesionLib.logic import insert_lesions_on_nodes, learn_preset_on_nodes
+
+    phantom = make_ct_phantom(shape=(30, 96, 96), spacing=(1.5, 1.5, 3.0), seed=2)
+    result = synthesize_lesions(phantom.image, phantom.organ_mask("liver"), phantom.geometry,
+                                LesionConfig(size_class="small", count=3, lesion_type="hypo", contrast=-45), 5)
+    volume = output_volume(scene, result.image, phantom.geometry, "annotated CT")
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "annotation")
+    fill_segmentation(segmentation, [("liver", result.organ_mask > 0, (1, 0, 0)),
+                                     ("tumour", result.lesion_labels > 0, (0, 1, 0))], phantom.geometry, volume)
+    before = array_of(volume).copy()
+    report = learn_preset_on_nodes(volume, segmentation, "liver", "tumour", tmp_path / "learnt.json")
+    assert report["measured_lesions"] >= 2 and np.array_equal(array_of(volume), before)
+    assert json.loads((tmp_path / "learnt.json").read_text())["preset"]["default_lesion_type"] == "hypo"
+    # the learnt preset is usable like any preset name
+    out = insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(preset=str(tmp_path / "learnt.json")), 1)
+    assert out.result.records[0].contrast_measured < -10
+    with pytest.raises(MedSynthInputError, match="same"):
+        learn_preset_on_nodes(volume, segmentation, "liver", "liver", tmp_path / "x.json")

@@ -14,3 +14,13 @@ def check_known_options(dataclass_type, data, what: str) -> None:
     unknown = set(data) - {f.name for f in fields(dataclass_type)}
     if unknown:
         raise MedSynthInputError(f"Unknown {what}: {', '.join(sorted(unknown))} (written by another program or version?).")
+
+
+def chosen_path(value) -> "Path | None":
+    """A path chosen in the GUI, or None when the field is empty.  (Slicer's parameter node stores
+    an empty path field as ``Path(".")``, which is truthy: test with this, not with ``bool``.)"""
+    from pathlib import Path
+
+    if value is None or str(value).strip() in ("", "."):
+        return None
+    return Path(value)

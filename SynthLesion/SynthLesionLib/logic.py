@@ -112,3 +112,38 @@ def _json(data) -> str:
     import json
 
     return json.dumps(data, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))
+
+
+def learn_preset_on_nodes(volume, segmentation, organ_segment: str, lesion_segment: str, out_path,
+                          base: str = "ct-generic", seed: int = 0) -> dict:
+    """Fit a preset to the lesions of ``lesion_segment`` (against ``organ_segment``) in a loaded
+    case and write it to ``out_path`` (.json); returns the fit report.  Nodes are not modified.
+
+    Console::
+
+        from SynthLesionLib.logic import learn_preset_on_nodes
+        report = learn_preset_on_nodes(getNode("CT"), getNode("Segmentation"), "liver", "tumour", "/tmp/my_liver.json")
+    """
+    from pathlib import Path
+
+    from MedSynthCommonLib.storage import write_json_atomic
+
+    from .fit import FitCase, fit_preset
+
+    if None in (volume, segmentation):
+        raise MedSynthInputError("Select the volume and the segmentation that holds the organ and the lesions.")
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".json":
+        raise MedSynthInputError(f"The preset file {out_path} must end in .json.")
+    check_untransformed(volume, "volume")
+    check_untransformed(segmentation, "segmentation")
+    organ_id = segment_id_by_name_or_id(segmentation, organ_segment)
+    lesion_id = segment_id_by_name_or_id(segmentation, lesion_segment)
+    if organ_id == lesion_id:
+        raise MedSynthInputError("The organ and the lesion segment are the same; choose the tumour segment.")
+    labels = segment_array(segmentation, organ_id, volume).astype(np.uint8)
+    labels[segment_array(segmentation, lesion_id, volume) > 0] = 2
+    case = FitCase(np.asarray(array_of(volume)), labels, geometry_of(volume), 1, 2, volume.GetName())
+    result = fit_preset([case], base=base, name=out_path.stem, seed=seed)
+    write_json_atomic(out_path, result)
+    return result["fit"]
