@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 from .errors import MedSynthInputError
 
@@ -16,11 +17,9 @@ def check_known_options(dataclass_type, data, what: str) -> None:
         raise MedSynthInputError(f"Unknown {what}: {', '.join(sorted(unknown))} (written by another program or version?).")
 
 
-def chosen_path(value) -> "Path | None":
+def chosen_path(value) -> Path | None:
     """A path chosen in the GUI, or None when the field is empty.  (Slicer's parameter node stores
     an empty path field as ``Path(".")``, which is truthy: test with this, not with ``bool``.)"""
-    from pathlib import Path
-
     if value is None or str(value).strip() in ("", "."):
         return None
     return Path(value)
