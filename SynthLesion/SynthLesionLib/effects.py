@@ -11,6 +11,8 @@ from .patch import Box
 MASS_EFFECT_REACH = 1.4
 #: strength 100 moves tissue by at most this fraction of its distance to the centre
 MASS_EFFECT_MAX = 0.9
+#: smaller shifts (in voxels of the finest axis) are not resampled
+MIN_SHIFT_VOXELS = 0.05
 
 
 def mass_effect_support_mm(radius_mm: float) -> float:
@@ -39,6 +41,10 @@ def mass_effect(box: Box, spacing_kji: np.ndarray, radius_mm: float, strength: f
     moved = x2 < 1.0
     if keep is not None:
         moved &= ~keep
+    # displacement (mm) = amplitude (1 - x^2)^2 rho; voxels moved by less than MIN_SHIFT_VOXELS of
+    # the finest spacing are left as they are (an invisible shift, and most of the outer shell)
+    shift = np.float32(amplitude) * (1.0 - x2) ** 2 * np.sqrt(rho2)
+    moved &= shift >= np.float32(MIN_SHIFT_VOXELS * float(np.min(spacing_kji)))
     where = np.nonzero(moved)
     factor = np.float32(amplitude) * (1.0 - x2[where]) ** 2  # fraction of rho moved inward
     # source position (box voxel coordinates) = position - factor * offset / spacing

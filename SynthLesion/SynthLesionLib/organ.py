@@ -116,8 +116,8 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
 
 
 #: patches (voxels per side) and how many, for the noise correlation length
-_PATCH = 11
-_PATCHES = 6
+_PATCH = 9
+_PATCHES = 4
 
 
 def _noise_grain_mm(image: np.ndarray, organ: np.ndarray, spacing_kji: np.ndarray, candidates: np.ndarray,

@@ -383,9 +383,13 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
     bands = [(drawn.capsule_contrast, drawn.capsule_width_mm)] if drawn.capsule_contrast else []
     if "rim" in drawn.components:
         bands.append((drawn.components["rim"]["contrast"], drawn.components["rim"]["width_mm"]))
+    lesion_effect = float(np.mean(alpha[inside])) * drawn.contrast  # the lesion's mean contrast after blurring
     for band_contrast, band_width in bands:
         rim = capsule_band(level, band_width, mean_radius) & in_organ
         rim_alpha = ndimage.gaussian_filter(rim.astype(np.float32), sigma, mode="nearest") * in_organ
+        band_effect = float(np.mean(rim_alpha[inside])) * band_contrast
+        if band_effect * lesion_effect < 0 and abs(band_effect) > CAPSULE_MAX_SHARE * abs(lesion_effect):
+            band_contrast *= CAPSULE_MAX_SHARE * abs(lesion_effect) / abs(band_effect)  # never cancel the lesion
         part += rim_alpha * np.float32(band_contrast)
     _add_components(part, level, inside, alpha, drawn, spacing, mean_radius)
     out[box.slices] = _cast(region, out.dtype)
