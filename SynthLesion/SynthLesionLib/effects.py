@@ -12,7 +12,7 @@ MASS_EFFECT_REACH = 1.4
 #: strength 100 moves tissue by at most this fraction of its distance to the centre
 MASS_EFFECT_MAX = 0.9
 #: smaller shifts (in voxels of the finest axis) are not resampled
-MIN_SHIFT_VOXELS = 0.05
+MIN_SHIFT_VOXELS = 0.2
 
 
 def mass_effect_support_mm(radius_mm: float) -> float:

@@ -436,22 +436,30 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
 
 def _add_components(part: np.ndarray, level: np.ndarray, inside: np.ndarray, alpha: np.ndarray, drawn: _Drawn,
                     spacing: np.ndarray, mean_radius: float) -> None:
-    """Necrotic core (darker, smooth-edged, on the inner part of the radius) and calcified foci
-    (small bright Gaussian blobs), in place on the lesion's block."""
+    """Necrotic core (darker, on the inner part of the radius, with an edge as soft as the
+    lesion's) and calcified foci (small bright Gaussian blobs), in place on the lesion's block.
+    Each is evaluated where it lives only (the level set for the core, a small box per focus)."""
     necrosis = drawn.components.get("necrosis")
     if necrosis:
-        core = (level <= necrosis["radius_fraction"]).astype(np.float32)
-        core = ndimage.gaussian_filter(core, drawn.edge_blur_mm / spacing, mode="nearest") * alpha
-        part += core * np.float32(necrosis["contrast"])
+        ramp = drawn.edge_blur_mm / max(mean_radius, 1e-6)  # the edge width in level units
+        core = np.clip((necrosis["radius_fraction"] - level) / (2.0 * ramp) + 0.5, 0.0, 1.0).astype(np.float32)
+        part += core * alpha * np.float32(necrosis["contrast"])
     calcifications = drawn.components.get("calcifications", [])
     if calcifications:
-        grid = np.indices(inside.shape, dtype=np.float32)
         centre = np.array([np.mean(axis) for axis in np.nonzero(inside)])
         for focus in calcifications:
-            where = centre + np.asarray(focus["position"]) * mean_radius / spacing
             sigma_mm = focus["diameter_mm"] / 2.355  # the diameter is the blob's full width at half maximum
+            where = centre + np.asarray(focus["position"]) * mean_radius / spacing
+            reach = np.ceil(3.0 * sigma_mm / spacing).astype(int)
+            low = np.maximum(np.floor(where).astype(int) - reach, 0)
+            high = np.minimum(np.floor(where).astype(int) + reach + 1, inside.shape)
+            if np.any(high <= low):
+                continue
+            box = tuple(slice(a, b) for a, b in zip(low, high))
+            grid = np.meshgrid(*[np.arange(a, b, dtype=np.float32) for a, b in zip(low, high)], indexing="ij")
             squared = sum(((grid[a] - where[a]) * spacing[a]) ** 2 for a in range(3))
-            part += np.exp(-squared / (2.0 * sigma_mm ** 2)).astype(np.float32) * inside * np.float32(focus["contrast"])
+            part[box] += np.exp(-squared / (2.0 * sigma_mm ** 2)).astype(np.float32) * inside[box] * \
+                np.float32(focus["contrast"])
 
 
 def _working_dtype(dtype: np.dtype) -> type:
