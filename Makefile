@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.installed
 #   make TORCH="torch --extra-index-url https://download.pytorch.org/whl/cpu" test
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test bench bench-real clean
+.PHONY: demo test bench bench-real panels package clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ bench: $(STAMP)
 bench-real: $(STAMP)
 	$(BIN)/medsynth bench lesion --image ../shared/data/abdomen_ct/case01_ct3mm_image.nii.gz \
 	    --organ-mask ../shared/data/abdomen_ct/case01_ct3mm_liver.nii.gz
+
+panels: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python Testing/panels.py
+
+package:
+	../shared/tools/slicer-packaging/package_check.sh ../shared/tools/slicer-packaging/slicer-src . /tmp/medsynth-package
 
 clean:
 	rm -rf demo_output bench_output .pytest_cache

@@ -194,10 +194,15 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain, p.studyHealthy))
 
     def _ensureDependencies(self, training: bool = False) -> bool:
-        from MedSynthCommonLib.dependencies import ensure_installed
+        """The metrics need pip packages only; the training protocols also torch (from the
+        PyTorch extension, installed first) and MONAI."""
+        from MedSynthCommonLib.dependencies import ensure_torch, install_in_slicer
 
-        return ensure_installed(missing_requirements(training), slicer.util.confirmOkCancelDisplay,
-                                slicer.util.pip_install, "SynthEvaluate")
+        with slicer.util.tryWithErrorDisplay(_("SynthEvaluate cannot run this without PyTorch.")):
+            if training and not ensure_torch("SynthEvaluate"):
+                return False
+            return install_in_slicer(missing_requirements(training), "SynthEvaluate", slicer)
+        return False
 
     # --- segmentation metrics
 

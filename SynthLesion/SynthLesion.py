@@ -2,6 +2,7 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
+import qt
 import vtk
 
 import slicer
@@ -15,7 +16,7 @@ from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRML
                     vtkMRMLTableNode)
 
 from MedSynthCommonLib.options import chosen_path
-from SynthLesionLib.choices import CAPSULE_VALUES, CapsuleChoice, LesionTypeChoice, PresetChoice, SizeChoice
+from SynthLesionLib.choices import CAPSULE_VALUES, CapsuleChoice, LesionTypeChoice, PhaseChoice, PresetChoice, SizeChoice
 from SynthLesionLib.dependencies import missing_requirements
 
 
@@ -42,6 +43,18 @@ class SynthLesion(ScriptedLoadableModule):
             "Lesion model after Hu et al., Label-Free Liver Tumor Segmentation, CVPR 2023 "
             "(reimplemented from the paper)."
         )
+        # sample data (a real CT with its liver) once the application has started
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Add the MedSynth sample case to the Sample Data module (downloaded on first use, checked
+    against its SHA-256)."""
+    import SampleData
+
+    from SynthLesionLib.sample_data import register
+
+    register(SampleData.SampleDataLogic, thumbnail=str(Path(__file__).parent / "Resources" / "Icons" / "SynthLesion.png"))
 
 
 #
@@ -60,6 +73,7 @@ class SynthLesionParameterNode:
     sizeClass: SizeChoice = SizeChoice("small")
     lesionCount: Annotated[int, WithinRange(1, 50)] = 1
     lesionType: LesionTypeChoice = LesionTypeChoice("preset")
+    phase: PhaseChoice = PhaseChoice("preset")
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     massEffectFromPreset: bool = True
     massEffect: Annotated[float, WithinRange(0.0, 100.0)] = 30.0
@@ -74,6 +88,10 @@ class SynthLesionParameterNode:
     presetFile: Path
     lesionSegmentId: str = ""
     learnedPresetFile: Path
+    batchCases: Path
+    batchVariants: Annotated[int, WithinRange(1, 100000)] = 10
+    batchWorkers: Annotated[int, WithinRange(1, 64)] = 2
+    batchOut: Path
 
 
 #
@@ -88,6 +106,8 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._batchJob = None
+        self._timer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -104,10 +124,16 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
         self.ui.lesionSegmentSelector.connect("currentSegmentChanged(QString)", self.onLesionSegmentChanged)
         self.ui.learnPresetButton.connect("clicked(bool)", self.onLearnPreset)
+        self.ui.batchButton.connect("clicked(bool)", self.onBatchOrCancel)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(500)
+        self._timer.connect("timeout()", self.onPollBatch)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.removeObservers()
+        if self._batchJob is not None:
+            self._batchJob.cancel()
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -168,6 +194,34 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 text += " " + report["warning"]
             slicer.util.infoDisplay(text)
 
+    def onBatchOrCancel(self) -> None:
+        if self._batchJob is not None and self._batchJob.running:
+            self._batchJob.cancel()
+            self.ui.batchLogTextEdit.appendPlainText(_("Cancelled; finished outputs are kept, build again to resume."))
+            self._checkCanApply()
+            return
+        if not self._ensureDependencies():
+            return
+        with slicer.util.tryWithErrorDisplay(_("The batch could not start."), waitCursor=True):
+            self._batchJob = self.logic.startBatch(self._parameterNode)
+            self.ui.batchLogTextEdit.clear()
+            self._timer.start()
+        self._checkCanApply()
+
+    def onPollBatch(self) -> None:
+        if self._batchJob is None:
+            self._timer.stop()
+            return
+        lines = [line for line in self._batchJob.poll() if line.strip()]
+        for line in lines:
+            self.ui.batchLogTextEdit.appendPlainText(line)
+        if not self._batchJob.running:
+            self._timer.stop()
+            status = _("Finished.") if self._batchJob.returncode == 0 else _("Ended with errors (see above).")
+            self.ui.batchLogTextEdit.appendPlainText(status)
+            self._batchJob = None
+            self._checkCanApply()
+
     def onNewSeed(self) -> None:
         """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
         import secrets
@@ -207,6 +261,15 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             learnProblem = _("Choose where to save the preset (.json).")
         self.ui.learnPresetButton.enabled = learnProblem is None
         self.ui.learnPresetButton.toolTip = learnProblem or _("Fit a preset to the tumour segment.")
+        running = self._batchJob is not None and self._batchJob.running
+        batchProblem = None
+        if not p or not chosen_path(p.batchOut):
+            batchProblem = _("Choose the database folder.")
+        elif not chosen_path(p.batchCases) and problem is not None:
+            batchProblem = _("Give a cases CSV, or select the input volume, segmentation and organ segment.")
+        self.ui.batchButton.enabled = running or batchProblem is None
+        self.ui.batchButton.text = _("Cancel") if running else _("Build in background")
+        self.ui.batchButton.toolTip = batchProblem or _("Run build-db in a separate process.")
 
     def _followOptions(self, p) -> None:
         """Widgets that only matter for some choices are enabled only then; with the preset's
@@ -220,10 +283,9 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.massEffect = presetValue
 
     def _ensureDependencies(self) -> bool:
-        from MedSynthCommonLib.dependencies import ensure_installed
+        from MedSynthCommonLib.dependencies import install_in_slicer
 
-        return ensure_installed(missing_requirements(), slicer.util.confirmOkCancelDisplay, slicer.util.pip_install,
-                                "SynthLesion")
+        return install_in_slicer(missing_requirements(), "SynthLesion", slicer)
 
     def onApplyButton(self) -> None:
         if not self._ensureDependencies():
@@ -292,6 +354,46 @@ class SynthLesionLogic(ScriptedLoadableModuleLogic):
 
         return learn_preset_on_nodes(volume, segmentation, organSegment, lesionSegment, presetFile, base)
 
+    def startBatch(self, parameters):
+        """Run ``medsynth build-db`` in a background process with the panel's lesion options;
+        without a cases CSV, the input volume and organ segment are written to the database's
+        ``inputs/`` folder as the one case.  Returns the job."""
+        import csv
+
+        from MedSynthCommonLib.background import BackgroundJob
+        from MedSynthCommonLib.mrml import segment_array
+
+        out = chosen_path(parameters.batchOut)
+        cases = chosen_path(parameters.batchCases)
+        if cases is None:
+            inputs = out / "inputs"
+            inputs.mkdir(parents=True, exist_ok=True)
+            slicer.util.saveNode(parameters.inputVolume, str(inputs / "image.nrrd"))
+            organ = segment_array(parameters.inputSegmentation, parameters.organSegmentId, parameters.inputVolume)
+            labelNode = slicer.modules.volumes.logic().CreateAndAddLabelVolume(parameters.inputVolume, "__medsynth_organ__")
+            try:
+                slicer.util.updateVolumeFromArray(labelNode, organ)
+                slicer.util.saveNode(labelNode, str(inputs / "organ.nrrd"))
+            finally:
+                slicer.mrmlScene.RemoveNode(labelNode)
+            cases = inputs / "cases.csv"
+            with cases.open("w", newline="") as handle:
+                csv.writer(handle).writerows([["case_id", "image", "organ_mask"], ["scene", "image.nrrd", "organ.nrrd"]])
+        preset = str(chosen_path(parameters.presetFile) or parameters.preset.value)
+        arguments = ["build-db", "--cases", str(cases), "--out", str(out), "--variants", str(parameters.batchVariants),
+                     "--workers", str(parameters.batchWorkers), "--seed", str(parameters.seed), "--size",
+                     parameters.sizeClass.value, "--count", str(parameters.lesionCount), "--preset", preset,
+                     "--capsule", parameters.capsule.value]
+        if parameters.lesionType.value != "preset":
+            arguments += ["--lesion-type", parameters.lesionType.value]
+        if parameters.phase.value != "preset":
+            arguments += ["--phase", parameters.phase.value]
+        if not parameters.massEffectFromPreset:
+            arguments += ["--mass-effect", str(parameters.massEffect)]
+        if not parameters.avoidVessels:
+            arguments.append("--no-vessel-avoidance")
+        return BackgroundJob.medsynth(*arguments, commands=("SynthLesionLib.commands:register",)).start()
+
     def process(self, parameters):
         """Run with the GUI's parameter node."""
         return self.run(
@@ -299,6 +401,7 @@ class SynthLesionLogic(ScriptedLoadableModuleLogic):
             sizeClass=parameters.sizeClass.value, count=parameters.lesionCount, seed=parameters.seed,
             preset=str(chosen_path(parameters.presetFile) or parameters.preset.value),
             lesion_type=None if parameters.lesionType.value == "preset" else parameters.lesionType.value,
+            phase=None if parameters.phase.value == "preset" else parameters.phase.value,
             mass_effect=None if parameters.massEffectFromPreset else parameters.massEffect,
             capsule=CAPSULE_VALUES[parameters.capsule.value],
             avoid_vessels=parameters.avoidVessels,

@@ -184,10 +184,14 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and p.inputVolume)
 
     def _ensureDependencies(self) -> bool:
-        from MedSynthCommonLib.dependencies import ensure_installed
+        """torch from the PyTorch extension first, then the pip packages (MONAI finds torch there)."""
+        from MedSynthCommonLib.dependencies import ensure_torch, install_in_slicer
 
-        return ensure_installed(missing_requirements(), slicer.util.confirmOkCancelDisplay,
-                                slicer.util.pip_install, "SynthTranslate")
+        with slicer.util.tryWithErrorDisplay(_("SynthTranslate cannot run without PyTorch.")):
+            if not ensure_torch("SynthTranslate"):
+                return False
+            return install_in_slicer(missing_requirements(), "SynthTranslate", slicer)
+        return False
 
     def onTrainOrCancel(self) -> None:
         if self._job is not None and self._job.running:

@@ -6,7 +6,8 @@ from MedSynthCommonLib.dependencies import missing_requirements as _missing
 
 REQUIRED = {"scipy": "scipy>=1.10", "sklearn": "scikit-learn>=1.3", "skimage": "scikit-image>=0.21"}
 #: only for protocols that train networks (GAN-train/test, augmentation, segmenters)
-REQUIRED_FOR_TRAINING = {"torch": "torch>=2.2", "monai": "monai>=1.4"}
+#: torch itself comes from the PyTorch extension (``MedSynthCommonLib.dependencies.ensure_torch``)
+REQUIRED_FOR_TRAINING = {"monai": "monai>=1.4"}
 
 
 def missing_requirements(training: bool = False) -> list[str]:

@@ -36,3 +36,38 @@ def ensure_installed(required: list[str], confirm, install, module: str) -> bool
         return False
     install(required)
     return True
+
+
+def install_in_slicer(requirements: list[str], module: str, slicer_module) -> bool:
+    """Install missing pip ``requirements`` the way the running Slicer offers: ``slicer.packaging
+    .pip_ensure`` (Slicer 5.12+: check, one prompt, progress, restart offer), else one
+    confirmation and ``slicer.util.pip_install``.  ``slicer_module`` is Slicer's ``slicer``
+    package (passed in, so that this file imports nothing of Slicer).  True when satisfied."""
+    if not requirements:
+        return True
+    packaging = getattr(slicer_module, "packaging", None)
+    if packaging is not None and hasattr(packaging, "pip_ensure"):
+        result = packaging.pip_ensure(requirements, requester=module)
+        return result is not False
+    return ensure_installed(requirements, slicer_module.util.confirmOkCancelDisplay, slicer_module.util.pip_install,
+                            module)
+
+
+def ensure_torch(module: str) -> bool:
+    """torch the Slicer way: through the PyTorch extension, which picks the CUDA or CPU build for
+    this machine.  Raises ``MedSynthInputError`` when the extension is missing; False when the user
+    declines the installation."""
+    if _importable("torch"):
+        return True
+    try:
+        import PyTorchUtils  # the PyTorch extension's module (Slicer only)
+    except ImportError:
+        from .errors import MedSynthInputError
+
+        raise MedSynthInputError(
+            f"{module} needs PyTorch, which Slicer installs through the 'PyTorch' extension: install it from the "
+            "Extensions Manager (View > Extensions Manager), restart Slicer, and try again.") from None
+    logic = PyTorchUtils.PyTorchUtilsLogic()
+    if logic.torchInstalled():
+        return True
+    return logic.installTorch(askConfirmation=True) is not None

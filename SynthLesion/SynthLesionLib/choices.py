@@ -17,6 +17,8 @@ SizeChoice = choice_enum("SizeChoice", {
     MIX: f"{MIX} (one class drawn per lesion)"})
 LesionTypeChoice = choice_enum("LesionTypeChoice", {
     "preset": "the preset's", **{t: _TYPE_WORDS[t] for t in LESION_TYPES}, "mixed": "mixed (drawn per lesion)"})
+PhaseChoice = choice_enum("PhaseChoice", {
+    "preset": "the preset's", **{phase: phase for phase in sorted({p for preset in PRESETS.values() for p in preset.phases})}})
 CapsuleChoice = choice_enum("CapsuleChoice", {"auto": "with the preset's frequency", "yes": "always", "no": "never"})
 #: GUI value -> LesionConfig value
 CAPSULE_VALUES = {"auto": None, "yes": True, "no": False}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from MedSynthCommonLib.dependencies import missing_requirements as _missing
 
+#: installed with pip after torch, which comes from the PyTorch extension (``ensure_torch``), so that
+#: MONAI's requirement on torch is already met and pip never pulls a torch build of its own
 REQUIRED = {"scipy": "scipy>=1.10", "skimage": "scikit-image>=0.21", "matplotlib": "matplotlib>=3.7",
-            "torch": "torch>=2.2", "monai": "monai>=1.4"}
+            "monai": "monai>=1.4"}
 
 
 def missing_requirements() -> list[str]:
