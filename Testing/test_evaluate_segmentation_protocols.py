@@ -162,3 +162,16 @@ def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
     assert result["test_cases"] == 5 and result["runs"]["on-the-fly"][0]["on_the_fly"]
     assert "versus_real" in result["runs"]["offline"][0]
     assert [b["diameter_to_mm"] for b in result["runs"]["real"][0]["sensitivity_by_size"]][:4] == [10.0, 20.0, 40.0, 80.0]
+
+
+def dark_segmenter(image, geometry):
+    """A module-level (picklable) segmenter: voxels well below the phantom liver's 100 HU."""
+    return ndimage.gaussian_filter(image.astype(np.float32), 1.0) < 70
+
+
+def test_robustness_cases_run_on_worker_processes_with_the_same_result(phantom):
+    liver = phantom.organ_mask("liver")
+    options = dict(size_classes=("small",), contrasts=(-70.0,), per_stratum=4, seed=3)
+    serial = robustness_benchmark(dark_segmenter, [(phantom.image, liver, phantom.geometry)], **options)
+    parallel = robustness_benchmark(dark_segmenter, [(phantom.image, liver, phantom.geometry)], workers=2, **options)
+    assert serial["strata"] == parallel["strata"]

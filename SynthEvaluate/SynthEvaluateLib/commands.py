@@ -92,7 +92,7 @@ def _cmd_robustness(args) -> dict:
     else:
         segment = _train_unet_on_synthetic(cases, args)
     return robustness_benchmark(segment, cases, tuple(args.sizes), tuple(args.contrasts), args.per_stratum,
-                                args.preset, args.seed, _print)
+                                args.preset, args.seed, _print, args.workers, args.cluster)
 
 
 def _train_unet_on_synthetic(cases, args):
@@ -276,6 +276,9 @@ def register(cli) -> None:
     robust.add_argument("--per-stratum", type=whole_number(1), default=5, help="lesions per size x contrast x location stratum")
     robust.add_argument("--preset", default="ct-liver", help="SynthLesion preset of the inserted lesions")
     robust.add_argument("--seed", type=whole_number(0), default=0, help="random seed")
+    robust.add_argument("--workers", type=whole_number(1), default=1,
+                        help="worker processes for the cases (with --segmenter; a UNet trained here scores here)")
+    robust.add_argument("--cluster", metavar="local[:N] | ADDRESS", help="run the cases on Dask instead (see build-db)")
     _out_option(robust)
     robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark")
 

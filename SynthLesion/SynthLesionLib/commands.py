@@ -118,7 +118,7 @@ def _cmd_build_db(args) -> int:
     from .database import build_database, read_cases
 
     summary = build_database(read_cases(args.cases), args.out, args.variants, _config_from(args), args.seed,
-                             args.workers, progress=not args.quiet, force=args.force)
+                             args.workers, progress=not args.quiet, force=args.force, cluster=args.cluster)
     print(json.dumps(summary, indent=2))
     return 1 if summary["failed"] else 0
 
@@ -201,7 +201,11 @@ def register(cli) -> None:
     db.add_argument("--variants", type=whole_number(1), default=10, help="outputs per case")
     db.add_argument("--out", required=True, type=Path,
                     help="database folder: images/, labels/, records/ and manifest.jsonl (one line per finished output)")
-    db.add_argument("--workers", type=whole_number(1), default=1, help="worker processes")
+    db.add_argument("--workers", type=whole_number(1), default=1, help="worker processes on this machine")
+    db.add_argument("--cluster", metavar="local[:N] | ADDRESS",
+                    help="run on Dask instead: 'local:N' starts N worker processes here, 'tcp://HOST:8786' joins a "
+                         "running scheduler (dask-jobqueue, dask-kubernetes, Coiled...); --out must be on storage "
+                         "every worker sees")
     db.add_argument("--seed", type=seed_number, default=0, help="base seed; each output's seed comes from it, the case id and the variant")
     db.add_argument("--force", action="store_true",
                     help="discard outputs that an earlier run made in --out with other settings (default: refuse)")

@@ -11,7 +11,8 @@ Storage discipline (one mechanism for every way a run can end):
 - on start, partial files of killed runs are swept and the manifest is rewritten without torn,
   repeated or dangling lines; outputs made with other settings (seed, options, inputs) are
   refused unless ``force`` discards them;
-- workers end with the parent, whatever ends it.
+- workers end with the parent, whatever ends it; on a Dask cluster a task whose worker dies is
+  run again by Dask and, if it keeps failing, reported as not made (the next run makes it).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,11 +208,14 @@ def _discard(out_dir: Path, rows: list[dict]) -> None:
 
 
 def build_database(cases: list[Case], out_dir: Path, variants: int, base_config: LesionConfig,
-                   seed: int = 0, workers: int = 1, progress: bool = True, force: bool = False) -> dict:
+                   seed: int = 0, workers: int = 1, progress: bool = True, force: bool = False,
+                   cluster: str | None = None) -> dict:
     """Generate ``variants`` outputs per case into ``out_dir``; returns a summary dict.
 
     ``force`` discards outputs that an earlier run made there with other settings (otherwise
-    they are refused, so that old and new outputs never mix)."""
+    they are refused, so that old and new outputs never mix).  ``cluster``: run on Dask
+    (``local[:N]`` or a scheduler address; ``out_dir`` must then be on storage every worker
+    sees) instead of ``workers`` processes on this machine."""
     if variants < 1:
         raise MedSynthInputError(f"variants must be at least 1, got {variants}.")
     if workers < 1:
@@ -240,37 +242,27 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
         if untidy:
             _rewrite_manifest(out_dir, done)
         todo = [job for job in jobs if job.name not in done]
-        failures = _run(todo, out_dir / MANIFEST, workers, progress, len(jobs), len(jobs) - len(todo))
+        failures = _run(todo, out_dir / MANIFEST, workers, progress, len(jobs), len(jobs) - len(todo), cluster)
     return {"out_dir": str(out_dir), "total": len(jobs), "already_done": len(jobs) - len(todo),
             "made": len(todo) - len(failures), "failed": failures, "manifest": str(out_dir / MANIFEST)}
 
 
-def _run(jobs: list[Job], manifest: Path, workers: int, progress: bool, total: int, initial: int) -> list[dict]:
+def _run(jobs: list[Job], manifest: Path, workers: int, progress: bool, total: int, initial: int,
+         cluster: str | None = None) -> list[dict]:
+    """Run the jobs on the chosen executor; this process alone appends the manifest."""
+    from MedSynthCommonLib.executors import TaskLost, executor
+
     failures: list[dict] = []
-    with progress_bar(total, "build-db", "output", initial, progress) as bar:
-        def finish(job: Job, row: dict) -> None:
-            if "error" in row:
+    # jobs of one case next to each other: a worker then reads that case once for its variants
+    jobs = sorted(jobs, key=lambda job: (job.case.case_id, job.variant))
+    with progress_bar(total, "build-db", "output", initial, progress) as bar, \
+            executor(1 if len(jobs) <= 1 and not cluster else workers, cluster) as runner:
+        for job, row in runner.run(_safe, jobs):
+            if isinstance(row, TaskLost):
+                failures.append({"name": job.name, "error": f"not made: {row}; run again to retry"})
+            elif "error" in row:
                 failures.append({"name": job.name, "error": row["error"]})
             else:
                 _append_line(manifest, row)
             bar.update(1)
-
-        if workers <= 1 or len(jobs) <= 1:
-            for job in jobs:
-                finish(job, _safe(job))
-            return failures
-        from MedSynthCommonLib.processes import exit_with_parent
-
-        # spawn, not fork: forking a multi-threaded process (Slicer, VTK, BLAS) can deadlock
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=exit_with_parent) as pool:
-            pending = {pool.submit(_safe, job): job for job in jobs}
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        finish(pending.pop(future), future.result())
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
     return failures

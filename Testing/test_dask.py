@@ -1,0 +1,104 @@
+"""build-db on Dask (dask.distributed): a real LocalCluster with 2 worker processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from MedSynthCommonLib.cli import main  # noqa: E402
+from MedSynthCommonLib.errors import MedSynthInputError  # noqa: E402
+from MedSynthCommonLib.executors import DaskExecutor  # noqa: E402
+
+CLI = [sys.executable, "-m", "MedSynthCommonLib.cli"]
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory, small_ct_files):
+    folder, image, organs, _ = small_ct_files
+    path = tmp_path_factory.mktemp("dask") / "cases.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case_id", "image", "organ_mask", "organ_label"])
+        for case_id in ("a", "b", "c"):
+            writer.writerow([case_id, str(image), str(organs), "1"])
+    return path
+
+
+def _images(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "images").glob("*.nii.gz"))}
+
+
+def test_local_cluster_gives_the_serial_outputs(tmp_path, cases, capsys):
+    common = ["build-db", "--cases", str(cases), "--variants", "2", "--size", "tiny", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*common, "--out", str(tmp_path / "dask"), "--cluster", "local:2"]) == 0
+    assert "Dask dashboard: http" in capsys.readouterr().err
+    serial, dask = _images(tmp_path / "serial"), _images(tmp_path / "dask")
+    assert len(serial) == 6 and serial == dask  # byte-identical, whatever ran where
+    lines = (tmp_path / "dask" / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == len({json.loads(line)["name"] for line in lines}) == 6  # one writer, no duplicates
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, cases, capsys):
+    start = time.time()
+    assert main(["build-db", "--cases", str(cases), "--variants", "1", "--out", str(tmp_path / "x"),
+                 "--cluster", "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "Could not reach the Dask scheduler at tcp://127.0.0.1:1" in err and "Traceback" not in err
+    assert time.time() - start < 60
+    with pytest.raises(MedSynthInputError, match="at least 1"):
+        DaskExecutor("local:0")
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                if int(fields[1]) == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to find the worker processes")
+def test_a_killed_worker_loses_only_its_task_and_the_run_resumes(tmp_path, cases):
+    out = tmp_path / "db"
+    command = [*CLI, "build-db", "--cases", str(cases), "--variants", "4", "--size", "small", "--quiet",
+               "--out", str(out), "--cluster", "local:2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifest = out / "manifest.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (manifest.exists() and manifest.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    workers = _descendants(process.pid)
+    leaves = [pid for pid in workers if not _descendants(pid)]  # worker processes (under their nannies)
+    assert leaves, "the cluster's workers were found"
+    os.kill(leaves[-1], signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode in (0, 1), stderr
+    summary = json.loads(stdout)
+    assert summary["made"] + len(summary["failed"]) == 12 - summary["already_done"]
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    names = [json.loads(line)["name"] for line in manifest.read_text().splitlines()]
+    assert sorted(names) == sorted(f"{c}_v{v:04d}" for c in "abc" for v in range(4))
+    serial = tmp_path / "serial"
+    assert main(["build-db", "--cases", str(cases), "--variants", "4", "--size", "small", "--quiet",
+                 "--out", str(serial)]) == 0
+    assert _images(out) == _images(serial)
