@@ -144,6 +144,13 @@ def _cmd_bench_transform(args) -> int:
     return 0
 
 
+def _cmd_bench_build(args) -> int:
+    from .benchmark_build import bench_build
+
+    print(json.dumps(bench_build(args.cases, args.variants), indent=2))
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -233,6 +240,12 @@ def register(cli) -> None:
     transform.add_argument("--repeats", type=whole_number(1), default=10, help="timed calls per transform")
     transform.add_argument("--steps", type=whole_number(1), default=12, help="training samples timed per setting")
     transform.set_defaults(run=_cmd_bench_transform)
+
+    build = cli.add_benchmark("build-db", "build-db outputs/s serially, with 2 worker processes and on a 2-worker Dask "
+                                          "LocalCluster, and Dask's overhead per task")
+    build.add_argument("--cases", type=whole_number(1), default=4, help="phantom cases")
+    build.add_argument("--variants", type=whole_number(1), default=6, help="outputs per case")
+    build.set_defaults(run=_cmd_bench_build)
 
 
 register.order = 10

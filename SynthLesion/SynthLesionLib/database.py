@@ -209,13 +209,14 @@ def _discard(out_dir: Path, rows: list[dict]) -> None:
 
 def build_database(cases: list[Case], out_dir: Path, variants: int, base_config: LesionConfig,
                    seed: int = 0, workers: int = 1, progress: bool = True, force: bool = False,
-                   cluster: str | None = None) -> dict:
+                   cluster: str | None = None, on_output=None) -> dict:
     """Generate ``variants`` outputs per case into ``out_dir``; returns a summary dict.
 
     ``force`` discards outputs that an earlier run made there with other settings (otherwise
     they are refused, so that old and new outputs never mix).  ``cluster``: run on Dask
     (``local[:N]`` or a scheduler address; ``out_dir`` must then be on storage every worker
-    sees) instead of ``workers`` processes on this machine."""
+    sees) instead of ``workers`` processes on this machine.  ``on_output(row)`` is called after
+    each output is committed to the manifest (e.g. to time throughput)."""
     if variants < 1:
         raise MedSynthInputError(f"variants must be at least 1, got {variants}.")
     if workers < 1:
@@ -242,27 +243,47 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
         if untidy:
             _rewrite_manifest(out_dir, done)
         todo = [job for job in jobs if job.name not in done]
-        failures = _run(todo, out_dir / MANIFEST, workers, progress, len(jobs), len(jobs) - len(todo), cluster)
+        failures = _run(todo, out_dir / MANIFEST, workers, progress, len(jobs), len(jobs) - len(todo), cluster, on_output)
     return {"out_dir": str(out_dir), "total": len(jobs), "already_done": len(jobs) - len(todo),
             "made": len(todo) - len(failures), "failed": failures, "manifest": str(out_dir / MANIFEST)}
 
 
 def _run(jobs: list[Job], manifest: Path, workers: int, progress: bool, total: int, initial: int,
-         cluster: str | None = None) -> list[dict]:
+         cluster: str | None = None, on_output=None) -> list[dict]:
     """Run the jobs on the chosen executor; this process alone appends the manifest."""
     from MedSynthCommonLib.executors import TaskLost, executor
 
     failures: list[dict] = []
-    # jobs of one case next to each other: a worker then reads that case once for its variants
-    jobs = sorted(jobs, key=lambda job: (job.case.case_id, job.variant))
+    tasks = _tasks(jobs, workers)
     with progress_bar(total, "build-db", "output", initial, progress) as bar, \
-            executor(1 if len(jobs) <= 1 and not cluster else workers, cluster) as runner:
-        for job, row in runner.run(_safe, jobs):
-            if isinstance(row, TaskLost):
-                failures.append({"name": job.name, "error": f"not made: {row}; run again to retry"})
-            elif "error" in row:
-                failures.append({"name": job.name, "error": row["error"]})
-            else:
-                _append_line(manifest, row)
-            bar.update(1)
+            executor(1 if len(tasks) <= 1 and not cluster else workers, cluster) as runner:
+        for task, rows in runner.run(_safe_all, tasks):
+            if isinstance(rows, TaskLost):
+                rows = [{"error": f"not made: {rows}; run again to retry"}] * len(task)
+            for job, row in zip(task, rows):
+                if "error" in row:
+                    failures.append({"name": job.name, "error": row["error"]})
+                else:
+                    _append_line(manifest, row)
+                    if on_output is not None:
+                        on_output(row)
+                bar.update(1)
     return failures
+
+
+#: outputs of one case made by one task at most: the worker reads the case once for them
+TASK_VARIANTS = 4
+
+
+def _tasks(jobs: list[Job], workers: int) -> list[tuple[Job, ...]]:
+    """Jobs grouped by case into tasks of up to ``TASK_VARIANTS`` outputs (smaller when there are
+    fewer jobs than workers could share), so that a case is read once per task, not per output."""
+    by_case: dict[str, list[Job]] = {}
+    for job in sorted(jobs, key=lambda job: (job.case.case_id, job.variant)):
+        by_case.setdefault(job.case.case_id, []).append(job)
+    size = max(1, min(TASK_VARIANTS, -(-len(jobs) // max(2 * workers, 1))))
+    return [tuple(group[i:i + size]) for group in by_case.values() for i in range(0, len(group), size)]
+
+
+def _safe_all(task: tuple[Job, ...]) -> list[dict]:
+    return [_safe(job) for job in task]
