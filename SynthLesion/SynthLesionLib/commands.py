@@ -244,7 +244,7 @@ def register(cli) -> None:
     build = cli.add_benchmark("build-db", "build-db outputs/s serially, with 2 worker processes and on a 2-worker Dask "
                                           "LocalCluster, and Dask's overhead per task")
     build.add_argument("--cases", type=whole_number(1), default=4, help="phantom cases")
-    build.add_argument("--variants", type=whole_number(1), default=6, help="outputs per case")
+    build.add_argument("--variants", type=whole_number(1), default=8, help="outputs per case")
     build.set_defaults(run=_cmd_bench_build)
 
 
