@@ -377,7 +377,7 @@ class SynthLesionLogic(ScriptedLoadableModuleLogic):
             finally:
                 slicer.mrmlScene.RemoveNode(labelNode)
             cases = inputs / "cases.csv"
-            with cases.open("w", newline="") as handle:
+            with cases.open("w", newline="", encoding="utf-8") as handle:
                 csv.writer(handle).writerows([["case_id", "image", "organ_mask"], ["scene", "image.nrrd", "organ.nrrd"]])
         preset = str(chosen_path(parameters.presetFile) or parameters.preset.value)
         arguments = ["build-db", "--cases", str(cases), "--out", str(out), "--variants", str(parameters.batchVariants),

@@ -17,7 +17,7 @@ FLOORS = {"MedSynthCommonLib": 0, "SynthLesionLib": 1, "SynthLesion": 1, "SynthT
 def _imports(path: Path) -> list[tuple[int, str]]:
     """(line, top-level package) of every import in a file, inside functions too."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -47,7 +47,7 @@ def test_no_upward_import(path):
 def test_research_scripts_do_not_ship():
     """Scripts that know ../shared/data's file names live in Testing/validation, not in a Lib."""
     for path in _module_files():
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         for name in ("shared/data", "chest_xray_pediatric", "stroke_lesions_mni", "case01_ct3mm"):
             assert name not in text, f"{path.relative_to(ROOT)} names {name}"
 

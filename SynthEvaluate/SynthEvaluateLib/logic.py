@@ -50,7 +50,7 @@ def roc_chart_from_results(scene, results_json, name: str = "ROC"):
 
     from .mrml import roc_chart
 
-    data = json.loads(Path(results_json).read_text())
+    data = json.loads(Path(results_json).read_text(encoding="utf-8"))
     curves = {f"{arm}: {label}": curve for arm, runs in data.get("runs", {}).items() if isinstance(runs, list) and runs
               for label, curve in runs[0].get("roc", {}).items()}
     return roc_chart(scene, curves, name) if curves else None

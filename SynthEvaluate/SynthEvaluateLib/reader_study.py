@@ -61,7 +61,7 @@ class ReaderStudy:
         path = Path(folder) / "study.json"
         if not path.exists():
             raise MedSynthInputError(f"No reader study in {folder} (study.json missing).")
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
         return cls(folder, [StudyCase(**c) for c in data["cases"]], data["seed"])
 
     def shown_file(self, case: StudyCase) -> Path:
@@ -86,7 +86,7 @@ class ReaderStudy:
         path = self.folder / "answers.csv"
         if not path.exists():
             return []
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
     def next_case(self, reader: str) -> StudyCase | None:

@@ -52,11 +52,11 @@ class BackgroundJob:
         return cls([sys.executable, "-u", "-m", "MedSynthCommonLib.cli", *arguments], environment=environment, **kwargs)
 
     def start(self) -> "BackgroundJob":
-        environment = {**os.environ, **self.environment, "PYTHONUNBUFFERED": "1"}
+        environment = {**os.environ, **self.environment, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
         options = {"start_new_session": True} if os.name == "posix" else \
             {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
         self._process = subprocess.Popen(self.arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                         cwd=self.cwd, env=environment, bufsize=1, **options)
+                                         encoding="utf-8", errors="replace", cwd=self.cwd, env=environment, bufsize=1, **options)
         threading.Thread(target=self._read, daemon=True).start()
         return self
 

@@ -25,7 +25,7 @@ def _cases(folder: Path, count: int) -> Path:
     from .phantom import make_ct_phantom
 
     path = folder / "cases.csv"
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["case_id", "image", "organ_mask", "organ_label"])
         for n in range(count):

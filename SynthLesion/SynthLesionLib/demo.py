@@ -32,7 +32,7 @@ def run_demo(out: Path) -> dict:
         made[size] = files
         print(f"[{size}] {result.finding}")
     cases = out / "cases.csv"
-    with cases.open("w", newline="") as handle:
+    with cases.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["case_id", "image", "organ_mask", "organ_label"])
         writer.writerow(["phantom", "inputs/ct_phantom.nii.gz", "inputs/ct_phantom_organs.nii.gz", ORGAN_LABELS["liver"]])

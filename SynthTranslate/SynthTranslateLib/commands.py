@@ -100,11 +100,29 @@ def _add_device_options(parser, channels_last: bool = True) -> None:
                            help="NHWC memory format (default: on for CUDA)")
 
 
+def _distributed(accelerator):
+    """(accelerator on this rank's device, ranks) for a run under torchrun; one rank otherwise."""
+    import dataclasses
+
+    from MedSynthCommonLib.distributed import Ranks
+
+    ranks = Ranks.from_environment(accelerator.device_type)
+    return dataclasses.replace(accelerator, device=ranks.device(accelerator.device)), ranks
+
+
 def _cmd_train(args) -> int:
+    from MedSynthCommonLib.distributed import LAUNCH_HINT, finish
+
     from .data import BatchSampler, Normalizer, encode_condition
     from .training import train_translator
 
-    accelerator = _accelerator(args)  # refuse a missing GPU before reading any data
+    accelerator, ranks = _distributed(_accelerator(args))  # refuse a missing GPU before reading any data
+    if not ranks.active and accelerator.device_type == "cuda":
+        import torch
+
+        if torch.cuda.device_count() > 1:
+            print(f"This machine has {torch.cuda.device_count()} GPUs; this run uses one. For {LAUNCH_HINT}",
+                  file=sys.stderr, flush=True)
 
     config = TranslatorConfig(model=args.model, image_size=args.image_size, features=args.features, batch_size=args.batch_size,
                               key_domain=args.key_domain, spectral_norm=args.spectral_norm,
@@ -124,10 +142,15 @@ def _cmd_train(args) -> int:
         if config.conditioned:
             arrays["source"] = encode_condition(config, arrays["source"])
     sampler = BatchSampler(kind, config.batch_size, args.seed, **arrays)
-    result = train_translator(config, sampler, normalizer, args.iterations, args.out, args.seed, summary,
-                              args.sample_every, args.checkpoint_every, progress=_progress, accelerator=accelerator)
-    print(file=sys.stderr)
-    print(json.dumps(result, indent=2))
+    try:
+        result = train_translator(config, sampler, normalizer, args.iterations, args.out, args.seed, summary,
+                                  args.sample_every, args.checkpoint_every, progress=_progress, accelerator=accelerator,
+                                  ranks=ranks)
+    finally:
+        finish(ranks)
+    if ranks.is_main:
+        print(file=sys.stderr)
+        print(json.dumps(result, indent=2))
     return 0
 
 
@@ -178,7 +201,11 @@ def register(cli) -> None:
     translate = cli.add_command("translate", "train and apply GAN translators (pix2pix, SPADE, CycleGAN, StarGAN, "
                                              "MI-GAN, mask GAN)")
     commands = cli.add_actions(translate, "action")
-    train = commands.add_parser("train", help="train a translator into a model folder (run again to resume)")
+    from MedSynthCommonLib.distributed import LAUNCH_HINT
+
+    train = commands.add_parser("train", help="train a translator into a model folder (run again to resume)",
+                                description="Train a translator into a model folder (run again to resume). "
+                                            f"On {LAUNCH_HINT}; --batch-size is then the global batch.")
     train.add_argument("--model", required=True, choices=MODELS,
                        help="; ".join(kind.label for kind in MODEL_KINDS.values()))
     data = train.add_argument_group("data")

@@ -37,10 +37,15 @@ class Normalizer:
 
 class BatchSampler:
     """Random batches of one kind: "paired" (source, target), "unpaired" (a, b), "domains"
-    (image, domain index) or "masks".  Arrays are already normalised to [-1, 1] (masks: 0/1)."""
+    (image, domain index) or "masks".  Arrays are already normalised to [-1, 1] (masks: 0/1).
+
+    ``batch_size`` is the global batch; ``share`` (a slice of it, set by a distributed run to
+    this rank's share) is what ``next`` returns.  Every rank draws the same global batch from
+    the same stream, so N ranks together see exactly the samples one process would."""
 
     def __init__(self, kind: str, batch_size: int, seed: int, **arrays):
         self.kind, self.batch_size = kind, batch_size
+        self.share = slice(None)
         self.rng = np.random.default_rng(seed)
         self.arrays = arrays
         if kind == "paired" and len(arrays["source"]) != len(arrays["target"]):
@@ -55,7 +60,7 @@ class BatchSampler:
         import torch
 
         def take(array):
-            index = self.rng.integers(len(array), size=self.batch_size)
+            index = self.rng.integers(len(array), size=self.batch_size)[self.share]
             return index, torch.as_tensor(np.ascontiguousarray(array[index]))
 
         if self.kind == "paired":

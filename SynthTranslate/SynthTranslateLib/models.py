@@ -2,7 +2,8 @@
 
 Every translator exposes the same small interface, so one training loop, one checkpoint
 format and one ``translate`` serve them all:
-``modules`` (name -> nn.Module), ``optimizers`` (name -> optimiser), ``fit_step(batch, step)``
+``modules`` (name -> nn.Module, for weights and inference), ``trained`` (the same modules as
+the training step calls them: in ``DistributedDataParallel`` when several ranks train), ``optimizers`` (name -> optimiser), ``fit_step(batch, step)``
 -> losses (moves the batch to the device and runs ``train_step`` under the run's precision),
 ``infer(x, target=None)`` (inference, generator only, CPU float32 out).
 Batches are dicts of tensors in [-1, 1]: pix2pix/spade {"source", "target"}, cyclegan
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from MedSynthCommonLib.devices import Accelerator
+from MedSynthCommonLib.distributed import Ranks, rank_seed
 from .config import TranslatorConfig
 from .networks import (MaskCritic, MaskGenerator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
                        UNetGenerator, patch_discriminator)
@@ -82,15 +84,18 @@ class ImagePool:
 
 
 class Translator:
-    def __init__(self, config: TranslatorConfig, generator: torch.Generator, accelerator: Accelerator | None = None):
+    def __init__(self, config: TranslatorConfig, generator: torch.Generator, accelerator: Accelerator | None = None,
+                 ranks: Ranks | None = None):
         self.config = config.validate()
-        self.random = generator  # training randomness (gradient penalty, pools, targets): CPU, owned here
+        self.random = generator  # training randomness (gradient penalty, pools, targets): CPU, this rank's own
         self.accelerator = accelerator or Accelerator()
+        self.ranks = ranks or Ranks()
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.build()
         for module in self.modules.values():
             self.accelerator.module(module, config.spatial_dims)
+        self.trained = {name: self.ranks.wrap(module) for name, module in self.modules.items()}
         self.scalers = {name: self.accelerator.grad_scaler() for name in self.optimizers}
 
     @property
@@ -145,11 +150,11 @@ class Pix2Pix(Translator):
         self.bce = nn.BCEWithLogitsLoss()
 
     def _d(self, source, image):
-        return self.modules["discriminator"](torch.cat([source, image], 1))[-1]
+        return self.trained["discriminator"](torch.cat([source, image], 1))[-1]
 
     def train_step(self, batch, step):
         source, target = batch["source"], batch["target"]
-        fake = self.modules["generator"](source)
+        fake = self.trained["generator"](source)
         real_logits, fake_logits = self._d(source, target), self._d(source, fake.detach())
         loss_d = 0.5 * (self.bce(real_logits, torch.ones_like(real_logits)) + self.bce(fake_logits, torch.zeros_like(fake_logits)))
         self._update("discriminator", loss_d)
@@ -182,8 +187,8 @@ class Spade(Translator):
 
     def train_step(self, batch, step):
         labels, target = batch["source"], batch["target"]
-        disc = self.modules["discriminator"]
-        fake = self.modules["generator"](labels)
+        disc = self.trained["discriminator"]
+        fake = self.trained["generator"](labels)
         real_out, _ = disc(torch.cat([labels, target], 1))
         fake_out, _ = disc(torch.cat([labels, fake.detach()], 1))
         loss_d = sum(nn.functional.relu(1 - r).mean() + nn.functional.relu(1 + f).mean() for r, f in zip(real_out, fake_out))
@@ -223,7 +228,7 @@ class CycleGan(Translator):
         return nn.functional.mse_loss(logits, torch.full_like(logits, value))
 
     def train_step(self, batch, step):
-        c, m = self.config, self.modules
+        c, m = self.config, self.trained
         a, b = batch["a"], batch["b"]
         fake_b, fake_a = m["generator"](a), m["generator_ba"](b)
         loss_gan = self._ls(m["discriminator_b"](fake_b)[-1], 1.0) + self._ls(m["discriminator_a"](fake_a)[-1], 1.0)
@@ -273,7 +278,7 @@ class StarGan(Translator):
         return loss.mean()
 
     def train_step(self, batch, step):
-        c, m = self.config, self.modules
+        c, m = self.config, self.trained
         image, domain = batch["image"], batch["domain"]
         target = torch.randint(len(c.domains), domain.shape, generator=self.random).to(self.device)
         fake = m["generator"](image, target)
@@ -317,7 +322,7 @@ class MaskGan(Translator):
         self._adam("discriminator", self.modules["discriminator"].parameters(), c.lr_discriminator)
 
     def train_step(self, batch, step):
-        c, m = self.config, self.modules
+        c, m = self.config, self.trained
         real = batch["mask"]
         z = self._randn(len(real), c.latent)
         fake = m["generator"](z)
@@ -340,10 +345,14 @@ TRANSLATORS = {"pix2pix": Pix2Pix, "spade": Spade, "cyclegan": CycleGan, "starga
                "maskgan": MaskGan}
 
 
-def build_translator(config: TranslatorConfig, seed: int, accelerator: Accelerator | None = None) -> Translator:
-    """A translator with seeded weights (initialised on the CPU, the same on every device),
-    placed on ``accelerator`` (default: CPU, fp32); the caller's global RNG state is left as it was."""
+def build_translator(config: TranslatorConfig, seed: int, accelerator: Accelerator | None = None,
+                     ranks: Ranks | None = None) -> Translator:
+    """A translator with seeded weights (initialised on the CPU, the same on every device and
+    every rank), placed on ``accelerator`` (default: CPU, fp32), its training randomness this
+    rank's own stream; the caller's global RNG state is left as it was."""
     config.validate()
+    ranks = ranks or Ranks()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TRANSLATORS[config.model](config, torch.Generator().manual_seed(seed + 1), accelerator)
+        return TRANSLATORS[config.model](config, torch.Generator().manual_seed(rank_seed(seed + 1, ranks.rank)),
+                                         accelerator, ranks)

@@ -19,6 +19,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from MedSynthCommonLib.devices import Accelerator
+from MedSynthCommonLib.distributed import Ranks, rank_seed
 from .data import BatchSampler, Normalizer
 from .config import TranslatorConfig
 from .model_dir import CHECKPOINT_INDEX, referenced_file, remove_unreferenced, save_addressed, save_model
@@ -28,11 +29,19 @@ LOSSES = "losses.csv"
 
 
 def save_checkpoint(out_dir: Path, translator: Translator, sampler: BatchSampler, step: int, seed: int) -> None:
-    """The resumable state under its hash, then ``checkpoint.json`` naming it, then old states removed."""
+    """The resumable state under its hash, then ``checkpoint.json`` naming it, then old states
+    removed.  In a distributed run every rank calls this (their random streams are gathered);
+    rank 0 alone writes."""
     from MedSynthCommonLib.storage import write_json_atomic
 
-    name, digest = save_addressed(out_dir, "checkpoint", _checkpoint_state(translator, sampler, step))
-    write_json_atomic(out_dir / CHECKPOINT_INDEX, {"file": name, "sha256": digest, "step": step, "seed": seed})
+    ranks = translator.ranks
+    streams = ranks.gather(_rank_state(translator))
+    if not ranks.is_main:
+        return
+    state = {**_checkpoint_state(translator, sampler, step), "other_ranks": streams[1:]}
+    name, digest = save_addressed(out_dir, "checkpoint", state)
+    write_json_atomic(out_dir / CHECKPOINT_INDEX, {"file": name, "sha256": digest, "step": step, "seed": seed,
+                                                   "world_size": ranks.world_size})
     remove_unreferenced(out_dir, "checkpoint", name)
 
 
@@ -65,20 +74,31 @@ def load_checkpoint(out_dir: Path) -> tuple[dict, dict] | None:
     return index, state
 
 
-def _checkpoint_state(translator: Translator, sampler: BatchSampler, step: int) -> dict:
+def _rank_state(translator: Translator) -> dict:
+    """What differs between ranks: their random streams and the translator's own state (image pools)."""
     import torch
 
+    return {"extra": translator.extra_state(), "translator_rng": translator.random.get_state(),
+            "torch_rng": torch.get_rng_state()}
+
+
+def _checkpoint_state(translator: Translator, sampler: BatchSampler, step: int) -> dict:
     return {"step": step,
             "modules": {n: m.state_dict() for n, m in translator.modules.items()},
             "optimizers": {n: o.state_dict() for n, o in translator.optimizers.items()},
             "scalers": {n: s.state_dict() for n, s in translator.scalers.items()},
-            "extra": translator.extra_state(), "sampler": sampler.state_dict(),
-            "translator_rng": translator.random.get_state(), "torch_rng": torch.get_rng_state()}
+            "sampler": sampler.state_dict(), **_rank_state(translator)}
 
 
-def _restore(translator: Translator, sampler: BatchSampler, state: dict) -> int:
+def _restore(translator: Translator, sampler: BatchSampler, state: dict, seed: int) -> int:
+    """Load ``state`` (rank 0's, with the other ranks' streams) into this rank's translator.  A
+    rank the saved run did not have (resumed on more processes) starts fresh streams derived from
+    (seed, rank, step); its image pools start empty."""
     import torch
 
+    step = int(state["step"])
+    rank = translator.ranks.rank
+    streams = [state, *state.get("other_ranks", [])]
     for name, module in translator.modules.items():
         module.load_state_dict(state["modules"][name])
     for name, optimizer in translator.optimizers.items():
@@ -87,18 +107,23 @@ def _restore(translator: Translator, sampler: BatchSampler, state: dict) -> int:
         saved = state.get("scalers", {}).get(name)
         if saved and scaler.is_enabled():  # a disabled scaler (fp32/bf16) saves {}
             scaler.load_state_dict(saved)
-    translator.load_extra_state(state["extra"])
     sampler.load_state_dict(state["sampler"])
-    translator.random.set_state(state["translator_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
+    if rank < len(streams):
+        translator.load_extra_state(streams[rank]["extra"])
+        translator.random.set_state(streams[rank]["translator_rng"])
+        torch.set_rng_state(streams[rank]["torch_rng"])
+    else:
+        translator.random.manual_seed(rank_seed(seed + 1, rank, step))
+        torch.manual_seed(rank_seed(seed, rank, step))
+    return step
 
 
 def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer: Normalizer, iterations: int,
                      out_dir: Path, seed: int = 0, training_data: dict | None = None, sample_every: int = 100,
                      checkpoint_every: int = 100, resume: bool = True, sample_batch: dict | None = None,
                      progress: Callable[[dict], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None, accelerator: Accelerator | None = None) -> dict:
+                     should_stop: Callable[[], bool] | None = None, accelerator: Accelerator | None = None,
+                     ranks: Ranks | None = None) -> dict:
     """Train ``iterations`` steps (in total, counting a resumed run's earlier steps) on
     ``accelerator`` (default CPU fp32; see ``resolve_accelerator``).
 
@@ -107,42 +132,75 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
     and ``samples_<step>.png``.  ``progress`` gets ``{"step", "iterations", "losses", "eta_s"}``
     dicts and ``{"message"}`` dicts (e.g. that a run was resumed).
     Raises ``InterruptedError`` when ``should_stop`` says so, after saving a checkpoint.
+
+    ``ranks``: this process's place in a ``torchrun`` run (see ``MedSynthCommonLib.distributed``):
+    every rank calls this with the same arguments; the sampler's batch size is the global batch,
+    each rank trains on its share under ``DistributedDataParallel``; rank 0 alone reads and
+    writes ``out_dir`` and reports progress (losses are the means over ranks).  A run resumes on
+    any number of ranks.  ``should_stop`` is for single-process runs (a distributed run stops
+    when ``torchrun`` is interrupted and resumes from its last checkpoint).
     """
     from MedSynthCommonLib.storage import FolderLock, prepare_folder
 
+    ranks = ranks or Ranks()
+    if ranks.active and should_stop is not None:
+        raise MedSynthInputError("should_stop is for single-process training; stop a torchrun run with Ctrl-C.")
+    sampler.share = ranks.shard(sampler.batch_size)
+    if not ranks.is_main:
+        return _train(config, sampler, normalizer, iterations, Path(out_dir), seed, training_data, sample_every,
+                      checkpoint_every, resume, sample_batch, None, None, accelerator, ranks)
     out_dir = prepare_folder(Path(out_dir), "model folder")
     with FolderLock(out_dir):
         return _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every,
-                      checkpoint_every, resume, sample_batch, progress, should_stop, accelerator)
+                      checkpoint_every, resume, sample_batch, progress, should_stop, accelerator, ranks)
+
+
+def _saved_run(out_dir: Path, resume: bool, ranks: Ranks) -> tuple[dict, dict] | None:
+    """Rank 0 reads the last checkpoint and every rank gets it (or the same error)."""
+    found, error = None, None
+    if ranks.is_main and resume:
+        try:
+            found = load_checkpoint(out_dir)
+        except MedSynthInputError as refused:
+            error = str(refused)
+    found, error = ranks.broadcast((found, error)) if ranks.active else (found, error)
+    if error:
+        raise MedSynthInputError(error)
+    return found
 
 
 def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every, checkpoint_every,
-           resume, sample_batch, progress, should_stop, accelerator) -> dict:
+           resume, sample_batch, progress, should_stop, accelerator, ranks) -> dict:
     import torch
 
-    translator = build_translator(config, seed, accelerator)
+    main = ranks.is_main
+    say = (lambda message: progress({"message": message})) if progress is not None and main else (lambda message: None)
     step = 0
-    saved = load_checkpoint(out_dir) if resume else None
+    saved = _saved_run(out_dir, resume, ranks)
     if saved is not None and saved[0].get("seed", seed) != seed:
-        if progress is not None:
-            progress({"message": f"resuming with the run's seed {saved[0]['seed']} (seed {seed} was asked for; a seed "
-                                 "is fixed when a run starts)"})
+        say(f"resuming with the run's seed {saved[0]['seed']} (seed {seed} was asked for; a seed is fixed when a "
+            "run starts)")
         seed = int(saved[0]["seed"])
-        translator = build_translator(config, seed, accelerator)
+    translator = build_translator(config, seed, accelerator, ranks)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(rank_seed(seed, ranks.rank))
         if saved is not None:
             try:
-                step = _restore(translator, sampler, saved[1])
+                step = _restore(translator, sampler, saved[1], seed)
             except Exception as error:  # from other options or another model
                 raise MedSynthInputError(
                     f"The checkpoint in {out_dir} cannot be resumed with these options "
                     f"({str(error).splitlines()[0][:200]}); train into another folder, or delete checkpoint.json "
                     "to start again.") from None
-            if progress is not None:
-                progress({"message": f"resuming {out_dir} at step {step} of {iterations}"})
-        _truncate_losses(out_dir / LOSSES, step)
-        if sample_batch is None:
+            said = f"resuming {out_dir} at step {step} of {iterations}"
+            saved_world = int(saved[0].get("world_size", 1))
+            if saved_world != ranks.world_size:
+                said += (f" on {ranks.world_size} process(es) (it ran on {saved_world}): the batches continue exactly, "
+                         "the per-process random streams of processes the run did not have start afresh")
+            say(said)
+        if main:
+            _truncate_losses(out_dir / LOSSES, step)
+        if sample_batch is None and main:
             sample_batch = BatchSampler(sampler.kind, min(8, sampler.batch_size), seed + 7, **sampler.arrays).next() \
                 if sampler.kind != "masks" else None
         started, losses = time.perf_counter(), {}
@@ -156,24 +214,29 @@ def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data
             step += 1
             losses = translator.fit_step(sampler.next(), step)
             if step % 10 == 0 or step == iterations:
-                _append_losses(out_dir / LOSSES, step, losses)
-                if progress is not None:
+                losses = ranks.mean(losses)  # every rank, at the same steps
+                if main:
+                    _append_losses(out_dir / LOSSES, step, losses)
+                if progress is not None and main:
                     rate = (step - first) / max(time.perf_counter() - started, 1e-9)
                     progress({"step": step, "iterations": iterations, "losses": losses,
                               "eta_s": (iterations - step) / max(rate, 1e-9)})
-            if step % sample_every == 0 or step == iterations:
+            if main and (step % sample_every == 0 or step == iterations):
                 write_sample_grid(out_dir / f"samples_{step:06d}.png", translator, sampler.kind, sample_batch, step)
             if step % checkpoint_every == 0 or step == iterations:
                 save_checkpoint(out_dir, translator, sampler, step, seed)
-                save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses)
+                if main:
+                    save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses,
+                               ranks.world_size)
     return {"out_dir": str(out_dir), "iterations": step, "last_losses": losses,
-            "seconds": round(time.perf_counter() - started, 2), **translator.accelerator.describe()}
+            "seconds": round(time.perf_counter() - started, 2), **translator.accelerator.describe(),
+            "processes": ranks.world_size}
 
 
 def _read_losses(path: Path) -> tuple[list[str], list[dict]]:
     if not path.exists():
         return [], []
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         rows = [row for row in reader if row.get("step", "").isdigit()]
         return list(reader.fieldnames or []), rows
@@ -209,7 +272,7 @@ def _append_losses(path: Path, step: int, losses: dict) -> None:
     if new_columns != columns:
         _write_losses(path, new_columns, [*rows, row])
         return
-    with path.open("a", newline="") as handle:
+    with path.open("a", newline="", encoding="utf-8") as handle:
         csv.DictWriter(handle, columns, restval="", lineterminator="\n").writerow(row)
 
 
