@@ -190,6 +190,11 @@ def _cmd_apply(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.distributed:
+        from .benchmark_distributed import bench_distributed
+
+        print(json.dumps(bench_distributed(args.model, args.iterations, args.batch_size, args.device), indent=2))
+        return 0
     from .benchmark import bench_translate
 
     print(json.dumps(bench_translate(iterations=args.iterations, device=args.device, precision=args.precision), indent=2))
@@ -258,7 +263,12 @@ def register(cli) -> None:
     apply.set_defaults(run=_cmd_apply)
 
     bench = cli.add_benchmark("translate", "training-loop overhead against a plain PyTorch loop, and inference speed")
-    bench.add_argument("--iterations", type=whole_number(1), default=30, help="timed training steps per model")
+    bench.add_argument("--iterations", type=whole_number(11), default=30, help="training steps per model (the first 10 are not timed)")
+    bench.add_argument("--distributed", action="store_true",
+                       help="instead: samples/s of one model on 1 and 2 torchrun processes (same global batch) and "
+                            "on one plain process")
+    bench.add_argument("--model", default="pix2pix", choices=MODELS, help="--distributed: the model")
+    bench.add_argument("--batch-size", type=whole_number(2), default=16, help="--distributed: the global batch (even)")
     _add_device_options(bench, channels_last=False)
     bench.set_defaults(run=_cmd_bench)
 
