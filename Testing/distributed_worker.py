@@ -2,7 +2,9 @@
 alone as a single process): ``python distributed_worker.py OUT MODEL[,MODEL...] ITERATIONS
 BATCH [CHECKPOINT_EVERY]``.
 
-Each model trains into ``OUT/<model>`` on fixed random data.  The rank writes its pid to
+Each translator trains into ``OUT/<model>`` on fixed random data; "segmenter" and "classifier"
+train the SynthEvaluate recipes and each rank saves its weights beside OUT, in
+``<model>-rank<r>.pt``.  The rank writes its pid to
 ``OUT/pids/rank<r>`` (so a test can kill it), and ranks other than 0 record, with a Python
 audit hook, every file they open for writing or rename under ``OUT`` into
 ``OUT/../writes-rank<r>.txt`` (rank 0 alone may write there).
@@ -44,6 +46,33 @@ def _setup(model: str, batch: int):
     return config, BatchSampler("paired", batch, 0, source=images, target=-images)
 
 
+def _train_recipe(name: str, out: Path, ranks: Ranks) -> None:
+    import torch
+
+    rng = np.random.default_rng(0)
+    if name == "segmenter":
+        from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+
+        volumes = [rng.normal(0, 50, (6, 32, 32)).astype(np.float32) for _ in range(3)]
+        labels = [np.zeros(v.shape, np.uint8) for v in volumes]
+        for volume, label in zip(volumes, labels):
+            label[:, 10:20, 12:22] = 1
+            volume[label > 0] += 120
+        recipe = SegmenterRecipe(channels=(4, 8), patch_size=(16, 16), iterations=6, batch_size=4)
+        model = train_segmenter(volumes, labels, recipe, seed=2, ranks=ranks).model
+    else:
+        from SynthEvaluateLib.data import ImageSet
+        from SynthEvaluateLib.training import ClassifierRecipe, train_classifier
+
+        images = rng.uniform(0, 1, (24, 16, 16)).astype(np.float32)
+        classes = np.arange(24) % 2
+        images[classes == 1, 4:12, 4:12] += 0.5
+        train = ImageSet(np.clip(images, 0, 1), classes, ["a", "b"], [str(n) for n in range(24)])
+        recipe = ClassifierRecipe(channels=(4, 8), epochs=2, batch_size=8, augment=False)
+        model = train_classifier(train, recipe, seed=2, ranks=ranks).model
+    torch.save(model.state_dict(), out.parent / f"{name}-rank{ranks.rank}.pt")
+
+
 def _record_writes(out: Path, rank: int) -> None:
     log = out.parent / f"writes-rank{rank}.txt"
     inside = str(out.resolve())
@@ -75,6 +104,9 @@ def main(argv: list[str]) -> int:
         _record_writes(out, ranks.rank)
     try:
         for model in models:
+            if model in ("segmenter", "classifier"):
+                _train_recipe(model, out, ranks)
+                continue
             config, sampler = _setup(model, batch)
             train_translator(config, sampler, Normalizer((-1.0, 1.0)), iterations, out / model, seed=3,
                              checkpoint_every=checkpoint_every, sample_every=iterations, ranks=ranks)

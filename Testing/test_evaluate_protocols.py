@@ -17,20 +17,21 @@ TINY = ClassifierRecipe(channels=(8, 16), epochs=6, batch_size=8, learning_rate=
 
 
 def _toy_set(n: int, seed: int, source: str = "real", shuffle_labels: bool = False) -> ImageSet:
-    """Class 0: a dark disc on noise; class 1: a bright disc.  Learnable in a few epochs."""
+    """Class 0: a dark disc on noise; class 1: a bright disc.  Learnable in a few epochs.
+    ``shuffle_labels``: labels that tell nothing about the images (exactly half of each class
+    shows each disc), the model of useless synthetic data."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[:16, :16]
     images, labels = [], []
     for i in range(n):
         label = i % 2
+        bright = (i // 2) % 2 if shuffle_labels else label
         cy, cx = rng.uniform(5, 11, 2)
         disc = ((y - cy) ** 2 + (x - cx) ** 2) <= 9
-        image = 0.5 + rng.normal(0, 0.08, (16, 16)) + (0.3 if label else -0.3) * disc
+        image = 0.5 + rng.normal(0, 0.08, (16, 16)) + (0.3 if bright else -0.3) * disc
         images.append(np.clip(image, 0, 1))
         labels.append(label)
     labels = np.array(labels)
-    if shuffle_labels:
-        labels = rng.permutation(labels)
     return ImageSet(np.array(images), labels, ["dark", "bright"], [f"{source}{seed}_{i}" for i in range(n)],
                     source, Preprocessing(size=16))
 

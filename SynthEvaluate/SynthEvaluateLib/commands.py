@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
 
 def _print(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        print(message, file=sys.stderr, flush=True)
 
 
 def _image_sets(args):
@@ -91,6 +93,8 @@ def _cmd_robustness(args) -> dict:
         segment = _load_callable(args.segmenter)
     else:
         segment = _train_unet_on_synthetic(cases, args)
+        if os.environ.get("RANK", "0") != "0":  # torchrun: every rank trained; rank 0 scores
+            return None
     return robustness_benchmark(segment, cases, tuple(args.sizes), tuple(args.contrasts), args.per_stratum,
                                 args.preset, args.seed, _print, args.workers, args.cluster)
 
@@ -209,7 +213,10 @@ def _cmd_bench(args) -> int:
 
 def register(cli) -> None:
     """Add ``evaluate ...`` and ``bench evaluate`` to the ``medsynth`` command."""
-    evaluate = cli.add_command("evaluate", "judge synthetic data (reports in HTML, JSON, CSV)")
+    from MedSynthCommonLib.distributed import LAUNCH_HINT
+
+    evaluate = cli.add_command("evaluate", "judge synthetic data (reports in HTML, JSON, CSV); protocols that train "
+                                           f"classifiers or segmenters run on {LAUNCH_HINT}")
     commands = cli.add_actions(evaluate, "protocol")
 
     images = commands.add_parser("images", help="PSNR/SSIM/MS-SSIM/RMSE/MAE (paired) and FRD between image sets")
@@ -250,19 +257,19 @@ def register(cli) -> None:
     study.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0], help="one training run per arm and seed")
     study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
     _out_option(study)
-    study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training")
+    study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training", trains=True)
 
     gtt = commands.add_parser("gan-train-test", help="baseline, GAN-train and GAN-test accuracy over seeds")
     _add_image_set_options(gtt)
     _out_option(gtt)
-    gtt.set_defaults(protocol_run=_cmd_gan_train_test, title="GAN-train / GAN-test")
+    gtt.set_defaults(protocol_run=_cmd_gan_train_test, title="GAN-train / GAN-test", trains=True)
 
     augment = commands.add_parser("augment", help="real, synthetic and mixed training, paired against real only")
     _add_image_set_options(augment)
     augment.add_argument("--ratios", type=finite_number, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
     augment.add_argument("--real-counts", type=whole_number(0), nargs="+", default=[0], help="real training images kept (0 = all)")
     _out_option(augment)
-    augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study")
+    augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study", trains=True)
 
     robust = commands.add_parser("robustness", help="segmenter detection and Dice by lesion size and contrast")
     robust.add_argument("--cases", type=Path, required=True, help="CSV of healthy cases (as for build-db)")
@@ -280,7 +287,7 @@ def register(cli) -> None:
                         help="worker processes for the cases (with --segmenter; a UNet trained here scores here)")
     robust.add_argument("--cluster", metavar="local[:N] | ADDRESS", help="run the cases on Dask instead (see build-db)")
     _out_option(robust)
-    robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark")
+    robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark", trains=True)
 
     reader = commands.add_parser(
         "reader-study", help="blinded real-vs-synthetic reader study: create it, read its results",
@@ -309,10 +316,30 @@ register.order = 30
 
 
 def run(args) -> int:
+    """Run a protocol and write its report.  Under torchrun every rank runs the protocol (its
+    classifiers and segmenters train with DistributedDataParallel); rank 0 alone writes and prints."""
+    from MedSynthCommonLib.distributed import Ranks, finish
+
     from .report import write_report
 
-    result = args.protocol_run(args)
-    if result is not None:
+    device = getattr(args, "device", "cpu") or "cpu"
+    ranks = Ranks.from_environment("cuda" if device.startswith("cuda") or (device == "auto" and _has_cuda()) else "cpu")
+    try:
+        # protocols that train run on every rank (DistributedDataParallel); the others on rank 0 alone
+        result = args.protocol_run(args) if ranks.is_main or getattr(args, "trains", False) else None
+    finally:
+        finish(ranks)
+    if result is not None and ranks.is_main:
         paths = write_report(result, args.out, args.title)
         print(json.dumps(paths, indent=2))
     return 0
+
+
+def _has_cuda() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()

@@ -3,6 +3,10 @@ sampled half on the foreground, sliding-window inference over whole slices or vo
 
 Intensities are windowed to [0, 1] with the recipe's ``window`` (part of the recipe, applied
 identically at training and inference).  Seeded inside ``torch.random.fork_rng``.
+
+Under ``torchrun`` the recipe trains with DistributedDataParallel: every rank draws the same
+global batch of patches from the seed's stream and trains on its share (``batch_size`` is the
+global batch), so N ranks take the steps one process would.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from MedSynthCommonLib.distributed import Ranks
 from MedSynthCommonLib.errors import MedSynthInputError
 
 
@@ -99,13 +104,17 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                     seed: int = 0, progress: Callable[[dict], None] | None = None,
                     should_stop: Callable[[], bool] | None = None,
                     fresh_cases: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None,
-                    pool_size: int = 4, refresh_probability: float = 0.25) -> TrainedSegmenter:
+                    pool_size: int = 4, refresh_probability: float = 0.25,
+                    ranks: Ranks | None = None) -> TrainedSegmenter:
     """Train a lesion segmenter on 3-D volumes with binary labels (lists of equal length).
 
     With ``fresh_cases`` (on-the-fly synthesis), a pool of ``pool_size`` cases made by it joins
     the given ones, and at every iteration one pool case is replaced by a new one with
     probability ``refresh_probability``: the network keeps seeing new lesions (``volumes`` may
-    then be empty)."""
+    then be empty; every rank of a distributed run makes the same cases).  ``ranks``: this
+    process's place in a torchrun run (default: from the environment)."""
+    import dataclasses
+
     import torch
     from monai.losses import DiceCELoss
     from monai.networks.nets import UNet
@@ -120,6 +129,9 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
     for v, l in zip(volumes, labels):
         if np.shape(v) != np.shape(l):
             raise MedSynthInputError(f"A volume {np.shape(v)} and its label {np.shape(l)} differ in shape.")
+    ranks = ranks or Ranks.from_environment(recipe.device.split(":")[0])
+    recipe = dataclasses.replace(recipe, device=ranks.device(recipe.device))
+    share = ranks.shard(recipe.batch_size)
     rng = np.random.default_rng(seed)
     low, high = recipe.window
 
@@ -134,6 +146,7 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
         torch.manual_seed(seed)
         model = UNet(recipe.spatial_dims, 1, 2, recipe.channels, (2,) * (len(recipe.channels) - 1),
                      num_res_units=recipe.num_res_units).to(recipe.device)
+        trained = ranks.wrap(model)
         optimiser = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
         loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
         history, started = [], time.perf_counter()
@@ -143,16 +156,17 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
             if fresh_cases is not None and rng.random() < refresh_probability:
                 prepared[fixed + int(rng.integers(pool_size))] = prepare(*fresh_cases(rng))
             pairs = [_sample_patch(prepared[c][0], prepared[c][1], recipe.patch_size, rng, recipe.foreground_fraction)
-                     for c in rng.integers(len(prepared), size=recipe.batch_size)]
+                     for c in rng.integers(len(prepared), size=recipe.batch_size)][share]
             x = torch.as_tensor(np.stack([p[0] for p in pairs]))[:, None]
             y = torch.as_tensor(np.stack([p[1] for p in pairs]))[:, None]
-            loss = loss_function(model(x.to(recipe.device)), y.to(recipe.device))
+            loss = loss_function(trained(x.to(recipe.device)), y.to(recipe.device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             if iteration % 10 == 0 or iteration == recipe.iterations:
-                entry = {"iteration": iteration, "loss": float(loss.detach()), "seconds": time.perf_counter() - started}
+                entry = {"iteration": iteration, "loss": ranks.mean({"loss": float(loss.detach())})["loss"],
+                         "seconds": time.perf_counter() - started}
                 history.append(entry)
-                if progress is not None:
+                if progress is not None and ranks.is_main:
                     progress({**entry, "iterations": recipe.iterations})
     return TrainedSegmenter(model, recipe, seed, history)

@@ -3,6 +3,10 @@
 Networks come from MONAI; training is plain PyTorch.  Randomness is seeded inside
 ``torch.random.fork_rng``, so the caller's global RNG state is left untouched and the same
 seed gives the same model.  Long runs report progress and can be stopped between steps.
+
+Under ``torchrun`` the recipe trains with DistributedDataParallel: a ``DistributedSampler``
+(its epoch set every epoch) gives each rank its share of every epoch, the batch size is the
+global batch, augmentation and dropout draw from per-rank streams of the seed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from MedSynthCommonLib.distributed import Ranks, rank_seed
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .data import ImageSet
@@ -109,17 +114,26 @@ def _load_pretrained(network, path: str) -> None:
 
 def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecipe(), seed: int = 0,
                      progress: Callable[[dict], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> TrainedClassifier:
-    """Train ``recipe`` on ``train``; returns the model with its loss history."""
+                     should_stop: Callable[[], bool] | None = None, ranks: Ranks | None = None) -> TrainedClassifier:
+    """Train ``recipe`` on ``train``; returns the model with its loss history.  ``ranks``: this
+    process's place in a torchrun run (default: from the environment; one process without it)."""
+    import dataclasses
+
     import torch
+    from torch.utils.data import DistributedSampler
 
     multilabel = train.findings is not None
     if not multilabel and len(np.unique(train.labels)) < 2:
         raise MedSynthInputError(f"The training set has one class only ({train.summary()['per_class']}).")
+    ranks = ranks or Ranks.from_environment(recipe.device.split(":")[0])
+    recipe = dataclasses.replace(recipe, device=ranks.device(recipe.device))
     size = train.images.shape[-1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_network(recipe, len(train.class_names), size).to(recipe.device)
+        if ranks.active:
+            torch.manual_seed(rank_seed(seed, ranks.rank))  # dropout: this rank's stream
+        trained = ranks.wrap(model)
         optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
         if multilabel:
             # per finding: positives weighted by negatives/positives, so rare findings count
@@ -134,29 +148,36 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
             loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
             labels = torch.as_tensor(train.labels)
         images = torch.as_tensor(train.images)[:, None]
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(rank_seed(seed, ranks.rank))  # augmentation
+        # every rank's share of each epoch, equal in length (padded), reshuffled per epoch from the seed
+        sampler = DistributedSampler(range(len(labels)), num_replicas=ranks.world_size, rank=ranks.rank,
+                                     shuffle=True, seed=seed)
+        local_batch = max(1, recipe.batch_size // ranks.world_size)
         history, started = [], time.perf_counter()
         for epoch in range(recipe.epochs):
             model.train()
-            order = torch.randperm(len(labels), generator=generator)
+            sampler.set_epoch(epoch)
+            order = torch.as_tensor(list(sampler), dtype=torch.long)
             total = 0.0
-            for start in range(0, len(order), recipe.batch_size):
+            for start in range(0, len(order), local_batch):
                 if should_stop is not None and should_stop():
                     raise InterruptedError("Training was cancelled.")
-                index = order[start:start + recipe.batch_size]
+                index = order[start:start + local_batch]
                 batch = images[index]
                 if recipe.augment:
                     batch = _augment(batch, generator)
-                loss = loss_function(model(batch.to(recipe.device)), labels[index].to(recipe.device))
+                loss = loss_function(trained(batch.to(recipe.device)), labels[index].to(recipe.device))
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(index)
-            entry = {"epoch": epoch + 1, "loss": total / len(labels), "seconds": time.perf_counter() - started}
+            loss = ranks.mean({"loss": total / len(order)})["loss"]
+            entry = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
             history.append(entry)
-            if progress is not None:
+            if progress is not None and ranks.is_main:
                 progress({**entry, "epochs": recipe.epochs})
-    return TrainedClassifier(model, recipe, train.class_names, seed, history, train.summary(), multilabel)
+    return TrainedClassifier(model, recipe, train.class_names, seed, history,
+                             {**train.summary(), "processes": ranks.world_size}, multilabel)
 
 
 def _augment(batch, generator):

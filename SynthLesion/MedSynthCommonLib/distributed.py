@@ -154,7 +154,10 @@ class Ranks:
 def finish(ranks: Ranks) -> None:
     """Leave the process group (at the end of a distributed command)."""
     if ranks.active:
+        import gc
+
         import torch.distributed as dist
 
+        gc.collect()  # DistributedDataParallel wrappers left in reference cycles go before their process group
         if dist.is_initialized():
             dist.destroy_process_group()
