@@ -153,27 +153,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _name() -> str:
+    """``medsynth``, or ``medsynth [rank R]`` in a torchrun run (errors can differ between ranks)."""
+    return f"medsynth [rank {os.environ['RANK']}]" if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else "medsynth"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(expand_compounds(parser.cli, list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.run(args) or 0)
     except MedSynthError as error:
-        print(f"medsynth: error: {error}", file=sys.stderr)
+        print(f"{_name()}: error: {error}", file=sys.stderr)
         return 2
     except MemoryError:
-        print("medsynth: error: not enough memory for this input (a huge grid or spacing?); "
+        print(f"{_name()}: error: not enough memory for this input (a huge grid or spacing?); "
               "check the image's size and spacing, or use a machine with more memory.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("medsynth: interrupted; finished outputs are kept, run the same command again to resume.", file=sys.stderr)
+        print(f"{_name()}: interrupted; finished outputs are kept, run the same command again to resume.", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 141
     except Exception as error:  # a bug: say so plainly; the traceback only when asked
         if os.environ.get("MEDSYNTH_DEBUG"):
             raise
-        print(f"medsynth: internal error ({type(error).__name__}: {error}). This is a bug in MedSynth; please report it "
+        print(f"{_name()}: internal error ({type(error).__name__}: {error}). This is a bug in MedSynth; please report it "
               "with the command you ran (set MEDSYNTH_DEBUG=1 to see the traceback).", file=sys.stderr)
         return 3
 

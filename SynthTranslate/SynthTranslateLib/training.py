@@ -194,9 +194,12 @@ def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data
                     "to start again.") from None
             said = f"resuming {out_dir} at step {step} of {iterations}"
             saved_world = int(saved[0].get("world_size", 1))
-            if saved_world != ranks.world_size:
-                said += (f" on {ranks.world_size} process(es) (it ran on {saved_world}): the batches continue exactly, "
-                         "the per-process random streams of processes the run did not have start afresh")
+            if saved_world < ranks.world_size:
+                said += (f" on {ranks.world_size} processes (it ran on {saved_world}): the batches continue exactly; "
+                         f"processes {saved_world} to {ranks.world_size - 1} start fresh random streams")
+            elif saved_world > ranks.world_size:
+                said += (f" on {ranks.world_size} process(es) (it ran on {saved_world}): the batches continue exactly; "
+                         f"the random streams of processes {ranks.world_size} to {saved_world - 1} end here")
             say(said)
         if main:
             _truncate_losses(out_dir / LOSSES, step)
