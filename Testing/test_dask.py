@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -102,3 +103,61 @@ def test_a_killed_worker_loses_only_its_task_and_the_run_resumes(tmp_path, cases
     assert main(["build-db", "--cases", str(cases), "--variants", "4", "--size", "small", "--quiet",
                  "--out", str(serial)]) == 0
     assert _images(out) == _images(serial)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_cluster(port: int) -> list[subprocess.Popen]:
+    """A real scheduler and two single-threaded workers, as separate processes (as on a cluster)."""
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                "--nworkers", "2", "--no-dashboard"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return [scheduler, workers]
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+
+
+def test_a_killed_scheduler_is_a_clear_error_and_the_run_resumes(tmp_path, cases):
+    port = _free_port()
+    out = tmp_path / "db"
+    command = [*CLI, "build-db", "--cases", str(cases), "--variants", "6", "--size", "small", "--quiet",
+               "--out", str(out), "--cluster", f"tcp://127.0.0.1:{port}"]
+    cluster = _start_cluster(port)
+    try:
+        client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        manifest = out / "manifest.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and not (manifest.exists() and manifest.read_text().count("\n") >= 1):
+            time.sleep(0.05)
+        os.killpg(cluster[0].pid, signal.SIGKILL)  # the scheduler
+        _, stderr = client.communicate(timeout=180)
+    finally:
+        _stop(cluster)
+    done_before = manifest.read_text().count("\n")
+    if done_before < 18:  # the kill came before the end
+        assert client.returncode == 2, stderr
+        assert "Lost the connection to the Dask scheduler" in stderr and "internal error" not in stderr
+    cluster = _start_cluster(port)
+    try:
+        resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        _stop(cluster)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["already_done"] == done_before
+    names = [json.loads(line)["name"] for line in manifest.read_text().splitlines()]
+    assert sorted(names) == sorted(f"{c}_v{v:04d}" for c in "abc" for v in range(6))

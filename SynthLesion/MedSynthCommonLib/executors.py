@@ -105,7 +105,11 @@ class DaskExecutor:
             progress(f"Dask dashboard: {self.dashboard}")
 
     def run(self, function: Callable, items: Iterable):
+        import asyncio
+        import concurrent.futures
+
         from distributed import as_completed
+        from distributed.comm import CommClosedError
         from distributed.scheduler import KilledWorker
 
         items = list(items)
@@ -117,6 +121,13 @@ class DaskExecutor:
                     yield item, future.result()
                 except KilledWorker as error:
                     yield item, TaskLost(f"its worker died repeatedly ({error})")
+        except (asyncio.CancelledError, concurrent.futures.CancelledError, CommClosedError) as error:
+            # Dask cancels every pending future when the client loses its scheduler
+            for future in futures:
+                future.cancel()
+            raise MedSynthInputError(
+                f"Lost the connection to the Dask scheduler ({self.name}): {str(error).splitlines()[0][:160]}. "
+                "Finished outputs are kept; start the scheduler again and run the same command to resume.") from None
         except BaseException:
             for future in futures:
                 future.cancel()
