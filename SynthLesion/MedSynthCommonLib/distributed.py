@@ -151,6 +151,15 @@ class Ranks:
             dist.barrier()
 
 
+def join(accelerator):
+    """(``accelerator`` moved to this rank's device, ``Ranks``) for a run under torchrun; the
+    accelerator as it is and one rank otherwise."""
+    import dataclasses
+
+    ranks = Ranks.from_environment(accelerator.device_type)
+    return dataclasses.replace(accelerator, device=ranks.device(accelerator.device)), ranks
+
+
 def finish(ranks: Ranks) -> None:
     """Leave the process group (at the end of a distributed command)."""
     if ranks.active:

@@ -23,18 +23,14 @@ WARM_UP = 10
 
 
 def _worker(out: Path, model: str, iterations: int, batch: int, device: str) -> None:
-    import dataclasses
-
     from MedSynthCommonLib.devices import resolve_accelerator
-    from MedSynthCommonLib.distributed import Ranks, finish
+    from MedSynthCommonLib.distributed import finish, join
 
     from .benchmark import _setup
     from .data import BatchSampler, Normalizer
     from .training import train_translator
 
-    accelerator = resolve_accelerator(device, "fp32")
-    ranks = Ranks.from_environment(accelerator.device_type)
-    accelerator = dataclasses.replace(accelerator, device=ranks.device(accelerator.device))
+    accelerator, ranks = join(resolve_accelerator(device, "fp32"))
     config, kind, arrays = _setup(model, 64, batch)
     stamps = {}
     try:

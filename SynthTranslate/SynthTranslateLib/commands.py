@@ -100,23 +100,13 @@ def _add_device_options(parser, channels_last: bool = True) -> None:
                            help="NHWC memory format (default: on for CUDA)")
 
 
-def _distributed(accelerator):
-    """(accelerator on this rank's device, ranks) for a run under torchrun; one rank otherwise."""
-    import dataclasses
-
-    from MedSynthCommonLib.distributed import Ranks
-
-    ranks = Ranks.from_environment(accelerator.device_type)
-    return dataclasses.replace(accelerator, device=ranks.device(accelerator.device)), ranks
-
-
 def _cmd_train(args) -> int:
-    from MedSynthCommonLib.distributed import LAUNCH_HINT, finish
+    from MedSynthCommonLib.distributed import LAUNCH_HINT, finish, join
 
     from .data import BatchSampler, Normalizer, encode_condition
     from .training import train_translator
 
-    accelerator, ranks = _distributed(_accelerator(args))  # refuse a missing GPU before reading any data
+    accelerator, ranks = join(_accelerator(args))  # refuse a missing GPU before reading any data
     if not ranks.active and accelerator.device_type == "cuda":
         import torch
 
