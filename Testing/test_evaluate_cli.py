@@ -49,7 +49,11 @@ def test_gan_train_test_command_writes_a_self_contained_report(tmp_path, capsys)
     results = json.load(open(paths["json"]))
     assert set(results["summary"]) == {"baseline", "gan_train", "gan_test"}
     assert results["summary"]["baseline"]["accuracy"]["mean"] > 0.7
-    assert len(list(csv.DictReader(open(paths["csv"])))) == 3
+    rows = list(csv.DictReader(open(paths["csv"], encoding="utf-8")))
+    assert {(row["arm"], row["metric"]) for row in rows} >= {("baseline", "accuracy"), ("gan_test", "AUC")}
+    inception = {row["arm"]: float(row["mean"]) for row in rows if row["metric"].startswith("Inception Score")}
+    assert set(inception) == {"synthetic test", "real test"} and all(1.0 <= v <= 2.0 for v in inception.values())
+    assert "not Inception-v3" in results["inception_score"]["network"]
     assert any(p.endswith("accuracy_by_arm.png") for p in paths["plots"])
     # what the module shows in Slicer's layout when the background run ends
     import slicer

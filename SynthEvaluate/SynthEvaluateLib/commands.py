@@ -118,6 +118,26 @@ def _train_unet_on_synthetic(cases, args):
     return lambda image, geometry: model.predict(image)
 
 
+def _cmd_privacy(args) -> dict:
+    from .data import Preprocessing, load_images
+    from .privacy import privacy_audit
+
+    preprocessing = Preprocessing(size=args.image_size)
+    train, train_ids = load_images(args.train, preprocessing, progress=True)
+    synthetic, synthetic_ids = load_images(args.synthetic, preprocessing, progress=True)
+    holdout = load_images(args.holdout, preprocessing, progress=True)[0] if args.holdout else None
+    features = {}
+    if args.feature_extractor:
+        from .distances import exported_features
+
+        extracted = [exported_features(args.feature_extractor, images)["features"] if images is not None else None
+                     for images in (train, synthetic, holdout)]
+        features[f"network ({Path(args.feature_extractor).name})"] = tuple(extracted)
+    _print(f"auditing {len(synthetic)} synthetic images against {len(train)} training images")
+    return privacy_audit(train, synthetic, train_ids, synthetic_ids, holdout, features, args.quantile,
+                         args.copy_fraction, radiomics=not args.no_radiomics)
+
+
 def _cmd_segmentation(args) -> dict:
     from .segmentation_files import evaluate_segmentations
 
@@ -259,6 +279,28 @@ def register(cli) -> None:
     _out_option(study)
     study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training", trains=True)
 
+    privacy = commands.add_parser(
+        "privacy", help="privacy audit: near-copies of training images among the synthetic ones (distance to the "
+                        "closest training image in pixels and features, against real-to-real distances)")
+    privacy.add_argument("--train", type=Path, required=True,
+                         help="folder of the generator's training images (2-D; listed by labels.csv if present)")
+    privacy.add_argument("--synthetic", type=Path, required=True, help="folder of the synthetic images")
+    privacy.add_argument("--holdout", type=Path,
+                         help="folder of real images NOT used in training: the better yardstick (default: training "
+                              "images against each other)")
+    privacy.add_argument("--image-size", type=whole_number(8), default=64,
+                         help="images are compared on an IMAGE_SIZE x IMAGE_SIZE grid")
+    privacy.add_argument("--quantile", type=fraction, default=0.01,
+                         help="'closer than real': closer to a training image than this share of real images are")
+    privacy.add_argument("--copy-fraction", type=fraction, default=0.5,
+                         help="near-copy: closer than real and at most this fraction of the median real distance")
+    privacy.add_argument("--feature-extractor", type=Path,
+                         help="also compare in the feature space of this exported network (.pt2 or TorchScript; "
+                              "see evaluate images)")
+    privacy.add_argument("--no-radiomics", action="store_true", help="leave out the radiomic feature space")
+    _out_option(privacy)
+    privacy.set_defaults(protocol_run=_cmd_privacy, title="Privacy audit: near-copies of training images")
+
     gtt = commands.add_parser("gan-train-test", help="baseline, GAN-train and GAN-test accuracy over seeds")
     _add_image_set_options(gtt)
     _out_option(gtt)
@@ -305,7 +347,7 @@ def register(cli) -> None:
     _out_option(results)
     results.set_defaults(protocol_run=_cmd_reader_study, title="Reader study")
 
-    for parser in (images, segmentation, study, gtt, augment, robust, create, results):
+    for parser in (images, segmentation, study, privacy, gtt, augment, robust, create, results):
         parser.set_defaults(run=run)
 
     bench = cli.add_benchmark("evaluate", "NSD/HD95 and bootstrap against plain SciPy baselines")

@@ -138,3 +138,35 @@ def load_folder(folder: Path, labels_csv: Path | None = None, file_column: str =
             bar.update(1)
     images = np.stack(images)
     return ImageSet(images, labels, names, ids, source, preprocessing)
+
+
+def load_images(folder: Path, preprocessing: Preprocessing = Preprocessing(), progress: bool = False,
+                labels_csv: Path | None = None, file_column: str = FILE_COLUMN) -> tuple[np.ndarray, list[str]]:
+    """(images (n, size, size) in [0, 1], ids) of a folder: the files its label CSV lists when
+    there is one (``labels_csv``, default FOLDER/labels.csv), else every 2-D image file in it
+    (PNG, JPEG, TIFF, BMP, NIfTI/NRRD slices), sorted by name; labels are not needed."""
+    from MedSynthCommonLib.imageio import IMAGE_2D_EXTENSIONS, VOLUME_EXTENSIONS
+    from MedSynthCommonLib.progress import progress_bar
+    from MedSynthCommonLib.tables import read_table
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MedSynthInputError(f"{folder} is not a folder of images.")
+    table = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
+    if table.exists():
+        ids = [row[file_column] for _, row in read_table(table, (file_column,), "image table")]
+        paths = [folder / name for name in ids]
+    else:
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                       and p.name.lower().endswith(IMAGE_2D_EXTENSIONS + VOLUME_EXTENSIONS))
+        ids = [p.name for p in paths]
+    if not paths:
+        raise MedSynthInputError(f"{folder} holds no image files (PNG, JPEG, TIFF, BMP, NIfTI, NRRD).")
+    images = []
+    with progress_bar(len(paths), f"reading {folder.name}", "image", enabled=progress) as bar:
+        for path in paths:
+            if not path.is_file():
+                raise MedSynthInputError(f"{table} lists {path.name}, which is not in {folder}.")
+            images.append(preprocessing.apply(read_image_array(path)))
+            bar.update(1)
+    return np.stack(images), ids

@@ -67,6 +67,25 @@ def kernel_inception_distance(real, synthetic, subsets: int = 50, subset_size: i
     return {"kid": float(np.mean(values)), "std": float(np.std(values)), "subsets": subsets, "subset_size": size}
 
 
+def inception_score(probabilities, splits: int = 10) -> dict:
+    """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))) from a classifier's
+    (n, classes) class probabilities, mean and std over ``splits`` equal parts (fewer when there
+    are fewer than 10 images per part).  It ranges from 1 to the number of classes and is only
+    comparable between runs that used the same classifier: record which one it was."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 2 or len(p) < 2:
+        raise MedSynthInputError(f"The Inception Score needs (images, classes >= 2) probabilities; got shape {p.shape}.")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
+        raise MedSynthInputError("The Inception Score needs class probabilities (finite, non-negative, rows summing to 1).")
+    parts = max(1, min(splits, len(p) // 10))
+    scores = []
+    for part in np.array_split(p, parts):
+        marginal = part.mean(axis=0, keepdims=True)
+        kl = np.sum(part * (np.log(np.clip(part, 1e-12, None)) - np.log(np.clip(marginal, 1e-12, None))), axis=1)
+        scores.append(float(np.exp(kl.mean())))
+    return {"is": float(np.mean(scores)), "std": float(np.std(scores)), "splits": parts, "images": len(p)}
+
+
 def precision_recall_density_coverage(real, synthetic, k: int = 5) -> dict:
     """Precision, recall, density and coverage (Naeem et al. 2020) with k nearest neighbours."""
     from sklearn.metrics import pairwise_distances

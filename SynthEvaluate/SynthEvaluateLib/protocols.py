@@ -90,7 +90,10 @@ def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: I
     """Baseline, GAN-train and GAN-test accuracy and AUC over ``seeds``."""
     _check_sets(real_train, real_test, "baseline")
     _check_sets(synthetic_train, real_test, "GAN-train")
+    from .distances import inception_score
+
     runs = {"baseline": [], "gan_train": [], "gan_test": []}
+    scores = {"synthetic_test": [], "real_test": []}
     for seed in seeds:
         if progress:
             progress(f"seed {seed}: training on real")
@@ -98,16 +101,24 @@ def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: I
         if progress:
             progress(f"seed {seed}: training on synthetic")
         on_synthetic = train_classifier(synthetic_train, recipe, seed, should_stop=should_stop)
-        runs["baseline"].append(_public(evaluate_classifier(on_real, real_test)))
+        baseline, gan_test = evaluate_classifier(on_real, real_test), evaluate_classifier(on_real, synthetic_test)
+        runs["baseline"].append(_public(baseline))
         runs["gan_train"].append(_public(evaluate_classifier(on_synthetic, real_test)))
-        runs["gan_test"].append(_public(evaluate_classifier(on_real, synthetic_test)))
+        runs["gan_test"].append(_public(gan_test))
+        scores["synthetic_test"].append(inception_score(gan_test["probabilities"])["is"])
+        scores["real_test"].append(inception_score(baseline["probabilities"])["is"])
     summary = {arm: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in results]),
                      "auc": _summary_over_seeds([_auc_value(r) for r in results])}
                for arm, results in runs.items()}
+    inception = {name: _summary_over_seeds(values) for name, values in scores.items()}
+    inception["network"] = (f"not Inception-v3 (its weights cannot be downloaded here): the recipe's "
+                            f"'{recipe.network}' classifier trained on the real training set, one per seed; "
+                            f"1 to {len(real_train.class_names)} (the number of classes); the real test set's "
+                            "score is the reference")
     return {"protocol": "gan-train/gan-test", "recipe": recipe.to_dict(), "seeds": list(seeds),
             "sets": {"real_train": real_train.summary(), "real_test": real_test.summary(),
                      "synthetic_train": synthetic_train.summary(), "synthetic_test": synthetic_test.summary()},
-            "summary": summary, "runs": runs}
+            "summary": summary, "inception_score": inception, "runs": runs}
 
 
 def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet,

@@ -26,9 +26,14 @@ def summary_rows(result: dict) -> list[dict]:
     """One flat row per arm / stratum / reader / metric of a protocol result."""
     protocol = result.get("protocol")
     if protocol in ("gan-train/gan-test", "augmentation"):
-        return [{"arm": arm, "accuracy_mean": s["accuracy"]["mean"], "accuracy_std": s["accuracy"]["std"],
-                 "auc_mean": s["auc"]["mean"], "auc_std": s["auc"]["std"], "seeds": len(s["accuracy"]["per_seed"])}
-                for arm, s in result["summary"].items()]
+        rows = [{"arm": arm, "metric": metric.replace("auc", "AUC"), "mean": s[metric]["mean"], "std": s[metric]["std"],
+                 "seeds": len(s[metric]["per_seed"])} for arm, s in result["summary"].items() for metric in ("accuracy", "auc")]
+        inception = result.get("inception_score")
+        if inception:  # from the recipe's classifier, not Inception-v3 (results.json says so)
+            rows += [{"arm": name.replace("_", " "), "metric": "Inception Score (recipe classifier)",
+                      "mean": inception[name]["mean"], "std": inception[name]["std"],
+                      "seeds": len(inception[name]["per_seed"])} for name in ("synthetic_test", "real_test")]
+        return rows
     if protocol == "segmentation-augmentation":
         return [{"arm": arm, "dice": s["dice_mean_over_seeds"], "nsd": s["nsd_mean_over_seeds"]}
                 for arm, s in result["summary"].items()]
@@ -62,6 +67,13 @@ def summary_rows(result: dict) -> list[dict]:
         return rows
     if protocol == "images":
         return [{"metric": k, "value": v} for k, v in result["metrics"].items()]
+    if protocol == "privacy":
+        return [{"space": space, "near_copies": s["flagged"], "memorisation_rate": s["memorisation_rate"],
+                 "closer_than_real_rate": s["closer_than_real_rate"], "chance_rate": s["chance_rate"],
+                 "p_value_more_than_chance": s["p_value_more_than_chance"],
+                 "median_synthetic_to_train": s["median_synthetic_to_train"],
+                 "median_real_to_train": s["median_real_to_train"], "threshold": s["threshold"]}
+                for space, s in result["summary"].items()]
     raise ValueError(f"No table layout for protocol {protocol!r}.")
 
 
@@ -130,12 +142,44 @@ def _figures(result: dict) -> dict:
         axis.set_ylim(0, 1)
         axis.set_ylabel("accuracy (real vs synthetic)")
         save("reader_accuracy", figure)
+    elif protocol == "privacy":
+        _privacy_figures(result, plt, save)
     return figures
 
 
+def _privacy_figures(result: dict, plt, save) -> None:
+    """Distances to the closest training image (synthetic vs the real yardstick, per space)
+    and the closest synthetic/training pairs side by side."""
+    spaces = list(result["summary"])
+    figure, axes = plt.subplots(1, len(spaces), figsize=(4.2 * len(spaces), 3.2), squeeze=False)
+    for axis, space in zip(axes[0], spaces):
+        s = result["summary"][space]
+        values = np.concatenate([s["real_to_train"], s["synthetic_to_train"]])
+        bins = np.linspace(0, max(float(values.max()), 1e-9), 30)
+        axis.hist(s["real_to_train"], bins, alpha=0.6, density=True, label="real (yardstick)")
+        axis.hist(s["synthetic_to_train"], bins, alpha=0.6, density=True, label="synthetic")
+        axis.axvline(s["threshold"], color="red", linestyle="--", label="near-copy threshold")
+        axis.set_xlabel(f"distance to the closest training image ({space})")
+        axis.legend(fontsize=7)
+    save("distance_to_closest_training_image", figure)
+    pairs = result.get("_pairs") or []
+    if pairs:
+        figure, axes = plt.subplots(2, len(pairs), figsize=(1.4 * len(pairs) + 0.6, 3.4), squeeze=False)
+        for column, (synthetic, train, entry) in enumerate(pairs):
+            for row, image in enumerate((synthetic, train)):
+                axes[row, column].imshow(image, cmap="gray", vmin=0, vmax=1)
+                axes[row, column].set_xticks([])
+                axes[row, column].set_yticks([])
+            axes[0, column].set_title(f"d={entry['pixel_distance']:.2f}" + (" COPY" if entry["near_copy"] else ""),
+                                      fontsize=7, color="red" if entry["near_copy"] else "black")
+        axes[0, 0].set_ylabel("synthetic", fontsize=7)
+        axes[1, 0].set_ylabel("closest training", fontsize=7)
+        save("closest_pairs", figure)
+
+
 def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, dict):  # keys starting with "_" hold what only the pictures need
+        return {str(k): _jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
@@ -162,22 +206,31 @@ def write_report(result: dict, out_dir: Path, title: str) -> dict:
     images = "".join(f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
                      f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
                      for name, png in figures.items())
-    settings = html.escape(json.dumps(_jsonable({k: v for k, v in result.items() if k in ("recipe", "seeds", "sets", "test", "preset", "seed")}), indent=1))
+    settings = html.escape(json.dumps(_jsonable({k: v for k, v in result.items() if k in (
+        "recipe", "seeds", "sets", "test", "preset", "seed", "settings", "verdict")}), indent=1))
+    verdict = f"<p><strong>{html.escape(result['verdict'])}</strong></p>" if result.get("verdict") else ""
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}figure{display:inline-block}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1><h2>Summary</h2><table><tr>{header}</tr>{body}</table>"
+            f"<body><h1>{html.escape(title)}</h1>{verdict}<h2>Summary</h2><table><tr>{header}</tr>{body}</table>"
             f"<h2>Plots</h2>{images or '<p>No plots for this protocol.</p>'}"
             f"<h2>Settings</h2><pre>{settings}</pre><p>Every figure: results.json. Tables: summary.csv.</p></body></html>")
     with OutputSet() as outputs:
         for name, png in figures.items():
             outputs.add(out_dir / f"{name}.png", *bytes_writer(png))
+        if result.get("per_image"):  # one row per judged image (e.g. the privacy audit's)
+            per_image = io.StringIO()
+            table = csv.DictWriter(per_image, fieldnames=list(result["per_image"][0]), lineterminator="\n")
+            table.writeheader()
+            table.writerows(result["per_image"])
+            outputs.add(out_dir / "per_image.csv", *bytes_writer(per_image.getvalue().encode("utf-8")))
         outputs.add(out_dir / "summary.csv", *bytes_writer(buffer.getvalue().encode("utf-8")))
         outputs.add(out_dir / "report.html", *bytes_writer(page.encode("utf-8")))
         outputs.add(out_dir / "results.json", *bytes_writer(json_bytes(_jsonable(result), "results")))
         outputs.commit()
     return {"html": str(out_dir / "report.html"), "json": str(out_dir / "results.json"),
-            "csv": str(out_dir / "summary.csv"), "plots": [str(out_dir / f"{n}.png") for n in figures]}
+            "csv": str(out_dir / "summary.csv"), **({"per_image": str(out_dir / "per_image.csv")} if result.get("per_image") else {}),
+            "plots": [str(out_dir / f"{n}.png") for n in figures]}
 
 
 def _cell(value) -> str:
