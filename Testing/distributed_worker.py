@@ -31,6 +31,10 @@ def _setup(model: str, batch: int):
         config = TranslatorConfig(model=model, image_size=size, features=4, batch_size=batch, domains=["a", "b"],
                                   key_domain="b", n_critic=2)
         return config, BatchSampler("domains", batch, 0, image=images, domain=np.arange(12) % 2)
+    if model == "stylegan":
+        config = TranslatorConfig(model=model, image_size=size, features=4, batch_size=batch, domains=["a", "b"],
+                                  latent=8, w_dim=16, mapping_layers=2, r1_every=2)
+        return config, BatchSampler("domains", batch, 0, image=images, domain=np.arange(12) % 2)
     if model == "cyclegan":
         config = TranslatorConfig(model=model, image_size=size, features=4, batch_size=batch, domains=["a", "b"])
         return config, BatchSampler("unpaired", batch, 0, a=images, b=-images)

@@ -72,6 +72,10 @@ def _tiny_setup(model):
     if model == "maskgan":
         config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, latent=8, n_critic=2)
         return config, "masks", {"mask": (source > 0).astype(np.float32)}, normalizer
+    if model == "stylegan":
+        config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, domains=["a", "b", "c"],
+                                  latent=8, w_dim=16, mapping_layers=2, r1_every=2, ada_kimg=0.01)  # p moves at once
+        return config, "domains", {"image": source, "domain": np.arange(16) % 3}, normalizer
     if model == "spade":
         config = TranslatorConfig(model=model, image_size=64, features=4, batch_size=4, labels=[0, 1])
         labels = (source > 0).astype(int)
@@ -88,7 +92,7 @@ ACCELERATORS = {"fp32": Accelerator(), "fp16-channels-last": Accelerator("cpu", 
 
 
 @pytest.mark.parametrize("precision", list(ACCELERATORS))
-@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade"])
+@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade", "stylegan"])
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, model, precision):
     config, kind, arrays, normalizer = _tiny_setup(model)
     accelerator = ACCELERATORS[precision]

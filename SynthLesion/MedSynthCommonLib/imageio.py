@@ -132,16 +132,22 @@ def image_writer(image, compress: bool = True):
         _verify_image(shape, image.GetNumberOfComponentsPerPixel())
 
 
-def write_image_2d(path: str | os.PathLike, array: np.ndarray, like=None, compress: bool = True) -> Path:
-    """Write a 2-D image (``[y, x]`` grey or ``[y, x, 3|4]`` colour) in the format of the
-    extension (PNG/JPEG need 8- or 16-bit integers; NIfTI/NRRD take any type); ``like`` (a
-    SimpleITK image of the same size) gives spacing, origin and direction."""
+def image_2d_writer(array: np.ndarray, like=None, compress: bool = True):
+    """``(write, verify)`` of a 2-D image (``[y, x]`` grey or ``[y, x, 3|4]`` colour) for
+    ``atomic_write``/``OutputSet``; the format follows the file's extension (PNG/JPEG need 8- or
+    16-bit integers; NIfTI/NRRD take any type); ``like`` (a SimpleITK image of the same size)
+    gives spacing, origin and direction."""
     sitk = _sitk()
     array = np.ascontiguousarray(array)
     image = sitk.GetImageFromArray(array, isVector=array.ndim == 3)
     if like is not None:
         image.CopyInformation(like)
-    return atomic_write(Path(path), *image_writer(image, compress))
+    return image_writer(image, compress)
+
+
+def write_image_2d(path: str | os.PathLike, array: np.ndarray, like=None, compress: bool = True) -> Path:
+    """Write a 2-D image whole or not at all (see ``image_2d_writer``)."""
+    return atomic_write(Path(path), *image_2d_writer(array, like, compress))
 
 
 def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:

@@ -50,6 +50,28 @@ def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = Tr
     return masks.astype(np.uint8)
 
 
+def sample_images(model: LoadedModel, count: int, class_name: str | None = None, truncation: float = 1.0,
+                  seed: int = 0) -> np.ndarray:
+    """``count`` new images of ``class_name`` (None: the model's only class) from a style-based
+    generator, seeded: (count, size, size) float32 in the training images' units.
+    ``truncation`` < 1 trades variety for typicality (0.7 is common; 1 = none)."""
+    import torch
+
+    if model.config.model != "stylegan":
+        raise MedSynthInputError(f"Only a style-based generator (stylegan) samples new images; this model is a "
+                                 f"{model.config.model}.")
+    if class_name is None:
+        if len(model.config.domains) != 1:
+            raise MedSynthInputError(f"Choose the class to sample: one of {model.config.domains}.")
+        class_name = model.config.domains[0]
+    if not 0.0 <= truncation <= 1.0:
+        raise MedSynthInputError(f"truncation must lie between 0 and 1; got {truncation}.")
+    z = torch.randn(count, model.config.latent, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images = model.translator.sample(z, model.domain_index(class_name), truncation, noise_seed=seed)
+    return model.normalizer.inverse(images[:, 0].numpy())
+
+
 def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, target_domain: str | None = None,
                      condition: np.ndarray | None = None, batch_size: int = 8) -> np.ndarray:
     """Translate a 2-D image or a 3-D volume ``[k, j, i]`` slice by slice (along the model's
@@ -66,7 +88,8 @@ def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, targe
     config = model.config
     translator = model.translator
     if config.kind.input == "latent":
-        raise MedSynthInputError("A mask GAN translates nothing; sample masks with sample_masks(model, count).")
+        raise MedSynthInputError(f"A {config.model} translates nothing; it makes new samples: medsynth translate sample "
+                                 "(sample_masks / sample_images).")
     conditioned = config.conditioned
     source = condition if conditioned else volume
     if source is None:

@@ -156,6 +156,8 @@ def _cmd_apply(args) -> int:
     accelerator = _accelerator(args)
     inputs = {"--image": args.image, "--condition": args.condition, "--model-dir card": args.model_dir / "card.json"}
     model = load_model(args.model_dir, accelerator)
+    if model.config.model == "stylegan":
+        raise MedSynthInputError("A stylegan model makes new images: use medsynth translate sample.")
     if model.config.kind.input == "latent":
         out = prepare_folder(Path(args.out), "--out folder")
         masks = sample_masks(model, args.count, args.seed)
@@ -176,6 +178,30 @@ def _cmd_apply(args) -> int:
     result = translate_volume(model, source.grey if args.image else None, args.target_domain, condition)
     write_translated(args.out, result, source)
     print(json.dumps({"out": str(args.out), "shape": list(result.shape)}))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from MedSynthCommonLib.geometry import Geometry
+    from MedSynthCommonLib.imageio import write_volume
+    from MedSynthCommonLib.storage import FolderLock, prepare_folder
+
+    from .apply import sample_masks
+    from .model_dir import load_model
+    from .sampling import write_samples
+
+    model = load_model(args.model_dir, _accelerator(args))
+    out = prepare_folder(Path(args.out), "--out folder")
+    if model.config.model == "maskgan":
+        masks = sample_masks(model, args.count, args.seed)
+        for n, mask in enumerate(masks):
+            write_volume(out / f"mask_{n:04d}.nii.gz", mask if mask.ndim == 3 else mask[None], Geometry())
+        print(json.dumps({"masks": len(masks), "folder": str(out)}))
+        return 0
+    with FolderLock(out):
+        summary = write_samples(model, args.model_dir, out, args.count, args.classes, args.truncation, args.seed,
+                                args.format)
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -251,6 +277,21 @@ def register(cli) -> None:
                        help="output file (same format and size as the input), or for maskgan a folder of masks")
     _add_device_options(apply)
     apply.set_defaults(run=_cmd_apply)
+
+    sample = commands.add_parser("sample", help="new images from a stylegan model (with a labels CSV ready for "
+                                                "evaluate gan-train-test / augment), or masks from a maskgan")
+    sample.add_argument("--model-dir", type=Path, required=True, help="a stylegan or maskgan model folder")
+    sample.add_argument("--count", type=whole_number(1), default=16, help="images per class (maskgan: masks)")
+    sample.add_argument("--class", dest="classes", nargs="+", metavar="CLASS",
+                        help="stylegan: the classes to sample (default: every class of the model)")
+    sample.add_argument("--truncation", type=finite_number, default=1.0,
+                        help="stylegan: 1 = full variety; lower (e.g. 0.7) = more typical images")
+    sample.add_argument("--format", choices=["png", "nii.gz"],
+                        help="stylegan: image files (default: PNG when the intensity window fits 8/16-bit, else NIfTI)")
+    sample.add_argument("--seed", type=whole_number(0), default=0, help="random seed (each class its own stream)")
+    sample.add_argument("--out", type=Path, required=True, help="output folder (images, labels.csv, sampling.json)")
+    _add_device_options(sample)
+    sample.set_defaults(run=_cmd_sample)
 
     bench = cli.add_benchmark("translate", "training-loop overhead against a plain PyTorch loop, and inference speed")
     bench.add_argument("--iterations", type=whole_number(11), default=30, help="training steps per model (the first 10 are not timed)")

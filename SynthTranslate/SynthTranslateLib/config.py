@@ -45,6 +45,8 @@ MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
     ModelKind("migan", "MI-GAN: StarGAN + key-domain migration and attention", "folder", "image", target_domain=True,
               min_domains=2, key_domain=True),
     ModelKind("maskgan", "Mask GAN: samples lesion masks", "folder", "latent"),
+    ModelKind("stylegan", "StyleGAN2-ADA-style: new images of a chosen class", "folder", "latent", target_domain=True,
+              min_domains=1),
 )}
 MODELS = tuple(MODEL_KINDS)
 
@@ -81,7 +83,16 @@ class TranslatorConfig:
     lambda_attention: float = 0.1  # migan: keeps the attention mask sparse
     lambda_key: float = 2.0  # migan: extra weight of the key domain's classification loss
     lambda_feature_matching: float = 10.0  # spade
-    latent: int = 64  # maskgan
+    latent: int = 64  # maskgan, stylegan: length of z
+    w_dim: int = 128  # stylegan: length of the style vector w
+    mapping_layers: int = 4  # stylegan: layers of the mapping network (StyleGAN2: 8)
+    stylegan_lr: float = 0.002  # stylegan: Adam learning rate of both networks (betas 0, 0.99)
+    lambda_r1: float = 1.0  # stylegan: R1 weight gamma (ADA: ~0.1-10, more for larger images)
+    r1_every: int = 4  # stylegan: lazy R1, every N steps
+    ema_kimg: float = 5.0  # stylegan: half-life of the EMA generator, thousands of images
+    ema_rampup: float = 0.05  # stylegan: ... at most this share of the images seen so far
+    ada_target: float = 0.6  # stylegan: ADA's target share of reals scored positive
+    ada_kimg: float = 100.0  # stylegan: thousands of images for ADA's p to move from 0 to 1
     spatial_dims: int = 2  # maskgan: 2-D slices or 3-D patches
     slice_axis: int = 0  # volumes are cut into 2-D slices along this array axis ([k, j, i]), in training and inference
 
@@ -106,7 +117,10 @@ class TranslatorConfig:
             raise MedSynthInputError(
                 f"{self.model}'s discriminator needs images of at least {minimum} px; image_size is {self.image_size}.")
         if self.kind.min_domains and len(self.domains) < self.kind.min_domains and not self.kind.exact_domains:
-            raise MedSynthInputError(f"{self.model} needs at least two domains; got {self.domains}.")
+            raise MedSynthInputError(f"{self.model} needs at least {self.kind.min_domains} domain(s) (classes); "
+                                     f"got {self.domains}.")
+        if self.model == "stylegan" and (self.image_size & (self.image_size - 1)):
+            raise MedSynthInputError(f"stylegan needs a power-of-two image_size (16, 32, 64, 128 ...); got {self.image_size}.")
         if self.model == "migan" and self.key_domain not in self.domains:
             raise MedSynthInputError(f"MI-GAN's key domain {self.key_domain!r} must be one of the domains {self.domains}.")
         if self.kind.exact_domains and len(self.domains) != self.kind.min_domains:

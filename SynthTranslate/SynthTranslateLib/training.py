@@ -289,7 +289,10 @@ def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict
         for module in translator.modules.values():
             module.eval()
         config = translator.config
-        if kind == "masks":
+        if config.model == "stylegan":  # new images: one row per class, the same latents in every row
+            z = torch.randn(8, config.latent, generator=torch.Generator().manual_seed(0))
+            rows = [(f"class {name}", translator.infer(z, d)) for d, name in enumerate(config.domains)]
+        elif kind == "masks":
             rows = [("samples", translator.infer(torch.randn(8, config.latent, generator=torch.Generator().manual_seed(0))))]
             if config.spatial_dims == 3:
                 rows = [(name, r[:, :, r.shape[2] // 2]) for name, r in rows]
