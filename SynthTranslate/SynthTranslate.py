@@ -65,6 +65,8 @@ class SynthTranslateParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     targetDomain: str = ""
     conditionSegmentation: vtkMRMLSegmentationNode
+    sampleCount: Annotated[int, WithinRange(1, 1000)] = 16
+    truncation: Annotated[float, WithinRange(0.0, 1.0)] = 0.7
     outputVolume: vtkMRMLScalarVolumeNode
 
 
@@ -81,6 +83,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._sampling = False  # the chosen model makes new images (stylegan) instead of translating
         self._timer = qt.QTimer()
         self._timer.setInterval(1000)
         self._timer.connect("timeout()", self.onPollJob)
@@ -149,11 +152,20 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if selected in domains:
             self.ui.targetDomainComboBox.setCurrentText(selected)
         conditioned = bool(summary and summary["conditioned"])
+        sampling = bool(summary and summary["samples"])
         for widget in (self.ui.targetDomainComboBox, self.ui.targetDomainComboBoxLabel):
             widget.visible = bool(domains)
         for widget in (self.ui.conditionSegmentationSelector, self.ui.conditionSegmentationSelectorLabel):
             widget.visible = conditioned
+        for widget in (self.ui.inputVolumeSelector, self.ui.inputVolumeSelectorLabel):
+            widget.visible = not sampling
+        for widget in (self.ui.sampleCountSpinBox, self.ui.sampleCountSpinBoxLabel, self.ui.truncationSliderWidget,
+                       self.ui.truncationSliderWidgetLabel):
+            widget.visible = sampling
+        self.ui.targetDomainComboBoxLabel.text = _("Class:") if sampling else _("Target domain:")
+        self.ui.applyButton.text = _("Sample") if sampling else _("Apply")
         self.ui.inputVolumeSelectorLabel.text = _("Grid volume:") if conditioned else _("Input volume:")
+        self._sampling = sampling
 
     def onApplyModelChanged(self, path) -> None:
         self._fillDomains()
@@ -181,7 +193,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                             else bool(p.trainVolume and p.trainSegmentation))
         self.ui.trainButton.enabled = running or ready
         self.ui.trainButton.text = _("Cancel") if running else _("Train in background")
-        self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and p.inputVolume)
+        self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and (p.inputVolume or self._sampling))
 
     def _ensureDependencies(self) -> bool:
         """torch from the PyTorch extension first, then the pip packages (MONAI finds torch there)."""
@@ -228,6 +240,12 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._ensureDependencies():
             return
         p = self._parameterNode
+        if self._sampling:
+            with slicer.util.tryWithErrorDisplay(_("Sampling failed."), waitCursor=True):
+                p.outputVolume = self.logic.sample(p.applyModelFolder, p.targetDomain or None, p.sampleCount,
+                                                   p.truncation, p.outputVolume, p.device.value, p.precision.value)
+                slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
+            return
         with slicer.util.tryWithErrorDisplay(_("Translation failed."), waitCursor=True):
             p.outputVolume = self.logic.apply(p.applyModelFolder, p.inputVolume, p.targetDomain or None,
                                               p.conditionSegmentation, p.outputVolume, p.device.value,
@@ -257,6 +275,15 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
 
         return translate_volume_node(modelFolder, inputVolume, targetDomain, conditionSegmentation, outputVolume, device,
                                      precision)
+
+    def sample(self, modelFolder, className=None, count=16, truncation=0.7, outputVolume=None, device="auto",
+               precision="auto", seed=0):
+        """``count`` new images of ``className`` from a stylegan model, as the slices of one volume
+        node (``outputVolume`` or a new one); returns the node."""
+        from SynthTranslateLib.logic import sample_volume_node
+
+        return sample_volume_node(slicer.mrmlScene, modelFolder, className, count, truncation, seed, outputVolume,
+                                  device, precision)
 
     def startTraining(self, parameters):
         """Start ``medsynth translate train`` in a background process; returns the job."""

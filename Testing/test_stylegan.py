@@ -82,3 +82,18 @@ def test_sampling_refuses_what_it_cannot_do(trained, tmp_path, capsys):
     assert main(["translate", "apply", "--model-dir", str(trained / "model"), "--image", str(trained / "real" / "000.png"),
                  "--out", str(tmp_path / "x.png")]) == 2
     assert "translate sample" in capsys.readouterr().err
+
+
+def test_samples_become_a_volume_node_with_their_record(trained, scene):
+    from MedSynthCommonLib.mrml import array_of
+    from SynthTranslateLib.logic import model_summary, sample_volume_node
+
+    assert model_summary(trained / "model") == {"model": "stylegan", "domains": ["bottom", "top"], "conditioned": False,
+                                                "samples": True}
+    node = sample_volume_node(scene, trained / "model", "bottom", count=5, truncation=0.7, seed=2)
+    assert array_of(node).shape == (5, 32, 32)
+    record = json.loads(node.GetAttribute("MedSynth.samples"))
+    assert record["class"] == "bottom" and record["count"] == 5 and len(record["model_card_sha256"]) == 64
+    again = sample_volume_node(scene, trained / "model", "bottom", count=5, truncation=0.7, seed=2,
+                               output_volume_node=node)
+    assert again is node and scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 1

@@ -101,4 +101,35 @@ def model_summary(model_folder: str | Path) -> dict | None:
     except MedSynthInputError:
         return None
     return {"model": config.model, "domains": list(config.domains) if config.kind.target_domain else [],
-            "conditioned": config.conditioned}
+            "conditioned": config.conditioned, "samples": config.model == "stylegan"}
+
+
+def sample_volume_node(scene, model_folder: str | Path, class_name: str | None = None, count: int = 16,
+                       truncation: float = 0.7, seed: int = 0, output_volume_node=None, device: str = "auto",
+                       precision: str = "auto"):
+    """``count`` new images of ``class_name`` from a stylegan model folder as the slices of one
+    scalar volume (k = sample number; 1 mm pixels, identity direction: synthetic images have no
+    patient geometry), in the training images' units; what made them is stored in the node's
+    ``MedSynth.samples`` attribute.
+
+    Console::
+
+        from SynthTranslateLib.logic import sample_volume_node
+        node = sample_volume_node(slicer.mrmlScene, "/models/stylegan_xray", "viral", count=32, truncation=0.7)
+    """
+    from MedSynthCommonLib.geometry import Geometry
+    from MedSynthCommonLib.storage import content_sha256
+
+    from .apply import sample_images
+    from .model_dir import CARD
+
+    model = load_model(model_folder, resolve_accelerator(device, precision))
+    if count < 1:
+        raise MedSynthInputError(f"Ask for at least one image; got {count}.")
+    images = sample_images(model, count, class_name, truncation, seed)
+    class_name = class_name or model.config.domains[0]
+    node = output_volume(scene, images, Geometry(), f"{model.config.model} {class_name} samples", output_volume_node)
+    node.SetAttribute("MedSynth.samples", json.dumps({
+        "model_folder": str(model_folder), "model_card_sha256": content_sha256(Path(model_folder) / CARD),
+        "class": class_name, "count": count, "truncation": truncation, "seed": seed}))
+    return node
