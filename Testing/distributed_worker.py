@@ -24,7 +24,7 @@ from SynthTranslateLib.data import BatchSampler, Normalizer
 
 
 def _setup(model: str, batch: int):
-    size = 64 if model == "spade" else 32  # the smallest each discriminator takes
+    size = {"spade": 64, "pix2pixhd": 128}.get(model, 32)  # the smallest each discriminator takes
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (12, size, size)).astype(np.float32)
     if model in ("stargan", "migan"):
@@ -41,7 +41,7 @@ def _setup(model: str, batch: int):
     if model == "maskgan":
         config = TranslatorConfig(model=model, image_size=size, features=4, batch_size=batch, n_critic=2)
         return config, BatchSampler("masks", batch, 0, mask=(images > 0).astype(np.float32))
-    if model == "spade":
+    if model in ("spade", "pix2pixhd"):
         labels = (images > 0).astype(int)
         onehot = np.stack([labels == 0, labels == 1], 1).astype(np.float32) * 2 - 1
         config = TranslatorConfig(model=model, image_size=size, features=4, batch_size=batch, labels=[0, 1])

@@ -24,7 +24,7 @@ from SynthTranslateLib.model_dir import load_model, read_card  # noqa: E402
 from SynthTranslateLib.training import load_checkpoint  # noqa: E402
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
-MODELS = ["pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan", "stylegan"]
+MODELS = ["pix2pix", "spade", "cyclegan", "stargan", "migan", "maskgan", "stylegan", "pix2pixhd"]
 
 
 def _torchrun(processes: int, *args: str) -> list[str]:

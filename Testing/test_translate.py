@@ -60,7 +60,7 @@ def test_pix2pix_learns_an_easy_mapping(tmp_path):
 
 def _tiny_setup(model):
     """(config, sampler kind, arrays, normaliser): the smallest training set each model takes."""
-    size = {"pix2pix": 32, "cyclegan": 32, "spade": 64}.get(model, 16)  # discriminators' minimum sizes
+    size = {"pix2pix": 32, "cyclegan": 32, "spade": 64, "pix2pixhd": 128}.get(model, 16)  # discriminators' minimum sizes
     normalizer, source, target = _paired(size=size, n=16)
     if model in ("stargan", "migan"):
         config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, domains=["a", "b", "c"],
@@ -76,8 +76,8 @@ def _tiny_setup(model):
         config = TranslatorConfig(model=model, image_size=16, features=4, batch_size=4, domains=["a", "b", "c"],
                                   latent=8, w_dim=16, mapping_layers=2, r1_every=2, ada_kimg=0.01)  # p moves at once
         return config, "domains", {"image": source, "domain": np.arange(16) % 3}, normalizer
-    if model == "spade":
-        config = TranslatorConfig(model=model, image_size=64, features=4, batch_size=4, labels=[0, 1])
+    if model in ("spade", "pix2pixhd"):
+        config = TranslatorConfig(model=model, image_size=size, features=4, batch_size=4, labels=[0, 1])
         labels = (source > 0).astype(int)
         onehot = np.stack([(labels == v) for v in (0, 1)], 1).astype(np.float32) * 2 - 1
         return config, "paired", {"source": onehot, "target": target}, normalizer
@@ -92,7 +92,8 @@ ACCELERATORS = {"fp32": Accelerator(), "fp16-channels-last": Accelerator("cpu", 
 
 
 @pytest.mark.parametrize("precision", list(ACCELERATORS))
-@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade", "stylegan"])
+@pytest.mark.parametrize("model", ["pix2pix", "stargan", "migan", "cyclegan", "maskgan", "spade", "stylegan",
+                                   "pix2pixhd"])
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, model, precision):
     config, kind, arrays, normalizer = _tiny_setup(model)
     accelerator = ACCELERATORS[precision]

@@ -33,7 +33,7 @@ def _setup(model: str, size: int, batch: int):
         return TranslatorConfig(model=model, image_size=size, batch_size=batch, domains=["a", "b"]), "unpaired", {"a": images, "b": -images}
     if model == "maskgan":
         return TranslatorConfig(model=model, image_size=32, batch_size=batch), "masks", {"mask": (images[:, :32, :32] > 0).astype(np.float32)}
-    if model == "spade":
+    if model in ("spade", "pix2pixhd"):
         labels = (images > 0).astype(int)
         onehot = np.stack([labels == 0, labels == 1], 1).astype(np.float32) * 2 - 1
         return TranslatorConfig(model=model, image_size=size, batch_size=batch, labels=[0, 1]), "paired", {"source": onehot, "target": images}

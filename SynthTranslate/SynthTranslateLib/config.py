@@ -39,6 +39,7 @@ class ModelKind:
 MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
     ModelKind("pix2pix", "pix2pix: label map or image -> image", "volume", "image"),
     ModelKind("spade", "SPADE: label map -> image", "volume", "label map"),
+    ModelKind("pix2pixhd", "pix2pixHD: label map -> high-resolution image, coarse to fine", "volume", "label map"),
     ModelKind("cyclegan", "CycleGAN: two unpaired domains", "folder", "image", target_domain=True, min_domains=2,
               exact_domains=True),
     ModelKind("stargan", "StarGAN: many domains, one generator", "folder", "image", target_domain=True, min_domains=2),
@@ -112,7 +113,7 @@ class TranslatorConfig:
             raise MedSynthInputError(f"slice_axis must be 0, 1 or 2 (an axis of a [k, j, i] volume), got {self.slice_axis}.")
         if self.image_size % 8:
             raise MedSynthInputError(f"image_size must be a multiple of 8, got {self.image_size}.")
-        minimum = {"pix2pix": 32, "cyclegan": 32, "spade": 64}.get(self.model, 16)
+        minimum = {"pix2pix": 32, "cyclegan": 32, "spade": 64, "pix2pixhd": 128}.get(self.model, 16)
         if self.image_size < minimum:
             raise MedSynthInputError(
                 f"{self.model}'s discriminator needs images of at least {minimum} px; image_size is {self.image_size}.")
@@ -125,8 +126,10 @@ class TranslatorConfig:
             raise MedSynthInputError(f"MI-GAN's key domain {self.key_domain!r} must be one of the domains {self.domains}.")
         if self.kind.exact_domains and len(self.domains) != self.kind.min_domains:
             raise MedSynthInputError(f"CycleGAN translates between exactly two domains; got {self.domains}.")
-        if self.model == "spade" and len(self.labels) < 2:
-            raise MedSynthInputError("SPADE needs the list of label values of its condition maps (at least two).")
+        if self.kind.input == "label map" and len(self.labels) < 2:
+            raise MedSynthInputError(f"{self.model} needs the list of label values of its condition maps (at least two).")
+        if self.model == "pix2pixhd" and self.image_size % 16:
+            raise MedSynthInputError(f"pix2pixhd needs an image_size divisible by 16; got {self.image_size}.")
         return self
 
     def to_dict(self) -> dict:

@@ -21,7 +21,7 @@ from torch import nn
 from MedSynthCommonLib.devices import Accelerator
 from MedSynthCommonLib.distributed import Ranks, rank_seed
 from .config import TranslatorConfig
-from .networks import (MaskCritic, MaskGenerator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
+from .networks import (CoarseToFineGenerator, MaskCritic, MaskGenerator, MultiScaleDiscriminator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
                        UNetGenerator, patch_discriminator)
 
 
@@ -173,17 +173,32 @@ class Spade(Translator):
     """Label map -> image: SPADE generator, multi-scale patch discriminator, hinge loss,
     feature matching, plus L1 to the paired image."""
 
-    def build(self):
+    def _generator(self, labels: int) -> nn.Module:
+        return SpadeGenerator(labels, self.config.features * 2)
+
+    def _discriminator_network(self, in_channels: int) -> nn.Module:
         from monai.networks.nets import MultiScalePatchDiscriminator
 
+        return MultiScalePatchDiscriminator(num_d=2, num_layers_d=2, spatial_dims=2, channels=self.config.features,
+                                            in_channels=in_channels, minimum_size_im=self.config.image_size,
+                                            norm="INSTANCE")
+
+    def build(self):
         c = self.config
         labels = len(c.labels)
-        self.modules = {"generator": SpadeGenerator(labels, c.features * 2),
-                        "discriminator": self.discriminator(MultiScalePatchDiscriminator(
-                            num_d=2, num_layers_d=2, spatial_dims=2, channels=c.features, in_channels=labels + 1,
-                            minimum_size_im=c.image_size, norm="INSTANCE"))}
+        self.modules = {"generator": self._generator(labels),
+                        "discriminator": self.discriminator(self._discriminator_network(labels + 1))}
         self._adam("generator", self.modules["generator"].parameters(), c.lr_generator)
         self._adam("discriminator", self.modules["discriminator"].parameters(), c.lr_discriminator)
+
+    def _real(self, outputs):
+        return sum(nn.functional.relu(1 - r).mean() for r in outputs)
+
+    def _fake(self, outputs):
+        return sum(nn.functional.relu(1 + f).mean() for f in outputs)
+
+    def _fooled(self, outputs):
+        return -sum(f.mean() for f in outputs)
 
     def train_step(self, batch, step):
         labels, target = batch["source"], batch["target"]
@@ -191,12 +206,12 @@ class Spade(Translator):
         fake = self.trained["generator"](labels)
         real_out, _ = disc(torch.cat([labels, target], 1))
         fake_out, _ = disc(torch.cat([labels, fake.detach()], 1))
-        loss_d = sum(nn.functional.relu(1 - r).mean() + nn.functional.relu(1 + f).mean() for r, f in zip(real_out, fake_out))
+        loss_d = self._real(real_out) + self._fake(fake_out)
         self._update("discriminator", loss_d)
         fake_out, fake_features = disc(torch.cat([labels, fake], 1))
         with torch.no_grad():
             _, real_features = disc(torch.cat([labels, target], 1))
-        loss_gan = -sum(f.mean() for f in fake_out)
+        loss_gan = self._fooled(fake_out)
         loss_fm = sum(nn.functional.l1_loss(f, r) for fs, rs in zip(fake_features, real_features)
                       for f, r in zip(fs[:-1], rs[:-1]))
         loss_l1 = nn.functional.l1_loss(fake, target)
@@ -206,6 +221,29 @@ class Spade(Translator):
 
     def translate(self, x, target=None):
         return self.modules["generator"](x)
+
+
+class Pix2PixHD(Spade):
+    """Label map -> high-resolution image (after pix2pixHD): coarse-to-fine generator, a
+    PatchGAN at three image scales, least-squares GAN loss and feature matching.  pix2pixHD's VGG
+    perceptual loss needs ImageNet weights that cannot be downloaded here; the L1 term to the
+    paired image takes its place (as in SPADE).  Both generator paths train together from the
+    first step (pix2pixHD trains the global one first)."""
+
+    def _generator(self, labels: int) -> nn.Module:
+        return CoarseToFineGenerator(labels, self.config.features)
+
+    def _discriminator_network(self, in_channels: int) -> nn.Module:
+        return MultiScaleDiscriminator(in_channels, self.config.features, scales=3)
+
+    def _real(self, outputs):
+        return sum(nn.functional.mse_loss(r, torch.ones_like(r)) for r in outputs) / 2
+
+    def _fake(self, outputs):
+        return sum(nn.functional.mse_loss(f, torch.zeros_like(f)) for f in outputs) / 2
+
+    def _fooled(self, outputs):
+        return sum(nn.functional.mse_loss(f, torch.ones_like(f)) for f in outputs)
 
 
 class CycleGan(Translator):
@@ -452,7 +490,8 @@ class StyleGan(Translator):
 
 
 TRANSLATORS = {"pix2pix": Pix2Pix, "spade": Spade, "cyclegan": CycleGan, "stargan": StarGan, "migan": MiGan,
-               "maskgan": MaskGan, "stylegan": StyleGan}
+               "maskgan": MaskGan, "stylegan": StyleGan,
+               "pix2pixhd": Pix2PixHD}
 
 
 def build_translator(config: TranslatorConfig, seed: int, accelerator: Accelerator | None = None,

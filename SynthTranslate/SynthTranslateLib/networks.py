@@ -2,7 +2,7 @@
 
 From MONAI: the U-Net generator (pix2pix), ``PatchDiscriminator`` (70x70 PatchGAN),
 ``MultiScalePatchDiscriminator`` and the ``SPADE`` normalisation block.  Written here, because
-MONAI has no equivalent: the ResNet generator of CycleGAN, the domain-conditioned generator
+MONAI has no equivalent: the ResNet generator of CycleGAN, pix2pixHD's coarse-to-fine generator, the domain-conditioned generator
 and two-headed discriminator of StarGAN, MI-GAN's attention and key-migration branch, and the
 small WGAN critic/generator of the mask GAN.  Images are single-channel in [-1, 1].
 """
@@ -51,6 +51,39 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x):
         return self.model(x)
+
+
+class CoarseToFineGenerator(nn.Module):
+    """pix2pixHD generator (Wang et al. 2018): a global ResNet generator sees the input at half
+    resolution; a local enhancer sees it at full resolution and adds the global generator's last
+    features to its own before its residual blocks and the output layer, so fine detail comes
+    from the full-resolution path and layout from the coarse one.  Input size divisible by
+    2^(downsamplings + 1)."""
+
+    def __init__(self, in_channels: int, features: int = 32, downsamplings: int = 3, global_blocks: int = 6,
+                 local_blocks: int = 3):
+        super().__init__()
+        width = features * 2  # the global generator's width at its input and output
+        layers = [nn.Conv2d(in_channels, width, 7, padding=3, padding_mode="reflect"), _norm(width), nn.ReLU(True)]
+        for k in range(downsamplings):
+            layers += [nn.Conv2d(width * 2 ** k, width * 2 ** (k + 1), 3, stride=2, padding=1),
+                       _norm(width * 2 ** (k + 1)), nn.ReLU(True)]
+        layers += [ResidualBlock(width * 2 ** downsamplings) for _ in range(global_blocks)]
+        for k in reversed(range(downsamplings)):
+            layers += [nn.ConvTranspose2d(width * 2 ** (k + 1), width * 2 ** k, 3, stride=2, padding=1,
+                                          output_padding=1), _norm(width * 2 ** k), nn.ReLU(True)]
+        self.global_generator = nn.Sequential(*layers)
+        self.local_down = nn.Sequential(
+            nn.Conv2d(in_channels, features, 7, padding=3, padding_mode="reflect"), _norm(features), nn.ReLU(True),
+            nn.Conv2d(features, width, 3, stride=2, padding=1), _norm(width), nn.ReLU(True))
+        self.local_up = nn.Sequential(
+            *[ResidualBlock(width) for _ in range(local_blocks)],
+            nn.ConvTranspose2d(width, features, 3, stride=2, padding=1, output_padding=1), _norm(features),
+            nn.ReLU(True), nn.Conv2d(features, 1, 7, padding=3, padding_mode="reflect"), nn.Tanh())
+
+    def forward(self, x):
+        half = nn.functional.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+        return self.local_up(self.local_down(x) + self.global_generator(half))
 
 
 class UNetGenerator(nn.Module):
@@ -204,6 +237,27 @@ class MaskCritic(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x).flatten(1))
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """pix2pixHD's discriminator: the same 70x70 PatchGAN (MONAI) at 1, 1/2 and 1/4 of the
+    image size (average-pooled input), so coarse scales judge layout and the finest judges
+    detail.  Returns (logits per scale, every layer's features per scale), as MONAI's
+    ``MultiScalePatchDiscriminator`` does (which deepens instead of downsampling)."""
+
+    def __init__(self, in_channels: int, features: int = 64, scales: int = 3):
+        super().__init__()
+        self.scales = nn.ModuleList(patch_discriminator(in_channels, features) for _ in range(scales))
+
+    def forward(self, x):
+        outputs, features = [], []
+        for n, discriminator in enumerate(self.scales):
+            if n:
+                x = nn.functional.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            layers = discriminator(x)
+            outputs.append(layers[-1])
+            features.append(layers)
+        return outputs, features
 
 
 def patch_discriminator(in_channels: int, features: int = 64, layers: int = 3):
