@@ -51,6 +51,9 @@ MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
 )}
 MODELS = tuple(MODEL_KINDS)
 
+#: the smallest image_size each model's discriminator takes (others: 16)
+MINIMUM_IMAGE_SIZE = {"pix2pix": 32, "cyclegan": 32, "spade": 64, "pix2pixhd": 128}
+
 
 @dataclass
 class TranslatorConfig:
@@ -113,7 +116,7 @@ class TranslatorConfig:
             raise MedSynthInputError(f"slice_axis must be 0, 1 or 2 (an axis of a [k, j, i] volume), got {self.slice_axis}.")
         if self.image_size % 8:
             raise MedSynthInputError(f"image_size must be a multiple of 8, got {self.image_size}.")
-        minimum = {"pix2pix": 32, "cyclegan": 32, "spade": 64, "pix2pixhd": 128}.get(self.model, 16)
+        minimum = MINIMUM_IMAGE_SIZE.get(self.model, 16)
         if self.image_size < minimum:
             raise MedSynthInputError(
                 f"{self.model}'s discriminator needs images of at least {minimum} px; image_size is {self.image_size}.")
