@@ -150,7 +150,7 @@ def _cmd_apply(args) -> int:
     from MedSynthCommonLib.storage import check_distinct_paths, prepare_folder
 
     from .apply import sample_masks, translate_volume
-    from .image_files import read_translatable, write_translated
+    from .image_files import output_pixel_type, read_translatable, write_translated
     from .model_dir import load_model
 
     accelerator = _accelerator(args)
@@ -176,7 +176,10 @@ def _cmd_apply(args) -> int:
             raise MedSynthInputError(f"--condition {args.condition} has shape {condition.shape} but the image has "
                                      f"{source.grey.shape}; give the label map on the image's grid.")
     result = translate_volume(model, source.grey if args.image else None, args.target_domain, condition)
-    write_translated(args.out, result, source)
+    # an image made from a label map takes the model's intensities, not the label map's pixel type
+    pixel_type = output_pixel_type(args.out, (model.normalizer.low, model.normalizer.high)) \
+        if model.config.conditioned and source.is_2d else None
+    write_translated(args.out, result, source, pixel_type)
     print(json.dumps({"out": str(args.out), "shape": list(result.shape)}))
     return 0
 

@@ -60,17 +60,35 @@ def read_translatable(path: Path) -> TranslatableImage:
                              array.dtype, channels, alpha)
 
 
-def write_translated(path: Path, translated: np.ndarray, like: TranslatableImage) -> Path:
-    """Write ``translated`` (float, the input's shape) in the input's format and size."""
+def output_pixel_type(path: Path, window: tuple[float, float]) -> np.dtype:
+    """The pixel type of a 2-D image made from a label map: float32 where the format holds it
+    (NIfTI, NRRD, MHA), else the smallest unsigned integer that holds the model's intensity
+    window (PNG/TIFF: 8 or 16 bits); a window with negative values needs a float format."""
+    from MedSynthCommonLib.imageio import VOLUME_EXTENSIONS
+
+    if Path(path).name.lower().endswith(VOLUME_EXTENSIONS):
+        return np.dtype(np.float32)
+    low, high = window
+    if low < 0 or high > 65535:
+        raise MedSynthInputError(f"The model's intensities ({low:g} to {high:g}) do not fit a {Path(path).suffix} "
+                                 "image; write a .nii.gz or .nrrd instead.")
+    return np.dtype(np.uint8 if high <= 255 else np.uint16)
+
+
+def write_translated(path: Path, translated: np.ndarray, like: TranslatableImage,
+                     pixel_type: np.dtype | None = None) -> Path:
+    """Write ``translated`` (float, the input's shape) in the input's format and size, with the
+    input's pixel type unless ``pixel_type`` says otherwise (images made from label maps)."""
     from MedSynthCommonLib.imageio import write_image_2d, write_volume
 
     if not like.is_2d:
         return write_volume(path, translated.astype(np.float32), like.geometry)
     values = translated
-    if np.issubdtype(like.dtype, np.integer):
-        info = np.iinfo(like.dtype)
+    dtype = np.dtype(pixel_type or like.dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
         values = np.clip(np.rint(values), info.min, info.max)
-    values = values.astype(like.dtype)
+    values = values.astype(dtype)
     if like.channels > 1:
         values = np.stack([values] * 3 + ([like.alpha] if like.alpha is not None else []), axis=-1)
     return write_image_2d(path, values, like=like.source)
