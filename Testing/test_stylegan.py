@@ -20,7 +20,8 @@ from SynthTranslateLib.model_dir import load_model  # noqa: E402
 
 
 def _write_two_classes(folder, count=200, size=32, seed=0):
-    """Class 'top': a bright disc in the upper half; 'bottom': in the lower half (8-bit PNGs)."""
+    """Class 'top': a bright disc in the upper half; 'bottom': in the lower half (8-bit PNGs);
+    the numeric column 'contrast' (60-200) sets how much brighter the disc is."""
     from PIL import Image
 
     folder.mkdir()
@@ -31,10 +32,11 @@ def _write_two_classes(folder, count=200, size=32, seed=0):
         label = ("top", "bottom")[n % 2]
         cy = rng.uniform(8, 12) if label == "top" else rng.uniform(20, 24)
         disc = ((y - cy) ** 2 + (x - rng.uniform(10, 22)) ** 2) <= 25
-        image = np.clip(50 + 150 * disc + rng.normal(0, 12, (size, size)), 0, 255).astype(np.uint8)
+        contrast = rng.uniform(60, 200)
+        image = np.clip(50 + contrast * disc + rng.normal(0, 12, (size, size)), 0, 255).astype(np.uint8)
         Image.fromarray(image).save(folder / f"{n:03d}.png")
-        rows.append(f"{n:03d}.png,{label}")
-    (folder / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        rows.append(f"{n:03d}.png,{label},{contrast:.1f}")
+    (folder / "labels.csv").write_text("path,label,contrast\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,8 @@ def trained(tmp_path_factory):
     _write_two_classes(root / "real")
     assert main(["translate", "train", "--model", "stylegan", "--data", str(root / "real"), "--image-size", "32",
                  "--features", "8", "--batch-size", "16", "--iterations", "600", "--checkpoint-every", "300",
-                 "--sample-every", "300", "--window", "0", "255", "--out", str(root / "model")]) == 0
+                 "--sample-every", "300", "--window", "0", "255", "--condition-column", "contrast",
+                 "--out", str(root / "model")]) == 0
     return root
 
 
@@ -62,6 +65,18 @@ def test_generated_classes_are_recognised_by_a_classifier_trained_on_real_ones(t
     assert evaluate_classifier(classifier, synthetic)["accuracy"]["value"] >= 0.9
     card = json.loads((trained / "model" / "card.json").read_text(encoding="utf-8"))
     assert card["config"]["domains"] == ["bottom", "top"] and card["iterations"] == 600
+    assert card["config"]["attributes"] == ["contrast"] and 120 < card["config"]["attribute_stats"][0][0] < 140
+    assert {"contrast"} <= set(rows[0]) and float(rows[0]["contrast"]) == pytest.approx(card["config"]["attribute_stats"][0][0])
+
+
+def test_a_numeric_attribute_conditions_the_images(trained, tmp_path):
+    model = load_model(trained / "model")
+    faint = sample_images(model, 30, "top", 1.0, seed=3, attributes={"contrast": 70})
+    strong = sample_images(model, 30, "top", 1.0, seed=3, attributes={"contrast": 190})
+    peak = lambda images: np.percentile(images.reshape(len(images), -1), 97, axis=1).mean()  # the disc  # noqa: E731
+    assert peak(strong) > peak(faint) + 30, (peak(faint), peak(strong))  # measured: 138 vs 196
+    assert main(["translate", "sample", "--model-dir", str(trained / "model"), "--attribute", "dose=3",
+                 "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_sampling_is_seeded_and_truncation_narrows_the_variety(trained):

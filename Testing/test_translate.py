@@ -312,7 +312,7 @@ def test_domain_folders_of_volumes_and_dicom_series_are_sliced(tmp_path, capsys)
     series, _ = read_volume(tmp_path / "diseased_dicom")  # the folder reads as one volume, in slice order
     assert np.array_equal(series, diseased)
     (tmp_path / "labels.csv").write_text("path,label\nhealthy.nii.gz,healthy\ndiseased_dicom,diseased\n")
-    images, domains, names, summary = domain_folder(tmp_path, 16)
+    images, domains, names, summary, _ = domain_folder(tmp_path, 16)
     assert names == ["diseased", "healthy"] and images.shape == (10, 16, 16)
     assert summary["per_domain"] == {"diseased": 5, "healthy": 5} and summary["files"] == 2
     assert images[domains == 1].mean() > 30 and images[domains == 0].mean() < -10

@@ -114,3 +114,27 @@ def _inside(folder: Path, relative: str, table: Path, number: int) -> Path:
     except ValueError:
         raise MedSynthInputError(f"Line {number} of {table}: {relative!r} points outside {folder}; list files inside it.") from None
     return path
+
+
+def read_numeric_columns(table: Path, file_column: str, columns: list[str], ids: list[str]) -> np.ndarray:
+    """(len(ids), len(columns)) float32: the numeric ``columns`` of the rows of ``table`` whose
+    ``file_column`` is each id (e.g. a patient's age per image); missing or non-numeric values
+    are refused naming the line."""
+    import math
+
+    if not columns:
+        return np.zeros((len(ids), 0), np.float32)
+    rows = {row[file_column]: (number, row) for number, row in read_table(table, (file_column, *columns), "label table")}
+    values = np.zeros((len(ids), len(columns)), np.float32)
+    for i, name in enumerate(ids):
+        number, row = rows[name]
+        for j, column in enumerate(columns):
+            try:
+                value = float(row[column])
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise MedSynthInputError(f"Line {number} of {table}: {column} = {row[column]!r} is not a number; "
+                                         f"every image needs a numeric {column}.")
+            values[i, j] = value
+    return values

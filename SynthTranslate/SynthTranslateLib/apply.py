@@ -51,10 +51,11 @@ def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = Tr
 
 
 def sample_images(model: LoadedModel, count: int, class_name: str | None = None, truncation: float = 1.0,
-                  seed: int = 0) -> np.ndarray:
+                  seed: int = 0, attributes: dict[str, float] | None = None) -> np.ndarray:
     """``count`` new images of ``class_name`` (None: the model's only class) from a style-based
     generator, seeded: (count, size, size) float32 in the training images' units.
-    ``truncation`` < 1 trades variety for typicality (0.7 is common; 1 = none)."""
+    ``truncation`` < 1 trades variety for typicality (0.7 is common; 1 = none); ``attributes``
+    (models trained with numeric conditions): values in the label CSV's units, e.g. {"age": 5}."""
     import torch
 
     if model.config.model != "stylegan":
@@ -68,7 +69,8 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
         raise MedSynthInputError(f"truncation must lie between 0 and 1; got {truncation}.")
     z = torch.randn(count, model.config.latent, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        images = model.translator.sample(z, model.domain_index(class_name), truncation, noise_seed=seed)
+        images = model.translator.sample(z, model.domain_index(class_name), truncation, noise_seed=seed,
+                                         attributes=attributes)
     return model.normalizer.inverse(images[:, 0].numpy())
 
 

@@ -38,11 +38,23 @@ def _training_set(args, config: TranslatorConfig):
                                  "DATA/labels.csv exists).")
     if kind.trains_from == "volume" and (args.image is None or args.condition is None):
         raise MedSynthInputError(f"--model {config.model} trains from a volume and its label map: give --image and --condition.")
+    if args.condition_column and config.model != "stylegan":
+        raise MedSynthInputError("--condition-column conditions stylegan models only.")
     if kind.min_domains:
-        images, domains, names, summary = domain_folder(args.data, config.image_size, args.labels_csv, args.file_column,
-                                                        args.label_column, args.domains, config.slice_axis,
-                                                        args.slices_per_volume)
+        images, domains, names, summary, attributes = domain_folder(
+            args.data, config.image_size, args.labels_csv, args.file_column, args.label_column, args.domains,
+            config.slice_axis, args.slices_per_volume, tuple(args.condition_column or ()))
         config.domains = names
+        if attributes.shape[1]:  # standardised; the card keeps mean and sd to condition samples in CSV units
+            mean, std = attributes.mean(axis=0), attributes.std(axis=0)
+            std = np.where(std > 0, std, 1.0)
+            config.attributes = list(args.condition_column)
+            config.attribute_stats = [[float(m), float(s)] for m, s in zip(mean, std)]
+            summary["attributes"] = {name: {"mean": float(m), "sd": float(s), "min": float(lo), "max": float(hi)}
+                                     for name, m, s, lo, hi in zip(config.attributes, mean, std, attributes.min(0),
+                                                                   attributes.max(0))}
+            return "domains", {"image": images, "domain": domains,
+                               "attributes": ((attributes - mean) / std).astype(np.float32)}, summary
         if kind.exact_domains:  # CycleGAN: two unpaired sets
             if len(names) != 2:
                 raise MedSynthInputError(f"CycleGAN needs exactly two domains; {args.data} has {names} (use --domains A B).")
@@ -184,6 +196,21 @@ def _cmd_apply(args) -> int:
     return 0
 
 
+def _attribute_values(pairs: list[str]) -> dict[str, float]:
+    """``["age=5", ...]`` -> ``{"age": 5.0}``; malformed pairs are refused."""
+    values = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not name or not np.isfinite(value):
+            raise MedSynthInputError(f"--attribute {pair!r}: expected NAME=NUMBER, e.g. age=5.")
+        values[name] = value
+    return values
+
+
 def _cmd_sample(args) -> int:
     from MedSynthCommonLib.geometry import Geometry
     from MedSynthCommonLib.imageio import write_volume
@@ -203,7 +230,7 @@ def _cmd_sample(args) -> int:
         return 0
     with FolderLock(out):
         summary = write_samples(model, args.model_dir, out, args.count, args.classes, args.truncation, args.seed,
-                                args.format)
+                                args.format, _attribute_values(args.attribute))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -246,6 +273,8 @@ def register(cli) -> None:
                            "axis); kept in the model card, so apply slices the same way")
     data.add_argument("--slices-per-volume", type=whole_number(1), help="volumes in --data: this many evenly spaced slices each (default: all)")
     data.add_argument("--key-domain", help="migan: the under-represented domain that gets the key-migration branch")
+    data.add_argument("--condition-column", nargs="+", metavar="COLUMN",
+                      help="stylegan: numeric columns of the label CSV (e.g. age) that condition the images too")
     data.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")
     data.add_argument("--condition", type=Path, help="pix2pix/spade: its label map")
     data.add_argument("--only-labelled", action="store_true", help="pix2pix/spade: train only on slices with a label")
@@ -287,6 +316,9 @@ def register(cli) -> None:
     sample.add_argument("--count", type=whole_number(1), default=16, help="images per class (maskgan: masks)")
     sample.add_argument("--class", dest="classes", nargs="+", metavar="CLASS",
                         help="stylegan: the classes to sample (default: every class of the model)")
+    sample.add_argument("--attribute", nargs="+", metavar="NAME=VALUE", default=[],
+                        help="stylegan trained with --condition-column: attribute values of the samples, in the "
+                             "CSV's units (default: the training mean)")
     sample.add_argument("--truncation", type=finite_number, default=1.0,
                         help="stylegan: 1 = full variety; lower (e.g. 0.7) = more typical images")
     sample.add_argument("--format", choices=["png", "nii.gz"],

@@ -88,6 +88,8 @@ class TranslatorConfig:
     lambda_key: float = 2.0  # migan: extra weight of the key domain's classification loss
     lambda_feature_matching: float = 10.0  # spade
     latent: int = 64  # maskgan, stylegan: length of z
+    attributes: list[str] = field(default_factory=list)  # stylegan: numeric conditions (CSV columns, e.g. age)
+    attribute_stats: list[list[float]] = field(default_factory=list)  # stylegan: [mean, std] of each, in training
     w_dim: int = 128  # stylegan: length of the style vector w
     mapping_layers: int = 4  # stylegan: layers of the mapping network (StyleGAN2: 8)
     stylegan_lr: float = 0.002  # stylegan: Adam learning rate of both networks (betas 0, 0.99)
@@ -123,6 +125,9 @@ class TranslatorConfig:
         if self.kind.min_domains and len(self.domains) < self.kind.min_domains and not self.kind.exact_domains:
             raise MedSynthInputError(f"{self.model} needs at least {self.kind.min_domains} domain(s) (classes); "
                                      f"got {self.domains}.")
+        if self.attributes and (self.model != "stylegan" or len(self.attribute_stats) != len(self.attributes)):
+            raise MedSynthInputError("Numeric attributes (--condition-column) condition stylegan models only, each with "
+                                     "its training mean and standard deviation.")
         if self.model == "stylegan" and (self.image_size & (self.image_size - 1)):
             raise MedSynthInputError(f"stylegan needs a power-of-two image_size (16, 32, 64, 128 ...); got {self.image_size}.")
         if self.model == "migan" and self.key_domain not in self.domains:

@@ -37,7 +37,7 @@ class Normalizer:
 
 class BatchSampler:
     """Random batches of one kind: "paired" (source, target), "unpaired" (a, b), "domains"
-    (image, domain index) or "masks".  Arrays are already normalised to [-1, 1] (masks: 0/1).
+    (image, domain index[, attributes: standardised numeric conditions]) or "masks".  Arrays are already normalised to [-1, 1] (masks: 0/1).
 
     ``batch_size`` is the global batch; ``share`` (a slice of it, set by a distributed run to
     this rank's share) is what ``next`` returns.  Every rank draws the same global batch from
@@ -73,7 +73,10 @@ class BatchSampler:
             return {"a": take(self.arrays["a"])[1][:, None], "b": take(self.arrays["b"])[1][:, None]}
         if self.kind == "domains":
             index, image = take(self.arrays["image"])
-            return {"image": image[:, None], "domain": torch.as_tensor(self.arrays["domain"][index], dtype=torch.long)}
+            batch = {"image": image[:, None], "domain": torch.as_tensor(self.arrays["domain"][index], dtype=torch.long)}
+            if self.arrays.get("attributes") is not None and self.arrays["attributes"].shape[1]:
+                batch["attributes"] = torch.as_tensor(np.ascontiguousarray(self.arrays["attributes"][index]))
+            return batch
         if self.kind == "masks":
             return {"mask": take(self.arrays["mask"])[1][:, None]}
         raise MedSynthInputError(f"Unknown batch kind {self.kind!r}.")

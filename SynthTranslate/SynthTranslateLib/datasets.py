@@ -59,20 +59,24 @@ def grey_slices(path: Path, axis: int = 0) -> list[np.ndarray]:
 
 def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_column: str = "path",
                   label_column: str = "label", domains: list[str] | None = None, axis: int = 0,
-                  slices_per_volume: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
-    """Images (image units, resized to ``size``), domain indices, domain names and a summary
+                  slices_per_volume: int | None = None, attribute_columns: tuple[str, ...] = ()
+                  ) -> tuple[np.ndarray, np.ndarray, list[str], dict, np.ndarray]:
+    """Images (image units, resized to ``size``), domain indices, domain names, a summary and
+    the numeric ``attribute_columns`` of each image ((n, attributes) float32; (n, 0) when none)
     from a folder with a CSV of labels.  Each listed path is a 2-D image, a 3-D volume or a
     DICOM series folder; volumes contribute their slices along ``axis`` (all, or
-    ``slices_per_volume`` evenly spaced ones), each with the volume's domain."""
-    from MedSynthCommonLib.tables import read_label_table
+    ``slices_per_volume`` evenly spaced ones), each with the volume's domain and attributes."""
+    from MedSynthCommonLib.tables import read_label_table, read_numeric_columns
 
     from MedSynthCommonLib.progress import progress_bar
 
-    paths, indices, names, _ = read_label_table(folder, labels_csv, file_column, label_column, domains,
-                                                keep_only=domains is not None)
-    images, labels, files_per_domain = [], [], np.zeros(len(names), int)
+    paths, indices, names, ids = read_label_table(folder, labels_csv, file_column, label_column, domains,
+                                                  keep_only=domains is not None)
+    table = Path(labels_csv) if labels_csv is not None else Path(folder) / "labels.csv"
+    per_file = read_numeric_columns(table, file_column, list(attribute_columns), ids)
+    images, labels, attributes, files_per_domain = [], [], [], np.zeros(len(names), int)
     bar = progress_bar(len(paths), f"reading {Path(folder).name}", "file")
-    for path, domain in zip(paths, indices):
+    for path, domain, values in zip(paths, indices, per_file):
         bar.update(1)
         found = grey_slices(path, axis)
         if not found:
@@ -81,13 +85,14 @@ def domain_folder(folder: Path, size: int, labels_csv: Path | None = None, file_
             found = [found[int(k)] for k in np.linspace(0, len(found) - 1, slices_per_volume).round()]
         images += [_resize(image, size, 1) for image in found]
         labels += [domain] * len(found)
+        attributes += [values] * len(found)
         files_per_domain[domain] += 1
     bar.close()
     labels = np.array(labels)
     summary = {"folder": str(folder), "files": len(paths), "images": len(images),
                "files_per_domain": dict(zip(names, files_per_domain.tolist())),
                "per_domain": dict(zip(names, np.bincount(labels, minlength=len(names)).tolist()))}
-    return np.stack(images), labels, names, summary
+    return np.stack(images), labels, names, summary, np.array(attributes, np.float32).reshape(len(images), -1)
 
 
 def mask_slices(masks, size: int, margin: float = 0.25) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from MedSynthCommonLib.devices import Accelerator
+from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.distributed import Ranks, rank_seed
 from .config import TranslatorConfig
 from .networks import (CoarseToFineGenerator, MaskCritic, MaskGenerator, MultiScaleDiscriminator, ResnetGenerator, SpadeGenerator, StarDiscriminator, StarGenerator,
@@ -392,48 +393,51 @@ class StyleGan(Translator):
         from .stylegan import ProjectionDiscriminator, StyleGenerator
 
         c = self.config
-        generator = StyleGenerator(c.latent, len(c.domains), c.image_size, c.w_dim, c.mapping_layers, c.features)
+        attributes = len(c.attributes)
+        generator = StyleGenerator(c.latent, len(c.domains), c.image_size, c.w_dim, c.mapping_layers, c.features,
+                                   attributes)
         ema = copy.deepcopy(generator).requires_grad_(False)
         self.modules = {"generator": generator, "generator_ema": ema,
                         "discriminator": self.discriminator(ProjectionDiscriminator(c.image_size, len(c.domains),
-                                                                                    c.features))}
+                                                                                    c.features, attributes))}
         betas = (0.0, 0.99)  # StyleGAN2's Adam settings
         self.optimizers["generator"] = torch.optim.Adam(generator.parameters(), lr=c.stylegan_lr, betas=betas)
         self.optimizers["discriminator"] = torch.optim.Adam(self.modules["discriminator"].parameters(),
                                                             lr=c.stylegan_lr, betas=betas)
         self.ada_p, self.ada_signs, self.ada_count = 0.0, 0.0, 0
 
-    def _d(self, images, classes):
+    def _d(self, images, classes, attributes):
         from .stylegan import augment
 
-        return self.trained["discriminator"](augment(images, self.ada_p, self.random), classes)
+        return self.trained["discriminator"](augment(images, self.ada_p, self.random), classes, attributes)
 
     def train_step(self, batch, step):
+        """Fakes are made for the real batch's classes and attributes (standardised)."""
         c, m = self.config, self.trained
-        real, classes = batch["image"], batch["domain"]
+        real, classes, attributes = batch["image"], batch["domain"], batch.get("attributes")
         z = self._randn(len(real), c.latent)
-        fake = m["generator"](z, classes, self.random)
-        real_logits = self._d(real, classes)
-        loss_d = nn.functional.softplus(self._d(fake.detach(), classes)).mean() + \
+        fake = m["generator"](z, classes, self.random, attributes=attributes)
+        real_logits = self._d(real, classes, attributes)
+        loss_d = nn.functional.softplus(self._d(fake.detach(), classes, attributes)).mean() + \
             nn.functional.softplus(-real_logits).mean()
         losses = {}
         if step % c.r1_every == 0:
-            loss_r1 = self._r1(real, classes)
+            loss_r1 = self._r1(real, classes, attributes)
             loss_d = loss_d + c.lambda_r1 / 2 * c.r1_every * loss_r1
             losses["r1"] = _value(loss_r1)
         self._update("discriminator", loss_d)
-        loss_g = nn.functional.softplus(-self._d(fake, classes)).mean()
+        loss_g = nn.functional.softplus(-self._d(fake, classes, attributes)).mean()
         self._update("generator", loss_g)
         self._update_ema(step, len(real))
         self._adapt(real_logits)
         return {"d": _value(loss_d), "g": _value(loss_g), "ada_p": self.ada_p, **losses}
 
-    def _r1(self, real, classes):
+    def _r1(self, real, classes, attributes):
         """Squared gradient norm of the discriminator's score at (augmented) real images, in
         full precision (lazy R1 runs every few steps only; fp16 gradients would overflow)."""
         real = real.detach().float().requires_grad_(True)
         with self.accelerator.full_precision():
-            scores = self._d(real, classes).float()
+            scores = self._d(real, classes, attributes).float()
             grad, = torch.autograd.grad(scores.sum(), real, create_graph=True)
             return grad.pow(2).flatten(1).sum(dim=1).mean()
 
@@ -461,25 +465,45 @@ class StyleGan(Translator):
             self.ada_p = float(min(max(self.ada_p + (step if signs > self.config.ada_target else -step), 0.0), 1.0))
             self.ada_signs, self.ada_count = 0.0, 0
 
+    def _attributes(self, count: int, values: dict[str, float] | None, device) -> torch.Tensor | None:
+        """(count, attributes) standardised attribute values; unnamed ones at the training mean."""
+        names = self.config.attributes
+        if not names:
+            if values:
+                raise MedSynthInputError(f"This model has no numeric attributes; got {sorted(values)}.")
+            return None
+        unknown = sorted(set(values or {}) - set(names))
+        if unknown:
+            raise MedSynthInputError(f"Unknown attribute(s) {unknown}; this model knows {names}.")
+        row = [((values or {}).get(name, mean) - mean) / std for name, (mean, std) in zip(names, self.config.attribute_stats)]
+        return torch.tensor([row] * count, dtype=torch.float32, device=device)
+
     def translate(self, x=None, target=None):
-        """``x``: latents (n, latent); ``target``: class index; the EMA generator, noise seeded."""
+        """``x``: latents (n, latent); ``target``: class index; the EMA generator, noise seeded,
+        attributes at their training means."""
         if target is None:
             raise ValueError("A class-conditional generator needs the class to sample.")
         classes = torch.full((len(x),), int(target), dtype=torch.long, device=x.device)
-        return self.modules["generator_ema"](x, classes, torch.Generator().manual_seed(0))
+        return self.modules["generator_ema"](x, classes, torch.Generator().manual_seed(0),
+                                             attributes=self._attributes(len(x), None, x.device))
 
-    def sample(self, z: torch.Tensor, target: int, truncation: float = 1.0, noise_seed: int = 0) -> torch.Tensor:
-        """Images of class ``target`` from latents ``z`` (n, latent), truncated towards the
-        class's mean style (``truncation`` 1 = none, 0.7 = typical); CPU float32 in [-1, 1]."""
+    def sample(self, z: torch.Tensor, target: int, truncation: float = 1.0, noise_seed: int = 0,
+               attributes: dict[str, float] | None = None) -> torch.Tensor:
+        """Images of class ``target`` with ``attributes`` (name -> value in the CSV's units;
+        unnamed ones at the training mean) from latents ``z`` (n, latent), truncated towards the
+        mean style of that class and those attributes (``truncation`` 1 = none, 0.7 = typical);
+        CPU float32 in [-1, 1]."""
         generator = self.modules["generator_ema"]
         z = self.accelerator.tensor(z)
         classes = torch.full((len(z),), int(target), dtype=torch.long, device=z.device)
+        condition = self._attributes(len(z), attributes, z.device)
         centre = None
         if truncation != 1.0:
             probe = torch.randn(2000, self.config.latent, generator=torch.Generator().manual_seed(123)).to(z.device)
-            centre = generator.mapping(probe, torch.full((2000,), int(target), dtype=torch.long, device=z.device)).mean(0)
+            centre = generator.mapping(probe, torch.full((2000,), int(target), dtype=torch.long, device=z.device),
+                                       self._attributes(2000, attributes, z.device)).mean(0)
         with self.accelerator.autocast():
-            out = generator(z, classes, torch.Generator().manual_seed(noise_seed), truncation, centre)
+            out = generator(z, classes, torch.Generator().manual_seed(noise_seed), truncation, centre, condition)
         return out.float().clamp(-1.0, 1.0).cpu()
 
     def extra_state(self):

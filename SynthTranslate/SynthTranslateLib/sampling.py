@@ -43,8 +43,10 @@ def _file_label(name: str, index: int) -> str:
 
 
 def write_samples(model: LoadedModel, model_dir: Path, out: Path, count: int, classes: list[str] | None = None,
-                  truncation: float = 1.0, seed: int = 0, file_format: str | None = None) -> dict:
-    """``count`` images of each class in ``classes`` (default all) into ``out``; returns a summary."""
+                  truncation: float = 1.0, seed: int = 0, file_format: str | None = None,
+                  attributes: dict[str, float] | None = None) -> dict:
+    """``count`` images of each class in ``classes`` (default all), with ``attributes`` (default
+    the training means), into ``out``; returns a summary."""
     import csv
     import io
 
@@ -56,27 +58,30 @@ def write_samples(model: LoadedModel, model_dir: Path, out: Path, count: int, cl
     if unknown:
         raise MedSynthInputError(f"Unknown class(es) {unknown}; this model knows {model.config.domains}.")
     extension, dtype = _format(model, file_format)
+    # every attribute of the model, at the value asked for or its training mean, in labels.csv
+    values = {name: float((attributes or {}).get(name, mean))
+              for name, (mean, _) in zip(model.config.attributes, model.config.attribute_stats)}
     rows, seeds = [], {}
     with OutputSet() as outputs:
         for name in classes:
             index = model.config.domains.index(name)
             seeds[name] = class_seed(seed, index)
-            images = sample_images(model, count, name, truncation, seeds[name])
+            images = sample_images(model, count, name, truncation, seeds[name], attributes)
             for n, image in enumerate(images):
                 file_name = f"{_file_label(name, index)}_{n:05d}.{extension}"
                 if dtype is not None:
                     info = np.iinfo(dtype)
                     image = np.clip(np.round(image), max(info.min, model.normalizer.low), info.max).astype(dtype)
                 outputs.add(out / file_name, *image_2d_writer(image))
-                rows.append({FILE_COLUMN: file_name, LABEL_COLUMN: name})
+                rows.append({FILE_COLUMN: file_name, LABEL_COLUMN: name, **values})
         table = io.StringIO()
-        writer = csv.DictWriter(table, [FILE_COLUMN, LABEL_COLUMN], lineterminator="\n")
+        writer = csv.DictWriter(table, [FILE_COLUMN, LABEL_COLUMN, *values], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         outputs.add(out / "labels.csv", *bytes_writer(table.getvalue().encode("utf-8")))
         record = {"model_card_sha256": content_sha256(Path(model_dir) / CARD), "model": model.config.model,
                   "classes": classes, "count_per_class": count, "truncation": truncation, "seed": seed,
-                  "class_seeds": seeds, "format": extension, "images": len(rows)}
+                  "class_seeds": seeds, "attributes": values, "format": extension, "images": len(rows)}
         outputs.add(out / "sampling.json", *bytes_writer(json_bytes(record, "sampling record")))
         outputs.commit()
     return {"folder": str(out), "images": len(rows), "classes": classes, "labels": str(out / "labels.csv")}

@@ -35,16 +35,21 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 class MappingNetwork(nn.Module):
-    """z (latent) and a class index -> style w: both normalised, concatenated, then an MLP."""
+    """z (latent), a class index and numeric attributes (standardised, e.g. age) -> style w:
+    each embedded and normalised, concatenated, then an MLP."""
 
-    def __init__(self, latent: int, classes: int, w_dim: int, layers: int):
+    def __init__(self, latent: int, classes: int, w_dim: int, layers: int, attributes: int = 0):
         super().__init__()
         self.embed = nn.Embedding(classes, latent)
-        dims = [2 * latent] + [w_dim] * layers
+        self.attributes = nn.Linear(attributes, latent) if attributes else None
+        dims = [(3 if attributes else 2) * latent] + [w_dim] * layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
 
-    def forward(self, z: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([_normalise(z), _normalise(self.embed(classes))], dim=1)
+    def forward(self, z: torch.Tensor, classes: torch.Tensor, attributes: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [_normalise(z), _normalise(self.embed(classes))]
+        if self.attributes is not None:
+            parts.append(_normalise(self.attributes(attributes)))
+        x = torch.cat(parts, dim=1)
         for layer in self.layers:
             x = _activate(layer(x))
         return x
@@ -117,15 +122,18 @@ class SynthesisNetwork(nn.Module):
 
 
 class StyleGenerator(nn.Module):
-    """Mapping + synthesis: (z, class) -> image; ``truncation`` pulls w towards ``w_centre``."""
+    """Mapping + synthesis: (z, class, attributes) -> image; ``truncation`` pulls w towards
+    ``w_centre``."""
 
-    def __init__(self, latent: int, classes: int, image_size: int, w_dim: int, mapping_layers: int, features: int):
+    def __init__(self, latent: int, classes: int, image_size: int, w_dim: int, mapping_layers: int, features: int,
+                 attributes: int = 0):
         super().__init__()
-        self.mapping = MappingNetwork(latent, classes, w_dim, mapping_layers)
+        self.mapping = MappingNetwork(latent, classes, w_dim, mapping_layers, attributes)
         self.synthesis = SynthesisNetwork(image_size, w_dim, features)
 
-    def forward(self, z, classes, noise: torch.Generator | None = None, truncation: float = 1.0, w_centre=None):
-        w = self.mapping(z, classes)
+    def forward(self, z, classes, noise: torch.Generator | None = None, truncation: float = 1.0, w_centre=None,
+                attributes: torch.Tensor | None = None):
+        w = self.mapping(z, classes, attributes)
         if truncation != 1.0 and w_centre is not None:
             w = w_centre + truncation * (w - w_centre)
         return self.synthesis(w, noise)
@@ -133,9 +141,9 @@ class StyleGenerator(nn.Module):
 
 class ProjectionDiscriminator(nn.Module):
     """Residual downsampling blocks to 4x4, a linear layer to features h, then
-    score = linear(h) + <embed(class), h> (projection conditioning)."""
+    score = linear(h) + <embed(class), h> + <linear(attributes), h> (projection conditioning)."""
 
-    def __init__(self, image_size: int, classes: int, features: int):
+    def __init__(self, image_size: int, classes: int, features: int, attributes: int = 0):
         super().__init__()
         levels = int(math.log2(image_size)) - 2
         width = [min(features * 2 ** n, features * 8) for n in range(levels + 1)]
@@ -144,13 +152,17 @@ class ProjectionDiscriminator(nn.Module):
         self.features = nn.Linear(width[-1] * 16, width[-1])
         self.score = nn.Linear(width[-1], 1)
         self.embed = nn.Embedding(classes, width[-1])
+        self.attributes = nn.Linear(attributes, width[-1], bias=False) if attributes else None
 
-    def forward(self, image: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, classes: torch.Tensor, attributes: torch.Tensor | None = None) -> torch.Tensor:
         x = _activate(self.stem(image))
         for block in self.blocks:
             x = block(x)
         h = _activate(self.features(x.flatten(1)))
-        return self.score(h)[:, 0] + (self.embed(classes) * h).sum(dim=1) / math.sqrt(h.shape[1])
+        condition = self.embed(classes)
+        if self.attributes is not None:
+            condition = condition + self.attributes(attributes)
+        return self.score(h)[:, 0] + (condition * h).sum(dim=1) / math.sqrt(h.shape[1])
 
 
 class _DownBlock(nn.Module):

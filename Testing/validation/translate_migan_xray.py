@@ -39,7 +39,7 @@ def validate_migan(data_root: Path, out: Path, minutes: float, size: int = 64) -
 
     from SynthTranslateLib.apply import translate_volume
 
-    images, domains, names, _ = domain_folder(Path(data_root) / "chest_xray_pediatric", size,
+    images, domains, names, _, _ = domain_folder(Path(data_root) / "chest_xray_pediatric", size,
                                               domains=["normal", "bacterial", "viral"])
     everything = ImageSet(images / 255.0, domains, names, [str(i) for i in range(len(images))], "real", Preprocessing(size=size))
     train, test = split(everything, 0.3, seed=0)
