@@ -1,0 +1,155 @@
+"""Structured CT findings from synthetic training data: SynthLesion inserts lesions of known
+type into known organs of healthy CTs, so every training scan carries an exact, located
+findings list; a 3-D multi-label classifier learns the finding types; on held-back scans it is
+judged per finding (AUC, sensitivity, specificity with intervals), its evidence is located in
+anatomy (right organ or not), and each scan gets a rule-based report.
+
+Findings are lesion types ("hypodense lesion", "hyperdense lesion"); a scan may have none,
+one or both, each in an organ drawn from ``organs`` (names in the scan's organ label map).
+The user's real labelled scans can join the training set (``real``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.geometry import Geometry
+
+#: finding name -> SynthLesion lesion type
+FINDING_TYPES = {"hypodense lesion": "hypo", "hyperdense lesion": "hyper"}
+#: SynthLesion preset per organ name (others: ct-generic)
+ORGAN_PRESETS = {"liver": "ct-liver", "right kidney": "ct-kidney", "left kidney": "ct-kidney",
+                 "kidney right": "ct-kidney", "kidney left": "ct-kidney", "pancreas": "ct-pancreas"}
+
+
+@dataclass
+class HealthyScan:
+    image: np.ndarray  # [k, j, i] HU
+    organs: np.ndarray  # [k, j, i] organ label map
+    organ_names: dict[int, str]  # label value -> name
+    geometry: Geometry
+
+
+def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[str], seed: int,
+                           size_classes: tuple[str, ...] = ("medium", "large"), positive_rate: float = 0.5,
+                           progress: Callable[[str], None] | None = None):
+    """``count`` scans made from ``scans`` (in turn), each finding type present with
+    ``positive_rate``, in a random organ among ``organs``.  Returns (volumes, findings (n, F),
+    references: per scan a list of {finding, organ, size_mm, centre_ras})."""
+    names = list(FINDING_TYPES)
+    volumes, findings, references = [], np.zeros((count, len(names)), np.int64), []
+    for n in range(count):
+        scan = scans[n % len(scans)]
+        rng = np.random.default_rng([seed, n])
+        by_name = {name.replace("_", " "): value for value, name in scan.organ_names.items()}
+        available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
+        if not available:
+            raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
+        image, inserted = scan.image, []
+        for f, name in enumerate(names):
+            if rng.random() >= positive_rate:
+                continue
+            organ = str(rng.choice(available))
+            result = _insert(image, scan, by_name[organ], organ, FINDING_TYPES[name], str(rng.choice(size_classes)),
+                             int(rng.integers(2 ** 31)))
+            if result is None:  # no size fits this organ: the finding stays absent
+                continue
+            image = result.image
+            record = result.records[0]
+            findings[n, f] = 1
+            inserted.append({"finding": name, "organ": organ, "size_mm": round(record.target_diameter_mm, 1),
+                             "centre_ras": [round(v, 1) for v in record.centre_ras]})
+        volumes.append(image)
+        references.append(inserted)
+        if progress is not None and (n + 1) % 10 == 0:
+            progress(f"synthetic scans: {n + 1}/{count}")
+    return volumes, findings, references
+
+
+SIZE_CLASSES = ("tiny", "small", "medium", "large")
+
+
+def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, size_class: str, seed: int):
+    """One lesion of ``lesion_type`` in the organ, at ``size_class`` or the largest smaller
+    class that fits (small organs); None when none fits."""
+    from SynthLesionLib import LesionConfig, synthesize_lesions
+    from SynthLesionLib.errors import PlacementError
+
+    for size in reversed(SIZE_CLASSES[:SIZE_CLASSES.index(size_class) + 1]):
+        config = LesionConfig(preset=ORGAN_PRESETS.get(organ, "ct-generic"), lesion_type=lesion_type,
+                              size_class=size, count=1)
+        try:
+            result = synthesize_lesions(image, scan.organs, scan.geometry, config, seed=seed, organ_label=label)
+        except PlacementError:
+            continue
+        if result.records:
+            return result
+    return None
+
+
+def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, geometry: Geometry,
+                     probabilities: np.ndarray) -> list[dict]:
+    """The called findings of one scan with their locations (evidence x organ map)."""
+    from .anatomy import locate_in_anatomy
+
+    rows = []
+    for f in np.flatnonzero(classifier.called(probabilities[None])[0]):
+        evidence = classifier.evidence(volume, int(f))
+        where = locate_in_anatomy(evidence, geometry, None if scan is None else scan.organs,
+                                  None if scan is None else scan.organ_names)
+        rows.append({"finding": classifier.findings[f], "score": round(float(probabilities[f]), 4),
+                     "location": where["location"], "organ": where["organ"], "basis": where["basis"]})
+    return rows
+
+
+def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan], organs: list[str],
+                   train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
+                   real: tuple[list[np.ndarray], np.ndarray] | None = None, rules: dict | None = None,
+                   progress: Callable[[str], None] | None = None) -> dict:
+    """Train the 3-D classifier on synthetic located findings (plus ``real`` (volumes,
+    findings) when given) and judge it on synthetic findings in ``test_scans``."""
+    from .classification import binary_metrics, delong_auc
+    from .report_rules import write_report_text
+    from .volume_classifier import VolumeRecipe, train_volume_classifier
+
+    recipe = recipe or VolumeRecipe()
+    say = progress or (lambda message: None)
+    names = list(FINDING_TYPES)
+    volumes, findings, _ = synthetic_findings_set(train_scans, train_count, organs, seed, progress=say)
+    if real is not None:
+        volumes, findings = volumes + list(real[0]), np.concatenate([findings, np.asarray(real[1])])
+    say(f"training the 3-D classifier on {len(volumes)} scans")
+    classifier = train_volume_classifier(volumes, findings, names, recipe, seed,
+                                         progress=lambda e: say(f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
+    test_volumes, test_findings, references = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000)
+    probabilities = classifier.predict_proba(test_volumes)
+    called = classifier.called(probabilities)
+    per_finding = {}
+    for f, name in enumerate(names):
+        truth = test_findings[:, f]
+        metrics = binary_metrics(truth, called[:, f].astype(int))
+        auc = delong_auc(truth, probabilities[:, f]) if 0 < truth.sum() < len(truth) else None
+        per_finding[name] = {"auc": auc, "sensitivity": metrics["sensitivity"], "specificity": metrics["specificity"],
+                             "threshold": classifier.thresholds[f], "prevalence": int(truth.sum())}
+    cases, located, correct = [], 0, 0
+    for n, volume in enumerate(test_volumes):
+        scan = test_scans[n % len(test_scans)]
+        rows = located_findings(classifier, volume, scan, scan.geometry, probabilities[n])
+        for row in rows:
+            truth_organs = [r["organ"] for r in references[n] if r["finding"] == row["finding"]]
+            if truth_organs:
+                located += 1
+                correct += row["organ"] in truth_organs
+                row["right_organ"] = row["organ"] in truth_organs
+        cases.append({"case": n, "reference": references[n], "predicted": rows, "report": write_report_text(rows, rules)})
+    return {"protocol": "ct-findings", "findings": names, "organs": organs, "recipe": recipe.to_dict(), "seed": seed,
+            "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real[0])},
+                     "test": {"synthetic": test_count}},
+            "per_finding": per_finding,
+            "location": {"true_positive_findings": located, "in_the_right_organ": correct,
+                         "rate": correct / located if located else None},
+            "classifier": classifier.training, "cases": cases, "_classifier": classifier}
