@@ -10,6 +10,7 @@ import pytest
 from MedSynthCommonLib.errors import MedSynthInputError
 from SynthEvaluateLib.anatomy import locate_in_anatomy
 from SynthEvaluateLib.report_rules import load_rules, write_report_text
+from SynthLesionLib import make_ct_phantom
 from SynthLesionLib.phantom import ORGAN_LABELS
 
 CRAFTED = [
@@ -59,10 +60,19 @@ def test_evidence_is_named_by_the_organ_it_lies_in(ct_phantom):
         assert found["basis"] == "organ segmentation"
         # the side is the patient's: RAS x of the evidence against the organ's centre (oblique grid)
         organ_centre = geometry.kji_to_ras(inside.mean(axis=0)[None])[0]
-        side = "right" if found["centre_ras"][0] < organ_centre[0] else "left"
+        side = "right" if found["centre_ras"][0] > organ_centre[0] else "left"  # RAS: +x is the patient's right
         assert side in found["location"]
     liver = np.argwhere(organs == ORGAN_LABELS["liver"])
     assert "lobe" in locate_in_anatomy(_blob(organs.shape, liver[0]), geometry, organs, names)["location"]
+    # with its default (LPS-stored) geometry the phantom's liver and right kidney lie on the
+    # patient's right (RAS x > 0) and are named so
+    plain = make_ct_phantom(shape=(24, 48, 48), spacing=(6.0, 6.0, 8.0), seed=0)
+    for organ in ("liver", "right kidney"):
+        inside = plain.organs == ORGAN_LABELS[organ]
+        assert plain.geometry.kji_to_ras(np.argwhere(inside).mean(axis=0)[None])[0][0] > 0
+    kidney = np.argwhere(plain.organs == ORGAN_LABELS["right kidney"]).mean(axis=0).round().astype(int)
+    coarse = locate_in_anatomy(_blob(plain.organs.shape, kidney), plain.geometry)
+    assert "right part of the scan" in coarse["location"]
 
 
 def test_without_segmentation_the_region_is_coarse_and_says_so(ct_phantom):

@@ -2,7 +2,7 @@
 intersected with the organ segmentation the user has, or, without one, a coarse region of the
 scan (and the result says so).
 
-Sides are the patient's (RAS: +x is the patient's left, +z is cranial), computed from the
+Sides are the patient's (RAS: +x is the patient's right, +z is cranial), computed from the
 geometry, so an oblique or flipped volume gives the same words.  Within an organ the part is
 the side and level of the evidence's centre relative to the organ's centre; for the liver the
 side is named as its lobe (right lobe: patient-right of the organ's centre, an approximation of
@@ -20,12 +20,13 @@ from MedSynthCommonLib.geometry import Geometry
 MIN_ORGAN_SHARE = 0.3
 
 
-def evidence_region(evidence: np.ndarray, top_fraction: float = 0.1) -> np.ndarray:
-    """The voxels carrying the evidence: the top ``top_fraction`` of the positive values."""
-    positive = np.clip(np.asarray(evidence, np.float64), 0, None)
-    if not np.isfinite(positive).all() or positive.max() <= 0:
-        return np.zeros(positive.shape, bool)
-    return positive >= max(np.quantile(positive[positive > 0], 1 - top_fraction), 1e-12)
+def evidence_region(evidence: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """The voxels carrying the evidence: at least ``level`` of its maximum (half-maximum by
+    default, so the region is the peak's extent whatever the map's scale or size)."""
+    evidence = np.asarray(evidence, np.float64)
+    if not np.isfinite(evidence).all() or evidence.max() <= 0:
+        return np.zeros(evidence.shape, bool)
+    return evidence >= level * evidence.max()
 
 
 def _centre_ras(mask: np.ndarray, weights: np.ndarray | None, geometry: Geometry) -> np.ndarray:
@@ -35,7 +36,7 @@ def _centre_ras(mask: np.ndarray, weights: np.ndarray | None, geometry: Geometry
 
 
 def _part(point: np.ndarray, centre: np.ndarray, organ: str) -> str:
-    side = "right" if point[0] < centre[0] else "left"  # RAS: smaller x = patient right
+    side = "right" if point[0] > centre[0] else "left"  # RAS: larger x = patient right
     if organ == "liver":
         return f"{side} lobe"
     level = "upper" if point[2] > centre[2] else "lower"
@@ -43,7 +44,7 @@ def _part(point: np.ndarray, centre: np.ndarray, organ: str) -> str:
 
 
 def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarray | None = None,
-                      organ_names: dict[int, str] | None = None, top_fraction: float = 0.1) -> dict:
+                      organ_names: dict[int, str] | None = None, level: float = 0.5) -> dict:
     """The location of the evidence in ``evidence`` ([k, j, i], any non-negative score).
 
     With ``organs`` (a label map on the same grid) and ``organ_names`` ({label value: name},
@@ -54,7 +55,7 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
     evidence = np.asarray(evidence, np.float64)
     if organs is not None and np.shape(organs) != evidence.shape:
         raise MedSynthInputError(f"The organ label map {np.shape(organs)} is not on the evidence grid {evidence.shape}.")
-    region = evidence_region(evidence, top_fraction)
+    region = evidence_region(evidence, level)
     if not region.any():
         return {"location": "not localised", "organ": None, "organ_share": None, "centre_ras": None,
                 "basis": "no evidence above zero"}
@@ -82,6 +83,6 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
     low, high = corners.min(axis=0), corners.max(axis=0)
     third = (centre[2] - low[2]) / max(high[2] - low[2], 1e-6)
     level = "lower" if third < 1 / 3 else "middle" if third < 2 / 3 else "upper"
-    side = "right" if centre[0] < (low[0] + high[0]) / 2 else "left"
+    side = "right" if centre[0] > (low[0] + high[0]) / 2 else "left"
     return {"location": f"{level} {side} part of the scan", "organ": None, "organ_share": None,
             "centre_ras": centre.round(1).tolist(), "basis": basis}

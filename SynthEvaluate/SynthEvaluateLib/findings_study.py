@@ -34,14 +34,25 @@ class HealthyScan:
     geometry: Geometry
 
 
+@dataclass
+class FindingsSet:
+    """Scans with exact, located findings: ``findings`` (n, F) 0/1 in ``FINDING_TYPES`` order;
+    ``masks`` per scan a [k, j, i] uint8 map whose bit f marks finding f's lesion voxels;
+    ``references`` per scan a list of {finding, organ, size_mm, centre_ras}."""
+    volumes: list[np.ndarray]
+    findings: np.ndarray
+    masks: list[np.ndarray]
+    references: list[list[dict]]
+    records: list[list[dict]]  # per scan: SynthLesion's lesion records (what made each lesion)
+
+
 def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[str], seed: int,
                            size_classes: tuple[str, ...] = ("medium", "large"), positive_rate: float = 0.5,
-                           progress: Callable[[str], None] | None = None):
+                           progress: Callable[[str], None] | None = None) -> FindingsSet:
     """``count`` scans made from ``scans`` (in turn), each finding type present with
-    ``positive_rate``, in a random organ among ``organs``.  Returns (volumes, findings (n, F),
-    references: per scan a list of {finding, organ, size_mm, centre_ras})."""
+    ``positive_rate``, in a random organ among ``organs`` (seeded per scan by (seed, n))."""
     names = list(FINDING_TYPES)
-    volumes, findings, references = [], np.zeros((count, len(names)), np.int64), []
+    made = FindingsSet([], np.zeros((count, len(names)), np.int64), [], [], [])
     for n in range(count):
         scan = scans[n % len(scans)]
         rng = np.random.default_rng([seed, n])
@@ -49,7 +60,7 @@ def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[st
         available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
         if not available:
             raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
-        image, inserted = scan.image, []
+        image, mask, inserted, records = scan.image, np.zeros(scan.image.shape, np.uint8), [], []
         for f, name in enumerate(names):
             if rng.random() >= positive_rate:
                 continue
@@ -59,29 +70,34 @@ def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[st
             if result is None:  # no size fits this organ: the finding stays absent
                 continue
             image = result.image
+            mask[result.lesion_labels > 0] |= np.uint8(1 << f)
             record = result.records[0]
-            findings[n, f] = 1
+            made.findings[n, f] = 1
             inserted.append({"finding": name, "organ": organ, "size_mm": round(record.target_diameter_mm, 1),
                              "centre_ras": [round(v, 1) for v in record.centre_ras]})
-        volumes.append(image)
-        references.append(inserted)
+            records.append(record.to_dict())
+        made.volumes.append(image)
+        made.masks.append(mask)
+        made.references.append(inserted)
+        made.records.append(records)
         if progress is not None and (n + 1) % 10 == 0:
             progress(f"synthetic scans: {n + 1}/{count}")
-    return volumes, findings, references
+    return made
 
 
 SIZE_CLASSES = ("tiny", "small", "medium", "large")
 
 
 def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, size_class: str, seed: int):
-    """One lesion of ``lesion_type`` in the organ, at ``size_class`` or the largest smaller
+    """One lesion of ``lesion_type`` in the organ (no mass effect, so the healthy organ map stays
+    the truth), at ``size_class`` or the largest smaller
     class that fits (small organs); None when none fits."""
     from SynthLesionLib import LesionConfig, synthesize_lesions
     from SynthLesionLib.errors import PlacementError
 
     for size in reversed(SIZE_CLASSES[:SIZE_CLASSES.index(size_class) + 1]):
         config = LesionConfig(preset=ORGAN_PRESETS.get(organ, "ct-generic"), lesion_type=lesion_type,
-                              size_class=size, count=1)
+                              size_class=size, count=1, mass_effect=0.0)  # the organ map stays exact
         try:
             result = synthesize_lesions(image, scan.organs, scan.geometry, config, seed=seed, organ_label=label)
         except PlacementError:

@@ -31,12 +31,14 @@ CARD_FORMAT = "medsynth-volume-classifier/1"
 class VolumeRecipe:
     network: str = "small"
     input_shape: tuple[int, int, int] = (48, 64, 64)  # [k, j, i] the network sees
-    channels: tuple[int, ...] = (8, 16, 32, 64)  # "small" only
+    channels: tuple[int, ...] = (16, 32, 64, 64)  # "small" only: widths of its residual units
+    strides: tuple[int, ...] = (1, 2, 2, 1)  # "small" only: its evidence map is input_shape / 4
     window: tuple[float, float] = (-150.0, 250.0)  # CT soft tissue, HU
     epochs: int = 30
     batch_size: int = 4
     learning_rate: float = 1e-3
-    augment: bool = True
+    augment: bool = True  # shifts and intensity scaling; not with the map loss (maps would need shifting too)
+    map_loss_weight: float = 1.0  # "small" only: weight of the score-map loss where lesion masks are known
     device: str = "cpu"
 
     def to_dict(self) -> dict:
@@ -45,7 +47,7 @@ class VolumeRecipe:
     @classmethod
     def from_dict(cls, data: dict) -> "VolumeRecipe":
         values = dict(data)
-        for key in ("input_shape", "channels", "window"):
+        for key in ("input_shape", "channels", "strides", "window"):
             values[key] = tuple(values[key])
         return cls(**values)
 
@@ -66,8 +68,9 @@ def build_network(recipe: VolumeRecipe, findings: int):
     from monai.networks import nets
 
     if recipe.network == "small":
-        return nets.Classifier(in_shape=(1, *recipe.input_shape), classes=findings, channels=recipe.channels,
-                               strides=(2,) * len(recipe.channels), num_res_units=1)
+        from .volume_networks import FindingMapNet
+
+        return FindingMapNet(findings, recipe.channels, recipe.strides)
     if recipe.network == "densenet121":
         return nets.DenseNet121(spatial_dims=3, in_channels=1, out_channels=findings)
     if recipe.network == "resnet18":
@@ -76,8 +79,8 @@ def build_network(recipe: VolumeRecipe, findings: int):
 
 
 def evidence_layer(recipe: VolumeRecipe) -> str:
-    """The layer Grad-CAM reads: one block before the last, for a finer map than the last."""
-    return {"small": f"net.layer_{len(recipe.channels) - 2}", "densenet121": "features.denseblock3",
+    """The layer Grad-CAM reads (for "small" this gives its score map exactly)."""
+    return {"small": "features", "densenet121": "features.denseblock3",
             "resnet18": "layer3"}[recipe.network]
 
 
@@ -102,17 +105,27 @@ class TrainedVolumeClassifier:
         return np.array(rows, np.float64).reshape(len(volumes), len(self.findings))
 
     def evidence(self, volume: np.ndarray, finding: int) -> np.ndarray:
-        """Grad-CAM of ``finding`` on the volume's own grid ([k, j, i], 0-1)."""
+        """Where ``finding`` lies, on the volume's own grid ([k, j, i], 0-1, float32).
+
+        "small": the finding's probability map (sigmoid of its score map): a class activation
+        map that the lesion masks trained, and what Grad-CAM reduces to on this network (without
+        the head's bias and the ReLU that empties it on a scan of low scores).  Other networks:
+        Grad-CAM (``monai.visualize``) at ``evidence_layer``."""
         import torch
         from monai.transforms import Resize
-        from monai.visualize import GradCAM
 
         self.model.eval()
-        cam = GradCAM(self.model, target_layers=evidence_layer(self.recipe))
         tensor = torch.as_tensor(prepare_volume(volume, self.recipe))[None].to(self.recipe.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            heat = cam(tensor, class_idx=finding)[0].detach().cpu().numpy()  # (1, *input_shape)
+        if hasattr(self.model, "score_maps"):
+            with torch.no_grad():
+                heat = torch.sigmoid(self.model.score_maps(tensor))[0, finding:finding + 1].cpu().numpy()
+        else:
+            from monai.visualize import GradCAM
+
+            cam = GradCAM(self.model, target_layers=evidence_layer(self.recipe))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                heat = cam(tensor, class_idx=finding)[0].detach().cpu().numpy()  # (1, *input_shape)
         return np.asarray(Resize(np.shape(volume), mode="trilinear")(heat), np.float32)[0]
 
     def called(self, probabilities: np.ndarray) -> np.ndarray:
@@ -136,13 +149,42 @@ def _thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], lis
     return thresholds, notes
 
 
+def map_targets(masks: list[np.ndarray | None], findings: int, map_shape: tuple[int, ...]) -> np.ndarray:
+    """Per scan and finding, the score-map cells (``map_shape``) that a lesion covers by at least
+    a tenth ((n, F, *map_shape) float32; -1 where the scan has no mask: no map loss)."""
+    from monai.transforms import Resize
+
+    targets = np.full((len(masks), findings, *map_shape), -1.0, np.float32)
+    for n, mask in enumerate(masks):
+        if mask is None:
+            continue
+        bits = np.stack([(np.asarray(mask) >> f) & 1 for f in range(findings)]).astype(np.float32)
+        targets[n] = np.asarray(Resize(map_shape, mode="area")(bits), np.float32) >= 0.1
+    return targets
+
+
+def _score_map_shape(model, recipe: VolumeRecipe) -> tuple[int, ...] | None:
+    import torch
+
+    if not hasattr(model, "score_maps"):
+        return None
+    with torch.no_grad():
+        return tuple(model.score_maps(torch.zeros(1, 1, *recipe.input_shape, device=recipe.device)).shape[2:])
+
+
 def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, names: list[str],
                             recipe: VolumeRecipe = VolumeRecipe(), seed: int = 0, validation_fraction: float = 0.25,
+                            masks: list[np.ndarray | None] | None = None,
                             progress: Callable[[dict], None] | None = None,
                             should_stop: Callable[[], bool] | None = None) -> TrainedVolumeClassifier:
-    """Train on ``volumes`` with ``findings`` ((n, F) 0/1, names in ``names``); a stratified
+    """Train on ``volumes`` with ``findings`` ((n, F) 0/1, names in ``names``); a
     ``validation_fraction`` is held out to choose each finding's threshold (then the model
-    trained on the rest is returned, so the thresholds are honest)."""
+    trained on the rest is returned, so the thresholds are honest).
+
+    ``masks`` (per volume a [k, j, i] map whose bit f marks finding f's voxels, or None where
+    only the scan's labels are known, e.g. a real case) add a loss on the "small" network's score
+    maps: exact synthetic labels teach it where, not only whether, so its evidence points at the
+    lesion and it learns from fewer scans."""
     import torch
 
     findings = np.asarray(findings)
@@ -162,6 +204,8 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
         optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=1e-4)
         weights = torch.as_tensor((len(train) - positives) / np.maximum(positives, 1), dtype=torch.float32)
         loss_function = torch.nn.BCEWithLogitsLoss(pos_weight=weights.to(recipe.device))
+        map_shape = _score_map_shape(model, recipe) if masks is not None and recipe.map_loss_weight > 0 else None
+        targets = None if map_shape is None else torch.as_tensor(map_targets(masks, len(names), map_shape))
         generator = torch.Generator().manual_seed(seed)
         history, started = [], time.perf_counter()
         for epoch in range(recipe.epochs):
@@ -172,10 +216,18 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                     raise InterruptedError("Training was cancelled.")
                 index = train[start:start + recipe.batch_size]
                 batch = torch.as_tensor(inputs[index])
-                if recipe.augment:
-                    batch = _augment(batch, generator)
-                loss = loss_function(model(batch.to(recipe.device)),
-                                     torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device))
+                truth = torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device)
+                if targets is None:
+                    if recipe.augment:
+                        batch = _augment(batch, generator)
+                    loss = loss_function(model(batch.to(recipe.device)), truth)
+                else:  # scans with a mask learn from their map, the others from their labels
+                    maps = model.score_maps(batch.to(recipe.device))
+                    cells = targets[index].to(recipe.device)
+                    unmapped = cells.flatten(1).amax(dim=1) < 0
+                    loss = recipe.map_loss_weight * _map_loss(maps, cells)
+                    if unmapped.any():
+                        loss = loss + loss_function(torch.amax(maps[unmapped], dim=(2, 3, 4)), truth[unmapped])
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -189,9 +241,25 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
     scores = trained.predict_proba([volumes[i] for i in validation])
     trained.thresholds, notes = _thresholds(findings[validation], scores)
     trained.training = {"volumes": len(volumes), "train": len(train), "validation": len(validation),
+                        "with_lesion_masks": 0 if masks is None else sum(m is not None for m in masks),
+                        "map_loss": targets is not None,
                         "positives_per_finding": dict(zip(names, findings.sum(axis=0).astype(int).tolist())),
                         "threshold_rule": "Youden's J on the validation volumes", "notes": notes}
     return trained
+
+
+def _map_loss(maps, targets):
+    """Binary cross-entropy over the cells of scans with a mask (target -1: none), positives
+    weighted by the negatives-to-positives ratio of the batch (at most 20)."""
+    import torch
+
+    known = targets >= 0
+    if not known.any():
+        return maps.sum() * 0.0
+    positives = float((targets == 1).sum())
+    weight = torch.tensor(min(20.0, float(known.sum()) / max(positives, 1.0) - 1.0) if positives else 1.0)
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        maps[known], targets[known], pos_weight=weight.clamp(min=1.0).to(maps.device))
 
 
 def _augment(batch, generator):
