@@ -78,7 +78,7 @@ def test_evidence_is_named_by_the_organ_it_lies_in(ct_phantom):
 def test_without_segmentation_the_region_is_coarse_and_says_so(ct_phantom):
     shape, geometry = ct_phantom.organs.shape, ct_phantom.geometry
     found = locate_in_anatomy(_blob(shape, (shape[0] - 3, shape[1] // 2, shape[2] // 2)), geometry)
-    assert found["organ"] is None and found["basis"] == "coarse region (no organ segmentation)"
+    assert found["organ"] is None and found["basis"] == "coarse region: no organ segmentation"
     assert found["location"].endswith("part of the scan")
     top = geometry.kji_to_ras(np.array([[shape[0] - 1, 0, 0]], float))[0][2] > geometry.kji_to_ras(np.zeros((1, 3)))[0][2]
     assert found["location"].startswith("upper" if top else "lower")

@@ -51,7 +51,7 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
     e.g. TotalSegmentator's): the organ holding the largest share of the evidence mass
     (at least ``MIN_ORGAN_SHARE``) and the part of it; otherwise a coarse region of the scan.
     Returns {"location": text, "organ": name or None, "organ_share": float or None,
-    "centre_ras": [x, y, z] mm, "basis": "organ segmentation" | "coarse region (...)"}."""
+    "centre_ras": [x, y, z] mm, "basis": "organ segmentation" | "coarse region: <why>"}."""
     evidence = np.asarray(evidence, np.float64)
     if organs is not None and np.shape(organs) != evidence.shape:
         raise MedSynthInputError(f"The organ label map {np.shape(organs)} is not on the evidence grid {evidence.shape}.")
@@ -73,9 +73,9 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
             organ_centre = _centre_ras(organs == value, None, geometry)
             return {"location": f"{name}, {_part(point, organ_centre, name)}", "organ": name,
                     "organ_share": round(share, 3), "centre_ras": point.round(1).tolist(), "basis": "organ segmentation"}
-        basis = f"coarse region (no organ holds {MIN_ORGAN_SHARE:.0%} of the evidence)"
+        basis = f"coarse region: no organ holds {MIN_ORGAN_SHARE:.0%} of the evidence"
     else:
-        basis = "coarse region (no organ segmentation)"
+        basis = "coarse region: no organ segmentation"
     # the scan's own extent: thirds from cranial to caudal, patient right / left of its centre
     corners = geometry.kji_to_ras(np.array([[k, j, i] for k in (0, evidence.shape[0] - 1)
                                             for j in (0, evidence.shape[1] - 1) for i in (0, evidence.shape[2] - 1)],

@@ -350,6 +350,10 @@ def register(cli) -> None:
     for parser in (images, segmentation, study, privacy, gtt, augment, robust, create, results):
         parser.set_defaults(run=run)
 
+    from .ct_findings_commands import register as register_ct_findings
+
+    register_ct_findings(commands, _out_option, run)
+
     bench = cli.add_benchmark("evaluate", "NSD/HD95 and bootstrap against plain SciPy baselines")
     bench.set_defaults(run=_cmd_bench)
 

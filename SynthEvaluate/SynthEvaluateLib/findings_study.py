@@ -19,6 +19,8 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
 
+from .anatomy import locate_in_anatomy
+
 #: finding name -> SynthLesion lesion type
 FINDING_TYPES = {"hypodense lesion": "hypo", "hyperdense lesion": "hyper"}
 #: SynthLesion preset per organ name (others: ct-generic)
@@ -109,25 +111,40 @@ def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, 
 
 def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, geometry: Geometry,
                      probabilities: np.ndarray) -> list[dict]:
-    """The called findings of one scan with their locations (evidence x organ map)."""
-    from .anatomy import locate_in_anatomy
-
+    """The called findings of one scan with their locations (evidence x organ map); ``score`` is
+    the certainty (threshold at 0.5, see ``certainty``), ``probability`` the network's output."""
     rows = []
+    certainty = classifier.certainty(probabilities)
     for f in np.flatnonzero(classifier.called(probabilities[None])[0]):
         evidence = classifier.evidence(volume, int(f))
         where = locate_in_anatomy(evidence, geometry, None if scan is None else scan.organs,
                                   None if scan is None else scan.organ_names)
-        rows.append({"finding": classifier.findings[f], "score": round(float(probabilities[f]), 4),
-                     "location": where["location"], "organ": where["organ"], "basis": where["basis"]})
+        rows.append({"finding": classifier.findings[f], "score": round(float(certainty[f]), 4),
+                     "probability": round(float(probabilities[f]), 4),
+                     "location": where["location"] if where["organ"] else f"{where['location']} ({where['basis']})",
+                     "organ": where["organ"], "basis": where["basis"]})
     return rows
+
+
+@dataclass
+class RealFindings:
+    """The user's real labelled scans joining the training set: ``findings`` (n, F) 0/1 in
+    ``FINDING_TYPES`` order; ``masks`` as in ``FindingsSet`` where lesion masks exist, else None."""
+    volumes: list[np.ndarray]
+    findings: np.ndarray
+    masks: list[np.ndarray | None] | None = None
 
 
 def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan], organs: list[str],
                    train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
-                   real: tuple[list[np.ndarray], np.ndarray] | None = None, rules: dict | None = None,
+                   real: RealFindings | None = None, rules: dict | None = None,
+                   size_classes: tuple[str, ...] = ("medium", "large"),
                    progress: Callable[[str], None] | None = None) -> dict:
-    """Train the 3-D classifier on synthetic located findings (plus ``real`` (volumes,
-    findings) when given) and judge it on synthetic findings in ``test_scans``."""
+    """Train the 3-D classifier on synthetic located findings made from ``train_scans`` (plus
+    ``real`` when given) and judge it on synthetic findings made from ``test_scans`` (scans it
+    never saw): per finding AUC (DeLong CI), sensitivity and specificity (Wilson CIs) at the
+    validation thresholds; location: the organ named by each finding's evidence against the organ
+    the lesion was inserted in; a report per test scan."""
     from .classification import binary_metrics, delong_auc
     from .report_rules import write_report_text
     from .volume_classifier import VolumeRecipe, train_volume_classifier
@@ -135,37 +152,61 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     recipe = recipe or VolumeRecipe()
     say = progress or (lambda message: None)
     names = list(FINDING_TYPES)
-    volumes, findings, _ = synthetic_findings_set(train_scans, train_count, organs, seed, progress=say)
+    made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, progress=say)
+    volumes, findings, masks = list(made.volumes), made.findings, list(made.masks)
     if real is not None:
-        volumes, findings = volumes + list(real[0]), np.concatenate([findings, np.asarray(real[1])])
+        real_findings = np.asarray(real.findings)
+        if real_findings.shape != (len(real.volumes), len(names)):
+            raise MedSynthInputError(f"The real scans' findings must be ({len(real.volumes)}, {len(names)}): "
+                                     f"one 0/1 column per finding ({', '.join(names)}).")
+        volumes += list(real.volumes)
+        findings = np.concatenate([findings, real_findings])
+        masks += list(real.masks) if real.masks is not None else [None] * len(real.volumes)
     say(f"training the 3-D classifier on {len(volumes)} scans")
-    classifier = train_volume_classifier(volumes, findings, names, recipe, seed,
-                                         progress=lambda e: say(f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
-    test_volumes, test_findings, references = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000)
-    probabilities = classifier.predict_proba(test_volumes)
+    classifier = train_volume_classifier(
+        volumes, findings, names, recipe, seed, masks=masks,
+        progress=lambda e: say(f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
+    test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes)
+    probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)
     per_finding = {}
     for f, name in enumerate(names):
-        truth = test_findings[:, f]
+        truth = test.findings[:, f]
         metrics = binary_metrics(truth, called[:, f].astype(int))
-        auc = delong_auc(truth, probabilities[:, f]) if 0 < truth.sum() < len(truth) else None
+        auc = None
+        if 0 < truth.sum() < len(truth):
+            delong = delong_auc(truth, probabilities[:, f])
+            auc = {"value": delong["auc"], "ci": delong["ci"], "se": delong["se"], "method": "DeLong"}
         per_finding[name] = {"auc": auc, "sensitivity": metrics["sensitivity"], "specificity": metrics["specificity"],
-                             "threshold": classifier.thresholds[f], "prevalence": int(truth.sum())}
-    cases, located, correct = [], 0, 0
-    for n, volume in enumerate(test_volumes):
+                             "threshold": classifier.thresholds[f], "positives": int(truth.sum()),
+                             "negatives": int(len(truth) - truth.sum())}
+    cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
+    for n, volume in enumerate(test.volumes):
         scan = test_scans[n % len(test_scans)]
         rows = located_findings(classifier, volume, scan, scan.geometry, probabilities[n])
         for row in rows:
-            truth_organs = [r["organ"] for r in references[n] if r["finding"] == row["finding"]]
+            truth_organs = [r["organ"] for r in test.references[n] if r["finding"] == row["finding"]]
             if truth_organs:
-                located += 1
-                correct += row["organ"] in truth_organs
                 row["right_organ"] = row["organ"] in truth_organs
-        cases.append({"case": n, "reference": references[n], "predicted": rows, "report": write_report_text(rows, rules)})
+                called_total += 1
+                called_right += row["right_organ"]
+        for reference in test.references[n]:  # every inserted lesion, called or not
+            where = locate_in_anatomy(classifier.evidence(volume, names.index(reference["finding"])), scan.geometry,
+                                      scan.organs, scan.organ_names)
+            reference["located_organ"] = where["organ"]
+            any_total += 1
+            any_right += where["organ"] == reference["organ"]
+        cases.append({"case": n, "reference": test.references[n], "predicted": rows,
+                      "report": write_report_text(rows, rules)})
+    from .classification import proportion
+
     return {"protocol": "ct-findings", "findings": names, "organs": organs, "recipe": recipe.to_dict(), "seed": seed,
-            "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real[0])},
+            "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.volumes)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding,
-            "location": {"true_positive_findings": located, "in_the_right_organ": correct,
-                         "rate": correct / located if located else None},
+            "location": {"called_true_positives": proportion(called_right, called_total),
+                         "every_inserted_lesion": proportion(any_right, any_total),
+                         "chance_uniform_guess": round(1 / len(organs), 3),
+                         "rule": "the organ holding the most evidence (>= 30 % of it, at half-maximum) is the "
+                                 "organ the lesion was inserted in"},
             "classifier": classifier.training, "cases": cases, "_classifier": classifier}

@@ -74,6 +74,15 @@ def summary_rows(result: dict) -> list[dict]:
                  "median_synthetic_to_train": s["median_synthetic_to_train"],
                  "median_real_to_train": s["median_real_to_train"], "threshold": s["threshold"]}
                 for space, s in result["summary"].items()]
+    if protocol == "ct-findings":
+        rows = [{"finding": name, "metric": metric, "value": _ci_text(f[metric]) if metric != "threshold"
+                 else round(f[metric], 4), "cases": f["positives"] + f["negatives"]}
+                for name, f in result["per_finding"].items() for metric in ("auc", "sensitivity", "specificity", "threshold")]
+        where = result["location"]
+        rows += [{"finding": "all", "metric": f"location in the right organ ({which.replace('_', ' ')})",
+                  "value": _ci_text(where[which]), "cases": where[which]["n"]}
+                 for which in ("called_true_positives", "every_inserted_lesion")]
+        return rows
     raise ValueError(f"No table layout for protocol {protocol!r}.")
 
 

@@ -131,6 +131,14 @@ class TrainedVolumeClassifier:
     def called(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities >= np.asarray(self.thresholds)[None]
 
+    def certainty(self, probabilities: np.ndarray) -> np.ndarray:
+        """Probabilities rescaled piecewise-linearly so that each finding's threshold is 0.5
+        (0 and 1 stay): a report's certainty bands then mean the same for every finding, and a
+        called finding is never below "possible"."""
+        p = np.asarray(probabilities, np.float64)
+        t = np.clip(np.asarray(self.thresholds, np.float64), 1e-6, 1 - 1e-6)
+        return np.where(p < t, 0.5 * p / t, 0.5 + 0.5 * (p - t) / (1 - t))
+
 
 def _thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[str]]:
     """Per finding: the threshold that maximises Youden's J on validation data (0.5 where the

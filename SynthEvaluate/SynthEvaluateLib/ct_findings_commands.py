@@ -1,0 +1,144 @@
+"""``medsynth evaluate ct-findings`` (train and judge a located 3-D findings classifier on
+SynthLesion data) and ``medsynth evaluate triage`` (a reading queue from a trained model)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from MedSynthCommonLib.cli import whole_number
+from MedSynthCommonLib.errors import MedSynthInputError
+
+from .findings_study import FINDING_TYPES
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _recipe(args):
+    from MedSynthCommonLib.devices import resolve_accelerator
+
+    from .volume_classifier import VolumeRecipe
+
+    device = resolve_accelerator(args.device, precision="fp32").device
+    return VolumeRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
+                        learning_rate=args.learning_rate, device=device)
+
+
+def _scans(path: Path, organ_names: dict[int, str]):
+    from .ct_findings_cases import load_scan, read_ct_cases
+
+    cases = read_ct_cases(path)
+    _say(f"reading {len(cases)} scan(s) of {path}")
+    return cases, [load_scan(case, organ_names) for case in cases]
+
+
+def _cmd_ct_findings(args) -> dict:
+    from .ct_findings_cases import finding_columns, parse_organ_names
+    from .findings_study import RealFindings, findings_study
+    from .report_rules import load_rules
+    from .volume_classifier import save_volume_classifier
+
+    organ_names = parse_organ_names(args.organ_names)
+    rules = load_rules(args.rules)
+    _, train_scans = _scans(args.healthy, organ_names)
+    same = args.test_healthy is None
+    test_scans = train_scans if same else _scans(args.test_healthy, organ_names)[1]
+    real = None
+    if args.real_train is not None:
+        from .ct_findings_cases import load_scan, read_ct_cases
+
+        cases = read_ct_cases(args.real_train, "real training cases")
+        names = list(FINDING_TYPES)
+        real = RealFindings([load_scan(c, organ_names, need_organs=False).image for c in cases],
+                            finding_columns(cases, names, args.real_train))
+    result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
+                            args.seed, real, rules, tuple(args.sizes), _say)
+    if same:
+        result["sets"]["test"]["note"] = ("no --test-healthy: the test scans were made from the training scans "
+                                          "(other lesions, other places); give other patients to judge generalisation")
+    model = save_volume_classifier(args.model_out or Path(args.out) / "model", result["_classifier"])
+    result["model"] = str(model)
+    return result
+
+
+def _cmd_triage(args) -> int:
+    from MedSynthCommonLib.storage import check_distinct_paths, write_text_atomic
+
+    from .ct_findings_cases import load_scan, parse_organ_names, read_ct_cases
+    from .report_rules import load_rules
+    from .triage import QUEUE_COLUMNS, finding_index, triage_queue
+    from .volume_classifier import load_volume_classifier
+
+    if Path(args.out).suffix.lower() != ".csv":
+        raise MedSynthInputError(f"--out {args.out}: the queue is a CSV file; give a name ending in .csv.")
+    classifier = load_volume_classifier(args.model)
+    finding_index(classifier, args.finding)
+    cases = read_ct_cases(args.cases)
+    check_distinct_paths({"--out": args.out}, {f"case {c.case_id}": c.image for c in cases})
+    organ_names = parse_organ_names(args.organ_names or [])
+    scans = ((c.case_id, c.image, load_scan(c, organ_names, need_organs=False)) for c in cases)
+    rows = triage_queue(classifier, scans, args.finding, load_rules(args.rules),
+                        progress=lambda message: _say(f"{message} of {len(cases)}"))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=QUEUE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(args.out, text.getvalue())
+    print(json.dumps({"queue": str(args.out), "cases": len(rows),
+                      "called": sum(row["called"] == "yes" for row in rows)}, indent=2))
+    return 0
+
+
+def _organ_names_option(parser, required: bool) -> None:
+    parser.add_argument("--organ-names", nargs="+", required=required, metavar="VALUE=NAME | FILE.json[:KEY]",
+                        help="names of the organ label values, e.g. 5=liver 1=spleen, or a JSON file of them "
+                             "(FILE.json:KEY for such an object under KEY)")
+
+
+def register(commands, out_option, run) -> None:
+    """Add ``ct-findings`` and ``triage`` to ``medsynth evaluate``."""
+    study = commands.add_parser(
+        "ct-findings", help="3-D multi-label findings classifier trained on SynthLesion scans: per-finding AUC, "
+                            "sensitivity, specificity, locations in anatomy, rule-based reports; saves the model")
+    study.add_argument("--healthy", type=Path, required=True,
+                       help="CSV image,organ_mask[,case_id] of healthy CTs the training lesions go into")
+    study.add_argument("--test-healthy", type=Path,
+                       help="CSV of other healthy CTs for the test scans (default: the training CTs, other lesions)")
+    study.add_argument("--real-train", type=Path,
+                       help="CSV image[,case_id] plus a 0/1 column per finding: real labelled scans mixed into training")
+    _organ_names_option(study, required=True)
+    study.add_argument("--organs", nargs="+", default=["liver", "spleen", "kidney right", "kidney left"],
+                       help="organs (by name) that lesions are put in; '_' and ' ' are the same")
+    study.add_argument("--sizes", nargs="+", default=["medium", "large"], choices=["tiny", "small", "medium", "large"],
+                       help="SynthLesion size classes of the lesions (the largest that fits is used)")
+    study.add_argument("--train-count", type=whole_number(6), default=100, help="synthetic training scans")
+    study.add_argument("--test-count", type=whole_number(2), default=24, help="synthetic test scans")
+    study.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
+                       help="MONAI 3-D network: small (CPU, learns from the lesion masks) or a GPU-sized one")
+    study.add_argument("--input-shape", type=whole_number(8), nargs=3, default=[32, 64, 64], metavar=("K", "J", "I"),
+                       help="the grid volumes are resized to for the network (slices, rows, columns)")
+    study.add_argument("--epochs", type=whole_number(1), default=60, help="training epochs")
+    study.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
+    study.add_argument("--seed", type=whole_number(0), default=0, help="seed of the lesions, split and training")
+    study.add_argument("--rules", type=Path, help="report rules (JSON, see report_rules.DEFAULT_RULES)")
+    study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model)")
+    study.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    out_option(study)
+    study.set_defaults(protocol_run=_cmd_ct_findings, title="Structured CT findings", run=run)
+
+    triage = commands.add_parser(
+        "triage", help="a reading queue: scans ordered by one finding's score, with location and report line")
+    triage.add_argument("--model", type=Path, required=True, help="model folder written by evaluate ct-findings")
+    triage.add_argument("--cases", type=Path, required=True,
+                        help="CSV image[,organ_mask][,case_id] of the scans to queue (no organ map: coarse regions)")
+    triage.add_argument("--finding", required=True, help="the finding that orders the queue, e.g. 'hypodense lesion'")
+    _organ_names_option(triage, required=False)
+    triage.add_argument("--rules", type=Path, help="report rules (JSON)")
+    triage.add_argument("--out", type=Path, required=True, help="queue CSV to write: " + ", ".join(
+        ["rank", "case_id", "image", "finding", "score", "called", "threshold", "location", "report"]))
+    triage.set_defaults(run=_cmd_triage)
