@@ -85,3 +85,205 @@ def test_without_segmentation_the_region_is_coarse_and_says_so(ct_phantom):
     assert locate_in_anatomy(np.zeros(shape), geometry)["location"] == "not localised"
     with pytest.raises(MedSynthInputError, match="not on the evidence grid"):
         locate_in_anatomy(np.ones(shape), geometry, np.zeros((2, 2, 2)), {1: "liver"})
+
+
+# --- the 3-D classifier trained on SynthLesion findings, its locations, the queue, Slicer ------------------------
+
+ORGANS = ["liver", "spleen", "right kidney", "left kidney"]
+PHANTOM = {"shape": (40, 96, 96), "spacing": (3.0, 3.0, 4.0)}
+
+
+def _scans(seeds):
+    from SynthEvaluateLib.findings_study import HealthyScan
+
+    names = {value: name for name, value in ORGAN_LABELS.items()}
+    return [HealthyScan(p.image, p.organs, names, p.geometry) for p in (make_ct_phantom(**PHANTOM, seed=s) for s in seeds)]
+
+
+@pytest.fixture(scope="module")
+def findings_result():
+    """One study at CPU scale (~80 s on 2 cores): 100 synthetic scans from 4 phantoms train the
+    'small' network; 24 synthetic scans from 3 other phantoms test it."""
+    import torch
+
+    from SynthEvaluateLib.findings_study import findings_study
+    from SynthEvaluateLib.volume_classifier import VolumeRecipe
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        test_scans = _scans(range(10, 13))
+        result = findings_study(_scans(range(4)), test_scans, ORGANS, train_count=100, test_count=24,
+                                recipe=VolumeRecipe(epochs=60), seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    return result, test_scans
+
+
+def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):
+    result, _ = findings_result
+    for name, finding in result["per_finding"].items():
+        assert finding["auc"]["value"] >= 0.85, (name, finding)
+        assert finding["sensitivity"]["value"] >= 0.6 and finding["specificity"]["value"] >= 0.6, (name, finding)
+    every = result["location"]["every_inserted_lesion"]
+    assert every["n"] >= 15 and every["value"] >= 0.8, every  # a uniform guess among 4 organs: 0.25
+    called = result["location"]["called_true_positives"]
+    assert called["n"] >= 10 and called["value"] >= 0.8, called
+    reported = [case for case in result["cases"] if case["predicted"]]
+    assert reported and all(case["report"] != "No acute finding." for case in reported)
+    # the report names the organ of a correctly located finding
+    row = next(r for case in result["cases"] for r in case["predicted"] if r.get("right_organ"))
+    assert row["location"].startswith(row["organ"] + ", ")
+
+
+def test_the_queue_puts_positive_scans_first(findings_result):
+    from SynthEvaluateLib.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.triage import triage_queue
+
+    result, test_scans = findings_result
+    classifier = result["_classifier"]
+    made = synthetic_findings_set(test_scans, 16, ORGANS, seed=777)
+    cases = [(f"scan{n:02d}", f"scan{n:02d}.nii.gz", _with_image(test_scans[n % 3], made.volumes[n]))
+             for n in range(16)]
+    truth = {f"scan{n:02d}": int(made.findings[n, 0]) for n in range(16)}
+    queue = triage_queue(classifier, cases, "hypodense lesion")
+    assert [row["rank"] for row in queue] == list(range(1, 17))
+    assert [row["score"] for row in queue] == sorted((row["score"] for row in queue), reverse=True)
+    positives = sum(truth.values())
+    assert 3 <= positives <= 13
+    top = [truth[row["case_id"]] for row in queue[:positives]]
+    assert sum(top) >= positives - 1, (top, queue)  # at most one negative among the top places
+    assert all(row["report"] for row in queue)
+
+
+def _with_image(scan, image):
+    import dataclasses
+
+    return dataclasses.replace(scan, image=image)
+
+
+def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, capsys):
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import write_volume
+    from SynthEvaluateLib.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.volume_classifier import load_volume_classifier, save_volume_classifier
+
+    result, test_scans = findings_result
+    classifier = result["_classifier"]
+    model = save_volume_classifier(tmp_path / "model", classifier)
+    loaded = load_volume_classifier(model)
+    made = synthetic_findings_set(test_scans, 6, ORGANS, seed=99)
+    assert np.array_equal(loaded.predict_proba(made.volumes), classifier.predict_proba(made.volumes))
+    assert loaded.thresholds == classifier.thresholds and loaded.findings == classifier.findings
+
+    rows = ["case_id,image,organ_mask"]
+    for n, volume in enumerate(made.volumes):
+        scan = test_scans[n % 3]
+        write_volume(tmp_path / f"s{n}.nii.gz", volume, scan.geometry)
+        write_volume(tmp_path / f"s{n}_organs.nii.gz", scan.organs.astype(np.uint8), scan.geometry)
+        rows.append(f"s{n},s{n}.nii.gz,s{n}_organs.nii.gz")
+    (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    names = ["=".join((str(v), k)) for k, v in ORGAN_LABELS.items()]
+    queue_file = tmp_path / "queue.csv"
+    assert main(["evaluate", "triage", "--model", str(model), "--cases", str(tmp_path / "cases.csv"),
+                 "--finding", "hyperdense lesion", "--organ-names", *names, "--out", str(queue_file)]) == 0
+    import csv
+
+    with open(queue_file, encoding="utf-8", newline="") as handle:
+        queue = list(csv.DictReader(handle))
+    assert len(queue) == 6 and list(queue[0]) == ["rank", "case_id", "image", "finding", "score", "called",
+                                                  "threshold", "location", "report"]
+    scores = [float(row["score"]) for row in queue]
+    assert scores == sorted(scores, reverse=True)
+    for row in queue:
+        n = int(row["case_id"][1:])
+        if row["called"] == "yes" and made.findings[n, 1]:
+            truth = [r["organ"] for r in made.references[n] if r["finding"] == "hyperdense lesion"]
+            assert row["location"].split(",")[0] in truth or row["location"], row
+    # the queue and the model folder are checked: bad requests are refused clearly, nothing written
+    capsys.readouterr()
+    for extra, message in ((["--finding", "cyst"], "not one of them"), (["--out", str(tmp_path / "q.txt")], ".csv")):
+        args = ["evaluate", "triage", "--model", str(model), "--cases", str(tmp_path / "cases.csv"),
+                "--finding", "hyperdense lesion", "--out", str(tmp_path / "q2.csv")]
+        args[args.index(extra[0]) + 1] = extra[1]
+        assert main(args) == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "q2.csv").exists()
+    weights = next(model.glob("weights-*.pt"))
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    weights.write_bytes(bytes(data))
+    with pytest.raises(MedSynthInputError, match="do not match the card"):
+        load_volume_classifier(model)
+
+
+def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_path):
+    from MedSynthCommonLib.imageio import write_volume
+    from MedSynthCommonLib.mrml import segment_array, table_rows
+    from SynthEvaluateLib.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.logic import queue_table, show_queue_case
+    from SynthEvaluateLib.triage import triage_queue
+
+    result, test_scans = findings_result
+    classifier = result["_classifier"]
+    made = synthetic_findings_set(test_scans[:1], 4, ORGANS, seed=5)
+    scan = test_scans[0]
+    paths = [write_volume(tmp_path / f"c{n}.nii.gz", v, scan.geometry) for n, v in enumerate(made.volumes)]
+    organ_file = write_volume(tmp_path / "organs.nii.gz", scan.organs.astype(np.uint8), scan.geometry)
+    queue = triage_queue(classifier, [(f"c{n}", str(p), _with_image(scan, made.volumes[n])) for n, p in enumerate(paths)],
+                         "hypodense lesion")
+    table = queue_table(scene, queue)
+    assert [row["case_id"] for row in table_rows(table)] == [row["case_id"] for row in queue]
+    # the top case: image, evidence overlay with a colour map, the evidence region as a named segment
+    top = queue[0]
+    before = [p.read_bytes() for p in paths]
+    shown = show_queue_case(scene, classifier, top, str(organ_file), scan.organ_names)
+    assert [p.read_bytes() for p in paths] == before
+    evidence = shown["evidence"]
+    assert evidence.GetDisplayNode().GetColorNode().GetType() == evidence.GetDisplayNode().GetColorNode().Iron
+    assert np.allclose(np.array([evidence.GetSpacing()]), np.array([shown["volume"].GetSpacing()]))
+    assert shown["segment"].startswith("hypodense lesion: ")
+    n = int(top["case_id"][1:])
+    region = segment_array(shown["segmentation"], shown["segmentation"].GetSegmentation().GetNthSegmentID(0),
+                           shown["volume"])
+    assert region.any()
+    if made.findings[n, 0]:  # a true positive at the top: its segment overlaps the inserted lesion
+        lesion = (made.masks[n] & 1) > 0
+        assert (region.astype(bool) & lesion).sum() > 0.3 * lesion.sum()
+
+
+def test_ct_findings_command_end_to_end(tmp_path, capsys):
+    """The command's plumbing at a tiny budget (the figures are judged above): report, model folder."""
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import write_volume
+
+    rows = ["case_id,image,organ_mask"]
+    for s in range(2):
+        phantom = make_ct_phantom(**PHANTOM, seed=s)
+        write_volume(tmp_path / f"p{s}.nii.gz", phantom.image, phantom.geometry)
+        write_volume(tmp_path / f"p{s}_organs.nii.gz", phantom.organs.astype(np.uint8), phantom.geometry)
+        rows.append(f"p{s},p{s}.nii.gz,p{s}_organs.nii.gz")
+    (tmp_path / "train.csv").write_text("\n".join(rows[:2]) + "\n", encoding="utf-8")
+    (tmp_path / "test.csv").write_text("\n".join([rows[0], rows[2]]) + "\n", encoding="utf-8")
+    (tmp_path / "names.json").write_text(json.dumps({"labels": {str(v): k for k, v in ORGAN_LABELS.items()}}),
+                                         encoding="utf-8")
+    (tmp_path / "real.csv").write_text("image,hypodense lesion,hyperdense lesion\np1.nii.gz,0,0\np0.nii.gz,0,0\n",
+                                       encoding="utf-8")
+    out = tmp_path / "report"
+    assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--test-healthy",
+                 str(tmp_path / "test.csv"), "--real-train", str(tmp_path / "real.csv"),
+                 "--organ-names", f"{tmp_path / 'names.json'}:labels", "--organs", "liver", "spleen",
+                 "--train-count", "8", "--test-count", "4", "--epochs", "2", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["protocol"] == "ct-findings" and results["sets"]["train"] == {"synthetic": 8, "real": 2}
+    assert results["classifier"]["with_lesion_masks"] == 8 and results["classifier"]["map_loss"]
+    assert "_classifier" not in results and (out / "model" / "card.json").exists()
+    summary = (out / "summary.csv").read_text(encoding="utf-8")
+    assert "hypodense lesion,auc" in summary and "location in the right organ" in summary
+    capsys.readouterr()
+    assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--organ-names", "liver",
+                 "--out", str(tmp_path / "r2")]) == 2
+    assert "VALUE=NAME" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("image,hypodense lesion\np0.nii.gz,2\n", encoding="utf-8")
+    assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--real-train",
+                 str(tmp_path / "bad.csv"), "--organ-names", "1=liver", "--out", str(tmp_path / "r3")]) == 2
+    assert "must hold 0 or 1" in capsys.readouterr().err

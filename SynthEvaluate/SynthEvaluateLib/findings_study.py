@@ -154,6 +154,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     names = list(FINDING_TYPES)
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, progress=say)
     volumes, findings, masks = list(made.volumes), made.findings, list(made.masks)
+    groups = [f"healthy scan {n % len(train_scans)}" for n in range(train_count)]  # thresholds on unseen patients
     if real is not None:
         real_findings = np.asarray(real.findings)
         if real_findings.shape != (len(real.volumes), len(names)):
@@ -162,9 +163,10 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         volumes += list(real.volumes)
         findings = np.concatenate([findings, real_findings])
         masks += list(real.masks) if real.masks is not None else [None] * len(real.volumes)
+        groups += [f"real scan {n}" for n in range(len(real.volumes))]
     say(f"training the 3-D classifier on {len(volumes)} scans")
     classifier = train_volume_classifier(
-        volumes, findings, names, recipe, seed, masks=masks,
+        volumes, findings, names, recipe, seed, masks=masks, groups=groups,
         progress=lambda e: say(f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes)
     probabilities = classifier.predict_proba(test.volumes)

@@ -54,3 +54,64 @@ def roc_chart_from_results(scene, results_json, name: str = "ROC"):
     curves = {f"{arm}: {label}": curve for arm, runs in data.get("runs", {}).items() if isinstance(runs, list) and runs
               for label, curve in runs[0].get("roc", {}).items()}
     return roc_chart(scene, curves, name) if curves else None
+
+
+#: colour map of evidence overlays (Slicer's "Iron": dark to bright, 0 transparent-looking black)
+EVIDENCE_COLOUR_TYPE = "Iron"
+
+
+def queue_table(scene, rows: list[dict], name: str = "Triage queue", node=None):
+    """A table node of a triage queue (``triage.triage_queue`` rows or a queue CSV's rows)."""
+    node = node or scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    fill_table(node, rows)
+    return node
+
+
+def _evidence_colour_node(scene):
+    """Slicer's Iron colour table (the scene's own where the Colors module made it)."""
+    node = scene.GetNodeByID(f"vtkMRMLColorTableNode{EVIDENCE_COLOUR_TYPE}")
+    if node is None:
+        import slicer
+
+        node = slicer.vtkMRMLColorTableNode()
+        getattr(node, f"SetTypeTo{EVIDENCE_COLOUR_TYPE}")()
+        node.SetName(f"MedSynth evidence ({EVIDENCE_COLOUR_TYPE})")
+        scene.AddNode(node)
+    return node
+
+
+def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
+                    organ_names: dict[int, str] | None = None) -> dict:
+    """Load a queue row's scan with the evidence of its finding: the image volume, the evidence
+    map (0-1) as a volume with a colour map for an overlay, and a segmentation whose one segment
+    is the evidence region (half-maximum), named by the finding and its location.  Returns
+    {"volume", "evidence", "segmentation", "segment", "location"}; the files are not modified."""
+    from pathlib import Path
+
+    from MedSynthCommonLib.imageio import read_volume
+    from MedSynthCommonLib.mrml import fill_segmentation, output_volume
+
+    from .anatomy import evidence_region, locate_in_anatomy
+    from .triage import finding_index
+
+    image, geometry = read_volume(Path(row["image"]))
+    organs = None
+    if organ_mask:
+        organs, organ_geometry = read_volume(Path(organ_mask))
+        if organs.shape != image.shape or not organ_geometry.is_close(geometry, tolerance_mm=0.5):
+            raise MedSynthInputError(f"The organ mask {organ_mask} is not on the grid of {row['image']}.")
+    finding = row["finding"]
+    evidence = classifier.evidence(np.asarray(image, np.float32), finding_index(classifier, finding))
+    where = locate_in_anatomy(evidence, geometry, organs, organ_names)
+    case = str(row.get("case_id") or Path(row["image"]).name)
+    volume = output_volume(scene, image, geometry, case)
+    evidence_node = output_volume(scene, evidence, geometry, f"{case} - {finding} evidence")
+    display = evidence_node.GetDisplayNode()
+    display.SetAndObserveColorNodeID(_evidence_colour_node(scene).GetID())
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, 1.0)
+    segment = f"{finding}: {where['location']}"
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{case} findings"))
+    fill_segmentation(segmentation, [(segment, evidence_region(evidence), (1.0, 0.85, 0.0))], geometry, volume)
+    return {"volume": volume, "evidence": evidence_node, "segmentation": segmentation, "segment": segment,
+            "location": where["location"]}

@@ -30,11 +30,11 @@ CARD_FORMAT = "medsynth-volume-classifier/1"
 @dataclass(frozen=True)
 class VolumeRecipe:
     network: str = "small"
-    input_shape: tuple[int, int, int] = (48, 64, 64)  # [k, j, i] the network sees
-    channels: tuple[int, ...] = (16, 32, 64, 64)  # "small" only: widths of its residual units
-    strides: tuple[int, ...] = (1, 2, 2, 1)  # "small" only: its evidence map is input_shape / 4
+    input_shape: tuple[int, int, int] = (32, 64, 64)  # [k, j, i] the network sees
+    channels: tuple[int, ...] = (8, 16, 32, 32)  # "small" only: widths of its residual units
+    strides: tuple[int, ...] = (2, 2, 1, 1)  # "small" only: its evidence map is input_shape / 4
     window: tuple[float, float] = (-150.0, 250.0)  # CT soft tissue, HU
-    epochs: int = 30
+    epochs: int = 60
     batch_size: int = 4
     learning_rate: float = 1e-3
     augment: bool = True  # shifts and intensity scaling; not with the map loss (maps would need shifting too)
@@ -148,9 +148,14 @@ def _thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], lis
     thresholds, notes = [], []
     for f in range(truth.shape[1]):
         if 0 < truth[:, f].sum() < len(truth):
-            fpr, tpr, cut = roc_curve(truth[:, f], scores[:, f])
+            fpr, tpr, cut = roc_curve(truth[:, f], scores[:, f], drop_intermediate=False)
             best = int(np.argmax(tpr - fpr))
-            thresholds.append(float(min(cut[best], 1.0)))
+            # every threshold between this score and the next lower one scores the same J on the
+            # validation scans: take the middle (in logits), not the edge next to the positives
+            high = min(float(cut[best]), 1 - 1e-6)
+            low = float(cut[best + 1]) if best + 1 < len(cut) else high
+            logit = (np.log(high / (1 - high)) + np.log(max(low, 1e-6) / (1 - max(low, 1e-6)))) / 2
+            thresholds.append(float(1 / (1 + np.exp(-logit))))
         else:
             thresholds.append(0.5)
             notes.append(f"finding {f}: the validation set has only one class; threshold 0.5")
@@ -182,7 +187,7 @@ def _score_map_shape(model, recipe: VolumeRecipe) -> tuple[int, ...] | None:
 
 def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, names: list[str],
                             recipe: VolumeRecipe = VolumeRecipe(), seed: int = 0, validation_fraction: float = 0.25,
-                            masks: list[np.ndarray | None] | None = None,
+                            masks: list[np.ndarray | None] | None = None, groups: list | None = None,
                             progress: Callable[[dict], None] | None = None,
                             should_stop: Callable[[], bool] | None = None) -> TrainedVolumeClassifier:
     """Train on ``volumes`` with ``findings`` ((n, F) 0/1, names in ``names``); a
@@ -192,16 +197,18 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
     ``masks`` (per volume a [k, j, i] map whose bit f marks finding f's voxels, or None where
     only the scan's labels are known, e.g. a real case) add a loss on the "small" network's score
     maps: exact synthetic labels teach it where, not only whether, so its evidence points at the
-    lesion and it learns from fewer scans."""
+    lesion and it learns from fewer scans.
+
+    ``groups`` (per volume, e.g. the patient a synthetic scan was made from): with 3 or more,
+    whole groups are held out for validation, so thresholds are chosen on patients the network
+    did not see (scans of one patient share anatomy, and thresholds chosen on them are optimistic)."""
     import torch
 
     findings = np.asarray(findings)
     if findings.ndim != 2 or findings.shape != (len(volumes), len(names)) or not set(np.unique(findings)) <= {0, 1}:
         raise MedSynthInputError(f"findings must be a 0/1 matrix of (volumes, {len(names)}); got {findings.shape}.")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(volumes))
-    held = max(2, int(round(validation_fraction * len(volumes))))
-    validation, train = order[:held], order[held:]
+    validation, train = _split(len(volumes), groups, validation_fraction, rng)
     if len(train) < 2:
         raise MedSynthInputError(f"Too few volumes ({len(volumes)}) to train and validate; give at least 6.")
     inputs = np.stack([prepare_volume(v, recipe) for v in volumes])
@@ -252,8 +259,24 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                         "with_lesion_masks": 0 if masks is None else sum(m is not None for m in masks),
                         "map_loss": targets is not None,
                         "positives_per_finding": dict(zip(names, findings.sum(axis=0).astype(int).tolist())),
-                        "threshold_rule": "Youden's J on the validation volumes", "notes": notes}
+                        "threshold_rule": "Youden's J on the validation volumes (midway to the next score)",
+                        "validation_by": "group" if groups is not None and len(set(groups)) >= 3 else "volume",
+                        "notes": notes}
     return trained
+
+
+def _split(count: int, groups: list | None, fraction: float, rng: np.random.Generator):
+    """(validation, train) indices: whole groups when there are 3 or more, else volumes."""
+    if groups is not None and len(set(groups)) >= 3:
+        if len(groups) != count:
+            raise MedSynthInputError(f"groups has {len(groups)} entries for {count} volumes.")
+        names = sorted(set(groups), key=str)
+        held = set(rng.permutation(len(names))[:max(1, int(round(fraction * len(names))))].tolist())
+        in_validation = np.array([names.index(g) in held for g in groups])
+        return np.flatnonzero(in_validation), rng.permutation(np.flatnonzero(~in_validation))
+    order = rng.permutation(count)
+    held = max(2, int(round(fraction * count)))
+    return order[:held], order[held:]
 
 
 def _map_loss(maps, targets):
