@@ -70,6 +70,11 @@ class SynthEvaluateParameterNode:
     studyLesionLabel: Annotated[int, WithinRange(1, 255)] = 2
     studyIterations: Annotated[int, WithinRange(1, 100000)] = 500
     studyReportFolder: Path
+    triageModel: Path
+    triageCases: Path
+    triageFinding: str = "hypodense lesion"
+    triageOrganNames: str = ""
+    triageQueue: Path
 
 
 #
@@ -90,6 +95,8 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._caseShownAt = 0.0
         self._job = None
         self._studyJob = None
+        self._triageJob = None
+        self._queueTable = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
         self._timer.connect("timeout()", self.onPollJob)
@@ -113,11 +120,13 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.studyResultsButton.connect("clicked(bool)", self.onStudyResults)
         self.ui.runProtocolButton.connect("clicked(bool)", self.onRunOrCancel)
         self.ui.runStudyButton.connect("clicked(bool)", self.onStudyRunOrCancel)
+        self.ui.runTriageButton.connect("clicked(bool)", self.onTriageRunOrCancel)
+        self.ui.triageTableView.connect("clicked(QModelIndex)", self.onQueueRowClicked)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.removeObservers()
-        for job in (self._job, self._studyJob):
+        for job in (self._job, self._studyJob, self._triageJob):
             if job is not None:
                 job.cancel()
 
@@ -192,6 +201,10 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.runStudyButton.text = _("Cancel") if studyRunning else _("Run in background")
         self.ui.runStudyButton.enabled = studyRunning or all(
             chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain, p.studyHealthy))
+        triageRunning = self._triageJob is not None and self._triageJob.running
+        self.ui.runTriageButton.text = _("Cancel") if triageRunning else _("Build queue in background")
+        self.ui.runTriageButton.enabled = triageRunning or (
+            all(chosen_path(v) for v in (p.triageModel, p.triageCases, p.triageQueue)) and bool(p.triageFinding.strip()))
 
     def _ensureDependencies(self, training: bool = False) -> bool:
         """The metrics need pip packages only; the training protocols also torch (from the
@@ -302,8 +315,53 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
         self._updateButtons()
 
+    # --- CT findings triage queue
+
+    def onTriageRunOrCancel(self) -> None:
+        if self._triageJob is not None and self._triageJob.running:
+            self._triageJob.cancel()
+            self.ui.triageLogTextEdit.appendPlainText(_("Cancelled."))
+            self._updateButtons()
+            return
+        if not self._ensureDependencies(training=True):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The queue could not start.")):
+            self._triageJob = self.logic.startTriage(p.triageModel, p.triageCases, p.triageFinding.strip(),
+                                                     p.triageQueue, p.triageOrganNames)
+            self.ui.triageLogTextEdit.clear()
+            self._timer.start()
+        self._updateButtons()
+
+    def onQueueRowClicked(self, index) -> None:
+        """Load the clicked scan with its evidence overlay and the evidence region as a segment."""
+        if self._queueTable is None:
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The scan could not be shown."), waitCursor=True):
+            shown = self.logic.showQueueCase(p.triageModel, self._queueTable, index.row(), p.triageCases,
+                                             p.triageOrganNames)
+            slicer.util.setSliceViewerLayers(background=shown["volume"], foreground=shown["evidence"],
+                                             foregroundOpacity=0.4, fit=True)
+            segmentation = shown["segmentation"]
+            segmentation.SetReferenceImageGeometryParameterFromVolumeNode(shown["volume"])
+            segmentation.GetDisplayNode().SetAllSegmentsVisibility(True)
+            centre = segmentation.GetSegmentCenterRAS(segmentation.GetSegmentation().GetNthSegmentID(0))
+            if centre is not None:
+                slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
+            self.ui.triageLogTextEdit.appendPlainText(shown["segment"])
+
     def onPollJob(self) -> None:
-        """Stream both background jobs' output; when one ends, show its report once."""
+        """Stream the background jobs' output; when one ends, show its report once."""
+        if self._triageJob is not None:
+            for line in self._triageJob.poll():
+                self.ui.triageLogTextEdit.appendPlainText(line)
+            if not self._triageJob.running:
+                queue = Path(self._parameterNode.triageQueue)
+                if self._triageJob.returncode == 0 and queue.exists():
+                    self._queueTable = self.logic.queueTable(queue, self._queueTable)
+                    self.ui.triageTableView.setMRMLTableNode(self._queueTable)
+                self._triageJob = None
         if self._studyJob is not None:
             for line in self._studyJob.poll():
                 self.ui.studyLogTextEdit.appendPlainText(line)
@@ -325,7 +383,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         slicer.modules.plots.logic().ShowChartInLayout(chart)
                     qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
                 self._job = None
-        if self._job is None and self._studyJob is None:
+        if self._job is None and self._studyJob is None and self._triageJob is None:
             self._timer.stop()
         self._updateButtons()
 
@@ -340,6 +398,8 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._classifier = None
+        self._classifierFolder = None
 
     def getParameterNode(self):
         return SynthEvaluateParameterNode(super().getParameterNode())
@@ -374,6 +434,46 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), "--synthetic", str(syntheticFolder),
                                       "--epochs", str(epochs), "--out", str(reportFolder),
                                       commands=("SynthEvaluateLib.commands:register",)).start()
+
+    def startTriage(self, modelFolder, cases, finding, queueFile, organNames=""):
+        """Run ``medsynth evaluate triage`` in a background process; returns the job."""
+        import shlex
+
+        from MedSynthCommonLib.background import BackgroundJob
+
+        names = ["--organ-names", *shlex.split(organNames)] if organNames.strip() else []
+        return BackgroundJob.medsynth("evaluate", "triage", "--model", str(modelFolder), "--cases", str(cases),
+                                      "--finding", finding, *names, "--out", str(queueFile),
+                                      commands=("SynthEvaluateLib.commands:register",)).start()
+
+    def queueTable(self, queueFile, table=None):
+        """The queue CSV as a table node (``table`` refilled when given)."""
+        import csv
+
+        from SynthEvaluateLib.logic import queue_table
+
+        with open(queueFile, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return queue_table(slicer.mrmlScene, rows, "Triage queue", table)
+
+    def showQueueCase(self, modelFolder, table, row, cases=None, organNames=""):
+        """Load row ``row`` of a queue table: scan, evidence overlay, evidence segment (see
+        ``SynthEvaluateLib.logic.show_queue_case``); the case's organ mask comes from ``cases``."""
+        import shlex
+
+        from MedSynthCommonLib.mrml import table_rows
+        from SynthEvaluateLib.ct_findings_cases import parse_organ_names, read_ct_cases
+        from SynthEvaluateLib.logic import show_queue_case
+        from SynthEvaluateLib.volume_classifier import load_volume_classifier
+
+        entry = table_rows(table)[row]
+        organMask = None
+        if cases:
+            organMask = next((c.organ_mask for c in read_ct_cases(Path(cases)) if c.case_id == entry["case_id"]), None)
+        names = parse_organ_names(shlex.split(organNames)) if organNames.strip() else None
+        if self._classifier is None or self._classifierFolder != str(modelFolder):
+            self._classifier, self._classifierFolder = load_volume_classifier(Path(modelFolder)), str(modelFolder)
+        return show_queue_case(slicer.mrmlScene, self._classifier, entry, organMask and str(organMask), names)
 
 
 #

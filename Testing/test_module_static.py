@@ -207,6 +207,7 @@ WIDGET_MEMBERS = {
     "ctkSliderWidget": {"value", "enabled"},
     "ctkPathLineEdit": {"currentPath", "setCurrentPath", "connect", "visible"},
     "QComboBox": {"clear", "addItems", "setCurrentText", "currentText", "connect", "visible"},
+    "qMRMLTableView": {"setMRMLTableNode", "mrmlTableNode", "connect"},  # clicked(QModelIndex) from QAbstractItemView
 }
 
 
