@@ -92,20 +92,29 @@ SIZE_CLASSES = ("tiny", "small", "medium", "large")
 
 def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, size_class: str, seed: int):
     """One lesion of ``lesion_type`` in the organ (no mass effect, so the healthy organ map stays
-    the truth), at ``size_class`` or the largest smaller
-    class that fits (small organs); None when none fits."""
+    the truth), at ``size_class`` or the largest smaller class that fits (small organs); None
+    when none fits.  The organ's preset is used where its intensity range fits this scan (an
+    unenhanced kidney may not fit ``ct-kidney``), else ``ct-generic``."""
     from SynthLesionLib import LesionConfig, synthesize_lesions
     from SynthLesionLib.errors import PlacementError
 
-    for size in reversed(SIZE_CLASSES[:SIZE_CLASSES.index(size_class) + 1]):
-        config = LesionConfig(preset=ORGAN_PRESETS.get(organ, "ct-generic"), lesion_type=lesion_type,
-                              size_class=size, count=1, mass_effect=0.0)  # the organ map stays exact
-        try:
-            result = synthesize_lesions(image, scan.organs, scan.geometry, config, seed=seed, organ_label=label)
-        except PlacementError:
-            continue
-        if result.records:
-            return result
+    presets = list(dict.fromkeys([ORGAN_PRESETS.get(organ, "ct-generic"), "ct-generic"]))
+    for preset in presets:
+        for size in reversed(SIZE_CLASSES[:SIZE_CLASSES.index(size_class) + 1]):
+            config = LesionConfig(preset=preset, lesion_type=lesion_type, size_class=size, count=1,
+                                  mass_effect=0.0)  # the organ map stays exact
+            try:
+                result = synthesize_lesions(image, scan.organs, scan.geometry, config, seed=seed, organ_label=label)
+            except PlacementError:
+                continue
+            except MedSynthInputError:
+                if preset == presets[-1]:
+                    raise
+                break  # this preset does not fit the organ's intensities: the next one
+            if result.records:
+                return result
+        else:
+            return None  # the preset fits, no size does
     return None
 
 
