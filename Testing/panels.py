@@ -74,8 +74,13 @@ def _stand_ins(QtCore, QtWidgets) -> dict[str, type]:
             self.addItem("(segment)")
 
     ctkSliderWidget = type("ctkSliderWidget", (QtWidgets.QDoubleSpinBox,), {})
+
+    class qMRMLTableView(QtWidgets.QTableView):
+        def setMRMLTableNode(self, node):
+            pass
+
     return {cls.__name__: cls for cls in (qMRMLWidget, ctkCollapsibleButton, ctkPathLineEdit, qMRMLNodeComboBox,
-                                          qMRMLSegmentSelectorWidget, ctkSliderWidget)}
+                                          qMRMLSegmentSelectorWidget, ctkSliderWidget, qMRMLTableView)}
 
 
 def _choice_labels(module: str) -> dict[str, list[str]]:

@@ -288,3 +288,19 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--real-train",
                  str(tmp_path / "bad.csv"), "--organ-names", "1=liver", "--out", str(tmp_path / "r3")]) == 2
     assert "must hold 0 or 1" in capsys.readouterr().err
+
+
+def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
+    """resnet18 (spatial_dims=3) trains a step and its Grad-CAM (monai.visualize) comes back on
+    the volume's own grid; labels only (no masks: no map loss for these networks)."""
+    from SynthEvaluateLib.volume_classifier import VolumeRecipe, train_volume_classifier
+
+    rng = np.random.default_rng(0)
+    volumes = [rng.normal(0, 50, (20, 40, 36)).astype(np.float32) for _ in range(8)]
+    findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
+    classifier = train_volume_classifier(volumes, findings, ["a", "b"], VolumeRecipe(
+        network="resnet18", input_shape=(16, 32, 32), epochs=1), seed=0, masks=[None] * 8)
+    assert classifier.training["map_loss"] is False
+    evidence = classifier.evidence(volumes[0], 1)
+    assert evidence.shape == volumes[0].shape and np.isfinite(evidence).all() and evidence.max() <= 1.0
+    assert classifier.predict_proba(volumes).shape == (8, 2)
