@@ -87,6 +87,29 @@ def test_without_segmentation_the_region_is_coarse_and_says_so(ct_phantom):
         locate_in_anatomy(np.ones(shape), geometry, np.zeros((2, 2, 2)), {1: "liver"})
 
 
+def test_findings_are_read_from_the_lesion_records(ct_phantom):
+    """type x organ x size class: each inserted lesion's finding, label column and mask agree with
+    its record and lie in its organ (an oblique, anisotropic phantom)."""
+    from SynthEvaluateLib.findings_study import HealthyScan, finding_names, synthetic_findings_set
+
+    names = {value: name for name, value in ORGAN_LABELS.items()}
+    scan = HealthyScan(ct_phantom.image, ct_phantom.organs, names, ct_phantom.geometry)
+    organs = ["liver", "spleen"]
+    before = ct_phantom.image.copy()
+    made = synthetic_findings_set([scan], 6, organs, seed=3, label_set="type-organ-size")
+    assert made.names == finding_names(organs, "type-organ-size") and len(made.names) == 2 * 2 * 4
+    assert made.findings.sum() == sum(len(r) for r in made.references) > 0
+    for n, references in enumerate(made.references):
+        assert set(np.flatnonzero(made.findings[n])) == set(made.masks[n])
+        for reference, record in zip(references, made.records[n]):
+            assert reference["finding"] == f"{reference['type']} ({reference['organ']}, {record['size_class']})"
+            voxels = made.masks[n][made.names.index(reference["finding"])]
+            assert voxels.any() and (ct_phantom.organs[voxels] == ORGAN_LABELS[reference["organ"]]).mean() > 0.95
+    assert np.array_equal(ct_phantom.image, before)  # the healthy scan is not modified
+    with pytest.raises(MedSynthInputError, match="label set"):
+        finding_names(organs, "organ")
+
+
 # --- the 3-D classifier trained on SynthLesion findings, its locations, the queue, Slicer ------------------------
 
 ORGANS = ["liver", "spleen", "right kidney", "left kidney"]
@@ -248,7 +271,7 @@ def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_
                            shown["volume"])
     assert region.any()
     if made.findings[n, 0]:  # a true positive at the top: its segment overlaps the inserted lesion
-        lesion = (made.masks[n] & 1) > 0
+        lesion = made.masks[n][0]
         assert (region.astype(bool) & lesion).sum() > 0.3 * lesion.sum()
 
 
@@ -267,24 +290,28 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     (tmp_path / "test.csv").write_text("\n".join([rows[0], rows[2]]) + "\n", encoding="utf-8")
     (tmp_path / "names.json").write_text(json.dumps({"labels": {str(v): k for k, v in ORGAN_LABELS.items()}}),
                                          encoding="utf-8")
-    (tmp_path / "real.csv").write_text("image,hypodense lesion,hyperdense lesion\np1.nii.gz,0,0\np0.nii.gz,0,0\n",
+    columns = ["hypodense lesion (liver)", "hypodense lesion (spleen)", "hyperdense lesion (liver)",
+               "hyperdense lesion (spleen)"]
+    (tmp_path / "real.csv").write_text("image," + ",".join(columns) + "\np1.nii.gz,0,0,0,0\np0.nii.gz,0,1,0,0\n",
                                        encoding="utf-8")
     out = tmp_path / "report"
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--test-healthy",
                  str(tmp_path / "test.csv"), "--real-train", str(tmp_path / "real.csv"),
                  "--organ-names", f"{tmp_path / 'names.json'}:labels", "--organs", "liver", "spleen",
+                 "--labels", "type-organ",
                  "--train-count", "8", "--test-count", "4", "--epochs", "2", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["protocol"] == "ct-findings" and results["sets"]["train"] == {"synthetic": 8, "real": 2}
     assert results["classifier"]["with_lesion_masks"] == 8 and results["classifier"]["map_loss"]
     assert "_classifier" not in results and (out / "model" / "card.json").exists()
     summary = (out / "summary.csv").read_text(encoding="utf-8")
-    assert "hypodense lesion,auc" in summary and "location in the right organ" in summary
+    assert results["findings"] == columns and results["label_set"] == "type-organ"
+    assert "hypodense lesion (liver),auc" in summary and "location in the right organ" in summary
     capsys.readouterr()
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--organ-names", "liver",
                  "--out", str(tmp_path / "r2")]) == 2
     assert "VALUE=NAME" in capsys.readouterr().err
-    (tmp_path / "bad.csv").write_text("image,hypodense lesion\np0.nii.gz,2\n", encoding="utf-8")
+    (tmp_path / "bad.csv").write_text("image,hypodense lesion,hyperdense lesion\np0.nii.gz,2,0\n", encoding="utf-8")
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--real-train",
                  str(tmp_path / "bad.csv"), "--organ-names", "1=liver", "--out", str(tmp_path / "r3")]) == 2
     assert "must hold 0 or 1" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 from MedSynthCommonLib.cli import whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .findings_study import FINDING_TYPES
+from .findings_study import LABEL_SETS, finding_names
 
 
 def _say(message: str) -> None:
@@ -53,11 +53,11 @@ def _cmd_ct_findings(args) -> dict:
         from .ct_findings_cases import load_scan, read_ct_cases
 
         cases = read_ct_cases(args.real_train, "real training cases")
-        names = list(FINDING_TYPES)
+        names = finding_names(args.organs, args.labels, tuple(args.sizes))
         real = RealFindings([load_scan(c, organ_names, need_organs=False).image for c in cases],
                             finding_columns(cases, names, args.real_train))
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
-                            args.seed, real, rules, tuple(args.sizes), _say)
+                            args.seed, real, rules, tuple(args.sizes), args.labels, _say)
     if same:
         result["sets"]["test"]["note"] = ("no --test-healthy: the test scans were made from the training scans "
                                           "(other lesions, other places); give other patients to judge generalisation")
@@ -110,12 +110,16 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--test-healthy", type=Path,
                        help="CSV of other healthy CTs for the test scans (default: the training CTs, other lesions)")
     study.add_argument("--real-train", type=Path,
-                       help="CSV image[,case_id] plus a 0/1 column per finding: real labelled scans mixed into training")
+                       help="CSV image[,case_id] plus a 0/1 column per finding (named as --labels names them): real "
+                            "labelled scans mixed into training")
     _organ_names_option(study, required=True)
     study.add_argument("--organs", nargs="+", default=["liver", "spleen", "kidney right", "kidney left"],
                        help="organs (by name) that lesions are put in; '_' and ' ' are the same")
     study.add_argument("--sizes", nargs="+", default=["medium", "large"], choices=["tiny", "small", "medium", "large"],
                        help="SynthLesion size classes of the lesions (the largest that fits is used)")
+    study.add_argument("--labels", default="type", choices=LABEL_SETS,
+                       help="what a finding is: the lesion type ('hypodense lesion'), the type in an organ "
+                            "('hypodense lesion (liver)') or also its size class ('hypodense lesion (liver, large)')")
     study.add_argument("--train-count", type=whole_number(6), default=100, help="synthetic training scans")
     study.add_argument("--test-count", type=whole_number(2), default=24, help="synthetic test scans")
     study.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],

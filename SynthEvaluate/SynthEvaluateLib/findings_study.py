@@ -4,9 +4,12 @@ findings list; a 3-D multi-label classifier learns the finding types; on held-ba
 judged per finding (AUC, sensitivity, specificity with intervals), its evidence is located in
 anatomy (right organ or not), and each scan gets a rule-based report.
 
-Findings are lesion types ("hypodense lesion", "hyperdense lesion"); a scan may have none,
-one or both, each in an organ drawn from ``organs`` (names in the scan's organ label map).
-The user's real labelled scans can join the training set (``real``).
+A finding is a lesion type ("hypodense lesion", "hyperdense lesion"), or with ``label_set``
+"type-organ" the type in one organ ("hypodense lesion (liver)"), or with "type-organ-size" also
+its SynthLesion size class ("hypodense lesion (liver, large)"), all read from the lesion
+records; a scan may have none, one or two lesions, each in an organ drawn from ``organs``
+(names in the scan's organ label map).  The user's real labelled scans can join the training
+set (``real``).
 """
 
 from __future__ import annotations
@@ -36,25 +39,46 @@ class HealthyScan:
     geometry: Geometry
 
 
+LABEL_SETS = ("type", "type-organ", "type-organ-size")
+
+
+def finding_name(lesion: str, organ: str, size_class: str, label_set: str = "type") -> str:
+    """The finding a lesion of type ``lesion`` (a ``FINDING_TYPES`` key) is labelled as."""
+    return {"type": lesion, "type-organ": f"{lesion} ({organ})",
+            "type-organ-size": f"{lesion} ({organ}, {size_class})"}[label_set]
+
+
+def finding_names(organs: list[str], label_set: str = "type",
+                  size_classes: tuple[str, ...] = ("medium", "large")) -> list[str]:
+    """Every finding of a label set, in a fixed order (sizes: every class up to the largest
+    asked for, since a lesion too large for its organ falls back to a smaller class)."""
+    if label_set not in LABEL_SETS:
+        raise MedSynthInputError(f"Unknown label set {label_set!r}; choose one of {', '.join(LABEL_SETS)}.")
+    sizes = SIZE_CLASSES[:max(SIZE_CLASSES.index(s) for s in size_classes) + 1]
+    return list(dict.fromkeys(finding_name(lesion, organ, size, label_set)
+                              for lesion in FINDING_TYPES for organ in organs for size in sizes))
+
+
 @dataclass
 class FindingsSet:
-    """Scans with exact, located findings: ``findings`` (n, F) 0/1 in ``FINDING_TYPES`` order;
-    ``masks`` per scan a [k, j, i] uint8 map whose bit f marks finding f's lesion voxels;
-    ``references`` per scan a list of {finding, organ, size_mm, centre_ras}."""
+    """Scans with exact, located findings: ``findings`` (n, F) 0/1 in ``names`` order;
+    ``masks`` per scan {finding index: [k, j, i] bool lesion voxels}; ``references`` per scan
+    a list of {finding, type, organ, size_class, size_mm, centre_ras}."""
+    names: list[str]
     volumes: list[np.ndarray]
     findings: np.ndarray
-    masks: list[np.ndarray]
+    masks: list[dict[int, np.ndarray]]
     references: list[list[dict]]
     records: list[list[dict]]  # per scan: SynthLesion's lesion records (what made each lesion)
 
 
 def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[str], seed: int,
                            size_classes: tuple[str, ...] = ("medium", "large"), positive_rate: float = 0.5,
-                           progress: Callable[[str], None] | None = None) -> FindingsSet:
-    """``count`` scans made from ``scans`` (in turn), each finding type present with
+                           label_set: str = "type", progress: Callable[[str], None] | None = None) -> FindingsSet:
+    """``count`` scans made from ``scans`` (in turn), each lesion type present with
     ``positive_rate``, in a random organ among ``organs`` (seeded per scan by (seed, n))."""
-    names = list(FINDING_TYPES)
-    made = FindingsSet([], np.zeros((count, len(names)), np.int64), [], [], [])
+    names = finding_names(organs, label_set, size_classes)
+    made = FindingsSet(names, [], np.zeros((count, len(names)), np.int64), [], [], [])
     for n in range(count):
         scan = scans[n % len(scans)]
         rng = np.random.default_rng([seed, n])
@@ -62,24 +86,27 @@ def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[st
         available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
         if not available:
             raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
-        image, mask, inserted, records = scan.image, np.zeros(scan.image.shape, np.uint8), [], []
-        for f, name in enumerate(names):
+        image, masks, inserted, records = scan.image, {}, [], []
+        for lesion in FINDING_TYPES:
             if rng.random() >= positive_rate:
                 continue
             organ = str(rng.choice(available))
-            result = _insert(image, scan, by_name[organ], organ, FINDING_TYPES[name], str(rng.choice(size_classes)),
+            result = _insert(image, scan, by_name[organ], organ, FINDING_TYPES[lesion], str(rng.choice(size_classes)),
                              int(rng.integers(2 ** 31)))
             if result is None:  # no size fits this organ: the finding stays absent
                 continue
             image = result.image
-            mask[result.lesion_labels > 0] |= np.uint8(1 << f)
             record = result.records[0]
+            name = finding_name(lesion, organ, record.size_class, label_set)
+            f = names.index(name)
+            masks[f] = masks.get(f, False) | (result.lesion_labels > 0)
             made.findings[n, f] = 1
-            inserted.append({"finding": name, "organ": organ, "size_mm": round(record.target_diameter_mm, 1),
+            inserted.append({"finding": name, "type": lesion, "organ": organ, "size_class": record.size_class,
+                             "size_mm": round(record.target_diameter_mm, 1),
                              "centre_ras": [round(v, 1) for v in record.centre_ras]})
             records.append(record.to_dict())
         made.volumes.append(image)
-        made.masks.append(mask)
+        made.masks.append(masks)
         made.references.append(inserted)
         made.records.append(records)
         if progress is not None and (n + 1) % 10 == 0:
@@ -137,17 +164,17 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
 
 @dataclass
 class RealFindings:
-    """The user's real labelled scans joining the training set: ``findings`` (n, F) 0/1 in
-    ``FINDING_TYPES`` order; ``masks`` as in ``FindingsSet`` where lesion masks exist, else None."""
+    """The user's real labelled scans joining the training set: ``findings`` (n, F) 0/1 in the
+    study's finding order; ``masks`` as in ``FindingsSet`` where lesion masks exist, else None."""
     volumes: list[np.ndarray]
     findings: np.ndarray
-    masks: list[np.ndarray | None] | None = None
+    masks: list[dict[int, np.ndarray] | None] | None = None
 
 
 def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan], organs: list[str],
                    train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
                    real: RealFindings | None = None, rules: dict | None = None,
-                   size_classes: tuple[str, ...] = ("medium", "large"),
+                   size_classes: tuple[str, ...] = ("medium", "large"), label_set: str = "type",
                    progress: Callable[[str], None] | None = None) -> dict:
     """Train the 3-D classifier on synthetic located findings made from ``train_scans`` (plus
     ``real`` when given) and judge it on synthetic findings made from ``test_scans`` (scans it
@@ -160,8 +187,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
 
     recipe = recipe or VolumeRecipe()
     say = progress or (lambda message: None)
-    names = list(FINDING_TYPES)
-    made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, progress=say)
+    made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
+                                  progress=say)
+    names = made.names
     volumes, findings, masks = list(made.volumes), made.findings, list(made.masks)
     groups = [f"healthy scan {n % len(train_scans)}" for n in range(train_count)]  # thresholds on unseen patients
     if real is not None:
@@ -177,7 +205,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     classifier = train_volume_classifier(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups,
         progress=lambda e: say(f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
-    test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes)
+    test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)
     per_finding = {}
@@ -211,7 +239,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                       "report": write_report_text(rows, rules)})
     from .classification import proportion
 
-    return {"protocol": "ct-findings", "findings": names, "organs": organs, "recipe": recipe.to_dict(), "seed": seed,
+    return {"protocol": "ct-findings", "findings": names, "label_set": label_set, "organs": organs, "recipe": recipe.to_dict(), "seed": seed,
             "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.volumes)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding,

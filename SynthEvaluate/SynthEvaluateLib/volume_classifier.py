@@ -162,17 +162,20 @@ def _thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], lis
     return thresholds, notes
 
 
-def map_targets(masks: list[np.ndarray | None], findings: int, map_shape: tuple[int, ...]) -> np.ndarray:
+def map_targets(masks: list[dict[int, np.ndarray] | None], findings: int, map_shape: tuple[int, ...]) -> np.ndarray:
     """Per scan and finding, the score-map cells (``map_shape``) that a lesion covers by at least
-    a tenth ((n, F, *map_shape) float32; -1 where the scan has no mask: no map loss)."""
+    a tenth ((n, F, *map_shape) float32; -1 where the scan has no masks: no map loss).
+    ``masks``: per scan {finding index: [k, j, i] lesion voxels} or None."""
     from monai.transforms import Resize
 
     targets = np.full((len(masks), findings, *map_shape), -1.0, np.float32)
     for n, mask in enumerate(masks):
         if mask is None:
             continue
-        bits = np.stack([(np.asarray(mask) >> f) & 1 for f in range(findings)]).astype(np.float32)
-        targets[n] = np.asarray(Resize(map_shape, mode="area")(bits), np.float32) >= 0.1
+        targets[n] = 0.0
+        for f, voxels in mask.items():
+            covered = Resize(map_shape, mode="area")(np.asarray(voxels, np.float32)[None])
+            targets[n, f] = np.asarray(covered, np.float32)[0] >= 0.1
     return targets
 
 
@@ -187,15 +190,15 @@ def _score_map_shape(model, recipe: VolumeRecipe) -> tuple[int, ...] | None:
 
 def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, names: list[str],
                             recipe: VolumeRecipe = VolumeRecipe(), seed: int = 0, validation_fraction: float = 0.25,
-                            masks: list[np.ndarray | None] | None = None, groups: list | None = None,
+                            masks: list[dict[int, np.ndarray] | None] | None = None, groups: list | None = None,
                             progress: Callable[[dict], None] | None = None,
                             should_stop: Callable[[], bool] | None = None) -> TrainedVolumeClassifier:
     """Train on ``volumes`` with ``findings`` ((n, F) 0/1, names in ``names``); a
     ``validation_fraction`` is held out to choose each finding's threshold (then the model
     trained on the rest is returned, so the thresholds are honest).
 
-    ``masks`` (per volume a [k, j, i] map whose bit f marks finding f's voxels, or None where
-    only the scan's labels are known, e.g. a real case) add a loss on the "small" network's score
+    ``masks`` (per volume {finding index: [k, j, i] lesion voxels}, or None where only the
+    scan's labels are known, e.g. a real case) add a loss on the "small" network's score
     maps: exact synthetic labels teach it where, not only whether, so its evidence points at the
     lesion and it learns from fewer scans.
 

@@ -111,7 +111,7 @@ def main() -> None:
         n = int(row["case_id"][4:])
         evidence = classifier.evidence(made.volumes[n], 0)
         render_overlay(args.out / f"overlay_{place}.png", made.volumes[n], evidence, evidence_region(evidence),
-                       (made.masks[n] & 1) > 0, geometry, f"{row['case_id']}: {row['report']} (score {row['score']}; "
+                       made.masks[n][0], geometry, f"{row['case_id']}: {row['report']} (score {row['score']}; "
                        "yellow: evidence segment, cyan dashed: inserted lesion)")
     print(json.dumps({
         "study_seconds": round(study_seconds, 1), "per_finding": result["per_finding"],
