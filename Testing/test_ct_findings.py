@@ -331,3 +331,42 @@ def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
     evidence = classifier.evidence(volumes[0], 1)
     assert evidence.shape == volumes[0].shape and np.isfinite(evidence).all() and evidence.max() <= 1.0
     assert classifier.predict_proba(volumes).shape == (8, 2)
+
+
+def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from SynthEvaluateLib.volume_classifier import VolumeRecipe, save_volume_classifier, train_volume_classifier
+
+    rng = np.random.default_rng(1)
+    volumes = [rng.normal(0, 60, (16, 24, 24)).astype(np.float32) for _ in range(8)]
+    findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
+    masks = [{f: np.pad(np.ones((4, 6, 6), bool), ((6, 6), (9, 9), (9, 9))) for f in np.flatnonzero(row)}
+             for row in findings]
+    recipe = VolumeRecipe(input_shape=(16, 24, 24), epochs=5, batch_size=2)
+    whole = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks)
+    steps = []
+
+    def stop_in_epoch_three():
+        steps.append(1)
+        return len(steps) > 2 * 3 + 1  # 3 steps per epoch: cancelled in epoch 3
+
+    folder = tmp_path / "model"
+    with pytest.raises(InterruptedError):
+        train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
+                                should_stop=stop_in_epoch_three, checkpoint_dir=folder)
+    assert json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))["epoch"] == 2
+    with pytest.raises(MedSynthInputError, match="other data or settings"):
+        train_volume_classifier(volumes, findings, ["a", "b"], dataclasses.replace(recipe, learning_rate=1e-2),
+                                seed=4, masks=masks, checkpoint_dir=folder)
+    events = []
+    resumed = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
+                                      checkpoint_dir=folder, progress=events.append)
+    assert events[0] == {"resumed_at_epoch": 2, "epochs": 5} and [e["epoch"] for e in events[1:]] == [3, 4, 5]
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert resumed.thresholds == whole.thresholds
+    save_volume_classifier(folder, resumed)
+    assert not (folder / "checkpoint.json").exists() and not list(folder.glob("checkpoint-*.pt"))

@@ -43,6 +43,10 @@ def _cmd_ct_findings(args) -> dict:
     from .report_rules import load_rules
     from .volume_classifier import save_volume_classifier
 
+    model_out = Path(args.model_out or Path(args.out) / "model")
+    if (model_out / "card.json").exists():
+        raise MedSynthInputError(f"{model_out} already holds a model; choose another --model-out (or move that one "
+                                 "away): a trained model is never overwritten.")
     organ_names = parse_organ_names(args.organ_names)
     rules = load_rules(args.rules)
     _, train_scans = _scans(args.healthy, organ_names)
@@ -57,11 +61,11 @@ def _cmd_ct_findings(args) -> dict:
         real = RealFindings([load_scan(c, organ_names, need_organs=False).image for c in cases],
                             finding_columns(cases, names, args.real_train))
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
-                            args.seed, real, rules, tuple(args.sizes), args.labels, _say)
+                            args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out)
     if same:
         result["sets"]["test"]["note"] = ("no --test-healthy: the test scans were made from the training scans "
                                           "(other lesions, other places); give other patients to judge generalisation")
-    model = save_volume_classifier(args.model_out or Path(args.out) / "model", result["_classifier"])
+    model = save_volume_classifier(model_out, result["_classifier"])
     result["model"] = str(model)
     return result
 
@@ -79,7 +83,13 @@ def _cmd_triage(args) -> int:
     classifier = load_volume_classifier(args.model)
     finding_index(classifier, args.finding)
     cases = read_ct_cases(args.cases)
-    check_distinct_paths({"--out": args.out}, {f"case {c.case_id}": c.image for c in cases})
+    inputs = {"--cases": args.cases, "--rules": args.rules, "the model's card": Path(args.model) / "card.json",
+              **{f"case {c.case_id}": c.image for c in cases},
+              **{f"the organ mask of case {c.case_id}": c.organ_mask for c in cases},
+              **{f"--organ-names {item}": item.split(".json:")[0] + ".json" if ".json:" in item else item
+                 for item in args.organ_names or [] if "=" not in item}}
+    check_distinct_paths({"--out": args.out}, {role: path for role, path in inputs.items()
+                                              if path is not None and Path(path).exists()})
     organ_names = parse_organ_names(args.organ_names or [])
     scans = ((c.case_id, c.image, load_scan(c, organ_names, need_organs=False)) for c in cases)
     rows = triage_queue(classifier, scans, args.finding, load_rules(args.rules),
@@ -130,7 +140,8 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
     study.add_argument("--seed", type=whole_number(0), default=0, help="seed of the lesions, split and training")
     study.add_argument("--rules", type=Path, help="report rules (JSON, see report_rules.DEFAULT_RULES)")
-    study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model)")
+    study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model); training keeps its "
+                                                      "state there after every epoch and a killed run resumes it")
     study.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     out_option(study)
     study.set_defaults(protocol_run=_cmd_ct_findings, title="Structured CT findings", run=run)

@@ -175,7 +175,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                    train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
                    real: RealFindings | None = None, rules: dict | None = None,
                    size_classes: tuple[str, ...] = ("medium", "large"), label_set: str = "type",
-                   progress: Callable[[str], None] | None = None) -> dict:
+                   progress: Callable[[str], None] | None = None, checkpoint_dir=None) -> dict:
     """Train the 3-D classifier on synthetic located findings made from ``train_scans`` (plus
     ``real`` when given) and judge it on synthetic findings made from ``test_scans`` (scans it
     never saw): per finding AUC (DeLong CI), sensitivity and specificity (Wilson CIs) at the
@@ -203,8 +203,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         groups += [f"real scan {n}" for n in range(len(real.volumes))]
     say(f"training the 3-D classifier on {len(volumes)} scans")
     classifier = train_volume_classifier(
-        volumes, findings, names, recipe, seed, masks=masks, groups=groups,
-        progress=lambda e: say(f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
+        volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
+        progress=lambda e: say(f"resuming the interrupted training after epoch {e['resumed_at_epoch']}"
+                               if "resumed_at_epoch" in e else f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)

@@ -13,6 +13,7 @@ summary, the weights' SHA-256) and content-addressed weights, loaded with ``weig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
@@ -192,7 +193,8 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                             recipe: VolumeRecipe = VolumeRecipe(), seed: int = 0, validation_fraction: float = 0.25,
                             masks: list[dict[int, np.ndarray] | None] | None = None, groups: list | None = None,
                             progress: Callable[[dict], None] | None = None,
-                            should_stop: Callable[[], bool] | None = None) -> TrainedVolumeClassifier:
+                            should_stop: Callable[[], bool] | None = None,
+                            checkpoint_dir: Path | None = None) -> TrainedVolumeClassifier:
     """Train on ``volumes`` with ``findings`` ((n, F) 0/1, names in ``names``); a
     ``validation_fraction`` is held out to choose each finding's threshold (then the model
     trained on the rest is returned, so the thresholds are honest).
@@ -204,7 +206,12 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
 
     ``groups`` (per volume, e.g. the patient a synthetic scan was made from): with 3 or more,
     whole groups are held out for validation, so thresholds are chosen on patients the network
-    did not see (scans of one patient share anatomy, and thresholds chosen on them are optimistic)."""
+    did not see (scans of one patient share anatomy, and thresholds chosen on them are optimistic).
+
+    ``checkpoint_dir``: the state after every epoch is kept there (``checkpoint.json`` naming a
+    content-addressed file), and a killed or cancelled run resumes from it, bit for bit on a CPU,
+    when called again with the same data and recipe (anything else is refused);
+    ``save_volume_classifier`` into the same folder removes it."""
     import torch
 
     findings = np.asarray(findings)
@@ -225,8 +232,19 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
         map_shape = _score_map_shape(model, recipe) if masks is not None and recipe.map_loss_weight > 0 else None
         targets = None if map_shape is None else torch.as_tensor(map_targets(masks, len(names), map_shape))
         generator = torch.Generator().manual_seed(seed)
-        history, started = [], time.perf_counter()
-        for epoch in range(recipe.epochs):
+        history, started, first = [], time.perf_counter(), 0
+        fingerprint = _fingerprint(inputs, findings, targets, names, recipe, seed, train, validation)
+        if checkpoint_dir is not None:
+            resumed = _load_state(Path(checkpoint_dir), fingerprint, recipe.device)
+            if resumed is not None:
+                model.load_state_dict(resumed["model"])
+                optimiser.load_state_dict(resumed["optimiser"])
+                rng.bit_generator.state = resumed["numpy_rng"]
+                generator.set_state(resumed["torch_generator"])
+                train, history, first = resumed["train"].numpy(), resumed["history"], resumed["epoch"]
+                if progress is not None:
+                    progress({"resumed_at_epoch": first, "epochs": recipe.epochs})
+        for epoch in range(first, recipe.epochs):
             model.train()
             total = 0.0
             for start in range(0, len(train), recipe.batch_size):
@@ -253,6 +271,9 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
             train = train[rng.permutation(len(train))]
             entry = {"epoch": epoch + 1, "loss": total / len(train), "seconds": round(time.perf_counter() - started, 2)}
             history.append(entry)
+            if checkpoint_dir is not None:
+                _save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator, train,
+                            history)
             if progress is not None:
                 progress({**entry, "epochs": recipe.epochs})
     trained = TrainedVolumeClassifier(model, recipe, list(names), [0.5] * len(names), seed, history)
@@ -266,6 +287,63 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                         "validation_by": "group" if groups is not None and len(set(groups)) >= 3 else "volume",
                         "notes": notes}
     return trained
+
+
+CHECKPOINT_FORMAT = "medsynth-volume-classifier-checkpoint/1"
+
+
+def _fingerprint(inputs, findings, targets, names, recipe, seed, train, validation) -> str:
+    """SHA-256 of everything a resumed run must share with the killed one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in (inputs, findings, np.sort(train), validation, None if targets is None else targets.numpy()):
+        digest.update(b"none" if array is None else np.ascontiguousarray(array).tobytes())
+    digest.update(json.dumps([names, recipe.to_dict(), seed]).encode())
+    return digest.hexdigest()
+
+
+def _save_state(folder: Path, fingerprint: str, epoch: int, model, optimiser, rng, generator, train, history) -> None:
+    """The state after ``epoch`` under its hash, then the index naming it, then older states go."""
+    import torch
+
+    from MedSynthCommonLib.storage import prepare_folder, write_json_atomic
+    from SynthTranslateLib.model_dir import CHECKPOINT_INDEX, remove_unreferenced, save_addressed
+
+    folder = prepare_folder(folder, "model folder")
+    state = {"epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+             "numpy_rng": rng.bit_generator.state, "torch_generator": generator.get_state(),
+             "train": torch.as_tensor(train), "history": history}
+    name, digest = save_addressed(folder, "checkpoint", state)
+    write_json_atomic(folder / CHECKPOINT_INDEX, {"format": CHECKPOINT_FORMAT, "checkpoint": name, "sha256": digest,
+                                                  "epoch": epoch, "fingerprint": fingerprint})
+    remove_unreferenced(folder, "checkpoint", name)
+
+
+def _load_state(folder: Path, fingerprint: str, device: str) -> dict | None:
+    """The last state in ``folder`` (None when there is none); another run's state, or a
+    changed file, is refused."""
+    import torch
+
+    from MedSynthCommonLib.storage import content_sha256
+    from SynthTranslateLib.model_dir import CHECKPOINT_INDEX, referenced_file
+
+    index_path = folder / CHECKPOINT_INDEX
+    if not index_path.exists():
+        return None
+    advice = "delete checkpoint.json and checkpoint-*.pt there to start again, or train into another folder"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise MedSynthInputError(f"{index_path} is unreadable; {advice}.") from None
+    if not isinstance(index, dict) or index.get("format") != CHECKPOINT_FORMAT:
+        raise MedSynthInputError(f"{index_path} is not a volume-classifier checkpoint; {advice}.")
+    if index.get("fingerprint") != fingerprint:
+        raise MedSynthInputError(f"The interrupted training in {folder} used other data or settings; {advice}.")
+    path = referenced_file(folder, index, "checkpoint", "", str(index_path))
+    if not path.exists() or content_sha256(path) != index.get("sha256"):
+        raise MedSynthInputError(f"The checkpoint {path.name} is missing or changed; {advice}.")
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def _split(count: int, groups: list | None, fraction: float, rng: np.random.Generator):
@@ -309,15 +387,18 @@ def _augment(batch, generator):
 def save_volume_classifier(folder: Path, classifier: TrainedVolumeClassifier) -> Path:
     """Weights under their hash, then the card naming them (the folder is whole at every moment)."""
     from MedSynthCommonLib.storage import prepare_folder, write_json_atomic
-    from SynthTranslateLib.model_dir import remove_unreferenced, save_addressed
+    from SynthTranslateLib.model_dir import CARD, CHECKPOINT_INDEX, remove_unreferenced, save_addressed
 
     folder = prepare_folder(Path(folder), "model folder")
     name, digest = save_addressed(folder, "weights", classifier.model.state_dict())
-    write_json_atomic(folder / "card.json", {
+    write_json_atomic(folder / CARD, {
         "format": CARD_FORMAT, "recipe": classifier.recipe.to_dict(), "findings": classifier.findings,
         "thresholds": classifier.thresholds, "seed": classifier.seed, "training": classifier.training,
         "history": classifier.history, "weights": name, "weights_sha256": digest})
     remove_unreferenced(folder, "weights", name)
+    with contextlib.suppress(FileNotFoundError):  # a finished training's checkpoint is not needed
+        (folder / CHECKPOINT_INDEX).unlink()
+    remove_unreferenced(folder, "checkpoint", "")
     return folder
 
 
