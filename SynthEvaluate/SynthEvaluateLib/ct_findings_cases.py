@@ -17,7 +17,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.storage import safe_file_stem
-from MedSynthCommonLib.tables import read_table
+from MedSynthCommonLib.tables import read_table, table_file
 
 from .findings_study import HealthyScan
 
@@ -61,17 +61,7 @@ def read_ct_cases(path: Path, what: str = "case list") -> list[CtCase]:
     path = Path(path)
     cases = []
     for number, row in read_table(path, ("image",), what):
-        files = []
-        for column in ("image", "organ_mask"):
-            if not row.get(column):
-                if column == "image":
-                    raise MedSynthInputError(f"Line {number} of {path}: the image column is empty.")
-                files.append(None)
-                continue
-            file = (path.parent / row[column]).resolve()
-            if not file.exists():
-                raise MedSynthInputError(f"Line {number} of {path}: file not found: {file}")
-            files.append(file)
+        files = [table_file(path, row, "image", number), table_file(path, row, "organ_mask", number, required=False)]
         case_id = row.get("case_id") or f"case{len(cases):04d}"
         safe_file_stem(case_id, f"Line {number} of {path}: case_id")
         cases.append(CtCase(case_id, files[0], files[1], row))

@@ -315,35 +315,26 @@ def _save_state(folder: Path, fingerprint: str, epoch: int, model, optimiser, rn
              "numpy_rng": rng.bit_generator.state, "torch_generator": generator.get_state(),
              "train": torch.as_tensor(train), "history": history}
     name, digest = save_addressed(folder, "checkpoint", state)
-    write_json_atomic(folder / CHECKPOINT_INDEX, {"format": CHECKPOINT_FORMAT, "checkpoint": name, "sha256": digest,
+    write_json_atomic(folder / CHECKPOINT_INDEX, {"format": CHECKPOINT_FORMAT, "file": name, "sha256": digest,
                                                   "epoch": epoch, "fingerprint": fingerprint})
     remove_unreferenced(folder, "checkpoint", name)
 
 
 def _load_state(folder: Path, fingerprint: str, device: str) -> dict | None:
-    """The last state in ``folder`` (None when there is none); another run's state, or a
-    changed file, is refused."""
-    import torch
+    """The last state in ``folder`` (None when there is none); a damaged or changed checkpoint,
+    or another run's, is refused (the index and its SHA-256 are read as a translator's are)."""
+    from SynthTranslateLib.training import load_checkpoint
 
-    from MedSynthCommonLib.storage import content_sha256
-    from SynthTranslateLib.model_dir import CHECKPOINT_INDEX, referenced_file
-
-    index_path = folder / CHECKPOINT_INDEX
-    if not index_path.exists():
+    found = load_checkpoint(folder)
+    if found is None:
         return None
+    index, state = found
     advice = "delete checkpoint.json and checkpoint-*.pt there to start again, or train into another folder"
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise MedSynthInputError(f"{index_path} is unreadable; {advice}.") from None
-    if not isinstance(index, dict) or index.get("format") != CHECKPOINT_FORMAT:
-        raise MedSynthInputError(f"{index_path} is not a volume-classifier checkpoint; {advice}.")
+    if index.get("format") != CHECKPOINT_FORMAT:
+        raise MedSynthInputError(f"{folder / 'checkpoint.json'} is not a volume-classifier checkpoint; {advice}.")
     if index.get("fingerprint") != fingerprint:
         raise MedSynthInputError(f"The interrupted training in {folder} used other data or settings; {advice}.")
-    path = referenced_file(folder, index, "checkpoint", "", str(index_path))
-    if not path.exists() or content_sha256(path) != index.get("sha256"):
-        raise MedSynthInputError(f"The checkpoint {path.name} is missing or changed; {advice}.")
-    return torch.load(path, map_location=device, weights_only=True)
+    return state
 
 
 def _split(count: int, groups: list | None, fraction: float, rng: np.random.Generator):

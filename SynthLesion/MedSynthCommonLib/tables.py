@@ -60,6 +60,19 @@ def read_table(path: str | Path, required: tuple[str, ...], what: str = "table")
     return rows
 
 
+def table_file(table: Path, row: dict[str, str], column: str, number: int, required: bool = True) -> Path | None:
+    """The file a table's ``column`` names on line ``number`` (relative to the table's folder),
+    checked to exist; None when the cell is empty and the column is optional."""
+    if not (row.get(column) or "").strip():
+        if required:
+            raise MedSynthInputError(f"Line {number} of {table}: the {column} column is empty.")
+        return None
+    file = (Path(table).parent / row[column].strip()).resolve()
+    if not file.exists():
+        raise MedSynthInputError(f"Line {number} of {table}: file not found: {file}")
+    return file
+
+
 def parse_int(text: str, column: str, number: int, path: Path) -> int | None:
     """An integer cell (empty: None), or a clear error naming the row."""
     if text == "":

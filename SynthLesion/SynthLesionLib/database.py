@@ -29,7 +29,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError, MedSynthOutputError
 from MedSynthCommonLib.progress import progress_bar
 from MedSynthCommonLib.storage import FolderLock, safe_file_stem, sweep_partials, write_text_atomic
-from MedSynthCommonLib.tables import parse_int, read_table
+from MedSynthCommonLib.tables import parse_int, read_table, table_file
 
 from .config import LesionConfig
 from .presets import get_preset
@@ -71,14 +71,7 @@ def read_cases(path: Path) -> list[Case]:
     path = Path(path)
     cases = []
     for number, row in read_table(path, ("image", "organ_mask"), "case list"):
-        files = []
-        for column in ("image", "organ_mask"):
-            if not row[column]:
-                raise MedSynthInputError(f"Line {number} of {path}: the {column} column is empty.")
-            file = (path.parent / row[column]).resolve()
-            if not file.exists():
-                raise MedSynthInputError(f"Line {number} of {path}: file not found: {file}")
-            files.append(file)
+        files = [table_file(path, row, column, number) for column in ("image", "organ_mask")]
         case_id = row.get("case_id") or f"case{len(cases):04d}"
         safe_file_stem(case_id, f"Line {number} of {path}: case_id")
         preset = row.get("preset") or None
