@@ -108,6 +108,8 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
     assert np.array_equal(ct_phantom.image, before)  # the healthy scan is not modified
     with pytest.raises(MedSynthInputError, match="label set"):
         finding_names(organs, "organ")
+    with pytest.raises(MedSynthInputError, match="No organ map names 'livr'.*liver"):
+        synthetic_findings_set([scan], 2, ["livr", "spleen"], seed=3)
 
 
 # --- the 3-D classifier trained on SynthLesion findings, its locations, the queue, Slicer ------------------------

@@ -77,6 +77,11 @@ def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[st
                            label_set: str = "type", progress: Callable[[str], None] | None = None) -> FindingsSet:
     """``count`` scans made from ``scans`` (in turn), each lesion type present with
     ``positive_rate``, in a random organ among ``organs`` (seeded per scan by (seed, n))."""
+    known = {name.replace("_", " ") for scan in scans for name in scan.organ_names.values()}
+    unknown = [organ for organ in organs if organ not in known]
+    if unknown:
+        raise MedSynthInputError(f"No organ map names {', '.join(map(repr, unknown))}; its names include "
+                                 f"{', '.join(sorted(known)[:12])}{' ...' if len(known) > 12 else ''}.")
     names = finding_names(organs, label_set, size_classes)
     made = FindingsSet(names, [], np.zeros((count, len(names)), np.int64), [], [], [])
     for n in range(count):
