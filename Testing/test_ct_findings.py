@@ -139,7 +139,7 @@ def findings_result():
     try:
         test_scans = _scans(range(10, 13))
         result = findings_study(_scans(range(4)), test_scans, ORGANS, train_count=100, test_count=24,
-                                recipe=VolumeRecipe(epochs=60), seed=0)
+                                recipe=VolumeRecipe(input_shape=(32, 64, 64), epochs=60), seed=0)
     finally:
         torch.set_num_threads(threads)
     return result, test_scans
@@ -301,7 +301,8 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
                  str(tmp_path / "test.csv"), "--real-train", str(tmp_path / "real.csv"),
                  "--organ-names", f"{tmp_path / 'names.json'}:labels", "--organs", "liver", "spleen",
                  "--labels", "type-organ",
-                 "--train-count", "8", "--test-count", "4", "--epochs", "2", "--out", str(out)]) == 0
+                 "--train-count", "8", "--test-count", "4", "--epochs", "2", "--input-shape", "32", "64", "64",
+                 "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["protocol"] == "ct-findings" and results["sets"]["train"] == {"synthetic": 8, "real": 2}
     assert results["classifier"]["with_lesion_masks"] == 8 and results["classifier"]["map_loss"]

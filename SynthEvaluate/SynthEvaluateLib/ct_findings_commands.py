@@ -134,7 +134,7 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--test-count", type=whole_number(2), default=24, help="synthetic test scans")
     study.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
                        help="MONAI 3-D network: small (CPU, learns from the lesion masks) or a GPU-sized one")
-    study.add_argument("--input-shape", type=whole_number(8), nargs=3, default=[32, 64, 64], metavar=("K", "J", "I"),
+    study.add_argument("--input-shape", type=whole_number(8), nargs=3, default=[64, 96, 96], metavar=("K", "J", "I"),
                        help="the grid volumes are resized to for the network (slices, rows, columns)")
     study.add_argument("--epochs", type=whole_number(1), default=60, help="training epochs")
     study.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")

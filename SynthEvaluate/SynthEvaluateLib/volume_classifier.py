@@ -31,7 +31,7 @@ CARD_FORMAT = "medsynth-volume-classifier/1"
 @dataclass(frozen=True)
 class VolumeRecipe:
     network: str = "small"
-    input_shape: tuple[int, int, int] = (32, 64, 64)  # [k, j, i] the network sees
+    input_shape: tuple[int, int, int] = (64, 96, 96)  # [k, j, i] the network sees (3 mm CT: ~5 x 4 x 4 mm)
     channels: tuple[int, ...] = (8, 16, 32, 32)  # "small" only: widths of its residual units
     strides: tuple[int, ...] = (2, 2, 1, 1)  # "small" only: its evidence map is input_shape / 4
     window: tuple[float, float] = (-150.0, 250.0)  # CT soft tissue, HU

@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--train-count", type=int, default=100)
     parser.add_argument("--test-count", type=int, default=24)
-    parser.add_argument("--input-shape", type=int, nargs=3, default=[48, 64, 64])
+    parser.add_argument("--input-shape", type=int, nargs=3, default=[64, 96, 96])
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
