@@ -221,6 +221,11 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
                                                   "threshold", "location", "report"]
     scores = [float(row["score"]) for row in queue]
     assert scores == sorted(scores, reverse=True)
+    # the same queue when the scans are scored on a real local Dask cluster (each worker loads the model)
+    assert main(["evaluate", "triage", "--model", str(model), "--cases", str(tmp_path / "cases.csv"),
+                 "--finding", "hyperdense lesion", "--organ-names", *names, "--cluster", "local:2",
+                 "--out", str(tmp_path / "queue_dask.csv")]) == 0
+    assert (tmp_path / "queue_dask.csv").read_bytes() == queue_file.read_bytes()
     for row in queue:
         n = int(row["case_id"][1:])
         if row["called"] == "yes" and made.findings[n, 1]:

@@ -73,9 +73,9 @@ def _cmd_ct_findings(args) -> dict:
 def _cmd_triage(args) -> int:
     from MedSynthCommonLib.storage import check_distinct_paths, write_text_atomic
 
-    from .ct_findings_cases import load_scan, parse_organ_names, read_ct_cases
+    from .ct_findings_cases import parse_organ_names, read_ct_cases
     from .report_rules import load_rules
-    from .triage import QUEUE_COLUMNS, finding_index, triage_queue
+    from .triage import QUEUE_COLUMNS, finding_index, triage_files
     from .volume_classifier import load_volume_classifier
 
     if Path(args.out).suffix.lower() != ".csv":
@@ -90,10 +90,8 @@ def _cmd_triage(args) -> int:
                  for item in args.organ_names or [] if "=" not in item}}
     check_distinct_paths({"--out": args.out}, {role: path for role, path in inputs.items()
                                               if path is not None and Path(path).exists()})
-    organ_names = parse_organ_names(args.organ_names or [])
-    scans = ((c.case_id, c.image, load_scan(c, organ_names, need_organs=False)) for c in cases)
-    rows = triage_queue(classifier, scans, args.finding, load_rules(args.rules),
-                        progress=lambda message: _say(f"{message} of {len(cases)}"))
+    rows = triage_files(args.model, cases, args.finding, parse_organ_names(args.organ_names or []),
+                        load_rules(args.rules), args.workers, args.cluster, _say)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=QUEUE_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -154,6 +152,9 @@ def register(commands, out_option, run) -> None:
     triage.add_argument("--finding", required=True, help="the finding that orders the queue, e.g. 'hypodense lesion'")
     _organ_names_option(triage, required=False)
     triage.add_argument("--rules", type=Path, help="report rules (JSON)")
+    triage.add_argument("--workers", type=whole_number(1), default=1, help="worker processes scoring the scans")
+    triage.add_argument("--cluster", metavar="local[:N] | ADDRESS",
+                        help="score the scans on Dask instead (a local cluster or a scheduler address; see build-db)")
     triage.add_argument("--out", type=Path, required=True, help="queue CSV to write: " + ", ".join(
         ["rank", "case_id", "image", "finding", "score", "called", "threshold", "location", "report"]))
     triage.set_defaults(run=_cmd_triage)

@@ -4,6 +4,9 @@ to the top")."""
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -23,24 +26,81 @@ def finding_index(classifier, finding: str) -> int:
     return classifier.findings.index(finding)
 
 
-def triage_queue(classifier, cases: Iterable[tuple[str, str, HealthyScan]], finding: str, rules: dict | None = None,
-                 progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Rows in ``QUEUE_COLUMNS`` order, highest score of ``finding`` first (ties keep the input
-    order).  ``cases``: (case id, image path or name, scan); a scan without an organ map is
-    located by coarse regions (its report says so)."""
+def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, rules: dict | None = None) -> dict:
+    """One scan's queue row (without its rank); a scan without an organ map is located by
+    coarse regions (its report says so)."""
     target = finding_index(classifier, finding)
-    rows = []
-    for number, (case_id, image, scan) in enumerate(cases):
-        probabilities = classifier.predict_proba([scan.image])[0]
-        located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
-                                   scan.geometry, probabilities)
-        where = next((row["location"] for row in located if row["finding"] == finding), "")
-        rows.append({"case_id": case_id, "image": str(image), "finding": finding,
-                     "score": round(float(probabilities[target]), 4),
-                     "called": "yes" if probabilities[target] >= classifier.thresholds[target] else "no",
-                     "threshold": round(float(classifier.thresholds[target]), 4), "location": where,
-                     "report": write_report_text(located, rules)})
-        if progress is not None:
-            progress(f"scored {number + 1} scan(s)")
+    probabilities = classifier.predict_proba([scan.image])[0]
+    located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
+                               scan.geometry, probabilities)
+    where = next((row["location"] for row in located if row["finding"] == finding), "")
+    return {"case_id": case_id, "image": str(image), "finding": finding,
+            "score": round(float(probabilities[target]), 4),
+            "called": "yes" if probabilities[target] >= classifier.thresholds[target] else "no",
+            "threshold": round(float(classifier.thresholds[target]), 4), "location": where,
+            "report": write_report_text(located, rules)}
+
+
+def ranked(rows: list[dict]) -> list[dict]:
+    """Rows ordered by score, highest first (ties keep their order), numbered from 1."""
     order = np.argsort([-row["score"] for row in rows], kind="stable")
     return [{"rank": rank + 1, **rows[i]} for rank, i in enumerate(order)]
+
+
+def triage_queue(classifier, cases: Iterable[tuple[str, str, HealthyScan]], finding: str, rules: dict | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Rows in ``QUEUE_COLUMNS`` order, highest score of ``finding`` first.  ``cases``: (case
+    id, image path or name, scan), scored in this process."""
+    finding_index(classifier, finding)
+    rows = []
+    for number, (case_id, image, scan) in enumerate(cases):
+        rows.append(queue_row(classifier, case_id, image, scan, finding, rules))
+        if progress is not None:
+            progress(f"scored {number + 1} scan(s)")
+    return ranked(rows)
+
+
+@dataclass(frozen=True)
+class _QueueTask:
+    model: str
+    case: object  # ct_findings_cases.CtCase
+    finding: str
+    organ_names: dict
+    rules: dict | None
+
+
+@functools.lru_cache(maxsize=2)
+def _classifier(model: str):
+    """One load per worker process (and per model folder)."""
+    from .volume_classifier import load_volume_classifier
+
+    return load_volume_classifier(Path(model))
+
+
+def _score_file(task: _QueueTask) -> dict:
+    """A task for any executor: read one case's files and score it."""
+    from .ct_findings_cases import load_scan
+
+    scan = load_scan(task.case, task.organ_names, need_organs=False)
+    return queue_row(_classifier(task.model), task.case.case_id, task.case.image, scan, task.finding, task.rules)
+
+
+def triage_files(model: Path, cases: list, finding: str, organ_names: dict[int, str] | None = None,
+                 rules: dict | None = None, workers: int = 1, cluster: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[dict]:
+    """The queue of case files (``ct_findings_cases.CtCase``), each scored as its own task in
+    this process, in ``workers`` processes or on a Dask ``cluster`` (each worker loads the model
+    folder once); the same rows, in the same order, wherever they ran."""
+    from MedSynthCommonLib.executors import executor
+
+    finding_index(_classifier(str(model)), finding)
+    tasks = [_QueueTask(str(model), case, finding, dict(organ_names or {}), rules) for case in cases]
+    rows: dict[str, dict] = {}
+    with executor(workers, cluster, progress) as runner:
+        for task, row in runner.run(_score_file, tasks):
+            if isinstance(row, Exception):
+                raise MedSynthInputError(f"Case {task.case.case_id} could not be scored: {row}")
+            rows[task.case.case_id] = row
+            if progress is not None:
+                progress(f"scored {len(rows)} of {len(tasks)} scan(s)")
+    return ranked([rows[case.case_id] for case in cases])
