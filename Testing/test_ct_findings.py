@@ -315,6 +315,8 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     summary = (out / "summary.csv").read_text(encoding="utf-8")
     assert results["findings"] == columns and results["label_set"] == "type-organ"
     assert "hypodense lesion (liver),auc" in summary and "location in the right organ" in summary
+    per_scan = (out / "per_image.csv").read_text(encoding="utf-8").splitlines()
+    assert per_scan[0] == "scan,inserted,called,report" and len(per_scan) == 1 + 4
     capsys.readouterr()
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--organ-names", "liver",
                  "--out", str(tmp_path / "r2")]) == 2

@@ -222,7 +222,14 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         if 0 < truth.sum() < len(truth):
             delong = delong_auc(truth, probabilities[:, f])
             auc = {"value": delong["auc"], "ci": delong["ci"], "se": delong["se"], "method": "DeLong"}
-        per_finding[name] = {"auc": auc, "sensitivity": metrics["sensitivity"], "specificity": metrics["specificity"],
+        roc = None
+        if auc is not None:
+            from sklearn.metrics import roc_curve
+
+            fpr, tpr, _ = roc_curve(truth, probabilities[:, f])
+            roc = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
+        per_finding[name] = {"auc": auc, "roc": roc, "sensitivity": metrics["sensitivity"],
+                             "specificity": metrics["specificity"],
                              "threshold": classifier.thresholds[f], "positives": int(truth.sum()),
                              "negatives": int(len(truth) - truth.sum())}
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
@@ -243,6 +250,12 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
             any_right += where["organ"] == reference["organ"]
         cases.append({"case": n, "reference": test.references[n], "predicted": rows,
                       "report": write_report_text(rows, rules)})
+    per_scan = [{"scan": c["case"],
+                 "inserted": "; ".join(f"{r['finding']} in the {r['organ']}, {r['size_mm']:g} mm" for r in c["reference"])
+                 or "none",
+                 "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f})" for r in c["predicted"])
+                 or "none",
+                 "report": c["report"]} for c in cases]
     from .classification import proportion
 
     return {"protocol": "ct-findings", "findings": names, "label_set": label_set, "organs": organs, "recipe": recipe.to_dict(), "seed": seed,
@@ -254,4 +267,4 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                          "chance_uniform_guess": round(1 / len(organs), 3),
                          "rule": "the organ holding the most evidence (>= 30 % of it, at half-maximum) is the "
                                  "organ the lesion was inserted in"},
-            "classifier": classifier.training, "cases": cases, "_classifier": classifier}
+            "classifier": classifier.training, "cases": cases, "per_image": per_scan, "_classifier": classifier}

@@ -125,6 +125,18 @@ def _figures(result: dict) -> dict:
             axis.set_ylabel("sensitivity")
             axis.legend(fontsize=6)
             save("roc_first_seed", figure)
+    elif protocol == "ct-findings":
+        curves = {name: f["roc"] for name, f in result["per_finding"].items() if f.get("roc")}
+        if curves:
+            figure, axis = plt.subplots(figsize=(4.2, 4.2))
+            for name, curve in curves.items():
+                axis.plot(curve["fpr"], curve["tpr"],
+                          label=f"{name} (AUC {result['per_finding'][name]['auc']['value']:.2f})")
+            axis.plot([0, 1], [0, 1], "--", color="grey")
+            axis.set_xlabel("1 - specificity")
+            axis.set_ylabel("sensitivity")
+            axis.legend(fontsize=6)
+            save("roc_per_finding", figure)
     elif protocol == "robustness":
         strata = result["strata"]
         sizes = list(dict.fromkeys(s["size_class"] for s in strata))
