@@ -70,6 +70,7 @@ class SynthEvaluateParameterNode:
     studyLesionLabel: Annotated[int, WithinRange(1, 255)] = 2
     studyIterations: Annotated[int, WithinRange(1, 100000)] = 500
     studyReportFolder: Path
+    findingsHealthy: Path
     triageModel: Path
     triageCases: Path
     triageFinding: str = "hypodense lesion"
@@ -96,6 +97,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self._studyJob = None
         self._triageJob = None
+        self._findingsJob = None
         self._queueTable = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
@@ -121,12 +123,13 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.runProtocolButton.connect("clicked(bool)", self.onRunOrCancel)
         self.ui.runStudyButton.connect("clicked(bool)", self.onStudyRunOrCancel)
         self.ui.runTriageButton.connect("clicked(bool)", self.onTriageRunOrCancel)
+        self.ui.trainFindingsButton.connect("clicked(bool)", self.onTrainFindingsOrCancel)
         self.ui.triageTableView.connect("clicked(QModelIndex)", self.onQueueRowClicked)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.removeObservers()
-        for job in (self._job, self._studyJob, self._triageJob):
+        for job in (self._job, self._studyJob, self._triageJob, self._findingsJob):
             if job is not None:
                 job.cancel()
 
@@ -205,6 +208,10 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.runTriageButton.text = _("Cancel") if triageRunning else _("Build queue in background")
         self.ui.runTriageButton.enabled = triageRunning or (
             all(chosen_path(v) for v in (p.triageModel, p.triageCases, p.triageQueue)) and bool(p.triageFinding.strip()))
+        trainingRunning = self._findingsJob is not None and self._findingsJob.running
+        self.ui.trainFindingsButton.text = _("Cancel") if trainingRunning else _("Train model in background")
+        self.ui.trainFindingsButton.enabled = trainingRunning or (
+            all(chosen_path(v) for v in (p.findingsHealthy, p.triageModel)) and bool(p.triageOrganNames.strip()))
 
     def _ensureDependencies(self, training: bool = False) -> bool:
         """The metrics need pip packages only; the training protocols also torch (from the
@@ -333,6 +340,21 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
         self._updateButtons()
 
+    def onTrainFindingsOrCancel(self) -> None:
+        if self._findingsJob is not None and self._findingsJob.running:
+            self._findingsJob.cancel()
+            self.ui.triageLogTextEdit.appendPlainText(_("Cancelled (training again resumes where it stopped)."))
+            self._updateButtons()
+            return
+        if not self._ensureDependencies(training=True):
+            return
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The training could not start.")):
+            self._findingsJob = self.logic.startFindingsTraining(p.findingsHealthy, p.triageOrganNames, p.triageModel)
+            self.ui.triageLogTextEdit.clear()
+            self._timer.start()
+        self._updateButtons()
+
     def onQueueRowClicked(self, index) -> None:
         """Load the clicked scan with its evidence overlay and the evidence region as a segment."""
         if self._queueTable is None:
@@ -353,6 +375,14 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onPollJob(self) -> None:
         """Stream the background jobs' output; when one ends, show its report once."""
+        if self._findingsJob is not None:
+            for line in self._findingsJob.poll():
+                self.ui.triageLogTextEdit.appendPlainText(line)
+            if not self._findingsJob.running:
+                report = self.logic.findingsReportFolder(self._parameterNode.triageModel) / "report.html"
+                if self._findingsJob.returncode == 0 and report.exists():
+                    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(report)))
+                self._findingsJob = None
         if self._triageJob is not None:
             for line in self._triageJob.poll():
                 self.ui.triageLogTextEdit.appendPlainText(line)
@@ -383,7 +413,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         slicer.modules.plots.logic().ShowChartInLayout(chart)
                     qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
                 self._job = None
-        if self._job is None and self._studyJob is None and self._triageJob is None:
+        if self._job is None and self._studyJob is None and self._triageJob is None and self._findingsJob is None:
             self._timer.stop()
         self._updateButtons()
 
@@ -433,6 +463,23 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
 
         return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), "--synthetic", str(syntheticFolder),
                                       "--epochs", str(epochs), "--out", str(reportFolder),
+                                      commands=("SynthEvaluateLib.commands:register",)).start()
+
+    @staticmethod
+    def findingsReportFolder(modelFolder) -> Path:
+        """Where a findings model trained here gets its report: beside the model folder."""
+        return Path(modelFolder).parent / f"{Path(modelFolder).name}_report"
+
+    def startFindingsTraining(self, healthy, organNames, modelFolder, epochs=60):
+        """Run ``medsynth evaluate ct-findings`` (lesions in the healthy CTs, default organs and
+        label set) in a background process; the model goes to ``modelFolder``; returns the job."""
+        import shlex
+
+        from MedSynthCommonLib.background import BackgroundJob
+
+        return BackgroundJob.medsynth("evaluate", "ct-findings", "--healthy", str(healthy), "--organ-names",
+                                      *shlex.split(organNames), "--epochs", str(epochs), "--model-out",
+                                      str(modelFolder), "--out", str(self.findingsReportFolder(modelFolder)),
                                       commands=("SynthEvaluateLib.commands:register",)).start()
 
     def startTriage(self, modelFolder, cases, finding, queueFile, organNames=""):

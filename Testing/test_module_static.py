@@ -232,3 +232,45 @@ def test_dependencies_are_installed_only_after_one_confirmation():
     assert installed == [] and "scipy>=1.10" in asked[0] and "not changed" in asked[0]
     assert ensure_installed(["scipy>=1.10", "monai>=1.4"], lambda text: True, installed.append, "X")
     assert installed == [["scipy>=1.10", "monai>=1.4"]]  # one install call for everything
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_background_jobs_pass_only_options_the_command_knows(module):
+    """Every ``BackgroundJob.medsynth("cmd", "sub", "--opt", ...)`` in a module's logic names a
+    real command and options it accepts (the GUI cannot be run here to find out).  A subcommand
+    given by a variable (e.g. the chosen protocol) is checked against all of its command's."""
+    import argparse
+
+    from MedSynthCommonLib.cli import build_parser
+
+    def subparsers(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    def options(parser):
+        return {option for action in parser._actions for option in action.option_strings}
+
+    calls = [n for n in ast.walk(_module_ast(module)) if isinstance(n, ast.Call)
+             and getattr(n.func, "attr", None) == "medsynth" and getattr(n.func.value, "id", None) == "BackgroundJob"]
+    checked = 0
+    for call in calls:
+        if not call.args or not isinstance(call.args[0], ast.Constant):
+            continue  # the whole argument list is built elsewhere (checked by the SynthLesion test above)
+        parsers = [build_parser()]
+        position = 0
+        while position < len(call.args):
+            argument = call.args[position]
+            if isinstance(argument, ast.Constant) and not argument.value.startswith("-"):
+                choices = subparsers(parsers[0])
+                assert argument.value in choices, f"medsynth has no command {argument.value!r}"
+                parsers = [choices[argument.value]]
+            elif not isinstance(argument, ast.Constant) and not isinstance(argument, ast.Starred) and position <= 1:
+                parsers = list(subparsers(parsers[0]).values())  # a subcommand chosen at run time
+            else:
+                break
+            position += 1
+        known = set.intersection(*(options(p) for p in parsers)) if len(parsers) == 1 else \
+            set.union(*(options(p) for p in parsers))
+        used = {a.value for a in call.args if isinstance(a, ast.Constant) and a.value.startswith("--")}
+        assert used and used <= known, (ast.unparse(call)[:80], used - known)
+        checked += 1
+    assert checked or module != "SynthEvaluate"  # SynthLesion and SynthTranslate build their lists elsewhere
