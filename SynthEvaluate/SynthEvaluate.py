@@ -94,10 +94,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._case = None
         self._caseNode = None
         self._caseShownAt = 0.0
-        self._job = None
-        self._studyJob = None
-        self._triageJob = None
-        self._findingsJob = None
+        self._jobs = {}  # panel slot -> its background job (protocol, study, triage, findings)
         self._queueTable = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
@@ -129,7 +126,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self) -> None:
         self.removeObservers()
-        for job in (self._job, self._studyJob, self._triageJob, self._findingsJob):
+        for job in self._jobs.values():
             if job is not None:
                 job.cancel()
 
@@ -196,19 +193,19 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.studyResultsButton.enabled = self._study is not None
         self.ui.createStudyButton.enabled = all(chosen_path(v) for v in (p.studyFolder, p.realFolder, p.syntheticFolder))
         self.ui.openStudyButton.enabled = bool(chosen_path(p.studyFolder))
-        running = self._job is not None and self._job.running
+        running = self._running("protocol")
         self.ui.runProtocolButton.text = _("Cancel") if running else _("Run in background")
         self.ui.runProtocolButton.enabled = running or all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder,
                                                                                       p.reportFolder))
-        studyRunning = self._studyJob is not None and self._studyJob.running
+        studyRunning = self._running("study")
         self.ui.runStudyButton.text = _("Cancel") if studyRunning else _("Run in background")
         self.ui.runStudyButton.enabled = studyRunning or all(
             chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain, p.studyHealthy))
-        triageRunning = self._triageJob is not None and self._triageJob.running
+        triageRunning = self._running("triage")
         self.ui.runTriageButton.text = _("Cancel") if triageRunning else _("Build queue in background")
         self.ui.runTriageButton.enabled = triageRunning or (
             all(chosen_path(v) for v in (p.triageModel, p.triageCases, p.triageQueue)) and bool(p.triageFinding.strip()))
-        trainingRunning = self._findingsJob is not None and self._findingsJob.running
+        trainingRunning = self._running("findings")
         self.ui.trainFindingsButton.text = _("Cancel") if trainingRunning else _("Train model in background")
         self.ui.trainFindingsButton.enabled = trainingRunning or (
             all(chosen_path(v) for v in (p.findingsHealthy, p.triageModel)) and bool(p.triageOrganNames.strip()))
@@ -292,68 +289,52 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- protocols in the background
 
-    def onRunOrCancel(self) -> None:
-        if self._job is not None and self._job.running:
-            self._job.cancel()
-            self.ui.protocolLogTextEdit.appendPlainText(_("Cancelled."))
+    # --- background jobs: one slot per panel, each with its log and what to show when it ends
+
+    def _jobLog(self, slot: str):
+        return {"protocol": self.ui.protocolLogTextEdit, "study": self.ui.studyLogTextEdit,
+                "triage": self.ui.triageLogTextEdit, "findings": self.ui.triageLogTextEdit}[slot]
+
+    def _runOrCancel(self, slot: str, start, cancelled: str = "") -> None:
+        """Cancel the job in ``slot``, or start one with ``start()`` (after the dependency check)."""
+        job = self._jobs.get(slot)
+        if job is not None and job.running:
+            job.cancel()
+            self._jobLog(slot).appendPlainText(cancelled or _("Cancelled."))
             self._updateButtons()
             return
         if not self._ensureDependencies(training=True):
             return
-        p = self._parameterNode
-        self._job = self.logic.startProtocol(p.protocol.value, p.realFolder, p.syntheticFolder, p.reportFolder, p.epochs)
-        self.ui.protocolLogTextEdit.clear()
-        self._timer.start()
+        with slicer.util.tryWithErrorDisplay(_("The job could not start.")):
+            self._jobs[slot] = start()
+            self._jobLog(slot).clear()
+            self._timer.start()
         self._updateButtons()
+
+    def _running(self, slot: str) -> bool:
+        job = self._jobs.get(slot)
+        return job is not None and job.running
+
+    def onRunOrCancel(self) -> None:
+        p = self._parameterNode
+        self._runOrCancel("protocol", lambda: self.logic.startProtocol(
+            p.protocol.value, p.realFolder, p.syntheticFolder, p.reportFolder, p.epochs))
 
     def onStudyRunOrCancel(self) -> None:
-        if self._studyJob is not None and self._studyJob.running:
-            self._studyJob.cancel()
-            self.ui.studyLogTextEdit.appendPlainText(_("Cancelled."))
-            self._updateButtons()
-            return
-        if not self._ensureDependencies(training=True):
-            return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The study could not start.")):
-            self._studyJob = self.logic.startSegmentStudy(p.studyRealTrain, p.studyHealthy, p.studyTest,
-                                                          p.studyLesionLabel, p.studyIterations, p.studyReportFolder)
-            self.ui.studyLogTextEdit.clear()
-            self._timer.start()
-        self._updateButtons()
-
-    # --- CT findings triage queue
+        self._runOrCancel("study", lambda: self.logic.startSegmentStudy(
+            p.studyRealTrain, p.studyHealthy, p.studyTest, p.studyLesionLabel, p.studyIterations, p.studyReportFolder))
 
     def onTriageRunOrCancel(self) -> None:
-        if self._triageJob is not None and self._triageJob.running:
-            self._triageJob.cancel()
-            self.ui.triageLogTextEdit.appendPlainText(_("Cancelled."))
-            self._updateButtons()
-            return
-        if not self._ensureDependencies(training=True):
-            return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The queue could not start.")):
-            self._triageJob = self.logic.startTriage(p.triageModel, p.triageCases, p.triageFinding.strip(),
-                                                     p.triageQueue, p.triageOrganNames)
-            self.ui.triageLogTextEdit.clear()
-            self._timer.start()
-        self._updateButtons()
+        self._runOrCancel("triage", lambda: self.logic.startTriage(
+            p.triageModel, p.triageCases, p.triageFinding.strip(), p.triageQueue, p.triageOrganNames))
 
     def onTrainFindingsOrCancel(self) -> None:
-        if self._findingsJob is not None and self._findingsJob.running:
-            self._findingsJob.cancel()
-            self.ui.triageLogTextEdit.appendPlainText(_("Cancelled (training again resumes where it stopped)."))
-            self._updateButtons()
-            return
-        if not self._ensureDependencies(training=True):
-            return
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The training could not start.")):
-            self._findingsJob = self.logic.startFindingsTraining(p.findingsHealthy, p.triageOrganNames, p.triageModel)
-            self.ui.triageLogTextEdit.clear()
-            self._timer.start()
-        self._updateButtons()
+        self._runOrCancel("findings", lambda: self.logic.startFindingsTraining(
+            p.findingsHealthy, p.triageOrganNames, p.triageModel),
+            _("Cancelled (training again resumes where it stopped)."))
 
     def onQueueRowClicked(self, index) -> None:
         """Load the clicked scan with its evidence overlay and the evidence region as a segment."""
@@ -373,47 +354,38 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
             self.ui.triageLogTextEdit.appendPlainText(shown["segment"])
 
+    def _showResult(self, slot: str) -> None:
+        """What a finished job's panel shows: its report, its queue."""
+        p = self._parameterNode
+        if slot == "findings":
+            report = self.logic.findingsReportFolder(p.triageModel) / "report.html"
+            if report.exists():
+                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(report)))
+        elif slot == "triage":
+            if Path(p.triageQueue).exists():
+                self._queueTable = self.logic.queueTable(Path(p.triageQueue), self._queueTable)
+                self.ui.triageTableView.setMRMLTableNode(self._queueTable)
+        else:
+            folder = Path(p.studyReportFolder if slot == "study" else p.reportFolder)
+            if (folder / "summary.csv").exists():
+                slicer.util.loadTable(str(folder / "summary.csv"))
+                chart = self.logic.rocChartFromReport(folder) if slot == "protocol" else None
+                if chart is not None:
+                    slicer.modules.plots.logic().ShowChartInLayout(chart)
+                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
+
     def onPollJob(self) -> None:
-        """Stream the background jobs' output; when one ends, show its report once."""
-        if self._findingsJob is not None:
-            for line in self._findingsJob.poll():
-                self.ui.triageLogTextEdit.appendPlainText(line)
-            if not self._findingsJob.running:
-                report = self.logic.findingsReportFolder(self._parameterNode.triageModel) / "report.html"
-                if self._findingsJob.returncode == 0 and report.exists():
-                    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(report)))
-                self._findingsJob = None
-        if self._triageJob is not None:
-            for line in self._triageJob.poll():
-                self.ui.triageLogTextEdit.appendPlainText(line)
-            if not self._triageJob.running:
-                queue = Path(self._parameterNode.triageQueue)
-                if self._triageJob.returncode == 0 and queue.exists():
-                    self._queueTable = self.logic.queueTable(queue, self._queueTable)
-                    self.ui.triageTableView.setMRMLTableNode(self._queueTable)
-                self._triageJob = None
-        if self._studyJob is not None:
-            for line in self._studyJob.poll():
-                self.ui.studyLogTextEdit.appendPlainText(line)
-            if not self._studyJob.running:
-                folder = Path(self._parameterNode.studyReportFolder)
-                if self._studyJob.returncode == 0 and (folder / "report.html").exists():
-                    slicer.util.loadTable(str(folder / "summary.csv"))
-                    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
-                self._studyJob = None
-        if self._job is not None:
-            for line in self._job.poll():
-                self.ui.protocolLogTextEdit.appendPlainText(line)
-            if not self._job.running:
-                folder = Path(self._parameterNode.reportFolder)
-                if self._job.returncode == 0 and (folder / "summary.csv").exists():
-                    slicer.util.loadTable(str(folder / "summary.csv"))
-                    chart = self.logic.rocChartFromReport(folder)
-                    if chart is not None:
-                        slicer.modules.plots.logic().ShowChartInLayout(chart)
-                    qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
-                self._job = None
-        if self._job is None and self._studyJob is None and self._triageJob is None and self._findingsJob is None:
+        """Stream the background jobs' output; when one ends, show its result once."""
+        for slot, job in list(self._jobs.items()):
+            if job is None:
+                continue
+            for line in job.poll():
+                self._jobLog(slot).appendPlainText(line)
+            if not job.running:
+                if job.returncode == 0:
+                    self._showResult(slot)
+                self._jobs[slot] = None
+        if not any(self._jobs.values()):
             self._timer.stop()
         self._updateButtons()
 
