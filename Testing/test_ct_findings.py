@@ -380,3 +380,38 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
     assert resumed.thresholds == whole.thresholds
     save_volume_classifier(folder, resumed)
     assert not (folder / "checkpoint.json").exists() and not list(folder.glob("checkpoint-*.pt"))
+
+
+def test_findings_dataset_in_a_monai_pipeline():
+    """The same scans as the protocol's, made on demand in DataLoader workers, in MONAI's
+    (1, x, y, z) layout with an affine that puts each lesion where its record says."""
+    import torch
+    from monai.data import DataLoader
+    from monai.transforms import Compose, Resized, ScaleIntensityRanged
+
+    from SynthEvaluateLib.findings_dataset import SynthFindingsDataset
+    from SynthEvaluateLib.findings_study import synthetic_findings_set
+
+    scans = _scans([0, 1])
+    made = synthetic_findings_set(scans, 4, ORGANS, seed=8)
+    dataset = SynthFindingsDataset(scans, 4, ORGANS, seed=8, with_masks=True)
+    assert dataset.finding_names == made.names and len(dataset) == 4
+    for n in range(4):
+        item = dataset[n]
+        assert np.array_equal(item["image"][0].numpy().transpose(2, 1, 0), made.volumes[n].astype(np.float32))
+        assert item["findings"].tolist() == made.findings[n].tolist()
+        record = json.loads(item["record"])
+        for reference in record["references"]:  # the lesion's voxels, through the affine, lie at its centre
+            mask = item["finding_masks"][made.names.index(reference["finding"])].numpy()
+            ijk = np.argwhere(mask).mean(axis=0)
+            ras = (item["image"].affine.numpy() @ np.append(ijk, 1.0))[:3]
+            assert np.linalg.norm(ras - np.array(reference["centre_ras"])) < 10.0, (ras, reference)
+    pipeline = Compose([ScaleIntensityRanged("image", -150, 250, 0.0, 1.0, clip=True),
+                        Resized("image", (32, 64, 64))])
+    loader = DataLoader(SynthFindingsDataset(scans, 4, ORGANS, seed=8, transform=pipeline), batch_size=2,
+                        num_workers=2)
+    batches = list(loader)
+    assert [tuple(b["image"].shape) for b in batches] == [(2, 1, 32, 64, 64)] * 2
+    assert torch.equal(torch.cat([b["findings"] for b in batches]), torch.as_tensor(made.findings, dtype=torch.float32))
+    again = list(loader)
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(batches, again))

@@ -72,44 +72,60 @@ class FindingsSet:
     records: list[list[dict]]  # per scan: SynthLesion's lesion records (what made each lesion)
 
 
-def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[str], seed: int,
-                           size_classes: tuple[str, ...] = ("medium", "large"), positive_rate: float = 0.5,
-                           label_set: str = "type", progress: Callable[[str], None] | None = None) -> FindingsSet:
-    """``count`` scans made from ``scans`` (in turn), each lesion type present with
-    ``positive_rate``, in a random organ among ``organs`` (seeded per scan by (seed, n))."""
+def findings_scan(scans: list[HealthyScan], n: int, organs: list[str], seed: int, names: list[str],
+                  size_classes: tuple[str, ...] = ("medium", "large"), positive_rate: float = 0.5,
+                  label_set: str = "type") -> tuple[np.ndarray, np.ndarray, dict, list[dict], list[dict]]:
+    """Synthetic scan ``n`` (from ``scans[n % len(scans)]``, seeded by (seed, n) alone, so any
+    scan can be made on its own, in any process): (image [k, j, i], findings row (F,) 0/1 in
+    ``names`` order, {finding index: lesion voxels}, references, SynthLesion records)."""
+    scan = scans[n % len(scans)]
+    rng = np.random.default_rng([seed, n])
+    by_name = {name.replace("_", " "): value for value, name in scan.organ_names.items()}
+    available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
+    if not available:
+        raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
+    image, row, masks, inserted, records = scan.image, np.zeros(len(names), np.int64), {}, [], []
+    for lesion in FINDING_TYPES:
+        if rng.random() >= positive_rate:
+            continue
+        organ = str(rng.choice(available))
+        result = _insert(image, scan, by_name[organ], organ, FINDING_TYPES[lesion], str(rng.choice(size_classes)),
+                         int(rng.integers(2 ** 31)))
+        if result is None:  # no size fits this organ: the finding stays absent
+            continue
+        image = result.image
+        record = result.records[0]
+        name = finding_name(lesion, organ, record.size_class, label_set)
+        f = names.index(name)
+        masks[f] = masks.get(f, False) | (result.lesion_labels > 0)
+        row[f] = 1
+        inserted.append({"finding": name, "type": lesion, "organ": organ, "size_class": record.size_class,
+                         "size_mm": round(record.target_diameter_mm, 1),
+                         "centre_ras": [round(v, 1) for v in record.centre_ras]})
+        records.append(record.to_dict())
+    return image, row, masks, inserted, records
+
+
+def check_organs(scans: list[HealthyScan], organs: list[str]) -> None:
+    """Refuse organs that no scan's organ map names (listing the names it has)."""
     known = {name.replace("_", " ") for scan in scans for name in scan.organ_names.values()}
     unknown = [organ for organ in organs if organ not in known]
     if unknown:
         raise MedSynthInputError(f"No organ map names {', '.join(map(repr, unknown))}; its names include "
                                  f"{', '.join(sorted(known)[:12])}{' ...' if len(known) > 12 else ''}.")
+
+
+def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[str], seed: int,
+                           size_classes: tuple[str, ...] = ("medium", "large"), positive_rate: float = 0.5,
+                           label_set: str = "type", progress: Callable[[str], None] | None = None) -> FindingsSet:
+    """``count`` scans made from ``scans`` (in turn), each lesion type present with
+    ``positive_rate``, in a random organ among ``organs`` (``findings_scan``)."""
+    check_organs(scans, organs)
     names = finding_names(organs, label_set, size_classes)
     made = FindingsSet(names, [], np.zeros((count, len(names)), np.int64), [], [], [])
     for n in range(count):
-        scan = scans[n % len(scans)]
-        rng = np.random.default_rng([seed, n])
-        by_name = {name.replace("_", " "): value for value, name in scan.organ_names.items()}
-        available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
-        if not available:
-            raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
-        image, masks, inserted, records = scan.image, {}, [], []
-        for lesion in FINDING_TYPES:
-            if rng.random() >= positive_rate:
-                continue
-            organ = str(rng.choice(available))
-            result = _insert(image, scan, by_name[organ], organ, FINDING_TYPES[lesion], str(rng.choice(size_classes)),
-                             int(rng.integers(2 ** 31)))
-            if result is None:  # no size fits this organ: the finding stays absent
-                continue
-            image = result.image
-            record = result.records[0]
-            name = finding_name(lesion, organ, record.size_class, label_set)
-            f = names.index(name)
-            masks[f] = masks.get(f, False) | (result.lesion_labels > 0)
-            made.findings[n, f] = 1
-            inserted.append({"finding": name, "type": lesion, "organ": organ, "size_class": record.size_class,
-                             "size_mm": round(record.target_diameter_mm, 1),
-                             "centre_ras": [round(v, 1) for v in record.centre_ras]})
-            records.append(record.to_dict())
+        image, made.findings[n], masks, inserted, records = findings_scan(
+            scans, n, organs, seed, names, size_classes, positive_rate, label_set)
         made.volumes.append(image)
         made.masks.append(masks)
         made.references.append(inserted)
