@@ -80,7 +80,8 @@ def test_without_segmentation_the_region_is_coarse_and_says_so(ct_phantom):
     found = locate_in_anatomy(_blob(shape, (shape[0] - 3, shape[1] // 2, shape[2] // 2)), geometry)
     assert found["organ"] is None and found["basis"] == "coarse region: no organ segmentation"
     assert found["location"].endswith("part of the scan")
-    top = geometry.kji_to_ras(np.array([[shape[0] - 1, 0, 0]], float))[0][2] > geometry.kji_to_ras(np.zeros((1, 3)))[0][2]
+    last_slice_z = geometry.kji_to_ras(np.array([[shape[0] - 1, 0, 0]], float))[0][2]
+    top = last_slice_z > geometry.kji_to_ras(np.zeros((1, 3)))[0][2]
     assert found["location"].startswith("upper" if top else "lower")
     assert locate_in_anatomy(np.zeros(shape), geometry)["location"] == "not localised"
     with pytest.raises(MedSynthInputError, match="not on the evidence grid"):
@@ -96,7 +97,7 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
     scan = HealthyScan(ct_phantom.image, ct_phantom.organs, names, ct_phantom.geometry)
     organs = ["liver", "spleen"]
     before = ct_phantom.image.copy()
-    made = synthetic_findings_set([scan], 6, organs, seed=3, label_set="type-organ-size")
+    made = synthetic_findings_set([scan], 6, ["liver", "spleen"], seed=3, label_set="type-organ-size")
     assert made.names == finding_names(organs, "type-organ-size") and len(made.names) == 2 * 2 * 4
     assert made.findings.sum() == sum(len(r) for r in made.references) > 0
     for n, references in enumerate(made.references):
@@ -108,6 +109,8 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
     assert np.array_equal(ct_phantom.image, before)  # the healthy scan is not modified
     with pytest.raises(MedSynthInputError, match="label set"):
         finding_names(organs, "organ")
+    underscored = synthetic_findings_set([scan], 2, ["right_kidney"], seed=3, label_set="type-organ")
+    assert underscored.names == ["hypodense lesion (right kidney)", "hyperdense lesion (right kidney)"]
     with pytest.raises(MedSynthInputError, match="No organ map names 'livr'.*liver"):
         synthetic_findings_set([scan], 2, ["livr", "spleen"], seed=3)
 
@@ -122,7 +125,8 @@ def _scans(seeds):
     from SynthEvaluateLib.findings_study import HealthyScan
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
-    return [HealthyScan(p.image, p.organs, names, p.geometry) for p in (make_ct_phantom(**PHANTOM, seed=s) for s in seeds)]
+    phantoms = (make_ct_phantom(**PHANTOM, seed=s) for s in seeds)
+    return [HealthyScan(p.image, p.organs, names, p.geometry) for p in phantoms]
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +264,8 @@ def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_
     scan = test_scans[0]
     paths = [write_volume(tmp_path / f"c{n}.nii.gz", v, scan.geometry) for n, v in enumerate(made.volumes)]
     organ_file = write_volume(tmp_path / "organs.nii.gz", scan.organs.astype(np.uint8), scan.geometry)
-    queue = triage_queue(classifier, [(f"c{n}", str(p), _with_image(scan, made.volumes[n])) for n, p in enumerate(paths)],
-                         "hypodense lesion")
+    cases = [(f"c{n}", str(p), _with_image(scan, made.volumes[n])) for n, p in enumerate(paths)]
+    queue = triage_queue(classifier, cases, "hypodense lesion")
     table = queue_table(scene, queue)
     assert [row["case_id"] for row in table_rows(table)] == [row["case_id"] for row in queue]
     # the top case: image, evidence overlay with a colour map, the evidence region as a named segment

@@ -54,7 +54,8 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
     "centre_ras": [x, y, z] mm, "basis": "organ segmentation" | "coarse region: <why>"}."""
     evidence = np.asarray(evidence, np.float64)
     if organs is not None and np.shape(organs) != evidence.shape:
-        raise MedSynthInputError(f"The organ label map {np.shape(organs)} is not on the evidence grid {evidence.shape}.")
+        raise MedSynthInputError(f"The organ label map {np.shape(organs)} is not on the evidence grid "
+                                 f"{evidence.shape}.")
     region = evidence_region(evidence, level)
     if not region.any():
         return {"location": "not localised", "organ": None, "organ_share": None, "centre_ras": None,
@@ -72,7 +73,8 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
             point = _centre_ras(inside, weights, geometry)
             organ_centre = _centre_ras(organs == value, None, geometry)
             return {"location": f"{name}, {_part(point, organ_centre, name)}", "organ": name,
-                    "organ_share": round(share, 3), "centre_ras": point.round(1).tolist(), "basis": "organ segmentation"}
+                    "organ_share": round(share, 3), "centre_ras": point.round(1).tolist(),
+                    "basis": "organ segmentation"}
         basis = f"coarse region: no organ holds {MIN_ORGAN_SHARE:.0%} of the evidence"
     else:
         basis = "coarse region: no organ segmentation"

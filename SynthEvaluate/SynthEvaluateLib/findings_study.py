@@ -42,6 +42,11 @@ class HealthyScan:
 LABEL_SETS = ("type", "type-organ", "type-organ-size")
 
 
+def organ_names_as_given(organs: list[str]) -> list[str]:
+    """Organ names with '_' read as ' ' (TotalSegmentator writes "kidney_right")."""
+    return [organ.replace("_", " ").strip() for organ in organs]
+
+
 def finding_name(lesion: str, organ: str, size_class: str, label_set: str = "type") -> str:
     """The finding a lesion of type ``lesion`` (a ``FINDING_TYPES`` key) is labelled as."""
     return {"type": lesion, "type-organ": f"{lesion} ({organ})",
@@ -52,6 +57,7 @@ def finding_names(organs: list[str], label_set: str = "type",
                   size_classes: tuple[str, ...] = ("medium", "large")) -> list[str]:
     """Every finding of a label set, in a fixed order (sizes: every class up to the largest
     asked for, since a lesion too large for its organ falls back to a smaller class)."""
+    organs = organ_names_as_given(organs)
     if label_set not in LABEL_SETS:
         raise MedSynthInputError(f"Unknown label set {label_set!r}; choose one of {', '.join(LABEL_SETS)}.")
     sizes = SIZE_CLASSES[:max(SIZE_CLASSES.index(s) for s in size_classes) + 1]
@@ -78,7 +84,7 @@ def findings_scan(scans: list[HealthyScan], n: int, organs: list[str], seed: int
     """Synthetic scan ``n`` (from ``scans[n % len(scans)]``, seeded by (seed, n) alone, so any
     scan can be made on its own, in any process): (image [k, j, i], findings row (F,) 0/1 in
     ``names`` order, {finding index: lesion voxels}, references, SynthLesion records)."""
-    scan = scans[n % len(scans)]
+    scan, organs = scans[n % len(scans)], organ_names_as_given(organs)
     rng = np.random.default_rng([seed, n])
     by_name = {name.replace("_", " "): value for value, name in scan.organ_names.items()}
     available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
@@ -109,7 +115,7 @@ def findings_scan(scans: list[HealthyScan], n: int, organs: list[str], seed: int
 def check_organs(scans: list[HealthyScan], organs: list[str]) -> None:
     """Refuse organs that no scan's organ map names (listing the names it has)."""
     known = {name.replace("_", " ") for scan in scans for name in scan.organ_names.values()}
-    unknown = [organ for organ in organs if organ not in known]
+    unknown = [organ for organ in organ_names_as_given(organs) if organ not in known]
     if unknown:
         raise MedSynthInputError(f"No organ map names {', '.join(map(repr, unknown))}; its names include "
                                  f"{', '.join(sorted(known)[:12])}{' ...' if len(known) > 12 else ''}.")
@@ -183,6 +189,12 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
     return rows
 
 
+def _training_line(entry: dict) -> str:
+    if "resumed_at_epoch" in entry:
+        return f"resuming the interrupted training after epoch {entry['resumed_at_epoch']}"
+    return f"epoch {entry['epoch']}/{entry['epochs']} loss {entry['loss']:.3f}"
+
+
 @dataclass
 class RealFindings:
     """The user's real labelled scans joining the training set: ``findings`` (n, F) 0/1 in the
@@ -225,8 +237,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     say(f"training the 3-D classifier on {len(volumes)} scans")
     classifier = train_volume_classifier(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
-        progress=lambda e: say(f"resuming the interrupted training after epoch {e['resumed_at_epoch']}"
-                               if "resumed_at_epoch" in e else f"epoch {e['epoch']}/{e['epochs']} loss {e['loss']:.3f}"))
+        progress=lambda e: say(_training_line(e)))
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)
@@ -267,14 +278,15 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         cases.append({"case": n, "reference": test.references[n], "predicted": rows,
                       "report": write_report_text(rows, rules)})
     per_scan = [{"scan": c["case"],
-                 "inserted": "; ".join(f"{r['finding']} in the {r['organ']}, {r['size_mm']:g} mm" for r in c["reference"])
-                 or "none",
-                 "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f})" for r in c["predicted"])
-                 or "none",
+                 "inserted": "; ".join(f"{r['finding']} in the {r['organ']}, {r['size_mm']:g} mm"
+                                       for r in c["reference"]) or "none",
+                 "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f})"
+                                     for r in c["predicted"]) or "none",
                  "report": c["report"]} for c in cases]
     from .classification import proportion
 
-    return {"protocol": "ct-findings", "findings": names, "label_set": label_set, "organs": organs, "recipe": recipe.to_dict(), "seed": seed,
+    return {"protocol": "ct-findings", "findings": names, "label_set": label_set,
+            "organs": organ_names_as_given(organs), "recipe": recipe.to_dict(), "seed": seed,
             "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.volumes)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding,

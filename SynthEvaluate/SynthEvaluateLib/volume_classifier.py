@@ -406,7 +406,8 @@ def load_volume_classifier(folder: Path, device: str = "cpu") -> TrainedVolumeCl
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise MedSynthInputError(f"{folder} is not a MedSynth volume-classifier folder (no readable card.json).") from None
+        raise MedSynthInputError(f"{folder} is not a MedSynth volume-classifier folder (no readable card.json).") \
+            from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise MedSynthInputError(f"{card_path} is not a MedSynth volume-classifier card.")
     weights = referenced_file(Path(folder), card, "weights", "", str(card_path))
