@@ -214,6 +214,8 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
     ``save_volume_classifier`` into the same folder removes it."""
     import torch
 
+    from .volume_checkpoint import load_state, save_state, training_fingerprint
+
     findings = np.asarray(findings)
     if findings.ndim != 2 or findings.shape != (len(volumes), len(names)) or not set(np.unique(findings)) <= {0, 1}:
         raise MedSynthInputError(f"findings must be a 0/1 matrix of (volumes, {len(names)}); got {findings.shape}.")
@@ -233,9 +235,9 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
         targets = None if map_shape is None else torch.as_tensor(map_targets(masks, len(names), map_shape))
         generator = torch.Generator().manual_seed(seed)
         history, started, first = [], time.perf_counter(), 0
-        fingerprint = _fingerprint(inputs, findings, targets, names, recipe, seed, train, validation)
+        fingerprint = training_fingerprint(inputs, findings, targets, names, recipe, seed, train, validation)
         if checkpoint_dir is not None:
-            resumed = _load_state(Path(checkpoint_dir), fingerprint, recipe.device)
+            resumed = load_state(Path(checkpoint_dir), fingerprint, recipe.device)
             if resumed is not None:
                 model.load_state_dict(resumed["model"])
                 optimiser.load_state_dict(resumed["optimiser"])
@@ -272,8 +274,8 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
             entry = {"epoch": epoch + 1, "loss": total / len(train), "seconds": round(time.perf_counter() - started, 2)}
             history.append(entry)
             if checkpoint_dir is not None:
-                _save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator, train,
-                            history)
+                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator, train,
+                           history)
             if progress is not None:
                 progress({**entry, "epochs": recipe.epochs})
     trained = TrainedVolumeClassifier(model, recipe, list(names), [0.5] * len(names), seed, history)
@@ -287,54 +289,6 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                         "validation_by": "group" if groups is not None and len(set(groups)) >= 3 else "volume",
                         "notes": notes}
     return trained
-
-
-CHECKPOINT_FORMAT = "medsynth-volume-classifier-checkpoint/1"
-
-
-def _fingerprint(inputs, findings, targets, names, recipe, seed, train, validation) -> str:
-    """SHA-256 of everything a resumed run must share with the killed one."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for array in (inputs, findings, np.sort(train), validation, None if targets is None else targets.numpy()):
-        digest.update(b"none" if array is None else np.ascontiguousarray(array).tobytes())
-    digest.update(json.dumps([names, recipe.to_dict(), seed]).encode())
-    return digest.hexdigest()
-
-
-def _save_state(folder: Path, fingerprint: str, epoch: int, model, optimiser, rng, generator, train, history) -> None:
-    """The state after ``epoch`` under its hash, then the index naming it, then older states go."""
-    import torch
-
-    from MedSynthCommonLib.storage import prepare_folder, write_json_atomic
-    from SynthTranslateLib.model_dir import CHECKPOINT_INDEX, remove_unreferenced, save_addressed
-
-    folder = prepare_folder(folder, "model folder")
-    state = {"epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-             "numpy_rng": rng.bit_generator.state, "torch_generator": generator.get_state(),
-             "train": torch.as_tensor(train), "history": history}
-    name, digest = save_addressed(folder, "checkpoint", state)
-    write_json_atomic(folder / CHECKPOINT_INDEX, {"format": CHECKPOINT_FORMAT, "file": name, "sha256": digest,
-                                                  "epoch": epoch, "fingerprint": fingerprint})
-    remove_unreferenced(folder, "checkpoint", name)
-
-
-def _load_state(folder: Path, fingerprint: str, device: str) -> dict | None:
-    """The last state in ``folder`` (None when there is none); a damaged or changed checkpoint,
-    or another run's, is refused (the index and its SHA-256 are read as a translator's are)."""
-    from SynthTranslateLib.training import load_checkpoint
-
-    found = load_checkpoint(folder)
-    if found is None:
-        return None
-    index, state = found
-    advice = "delete checkpoint.json and checkpoint-*.pt there to start again, or train into another folder"
-    if index.get("format") != CHECKPOINT_FORMAT:
-        raise MedSynthInputError(f"{folder / 'checkpoint.json'} is not a volume-classifier checkpoint; {advice}.")
-    if index.get("fingerprint") != fingerprint:
-        raise MedSynthInputError(f"The interrupted training in {folder} used other data or settings; {advice}.")
-    return state
 
 
 def _split(count: int, groups: list | None, fraction: float, rng: np.random.Generator):
