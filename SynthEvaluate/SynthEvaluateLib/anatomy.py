@@ -20,6 +20,11 @@ from MedSynthCommonLib.geometry import Geometry
 MIN_ORGAN_SHARE = 0.3
 
 
+def organ_words(name: str) -> str:
+    """An organ label name as words: TotalSegmentator's "kidney_right" is "kidney right"."""
+    return name.replace("_", " ").strip()
+
+
 def evidence_region(evidence: np.ndarray, level: float = 0.5) -> np.ndarray:
     """The voxels carrying the evidence: at least ``level`` of its maximum (half-maximum by
     default, so the region is the peak's extent whatever the map's scale or size)."""
@@ -68,7 +73,7 @@ def locate_in_anatomy(evidence: np.ndarray, geometry: Geometry, organs: np.ndarr
         total = float(weights[region].sum())
         value, share = max(((v, m / total) for v, m in mass.items()), key=lambda item: item[1])
         if share >= MIN_ORGAN_SHARE:
-            name = organ_names[value].replace("_", " ")
+            name = organ_words(organ_names[value])
             inside = region & (organs == value)
             point = _centre_ras(inside, weights, geometry)
             organ_centre = _centre_ras(organs == value, None, geometry)

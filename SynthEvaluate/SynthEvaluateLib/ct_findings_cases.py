@@ -30,18 +30,27 @@ class CtCase:
     row: dict  # the CSV row, for extra columns (findings of real cases)
 
 
+def organ_names_file(item: str) -> tuple[Path, str] | None:
+    """(file, key) of an ``--organ-names`` item that names a JSON file (``FILE.json[:KEY]``);
+    None for a ``VALUE=NAME`` item."""
+    if "=" in item:
+        return None
+    file, _, key = item.partition(".json:")
+    return Path(file + ".json" if key else item), key
+
+
 def parse_organ_names(items: list[str]) -> dict[int, str]:
     """{label value: organ name} from ``VALUE=NAME`` items and/or ``FILE.json[:KEY]`` files."""
     names: dict[int, str] = {}
     for item in items:
-        if "=" in item:
+        source = organ_names_file(item)
+        if source is None:
             value, name = item.split("=", 1)
             if not value.strip().isdigit() or not name.strip():
                 raise MedSynthInputError(f"Organ name {item!r}: give VALUE=NAME, e.g. 5=liver.")
             names[int(value)] = name.strip()
             continue
-        file, _, key = item.partition(".json:")
-        path = Path(file + ".json" if key else item)
+        path, key = source
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

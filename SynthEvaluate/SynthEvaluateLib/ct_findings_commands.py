@@ -41,10 +41,12 @@ def _cmd_ct_findings(args) -> dict:
     from .ct_findings_cases import finding_columns, parse_organ_names
     from .findings_study import RealFindings, findings_study
     from .report_rules import load_rules
+    from SynthTranslateLib.model_dir import CARD
+
     from .volume_classifier import save_volume_classifier
 
     model_out = Path(args.model_out or Path(args.out) / "model")
-    if (model_out / "card.json").exists():
+    if (model_out / CARD).exists():
         raise MedSynthInputError(f"{model_out} already holds a model; choose another --model-out (or move that one "
                                  "away): a trained model is never overwritten.")
     organ_names = parse_organ_names(args.organ_names)
@@ -73,21 +75,18 @@ def _cmd_ct_findings(args) -> dict:
 def _cmd_triage(args) -> int:
     from MedSynthCommonLib.storage import check_distinct_paths, write_text_atomic
 
-    from .ct_findings_cases import parse_organ_names, read_ct_cases
+    from .ct_findings_cases import organ_names_file, parse_organ_names, read_ct_cases
     from .report_rules import load_rules
-    from .triage import QUEUE_COLUMNS, finding_index, triage_files
-    from .volume_classifier import load_volume_classifier
+    from .triage import QUEUE_COLUMNS, triage_files
 
     if Path(args.out).suffix.lower() != ".csv":
         raise MedSynthInputError(f"--out {args.out}: the queue is a CSV file; give a name ending in .csv.")
-    classifier = load_volume_classifier(args.model)
-    finding_index(classifier, args.finding)
     cases = read_ct_cases(args.cases)
     inputs = {"--cases": args.cases, "--rules": args.rules, "the model's card": Path(args.model) / "card.json",
               **{f"case {c.case_id}": c.image for c in cases},
               **{f"the organ mask of case {c.case_id}": c.organ_mask for c in cases},
-              **{f"--organ-names {item}": item.split(".json:")[0] + ".json" if ".json:" in item else item
-                 for item in args.organ_names or [] if "=" not in item}}
+              **{f"--organ-names {item}": organ_names_file(item)[0] for item in args.organ_names or []
+                 if organ_names_file(item) is not None}}
     check_distinct_paths({"--out": args.out}, {role: path for role, path in inputs.items()
                                               if path is not None and Path(path).exists()})
     rows = triage_files(args.model, cases, args.finding, parse_organ_names(args.organ_names or []),

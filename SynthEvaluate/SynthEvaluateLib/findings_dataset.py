@@ -18,17 +18,9 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from MedSynthCommonLib.geometry import Geometry
+from SynthLesionLib.transforms import affine_from_geometry
 
 from .findings_study import HealthyScan, check_organs, finding_names, findings_scan
-
-
-def affine_of(geometry: Geometry) -> np.ndarray:
-    """The 4x4 (i, j, k) -> RAS mm affine MONAI's readers give for this grid."""
-    affine = np.eye(4)
-    affine[:3, :3] = geometry.direction * geometry.spacing
-    affine[:3, 3] = geometry.origin
-    return affine
 
 
 class SynthFindingsDataset(torch.utils.data.Dataset):
@@ -52,7 +44,7 @@ class SynthFindingsDataset(torch.utils.data.Dataset):
         image, row, masks, references, records = findings_scan(
             self.scans, n, self.organs, self.seed, self.finding_names, self.size_classes, self.positive_rate,
             self.label_set)
-        affine = torch.as_tensor(affine_of(self.scans[n % len(self.scans)].geometry))
+        affine = torch.as_tensor(affine_from_geometry(self.scans[n % len(self.scans)].geometry))
         item = {"image": MetaTensor(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 1, 0)[None]),
                                     affine=affine),
                 "findings": torch.as_tensor(row, dtype=torch.float32),

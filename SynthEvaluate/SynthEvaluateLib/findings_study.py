@@ -22,7 +22,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
 
-from .anatomy import locate_in_anatomy
+from .anatomy import locate_in_anatomy, organ_words
 
 #: finding name -> SynthLesion lesion type
 FINDING_TYPES = {"hypodense lesion": "hypo", "hyperdense lesion": "hyper"}
@@ -42,11 +42,6 @@ class HealthyScan:
 LABEL_SETS = ("type", "type-organ", "type-organ-size")
 
 
-def organ_names_as_given(organs: list[str]) -> list[str]:
-    """Organ names with '_' read as ' ' (TotalSegmentator writes "kidney_right")."""
-    return [organ.replace("_", " ").strip() for organ in organs]
-
-
 def finding_name(lesion: str, organ: str, size_class: str, label_set: str = "type") -> str:
     """The finding a lesion of type ``lesion`` (a ``FINDING_TYPES`` key) is labelled as."""
     return {"type": lesion, "type-organ": f"{lesion} ({organ})",
@@ -57,7 +52,7 @@ def finding_names(organs: list[str], label_set: str = "type",
                   size_classes: tuple[str, ...] = ("medium", "large")) -> list[str]:
     """Every finding of a label set, in a fixed order (sizes: every class up to the largest
     asked for, since a lesion too large for its organ falls back to a smaller class)."""
-    organs = organ_names_as_given(organs)
+    organs = [organ_words(o) for o in organs]
     if label_set not in LABEL_SETS:
         raise MedSynthInputError(f"Unknown label set {label_set!r}; choose one of {', '.join(LABEL_SETS)}.")
     sizes = SIZE_CLASSES[:max(SIZE_CLASSES.index(s) for s in size_classes) + 1]
@@ -84,9 +79,9 @@ def findings_scan(scans: list[HealthyScan], n: int, organs: list[str], seed: int
     """Synthetic scan ``n`` (from ``scans[n % len(scans)]``, seeded by (seed, n) alone, so any
     scan can be made on its own, in any process): (image [k, j, i], findings row (F,) 0/1 in
     ``names`` order, {finding index: lesion voxels}, references, SynthLesion records)."""
-    scan, organs = scans[n % len(scans)], organ_names_as_given(organs)
+    scan, organs = scans[n % len(scans)], [organ_words(o) for o in organs]
     rng = np.random.default_rng([seed, n])
-    by_name = {name.replace("_", " "): value for value, name in scan.organ_names.items()}
+    by_name = {organ_words(name): value for value, name in scan.organ_names.items()}
     available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
     if not available:
         raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
@@ -114,8 +109,8 @@ def findings_scan(scans: list[HealthyScan], n: int, organs: list[str], seed: int
 
 def check_organs(scans: list[HealthyScan], organs: list[str]) -> None:
     """Refuse organs that no scan's organ map names (listing the names it has)."""
-    known = {name.replace("_", " ") for scan in scans for name in scan.organ_names.values()}
-    unknown = [organ for organ in organ_names_as_given(organs) if organ not in known]
+    known = {organ_words(name) for scan in scans for name in scan.organ_names.values()}
+    unknown = [organ for organ in [organ_words(o) for o in organs] if organ not in known]
     if unknown:
         raise MedSynthInputError(f"No organ map names {', '.join(map(repr, unknown))}; its names include "
                                  f"{', '.join(sorted(known)[:12])}{' ...' if len(known) > 12 else ''}.")
@@ -150,7 +145,7 @@ def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, 
     when none fits.  The organ's preset is used where its intensity range fits this scan (an
     unenhanced kidney may not fit ``ct-kidney``), else ``ct-generic``."""
     from SynthLesionLib import LesionConfig, synthesize_lesions
-    from SynthLesionLib.errors import PlacementError
+    from SynthLesionLib.errors import PlacementError, PresetMismatchError
 
     presets = list(dict.fromkeys([ORGAN_PRESETS.get(organ, "ct-generic"), "ct-generic"]))
     for preset in presets:
@@ -161,7 +156,7 @@ def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, 
                 result = synthesize_lesions(image, scan.organs, scan.geometry, config, seed=seed, organ_label=label)
             except PlacementError:
                 continue
-            except MedSynthInputError:
+            except PresetMismatchError:
                 if preset == presets[-1]:
                     raise
                 break  # this preset does not fit the organ's intensities: the next one
@@ -173,14 +168,17 @@ def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, 
 
 
 def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, geometry: Geometry,
-                     probabilities: np.ndarray) -> list[dict]:
+                     probabilities: np.ndarray, evidence: dict[int, np.ndarray] | None = None) -> list[dict]:
     """The called findings of one scan with their locations (evidence x organ map); ``score`` is
-    the certainty (threshold at 0.5, see ``certainty``), ``probability`` the network's output."""
-    rows = []
+    the certainty (threshold at 0.5, see ``certainty``), ``probability`` the network's output.
+    ``evidence``: maps already made ({finding index: map}); the missing ones are made here."""
+    called = [int(f) for f in np.flatnonzero(classifier.called(probabilities[None])[0])]
+    evidence = dict(evidence or {})
+    evidence.update(classifier.evidence_maps(volume, [f for f in called if f not in evidence]))
     certainty = classifier.certainty(probabilities)
-    for f in np.flatnonzero(classifier.called(probabilities[None])[0]):
-        evidence = classifier.evidence(volume, int(f))
-        where = locate_in_anatomy(evidence, geometry, None if scan is None else scan.organs,
+    rows = []
+    for f in called:
+        where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs,
                                   None if scan is None else scan.organ_names)
         rows.append({"finding": classifier.findings[f], "score": round(float(certainty[f]), 4),
                      "probability": round(float(probabilities[f]), 4),
@@ -262,7 +260,10 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
     for n, volume in enumerate(test.volumes):
         scan = test_scans[n % len(test_scans)]
-        rows = located_findings(classifier, volume, scan, scan.geometry, probabilities[n])
+        inserted = [names.index(r["finding"]) for r in test.references[n]]
+        wanted = inserted + [int(f) for f in np.flatnonzero(called[n])]
+        evidence = classifier.evidence_maps(volume, wanted)  # one pass for every map this scan needs
+        rows = located_findings(classifier, volume, scan, scan.geometry, probabilities[n], evidence)
         for row in rows:
             truth_organs = [r["organ"] for r in test.references[n] if r["finding"] == row["finding"]]
             if truth_organs:
@@ -270,7 +271,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                 called_total += 1
                 called_right += row["right_organ"]
         for reference in test.references[n]:  # every inserted lesion, called or not
-            where = locate_in_anatomy(classifier.evidence(volume, names.index(reference["finding"])), scan.geometry,
+            where = locate_in_anatomy(evidence[names.index(reference["finding"])], scan.geometry,
                                       scan.organs, scan.organ_names)
             reference["located_organ"] = where["organ"]
             any_total += 1
@@ -286,7 +287,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     from .classification import proportion
 
     return {"protocol": "ct-findings", "findings": names, "label_set": label_set,
-            "organs": organ_names_as_given(organs), "recipe": recipe.to_dict(), "seed": seed,
+            "organs": [organ_words(o) for o in organs], "recipe": recipe.to_dict(), "seed": seed,
             "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.volumes)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding,

@@ -14,7 +14,6 @@ summary, the weights' SHA-256) and content-addressed weights, loaded with ``weig
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -105,29 +104,39 @@ class TrainedVolumeClassifier:
                                              .to(self.recipe.device)))[0].cpu().numpy() for v in volumes]
         return np.array(rows, np.float64).reshape(len(volumes), len(self.findings))
 
-    def evidence(self, volume: np.ndarray, finding: int) -> np.ndarray:
-        """Where ``finding`` lies, on the volume's own grid ([k, j, i], 0-1, float32).
+    def evidence_maps(self, volume: np.ndarray, findings: list[int]) -> dict[int, np.ndarray]:
+        """Where each of ``findings`` lies, on the volume's own grid ({finding: [k, j, i] 0-1
+        float32}).
 
-        "small": the finding's probability map (sigmoid of its score map): a class activation
-        map that the lesion masks trained, and what Grad-CAM reduces to on this network (without
-        the head's bias and the ReLU that empties it on a scan of low scores).  Other networks:
-        Grad-CAM (``monai.visualize``) at ``evidence_layer``."""
+        "small": the findings' probability maps (sigmoid of their score maps), all from one
+        forward pass: class activation maps that the lesion masks trained, and what Grad-CAM
+        reduces to on this network (without the head's bias and the ReLU that empties it on a
+        scan of low scores).  Other networks: Grad-CAM (``monai.visualize``) at
+        ``evidence_layer``, one pass per finding."""
         import torch
         from monai.transforms import Resize
 
+        findings = [int(f) for f in dict.fromkeys(findings)]
+        if not findings:
+            return {}
         self.model.eval()
         tensor = torch.as_tensor(prepare_volume(volume, self.recipe))[None].to(self.recipe.device)
         if hasattr(self.model, "score_maps"):
             with torch.no_grad():
-                heat = torch.sigmoid(self.model.score_maps(tensor))[0, finding:finding + 1].cpu().numpy()
+                heat = torch.sigmoid(self.model.score_maps(tensor))[0, findings].cpu().numpy()
         else:
             from monai.visualize import GradCAM
 
             cam = GradCAM(self.model, target_layers=evidence_layer(self.recipe))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                heat = cam(tensor, class_idx=finding)[0].detach().cpu().numpy()  # (1, *input_shape)
-        return np.asarray(Resize(np.shape(volume), mode="trilinear")(heat), np.float32)[0]
+                heat = np.concatenate([cam(tensor, class_idx=f)[0].detach().cpu().numpy() for f in findings])
+        resized = np.asarray(Resize(np.shape(volume), mode="trilinear")(heat), np.float32)
+        return dict(zip(findings, resized))
+
+    def evidence(self, volume: np.ndarray, finding: int) -> np.ndarray:
+        """``evidence_maps`` of one finding."""
+        return self.evidence_maps(volume, [finding])[int(finding)]
 
     def called(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities >= np.asarray(self.thresholds)[None]
@@ -353,22 +362,17 @@ def load_volume_classifier(folder: Path, device: str = "cpu") -> TrainedVolumeCl
 
     import torch
 
-    from MedSynthCommonLib.storage import content_sha256
-    from SynthTranslateLib.model_dir import referenced_file
+    from SynthTranslateLib.model_dir import read_format_card, verified_weights
 
-    card_path = Path(folder) / "card.json"
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise MedSynthInputError(f"{folder} is not a MedSynth volume-classifier folder (no readable card.json).") \
-            from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        raise MedSynthInputError(f"{card_path} is not a MedSynth volume-classifier card.")
-    weights = referenced_file(Path(folder), card, "weights", "", str(card_path))
-    if not weights.exists() or content_sha256(weights) != card["weights_sha256"]:
-        raise MedSynthInputError(f"The weights in {folder} are missing or do not match the card; retrain or restore.")
+    card = read_format_card(folder, CARD_FORMAT, "volume-classifier",
+                            ("recipe", "findings", "thresholds", "seed", "weights", "weights_sha256"))
+    weights = verified_weights(folder, card)
     recipe = dataclasses.replace(VolumeRecipe.from_dict(card["recipe"]), device=device)
     model = build_network(recipe, len(card["findings"])).to(device)
-    model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+    try:
+        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+    except Exception as error:
+        raise MedSynthInputError(f"The weights in {folder} do not fit the network its card describes: "
+                                 f"{str(error).splitlines()[0][:200]}") from None
     return TrainedVolumeClassifier(model.eval(), recipe, card["findings"], card["thresholds"], card["seed"],
                                    card.get("history", []), card.get("training", {}))

@@ -14,6 +14,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
+from .errors import PresetMismatchError
 from .presets import Preset
 
 #: a CT has air (-1000 HU) or fat (-100 HU): at least 1% of its voxels at or below this
@@ -154,14 +155,14 @@ def check_preset_fits(stats: OrganStatistics, preset: Preset) -> None:
     low, high = preset.organ_median_range
     if preset.modality == "CT":
         if not low <= stats.median <= high:
-            raise MedSynthInputError(
+            raise PresetMismatchError(
                 f"Preset {preset.name!r} expects a CT {preset.organ} with median {low:g} to "
                 f"{high:g} HU, but the organ's median is {stats.median:.1f}. If this is MR, "
                 "use an MR preset (mr-liver, mr-brain, mr-generic); if it is CT stored without "
                 "rescale (water = 1024), apply the rescale slope/intercept first."
             )
         if stats.image_low_percentile > CT_EVIDENCE_HU:
-            raise MedSynthInputError(
+            raise PresetMismatchError(
                 f"Preset {preset.name!r} is for CT in HU, but this image does not look like CT: its 1st percentile "
                 f"is {stats.image_low_percentile:.0f}, while in a CT at least 1% of the voxels are air (-1000 HU) "
                 "or fat (-100 HU). "
@@ -170,13 +171,13 @@ def check_preset_fits(stats: OrganStatistics, preset: Preset) -> None:
             )
     else:
         if stats.image_low_percentile < -500.0:
-            raise MedSynthInputError(
+            raise PresetMismatchError(
                 f"Preset {preset.name!r} is for MR, but 1% of the image is below -500 "
                 "(air in HU), which suggests CT. Use a CT preset (ct-liver, ct-kidney, "
                 "ct-pancreas, ct-generic)."
             )
         if stats.robust_sd <= 0.0:
-            raise MedSynthInputError(
+            raise PresetMismatchError(
                 "The organ has no intensity variation, but MR presets measure contrast in "
                 "units of the organ's spread. Use a CT preset (HU) or a real image."
             )

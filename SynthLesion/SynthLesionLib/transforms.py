@@ -41,6 +41,15 @@ def geometry_from_affine(affine) -> Geometry:
     return Geometry(affine[:3, 3], spacing, columns / spacing)
 
 
+def affine_from_geometry(geometry: Geometry) -> np.ndarray:
+    """The 4x4 (i, j, k) -> RAS mm affine MONAI's readers give for this grid (inverse of
+    ``geometry_from_affine``)."""
+    affine = np.eye(4)
+    affine[:3, :3] = geometry.direction * geometry.spacing
+    affine[:3, 3] = geometry.origin
+    return affine
+
+
 def engine_geometry(affine) -> Geometry:
     """The geometry under which the engine can work on a MONAI array ``[x, y, z]`` as it is.
 

@@ -80,8 +80,9 @@ def save_model(folder: Path, translator: Translator, normalizer: Normalizer, see
     return folder
 
 
-def read_card(folder: Path) -> dict:
-    """The model card of ``folder``, checked to be a MedSynth translator card."""
+def read_format_card(folder: Path, card_format: str, what: str, required: tuple[str, ...] = ()) -> dict:
+    """The ``card.json`` of ``folder``, checked to be JSON of ``card_format`` holding ``required``
+    keys (``what`` names the kind of folder in messages)."""
     card_path = Path(folder) / CARD
     if not card_path.exists():
         raise MedSynthInputError(f"{folder} is not a MedSynth model folder (it has no card.json).")
@@ -89,14 +90,32 @@ def read_card(folder: Path) -> dict:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise MedSynthInputError(f"{card_path} is not valid JSON; restore it or retrain the model.") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+    if not isinstance(card, dict) or card.get("format") != card_format:
         found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise MedSynthInputError(f"{card_path} is not a MedSynth translator card (format {found!r}).")
-    for key in ("config", "window", "weights_sha256"):
+        raise MedSynthInputError(f"{card_path} is not a MedSynth {what} card (format {found!r}).")
+    for key in required:
         if key not in card:
             raise MedSynthInputError(f"{card_path} lacks {key!r}: it is damaged or from another program; retrain the model.")
+    return card
+
+
+def verified_weights(folder: Path, card: dict, default: str = "") -> Path:
+    """The weights file ``card`` names in ``folder``, present and matching its SHA-256."""
+    weights = referenced_file(Path(folder), card, "weights", default, f"{Path(folder) / CARD}")
+    if not weights.exists():
+        raise MedSynthInputError(f"{folder} lacks the weights its card names ({weights.name}); restore it or retrain.")
+    if content_sha256(weights) != card.get("weights_sha256"):
+        raise MedSynthInputError(
+            f"{weights} does not match its model card (changed, corrupted or from another model); "
+            "retrain or restore the original files.")
+    return weights
+
+
+def read_card(folder: Path) -> dict:
+    """The model card of ``folder``, checked to be a MedSynth translator card."""
+    card = read_format_card(folder, CARD_FORMAT, "translator", ("config", "window", "weights_sha256"))
     if not isinstance(card["config"], dict) or not (isinstance(card["window"], list) and len(card["window"]) == 2):
-        raise MedSynthInputError(f"{card_path} has a malformed 'config' or 'window'; retrain the model.")
+        raise MedSynthInputError(f"{Path(folder) / CARD} has a malformed 'config' or 'window'; retrain the model.")
     return card
 
 
@@ -129,13 +148,7 @@ def load_model(folder: Path, accelerator: Accelerator | None = None) -> LoadedMo
 
     folder = Path(folder)
     card = read_card(folder)
-    weights = weights_path(folder)
-    if not weights.exists():
-        raise MedSynthInputError(f"{folder} lacks the weights its card names ({weights.name}); restore it or retrain.")
-    if content_sha256(weights) != card["weights_sha256"]:
-        raise MedSynthInputError(
-            f"{weights} does not match its model card (changed, corrupted or from another model); "
-            "retrain or restore the original files.")
+    weights = verified_weights(folder, card, "weights.pt")
     config = TranslatorConfig.from_dict(card["config"])
     translator = build_translator(config, seed=0, accelerator=accelerator)
     try:
