@@ -162,26 +162,6 @@ def test_fid_on_features_of_a_project_network_records_the_source():
     assert frechet_distance(real["features"], same["features"]) < frechet_distance(real["features"], shifted["features"])
 
 
-def test_external_exported_feature_extractor(tmp_path):
-    from SynthEvaluateLib.distances import exported_features, frechet_distance
-
-    class Pool(torch.nn.Module):  # a stand-in for an Inception feature extractor
-        def forward(self, x):
-            return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
-
-    path = tmp_path / "extractor.pt2"
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(Pool(), (torch.rand(2, 3, 32, 32),), dynamic_shapes={"x": {0: batch}})
-    torch.export.save(program, str(path))
-    a = exported_features(str(path), _toy_set(20, 26).images, input_size=32, batch_size=8)  # batches 8, 8, 4
-    b = exported_features(str(path), _toy_set(20, 27).images, input_size=32)
-    assert a["features"].shape == (20, 48) and a["source"]["weights_file"] == str(path)
-    assert frechet_distance(a["features"], b["features"]) >= 0
-    (tmp_path / "junk.pt2").write_bytes(b"junk")
-    with pytest.raises(MedSynthInputError, match="not an exported feature extractor"):
-        exported_features(str(tmp_path / "junk.pt2"), _toy_set(4, 28).images)
-
-
 def test_translator_outputs_as_the_synthetic_set(tmp_path):
     from SynthEvaluateLib.synthetic_sets import translated
     from SynthTranslateLib.config import TranslatorConfig

@@ -4,9 +4,7 @@ consistent loss logs, the run's seed kept, and no user file loaded in a way that
 from __future__ import annotations
 
 import csv
-import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -89,37 +87,3 @@ def test_model_folder_is_whole_at_every_moment(tmp_path):
     assert (folder / "card.json").read_bytes() == card_before
     load_model(folder)  # still the complete old model
     assert load_checkpoint(folder)[0]["step"] == 8
-
-
-def test_crafted_pt2_cannot_run_code(tmp_path):
-    """A .pt2 whose weights are a pickle that runs a command is refused; the command never runs."""
-    from SynthEvaluateLib.distances import exported_features
-
-    marker = tmp_path / "ran"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    good = tmp_path / "good.pt2"
-    torch.export.save(torch.export.export(torch.nn.Linear(3, 2), (torch.randn(1, 3),)), str(good))
-    buffer = io.BytesIO()
-    torch.save(Payload(), buffer)
-    with zipfile.ZipFile(good) as source:
-        config_name = next(n for n in source.namelist() if n.endswith("model_weights_config.json"))
-        config = json.loads(source.read(config_name))
-        first = next(iter(config["config"]))
-        config["config"][first]["use_pickle"] = True  # the payload is now read with torch.load
-        payload = f"weights/{config['config'][first]['path_name']}"
-        evil = tmp_path / "evil.pt2"
-        with zipfile.ZipFile(evil, "w") as target:
-            for info in source.infolist():
-                data = source.read(info.filename)
-                if info.filename == config_name:
-                    data = json.dumps(config).encode()
-                elif info.filename.endswith(payload):
-                    data = buffer.getvalue()
-                target.writestr(info, data)
-    with pytest.raises(MedSynthInputError, match="safely"):
-        exported_features(str(evil), np.zeros((2, 8, 8), np.float32), input_size=3)
-    assert not marker.exists()

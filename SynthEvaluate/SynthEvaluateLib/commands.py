@@ -122,16 +122,18 @@ def _cmd_privacy(args) -> dict:
     from .data import Preprocessing, load_images
     from .privacy import privacy_audit
 
+    network = None
+    if args.feature_extractor:  # checked before any image is read
+        from .feature_networks import FeatureNetwork
+
+        network = FeatureNetwork(args.feature_extractor)
     preprocessing = Preprocessing(size=args.image_size)
     train, train_ids = load_images(args.train, preprocessing, progress=True)
     synthetic, synthetic_ids = load_images(args.synthetic, preprocessing, progress=True)
     holdout = load_images(args.holdout, preprocessing, progress=True)[0] if args.holdout else None
     features = {}
-    if args.feature_extractor:
-        from .distances import exported_features
-
-        extracted = [exported_features(args.feature_extractor, images)["features"] if images is not None else None
-                     for images in (train, synthetic, holdout)]
+    if network is not None:
+        extracted = [network.features(images) if images is not None else None for images in (train, synthetic, holdout)]
         features[f"network ({Path(args.feature_extractor).name})"] = tuple(extracted)
     _print(f"auditing {len(synthetic)} synthetic images against {len(train)} training images")
     return privacy_audit(train, synthetic, train_ids, synthetic_ids, holdout, features, args.quantile,
@@ -295,8 +297,9 @@ def register(cli) -> None:
     privacy.add_argument("--copy-fraction", type=fraction, default=0.5,
                          help="near-copy: closer than real and at most this fraction of the median real distance")
     privacy.add_argument("--feature-extractor", type=Path,
-                         help="also compare in the feature space of this exported network (.pt2 or TorchScript; "
-                              "see evaluate images)")
+                         help="also compare in the feature space of this network: a feature-network card (JSON naming a "
+                              "MONAI architecture and a weights file; .pt2/TorchScript files are refused, since "
+                              "loading them can run code)")
     privacy.add_argument("--no-radiomics", action="store_true", help="leave out the radiomic feature space")
     _out_option(privacy)
     privacy.set_defaults(protocol_run=_cmd_privacy, title="Privacy audit: near-copies of training images")

@@ -114,24 +114,3 @@ def resolve_accelerator(device: str = "auto", precision: str = "auto", channels_
             precision = "fp32"
     return Accelerator(device=device, precision=precision,
                        channels_last=(kind == "cuda") if channels_last is None else bool(channels_last))
-
-
-@contextlib.contextmanager
-def weights_only_loading():
-    """Within this block every ``torch.load`` loads tensors and plain containers only, even where
-    a library asks for full unpickling (``torch.export.load`` falls back to it for some archives,
-    and full unpickling can run code from the file).  torch's own switch,
-    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD``, is set for the duration."""
-    import os
-
-    saved = {key: os.environ.get(key) for key in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
