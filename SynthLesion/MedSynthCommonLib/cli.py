@@ -158,9 +158,23 @@ def _name() -> str:
     return f"medsynth [rank {os.environ['RANK']}]" if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else "medsynth"
 
 
+def _check_utf8_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Refuse arguments that are not valid UTF-8 (file names from another system's encoding reach
+    Python as lone surrogates; ITK aborts the process on them)."""
+    for argument in argv:
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            parser.error(f"the argument {shown} is not valid UTF-8 text; MedSynth's image libraries need UTF-8 file "
+                         "and folder names. Rename the file or folder (e.g. convmv -f latin1 -t utf8).")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(expand_compounds(parser.cli, list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _check_utf8_arguments(parser, argv)
+    args = parser.parse_args(expand_compounds(parser.cli, argv))
     try:
         return int(args.run(args) or 0)
     except MedSynthError as error:

@@ -130,13 +130,22 @@ def check_same_grid(image: np.ndarray, image_geometry: Geometry, mask: np.ndarra
         )
 
 
+def count_nonfinite(values: np.ndarray) -> int:
+    """NaN and infinite values in a float array, in one reduction pass when there are none (a
+    float64 sum keeps NaN and infinity and needs no boolean volume; it overflows only near
+    float64's range, and then each value is looked at)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(values.ravel(), dtype=np.float64)):
+            return 0
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
 def check_finite(array: np.ndarray, name: str) -> None:
     """Raise unless every value of a floating-point ``array`` is finite (integers always are)."""
     array = np.asarray(array)
     if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
-        finite = np.isfinite(array)
-        if not finite.all():
-            bad = int(finite.size - np.count_nonzero(finite))
+        bad = count_nonfinite(array.view(array.real.dtype) if np.iscomplexobj(array) else array)
+        if bad:
             raise MedSynthInputError(
                 f"{name} has {bad} NaN or infinite value(s); replace them (e.g. with the background value) first."
             )

@@ -15,8 +15,9 @@ import numpy as np
 
 from .errors import MedSynthInputError
 from .geometry import LPS_TO_RAS, Geometry
-from .integrity import check_image_file
-from .storage import atomic_write
+from .integrity import check_image_file, count_nonfinite, nonfinite_error
+from .memory import check_declared_size
+from .storage import atomic_write, check_utf8_name
 
 #: extensions SimpleITK writes for 3-D volumes (2-D formats such as PNG cannot hold one)
 VOLUME_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -41,25 +42,58 @@ def apply_geometry_to_sitk(image, geometry: Geometry) -> None:
     image.SetDirection(tuple(float(v) for v in (LPS_TO_RAS @ geometry.direction).ravel()))
 
 
+def _check_header(path: Path, slices: int = 1) -> None:
+    """Refuse a file whose header declares more data than memory holds, before decoding it
+    (``slices``: files of a DICOM series like this one).  Unreadable headers are left to the
+    integrity check and the reader, which say what is wrong."""
+    reader = _sitk().ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return
+    size = tuple(reader.GetSize())
+    if slices > 1:
+        size = (*size[:2], max(size[2] if len(size) > 2 else 1, 1) * slices)
+    check_declared_size(path, size, reader.GetNumberOfComponents())
+
+
+def _finite_pixels(image, path: Path):
+    """``image``, refused when its float pixels hold NaN or infinity (one reduction pass)."""
+    sitk = _sitk()
+    if "float" not in image.GetPixelIDTypeAsString():
+        return image
+    bad = count_nonfinite(sitk.GetArrayViewFromImage(image))
+    if bad:
+        raise nonfinite_error(path, bad)
+    return image
+
+
 def read_image(path: str | os.PathLike):
     """A SimpleITK image from a file (NIfTI, NRRD, PNG, DICOM incl. multi-frame, ...) or from
     a folder holding one DICOM series (slices sorted by position).  Damaged files are refused."""
     sitk = _sitk()
     path = Path(path)
+    check_utf8_name(path, "input")
     if not path.exists():
         raise MedSynthInputError(f"File not found: {path}")
     try:
         if not path.is_dir():
-            check_image_file(path)
-            return sitk.ReadImage(str(path))
+            _check_header(path)
+            check_image_file(path, finite=True)
+            return _finite_pixels(sitk.ReadImage(str(path)), path)
+        for entry in path.iterdir():
+            check_utf8_name(entry, "DICOM file")
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
         if len(series) != 1:
             found = f"{len(series)} DICOM series ({', '.join(series[:3])}{', ...' if len(series) > 3 else ''})" \
                 if series else "no DICOM series"
             raise MedSynthInputError(f"{path} is a folder with {found}; give an image file or a folder holding one series.")
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0])
+        _check_header(Path(files[0]), len(files))
         reader = sitk.ImageSeriesReader()
-        reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
-        return reader.Execute()
+        reader.SetFileNames(files)
+        return _finite_pixels(reader.Execute(), path)
     except RuntimeError as error:
         raise MedSynthInputError(f"Could not read {path} as an image ({str(error).strip().splitlines()[-1]}).") from None
     except OSError as error:

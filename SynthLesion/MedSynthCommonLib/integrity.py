@@ -5,7 +5,7 @@ missing part, and its NIfTI writer reports a short write only on stderr.  No lib
 ships says so, hence this small check by hand: from the header, the number of data bytes the
 file must hold, compared with what it holds (the compressed stream is decompressed to its end,
 which also checks gzip's CRC).  PNG and JPEG must end with their end markers.  Other formats
-are only checked to be non-empty.
+are only checked to be non-empty.  MetaImage (``.mha``/``.mhd``) is checked like NRRD.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 from .errors import MedSynthInputError
+from .geometry import count_nonfinite
 
 _CHUNK = 4 * 2**20
 
@@ -46,30 +47,32 @@ def _gzip_stream(path: Path):
         raise _damaged(path, f"compressed data: {error}") from None
 
 
-def _head_and_length(path: Path, compressed: bool, head_bytes: int) -> tuple[bytes, int]:
-    """The first ``head_bytes`` of the (decompressed) content and its whole length."""
-    if not compressed:
-        with open(path, "rb") as handle:
-            return handle.read(head_bytes), path.stat().st_size
-    head, length = b"", 0
-    for chunk in _gzip_stream(path):
-        if len(head) < head_bytes:
-            head += chunk[: head_bytes - len(head)]
-        length += len(chunk)
-    return head, length
+def _content_chunks(path: Path, compressed: bool):
+    """The file's (decompressed) content in chunks."""
+    if compressed:
+        yield from _gzip_stream(path)
+        return
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
 
 
-def _nifti_expected(header: bytes, path: Path) -> int | None:
-    """Bytes a single-file NIfTI-1/2 must hold (offset + voxels x bytes), from its header."""
+#: NIfTI datatype codes of floating-point data -> numpy type of one value
+_NIFTI_FLOATS = {16: "f4", 64: "f8", 32: "f4", 1792: "f8"}  # float32, float64, complex64, complex128
+
+
+def _nifti_layout(header: bytes, path: Path) -> tuple[int, int, str | None]:
+    """(bytes a single-file NIfTI-1/2 must hold, data offset, numpy type of its float values or
+    None for integer data), from its header."""
     for endian in "<>":
         if len(header) >= 348 and struct.unpack(endian + "i", header[:4])[0] == 348:
             dims = struct.unpack(endian + "8h", header[40:56])
-            bitpix = struct.unpack(endian + "h", header[72:74])[0]
+            datatype, bitpix = struct.unpack(endian + "2h", header[70:74])
             offset = struct.unpack(endian + "f", header[108:112])[0]
             break
         if len(header) >= 540 and struct.unpack(endian + "i", header[:4])[0] == 540:
+            datatype, bitpix = struct.unpack(endian + "2h", header[12:16])
             dims = struct.unpack(endian + "8q", header[16:80])
-            bitpix = struct.unpack(endian + "h", header[14:16])[0]
             offset = struct.unpack(endian + "q", header[168:176])[0]
             break
     else:
@@ -77,7 +80,46 @@ def _nifti_expected(header: bytes, path: Path) -> int | None:
     count = 1
     for n in range(1, min(max(int(dims[0]), 0), 7) + 1):
         count *= max(int(dims[n]), 1)
-    return int(offset) + count * max(int(bitpix), 8) // 8
+    floats = endian + _NIFTI_FLOATS[datatype] if datatype in _NIFTI_FLOATS else None
+    return int(offset) + count * max(int(bitpix), 8) // 8, int(offset), floats
+
+
+class NonFiniteError(MedSynthInputError):
+    """The image file holds NaN or infinite values (which some readers turn into 0 silently)."""
+
+
+def nonfinite_error(path, count: int) -> NonFiniteError:
+    return NonFiniteError(f"{path} holds {count} NaN or infinite value(s); replace them (e.g. with the background "
+                          "value) and save the image again.")
+
+
+def _check_nifti(path: Path, compressed: bool, finite: bool) -> None:
+    """One pass over a NIfTI's content: its length against its header and, with ``finite``, its
+    float values (ITK's reader returns 0 for NaN and infinity, so the file itself is read)."""
+    import numpy as np
+
+    expected = offset = length = bad = 0
+    floats, header, rest = None, b"", b""
+    for chunk in _content_chunks(path, compressed):
+        if not length and len(header) < 540:
+            header += chunk[:540]
+            if len(header) >= 348:
+                expected, offset, floats = _nifti_layout(header, path)
+        start = max(offset - length, 0)
+        length += len(chunk)
+        if finite and floats is not None and start < len(chunk):
+            data = rest + chunk[start:]
+            whole = len(data) - len(data) % np.dtype(floats).itemsize
+            bad += count_nonfinite(np.frombuffer(data[:whole], floats))
+            rest = data[whole:]
+    if not header:
+        raise _damaged(path, "the file is empty")
+    if len(header) < 348:
+        _nifti_layout(header, path)  # raises: no NIfTI header
+    if length < expected:
+        raise _damaged(path, f"holds {length} of the {expected} bytes its header announces")
+    if bad:
+        raise nonfinite_error(path, bad)
 
 
 _NRRD_BYTES = {"int8": 1, "uint8": 1, "signed char": 1, "uchar": 1, "unsigned char": 1, "short": 2, "int16": 2,
@@ -126,8 +168,65 @@ def _check_nrrd(path: Path) -> None:
         raise _damaged(path, f"holds {held} of the {expected} data bytes its header announces")
 
 
-def check_image_file(path: str | Path) -> None:
-    """Raise ``DamagedFileError`` when the image file at ``path`` is cut short or corrupt."""
+_META_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
+               "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+               "MET_DOUBLE": 8}
+
+
+def _check_meta(path: Path) -> None:
+    """MetaImage (``.mha`` with its data inside, ``.mhd`` naming a data file): the data must hold
+    what ``DimSize`` x ``ElementType`` x channels announce."""
+    with open(path, "rb") as handle:
+        raw = handle.read(_CHUNK)
+    fields, offset = {}, 0
+    for line in raw.split(b"\n"):
+        offset += len(line) + 1
+        key, _, value = line.decode("latin-1").partition("=")
+        fields[key.strip().lower()] = value.strip()
+        if key.strip().lower() == "elementdatafile":
+            break
+    else:
+        raise _damaged(path, "no complete MetaImage header (no ElementDataFile line)")
+    try:
+        count = 1
+        for size in fields.get("dimsize", "0").split():
+            count *= int(size)
+        expected = count * _META_BYTES.get(fields.get("elementtype", "").upper(), 1) * \
+            int(fields.get("elementnumberofchannels", "1") or 1)
+    except ValueError:
+        raise _damaged(path, "an unreadable DimSize or ElementNumberOfChannels") from None
+    data_file = fields["elementdatafile"]
+    compressed = fields.get("compresseddata", "false").lower() == "true"
+    if data_file.upper() == "LOCAL":
+        data, start = path, offset
+    elif data_file.upper() == "LIST" or "%" in data_file:
+        return  # a list of slice files: each is read (and checked) by the reader
+    else:
+        data, start = path.parent / data_file, 0
+        if not data.is_file():
+            raise _damaged(path, f"its data file {data_file} is missing")
+    if not compressed:
+        held = data.stat().st_size - start
+    else:
+        held, decompressor = 0, zlib.decompressobj()
+        with open(data, "rb") as handle:
+            handle.seek(start)
+            try:
+                while chunk := handle.read(_CHUNK):
+                    held += len(decompressor.decompress(chunk))
+                held += len(decompressor.flush())
+            except zlib.error as error:
+                raise _damaged(path, f"compressed data: {error}") from None
+        if not decompressor.eof:
+            raise _damaged(path, "compressed data ends early")
+    if held < expected:
+        raise _damaged(path, f"holds {max(held, 0)} of the {expected} data bytes its header announces")
+
+
+def check_image_file(path: str | Path, finite: bool = False) -> None:
+    """Raise ``DamagedFileError`` when the image file at ``path`` is cut short or corrupt; with
+    ``finite``, ``NonFiniteError`` when a NIfTI file holds NaN or infinite values (other formats
+    keep them through the reader, which ``imageio.read_image`` checks)."""
     path = Path(path)
     if path.is_dir():
         return  # DICOM series folder: each file is checked by GDCM
@@ -136,13 +235,11 @@ def check_image_file(path: str | Path) -> None:
     if size == 0:
         raise _damaged(path, "the file is empty")
     if name.endswith((".nii", ".nii.gz")):
-        compressed = name.endswith(".gz")
-        head, length = _head_and_length(path, compressed, 540)
-        expected = _nifti_expected(head, path)
-        if length < expected:
-            raise _damaged(path, f"holds {length} of the {expected} bytes its header announces")
+        _check_nifti(path, name.endswith(".gz"), finite)
     elif name.endswith((".nrrd",)):
         _check_nrrd(path)
+    elif name.endswith((".mha", ".mhd")):
+        _check_meta(path)
     elif name.endswith(".gz"):
         for _ in _gzip_stream(path):
             pass

@@ -32,6 +32,17 @@ _PARTIAL = re.compile(rf"^{re.escape(PARTIAL_PREFIX)}(\d+)-[0-9a-f]+-(.+)$")
 _STDERR_FAILURE = re.compile(r"\berror\b|wrote only|failed|cannot|could not|no space", re.IGNORECASE)
 
 
+def check_utf8_name(path: str | os.PathLike, what: str = "file") -> None:
+    """Refuse a path that is not valid UTF-8 (e.g. a byte 0xff from another system's encoding):
+    ITK aborts the whole process on such names instead of raising."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise MedSynthInputError(f"The {what} name {shown} is not valid UTF-8 text; the image libraries MedSynth uses "
+                                 "need UTF-8 file and folder names. Rename it (e.g. convmv -f latin1 -t utf8).") from None
+
+
 def partial_path(path: Path) -> Path:
     """A partial-file path beside ``path`` ending in ``path``'s name (so its extension is kept)."""
     return path.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
@@ -150,6 +161,7 @@ def _short_write_reason(path: Path) -> str:
 def prepare_folder(folder: Path, role: str = "output folder") -> Path:
     """Create ``folder`` (and parents) or raise a clear error naming why it cannot be used."""
     folder = Path(folder)
+    check_utf8_name(folder, role)
     if folder.exists() and not folder.is_dir():
         raise MedSynthInputError(f"The {role} {folder} is a file, not a folder; give a folder path.")
     try:
@@ -174,6 +186,7 @@ def _fsync_folder(folder: Path) -> None:
 
 def _stage(path: Path, write: Callable[[Path], None], verify: Callable[[Path], None] | None) -> Path:
     """Write and check a partial file for ``path`` (fsynced, not yet renamed); returns its path."""
+    check_utf8_name(path, "output")
     if path.is_dir():
         raise MedSynthInputError(f"The output {path} is a folder; give a file name (e.g. {path / 'out.nii.gz'}).")
     prepare_folder(path.parent)

@@ -1,0 +1,165 @@
+"""The second hostile round: file names that are not UTF-8, decompression bombs, NaN hidden in
+NIfTI files, MetaImage files cut short.  Each case failed before its fix (exit 134, a kernel
+kill at 22 GB, a silent 0, "No such file")."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.imageio import read_image_array, read_volume, write_volume
+from MedSynthCommonLib.integrity import DamagedFileError, NonFiniteError
+from MedSynthCommonLib.storage import PARTIAL_PREFIX
+
+CLI = [sys.executable, "-m", "MedSynthCommonLib.cli"]
+BAD = os.fsdecode(b"\xff")  # a byte that is not UTF-8, as Python hands it over from argv or a folder listing
+
+
+def _run(arguments, cwd=None, timeout=180):
+    return subprocess.run([*CLI, *arguments], capture_output=True, cwd=cwd, timeout=timeout)
+
+
+def _partials(folder: Path) -> list[str]:
+    return [name for name in os.listdir(os.fsencode(folder)) if name.startswith(PARTIAL_PREFIX.encode())]
+
+
+# --- file names that are not UTF-8: refused with a message, never SIGABRT inside ITK ---
+
+def test_non_utf8_names_are_refused_not_aborted(small_ct_files, tmp_path):
+    _, image, organs, _ = small_ct_files
+    bad_image = tmp_path / f"in{BAD}.nii.gz"
+    os.link(image, os.fsencode(bad_image))
+    base = ["lesion", "--organ-label", "1", "--size", "small"]
+    cases = {
+        "input": ["--image", str(bad_image), "--organ-mask", str(organs), "--out-image", str(tmp_path / "o.nii.gz"),
+                  "--out-label", str(tmp_path / "l.nii.gz")],
+        "output": ["--image", str(image), "--organ-mask", str(organs), "--out-image", str(tmp_path / f"o{BAD}.nii.gz"),
+                   "--out-label", str(tmp_path / "l.nii.gz")],
+        "output folder": ["--image", str(image), "--organ-mask", str(organs),
+                          "--out-image", str(tmp_path / f"d{BAD}" / "o.nii.gz"), "--out-label", str(tmp_path / "l.nii.gz")],
+    }
+    for role, arguments in cases.items():
+        result = _run([*base, *[os.fsencode(a) for a in arguments]])
+        assert result.returncode == 2, (role, result.returncode, result.stderr[-400:])
+        assert b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr, role
+    assert not _partials(tmp_path) and sorted(os.listdir(os.fsencode(tmp_path))) == [os.fsencode(bad_image.name)]
+
+
+def test_non_utf8_names_through_the_library(tmp_path):
+    """Names that reach the library from a folder listing (not the command line) are refused too."""
+    from MedSynthCommonLib.geometry import Geometry
+
+    geometry = Geometry(np.zeros(3), np.ones(3), np.eye(3))
+    with pytest.raises(MedSynthInputError, match="not valid UTF-8"):
+        write_volume(tmp_path / f"x{BAD}.nii.gz", np.zeros((2, 2, 2), np.int16), geometry)
+    with pytest.raises(MedSynthInputError, match="not valid UTF-8"):
+        read_volume(tmp_path / f"x{BAD}.nii.gz")
+    assert not _partials(tmp_path)
+
+
+# --- decompression bombs and headers that declare huge grids ---
+
+def _png_bomb(path: Path, width: int, height: int) -> None:
+    """A real, decodable grey PNG of width x height zeros (compresses about 1000:1)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row = zlib.compressobj(9), b"\0" * (width + 1)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def test_png_bomb_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    _png_bomb(bomb, 20000, 20000)  # 400 megapixels in 0.4 MB
+    assert bomb.stat().st_size < 2_000_000
+    with pytest.raises(MedSynthInputError, match="decompression bomb"):
+        read_image_array(bomb)
+
+
+def test_translate_apply_and_privacy_refuse_a_bomb_in_their_folders(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    _png_bomb(folder / "bomb.png", 20000, 20000)
+    result = _run(["evaluate", "privacy", "--train", str(folder), "--synthetic", str(folder), "--out", str(tmp_path / "r")])
+    assert result.returncode == 2 and b"decompression bomb" in result.stderr, result.stderr[-500:]
+
+
+def _patched(tmp_path: Path, name: str, old: bytes, new: bytes) -> Path:
+    import SimpleITK as sitk
+
+    source = tmp_path / f"small_{name}"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 2, 2), np.int16)), str(source), False)
+    data = source.read_bytes()
+    assert old in data
+    target = tmp_path / name
+    target.write_bytes(data.replace(old, new, 1))
+    return target
+
+
+def test_headers_declaring_huge_grids_are_refused(tmp_path):
+    mha = _patched(tmp_path, "huge.mha", b"DimSize = 2 2 2", b"DimSize = 100000 100000 1000")
+    with pytest.raises(MedSynthInputError, match="declares a 100000 x 100000 x 1000 grid"):
+        read_volume(mha)
+    nifti = _patched(tmp_path, "huge.nii", struct.pack("<4h", 3, 2, 2, 2), struct.pack("<4h", 3, 30000, 30000, 30000))
+    with pytest.raises(MedSynthInputError, match="declares a 30000 x 30000 x 30000 grid"):
+        read_volume(nifti)
+
+
+def test_truncated_metaimage_is_called_damaged(tmp_path):
+    import SimpleITK as sitk
+
+    whole = tmp_path / "whole.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(64, dtype=np.int16).reshape(4, 4, 4)), str(whole), False)
+    cut = tmp_path / "cut.mha"
+    cut.write_bytes(whole.read_bytes()[:-20])
+    with pytest.raises(DamagedFileError, match="holds 108 of the 128 data bytes"):
+        read_volume(cut)
+    compressed = tmp_path / "z.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(np.arange(4096, dtype=np.int16).reshape(16, 16, 16)), str(compressed), True)
+    cut.write_bytes(compressed.read_bytes()[:-30])
+    with pytest.raises(DamagedFileError, match="damaged"):
+        read_volume(cut)
+    assert read_volume(compressed)[0].shape == (16, 16, 16)
+
+
+# --- NaN and infinity: refused in every format (ITK's NIfTI reader turns them into 0) ---
+
+@pytest.mark.parametrize("extension", [".nii", ".nii.gz", ".nrrd", ".mha"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_inf_refused_in_every_format(tmp_path, extension, dtype):
+    import SimpleITK as sitk
+
+    values = np.ones((5, 6, 7), dtype)
+    values[1, 2, 3], values[4, 5, 6] = np.nan, -np.inf
+    path = tmp_path / f"nan{extension}"
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(path))
+    with pytest.raises(NonFiniteError, match="2 NaN or infinite"):
+        read_volume(path)
+    values[1, 2, 3] = values[4, 5, 6] = np.finfo(dtype).max  # finite extremes are not NaN
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(path))
+    assert np.isfinite(read_volume(path)[0]).all()
+
+
+def test_nan_in_nifti_refused_by_commands(small_ct_files, tmp_path):
+    import SimpleITK as sitk
+
+    _, image, organs, _ = small_ct_files
+    values = sitk.GetArrayFromImage(sitk.ReadImage(str(image))).astype(np.float32)
+    values[10, 30, 30] = np.nan
+    bad = sitk.GetImageFromArray(values)
+    bad.CopyInformation(sitk.ReadImage(str(image)))
+    sitk.WriteImage(bad, str(tmp_path / "nan.nii.gz"))
+    result = _run(["lesion", "--image", str(tmp_path / "nan.nii.gz"), "--organ-mask", str(organs), "--organ-label", "1",
+                   "--out-image", str(tmp_path / "o.nii.gz"), "--out-label", str(tmp_path / "l.nii.gz")])
+    assert result.returncode == 2 and b"1 NaN or infinite" in result.stderr, result.stderr[-300:]
+    assert not (tmp_path / "o.nii.gz").exists()
