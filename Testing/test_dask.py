@@ -57,8 +57,71 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, cases, capsys):
     err = capsys.readouterr().err
     assert "Could not reach the Dask scheduler at tcp://127.0.0.1:1" in err and "Traceback" not in err
     assert time.time() - start < 60
-    with pytest.raises(MedSynthInputError, match="at least 1"):
+    with pytest.raises(MedSynthInputError, match=">= 1"):
         DaskExecutor("local:0")
+
+
+@pytest.mark.parametrize("spec", ["local:abc", "local:0", "bogus://x:1", "tcp://", "host", "tcp://h:99999"])
+def test_bad_cluster_strings_are_refused_by_the_parser(tmp_path, cases, capsys, spec):
+    with pytest.raises(SystemExit) as stop:
+        main(["build-db", "--cases", str(cases), "--out", str(tmp_path / "x"), "--cluster", spec])
+    assert stop.value.code == 2 and "argument --cluster" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["build-db", "--cases", str(cases), "--out", str(tmp_path / "x"), "--cluster", "local:1", "--workers", "2"])
+    assert "not allowed with argument --cluster" in capsys.readouterr().err
+
+
+def test_a_scheduler_that_accepts_but_never_answers_is_given_up(tmp_path, cases, capsys, monkeypatch):
+    import socket
+    import threading
+
+    from MedSynthCommonLib import executors
+
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 3)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+    threading.Thread(target=lambda: [accepted.append(listener.accept()) for _ in range(8)], daemon=True).start()
+    start = time.time()
+    try:
+        code = main(["build-db", "--cases", str(cases), "--variants", "1", "--out", str(tmp_path / "x"), "--quiet",
+                     "--cluster", f"tcp://127.0.0.1:{listener.getsockname()[1]}"])
+    finally:
+        listener.close()
+    assert code == 2 and time.time() - start < 30 and accepted
+    assert "Could not reach the Dask scheduler" in capsys.readouterr().err
+
+
+def test_a_scheduler_that_stops_answering_mid_run_is_given_up(monkeypatch):
+    from MedSynthCommonLib import executors
+
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 3)
+    monkeypatch.setattr(executors, "LIVENESS_INTERVAL_S", 1)
+    port = _free_port()
+    cluster = _start_cluster(port)
+    try:
+        runner = None
+        deadline = time.time() + 60
+        while runner is None:
+            try:
+                runner = DaskExecutor(f"tcp://127.0.0.1:{port}")
+            except MedSynthInputError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        results = runner.run(time.sleep, [0.1, 60, 60])  # importable on the workers
+        assert next(results) == (0.1, None)
+        os.killpg(cluster[0].pid, signal.SIGSTOP)  # the scheduler freezes: its socket stays open
+        start = time.time()
+        with pytest.raises(MedSynthInputError, match="stopped answering"):
+            list(results)
+        assert time.time() - start < 20
+        runner.close()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cluster[0].pid, signal.SIGCONT)
+        _stop(cluster)
 
 
 def _descendants(pid: int) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from MedSynthCommonLib.cli import finite_number, fraction, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
 
@@ -328,9 +329,7 @@ def register(cli) -> None:
     robust.add_argument("--per-stratum", type=whole_number(1), default=5, help="lesions per size x contrast x location stratum")
     robust.add_argument("--preset", default="ct-liver", help="SynthLesion preset of the inserted lesions")
     robust.add_argument("--seed", type=whole_number(0), default=0, help="random seed")
-    robust.add_argument("--workers", type=whole_number(1), default=1,
-                        help="worker processes for the cases (with --segmenter; a UNet trained here scores here)")
-    robust.add_argument("--cluster", metavar="local[:N] | ADDRESS", help="run the cases on Dask instead (see build-db)")
+    add_executor_options(robust, "for the cases (with --segmenter; a UNet trained here scores here)")
     _out_option(robust)
     robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark", trains=True)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from MedSynthCommonLib.cli import whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.executors import add_executor_options
 
 from .findings_study import LABEL_SETS, finding_names
 
@@ -151,9 +152,7 @@ def register(commands, out_option, run) -> None:
     triage.add_argument("--finding", required=True, help="the finding that orders the queue, e.g. 'hypodense lesion'")
     _organ_names_option(triage, required=False)
     triage.add_argument("--rules", type=Path, help="report rules (JSON)")
-    triage.add_argument("--workers", type=whole_number(1), default=1, help="worker processes scoring the scans")
-    triage.add_argument("--cluster", metavar="local[:N] | ADDRESS",
-                        help="score the scans on Dask instead (a local cluster or a scheduler address; see build-db)")
+    add_executor_options(triage, "scoring the scans")
     triage.add_argument("--out", type=Path, required=True, help="queue CSV to write: " + ", ".join(
         ["rank", "case_id", "image", "finding", "score", "called", "threshold", "location", "report"]))
     triage.set_defaults(run=_cmd_triage)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from MedSynthCommonLib.cli import finite_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.executors import add_executor_options
 
 from .config import LesionConfig
 from .presets import PRESETS
@@ -208,11 +209,7 @@ def register(cli) -> None:
     db.add_argument("--variants", type=whole_number(1), default=10, help="outputs per case")
     db.add_argument("--out", required=True, type=Path,
                     help="database folder: images/, labels/, records/ and manifest.jsonl (one line per finished output)")
-    db.add_argument("--workers", type=whole_number(1), default=1, help="worker processes on this machine")
-    db.add_argument("--cluster", metavar="local[:N] | ADDRESS",
-                    help="run on Dask instead: 'local:N' starts N worker processes here, 'tcp://HOST:8786' joins a "
-                         "running scheduler (dask-jobqueue, dask-kubernetes, Coiled...); --out must be on storage "
-                         "every worker sees")
+    add_executor_options(db, "(one output at a time each)")
     db.add_argument("--seed", type=seed_number, default=0, help="base seed; each output's seed comes from it, the case id and the variant")
     db.add_argument("--force", action="store_true",
                     help="discard outputs that an earlier run made in --out with other settings (default: refuse)")
