@@ -163,3 +163,72 @@ def test_nan_in_nifti_refused_by_commands(small_ct_files, tmp_path):
                    "--out-image", str(tmp_path / "o.nii.gz"), "--out-label", str(tmp_path / "l.nii.gz")])
     assert result.returncode == 2 and b"1 NaN or infinite" in result.stderr, result.stderr[-300:]
     assert not (tmp_path / "o.nii.gz").exists()
+
+
+# --- output folders: someone else's files are never touched; outputs never among the inputs ---
+
+def _stargan_folder(tmp_path: Path) -> Path:
+    """A folder of 2-D images in two domains (labels.csv), as translate train --data reads it."""
+    import SimpleITK as sitk
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["path,label"]
+    for n in range(8):
+        pixels = (rng.uniform(0, 200, (24, 24)) + 40 * (n % 2)).astype(np.uint8)
+        sitk.WriteImage(sitk.GetImageFromArray(pixels), str(data / f"i{n}.png"))
+        rows.append(f"i{n}.png,{'ab'[n % 2]}")
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def _train(data: Path, out: Path, iterations: int = 2) -> subprocess.CompletedProcess:
+    return _run(["translate", "train", "--model", "stargan", "--data", str(data), "--image-size", "16", "--features", "4",
+                 "--batch-size", "2", "--iterations", str(iterations), "--checkpoint-every", "1", "--device", "cpu",
+                 "--out", str(out)])
+
+
+def test_translate_train_never_touches_a_folder_that_is_not_its_model(tmp_path):
+    data = _stargan_folder(tmp_path)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    files = {"weights-final.pt": b"my weights", "checkpoint-1.pt": b"my state", "losses.csv": b"step,loss\n1,0.5\n",
+             "samples_000100.png": b"not really a png"}
+    for name, content in files.items():
+        (foreign / name).write_bytes(content)
+    result = _train(data, foreign)
+    assert result.returncode == 2 and b"not a MedSynth model folder" in result.stderr, result.stderr[-400:]
+    assert {p.name: p.read_bytes() for p in foreign.iterdir()} == files
+    inside = _train(data, data / "model")
+    assert inside.returncode == 2 and b"inside --data" in inside.stderr and not (data / "model").exists()
+
+
+def test_only_files_the_model_wrote_are_removed(tmp_path):
+    data = _stargan_folder(tmp_path)
+    model = tmp_path / "model"
+    assert _train(data, model, 2).returncode == 0
+    keep = {"weights-final.pt": b"a user's copy", "weights-0123456789abcdef.pt": b"named like ours, not ours"}
+    for name, content in keep.items():
+        (model / name).write_bytes(content)
+    assert _train(data, model, 4).returncode == 0  # resumes; old weights and checkpoints are replaced
+    assert all((model / name).read_bytes() == content for name, content in keep.items())
+    ours = [p.name for p in model.glob("weights-*.pt") if p.name not in keep]
+    assert len(ours) == 1 and len(list(model.glob("checkpoint-*.pt"))) == 1
+
+
+def test_demo_refuses_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = _run(["demo", "--out", str(tmp_path)])
+    assert result.returncode == 2 and b"notes.txt" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_replaced_private_output_stays_private(tmp_path):
+    from MedSynthCommonLib.storage import write_text_atomic
+
+    path = tmp_path / "record.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+    write_text_atomic(path, '{"new": 1}')
+    assert (path.stat().st_mode & 0o777) == 0o600 and path.read_text() == '{"new": 1}'

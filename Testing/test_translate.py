@@ -318,15 +318,15 @@ def test_domain_folders_of_volumes_and_dicom_series_are_sliced(tmp_path, capsys)
     assert images[domains == 1].mean() > 30 and images[domains == 0].mean() < -10
     assert domain_folder(tmp_path, 16, slices_per_volume=2)[3]["per_domain"] == {"diseased": 2, "healthy": 2}
     assert main(["translate", "train", "--model", "cyclegan", "--data", str(tmp_path), "--image-size", "32", "--features", "4",
-                 "--batch-size", "2", "--iterations", "2", "--out", str(tmp_path / "run")]) == 0
-    card = json.loads((tmp_path / "run" / "card.json").read_text())
+                 "--batch-size", "2", "--iterations", "2", "--out", str(tmp_path.parent / f"{tmp_path.name}_run")]) == 0
+    card = json.loads((tmp_path.parent / f"{tmp_path.name}_run" / "card.json").read_text())
     assert card["training_data"]["per_domain"] == {"diseased": 5, "healthy": 5}
     _write_dicom_series(tmp_path / "two", diseased[:2])  # a folder mixing two series is refused
     _write_dicom_series(tmp_path / "two", diseased[2:4], series_uid="1.2.826.0.1.3680043.2.1125.1.43")
     with pytest.raises(MedSynthInputError, match="with 2 DICOM series .*give an image file or a folder holding one"):
         read_volume(tmp_path / "two")
     with pytest.raises(MedSynthInputError, match="with no DICOM series"):
-        read_volume(tmp_path / "run")
+        read_volume(tmp_path.parent / f"{tmp_path.name}_run")
 
 
 def test_empty_data_folder_is_refused(tmp_path, capsys):

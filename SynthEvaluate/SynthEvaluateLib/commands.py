@@ -368,10 +368,14 @@ def run(args) -> int:
     classifiers and segmenters train with DistributedDataParallel); rank 0 alone writes and prints."""
     from MedSynthCommonLib.distributed import Ranks, finish
 
-    from .report import write_report
+    from MedSynthCommonLib.storage import claim_folder
+
+    from .report import is_report_folder, write_report
 
     device = getattr(args, "device", "cpu") or "cpu"
     ranks = Ranks.from_environment("cuda" if device.startswith("cuda") or (device == "auto" and _has_cuda()) else "cpu")
+    if ranks.is_main and getattr(args, "out", None) is not None:  # refused before any work, not after it
+        claim_folder(args.out, "report folder", is_report_folder, create=False)
     try:
         # protocols that train run on every rank (DistributedDataParallel); the others on rank 0 alone
         result = args.protocol_run(args) if ranks.is_main or getattr(args, "trains", False) else None

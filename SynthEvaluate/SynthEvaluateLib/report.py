@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from MedSynthCommonLib.storage import OutputSet, bytes_writer, json_bytes, prepare_folder
+from MedSynthCommonLib.storage import OutputSet, bytes_writer, json_bytes, claim_folder
 
 
 def _ci_text(entry) -> str:
@@ -212,10 +212,20 @@ def _jsonable(value):
     return value
 
 
+#: what a protocol may put in its report folder before the report (the CT findings model)
+PROTOCOL_ENTRIES = ("model",)
+
+
+def is_report_folder(folder: Path) -> bool:
+    """An earlier report (``results.json``), or only what a protocol wrote there before its report."""
+    return (Path(folder) / "results.json").is_file() or all(
+        entry.name in PROTOCOL_ENTRIES or entry.name.startswith(".medsynth") for entry in Path(folder).iterdir())
+
+
 def write_report(result: dict, out_dir: Path, title: str) -> dict:
     """Write ``report.html`` (self-contained), ``results.json``, ``summary.csv`` and PNGs as one
     set: all are made in memory, written whole and checked, ``results.json`` last."""
-    out_dir = prepare_folder(Path(out_dir), "report folder")
+    out_dir = claim_folder(Path(out_dir), "report folder", is_report_folder)
     rows = summary_rows(result) or [{"result": "no metric applies to this input"}]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")

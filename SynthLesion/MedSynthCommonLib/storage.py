@@ -7,7 +7,8 @@ then renamed into place.  Partial files carry the writer's process id, so the on
 killed run are recognised and swept on the next write into that folder.
 
 ``check_distinct_paths`` refuses outputs that name the same file as each other or as an input
-(through symlinks, hard links, ``./`` or ``../``); ``safe_file_stem`` refuses names that would
+(through symlinks, hard links, ``./`` or ``../``); ``claim_folder`` refuses output folders that
+hold someone else's files or overlap the inputs; ``safe_file_stem`` refuses names that would
 leave an output folder; ``FolderLock`` keeps two runs out of one output folder.
 """
 
@@ -19,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -173,6 +175,40 @@ def prepare_folder(folder: Path, role: str = "output folder") -> Path:
     return folder
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return path == folder or folder in path.parents
+
+
+def claim_folder(folder: str | os.PathLike, role: str, owned: Callable[[Path], bool] | None = None,
+                 inputs: dict[str, str | os.PathLike | None] | None = None, create: bool = True) -> Path:
+    """Create ``folder`` for a run's outputs, or take it when it is empty or ``owned(folder)``
+    says an earlier run of the same kind wrote it (a model folder to resume, a report to
+    replace).  Refused: a folder holding someone else's files (nothing in it is touched), and a
+    folder that is, holds or lies inside one of ``inputs`` (named as the user knows them).
+    ``create=False`` checks a folder that the run writes later (nothing is created now)."""
+    folder = Path(folder)
+    for name, path in (inputs or {}).items():
+        if path is None:
+            continue
+        if _inside(folder, path) or (Path(path).is_dir() and _inside(path, folder)):
+            where = "the same folder as" if _inside(folder, path) and _inside(path, folder) else \
+                ("inside" if _inside(folder, path) else "around")
+            raise MedSynthInputError(f"The {role} {folder} is {where} {name} ({path}); outputs are never written among "
+                                     "inputs: choose a folder outside it.")
+    if not create and not folder.exists():
+        check_utf8_name(folder, role)
+        return folder
+    prepare_folder(folder, role)
+    foreign = sorted(entry.name for entry in folder.iterdir()
+                     if entry.name != FolderLock.NAME and not is_partial(entry))
+    if foreign and not (owned is not None and owned(folder)):
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise MedSynthInputError(f"The {role} {folder} already holds files that are not a MedSynth {role} ({shown}); "
+                                 "nothing in it was changed. Choose a new or empty folder.")
+    return folder
+
+
 def _fsync_folder(folder: Path) -> None:
     if os.name != "posix":
         return
@@ -194,6 +230,8 @@ def _stage(path: Path, write: Callable[[Path], None], verify: Callable[[Path], N
     partial = partial_path(path)
     try:
         os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode from the umask, like any tool
+        with contextlib.suppress(FileNotFoundError):  # a file replaced keeps its permissions (a private 0600 stays so)
+            os.chmod(partial, stat.S_IMODE(os.stat(path).st_mode))
         with captured_stderr() as captured:
             write(partial)
         if _STDERR_FAILURE.search(captured.text):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -118,6 +119,14 @@ def _cmd_train(args) -> int:
     from .data import BatchSampler, Normalizer, encode_condition
     from .training import train_translator
 
+    if int(os.environ.get("RANK", "0") or 0) == 0:  # rank 0 alone writes the model folder
+        from MedSynthCommonLib.storage import claim_folder
+
+        from .model_dir import is_translator_folder
+
+        claim_folder(args.out, "model folder", is_translator_folder, {
+            "--data": args.data, "--image": args.image, "--condition": args.condition,
+            "--labels-csv": args.labels_csv, "--label-names": args.label_names})
     accelerator, ranks = join(_accelerator(args))  # refuse a missing GPU before reading any data
     if not ranks.active and accelerator.device_type == "cuda":
         import torch
@@ -156,10 +165,18 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _samples_folder(folder: Path) -> bool:
+    """An earlier ``translate sample`` folder: its record, or sampled masks only."""
+    import re
+
+    names = [entry.name for entry in folder.iterdir() if entry.name != ".medsynth.lock"]
+    return (folder / "sampling.json").is_file() or all(re.fullmatch(r"mask_\d{4}\.nii\.gz", n) for n in names)
+
+
 def _cmd_apply(args) -> int:
     from MedSynthCommonLib.geometry import Geometry
     from MedSynthCommonLib.imageio import write_volume
-    from MedSynthCommonLib.storage import check_distinct_paths, prepare_folder
+    from MedSynthCommonLib.storage import check_distinct_paths, claim_folder
 
     from .apply import sample_masks, translate_volume
     from .image_files import output_pixel_type, read_translatable, write_translated
@@ -171,7 +188,7 @@ def _cmd_apply(args) -> int:
     if model.config.model == "stylegan":
         raise MedSynthInputError("A stylegan model makes new images: use medsynth translate sample.")
     if model.config.kind.input == "latent":
-        out = prepare_folder(Path(args.out), "--out folder")
+        out = claim_folder(Path(args.out), "samples folder", _samples_folder, {"--model-dir": args.model_dir})
         masks = sample_masks(model, args.count, args.seed)
         for n, mask in enumerate(masks):
             write_volume(out / f"mask_{n:04d}.nii.gz", mask if mask.ndim == 3 else mask[None], Geometry())
@@ -214,14 +231,14 @@ def _attribute_values(pairs: list[str]) -> dict[str, float]:
 def _cmd_sample(args) -> int:
     from MedSynthCommonLib.geometry import Geometry
     from MedSynthCommonLib.imageio import write_volume
-    from MedSynthCommonLib.storage import FolderLock, prepare_folder
+    from MedSynthCommonLib.storage import FolderLock, claim_folder
 
     from .apply import sample_masks
     from .model_dir import load_model
     from .sampling import write_samples
 
     model = load_model(args.model_dir, _accelerator(args))
-    out = prepare_folder(Path(args.out), "--out folder")
+    out = claim_folder(Path(args.out), "samples folder", _samples_folder, {"--model-dir": args.model_dir})
     if model.config.model == "maskgan":
         masks = sample_masks(model, args.count, args.seed)
         for n, mask in enumerate(masks):

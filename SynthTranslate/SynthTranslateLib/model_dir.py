@@ -46,11 +46,26 @@ def save_addressed(folder: Path, prefix: str, obj) -> tuple[str, str]:
 
 
 def remove_unreferenced(folder: Path, prefix: str, keep: str) -> None:
-    """Remove ``prefix-*.pt`` files other than ``keep`` (after the file naming ``keep`` is in place)."""
+    """Remove earlier ``prefix-<sha>.pt`` files of this folder other than ``keep`` (after the file
+    naming ``keep`` is in place).  Only files that ``save_addressed`` wrote are removed: their
+    name is the start of their content's SHA-256, which no other file shares by chance; a user's
+    ``weights-final.pt`` (or a renamed copy) is kept."""
     for path in Path(folder).glob(f"{prefix}-*.pt"):
-        if path.name != keep:
-            with contextlib.suppress(OSError):
+        if path.name == keep or not _SAFE_NAME.match(path.name):
+            continue
+        with contextlib.suppress(OSError):
+            if content_sha256(path)[:16] == path.stem.split("-", 1)[1]:
                 path.unlink()
+
+
+def is_translator_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a translator (card) or an interrupted training (checkpoint index)."""
+    folder = Path(folder)
+    if (folder / CHECKPOINT_INDEX).is_file():
+        return True
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return json.loads((folder / CARD).read_text(encoding="utf-8")).get("format") == CARD_FORMAT
+    return False
 
 
 def referenced_file(folder: Path, index: dict, key: str, default: str, what: str) -> Path:

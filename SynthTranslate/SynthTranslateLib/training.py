@@ -22,7 +22,8 @@ from MedSynthCommonLib.devices import Accelerator
 from MedSynthCommonLib.distributed import Ranks, rank_seed
 from .data import BatchSampler, Normalizer
 from .config import TranslatorConfig
-from .model_dir import CHECKPOINT_INDEX, referenced_file, remove_unreferenced, save_addressed, save_model
+from .model_dir import (CHECKPOINT_INDEX, is_translator_folder, referenced_file, remove_unreferenced, save_addressed,
+                        save_model)
 from .models import Translator, build_translator
 
 LOSSES = "losses.csv"
@@ -140,7 +141,7 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
     any number of ranks.  ``should_stop`` is for single-process runs (a distributed run stops
     when ``torchrun`` is interrupted and resumes from its last checkpoint).
     """
-    from MedSynthCommonLib.storage import FolderLock, prepare_folder
+    from MedSynthCommonLib.storage import FolderLock, claim_folder
 
     ranks = ranks or Ranks()
     if ranks.active and should_stop is not None:
@@ -149,7 +150,7 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
     if not ranks.is_main:
         return _train(config, sampler, normalizer, iterations, Path(out_dir), seed, training_data, sample_every,
                       checkpoint_every, resume, sample_batch, None, None, accelerator, ranks)
-    out_dir = prepare_folder(Path(out_dir), "model folder")
+    out_dir = claim_folder(Path(out_dir), "model folder", is_translator_folder)
     with FolderLock(out_dir):
         return _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every,
                       checkpoint_every, resume, sample_batch, progress, should_stop, accelerator, ranks)
