@@ -61,7 +61,7 @@ def test_bad_cards_are_refused_clearly(tmp_path):
         with pytest.raises(MedSynthInputError, match=message):
             FeatureNetwork(tmp_path / "card.json")
     (tmp_path / "card.json").write_text("[" * 100_000)
-    with pytest.raises(MedSynthInputError, match="not a readable JSON"):
+    with pytest.raises(MedSynthInputError, match="nested too deeply"):
         FeatureNetwork(tmp_path / "card.json")
 
 

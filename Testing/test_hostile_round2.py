@@ -232,3 +232,95 @@ def test_a_replaced_private_output_stays_private(tmp_path):
     path.chmod(0o600)
     write_text_atomic(path, '{"new": 1}')
     assert (path.stat().st_mode & 0o777) == 0o600 and path.read_text() == '{"new": 1}'
+
+
+# --- processes: workers never outlive a killed parent; SIGTERM ends a run as Ctrl-C does ---
+
+@pytest.fixture(scope="module")
+def db_cases(tmp_path_factory, small_ct_files):
+    _, image, organs, _ = small_ct_files
+    path = tmp_path_factory.mktemp("cases") / "cases.csv"
+    path.write_text(f"case_id,image,organ_mask,organ_label\na,{image},{organs},1\nb,{image},{organs},1\n")
+    return path
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="pgrep over a process group")
+def test_workers_end_when_the_parent_is_killed_while_they_start(tmp_path, db_cases):
+    """The parent killed 0.3-0.5 s after start, while its spawned workers are still starting
+    (before the old code armed the death signal: 4 of 9 such kills left workers for ever)."""
+    import signal
+    import time
+
+    for n, delay in enumerate((0.3, 0.38, 0.45, 0.55)):
+        process = subprocess.Popen([*CLI, "build-db", "--cases", str(db_cases), "--out", str(tmp_path / f"db{n}"),
+                                    "--variants", "6", "--workers", "2", "--quiet"], start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline, left = time.time() + 8, ["?"]
+        while left and time.time() < deadline:
+            time.sleep(0.25)
+            left = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+        if left:
+            subprocess.run(["kill", "-9", *left])
+        assert not left, f"workers outlived a parent killed after {delay} s"
+
+
+def test_sigterm_ends_build_db_like_ctrl_c(tmp_path, db_cases):
+    import json
+    import signal
+    import time
+
+    out = tmp_path / "db"
+    command = [*CLI, "build-db", "--cases", str(db_cases), "--out", str(out), "--variants", "8", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest = out / "manifest.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (manifest.exists() and manifest.read_bytes().count(b"\n") >= 1):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    done = manifest.read_bytes().count(b"\n")
+    if done < 16:  # the signal came before the end
+        assert process.returncode == 143 and b"terminated; finished outputs are kept" in stderr, stderr[-300:]
+    assert not [p for p in out.rglob("*") if p.name.startswith(PARTIAL_PREFIX)]
+    assert all((out / json.loads(line)["image"]).is_file() for line in manifest.read_text().splitlines())
+    resumed = subprocess.run(command, capture_output=True, timeout=300)
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["already_done"] == done
+
+
+# --- build-db: outputs changed after they were made, and files in the way, are kept ---
+
+def test_build_db_keeps_a_hand_corrected_label_and_foreign_files(tmp_path, db_cases):
+    import json
+
+    import SimpleITK as sitk
+
+    out = tmp_path / "db"
+    base = ["build-db", "--cases", str(db_cases), "--out", str(out), "--size", "tiny", "--quiet"]
+    assert _run([*base, "--variants", "2"]).returncode == 0
+    label = out / "labels" / "a_v0000.nii.gz"
+    corrected = sitk.ReadImage(str(label))
+    values = sitk.GetArrayFromImage(corrected)
+    values[values == 2] = 1  # the reader erased a lesion it did not believe
+    edited = sitk.GetImageFromArray(values)
+    edited.CopyInformation(corrected)
+    sitk.WriteImage(edited, str(label))
+    mine = label.read_bytes()
+    # someone else's file where a new output would go, behind a symlinked images/ folder
+    elsewhere = tmp_path / "elsewhere"
+    (out / "images").rename(elsewhere)
+    (out / "images").symlink_to(elsewhere)
+    (elsewhere / "b_v0002.nii.gz").write_bytes(b"someone else's scan")
+    result = _run([*base, "--variants", "3"])
+    summary = json.loads(result.stdout)
+    assert label.read_bytes() == mine  # kept, not regenerated
+    assert summary["changed_kept"] == [{"name": "a_v0000", "file": "labels/a_v0000.nii.gz"}]
+    assert (elsewhere / "b_v0002.nii.gz").read_bytes() == b"someone else's scan"
+    assert [f["name"] for f in summary["failed"]] == ["b_v0002"] and "in the way" in summary["failed"][0]["error"]
+    assert summary["made"] == 1 and result.returncode == 1  # a_v0002 made; b_v0002 refused
+    assert b"changed since they were made" in _run([*base[:-1], "--variants", "3"]).stderr
+    forced = _run([*base, "--variants", "3", "--seed", "5", "--force"])  # other settings: old outputs discarded...
+    assert label.read_bytes() == mine  # ...but never a changed one
+    assert [k["name"] for k in json.loads(forced.stdout)["changed_kept"]] == ["a_v0000"]

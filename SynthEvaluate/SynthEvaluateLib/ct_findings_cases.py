@@ -9,7 +9,6 @@ relative paths are relative to the CSV.  Real training cases add one 0/1 column 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.storage import safe_file_stem
 from MedSynthCommonLib.tables import read_table, table_file
+from MedSynthCommonLib.options import read_json
 
 from .findings_study import HealthyScan
 
@@ -51,11 +51,10 @@ def parse_organ_names(items: list[str]) -> dict[int, str]:
             names[int(value)] = name.strip()
             continue
         path, key = source
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MedSynthInputError(f"Cannot read the organ names in {path}: {error}. Give a JSON object "
-                                     '{"5": "liver", ...} or VALUE=NAME items.') from None
+        if not path.is_file():
+            raise MedSynthInputError(f"Organ names {item!r}: no such file; give VALUE=NAME items (e.g. 5=liver) or "
+                                     'a JSON file {"5": "liver", ...} as FILE.json[:KEY].')
+        data = read_json(path, "organ names file")
         if key:
             data = data.get(key) if isinstance(data, dict) else None
         if not isinstance(data, dict) or not data or not all(str(k).isdigit() and isinstance(v, str)

@@ -3,8 +3,6 @@ SynthLesion data) and ``medsynth evaluate triage`` (a reading queue from a train
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 from MedSynthCommonLib.cli import whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
+from MedSynthCommonLib.tables import csv_text
 
 from .findings_study import LABEL_SETS, finding_names
 
@@ -92,11 +91,7 @@ def _cmd_triage(args) -> int:
                                               if path is not None and Path(path).exists()})
     rows = triage_files(args.model, cases, args.finding, parse_organ_names(args.organ_names or []),
                         load_rules(args.rules), args.workers, args.cluster, _say)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=QUEUE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(args.out, text.getvalue())
+    write_text_atomic(args.out, csv_text(rows, QUEUE_COLUMNS))
     print(json.dumps({"queue": str(args.out), "cases": len(rows),
                       "called": sum(row["called"] == "yes" for row in rows)}, indent=2))
     return 0

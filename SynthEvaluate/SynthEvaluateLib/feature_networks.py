@@ -22,13 +22,13 @@ TorchScript ops reach the file system), and no loader in torch refuses all of it
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.options import read_json
 
 CARD_FORMAT = "medsynth-feature-network/1"
 
@@ -138,12 +138,7 @@ class FeatureNetwork:
             card_path = card_path / "card.json"
         if card_path.suffix.lower() != ".json":
             raise MedSynthInputError(f"--feature-extractor {card_path}: give a feature-network card (.json); {_HOW_TO}.")
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MedSynthInputError(f"Feature-network card not found: {card_path}.") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-            raise MedSynthInputError(f"{card_path} is not a readable JSON card ({type(error).__name__}).") from None
+        card = read_json(card_path, "feature-network card")
         if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
             raise MedSynthInputError(f"{card_path} is not a feature-network card (its 'format' must be {CARD_FORMAT!r}).")
         missing = [key for key in _REQUIRED if key not in card]

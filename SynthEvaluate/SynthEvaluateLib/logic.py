@@ -45,12 +45,12 @@ def segmentation_metrics_on_nodes(reference_segmentation, reference_segment: str
 def roc_chart_from_results(scene, results_json, name: str = "ROC"):
     """Plot chart of the ROC curves (first seed, every arm) stored in a report's results.json;
     None when the report has no curves (e.g. robustness, reader study)."""
-    import json
-    from pathlib import Path
 
     from .mrml import roc_chart
 
-    data = json.loads(Path(results_json).read_text(encoding="utf-8"))
+    from MedSynthCommonLib.options import read_json
+
+    data = read_json(results_json, "results file")
     curves = {f"{arm}: {label}": curve for arm, runs in data.get("runs", {}).items() if isinstance(runs, list) and runs
               for label, curve in runs[0].get("roc", {}).items()}
     return roc_chart(scene, curves, name) if curves else None

@@ -9,9 +9,8 @@ with Wilson intervals; near 50% accuracy means readers cannot tell them apart.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.storage import write_text_atomic
+from MedSynthCommonLib.tables import csv_text, read_table
+from MedSynthCommonLib.options import read_json
 
 from .classification import binary_metrics
 
@@ -30,6 +31,25 @@ class StudyCase:
     number: int  # what the reader sees
     source: str  # "real" or "synthetic": hidden from the reader
     reference: str  # file or node the case comes from
+
+
+def _answer_problem(row: dict, numbers: set[int]) -> str | None:
+    """What is wrong with one answers.csv row (None when nothing)."""
+    if not row["reader"]:
+        return "the reader is empty"
+    if not row["case"].isdigit() or int(row["case"]) not in numbers:
+        return f"case {row['case']!r} is not a case of this study"
+    if row["answer"] not in ANSWERS:
+        return f"answer {row['answer']!r} is not one of {', '.join(ANSWERS)}"
+    if row["confidence"] not in ("1", "2", "3", "4", "5"):
+        return f"confidence {row['confidence']!r} is not a whole number from 1 to 5"
+    try:
+        seconds = float(row["seconds"] or 0)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        return f"seconds {row['seconds']!r} is not a number >= 0"
+    return None
 
 
 class ReaderStudy:
@@ -61,13 +81,18 @@ class ReaderStudy:
         path = Path(folder) / "study.json"
         if not path.exists():
             raise MedSynthInputError(f"No reader study in {folder} (study.json missing).")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(folder, [StudyCase(**c) for c in data["cases"]], data["seed"])
+        data = read_json(path, "reader study")
+        try:
+            return cls(folder, [StudyCase(**c) for c in data["cases"]], int(data["seed"]))
+        except (KeyError, TypeError, ValueError):
+            raise MedSynthInputError(f"{path} is not a MedSynth reader study (damaged or from another program).") from None
 
     def shown_file(self, case: StudyCase) -> Path:
-        """The case as the reader sees it: a copy that holds only the pixels and the grid, named by
-        the case number (no original file name, path, or metadata such as DICOM tags), made once
-        in ``cases/`` of the study folder."""
+        """The case as the reader sees it, made once in ``cases/`` of the study folder and named by
+        the case number.  Every copy is alike in all but its pixels, so nothing else can unblind
+        a reader: 3-D (a 2-D image is one slice), 32-bit float, grey (colour averaged), origin at
+        0 with axes along the patient's, spacing rounded to 0.01 mm, no metadata (no file name,
+        path or DICOM tag)."""
         import SimpleITK as sitk
 
         from MedSynthCommonLib.imageio import image_writer, read_image
@@ -76,18 +101,32 @@ class ReaderStudy:
         target = self.folder / "cases" / f"case_{case.number:04d}.nrrd"
         if not target.exists():
             original = read_image(case.reference)
-            pixels = sitk.GetArrayFromImage(original)
-            clean = sitk.GetImageFromArray(pixels, isVector=original.GetNumberOfComponentsPerPixel() > 1)
-            clean.CopyInformation(original)  # origin, spacing, direction only: no metadata dictionary
+            pixels = sitk.GetArrayFromImage(original).astype(np.float32)
+            if original.GetNumberOfComponentsPerPixel() > 1:
+                pixels = pixels.mean(axis=-1)
+            spacing = [round(float(v), 2) for v in original.GetSpacing()]
+            if pixels.ndim == 2:
+                pixels, spacing = pixels[None], [*spacing, 1.0]
+            clean = sitk.GetImageFromArray(np.ascontiguousarray(pixels))
+            clean.SetSpacing(spacing[:3])  # origin (0, 0, 0) and identity direction: the defaults
             atomic_write(target, *image_writer(clean))
         return target
 
     def answers(self) -> list[dict]:
+        """The recorded answers, each checked (a hand-edited or damaged ``answers.csv`` is refused
+        naming the line): reader, a case of this study, real/synthetic, confidence 1-5, seconds."""
         path = self.folder / "answers.csv"
         if not path.exists():
             return []
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+        numbers = {c.number for c in self.cases}
+        answers = []
+        for line, row in read_table(path, tuple(self.ANSWER_FIELDS), "answers table"):
+            problem = _answer_problem(row, numbers)
+            if problem:
+                raise MedSynthInputError(f"Line {line} of {path}: {problem}; correct or delete that line.")
+            answers.append({**row, "case": int(row["case"]), "confidence": int(row["confidence"]),
+                            "seconds": float(row["seconds"] or 0)})
+        return answers
 
     def next_case(self, reader: str) -> StudyCase | None:
         """The first case this reader has not answered, or None when finished."""
@@ -98,20 +137,21 @@ class ReaderStudy:
         """Store one answer (replacing an earlier answer of this reader to this case)."""
         if not reader.strip():
             raise MedSynthInputError("Enter the reader's name or code before answering.")
+        if reader.strip()[0] in "=+-@":
+            raise MedSynthInputError(f"The reader's name {reader!r} starts with {reader.strip()[0]!r}, which spreadsheets "
+                                     "read as a formula; use a name or code that starts with a letter or digit.")
         if answer not in ANSWERS:
             raise MedSynthInputError(f"Answer must be one of {ANSWERS}; got {answer!r}.")
         if not 1 <= int(confidence) <= 5:
             raise MedSynthInputError(f"Confidence must be 1 (guess) to 5 (certain); got {confidence}.")
         if case_number not in {c.number for c in self.cases}:
             raise MedSynthInputError(f"There is no case {case_number} in this study.")
+        if not math.isfinite(float(seconds)) or float(seconds) < 0:
+            raise MedSynthInputError(f"Seconds must be a finite number >= 0; got {seconds}.")
         rows = [a for a in self.answers() if not (a["reader"] == reader and int(a["case"]) == case_number)]
         rows.append({"reader": reader, "case": case_number, "answer": answer, "confidence": int(confidence),
                      "seconds": round(float(seconds), 2)})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.ANSWER_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text_atomic(self.folder / "answers.csv", buffer.getvalue())
+        write_text_atomic(self.folder / "answers.csv", csv_text(rows, self.ANSWER_FIELDS))
 
     def results(self, confidence: float = 0.95) -> dict:
         """Per reader and pooled: accuracy, sensitivity, specificity (Wilson CIs), mean confidence."""

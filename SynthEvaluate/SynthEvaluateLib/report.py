@@ -4,7 +4,6 @@ self-contained HTML page (plots embedded), and JSON of every figure."""
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from MedSynthCommonLib.storage import OutputSet, bytes_writer, json_bytes, claim_folder
+from MedSynthCommonLib.storage import OutputSet, bytes_writer, claim_folder, json_bytes
+from MedSynthCommonLib.tables import csv_text
 
 
 def _ci_text(entry) -> str:
@@ -227,10 +227,7 @@ def write_report(result: dict, out_dir: Path, title: str) -> dict:
     set: all are made in memory, written whole and checked, ``results.json`` last."""
     out_dir = claim_folder(Path(out_dir), "report folder", is_report_folder)
     rows = summary_rows(result) or [{"result": "no metric applies to this input"}]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    summary = csv_text(rows, list(rows[0]))
     figures = _figures(result)
     header = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
@@ -250,12 +247,9 @@ def write_report(result: dict, out_dir: Path, title: str) -> dict:
         for name, png in figures.items():
             outputs.add(out_dir / f"{name}.png", *bytes_writer(png))
         if result.get("per_image"):  # one row per judged image (e.g. the privacy audit's)
-            per_image = io.StringIO()
-            table = csv.DictWriter(per_image, fieldnames=list(result["per_image"][0]), lineterminator="\n")
-            table.writeheader()
-            table.writerows(result["per_image"])
-            outputs.add(out_dir / "per_image.csv", *bytes_writer(per_image.getvalue().encode("utf-8")))
-        outputs.add(out_dir / "summary.csv", *bytes_writer(buffer.getvalue().encode("utf-8")))
+            per_image = csv_text(result["per_image"], list(result["per_image"][0]))
+            outputs.add(out_dir / "per_image.csv", *bytes_writer(per_image.encode("utf-8")))
+        outputs.add(out_dir / "summary.csv", *bytes_writer(summary.encode("utf-8")))
         outputs.add(out_dir / "report.html", *bytes_writer(page.encode("utf-8")))
         outputs.add(out_dir / "results.json", *bytes_writer(json_bytes(_jsonable(result), "results")))
         outputs.commit()

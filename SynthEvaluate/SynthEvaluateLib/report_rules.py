@@ -22,6 +22,7 @@ import string
 from pathlib import Path
 
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.options import read_json
 
 DEFAULT_RULES: dict = {
     "sentence": "{certainty} {finding} in the {location}{size}.",
@@ -39,10 +40,7 @@ def load_rules(path: str | Path | None = None) -> dict:
     templates naming unknown fields and malformed bands are refused."""
     rules = json.loads(json.dumps(DEFAULT_RULES))
     if path is not None:
-        try:
-            given = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MedSynthInputError(f"The report rules {path} are not a readable JSON object ({error}).") from None
+        given = read_json(path, "report rules file")
         if not isinstance(given, dict) or set(given) - set(DEFAULT_RULES):
             raise MedSynthInputError(f"The report rules {path} must be a JSON object with keys among "
                                      f"{sorted(DEFAULT_RULES)}.")

@@ -16,7 +16,7 @@ import sys
 from importlib import metadata
 
 from . import __version__
-from .errors import MedSynthError
+from .errors import MedSynthError, MedSynthOutputError
 
 ENTRY_POINT_GROUP = "medsynth.commands"
 ENVIRONMENT_VARIABLE = "MEDSYNTH_COMMANDS"
@@ -170,13 +170,67 @@ def _check_utf8_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> N
                          "and folder names. Rename the file or folder (e.g. convmv -f latin1 -t utf8).")
 
 
+class _CheckedStdout:
+    """Standard output whose failed writes (``> /dev/full``, a full disk, a closed terminal)
+    are a clear MedSynth error, not a traceback at exit; a closed pipe stays a quiet exit."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _guard(self, method, *args):
+        try:
+            return getattr(self._stream, method)(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            import os
+
+            with open(os.devnull, "w") as sink:  # the interpreter's own flush at exit must not fail again
+                os.dup2(sink.fileno(), self._stream.fileno())
+            raise MedSynthOutputError(f"Could not write the results to standard output ({error.strerror or error}); "
+                                      "the outputs written to files are complete.") from None
+
+    def write(self, text):
+        return self._guard("write", text)
+
+    def flush(self):
+        return self._guard("flush")
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is."""
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (``kill``, a job scheduler, Slicer's Cancel) ends a command as Ctrl-C does: the
+    write in progress is finished or removed, finished outputs are committed, and the message
+    says how to resume (by default SIGTERM kills at once, leaving a partial file)."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise Terminated
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    own_process = argv is None  # the medsynth command, not a test or a notebook calling main()
     argv = list(sys.argv[1:] if argv is None else argv)
     _check_utf8_arguments(parser, argv)
     args = parser.parse_args(expand_compounds(parser.cli, argv))
+    if own_process:
+        _interrupt_on_sigterm()
+        sys.stdout = _CheckedStdout(sys.stdout)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()
+        return code
     except MedSynthError as error:
         print(f"{_name()}: error: {error}", file=sys.stderr)
         return 2
@@ -184,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{_name()}: error: not enough memory for this input (a huge grid or spacing?); "
               "check the image's size and spacing, or use a machine with more memory.", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{_name()}: interrupted; finished outputs are kept, run the same command again to resume.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupted:
+        print(f"{_name()}: {'terminated' if isinstance(interrupted, Terminated) else 'interrupted'}; finished outputs "
+              "are kept, run the same command again to resume.", file=sys.stderr)
+        return 143 if isinstance(interrupted, Terminated) else 130
     except BrokenPipeError:
         return 141
     except Exception as error:  # a bug: say so plainly; the traceback only when asked

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import re
 import sys
 from typing import Callable, Iterable, Iterator
@@ -87,7 +88,7 @@ class ProcessExecutor:
 
         self.name = f"processes:{workers}"
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=exit_with_parent)
+                                         initializer=exit_with_parent, initargs=(os.getpid(),))
 
     def run(self, function: Callable, items: Iterable):
         from concurrent.futures import FIRST_COMPLETED, wait

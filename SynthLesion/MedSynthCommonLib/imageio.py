@@ -77,6 +77,9 @@ def read_image(path: str | os.PathLike):
     check_utf8_name(path, "input")
     if not path.exists():
         raise MedSynthInputError(f"File not found: {path}")
+    if not (path.is_file() or path.is_dir()):  # reading a FIFO would wait for ever; a device never ends
+        raise MedSynthInputError(f"{path} is not a regular file (a pipe, socket or device); give an image file or a "
+                                 "DICOM series folder.")
     try:
         if not path.is_dir():
             _check_header(path)

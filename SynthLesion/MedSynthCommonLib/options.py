@@ -1,7 +1,10 @@
-"""Option records (configs, model cards) read back from JSON written by another version or program."""
+"""Option records (configs, model cards, presets, records) read back from JSON written by another
+version or program, or by a hostile one: ``read_json`` is the one way user JSON is read."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,3 +26,37 @@ def chosen_path(value) -> Path | None:
     if value is None or str(value).strip() in ("", "."):
         return None
     return Path(value)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(text: str | bytes, what: str):
+    """JSON text as Python values; anything that is not strict JSON (NaN, Infinity, numbers of
+    thousands of digits, nesting deeper than Python's stack) raises ``MedSynthInputError``."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise MedSynthInputError(f"The {what} is not UTF-8 text.") from None
+    except RecursionError:
+        raise MedSynthInputError(f"The {what} is nested too deeply to be a MedSynth file.") from None
+    except ValueError as error:  # JSONDecodeError, NaN/Infinity, integers beyond Python's digit limit
+        detail = "a number has thousands of digits" if "digits" in str(error) else str(error).splitlines()[0][:120]
+        raise MedSynthInputError(f"The {what} is not valid JSON ({detail}).") from None
+
+
+def read_json(path: str | os.PathLike, what: str):
+    """The JSON file at ``path`` (``what`` names it in messages: "preset file", "model card"),
+    refused clearly when missing, unreadable or not strict JSON."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MedSynthInputError(f"The {what} {path} was not found.") from None
+    except IsADirectoryError:
+        raise MedSynthInputError(f"The {what} {path} is a folder; give a .json file.") from None
+    except OSError as error:
+        raise MedSynthInputError(f"The {what} {path} cannot be read ({error.strerror or error}).") from None
+    return parse_json(data, f"{what} {path}")
+

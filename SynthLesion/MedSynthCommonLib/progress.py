@@ -16,6 +16,11 @@ class _PlainProgress:
         self.total, self.count, self.enabled = total, initial, enabled
         self.description, self.unit, self._start, self._first = description, unit, time.monotonic(), initial
 
+    @property
+    def n(self) -> int:
+        """Items done so far (tqdm's name)."""
+        return self.count
+
     def update(self, n: int = 1) -> None:
         self.count += n
         if self.enabled:

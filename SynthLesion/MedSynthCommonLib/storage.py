@@ -36,18 +36,43 @@ _STDERR_FAILURE = re.compile(r"\berror\b|wrote only|failed|cannot|could not|no s
 
 def check_utf8_name(path: str | os.PathLike, what: str = "file") -> None:
     """Refuse a path that is not valid UTF-8 (e.g. a byte 0xff from another system's encoding):
-    ITK aborts the whole process on such names instead of raising."""
+    ITK aborts the whole process on such names instead of raising; and a path with a name
+    longer than file systems take (which would otherwise read as "not found")."""
     try:
         os.fsencode(path).decode("utf-8")
     except UnicodeDecodeError:
         shown = os.fsencode(path).decode("utf-8", "backslashreplace")
         raise MedSynthInputError(f"The {what} name {shown} is not valid UTF-8 text; the image libraries MedSynth uses "
                                  "need UTF-8 file and folder names. Rename it (e.g. convmv -f latin1 -t utf8).") from None
+    for part in Path(path).parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise MedSynthInputError(f"The {what} name {part[:40]}... is {len(os.fsencode(part))} bytes long; file "
+                                     f"systems take at most {NAME_MAX}. Choose a shorter name.")
+
+
+#: longest file name (bytes) that Linux, macOS and Windows file systems take
+NAME_MAX = 255
+
+
+def _partial_tail(name: str) -> str:
+    """The end of a partial file's name for the destination ``name``: the name with its
+    extension in lower case (ITK picks its writer by a lower-case extension: ``X.NII.GZ`` is
+    written as ``…x.nii.gz`` and renamed), shortened to a hash of the name where the prefix
+    would push it over ``NAME_MAX``."""
+    import hashlib
+
+    parts = name.split(".")
+    count = 2 if len(parts) > 2 and parts[-1].lower() == "gz" else 1 if len(parts) > 1 else 0
+    stem, extension = ".".join(parts[:len(parts) - count]), "".join("." + e.lower() for e in parts[len(parts) - count:])
+    room = NAME_MAX - len(f"{PARTIAL_PREFIX}{2**32}-{'0' * 8}-".encode())
+    if len((stem + extension).encode()) > room:
+        stem = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return stem + extension
 
 
 def partial_path(path: Path) -> Path:
-    """A partial-file path beside ``path`` ending in ``path``'s name (so its extension is kept)."""
-    return path.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+    """A partial-file path beside ``path`` ending in ``path``'s extension (lower case)."""
+    return path.parent / f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{_partial_tail(path.name)}"
 
 
 def is_partial(path: Path) -> bool:
@@ -79,7 +104,7 @@ def sweep_partials(folder: Path, name: str | None = None, every: bool = False) -
         return 0
     for entry in entries:
         match = _PARTIAL.match(entry.name)
-        if match and (name is None or match.group(2) == name) and (every or not _pid_alive(int(match.group(1)))):
+        if match and (name is None or match.group(2) == _partial_tail(name)) and (every or not _pid_alive(int(match.group(1)))):
             with contextlib.suppress(OSError):
                 entry.unlink()
                 removed += 1
@@ -132,6 +157,8 @@ def explain_os_error(error: OSError, path: Path) -> str:
         return f"{path} is a folder; give a file name"
     if error.errno == errno.ENOTDIR:
         return f"a part of {folder} is a file, not a folder; choose another output path"
+    if error.errno == errno.ENAMETOOLONG:
+        return f"the name is longer than the file system takes ({NAME_MAX} bytes a name); choose a shorter one"
     return f"{error.strerror or error} ({folder})"
 
 
@@ -283,6 +310,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None],
     return path
 
 
+class OutputInTheWay(MedSynthInputError):
+    """A destination holds a file with other content that is not ours to replace."""
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    import filecmp
+
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
 class OutputSet:
     """Files that belong together (an image, its label map, the record that describes them).
 
@@ -293,8 +333,12 @@ class OutputSet:
     manager, partial files are removed when anything fails before the commit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_different: bool = False) -> None:
+        """``keep_different``: a file already at a destination is replaced only when its bytes
+        equal the new ones (for deterministic outputs: an interrupted run's own file); any other
+        file there is someone else's, and ``commit`` raises ``OutputInTheWay`` leaving it as it is."""
         self._staged: list[tuple[Path, Path]] = []
+        self.keep_different = keep_different
 
     def add(self, path: str | os.PathLike, write: Callable[[Path], None],
             verify: Callable[[Path], None] | None = None) -> Path:
@@ -307,6 +351,13 @@ class OutputSet:
     def commit(self) -> None:
         if not self._staged:
             return
+        if self.keep_different:
+            for partial, path in self._staged:
+                if path.exists() and not _same_bytes(partial, path):
+                    self.discard()
+                    raise OutputInTheWay(f"{path} is in the way: a file with other content is already there (changed "
+                                         "by hand, or not made by this run); it was kept as it is. Move it away to let "
+                                         "this output be made.")
         with contextlib.suppress(FileNotFoundError):
             self._staged[-1][1].unlink()  # the old commit marker goes first
         for partial, path in self._staged:

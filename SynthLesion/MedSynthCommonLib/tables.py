@@ -2,12 +2,14 @@
 
 One reader for all of them, so every table gets the same treatment: UTF-8 with or without a
 byte-order mark (Excel writes one), blank lines skipped, and every problem reported with the
-table's path and the row's line number.
+table's path and the row's line number.  One writer for the tables MedSynth writes
+(``csv_text``), which keeps text from being read as a spreadsheet formula.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,10 @@ def read_table(path: str | Path, required: tuple[str, ...], what: str = "table")
         raise MedSynthInputError(f"The {what} {path} is empty; it needs a header with the columns {', '.join(required)}.")
     header_line, header = lines[0]
     header = [cell.strip() for cell in header]
+    repeated = sorted({column for column in header if header.count(column) > 1})
+    if repeated:
+        raise MedSynthInputError(f"The {what} {path} names the column(s) {', '.join(repeated) or '(empty)'} more than once "
+                                 f"(line {header_line}); give each column once.")
     missing = [column for column in required if column not in header]
     if missing:
         raise MedSynthInputError(f"The {what} {path} lacks the column(s) {', '.join(missing)}; its header (line {header_line}) "
@@ -151,3 +157,24 @@ def read_numeric_columns(table: Path, file_column: str, columns: list[str], ids:
                                          f"every image needs a numeric {column}.")
             values[i, j] = value
     return values
+
+
+def _not_a_formula(value):
+    """Text that a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+cmd``, ``@SUM``)
+    gets a leading apostrophe, as OWASP advises for CSV exports; numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """Rows (dicts; missing keys left blank) as CSV text with a header, safe to open in a spreadsheet."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: _not_a_formula(value) for key, value in row.items()} for row in rows)
+    return buffer.getvalue()
+

@@ -26,7 +26,7 @@ def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--size", default="small", choices=[*SIZE_CLASSES, MIX],
                        help="size class by equivalent diameter: tiny 5-10 mm, small 10-20, medium 20-40, large 40-80, "
                             "or mix (one class drawn per lesion)")
-    group.add_argument("--count", type=whole_number(1), default=1, help="lesions per output")
+    group.add_argument("--count", type=whole_number(1), help="lesions per output (default 1; with --centre: one per point)")
     group.add_argument("--preset", default="ct-liver", type=_preset_name, metavar="{" + ",".join(PRESETS) + "} or FILE.json",
                        help="organ and modality: decides intensities (HU for CT, organ SD for MR), texture, vessels; "
                             "or a preset file written by 'medsynth lesion-fit'")
@@ -57,14 +57,18 @@ def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from(args) -> LesionConfig:
+    centres = getattr(args, "centre", None)
+    if centres and args.count is not None and args.count != len(centres):
+        raise MedSynthInputError(f"--count {args.count} with {len(centres)} --centre point(s): each point makes one "
+                                 "lesion; leave --count out, or give one --centre per lesion.")
     return LesionConfig(
-        preset=args.preset, size_class=args.size, count=args.count, lesion_type=args.lesion_type,
+        preset=args.preset, size_class=args.size, count=args.count or 1, lesion_type=args.lesion_type,
         contrast=args.contrast, mass_effect=args.mass_effect,
         capsule=_TRISTATE[args.capsule], necrosis=_TRISTATE[args.necrosis],
         calcification=_TRISTATE[args.calcification], rim=_TRISTATE[args.rim], phase=args.phase,
         allow_fewer=args.allow_fewer,
         avoid_vessels=not args.no_vessel_avoidance, vessel_threshold_sd=args.vessel_threshold_sd,
-        centres_ras=getattr(args, "centre", None),
+        centres_ras=centres,
     ).validate()
 
 
@@ -77,6 +81,10 @@ def _preset_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown preset {text!r}: choose one of {', '.join(PRESETS)} or a .json preset file")
 
 
+#: ``lesion`` shows a progress bar from this many lesions on
+LESIONS_SHOWN = 10
+
+
 def _cmd_lesion(args) -> int:
     from .files import read_record, synthesize_files
 
@@ -86,9 +94,14 @@ def _cmd_lesion(args) -> int:
         config, seed, organ_label = LesionConfig.from_dict(record["config"]).validate(), record["seed"], record.get("organ_label")
     else:
         config, seed, organ_label = _config_from(args), args.seed, args.organ_label
-    result, outputs = synthesize_files(args.image, args.organ_mask, args.out_image, args.out_label, config,
-                                       seed, organ_label, args.record, args.preview, args.shape_mask,
-                                       record_full_paths=args.record_full_paths, from_record=record)
+    from MedSynthCommonLib.progress import progress_bar
+
+    # many lesions take minutes: a bar with an ETA (a few lesions take seconds: none)
+    with progress_bar(config.lesion_count, "lesions", "lesion", enabled=config.lesion_count >= LESIONS_SHOWN) as bar:
+        result, outputs = synthesize_files(args.image, args.organ_mask, args.out_image, args.out_label, config,
+                                           seed, organ_label, args.record, args.preview, args.shape_mask,
+                                           record_full_paths=args.record_full_paths, from_record=record,
+                                           progress=lambda done, asked: bar.update(done - bar.n))
     for warning in result.case_record.get("warnings", []):
         print(f"medsynth: warning: {warning}", file=sys.stderr)
     print(result.finding)

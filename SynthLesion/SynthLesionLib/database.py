@@ -11,6 +11,10 @@ Storage discipline (one mechanism for every way a run can end):
 - on start, partial files of killed runs are swept and the manifest is rewritten without torn,
   repeated or dangling lines; outputs made with other settings (seed, options, inputs) are
   refused unless ``force`` discards them;
+- an output whose files changed after they were made (a label corrected by hand) is reported
+  and kept, never made again nor discarded; a file in the way of a new output is replaced only
+  when it holds the very bytes this run makes (an interrupted run's own file), else it is kept
+  and that output is reported as not made;
 - workers end with the parent, whatever ends it; on a Dask cluster a task whose worker dies is
   run again by Dask and, if it keeps failing, reported as not made (the next run makes it).
 """
@@ -102,36 +106,63 @@ def _settings_hash(case: Case, config: dict, seed: int) -> str:
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_manifest(out_dir: Path) -> tuple[dict[str, dict], bool]:
-    """Finished outputs by name (the last line for a name wins) whose files are all there with
-    the recorded sizes, and whether the manifest needs rewriting (torn, repeated or dangling lines)."""
+def read_manifest(out_dir: Path) -> tuple[dict[str, dict], bool, dict[str, str]]:
+    """(finished outputs by name whose files are all there as made; whether the manifest needs
+    rewriting (torn, repeated or dangling lines); outputs changed since they were made, by name,
+    with the first changed file's key).  The last line for a name wins.  A changed output (a
+    label corrected by hand) is kept as it is: never made again, never discarded."""
     manifest = Path(out_dir) / MANIFEST
     if not manifest.exists():
-        return {}, False
+        return {}, False, {}
     rows, lines, untidy = {}, 0, False
     for line in manifest.read_bytes().decode("utf-8", "replace").splitlines():
         lines += 1
         try:
             row = json.loads(line)
             name = row["name"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            hash(name)
+        except (ValueError, KeyError, TypeError, RecursionError):  # torn, foreign or hostile lines are dropped
             untidy = True
             continue
         untidy |= name in rows
         rows[name] = row
-    done = {name: row for name, row in rows.items() if _files_whole(Path(out_dir), row)}
-    return done, untidy or len(done) != len(rows) or lines != len(rows)
+    done, changed = {}, {}
+    for name, row in rows.items():
+        state = _file_states(Path(out_dir), row)
+        if "changed" in state.values():
+            changed[name] = next(key for key, value in state.items() if value == "changed")
+            done[name] = row  # kept in the manifest: its line still says how it was made
+        elif state and all(value == "as made" for value in state.values()):
+            done[name] = row
+    return done, untidy or len(done) != len(rows) or lines != len(rows), changed
 
 
-def _files_whole(out_dir: Path, row: dict) -> bool:
-    sizes = row.get("bytes", {})
+def _file_states(out_dir: Path, row: dict) -> dict[str, str]:
+    """{file key: "as made" | "missing" | "changed"} of a manifest row's files ({} for a malformed
+    row).  Size and modification time as recorded mean unchanged (as git decides); otherwise the
+    SHA-256 decides, where the row has one."""
+    from MedSynthCommonLib.storage import content_sha256
+
+    sizes, times, hashes = (row.get(key) if isinstance(row.get(key), dict) else {} for key in
+                            ("bytes", "mtime_ns", "sha256"))
+    states = {}
     for key in ("image", "label", "record"):
         if not isinstance(row.get(key), str):
-            return False
+            return {}
         path = out_dir / row[key]
-        if not path.is_file() or (key in sizes and path.stat().st_size != sizes[key]):
-            return False
-    return True
+        if not path.is_file():
+            states[key] = "missing"
+            continue
+        stat = path.stat()
+        if key in sizes and stat.st_size != sizes[key]:
+            states[key] = "changed"
+        elif key in times and stat.st_mtime_ns == times[key]:
+            states[key] = "as made"
+        elif key in hashes:
+            states[key] = "as made" if content_sha256(path) == hashes[key] else "changed"
+        else:
+            states[key] = "as made"  # a row of an older version: its size only
+    return states
 
 
 def _rewrite_manifest(out_dir: Path, rows: dict[str, dict]) -> None:
@@ -156,14 +187,22 @@ def _run_job(job: Job) -> dict:
     relative = job.relative()
     paths = {key: job.out_dir / rel for key, rel in relative.items()}
     # the label is written beside the image; synthesize_files commits image, label, record in that order
+    # a file already there with other bytes (a hand-corrected label, someone else's file behind a
+    # symlinked folder) is kept and this output refused; an interrupted run's own files are
+    # byte-identical (seeded) and are replaced
     result, _ = synthesize_files(job.case.image, job.case.organ_mask, paths["image"], paths["label"],
                                  LesionConfig.from_dict(job.config), job.seed, job.case.organ_label,
-                                 record_path=paths["record"])
+                                 record_path=paths["record"], keep_different=True)
+    from MedSynthCommonLib.storage import content_sha256
+
     outputs = result.case_record["outputs"]
+    stats = {key: paths[key].stat() for key in paths}
     return {"name": job.name, "case_id": job.case.case_id, "variant": job.variant, "seed": job.seed,
             "settings": job.settings, **{k: str(v) for k, v in relative.items()},
-            "bytes": {key: paths[key].stat().st_size for key in paths},
-            "sha256": {key: outputs[key]["sha256"] for key in ("image", "label")},
+            "bytes": {key: stats[key].st_size for key in paths},
+            "mtime_ns": {key: stats[key].st_mtime_ns for key in paths},
+            "sha256": {**{key: outputs[key]["sha256"] for key in ("image", "label")},
+                       "record": content_sha256(paths["record"])},
             "lesions": [{"size_class": r.size_class, "volume_ml": r.volume_ml,
                          "equivalent_diameter_mm": r.equivalent_diameter_mm, "centre_ras": r.centre_ras}
                         for r in result.records],
@@ -221,9 +260,10 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
     with FolderLock(out_dir):
         for folder in FOLDERS:  # the lock is ours: any partial file here is a killed run's
             sweep_partials(out_dir / folder, every=True)
-        done, untidy = read_manifest(out_dir)
+        done, untidy, changed = read_manifest(out_dir)
         wanted = {job.name: job for job in jobs}
-        stale = [row for name, row in done.items() if name in wanted and row.get("settings") != wanted[name].settings]
+        stale = [row for name, row in done.items()
+                 if name in wanted and row.get("settings") != wanted[name].settings and name not in changed]
         if stale:
             if not force:
                 raise MedSynthInputError(
@@ -236,9 +276,17 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
         if untidy:
             _rewrite_manifest(out_dir, done)
         todo = [job for job in jobs if job.name not in done]
+        kept = [{"name": name, "file": done[name][key]} for name, key in sorted(changed.items()) if name in wanted]
+        if kept and progress:
+            import sys
+
+            print(f"build-db: {len(kept)} output(s) changed since they were made (e.g. {kept[0]['file']}) are kept as "
+                  "they are and not made again; move the changed files away to have them made again.",
+                  file=sys.stderr, flush=True)
         failures = _run(todo, out_dir / MANIFEST, workers, progress, len(jobs), len(jobs) - len(todo), cluster, on_output)
     return {"out_dir": str(out_dir), "total": len(jobs), "already_done": len(jobs) - len(todo),
-            "made": len(todo) - len(failures), "failed": failures, "manifest": str(out_dir / MANIFEST)}
+            "made": len(todo) - len(failures), "failed": failures, "changed_kept": kept,
+            "manifest": str(out_dir / MANIFEST)}
 
 
 def _run(jobs: list[Job], manifest: Path, workers: int, progress: bool, total: int, initial: int,

@@ -8,7 +8,6 @@ hash (paths in hospitals often carry patient names); full paths only when asked.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.imageio import read_volume, volume_extension_check, volume_writer
 from MedSynthCommonLib.storage import OutputSet, bytes_writer, check_distinct_paths, content_sha256, json_bytes
+from MedSynthCommonLib.options import read_json
 
 from .config import LesionConfig
 from .presets import get_preset
@@ -82,22 +82,33 @@ def check_output_paths(inputs: dict[str, Path | None], out_image: Path, out_labe
 def read_record(path: Path) -> dict:
     """A case record written by MedSynth (plain JSON; nothing in it is executed)."""
     path = Path(path)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MedSynthInputError(f"Record not found: {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedSynthInputError(f"{path} is not a MedSynth case record (not JSON: {error}).") from None
-    if not isinstance(record, dict) or not {"config", "seed"} <= set(record):
+    from . import __version__
+
+    record = read_json(path, "case record")
+    if not isinstance(record, dict) or not {"config", "seed"} <= set(record) or not isinstance(record["config"], dict):
         raise MedSynthInputError(f"{path} is not a MedSynth case record (it has no 'config' and 'seed').")
+    seed, organ_label = record["seed"], record.get("organ_label")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0 or \
+            not (organ_label is None or isinstance(organ_label, int) and not isinstance(organ_label, bool)):
+        raise MedSynthInputError(f"{path}: 'seed' must be a whole number >= 0 and 'organ_label' a whole number or null.")
+    if record.get("engine") != "MedSynth SynthLesion" or record.get("version") != __version__:
+        raise MedSynthInputError(
+            f"{path} was made by {record.get('engine') or 'an unknown engine'} {record.get('version') or '(no version)'}; "
+            f"this is MedSynth SynthLesion {__version__}, whose draws for the same seed may differ. Regenerate it with "
+            "the version that made it.")
+    inputs = record.get("inputs")
+    if not isinstance(inputs, dict) or not all(isinstance(inputs.get(role), dict) and isinstance(
+            inputs[role].get("sha256"), str) for role in ("image", "organ_mask")):
+        raise MedSynthInputError(f"{path} names no SHA-256 of its image and organ mask, so the inputs cannot be checked "
+                                 "to be the ones it was made from; regenerate from a record that MedSynth wrote.")
     return record
 
 
 def check_inputs_match_record(record: dict, inputs: dict[str, InputVolume]) -> None:
     """Refuse to regenerate a case from inputs other than the ones its record was made from."""
     for role, volume in inputs.items():
-        recorded = (record.get("inputs") or {}).get(role) or {}
-        if isinstance(recorded, dict) and recorded.get("sha256") and recorded["sha256"] != volume.sha256:
+        recorded = record["inputs"][role]  # read_record made sure each input has its SHA-256
+        if recorded["sha256"] != volume.sha256:
             raise MedSynthInputError(
                 f"The {role.replace('_', ' ')} {volume.path.name} is not the file the record was made from "
                 f"({recorded.get('file')}, SHA-256 {recorded['sha256'][:12]}...); the same seed would give another case.")
@@ -107,11 +118,13 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
                      config: LesionConfig, seed: int, organ_label: int | None = None,
                      record_path: Path | None = None, preview_path: Path | None = None,
                      shape_masks: list[Path] | None = None, record_full_paths: bool = False,
-                     from_record: dict | None = None) -> tuple[SynthesisResult, FileOutputs]:
+                     from_record: dict | None = None, progress=None,
+                     keep_different: bool = False) -> tuple[SynthesisResult, FileOutputs]:
     """Synthesize lesions for one image/mask pair on disk.
 
     The label map written holds 0 background, 1 organ, 2 lesion on exactly the input grid.
     With ``from_record`` the inputs must be the files the record names (by content hash).
+    ``progress(done, asked)`` is called after each lesion.  ``keep_different``: see ``write_case``.
     """
     image_path, mask_path = Path(image_path), Path(mask_path)
     out_image, out_label = Path(out_image), Path(out_label)
@@ -133,10 +146,10 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
             shape = read_input(path)
             templates.append(ShapeTemplate.from_mask(shape.array, shape.geometry.spacing_kji, name=path.name))
     result = synthesize_lesions(image.array, mask.array, image.geometry, config, seed, organ_label=organ_label,
-                                mask_geometry=mask.geometry, shape_templates=templates)
+                                mask_geometry=mask.geometry, shape_templates=templates, progress=progress)
     result.case_record["inputs"] = {"image": image.describe(record_full_paths),
                                     "organ_mask": mask.describe(record_full_paths)}
-    write_case(result, image.geometry, out_image, out_label, record_path)
+    write_case(result, image.geometry, out_image, out_label, record_path, keep_different)
     if preview_path is not None:
         preset = get_preset(config.preset)
         window = window_for(preset.modality, result.case_record["organ"]["median"])
@@ -146,10 +159,13 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
     return result, FileOutputs(out_image, out_label, record_path, preview_path)
 
 
-def write_case(result: SynthesisResult, geometry, out_image: Path, out_label: Path, record_path: Path | None) -> dict:
+def write_case(result: SynthesisResult, geometry, out_image: Path, out_label: Path, record_path: Path | None,
+               keep_different: bool = False) -> dict:
     """Image, label map and record as one set (record last, naming the others' SHA-256);
-    returns the outputs' descriptions ``{role: {"file", "sha256", "bytes"}}``."""
-    with OutputSet() as outputs:
+    returns the outputs' descriptions ``{role: {"file", "sha256", "bytes"}}``.  With
+    ``keep_different`` a file already at a destination with other bytes is kept and the set
+    is refused (``OutputInTheWay``)."""
+    with OutputSet(keep_different) as outputs:
         staged = {"image": (outputs.add(out_image, *volume_writer(result.image, geometry)), out_image),
                   "label": (outputs.add(out_label, *volume_writer(result.label_map(), geometry)), out_label)}
         written = {role: {"file": final.name, "sha256": content_sha256(partial), "bytes": partial.stat().st_size}

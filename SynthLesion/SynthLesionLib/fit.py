@@ -206,6 +206,9 @@ def read_fit_cases(images: list[Path], labels: list[Path], organ_label: int, les
 
     if len(images) != len(labels):
         raise MedSynthInputError(f"{len(images)} --image but {len(labels)} --label; give one label map per image.")
+    if organ_label == lesion_label:
+        raise MedSynthInputError(f"--organ-label and --lesion-label are both {organ_label}; the organ and its tumours "
+                                 "need their own values in the label maps (LiTS: liver 1, tumour 2).")
     cases = []
     for image_path, label_path in zip(images, labels):
         image, geometry = read_volume(image_path)

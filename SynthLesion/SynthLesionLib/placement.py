@@ -36,28 +36,31 @@ class Placement:
 def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray,
                 spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float,
                 vessels: VesselCriterion | None, avoid: np.ndarray | None,
-                rng: np.random.Generator, max_attempts: int) -> Placement:
-    """Draw a centre whose ball of ``radius_mm`` lies in the organ, free of vessels and of
-    earlier lesions.  Raises ``PlacementError`` (saying which check failed) after
-    ``max_attempts`` draws."""
+                rng: np.random.Generator, max_attempts: int, clearance_mm: float | None = None) -> Placement:
+    """Draw a centre whose ball of ``radius_mm`` lies in the organ, free of vessels, and whose
+    ball of ``clearance_mm`` (the lesion's whole reach, deformation included; default
+    ``radius_mm``) holds no earlier lesion, so lesions never overlap.  Raises
+    ``PlacementError`` (saying which check failed) after ``max_attempts`` draws."""
     rejections: Counter = Counter()
+    clearance_mm = radius_mm if clearance_mm is None else max(clearance_mm, radius_mm)
     for attempt in range(1, max_attempts + 1):
         centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
-        reason = _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid)
+        reason = _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm)
         if reason is None:
             return Placement(centre.astype(float), attempt, dict(rejections))
         rejections[reason] += 1
     raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts))
 
 
-def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid) -> str | None:
+def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm) -> str | None:
     box = box_around(centre, radius_mm, spacing_kji, organ.shape)
     if box.clipped:
         return "organ edge"
     ball = box.squared_distance_mm2() <= radius_mm * radius_mm
     if not organ[box.slices][ball].all():
         return "organ edge"
-    if lesions[box.slices][ball].any():
+    reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
+    if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():
         return "other lesion"
     if avoid is not None and avoid[box.slices][ball].any():
         return "vessel"

@@ -10,7 +10,7 @@ on an MR image is refused instead of producing nonsense.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -85,6 +85,54 @@ class Preset:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self, source: str = "preset") -> "Preset":
+        """Check every field (types, ranges in order, probabilities, positive lengths); raise
+        ``MedSynthInputError`` naming the first bad field of ``source`` and what it must be."""
+        def bad(name: str, must: str):
+            raise MedSynthInputError(f"{source}: {name} must be {must}, got {getattr(self, name, None)!r}.")
+
+        for name in ("name", "modality", "organ", "units"):
+            if not isinstance(getattr(self, name), str):
+                bad(name, "text")
+        if self.modality not in ("CT", "MR") or self.units not in ("HU", "sd"):
+            bad("modality" if self.modality not in ("CT", "MR") else "units", "CT or MR (units HU or sd)")
+        if self.default_lesion_type not in LESION_TYPES:
+            bad("default_lesion_type", f"one of {', '.join(LESION_TYPES)}")
+        if not isinstance(self.contrast, dict) or set(self.contrast) != set(LESION_TYPES):
+            bad("contrast", f"an object with the lesion types {', '.join(LESION_TYPES)} as keys")
+        for kind, spec in self.contrast.items():
+            if not _is_range(spec, (2, 3)):
+                raise MedSynthInputError(f"{source}: contrast.{kind} must be [low, high] or [low, mode, high] finite "
+                                         f"numbers in increasing order, got {spec!r}.")
+        for name, (low, high, strict) in _RANGE_BOUNDS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL_RANGES:
+                continue
+            if not _is_range(value, (2,)):
+                bad(name, "[low, high]: two finite numbers with low <= high")
+            if value[0] < low or value[1] > high or (strict and value[0] <= low):
+                bad(name, f"within {'(' if strict else '['}{low:g}, {high:g}]")
+        for name, (low, high) in _NUMBER_BOUNDS.items():
+            value = getattr(self, name)
+            if value is None and name == "vessel_threshold_sd":
+                continue
+            if not _is_number(value) or not low <= value <= high:
+                bad(name, f"a number from {low:g} to {high:g}")
+        if not isinstance(self.phases, dict) or not all(isinstance(v, dict) for v in self.phases.values()):
+            bad("phases", "an object of phase name -> overrides")
+        if self.default_phase is not None and self.default_phase not in self.phases:
+            bad("default_phase", f"one of its phases ({', '.join(self.phases) or 'none'})")
+        for phase, overrides in self.phases.items():
+            unknown = set(overrides) - {f.name for f in dataclasses.fields(self)} - {"phases", "default_phase"}
+            if unknown:
+                raise MedSynthInputError(f"{source}: phase {phase!r} overrides unknown fields {sorted(unknown)}.")
+            try:
+                phased = Preset.from_dict({**self.to_dict(), **overrides, "phases": {}, "default_phase": None})
+            except TypeError as error:
+                raise MedSynthInputError(f"{source}: phase {phase!r}: {error}.") from None
+            phased.validate(f"{source}, phase {phase}")
+        return self
+
     def for_phase(self, phase: str | None) -> "Preset":
         """This preset as it looks in ``phase`` (None: the preset's default phase)."""
         phase = phase or self.default_phase
@@ -103,8 +151,39 @@ class Preset:
         check_known_options(cls, data, "preset fields")
         values = {k: (tuple(v) if isinstance(v, list) and k not in ("phases",) else v) for k, v in data.items()}
         if isinstance(values.get("contrast"), dict):
-            values["contrast"] = {k: tuple(v) for k, v in values["contrast"].items()}
+            values["contrast"] = {k: tuple(v) if isinstance(v, list) else v for k, v in values["contrast"].items()}
         return cls(**values)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_range(value, lengths: tuple[int, ...]) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) in lengths and all(_is_number(v) for v in value)
+            and all(a <= b for a, b in zip(value, value[1:])))
+
+
+#: (low, high, low bound exclusive) of each range field's values
+_RANGE_BOUNDS = {
+    "organ_median_range": (-math.inf, math.inf, False), "capsule_contrast": (-2000.0, 2000.0, False),
+    "capsule_width_mm": (0.0, 50.0, False), "texture_grain_mm": (0.0, 100.0, True),
+    "texture_grain_factor": (0.0, 100.0, True), "texture_blur_mm": (0.0, 50.0, False),
+    "texture_sd_factor": (0.0, 20.0, False), "heterogeneity_sd_factor": (0.0, 20.0, False),
+    "heterogeneity_scale": (0.0, 10.0, True), "edge_blur_mm": (0.0, 50.0, False),
+    "necrosis_contrast": (-2000.0, 2000.0, False), "necrosis_fraction": (0.0, 1.0, False),
+    "calcification_contrast": (-2000.0, 4000.0, False), "calcification_diameter_mm": (0.0, 50.0, True),
+    "rim_contrast": (-2000.0, 2000.0, False), "rim_width_fraction": (0.0, 1.0, False),
+    "elastic_fraction": (0.0, 1.0, False),
+}
+_OPTIONAL_RANGES = ("texture_grain_factor",)
+#: (low, high) of each number field
+_NUMBER_BOUNDS = {
+    "capsule_probability": (0.0, 1.0), "necrosis_probability": (0.0, 1.0), "calcification_probability": (0.0, 1.0),
+    "rim_probability": (0.0, 1.0), "capsule_min_diameter_mm": (0.0, 1000.0),
+    "necrosis_min_diameter_mm": (0.0, 1000.0), "vessel_threshold_sd": (-100.0, 100.0),
+    "vessel_smoothing_mm": (1e-3, 50.0), "mass_effect": (0.0, 100.0),
+}
 
 
 PRESETS: dict[str, Preset] = {
@@ -200,21 +279,19 @@ def get_preset(name: str) -> Preset:
 
 def load_preset_file(path: Path) -> Preset:
     """A preset from a JSON file (plain data, nothing executed); refused clearly when unreadable."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MedSynthInputError(f"Preset file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedSynthInputError(f"{path} is not a readable preset file ({error}).") from None
+    from MedSynthCommonLib.options import read_json
+
+    data = read_json(path, "preset file")
     if isinstance(data, dict) and "preset" in data and isinstance(data["preset"], dict):
         data = data["preset"]  # a fit report: the preset plus how it was measured
+    if not isinstance(data, dict):
+        raise MedSynthInputError(f"{path} is not a preset (a JSON object of preset fields).")
     try:
         preset = Preset.from_dict(data)
-    except TypeError as error:
-        raise MedSynthInputError(f"{path} is not a complete preset ({error}).") from None
-    if preset.modality not in ("CT", "MR") or preset.units not in ("HU", "sd"):
-        raise MedSynthInputError(f"{path}: modality must be CT or MR and units HU or sd.")
-    return preset
+    except (TypeError, ValueError) as error:
+        detail = str(error).replace("__init__() ", "").replace("Preset.", "")
+        raise MedSynthInputError(f"{path} is not a complete preset ({detail}).") from None
+    return preset.validate(str(path))
 
 
 def draw_range(spec, rng) -> float:

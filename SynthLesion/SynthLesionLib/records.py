@@ -46,6 +46,11 @@ class LesionRecord:
     mean_intensity: float
     organ_median: float
     contrast_measured: float
+    #: the type drawn (``lesion_type`` is the type the lesion measures: it differs only when
+    #: components outweigh the drawn contrast)
+    lesion_type_drawn: str = ""
+    #: voxels clipped to the image type's range (0 unless the image type is too narrow)
+    clipped_voxels: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

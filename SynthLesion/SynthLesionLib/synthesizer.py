@@ -9,12 +9,13 @@ copying the input into the outputs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
 
 from . import __version__
-from .config import MIXED, LesionConfig
+from .config import MIXED, LesionConfig, type_of_contrast
 from .effects import capsule_band, mass_effect, mass_effect_support_mm
 from MedSynthCommonLib.errors import MedSynthInputError
 
@@ -79,7 +80,8 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
                        config: LesionConfig | None = None, seed: int = 0, *,
                        organ_label: int | None = None, mask_geometry: Geometry | None = None,
                        avoid_mask: np.ndarray | None = None,
-                       shape_templates: list[ShapeTemplate] | None = None) -> SynthesisResult:
+                       shape_templates: list[ShapeTemplate] | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> SynthesisResult:
     """Insert ``config.count`` lesions into ``image`` inside ``organ_mask``.
 
     Args:
@@ -92,6 +94,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         mask_geometry: the mask's own grid, checked against the image's when given.
         avoid_mask: optional volume of structures (e.g. segmented vessels) lesions must avoid.
         shape_templates: optional lesion shapes; each lesion then takes one at random.
+        progress: called as ``progress(lesions_done, lesions_asked)`` after each lesion.
 
     Inputs are never modified.  Raises ``MedSynthInputError`` for bad input.
 
@@ -135,14 +138,26 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
                 if not config.allow_fewer or (not records and asked == config.lesion_count):
                     raise
                 shortfall.append(f"lesion {asked} of {config.lesion_count}: {error}")
+                if progress is not None:
+                    progress(asked, config.lesion_count)
                 continue
         records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
                                geometry, stats, preset, rng))
+        if records[-1].clipped_voxels:
+            info = np.iinfo(image.dtype)
+            warnings.append(f"Lesion {index}: {records[-1].clipped_voxels} voxel(s) went beyond the image type's range "
+                            f"({image.dtype}: {info.min} to {info.max}) and were clipped to it.")
+        if records[-1].lesion_type != drawn.lesion_type:
+            warnings.append(f"Lesion {index} was drawn {drawn.lesion_type} but measures "
+                            f"{records[-1].contrast_measured:+.1f} {preset.units} against the organ (its components "
+                            f"outweigh it); it is recorded as {records[-1].lesion_type}.")
         coarsest = float(geometry.spacing.max())
         if drawn.diameter_mm < 2.0 * coarsest:
             warnings.append(f"Lesion {index} ({drawn.diameter_mm:.1f} mm drawn) is less than two voxels across on this "
                             f"grid ({coarsest:g} mm along its coarsest axis); its measured size "
                             f"({records[-1].equivalent_diameter_mm:.1f} mm) reflects the voxels more than the lesion.")
+        if progress is not None:
+            progress(asked, config.lesion_count)
 
     if not records:
         raise PlacementError(f"No lesion could be placed: {shortfall[0]}")
@@ -192,7 +207,8 @@ def _draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, 
             continue
         try:
             placement = find_centre(out, organ.view(bool), lesions, geometry.spacing_kji, stats,
-                                    drawn.diameter_mm / 2.0, vessels, avoid, rng, attempts_per_draw)
+                                    drawn.diameter_mm / 2.0, vessels, avoid, rng, attempts_per_draw,
+                                    clearance_mm=drawn.shape.bounding_radius_mm)
         except PlacementError as failure:
             error = failure
             total_attempts += attempts_per_draw
@@ -282,7 +298,10 @@ def _draw(config: LesionConfig, preset: Preset, stats: OrganStatistics, rng: np.
     """Draw every random parameter of one lesion, in a fixed order (reproducibility)."""
     size_class = draw_size_class(config.size_class, rng)
     check_grid_holds(size_class, geometry)
-    lesion_type = config.lesion_type or preset.default_lesion_type
+    if config.contrast is not None and config.lesion_type is None:
+        lesion_type = type_of_contrast(config.contrast, preset.contrast["iso"])  # a fixed contrast decides the type
+    else:
+        lesion_type = config.lesion_type or preset.default_lesion_type
     if lesion_type == MIXED:
         lesion_type = str(rng.choice(LESION_TYPES))
     unit = 1.0 if preset.units == "HU" else stats.robust_sd
@@ -372,6 +391,10 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
     inside = shape_mask & in_organ
     if local is None or not inside[local].any():
         raise PlacementError(f"Lesion {index} falls entirely outside the organ; place it further inside.")
+    if np.any(lesion_box[inside] != 0):  # only given centres can come this close
+        other = int(lesion_box[inside][lesion_box[inside] != 0][0])
+        raise MedSynthInputError(f"Lesions {other} and {index} would overlap: their centres lie closer than their "
+                                 "sizes allow; move the points apart or choose a smaller --size.")
     level, inside, in_organ, part = level[local], inside[local], in_organ[local], region[local]
     alpha = ndimage.gaussian_filter(inside.astype(np.float32), sigma, mode="nearest") * in_organ
     texture = lesion_texture(inside.shape, spacing, drawn.texture_sd, drawn.texture_grain_mm,
@@ -392,7 +415,7 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
             band_contrast *= CAPSULE_MAX_SHARE * abs(lesion_effect) / abs(band_effect)  # never cancel the lesion
         part += rim_alpha * np.float32(band_contrast)
     _add_components(part, level, inside, alpha, drawn, spacing, mean_radius)
-    out[box.slices] = _cast(region, out.dtype)
+    out[box.slices], clipped = _cast(region, out.dtype)
     lesion_box[local][inside] = index
 
     centre_ras = geometry.kji_to_ras(centre)
@@ -402,7 +425,7 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
     return LesionRecord(
         index=index,
         size_class=drawn.size_class,
-        lesion_type=drawn.lesion_type,
+        lesion_type=measured_type(drawn.lesion_type, mean_intensity - stats.median),
         centre_ras=[round(float(v), 3) for v in centre_ras],
         centre_ijk=[int(v) for v in np.round(centre[::-1])],
         location=location_words(centre_ras, stats.centroid_ras, stats.spread_ras),
@@ -431,7 +454,19 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
         mean_intensity=round(mean_intensity, 3),
         organ_median=round(stats.median, 3),
         contrast_measured=round(mean_intensity - stats.median, 3),
+        lesion_type_drawn=drawn.lesion_type,
+        clipped_voxels=clipped,
     )
+
+
+def measured_type(drawn_type: str, contrast_measured: float) -> str:
+    """The type a lesion shows: the drawn one, unless its measured contrast has the other sign
+    (a hypodense lesion whose calcifications or rim outweigh it measures, and is, hyperdense)."""
+    if drawn_type == "hypo" and contrast_measured > 0:
+        return "hyper"
+    if drawn_type == "hyper" and contrast_measured < 0:
+        return "hypo"
+    return drawn_type
 
 
 def _add_components(part: np.ndarray, level: np.ndarray, inside: np.ndarray, alpha: np.ndarray, drawn: _Drawn,
@@ -468,9 +503,12 @@ def _working_dtype(dtype: np.dtype) -> type:
     return np.float32 if np.can_cast(dtype, np.float32, casting="safe") else np.float64
 
 
-def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Float box back to the image's dtype (rounded and clipped for integer types)."""
+def _cast(values: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Float box back to the image's dtype (rounded and clipped for integer types), and how
+    many voxels had to be clipped to the type's range (reported, never silent)."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
+        rounded = np.rint(values)
+        clipped = int(np.count_nonzero((rounded < info.min) | (rounded > info.max)))
+        return np.clip(rounded, info.min, info.max).astype(dtype), clipped
+    return values.astype(dtype), 0

@@ -147,6 +147,13 @@ class RandSynthLesion(Randomizable):
             raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
                                      f"{array.shape} and {labels.shape} (EnsureChannelFirstd before this transform).")
         affine = getattr(image, "affine", None) if self.affine is None else self.affine
+        label_affine = getattr(label, "affine", None)
+        if affine is not None and label_affine is not None and not np.allclose(
+                _as_numpy(affine), _as_numpy(label_affine), atol=1e-4):
+            raise MedSynthInputError(
+                "The image and the label map lie on different grids (their affines differ); resample the label onto "
+                "the image (e.g. the same Spacingd/Orientationd on both keys, nearest neighbour for the label) before "
+                "this transform.")
         geometry = engine_geometry(np.eye(4) if affine is None else affine)
         organ = labels[0] == self.organ_label
         config = LesionConfig(preset=self.preset, size_class=self._size, count=self._count, **self.options)

@@ -41,13 +41,16 @@ def sample_masks(model: LoadedModel, count: int, seed: int = 0, clean: bool = Tr
 
     if model.config.model != "maskgan":
         raise MedSynthInputError(f"Only a mask GAN samples masks; this model is a {model.config.model}.")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        masks = model.translator.infer(torch.randn(count, model.config.latent, generator=generator))[:, 0].numpy() > 0
-    if clean:
-        kept = [m for m in (_largest_filled(m) for m in masks) if m.any()]
-        masks = np.array(kept) if kept else np.zeros((0, *masks.shape[1:]), bool)
-    return masks.astype(np.uint8)
+    batches = []
+    for batch, start in enumerate(range(0, count, SAMPLE_BATCH)):  # memory of one batch, however many asked
+        generator = torch.Generator().manual_seed(batch_seed(seed, batch))
+        with torch.no_grad():
+            z = torch.randn(min(SAMPLE_BATCH, count - start), model.config.latent, generator=generator)
+            masks = model.translator.infer(z)[:, 0].numpy() > 0
+        if clean:
+            masks = np.array([m for m in (_largest_filled(m) for m in masks) if m.any()], bool).reshape(-1, *masks.shape[1:])
+        batches.append(masks.astype(np.uint8))
+    return np.concatenate(batches)
 
 
 def sample_images(model: LoadedModel, count: int, class_name: str | None = None, truncation: float = 1.0,
@@ -56,7 +59,6 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
     generator, seeded: (count, size, size) float32 in the training images' units.
     ``truncation`` < 1 trades variety for typicality (0.7 is common; 1 = none); ``attributes``
     (models trained with numeric conditions): values in the label CSV's units, e.g. {"age": 5}."""
-    import torch
 
     if model.config.model != "stylegan":
         raise MedSynthInputError(f"Only a style-based generator (stylegan) samples new images; this model is a "
@@ -67,11 +69,32 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
         class_name = model.config.domains[0]
     if not 0.0 <= truncation <= 1.0:
         raise MedSynthInputError(f"truncation must lie between 0 and 1; got {truncation}.")
-    z = torch.randn(count, model.config.latent, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        images = model.translator.sample(z, model.domain_index(class_name), truncation, noise_seed=seed,
-                                         attributes=attributes)
-    return model.normalizer.inverse(images[:, 0].numpy())
+    return np.concatenate(list(sample_image_batches(model, count, class_name, truncation, seed, attributes)))
+
+
+#: images (or masks) sampled per forward pass; batch 0 keeps the run's seed, so counts up to
+#: this many give the images they always gave
+SAMPLE_BATCH = 256
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The seed of one batch of samples (batch 0: ``seed`` itself)."""
+    return int(seed) if batch == 0 else int(np.random.SeedSequence([int(seed), int(batch)]).generate_state(1, np.uint32)[0])
+
+
+def sample_image_batches(model: LoadedModel, count: int, class_name: str, truncation: float = 1.0, seed: int = 0,
+                         attributes: dict[str, float] | None = None):
+    """``sample_images`` in batches of at most ``SAMPLE_BATCH`` (memory stays that of one batch
+    however many are asked for); yields (n, size, size) float32 arrays."""
+    import torch
+
+    for batch, start in enumerate(range(0, count, SAMPLE_BATCH)):
+        size, generator_seed = min(SAMPLE_BATCH, count - start), batch_seed(seed, batch)
+        z = torch.randn(size, model.config.latent, generator=torch.Generator().manual_seed(generator_seed))
+        with torch.no_grad():
+            images = model.translator.sample(z, model.domain_index(class_name), truncation, noise_seed=generator_seed,
+                                             attributes=attributes)
+        yield model.normalizer.inverse(images[:, 0].numpy())
 
 
 def translate_volume(model: LoadedModel, volume: np.ndarray | None = None, target_domain: str | None = None,

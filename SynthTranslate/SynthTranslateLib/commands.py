@@ -85,10 +85,9 @@ def _training_set(args, config: TranslatorConfig):
 
 def _read_label_names(path: Path, values: list[int]) -> dict[str, int]:
     """{name: value} from a JSON object (written by the Slicer module beside the label map)."""
-    try:
-        names = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MedSynthInputError(f"--label-names {path} is not a readable JSON object ({error}).") from None
+    from MedSynthCommonLib.options import read_json
+
+    names = read_json(path, "--label-names file")
     if not isinstance(names, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in names.values()):
         raise MedSynthInputError(f"--label-names {path} must map segment names to integer label values.")
     unknown = sorted(set(names.values()) - set(values))
@@ -207,7 +206,7 @@ def _cmd_apply(args) -> int:
     result = translate_volume(model, source.grey if args.image else None, args.target_domain, condition)
     # an image made from a label map takes the model's intensities, not the label map's pixel type
     pixel_type = output_pixel_type(args.out, (model.normalizer.low, model.normalizer.high)) \
-        if model.config.conditioned and source.is_2d else None
+        if model.config.conditioned else None
     write_translated(args.out, result, source, pixel_type)
     print(json.dumps({"out": str(args.out), "shape": list(result.shape)}))
     return 0

@@ -78,17 +78,18 @@ def output_pixel_type(path: Path, window: tuple[float, float]) -> np.dtype:
 def write_translated(path: Path, translated: np.ndarray, like: TranslatableImage,
                      pixel_type: np.dtype | None = None) -> Path:
     """Write ``translated`` (float, the input's shape) in the input's format and size, with the
-    input's pixel type unless ``pixel_type`` says otherwise (images made from label maps)."""
+    input's pixel type (an int16 CT stays int16: rounded, clipped to the type's range) unless
+    ``pixel_type`` says otherwise (images made from label maps)."""
     from MedSynthCommonLib.imageio import write_image_2d, write_volume
 
-    if not like.is_2d:
-        return write_volume(path, translated.astype(np.float32), like.geometry)
     values = translated
     dtype = np.dtype(pixel_type or like.dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         values = np.clip(np.rint(values), info.min, info.max)
     values = values.astype(dtype)
+    if not like.is_2d:
+        return write_volume(path, values, like.geometry)
     if like.channels > 1:
         values = np.stack([values] * 3 + ([like.alpha] if like.alpha is not None else []), axis=-1)
     return write_image_2d(path, values, like=like.source)

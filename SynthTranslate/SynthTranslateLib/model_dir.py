@@ -21,6 +21,7 @@ from pathlib import Path
 from MedSynthCommonLib.devices import Accelerator
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.storage import content_sha256, prepare_folder, write_bytes_atomic, write_json_atomic
+from MedSynthCommonLib.options import read_json
 
 from .config import TranslatorConfig
 from .data import Normalizer
@@ -101,10 +102,7 @@ def read_format_card(folder: Path, card_format: str, what: str, required: tuple[
     card_path = Path(folder) / CARD
     if not card_path.exists():
         raise MedSynthInputError(f"{folder} is not a MedSynth model folder (it has no card.json).")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise MedSynthInputError(f"{card_path} is not valid JSON; restore it or retrain the model.") from None
+    card = read_json(card_path, "model card")
     if not isinstance(card, dict) or card.get("format") != card_format:
         found = card.get("format") if isinstance(card, dict) else type(card).__name__
         raise MedSynthInputError(f"{card_path} is not a MedSynth {what} card (format {found!r}).")

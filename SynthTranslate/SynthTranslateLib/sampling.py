@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
+from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN, csv_text
 
-from .apply import sample_images
+from .apply import SAMPLE_BATCH, sample_image_batches
 from .model_dir import CARD, LoadedModel
 
 
@@ -47,10 +47,8 @@ def write_samples(model: LoadedModel, model_dir: Path, out: Path, count: int, cl
                   attributes: dict[str, float] | None = None) -> dict:
     """``count`` images of each class in ``classes`` (default all), with ``attributes`` (default
     the training means), into ``out``; returns a summary."""
-    import csv
-    import io
-
     from MedSynthCommonLib.imageio import image_2d_writer
+    from MedSynthCommonLib.progress import progress_bar
     from MedSynthCommonLib.storage import OutputSet, bytes_writer, content_sha256, json_bytes
 
     classes = list(classes or model.config.domains)
@@ -62,23 +60,24 @@ def write_samples(model: LoadedModel, model_dir: Path, out: Path, count: int, cl
     values = {name: float((attributes or {}).get(name, mean))
               for name, (mean, _) in zip(model.config.attributes, model.config.attribute_stats)}
     rows, seeds = [], {}
-    with OutputSet() as outputs:
+    digits = max(5, len(str(count - 1)))
+    with OutputSet() as outputs, progress_bar(count * len(classes), "sampling", "image",
+                                              enabled=count * len(classes) > SAMPLE_BATCH) as bar:
         for name in classes:
             index = model.config.domains.index(name)
             seeds[name] = class_seed(seed, index)
-            images = sample_images(model, count, name, truncation, seeds[name], attributes)
-            for n, image in enumerate(images):
-                file_name = f"{_file_label(name, index)}_{n:05d}.{extension}"
-                if dtype is not None:
-                    info = np.iinfo(dtype)
-                    image = np.clip(np.round(image), max(info.min, model.normalizer.low), info.max).astype(dtype)
-                outputs.add(out / file_name, *image_2d_writer(image))
-                rows.append({FILE_COLUMN: file_name, LABEL_COLUMN: name, **values})
-        table = io.StringIO()
-        writer = csv.DictWriter(table, [FILE_COLUMN, LABEL_COLUMN, *values], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        outputs.add(out / "labels.csv", *bytes_writer(table.getvalue().encode("utf-8")))
+            n = 0
+            for images in sample_image_batches(model, count, name, truncation, seeds[name], attributes):
+                for image in images:
+                    file_name = f"{_file_label(name, index)}_{n:0{digits}d}.{extension}"
+                    if dtype is not None:
+                        info = np.iinfo(dtype)
+                        image = np.clip(np.round(image), max(info.min, model.normalizer.low), info.max).astype(dtype)
+                    outputs.add(out / file_name, *image_2d_writer(image))
+                    rows.append({FILE_COLUMN: file_name, LABEL_COLUMN: name, **values})
+                    n += 1
+                bar.update(len(images))
+        outputs.add(out / "labels.csv", *bytes_writer(csv_text(rows, [FILE_COLUMN, LABEL_COLUMN, *values]).encode("utf-8")))
         record = {"model_card_sha256": content_sha256(Path(model_dir) / CARD), "model": model.config.model,
                   "classes": classes, "count_per_class": count, "truncation": truncation, "seed": seed,
                   "class_seeds": seeds, "attributes": values, "format": extension, "images": len(rows)}

@@ -49,7 +49,6 @@ def save_checkpoint(out_dir: Path, translator: Translator, sampler: BatchSampler
 def load_checkpoint(out_dir: Path) -> tuple[dict, dict] | None:
     """(index, state) of the last checkpoint in ``out_dir``, None when there is none; a damaged,
     changed or foreign checkpoint is refused with a clear message."""
-    import json
 
     import torch
 
@@ -59,11 +58,13 @@ def load_checkpoint(out_dir: Path) -> tuple[dict, dict] | None:
     if not index_path.exists():
         return None
     advice = "delete checkpoint.json and the checkpoint-*.pt files to start again, or train into another folder"
+    from MedSynthCommonLib.options import parse_json
+
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = parse_json(index_path.read_bytes(), str(index_path))
         path = referenced_file(out_dir, index, "file", "", str(index_path))
         expected = index["sha256"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, MedSynthInputError):
+    except (OSError, KeyError, TypeError, AttributeError, MedSynthInputError):
         raise MedSynthInputError(f"{index_path} is damaged; {advice}.") from None
     if not path.exists() or content_sha256(path) != expected:
         raise MedSynthInputError(f"The checkpoint {path.name} is missing or does not match its SHA-256 in "
