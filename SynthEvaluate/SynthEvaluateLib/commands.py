@@ -6,13 +6,15 @@ Each command writes a self-contained ``report.html``, ``results.json`` (every fi
 
 from __future__ import annotations
 
+import argparse
+
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
-from MedSynthCommonLib.cli import finite_number, fraction, whole_number
+from MedSynthCommonLib.cli import MAX_IMAGE_SIZE, MAX_ITEMS, MAX_STEPS, finite_number, fraction, positive_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
@@ -119,6 +121,14 @@ def _train_unet_on_synthetic(cases, args):
     return lambda image, geometry: model.predict(image)
 
 
+def ratio(text: str) -> float:
+    """argparse type of ``--ratios``: synthetic images per real image, above 0 and at most 100."""
+    value = positive_number(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be at most 100 synthetic images per real one, got {text}")
+    return value
+
+
 def _cmd_privacy(args) -> dict:
     from .data import Preprocessing, load_images
     from .privacy import privacy_audit
@@ -207,18 +217,18 @@ def _add_image_set_options(parser) -> None:
     data.add_argument("--synthetic-labels", type=Path, help="CSV of the synthetic images (default SYNTHETIC/labels.csv)")
     data.add_argument("--file-column", default=FILE_COLUMN, help="CSV column with the image paths")
     data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the class of each image")
-    data.add_argument("--image-size", type=whole_number(1), default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
+    data.add_argument("--image-size", type=whole_number(8, MAX_IMAGE_SIZE), default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
     data.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                       help="intensity window (default: each image's 1st-99th percentile)")
     data.add_argument("--test-fraction", type=fraction, default=0.3, help="share of the real images held out for testing")
-    data.add_argument("--split-seed", type=whole_number(0), default=0, help="seed of the stratified train/test split")
+    data.add_argument("--split-seed", type=seed_number, default=0, help="seed of the stratified train/test split")
     training = parser.add_argument_group("classifier")
-    training.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2], help="one training run per seed")
+    training.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2], help="one training run per seed")
     training.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
                           help="MONAI classifier network")
     training.add_argument("--pretrained-weights", help="state dict for transfer learning (loaded as weights only)")
-    training.add_argument("--epochs", type=whole_number(1), default=20, help="training epochs per run")
-    training.add_argument("--batch-size", type=whole_number(1), default=16, help="images per training step")
+    training.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=20, help="training epochs per run")
+    training.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
     training.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
 
 
@@ -256,10 +266,10 @@ def register(cli) -> None:
                               help="reference label map, or a folder of them (NIfTI/NRRD)")
     segmentation.add_argument("--prediction", type=Path, required=True,
                               help="predicted label map, or a folder with files of the same names as --reference")
-    segmentation.add_argument("--labels", type=whole_number(1), nargs="+",
+    segmentation.add_argument("--labels", type=whole_number(1, 2**31 - 1), nargs="+",
                               help="label values to score one by one (default: any non-zero voxel)")
     segmentation.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
-    segmentation.add_argument("--seed", type=whole_number(0), default=0, help="seed of the bootstrap intervals")
+    segmentation.add_argument("--seed", type=seed_number, default=0, help="seed of the bootstrap intervals")
     _out_option(segmentation)
     segmentation.set_defaults(protocol_run=_cmd_segmentation, title="Segmentation metrics")
 
@@ -269,15 +279,15 @@ def register(cli) -> None:
     study.add_argument("--real-train", type=Path, help="CSV image,label of real annotated training cases")
     study.add_argument("--healthy", type=Path, help="CSV image,organ_mask[,organ_label] of healthy cases (as build-db)")
     study.add_argument("--test", type=Path, required=True, help="CSV image,label of real annotated test cases")
-    study.add_argument("--lesion-label", type=whole_number(1), help="lesion value in the label maps (default: any non-zero)")
+    study.add_argument("--lesion-label", type=whole_number(1, 2**31 - 1), help="lesion value in the label maps (default: any non-zero)")
     study.add_argument("--arms", nargs="+", default=["real", "on-the-fly", "real + on-the-fly", "offline"],
                        choices=["real", "on-the-fly", "real + on-the-fly", "offline"], help="training arms to compare")
-    study.add_argument("--offline-cases", type=whole_number(1), help="synthetic cases made before training for 'offline' "
+    study.add_argument("--offline-cases", type=whole_number(1, MAX_ITEMS), help="synthetic cases made before training for 'offline' "
                                                                     "(default: as many as real training cases, at least 4)")
     study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
     study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
-    study.add_argument("--iterations", type=whole_number(1), default=500, help="training iterations per arm and seed")
-    study.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0], help="one training run per arm and seed")
+    study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")
+    study.add_argument("--seeds", type=seed_number, nargs="+", default=[0], help="one training run per arm and seed")
     study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
     _out_option(study)
     study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training", trains=True)
@@ -291,7 +301,7 @@ def register(cli) -> None:
     privacy.add_argument("--holdout", type=Path,
                          help="folder of real images NOT used in training: the better yardstick (default: training "
                               "images against each other)")
-    privacy.add_argument("--image-size", type=whole_number(8), default=64,
+    privacy.add_argument("--image-size", type=whole_number(8, MAX_IMAGE_SIZE), default=64,
                          help="images are compared on an IMAGE_SIZE x IMAGE_SIZE grid")
     privacy.add_argument("--quantile", type=fraction, default=0.01,
                          help="'closer than real': closer to a training image than this share of real images are")
@@ -312,23 +322,23 @@ def register(cli) -> None:
 
     augment = commands.add_parser("augment", help="real, synthetic and mixed training, paired against real only")
     _add_image_set_options(augment)
-    augment.add_argument("--ratios", type=finite_number, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
-    augment.add_argument("--real-counts", type=whole_number(0), nargs="+", default=[0], help="real training images kept (0 = all)")
+    augment.add_argument("--ratios", type=ratio, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
+    augment.add_argument("--real-counts", type=whole_number(0, MAX_ITEMS), nargs="+", default=[0], help="real training images kept (0 = all)")
     _out_option(augment)
     augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study", trains=True)
 
     robust = commands.add_parser("robustness", help="segmenter detection and Dice by lesion size and contrast")
     robust.add_argument("--cases", type=Path, required=True, help="CSV of healthy cases (as for build-db)")
     robust.add_argument("--segmenter", help="package.module:function(image, geometry) -> mask")
-    robust.add_argument("--train-unet", type=whole_number(1), default=500,
+    robust.add_argument("--train-unet", type=whole_number(1, MAX_STEPS), default=500,
                         help="without --segmenter: train the UNet recipe this many iterations on SynthLesion cases")
-    robust.add_argument("--train-cases", type=whole_number(1), default=8, help="synthetic cases the UNet is trained on")
+    robust.add_argument("--train-cases", type=whole_number(1, MAX_ITEMS), default=8, help="synthetic cases the UNet is trained on")
     robust.add_argument("--sizes", nargs="+", default=["tiny", "small", "medium"], help="lesion size classes (strata)")
     robust.add_argument("--contrasts", type=finite_number, nargs="+", default=[-60.0, -30.0, -15.0],
                         help="lesion contrasts (strata), in the preset's units")
-    robust.add_argument("--per-stratum", type=whole_number(1), default=5, help="lesions per size x contrast x location stratum")
+    robust.add_argument("--per-stratum", type=whole_number(1, 10_000), default=5, help="lesions per size x contrast x location stratum")
     robust.add_argument("--preset", default="ct-liver", help="SynthLesion preset of the inserted lesions")
-    robust.add_argument("--seed", type=whole_number(0), default=0, help="random seed")
+    robust.add_argument("--seed", type=seed_number, default=0, help="random seed")
     add_executor_options(robust, "for the cases (with --segmenter; a UNet trained here scores here)")
     _out_option(robust)
     robust.set_defaults(protocol_run=_cmd_robustness, title="Robustness benchmark", trains=True)
@@ -342,7 +352,7 @@ def register(cli) -> None:
     create.add_argument("--study", type=Path, required=True, help="study folder to create")
     create.add_argument("--real", nargs="+", required=True, help="real images")
     create.add_argument("--synthetic", nargs="+", required=True, help="synthetic images")
-    create.add_argument("--seed", type=whole_number(0), default=0, help="seed of the blinded order")
+    create.add_argument("--seed", type=seed_number, default=0, help="seed of the blinded order")
     create.set_defaults(protocol_run=_cmd_reader_study, title="Reader study", out=None)
     results = actions.add_parser("results", help="accuracy, sensitivity and specificity per reader, with CIs")
     results.add_argument("--study", type=Path, required=True, help="study folder")

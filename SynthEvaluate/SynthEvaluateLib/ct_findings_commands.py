@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from MedSynthCommonLib.cli import whole_number
+from MedSynthCommonLib.cli import MAX_ITEMS, MAX_STEPS, positive_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import csv_text
@@ -123,15 +123,15 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--labels", default="type", choices=LABEL_SETS,
                        help="what a finding is: the lesion type ('hypodense lesion'), the type in an organ "
                             "('hypodense lesion (liver)') or also its size class ('hypodense lesion (liver, large)')")
-    study.add_argument("--train-count", type=whole_number(6), default=100, help="synthetic training scans")
-    study.add_argument("--test-count", type=whole_number(2), default=24, help="synthetic test scans")
+    study.add_argument("--train-count", type=whole_number(6, MAX_ITEMS), default=100, help="synthetic training scans")
+    study.add_argument("--test-count", type=whole_number(2, MAX_ITEMS), default=24, help="synthetic test scans")
     study.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
                        help="MONAI 3-D network: small (CPU, learns from the lesion masks) or a GPU-sized one")
-    study.add_argument("--input-shape", type=whole_number(8), nargs=3, default=[64, 96, 96], metavar=("K", "J", "I"),
+    study.add_argument("--input-shape", type=whole_number(8, 1024), nargs=3, default=[64, 96, 96], metavar=("K", "J", "I"),
                        help="the grid volumes are resized to for the network (slices, rows, columns)")
-    study.add_argument("--epochs", type=whole_number(1), default=60, help="training epochs")
-    study.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate")
-    study.add_argument("--seed", type=whole_number(0), default=0, help="seed of the lesions, split and training")
+    study.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=60, help="training epochs")
+    study.add_argument("--learning-rate", type=positive_number, default=1e-3, help="AdamW learning rate")
+    study.add_argument("--seed", type=seed_number, default=0, help="seed of the lesions, split and training")
     study.add_argument("--rules", type=Path, help="report rules (JSON, see report_rules.DEFAULT_RULES)")
     study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model); training keeps its "
                                                       "state there after every epoch and a killed run resumes it")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.storage import write_text_atomic
+from MedSynthCommonLib.storage import claim_folder, write_text_atomic
 from MedSynthCommonLib.tables import csv_text, read_table
 from MedSynthCommonLib.options import read_json
 
@@ -69,9 +69,9 @@ class ReaderStudy:
         order = np.random.default_rng(seed).permutation(len(items))
         cases = [StudyCase(number + 1, *items[i]) for number, i in enumerate(order)]
         study = cls(folder, cases, seed)
-        study.folder.mkdir(parents=True, exist_ok=True)
         if (study.folder / "study.json").exists():
             raise MedSynthInputError(f"{study.folder} already holds a study; open it with ReaderStudy.open.")
+        claim_folder(study.folder, "study folder")  # new or empty: a study never mixes with other files
         write_text_atomic(study.folder / "study.json", json.dumps(
             {"seed": seed, "cases": [c.__dict__ for c in cases]}, indent=2))
         return study

@@ -82,6 +82,11 @@ def build_network(recipe: ClassifierRecipe, classes: int, size: int):
     """The recipe's MONAI network, initialised from ``pretrained_weights`` when given."""
     from monai.networks import nets
 
+    # measured: the small net needs more than one pixel after its last halving but one, DenseNet 32 px
+    smallest = {"small": 2 ** (len(recipe.channels) - 1) + 1, "densenet121": 32}.get(recipe.network, 8)
+    if size < smallest:
+        raise MedSynthInputError(f"Images of {size} px are too small for the {recipe.network} network (it halves them "
+                                 f"down to a few pixels); use an image size of at least {smallest}.")
     if recipe.network == "small":
         strides = (2,) * len(recipe.channels)
         network = nets.Classifier(in_shape=(1, size, size), classes=classes, channels=recipe.channels,

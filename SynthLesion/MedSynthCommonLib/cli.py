@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from . import __version__
 from .errors import MedSynthError, MedSynthOutputError
@@ -22,18 +23,32 @@ ENTRY_POINT_GROUP = "medsynth.commands"
 ENVIRONMENT_VARIABLE = "MEDSYNTH_COMMANDS"
 
 
-def whole_number(minimum: int):
-    """argparse type: a whole number >= ``minimum``."""
+def whole_number(minimum: int, maximum: int | None = None):
+    """argparse type: a whole number >= ``minimum`` (and <= ``maximum`` when given)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {shown!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
-    parse.__name__ = f"whole number >= {minimum}"
+    parse.__name__ = f"whole number >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
     return parse
+
+
+#: the largest image side (pixels) any command resizes to
+MAX_IMAGE_SIZE = 4096
+#: upper bounds of the options that size a run (beyond them a run cannot end, or its plan alone
+#: fills the memory): outputs or cases asked for, and training steps
+MAX_ITEMS = 100_000
+MAX_STEPS = 100_000_000
+#: argparse type of every seed: the range every random generator in use takes (numpy's legacy
+#: RandomState, which MONAI uses, takes < 2**32)
+seed_number = whole_number(0, 2**32 - 1)
 
 
 def finite_number(text: str) -> float:
@@ -44,6 +59,14 @@ def finite_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
 
 
@@ -218,8 +241,20 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+_PARSERS: dict[str, argparse.ArgumentParser] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once per set of registered modules (a process calling ``main`` many
+    times, a test suite or a notebook, does not import and register every command each time)."""
+    key = os.environ.get(ENVIRONMENT_VARIABLE, "")
+    if key not in _PARSERS:
+        _PARSERS[key] = build_parser()
+    return _PARSERS[key]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = _parser()
     own_process = argv is None  # the medsynth command, not a test or a notebook calling main()
     argv = list(sys.argv[1:] if argv is None else argv)
     _check_utf8_arguments(parser, argv)
@@ -228,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         _interrupt_on_sigterm()
         sys.stdout = _CheckedStdout(sys.stdout)
     try:
+        _check_path_arguments(args)
         code = int(args.run(args) or 0)
         sys.stdout.flush()
         return code
@@ -244,12 +280,34 @@ def main(argv: list[str] | None = None) -> int:
         return 143 if isinstance(interrupted, Terminated) else 130
     except BrokenPipeError:
         return 141
+    except OSError as error:
+        if error.filename is None:  # not about a file the user named: a bug
+            return _internal_error(error)
+        from .storage import explain_os_error
+
+        print(f"{_name()}: error: cannot use {error.filename}: {explain_os_error(error, Path(error.filename))}.",
+              file=sys.stderr)
+        return 2
     except Exception as error:  # a bug: say so plainly; the traceback only when asked
-        if os.environ.get("MEDSYNTH_DEBUG"):
-            raise
-        print(f"{_name()}: internal error ({type(error).__name__}: {error}). This is a bug in MedSynth; please report it "
-              "with the command you ran (set MEDSYNTH_DEBUG=1 to see the traceback).", file=sys.stderr)
-        return 3
+        return _internal_error(error)
+
+
+def _internal_error(error: Exception) -> int:
+    if os.environ.get("MEDSYNTH_DEBUG"):
+        raise error
+    print(f"{_name()}: internal error ({type(error).__name__}: {error}). This is a bug in MedSynth; please report it "
+          "with the command you ran (set MEDSYNTH_DEBUG=1 to see the traceback).", file=sys.stderr)
+    return 3
+
+
+def _check_path_arguments(args: argparse.Namespace) -> None:
+    """Every path given on the command line is UTF-8 and has names file systems take."""
+    from .storage import check_utf8_name
+
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, os.PathLike):
+                check_utf8_name(item, f"--{name.replace('_', '-')}")
 
 
 if __name__ == "__main__":

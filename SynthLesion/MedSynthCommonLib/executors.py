@@ -55,7 +55,7 @@ def cluster_spec(text: str) -> str:
 def add_executor_options(parser: argparse.ArgumentParser, what: str) -> None:
     """``--workers N`` (processes here) or ``--cluster local[:N]|ADDRESS`` (Dask), not both."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--workers", type=whole_number(1), default=1, help=f"worker processes on this machine {what}")
+    group.add_argument("--workers", type=whole_number(1, 1024), default=1, help=f"worker processes on this machine {what}")
     group.add_argument("--cluster", metavar="local[:N] | ADDRESS", type=cluster_spec,
                        help="run on Dask instead: 'local:N' starts N worker processes here, 'tcp://HOST:8786' joins a "
                             "running scheduler (dask-jobqueue, dask-kubernetes, Coiled...); outputs must be on storage "

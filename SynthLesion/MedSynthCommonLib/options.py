@@ -28,6 +28,10 @@ def chosen_path(value) -> Path | None:
     return Path(value)
 
 
+#: the largest JSON file MedSynth reads (records, cards, presets are kilobytes)
+MAX_JSON_BYTES = 64 * 2**20
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
@@ -51,6 +55,12 @@ def read_json(path: str | os.PathLike, what: str):
     refused clearly when missing, unreadable or not strict JSON."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise MedSynthInputError(f"The {what} {path} is not a regular file (a pipe, socket or device); give a "
+                                     ".json file.")
+        if path.is_file() and path.stat().st_size > MAX_JSON_BYTES:
+            raise MedSynthInputError(f"The {what} {path} is {path.stat().st_size / 2**20:.0f} MB; MedSynth's JSON files "
+                                     f"are far smaller (at most {MAX_JSON_BYTES // 2**20} MB): is it the right file?")
         data = path.read_bytes()
     except FileNotFoundError:
         raise MedSynthInputError(f"The {what} {path} was not found.") from None

@@ -28,7 +28,9 @@ def read_table(path: str | Path, required: tuple[str, ...], what: str = "table")
     missing ``required`` columns, rows with too few or too many values, or no rows at all."""
     path = Path(path)
     if not path.is_file():
-        raise MedSynthInputError(f"The {what} {path} does not exist{' (it is a folder)' if path.is_dir() else ''}; give a CSV file.")
+        kind = " is a folder" if path.is_dir() else (" is not a regular file (a pipe, socket or device)"
+                                                     if path.exists() else " does not exist")
+        raise MedSynthInputError(f"The {what} {path}{kind}; give a CSV file.")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
@@ -73,7 +75,11 @@ def table_file(table: Path, row: dict[str, str], column: str, number: int, requi
         if required:
             raise MedSynthInputError(f"Line {number} of {table}: the {column} column is empty.")
         return None
-    file = (Path(table).parent / row[column].strip()).resolve()
+    from .storage import check_utf8_name
+
+    file = Path(table).parent / row[column].strip()
+    check_utf8_name(file, f"file on line {number} of {table}")
+    file = file.resolve()
     if not file.exists():
         raise MedSynthInputError(f"Line {number} of {table}: file not found: {file}")
     return file

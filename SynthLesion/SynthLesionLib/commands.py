@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from MedSynthCommonLib.cli import finite_number, whole_number
+from MedSynthCommonLib.cli import MAX_ITEMS, finite_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 
@@ -18,15 +18,13 @@ PHASES = sorted({phase for preset in PRESETS.values() for phase in preset.phases
 from .sizes import MIX, SIZE_CLASSES
 
 
-seed_number = whole_number(0)
-
 
 def _add_lesion_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("lesions")
     group.add_argument("--size", default="small", choices=[*SIZE_CLASSES, MIX],
                        help="size class by equivalent diameter: tiny 5-10 mm, small 10-20, medium 20-40, large 40-80, "
                             "or mix (one class drawn per lesion)")
-    group.add_argument("--count", type=whole_number(1), help="lesions per output (default 1; with --centre: one per point)")
+    group.add_argument("--count", type=whole_number(1, 1000), help="lesions per output (default 1; with --centre: one per point)")
     group.add_argument("--preset", default="ct-liver", type=_preset_name, metavar="{" + ",".join(PRESETS) + "} or FILE.json",
                        help="organ and modality: decides intensities (HU for CT, organ SD for MR), texture, vessels; "
                             "or a preset file written by 'medsynth lesion-fit'")
@@ -178,7 +176,7 @@ def register(cli) -> None:
     inputs = lesion.add_argument_group("inputs")
     inputs.add_argument("--image", required=True, type=Path, help="the volume (NIfTI, NRRD, or a DICOM series folder)")
     inputs.add_argument("--organ-mask", required=True, type=Path, help="organ mask or multi-organ label map on the image's grid")
-    inputs.add_argument("--organ-label", type=int,
+    inputs.add_argument("--organ-label", type=whole_number(0, 2**31 - 1),
                         help="the organ's value in a multi-label map (e.g. 5 = liver in TotalSegmentator maps); "
                              "default: any non-zero voxel")
     inputs.add_argument("--seed", type=seed_number, default=0, help="random seed: the same inputs and seed give the same files")
@@ -206,8 +204,8 @@ def register(cli) -> None:
     fit.add_argument("--image", type=Path, action="append", required=True, help="a CT/MR volume; repeat for more cases")
     fit.add_argument("--label", type=Path, action="append", required=True,
                      help="its label map (organ and tumour labels), one per --image, in the same order")
-    fit.add_argument("--organ-label", type=int, required=True, help="the organ's value in the label maps (e.g. 1 in LiTS)")
-    fit.add_argument("--lesion-label", type=int, required=True, help="the tumours' value in the label maps (e.g. 2 in LiTS)")
+    fit.add_argument("--organ-label", type=whole_number(0, 2**31 - 1), required=True, help="the organ's value in the label maps (e.g. 1 in LiTS)")
+    fit.add_argument("--lesion-label", type=whole_number(0, 2**31 - 1), required=True, help="the tumours' value in the label maps (e.g. 2 in LiTS)")
     fit.add_argument("--base", default="ct-generic", type=_preset_name,
                      help="preset whose other settings (vessels, capsule, components) the fitted one keeps")
     fit.add_argument("--name", help="name of the fitted preset (default: the output file's name)")
@@ -219,7 +217,7 @@ def register(cli) -> None:
     db.add_argument("--cases", required=True, type=Path,
                     help="CSV with columns image, organ_mask and optionally case_id, organ_label, preset "
                          "(paths relative to the CSV)")
-    db.add_argument("--variants", type=whole_number(1), default=10, help="outputs per case")
+    db.add_argument("--variants", type=whole_number(1, MAX_ITEMS), default=10, help="outputs per case")
     db.add_argument("--out", required=True, type=Path,
                     help="database folder: images/, labels/, records/ and manifest.jsonl (one line per finished output)")
     add_executor_options(db, "(one output at a time each)")
@@ -237,24 +235,24 @@ def register(cli) -> None:
     bench = cli.add_benchmark("lesion", "time and memory of one insertion per size class, as a ratio to a volume copy")
     bench.add_argument("--image", type=Path, help="bench on this volume instead of the 512x512x150 CT phantom")
     bench.add_argument("--organ-mask", type=Path, help="with --image: its organ mask")
-    bench.add_argument("--organ-label", type=int, help="with --image: the organ's value in the mask (default: non-zero)")
+    bench.add_argument("--organ-label", type=whole_number(0, 2**31 - 1), help="with --image: the organ's value in the mask (default: non-zero)")
     bench.add_argument("--preset", default="ct-liver", choices=list(PRESETS), help="with --image: the preset")
     bench.add_argument("--with-phantom", action="store_true", help="with --image: run the phantom benchmark too")
-    bench.add_argument("--repeats", type=whole_number(1), default=15, help="insertions timed per size class")
+    bench.add_argument("--repeats", type=whole_number(1, MAX_ITEMS), default=15, help="insertions timed per size class")
     bench.add_argument("--grids", nargs="+", default=["clinical", "isotropic_1mm"], choices=["clinical", "isotropic_1mm"],
                        help="phantom grids: 512x512x150 at 0.8x0.8x2.5 mm, and 400x400x300 at 1 mm")
     bench.set_defaults(run=_cmd_bench)
 
     transform = cli.add_benchmark("lesion-transform", "RandSynthLesiond in a MONAI pipeline against RandCropByPosNegLabeld, "
                                                       "and UNet training throughput with 2 DataLoader workers")
-    transform.add_argument("--repeats", type=whole_number(1), default=10, help="timed calls per transform")
-    transform.add_argument("--steps", type=whole_number(1), default=12, help="training samples timed per setting")
+    transform.add_argument("--repeats", type=whole_number(1, MAX_ITEMS), default=10, help="timed calls per transform")
+    transform.add_argument("--steps", type=whole_number(1, MAX_ITEMS), default=12, help="training samples timed per setting")
     transform.set_defaults(run=_cmd_bench_transform)
 
     build = cli.add_benchmark("build-db", "build-db outputs/s serially, with 2 worker processes and on a 2-worker Dask "
                                           "LocalCluster, and Dask's overhead per task")
-    build.add_argument("--cases", type=whole_number(1), default=4, help="phantom cases")
-    build.add_argument("--variants", type=whole_number(1), default=8, help="outputs per case")
+    build.add_argument("--cases", type=whole_number(1, MAX_ITEMS), default=4, help="phantom cases")
+    build.add_argument("--variants", type=whole_number(1, MAX_ITEMS), default=8, help="outputs per case")
     build.set_defaults(run=_cmd_bench_build)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError, MedSynthOutputError
 from MedSynthCommonLib.progress import progress_bar
-from MedSynthCommonLib.storage import FolderLock, safe_file_stem, sweep_partials, write_text_atomic
+from MedSynthCommonLib.storage import FolderLock, claim_folder, safe_file_stem, sweep_partials, write_text_atomic
 from MedSynthCommonLib.tables import parse_int, read_table, table_file
 
 from .config import LesionConfig
@@ -67,6 +67,12 @@ class Job:
     def relative(self) -> dict[str, Path]:
         return {"image": Path("images") / f"{self.name}.nii.gz", "label": Path("labels") / f"{self.name}.nii.gz",
                 "record": Path("records") / f"{self.name}.json"}
+
+
+def is_database_folder(folder: Path) -> bool:
+    """A folder build-db made (its manifest), or one holding only what build-db writes."""
+    return (Path(folder) / MANIFEST).is_file() or all(
+        entry.name in FOLDERS or entry.name.startswith(".medsynth") for entry in Path(folder).iterdir())
 
 
 def read_cases(path: Path) -> list[Case]:
@@ -256,6 +262,7 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MedSynthInputError(f"--out {out_dir} is a file; give a folder for the database.")
+    claim_folder(out_dir, "database folder", is_database_folder, create=False)
     jobs = plan_jobs(cases, out_dir, variants, base_config, seed)
     with FolderLock(out_dir):
         for folder in FOLDERS:  # the lock is ours: any partial file here is a killed run's

@@ -237,8 +237,13 @@ def check_grid_holds(size_class: str, geometry: Geometry) -> None:
 
 def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
     """Without ``organ_label`` the mask must be binary: a multi-organ map would make every
-    organ 'the organ'.  With it, the label must be a value of the mask (checked downstream)."""
+    organ 'the organ'.  With it, the label must be a value the mask's type can hold (the organ
+    itself is checked downstream)."""
     if organ_label is not None:
+        mask = np.asarray(organ_mask)
+        if np.issubdtype(mask.dtype, np.integer) and not np.iinfo(mask.dtype).min <= organ_label <= np.iinfo(mask.dtype).max:
+            raise MedSynthInputError(f"The organ label {organ_label} is not a value the organ mask ({mask.dtype}) can "
+                                     "hold; give the organ's value in the mask.")
         return
     mask = np.asarray(organ_mask)
     if mask.dtype == np.bool_:

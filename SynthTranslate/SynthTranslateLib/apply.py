@@ -59,10 +59,7 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
     generator, seeded: (count, size, size) float32 in the training images' units.
     ``truncation`` < 1 trades variety for typicality (0.7 is common; 1 = none); ``attributes``
     (models trained with numeric conditions): values in the label CSV's units, e.g. {"age": 5}."""
-
-    if model.config.model != "stylegan":
-        raise MedSynthInputError(f"Only a style-based generator (stylegan) samples new images; this model is a "
-                                 f"{model.config.model}.")
+    _require_stylegan(model)
     if class_name is None:
         if len(model.config.domains) != 1:
             raise MedSynthInputError(f"Choose the class to sample: one of {model.config.domains}.")
@@ -77,6 +74,12 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
 SAMPLE_BATCH = 256
 
 
+def _require_stylegan(model: LoadedModel) -> None:
+    if model.config.model != "stylegan":
+        raise MedSynthInputError(f"Only a style-based generator (stylegan) samples new images (a maskgan samples "
+                                 f"masks); this model is a {model.config.model}: use translate apply.")
+
+
 def batch_seed(seed: int, batch: int) -> int:
     """The seed of one batch of samples (batch 0: ``seed`` itself)."""
     return int(seed) if batch == 0 else int(np.random.SeedSequence([int(seed), int(batch)]).generate_state(1, np.uint32)[0])
@@ -88,6 +91,7 @@ def sample_image_batches(model: LoadedModel, count: int, class_name: str, trunca
     however many are asked for); yields (n, size, size) float32 arrays."""
     import torch
 
+    _require_stylegan(model)
     for batch, start in enumerate(range(0, count, SAMPLE_BATCH)):
         size, generator_seed = min(SAMPLE_BATCH, count - start), batch_seed(seed, batch)
         z = torch.randn(size, model.config.latent, generator=torch.Generator().manual_seed(generator_seed))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.devices import PRECISIONS
-from MedSynthCommonLib.cli import finite_number, whole_number
+from MedSynthCommonLib.cli import MAX_IMAGE_SIZE, MAX_ITEMS, MAX_STEPS, finite_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
@@ -287,7 +287,7 @@ def register(cli) -> None:
     data.add_argument("--axis", type=int, default=0, choices=[0, 1, 2],
                       help="volumes (--data, or --image/--condition): slice along this array axis (0 = k, the slice "
                            "axis); kept in the model card, so apply slices the same way")
-    data.add_argument("--slices-per-volume", type=whole_number(1), help="volumes in --data: this many evenly spaced slices each (default: all)")
+    data.add_argument("--slices-per-volume", type=whole_number(1, MAX_ITEMS), help="volumes in --data: this many evenly spaced slices each (default: all)")
     data.add_argument("--key-domain", help="migan: the under-represented domain that gets the key-migration branch")
     data.add_argument("--condition-column", nargs="+", metavar="COLUMN",
                       help="stylegan: numeric columns of the label CSV (e.g. age) that condition the images too")
@@ -297,19 +297,19 @@ def register(cli) -> None:
     data.add_argument("--label-names", type=Path,
                       help="pix2pix/spade: JSON {segment name: label value}; stored in the model card so that Slicer "
                            "maps segments to the same values when the model is applied")
-    data.add_argument("--max-cases", type=whole_number(1), default=1000, help="maskgan: read at most this many masks")
+    data.add_argument("--max-cases", type=whole_number(1, MAX_ITEMS), default=1000, help="maskgan: read at most this many masks")
     net = train.add_argument_group("network and training")
-    net.add_argument("--image-size", type=whole_number(1), default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
+    net.add_argument("--image-size", type=whole_number(8, MAX_IMAGE_SIZE), default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
     net.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                      help="intensity window mapped to [-1, 1] (default: the data's 0.5-99.5 percentiles)")
-    net.add_argument("--features", type=whole_number(1), default=32, help="width of the first network layer")
-    net.add_argument("--batch-size", type=whole_number(1), default=16, help="images per training step")
+    net.add_argument("--features", type=whole_number(1, 4096), default=32, help="width of the first network layer")
+    net.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
     net.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminators")
     net.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3], help="maskgan: 2-D slices or 3-D patches")
-    net.add_argument("--iterations", type=whole_number(1), default=2000, help="training steps in all (a resumed run continues to this)")
-    net.add_argument("--sample-every", type=whole_number(1), default=200, help="write a sample grid every N steps")
-    net.add_argument("--checkpoint-every", type=whole_number(1), default=200, help="save a resumable checkpoint and the model every N steps")
-    net.add_argument("--seed", type=whole_number(0), default=0, help="random seed (a resumed run keeps the seed it started with)")
+    net.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=2000, help="training steps in all (a resumed run continues to this)")
+    net.add_argument("--sample-every", type=whole_number(1, MAX_STEPS), default=200, help="write a sample grid every N steps")
+    net.add_argument("--checkpoint-every", type=whole_number(1, MAX_STEPS), default=200, help="save a resumable checkpoint and the model every N steps")
+    net.add_argument("--seed", type=seed_number, default=0, help="random seed (a resumed run keeps the seed it started with)")
     train.add_argument("--out", type=Path, required=True, help="model folder (a run there is resumed)")
     _add_device_options(train)
     train.set_defaults(run=_cmd_train)
@@ -319,8 +319,8 @@ def register(cli) -> None:
     apply.add_argument("--image", type=Path, help="the volume or 2-D image (PNG, JPEG, NIfTI, DICOM) to translate")
     apply.add_argument("--target-domain", help="stargan/migan/cyclegan: the domain to translate into")
     apply.add_argument("--condition", type=Path, help="spade/pix2pix trained on label maps: the label map")
-    apply.add_argument("--count", type=whole_number(1), default=16, help="maskgan: masks to sample")
-    apply.add_argument("--seed", type=whole_number(0), default=0, help="maskgan: random seed of the sampled masks")
+    apply.add_argument("--count", type=whole_number(1, MAX_ITEMS), default=16, help="maskgan: masks to sample")
+    apply.add_argument("--seed", type=seed_number, default=0, help="maskgan: random seed of the sampled masks")
     apply.add_argument("--out", type=Path, required=True,
                        help="output file (same format and size as the input), or for maskgan a folder of masks")
     _add_device_options(apply)
@@ -329,7 +329,7 @@ def register(cli) -> None:
     sample = commands.add_parser("sample", help="new images from a stylegan model (with a labels CSV ready for "
                                                 "evaluate gan-train-test / augment), or masks from a maskgan")
     sample.add_argument("--model-dir", type=Path, required=True, help="a stylegan or maskgan model folder")
-    sample.add_argument("--count", type=whole_number(1), default=16, help="images per class (maskgan: masks)")
+    sample.add_argument("--count", type=whole_number(1, MAX_ITEMS), default=16, help="images per class (maskgan: masks)")
     sample.add_argument("--class", dest="classes", nargs="+", metavar="CLASS",
                         help="stylegan: the classes to sample (default: every class of the model)")
     sample.add_argument("--attribute", nargs="+", metavar="NAME=VALUE", default=[],
@@ -339,18 +339,18 @@ def register(cli) -> None:
                         help="stylegan: 1 = full variety; lower (e.g. 0.7) = more typical images")
     sample.add_argument("--format", choices=["png", "nii.gz"],
                         help="stylegan: image files (default: PNG when the intensity window fits 8/16-bit, else NIfTI)")
-    sample.add_argument("--seed", type=whole_number(0), default=0, help="random seed (each class its own stream)")
+    sample.add_argument("--seed", type=seed_number, default=0, help="random seed (each class its own stream)")
     sample.add_argument("--out", type=Path, required=True, help="output folder (images, labels.csv, sampling.json)")
     _add_device_options(sample)
     sample.set_defaults(run=_cmd_sample)
 
     bench = cli.add_benchmark("translate", "training-loop overhead against a plain PyTorch loop, and inference speed")
-    bench.add_argument("--iterations", type=whole_number(11), default=30, help="training steps per model (the first 10 are not timed)")
+    bench.add_argument("--iterations", type=whole_number(11, MAX_STEPS), default=30, help="training steps per model (the first 10 are not timed)")
     bench.add_argument("--distributed", action="store_true",
                        help="instead: samples/s of one model on 1 and 2 torchrun processes (same global batch) and "
                             "on one plain process")
     bench.add_argument("--model", default="pix2pix", choices=MODELS, help="--distributed: the model")
-    bench.add_argument("--batch-size", type=whole_number(2), default=16, help="--distributed: the global batch (even)")
+    bench.add_argument("--batch-size", type=whole_number(2, 65536), default=16, help="--distributed: the global batch (even)")
     _add_device_options(bench, channels_last=False)
     bench.set_defaults(run=_cmd_bench)
 
