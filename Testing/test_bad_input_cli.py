@@ -270,7 +270,7 @@ def test_test_fraction_out_of_range(capsys, tmp_path, value):
                                        ["evaluate", "gan-train-test", "--real", "r", "--synthetic", "s",
                                         "--image-size", "0", "--out", "o"]])
 def test_image_size_zero(capsys, arguments):
-    assert "must be at least 1" in _argparse_error(capsys, arguments)
+    assert "must be at least 8" in _argparse_error(capsys, arguments)
 
 
 def test_reader_study_with_a_missing_image(capsys, case, tmp_path):

@@ -40,6 +40,8 @@ def parse_json(text: str | bytes, what: str):
     """JSON text as Python values; anything that is not strict JSON (NaN, Infinity, numbers of
     thousands of digits, nesting deeper than Python's stack) raises ``MedSynthInputError``."""
     try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8-sig")  # JSON files are UTF-8 (RFC 8259); a byte-order mark is tolerated
         return json.loads(text, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise MedSynthInputError(f"The {what} is not UTF-8 text.") from None
