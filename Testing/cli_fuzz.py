@@ -51,7 +51,8 @@ class FuzzTimeout(BaseException):
     """A run reached its time limit (raised from SIGALRM; not an error)."""
 
 
-def _png_bomb(path: Path, width: int, height: int) -> None:
+def png_bomb(path: Path, width: int, height: int) -> None:
+    """A real, decodable grey PNG of width x height zeros (compresses about 1000:1)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -167,7 +168,7 @@ class Fixtures:
         values[1, 2, 3] = np.nan
         sitk.WriteImage(sitk.GetImageFromArray(values), str(folder / "nan.nii.gz"))
         sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 3, 4, 5), np.int16)), str(folder / "four_d.nii.gz"))
-        _png_bomb(folder / "bomb.png", 20000, 14000)
+        png_bomb(folder / "bomb.png", 20000, 14000)
         (folder / "a_folder").mkdir(exist_ok=True)
         (folder / "a_folder" / "keep.txt").write_text("someone's notes")  # a folder of someone else's files
         fifo = folder / "fifo.nii.gz"

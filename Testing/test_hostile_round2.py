@@ -9,7 +9,6 @@ import re
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,9 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.imageio import read_image_array, read_volume, write_volume
 from MedSynthCommonLib.integrity import DamagedFileError, NonFiniteError
 from MedSynthCommonLib.storage import PARTIAL_PREFIX
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_fuzz import png_bomb  # noqa: E402
 
 CLI = [sys.executable, "-m", "MedSynthCommonLib.cli"]
 BAD = os.fsdecode(b"\xff")  # a byte that is not UTF-8, as Python hands it over from argv or a folder listing
@@ -68,20 +70,9 @@ def test_non_utf8_names_through_the_library(tmp_path):
 
 # --- decompression bombs and headers that declare huge grids ---
 
-def _png_bomb(path: Path, width: int, height: int) -> None:
-    """A real, decodable grey PNG of width x height zeros (compresses about 1000:1)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    compressor, row = zlib.compressobj(9), b"\0" * (width + 1)
-    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-
-
 def test_png_bomb_refused_before_decoding(tmp_path):
     bomb = tmp_path / "bomb.png"
-    _png_bomb(bomb, 20000, 20000)  # 400 megapixels in 0.4 MB
+    png_bomb(bomb, 20000, 20000)  # 400 megapixels in 0.4 MB
     assert bomb.stat().st_size < 2_000_000
     with pytest.raises(MedSynthInputError, match="decompression bomb"):
         read_image_array(bomb)
@@ -90,7 +81,7 @@ def test_png_bomb_refused_before_decoding(tmp_path):
 def test_translate_apply_and_privacy_refuse_a_bomb_in_their_folders(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
-    _png_bomb(folder / "bomb.png", 20000, 20000)
+    png_bomb(folder / "bomb.png", 20000, 20000)
     result = _run(["evaluate", "privacy", "--train", str(folder), "--synthetic", str(folder), "--out", str(tmp_path / "r")])
     assert result.returncode == 2 and b"decompression bomb" in result.stderr, result.stderr[-500:]
 

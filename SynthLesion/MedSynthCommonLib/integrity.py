@@ -122,6 +122,23 @@ def _check_nifti(path: Path, compressed: bool, finite: bool) -> None:
         raise nonfinite_error(path, bad)
 
 
+def _inflated_length(path: Path, data: Path, start: int, window_bits: int) -> int:
+    """Bytes the zlib/gzip stream in ``data`` from ``start`` inflates to, streamed (``path``: the
+    image file named in messages); a corrupt or cut stream raises ``DamagedFileError``."""
+    held, decompressor = 0, zlib.decompressobj(window_bits)
+    with open(data, "rb") as handle:
+        handle.seek(start)
+        try:
+            while chunk := handle.read(_CHUNK):
+                held += len(decompressor.decompress(chunk))
+            held += len(decompressor.flush())
+        except zlib.error as error:
+            raise _damaged(path, f"compressed data: {error}") from None
+    if not decompressor.eof:
+        raise _damaged(path, "compressed data ends early")
+    return held
+
+
 _NRRD_BYTES = {"int8": 1, "uint8": 1, "signed char": 1, "uchar": 1, "unsigned char": 1, "short": 2, "int16": 2,
                "ushort": 2, "uint16": 2, "unsigned short": 2, "short int": 2, "signed short": 2,
                "int": 4, "int32": 4, "uint": 4, "uint32": 4, "unsigned int": 4, "signed int": 4,
@@ -150,18 +167,7 @@ def _check_nrrd(path: Path) -> None:
     if encoding in ("raw",):
         held = path.stat().st_size - (end + 2)
     elif encoding in ("gzip", "gz"):
-        held = 0
-        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        with open(path, "rb") as handle:
-            handle.seek(end + 2)
-            try:
-                while chunk := handle.read(_CHUNK):
-                    held += len(decompressor.decompress(chunk))
-                held += len(decompressor.flush())
-            except zlib.error as error:
-                raise _damaged(path, f"compressed data: {error}") from None
-        if not decompressor.eof:
-            raise _damaged(path, "compressed data ends early")
+        held = _inflated_length(path, path, end + 2, 16 + zlib.MAX_WBITS)
     else:
         return  # ascii/hex/bzip2: left to the reader
     if held < expected:
@@ -208,17 +214,7 @@ def _check_meta(path: Path) -> None:
     if not compressed:
         held = data.stat().st_size - start
     else:
-        held, decompressor = 0, zlib.decompressobj()
-        with open(data, "rb") as handle:
-            handle.seek(start)
-            try:
-                while chunk := handle.read(_CHUNK):
-                    held += len(decompressor.decompress(chunk))
-                held += len(decompressor.flush())
-            except zlib.error as error:
-                raise _damaged(path, f"compressed data: {error}") from None
-        if not decompressor.eof:
-            raise _damaged(path, "compressed data ends early")
+        held = _inflated_length(path, data, start, zlib.MAX_WBITS)
     if held < expected:
         raise _damaged(path, f"holds {max(held, 0)} of the {expected} data bytes its header announces")
 
