@@ -27,6 +27,7 @@ _PUBLIC = {
     "SynthesisResult": "synthesizer",
     "regenerate": "synthesizer",
     "synthesize_lesions": "synthesizer",
+    "prepare_organ": "synthesizer",
 }
 
 __all__ = sorted(_PUBLIC)

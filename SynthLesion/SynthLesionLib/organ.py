@@ -8,7 +8,7 @@ random draws is the mask scanned exactly (which also proves that an organ is emp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,8 @@ class OrganStatistics:
     #: correlation length (mm) of the parenchyma's noise, measured on a few patches; None if
     #: no patch fits inside the organ
     noise_grain_mm: float | None = None
+    #: what placement derives from the organ once and reuses (its coarse distance map)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -62,9 +64,16 @@ class OrganStatistics:
         }
 
 
+#: seed of the organ's random samples: fixed, so that the statistics of an organ do not depend
+#: on the lesion seed and can be measured once and reused for every lesion, call and variant
+ORGAN_SAMPLE_SEED = 20231
+
+
 def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
-                  rng: np.random.Generator) -> OrganStatistics:
-    """Sample the organ (``organ`` is a boolean volume on the image grid)."""
+                  rng: np.random.Generator | None = None) -> OrganStatistics:
+    """Sample the organ (``organ`` is a boolean volume on the image grid).  ``rng`` defaults to a
+    generator seeded ``ORGAN_SAMPLE_SEED``: the same image and organ give the same statistics."""
+    rng = np.random.default_rng(ORGAN_SAMPLE_SEED) if rng is None else rng
     flat_organ = organ.reshape(-1)
     flat_image = image.reshape(-1)
     drawn = 0

@@ -1,8 +1,13 @@
-"""Where a lesion goes: a random organ voxel whose surroundings are organ and vessel-free.
+"""Where a lesion goes: an organ voxel whose surroundings are organ and vessel-free.
 
 Equivalent to drawing the centre from the organ eroded by the lesion radius (Hu et al. 2023),
-then rejecting centres with vessels inside the lesion, but without eroding or filtering the
-whole volume: each candidate is checked on a local box, so the cost follows the lesion size.
+then rejecting centres with vessels inside the lesion, without eroding or filtering the whole
+volume: each candidate is checked on a local box, so the cost follows the lesion size.
+
+Candidates are random organ voxels first.  When those keep missing (a large lesion in an organ
+that holds few places for it), the organ's distance map on a coarse grid (about 8 mm, computed
+once per organ and kept with its statistics) narrows them to the places where a lesion of that
+radius can fit, and says at once when it fits nowhere.
 """
 
 from __future__ import annotations
@@ -33,6 +38,12 @@ class Placement:
     rejections: dict
 
 
+#: random organ voxels tried before the distance map narrows the candidates
+RANDOM_TRIES = 8
+#: spacing (mm) of the coarse grid of the organ's distance map
+DISTANCE_GRID_MM = 8.0
+
+
 def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray,
                 spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float,
                 vessels: VesselCriterion | None, avoid: np.ndarray | None,
@@ -40,16 +51,62 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray,
     """Draw a centre whose ball of ``radius_mm`` lies in the organ, free of vessels, and whose
     ball of ``clearance_mm`` (the lesion's whole reach, deformation included; default
     ``radius_mm``) holds no earlier lesion, so lesions never overlap.  Raises
-    ``PlacementError`` (saying which check failed) after ``max_attempts`` draws."""
+    ``PlacementError`` (saying which check failed) after ``max_attempts`` draws, or at once
+    when the organ's distance map shows that no place is deep enough."""
     rejections: Counter = Counter()
     clearance_mm = radius_mm if clearance_mm is None else max(clearance_mm, radius_mm)
+    places = None
     for attempt in range(1, max_attempts + 1):
-        centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
+        if attempt <= RANDOM_TRIES:
+            centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
+        else:
+            if places is None:
+                places = deep_places(organ, spacing_kji, stats, radius_mm)
+                if places.size == 0:
+                    raise PlacementError(_nowhere_deep_enough(radius_mm, stats, organ, spacing_kji))
+            centre = _jittered(places[rng.integers(len(places))], organ.shape, stats.cache["distance_stride"], rng)
         reason = _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm)
         if reason is None:
             return Placement(centre.astype(float), attempt, dict(rejections))
         rejections[reason] += 1
     raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts))
+
+
+def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics) -> np.ndarray:
+    """Distance (mm) from each point of a coarse grid (every ``DISTANCE_GRID_MM``) to the nearest
+    grid point outside the organ or the volume; computed once per organ (kept in ``stats.cache``).
+
+    A grid point within h (half a grid cell's diagonal) of a voxel whose ball of radius r lies
+    in the organ is at least r - h from every sampled outside point, so the grid points with
+    distance >= r - h cover every place a lesion of radius r fits (and rarely many more)."""
+    if "distance" not in stats.cache:
+        stride = np.maximum(np.round(DISTANCE_GRID_MM / np.asarray(spacing_kji, float)), 1).astype(int)
+        coarse = np.pad(organ[::stride[0], ::stride[1], ::stride[2]], 1, constant_values=False)
+        distance = ndimage.distance_transform_edt(coarse, sampling=stride * np.asarray(spacing_kji, float))
+        stats.cache["distance"] = distance[1:-1, 1:-1, 1:-1].astype(np.float32)
+        stats.cache["distance_stride"] = stride
+        stats.cache["distance_margin_mm"] = 0.5 * float(np.linalg.norm(stride * np.asarray(spacing_kji, float)))
+    return stats.cache["distance"]
+
+
+def deep_places(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float) -> np.ndarray:
+    """Voxel indices (N, 3) of the coarse grid points deep enough for a lesion of ``radius_mm``."""
+    distance = coarse_distance_map(organ, spacing_kji, stats)
+    points = np.argwhere(distance >= radius_mm - stats.cache["distance_margin_mm"])
+    return points * stats.cache["distance_stride"]
+
+
+def _jittered(point: np.ndarray, shape, stride: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A voxel of the coarse cell around ``point``."""
+    offset = rng.integers(-(stride // 2), stride - stride // 2)
+    return np.clip(point + offset, 0, np.asarray(shape) - 1)
+
+
+def _nowhere_deep_enough(radius_mm: float, stats: OrganStatistics, organ, spacing_kji) -> str:
+    deepest = float(coarse_distance_map(organ, spacing_kji, stats).max())
+    return (f"The organ is too small for this lesion size: its deepest point lies about {deepest:.0f} mm from its edge, "
+            f"and a {2 * radius_mm:.0f} mm lesion needs {radius_mm:.0f} mm (organ about {stats.volume_ml:.0f} mL). "
+            "Choose a smaller size class, or check that the organ mask is complete.")
 
 
 def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm) -> str | None:

@@ -2,7 +2,7 @@
 
 Texture noise and elastic control points live on coarse grids aligned with the array axes,
 so their cubic interpolation is separable: one small matrix per axis (SciPy's cubic spline
-applied to unit impulses), applied with ``tensordot``.  This does what
+applied to unit impulses), applied with ``tensordot`` (or as a sparse band when the coarse grid is fine).  This does what
 ``ndimage.zoom(order=3)`` does, at a fraction of the cost (about 3 x coarse-size multiply-adds
 per output voxel instead of 64), and lets a Gaussian blur be folded into the same matrices.
 """
@@ -27,12 +27,36 @@ def cubic_matrix(n_coarse: int, n_fine: int, step: float, blur_sigma: float = 0.
     return matrix
 
 
+#: a matrix with more coarse samples than this is applied as a band (sparse): a cubic
+#: interpolating spline's weights fall by about 3.7x per coarse sample, so beyond a few samples
+#: they are below ``BAND_TOLERANCE`` of the largest and are left out (a change of < 0.1 % of the
+#: texture's standard deviation, for 2-7x less work on fine textures)
+BAND_FROM = 24
+BAND_TOLERANCE = 1e-4
+
+
+def _banded(matrix: np.ndarray):
+    from scipy import sparse
+
+    kept = np.where(np.abs(matrix) >= BAND_TOLERANCE * np.abs(matrix).max(), matrix, 0.0)
+    return sparse.csr_matrix(kept.astype(np.float32))
+
+
 def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
-    """Apply one matrix per axis to a 3-D coarse array; returns float32 of the fine shape."""
+    """Apply one matrix per axis to the last three axes of a coarse array (leading axes, e.g.
+    three displacement components, share the matrices and one pass); returns float32 of the
+    fine shape.  Wide matrices are applied as bands (see ``BAND_FROM``)."""
     out = coarse.astype(np.float32)
+    lead = out.ndim - 3
     # smallest intermediate first: the axis whose matrix grows the array least goes first
     for axis in np.argsort([m.shape[0] / m.shape[1] for m in matrices]):
-        out = np.moveaxis(np.tensordot(matrices[axis].astype(np.float32), out, axes=([1], [axis])), 0, axis)
+        matrix = matrices[axis]
+        if matrix.shape[1] > BAND_FROM:
+            moved = np.moveaxis(out, lead + axis, 0)
+            product = _banded(matrix) @ moved.reshape(moved.shape[0], -1)
+            out = np.moveaxis(product.reshape(matrix.shape[0], *moved.shape[1:]), 0, lead + axis)
+        else:
+            out = np.moveaxis(np.tensordot(matrix.astype(np.float32), out, axes=([1], [lead + axis])), 0, lead + axis)
     return np.ascontiguousarray(out)
 
 

@@ -142,16 +142,13 @@ def shape_level(box: Box, spacing_kji: np.ndarray, shape: DrawnShape, rng: np.ra
     control = np.einsum("ab,a...->b...", linear, control)
     matrices = [cubic_matrix(c, n, st) for c, n, st in zip(sizes, box.shape, steps)]
     dk, dj, di = box.offsets_mm
-    coords = []
+    coords = apply_separable(control, matrices)  # the three components in one pass
     for b in range(3):
-        plane = dk * np.float32(linear[0, b]) + dj * np.float32(linear[1, b]) + np.float32(offset[b])
-        v = apply_separable(control[b], matrices)
-        v += plane
-        v += di * np.float32(linear[2, b])
-        coords.append(v)
+        coords[b] += dk * np.float32(linear[0, b]) + dj * np.float32(linear[1, b]) + np.float32(offset[b])
+        coords[b] += di * np.float32(linear[2, b])
     if shape.template is None:
         level = coords[0] * coords[0]
         level += coords[1] * coords[1]
         level += coords[2] * coords[2]
         return np.sqrt(level, out=level)
-    return ndimage.map_coordinates(shape.template.level, np.stack(coords), order=1, mode="constant", cval=10.0)
+    return ndimage.map_coordinates(shape.template.level, coords, order=1, mode="constant", cval=10.0)

@@ -18,6 +18,7 @@ from . import __version__
 from .config import MIXED, LesionConfig, type_of_contrast
 from .effects import capsule_band, mass_effect, mass_effect_support_mm
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.threads import one_blas_thread
 
 from .errors import PlacementError
 from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
@@ -81,7 +82,8 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
                        organ_label: int | None = None, mask_geometry: Geometry | None = None,
                        avoid_mask: np.ndarray | None = None,
                        shape_templates: list[ShapeTemplate] | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> SynthesisResult:
+                       progress: Callable[[int, int], None] | None = None,
+                       organ_stats: OrganStatistics | None = None) -> SynthesisResult:
     """Insert ``config.count`` lesions into ``image`` inside ``organ_mask``.
 
     Args:
@@ -95,6 +97,8 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         avoid_mask: optional volume of structures (e.g. segmented vessels) lesions must avoid.
         shape_templates: optional lesion shapes; each lesion then takes one at random.
         progress: called as ``progress(lesions_done, lesions_asked)`` after each lesion.
+        organ_stats: the organ's statistics from ``prepare_organ`` on the same image and mask,
+            reused instead of measured again (many lesions, calls or variants of one case).
 
     Inputs are never modified.  Raises ``MedSynthInputError`` for bad input.
 
@@ -111,11 +115,18 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
     check_organ_label(organ_mask, organ_label)
     preset = get_preset(config.preset).for_phase(config.phase)
-    stats_seed, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)
+    _, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)  # (the first: organ samples, once)
 
     organ = (organ_mask == organ_label) if organ_label is not None else organ_mask.astype(bool)
     organ = organ.view(np.uint8)  # same bytes; uint8 so that it can be resampled
-    stats = measure_organ(image, organ.view(bool), geometry, np.random.default_rng(stats_seed))
+    if organ_stats is None:
+        stats = measure_organ(image, organ.view(bool), geometry)
+    elif organ_stats.cache.get("shape") != image.shape:
+        raise MedSynthInputError("organ_stats were measured on another grid; measure them on this image "
+                                 "(prepare_organ) or leave them out.")
+    else:
+        stats = organ_stats
+    stats.cache["shape"] = image.shape
     check_preset_fits(stats, preset)
     out = image.copy()
     lesions = np.zeros(image.shape, dtype=np.uint8 if config.lesion_count < 255 else np.uint16)
@@ -124,41 +135,9 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
 
     records, warnings, shortfall = [], [], []
     strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
-    for asked, lesion_seed in enumerate(lesion_seeds, start=1):
-        rng = np.random.default_rng(lesion_seed)
-        index = len(records) + 1  # lesions are numbered as placed
-        if config.centres_ras is not None:
-            drawn = _draw(config, preset, stats, rng, shape_templates, geometry)
-            centre, attempts, draws = _given_centre(config.centres_ras[asked - 1], geometry, organ, asked), 0, 1
-        else:
-            try:
-                drawn, centre, attempts, draws = _draw_and_place(config, preset, stats, rng, shape_templates, out,
-                                                                 organ, lesions, geometry, vessels, avoid)
-            except PlacementError as error:
-                if not config.allow_fewer or (not records and asked == config.lesion_count):
-                    raise
-                shortfall.append(f"lesion {asked} of {config.lesion_count}: {error}")
-                if progress is not None:
-                    progress(asked, config.lesion_count)
-                continue
-        records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
-                               geometry, stats, preset, rng))
-        if records[-1].clipped_voxels:
-            info = np.iinfo(image.dtype)
-            warnings.append(f"Lesion {index}: {records[-1].clipped_voxels} voxel(s) went beyond the image type's range "
-                            f"({image.dtype}: {info.min} to {info.max}) and were clipped to it.")
-        if records[-1].lesion_type != drawn.lesion_type:
-            warnings.append(f"Lesion {index} was drawn {drawn.lesion_type} but measures "
-                            f"{records[-1].contrast_measured:+.1f} {preset.units} against the organ (its components "
-                            f"outweigh it); it is recorded as {records[-1].lesion_type}.")
-        coarsest = float(geometry.spacing.max())
-        if drawn.diameter_mm < 2.0 * coarsest:
-            warnings.append(f"Lesion {index} ({drawn.diameter_mm:.1f} mm drawn) is less than two voxels across on this "
-                            f"grid ({coarsest:g} mm along its coarsest axis); its measured size "
-                            f"({records[-1].equivalent_diameter_mm:.1f} mm) reflects the voxels more than the lesion.")
-        if progress is not None:
-            progress(asked, config.lesion_count)
-
+    with one_blas_thread():  # small kernels: parallelism belongs to lesions, cases and workers
+        _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
+                    shape_templates, geometry, vessels, avoid, strength, progress)
     if not records:
         raise PlacementError(f"No lesion could be placed: {shortfall[0]}")
     if shortfall:
@@ -185,6 +164,46 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         finding += f" ({len(records)} of {config.lesion_count} asked for fitted in the {preset.organ}.)"
     case_record["finding"] = finding
     return SynthesisResult(out, organ, lesions, records, case_record, finding)
+
+
+def _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
+                shape_templates, geometry, vessels, avoid, strength, progress) -> None:
+    """Place and insert every asked lesion in turn (appending to ``records``, ``warnings`` and
+    ``shortfall``)."""
+    for asked, lesion_seed in enumerate(lesion_seeds, start=1):
+        rng = np.random.default_rng(lesion_seed)
+        index = len(records) + 1  # lesions are numbered as placed
+        if config.centres_ras is not None:
+            drawn = _draw(config, preset, stats, rng, shape_templates, geometry)
+            centre, attempts, draws = _given_centre(config.centres_ras[asked - 1], geometry, organ, asked), 0, 1
+        else:
+            try:
+                drawn, centre, attempts, draws = _draw_and_place(config, preset, stats, rng, shape_templates, out,
+                                                                 organ, lesions, geometry, vessels, avoid)
+            except PlacementError as error:
+                if not config.allow_fewer or (not records and asked == config.lesion_count):
+                    raise
+                shortfall.append(f"lesion {asked} of {config.lesion_count}: {error}")
+                if progress is not None:
+                    progress(asked, config.lesion_count)
+                continue
+        records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
+                               geometry, stats, preset, rng))
+        if records[-1].clipped_voxels:
+            info = np.iinfo(out.dtype)
+            warnings.append(f"Lesion {index}: {records[-1].clipped_voxels} voxel(s) went beyond the image type's range "
+                            f"({out.dtype}: {info.min} to {info.max}) and were clipped to it.")
+        if records[-1].lesion_type != drawn.lesion_type:
+            warnings.append(f"Lesion {index} was drawn {drawn.lesion_type} but measures "
+                            f"{records[-1].contrast_measured:+.1f} {preset.units} against the organ (its components "
+                            f"outweigh it); it is recorded as {records[-1].lesion_type}.")
+        coarsest = float(geometry.spacing.max())
+        if drawn.diameter_mm < 2.0 * coarsest:
+            warnings.append(f"Lesion {index} ({drawn.diameter_mm:.1f} mm drawn) is less than two voxels across on this "
+                            f"grid ({coarsest:g} mm along its coarsest axis); its measured size "
+                            f"({records[-1].equivalent_diameter_mm:.1f} mm) reflects the voxels more than the lesion.")
+        if progress is not None:
+            progress(asked, config.lesion_count)
 
 
 #: a lesion whose drawn size fits nowhere is redrawn (size within its class) this many times
@@ -233,6 +252,18 @@ def check_grid_holds(size_class: str, geometry: Geometry) -> None:
             f"This grid cannot hold {size_class} lesions ({low:g}-{high:g} mm): its voxels are {coarsest:g} mm along "
             "the coarsest axis, larger than the lesions. Choose a larger size class or resample the image finer "
             "(and check the image's spacing).")
+
+
+def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
+                  organ_label: int | None = None) -> OrganStatistics:
+    """The statistics of an organ (parenchyma level and spread, candidate places, its distance
+    map once a large lesion needs it), to pass as ``organ_stats`` to every ``synthesize_lesions``
+    call on this image and mask: measured once instead of once per call."""
+    check_organ_label(organ_mask, organ_label)
+    organ = (organ_mask == organ_label) if organ_label is not None else np.asarray(organ_mask).astype(bool)
+    stats = measure_organ(np.asarray(image), organ, geometry)
+    stats.cache["shape"] = np.asarray(image).shape
+    return stats
 
 
 def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
