@@ -65,6 +65,31 @@ def _read_version(path: str, mtime_ns: int, size: int) -> InputVolume:
     return InputVolume(array, geometry, Path(path), content_sha256(path))
 
 
+#: organ statistics of the last few (image, mask, label) contents
+_ORGAN_STATS: dict = {}
+
+
+def _organ_stats(image: InputVolume, mask: InputVolume, organ_label: int | None):
+    """The organ's statistics, measured once per image, mask and label, by content (build-db
+    makes many variants of one case in a row).  None when the inputs cannot be used together
+    (``synthesize_lesions`` then says why)."""
+    from MedSynthCommonLib.geometry import check_same_grid
+
+    from .synthesizer import prepare_organ
+
+    key = (image.sha256, mask.sha256, organ_label)
+    if key not in _ORGAN_STATS:
+        try:
+            check_same_grid(image.array, image.geometry, mask.array, mask.geometry)
+            stats = prepare_organ(image.array, mask.array, image.geometry, organ_label)
+        except MedSynthInputError:
+            return None
+        while len(_ORGAN_STATS) >= 4:
+            _ORGAN_STATS.pop(next(iter(_ORGAN_STATS)))
+        _ORGAN_STATS[key] = stats
+    return _ORGAN_STATS[key]
+
+
 def check_output_paths(inputs: dict[str, Path | None], out_image: Path, out_label: Path,
                        record_path: Path | None, preview_path: Path | None) -> None:
     """Refuse before any work: outputs with the wrong kind of extension, or outputs that name
@@ -146,7 +171,8 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
             shape = read_input(path)
             templates.append(ShapeTemplate.from_mask(shape.array, shape.geometry.spacing_kji, name=path.name))
     result = synthesize_lesions(image.array, mask.array, image.geometry, config, seed, organ_label=organ_label,
-                                mask_geometry=mask.geometry, shape_templates=templates, progress=progress)
+                                mask_geometry=mask.geometry, shape_templates=templates, progress=progress,
+                                organ_stats=_organ_stats(image, mask, organ_label))
     result.case_record["inputs"] = {"image": image.describe(record_full_paths),
                                     "organ_mask": mask.describe(record_full_paths)}
     write_case(result, image.geometry, out_image, out_label, record_path, keep_different)

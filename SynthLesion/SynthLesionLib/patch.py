@@ -84,3 +84,58 @@ def bounding_slices(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, slice,
         out.append(slice(max(int(hits[0]) - int(margin[axis]), 0),
                          min(int(hits[-1]) + int(margin[axis]) + 1, mask.shape[axis])))
     return tuple(out)
+
+
+class PatchedMask:
+    """A label volume that is an input mask plus local changes, without copying the input.
+
+    Lesions change the organ only near themselves (the mass effect moves its border), so the
+    changes live in patches: ``writable(slices)`` returns a private array for a box (patches that
+    overlap it are merged into one), ``read(slices)`` the mask as changed so far, and ``full()``
+    the whole changed volume (made once, when asked).  The input is never written.
+    """
+
+    def __init__(self, base: np.ndarray):
+        self.base = base
+        self.shape = base.shape
+        self.dtype = base.dtype
+        self._patches: list[tuple[tuple[slice, ...], np.ndarray]] = []
+        self._full: np.ndarray | None = None
+
+    @staticmethod
+    def _overlaps(a, b) -> bool:
+        return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
+
+    def writable(self, slices: tuple[slice, ...]) -> np.ndarray:
+        """A writable array of the box ``slices`` (a view into one private patch)."""
+        if self._full is not None:
+            return self._full[slices]
+        merged = [p for p in self._patches if self._overlaps(p[0], slices)]
+        if len(merged) == 1 and all(s.start >= m.start and s.stop <= m.stop for s, m in zip(slices, merged[0][0])):
+            where, patch = merged[0]
+            return patch[tuple(slice(s.start - m.start, s.stop - m.start) for s, m in zip(slices, where))]
+        union = tuple(slice(min([s.start] + [p[0][a].start for p in merged]), max([s.stop] + [p[0][a].stop for p in merged]))
+                      for a, s in enumerate(slices))
+        patch = self.base[union].copy()
+        for where, old in merged:
+            patch[tuple(slice(w.start - u.start, w.stop - u.start) for w, u in zip(where, union))] = old
+        self._patches = [p for p in self._patches if all(p is not m for m in merged)] + [(union, patch)]
+        return patch[tuple(slice(s.start - u.start, s.stop - u.start) for s, u in zip(slices, union))]
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        """The box ``slices`` as changed so far (do not write into it)."""
+        if self._full is not None:
+            return self._full[slices]
+        touched = [p for p in self._patches if self._overlaps(p[0], slices)]
+        if not touched:
+            return self.base[slices]
+        return self.writable(slices)  # merging is exact, and cheap for the few overlapping patches
+
+    def full(self) -> np.ndarray:
+        """The whole volume with every change (the input copied once, the patches pasted)."""
+        if self._full is None:
+            full = self.base.copy()
+            for where, patch in self._patches:
+                full[where] = patch
+            self._full, self._patches = full, []
+        return self._full

@@ -81,7 +81,10 @@ def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: Organ
     distance >= r - h cover every place a lesion of radius r fits (and rarely many more)."""
     if "distance" not in stats.cache:
         stride = np.maximum(np.round(DISTANCE_GRID_MM / np.asarray(spacing_kji, float)), 1).astype(int)
-        coarse = np.pad(organ[::stride[0], ::stride[1], ::stride[2]], 1, constant_values=False)
+        # the input organ (the mass effect of earlier lesions moves its border by a few mm, within
+        # the grid's margin; every candidate is then checked on the organ as it is)
+        base = organ.base if hasattr(organ, "base") else organ
+        coarse = np.pad(base[::stride[0], ::stride[1], ::stride[2]] != 0, 1, constant_values=False)
         distance = ndimage.distance_transform_edt(coarse, sampling=stride * np.asarray(spacing_kji, float))
         stats.cache["distance"] = distance[1:-1, 1:-1, 1:-1].astype(np.float32)
         stats.cache["distance_stride"] = stride
@@ -114,7 +117,7 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
     if box.clipped:
         return "organ edge"
     ball = box.squared_distance_mm2() <= radius_mm * radius_mm
-    if not organ[box.slices][ball].all():
+    if not organ.read(box.slices)[ball].all():
         return "organ edge"
     reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
     if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():
@@ -132,7 +135,7 @@ def _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels: VesselCri
     region = image[box.slices].astype(np.float32)
     smoothed = ndimage.gaussian_filter(region, vessels.smoothing_mm / spacing_kji, mode="nearest")
     ball = box.squared_distance_mm2() <= radius_mm * radius_mm
-    return bool(np.any((smoothed > vessels.threshold) & ball & organ[box.slices]))
+    return bool(np.any((smoothed > vessels.threshold) & ball & (organ.read(box.slices) != 0)))
 
 
 def _explain_failure(rejections: Counter, radius_mm: float, stats: OrganStatistics, attempts: int) -> str:

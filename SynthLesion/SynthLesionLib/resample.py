@@ -63,8 +63,10 @@ def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray]) -> np.ndarra
 def coarse_grid(box_shape, spacing_kji, step_mm: float) -> tuple[list[int], list[float]]:
     """Coarse grid covering the box with nodes every ``step_mm``: sizes and steps in voxels.
 
-    At least 4 nodes per axis (a cubic spline needs them).
+    At least 4 nodes per axis (a cubic spline needs them), and no finer than the box's own
+    voxels: noise drawn finer than a voxel and interpolated onto it is white noise at that
+    voxel, made at several times the cost (CT noise is often sub-voxel: 0.6 mm on a 1 mm grid).
     """
-    steps = [max(step_mm / float(s), 1e-3) for s in spacing_kji]
+    steps = [max(step_mm / float(s), 1.0) for s in spacing_kji]
     sizes = [max(int(np.ceil((n - 1) / st)) + 2, 4) for n, st in zip(box_shape, steps)]
     return sizes, steps

@@ -23,7 +23,7 @@ from MedSynthCommonLib.threads import one_blas_thread
 from .errors import PlacementError
 from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
 from .organ import OrganStatistics, check_preset_fits, measure_organ
-from .patch import bounding_slices, box_around
+from .patch import PatchedMask, bounding_slices, box_around
 from .placement import VesselCriterion, find_centre
 from .presets import LESION_TYPES, Preset, draw_range, get_preset
 from .records import LesionRecord, finding_text, location_words
@@ -38,7 +38,8 @@ class SynthesisResult:
 
     Attributes:
         image: new image, input dtype, lesions inserted.
-        organ_mask: uint8 0/1 organ after mass effect.
+        organ: the organ as input plus its local changes (``organ_mask``: the uint8 0/1 volume
+            after mass effect, made when first asked).
         lesion_labels: instance labels, 0 background and n for lesion n (uint8 or uint16).
         records: one ``LesionRecord`` per lesion.
         case_record: everything needed to regenerate the case (seed, config, versions).
@@ -46,11 +47,16 @@ class SynthesisResult:
     """
 
     image: np.ndarray
-    organ_mask: np.ndarray
+    organ: PatchedMask  # the input organ and its changes; ``organ_mask`` makes the volume when asked
     lesion_labels: np.ndarray
     records: list[LesionRecord]
     case_record: dict = field(default_factory=dict)
     finding: str = ""
+
+    @property
+    def organ_mask(self) -> np.ndarray:
+        """uint8 0/1 organ after mass effect (made on first use; the input mask is not changed)."""
+        return self.organ.full()
 
     def label_map(self) -> np.ndarray:
         """uint8 label map: 0 background, 1 organ, 2 lesion."""
@@ -117,10 +123,13 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     preset = get_preset(config.preset).for_phase(config.phase)
     _, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)  # (the first: organ samples, once)
 
-    organ = (organ_mask == organ_label) if organ_label is not None else organ_mask.astype(bool)
-    organ = organ.view(np.uint8)  # same bytes; uint8 so that it can be resampled
+    if organ_label is not None:
+        base = organ_mask == organ_label
+    else:  # a boolean mask is read where it is: the organ's changes (mass effect) go to patches
+        base = organ_mask if organ_mask.dtype == np.bool_ else organ_mask != 0
+    organ = PatchedMask(base.view(np.uint8))  # same bytes; uint8 so that it can be resampled
     if organ_stats is None:
-        stats = measure_organ(image, organ.view(bool), geometry)
+        stats = measure_organ(image, base, geometry)
     elif organ_stats.cache.get("shape") != image.shape:
         raise MedSynthInputError("organ_stats were measured on another grid; measure them on this image "
                                  "(prepare_organ) or leave them out.")
@@ -225,7 +234,7 @@ def _draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, 
                 f"({drawn.diameter_mm:.0f} mm, {lesion_ml:.1f} mL). Choose a smaller size class.")
             continue
         try:
-            placement = find_centre(out, organ.view(bool), lesions, geometry.spacing_kji, stats,
+            placement = find_centre(out, organ, lesions, geometry.spacing_kji, stats,
                                     drawn.diameter_mm / 2.0, vessels, avoid, rng, attempts_per_draw,
                                     clearance_mm=drawn.shape.bounding_radius_mm)
         except PlacementError as failure:
@@ -311,11 +320,11 @@ def _vessel_criterion(config: LesionConfig, preset: Preset, stats: OrganStatisti
     return VesselCriterion(stats.median + k * stats.robust_sd, preset.vessel_smoothing_mm)
 
 
-def _given_centre(ras, geometry: Geometry, organ: np.ndarray, index: int) -> np.ndarray:
+def _given_centre(ras, geometry: Geometry, organ: PatchedMask, index: int) -> np.ndarray:
     kji = np.round(geometry.ras_to_kji(np.asarray(ras, dtype=float))).astype(int)
     if np.any(kji < 0) or np.any(kji >= organ.shape):
         raise MedSynthInputError(f"Lesion point {index} at RAS {list(ras)} mm lies outside the image.")
-    if not organ[tuple(kji)]:
+    if not organ.read(tuple(slice(v, v + 1) for v in kji)).any():
         raise MedSynthInputError(
             f"Lesion point {index} at RAS {list(ras)} mm lies outside the organ; move it inside the organ."
         )
@@ -398,7 +407,7 @@ def _capsule_that_keeps_contrast(capsule: float, contrast: float, width_mm: floa
     return float(np.sign(capsule) * min(abs(capsule), limit))
 
 
-def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int, centre: np.ndarray,
+def _insert(out: np.ndarray, organ: PatchedMask, lesions: np.ndarray, index: int, centre: np.ndarray,
             drawn: _Drawn, strength: float, attempts: int, draws: int, geometry: Geometry, stats: OrganStatistics,
             preset: Preset, rng: np.random.Generator) -> LesionRecord:
     spacing = geometry.spacing_kji
@@ -408,7 +417,8 @@ def _insert(out: np.ndarray, organ: np.ndarray, lesions: np.ndarray, index: int,
         reach = max(reach, mass_effect_support_mm(mean_radius))
     box = box_around(centre, reach, spacing, out.shape)
     region = out[box.slices].astype(_working_dtype(out.dtype))
-    organ_box = organ[box.slices]  # views: mass effect and labels write through
+    # mass effect moves the organ's border: a private patch then; else the organ as it is
+    organ_box = organ.writable(box.slices) if strength > 0 else organ.read(box.slices)
     lesion_box = lesions[box.slices]
     level = shape_level(box, spacing, drawn.shape, rng)
     # the core keeps the unwarped tissue: only its noise shows through the lesion
