@@ -1,12 +1,23 @@
-"""``medsynth bench lesion``: time and memory of one lesion insertion against a plain copy.
+"""``medsynth bench lesion``: time and memory of lesion insertion against a plain copy.
 
 Prints one JSON object.  Ratios are to a plain ``ndarray.copy()`` of the same volume measured
-in the same run, so the figures are comparable across machines.
+in the same run (with the same load), so the figures are comparable across machines.  Each size
+class is timed per call of one lesion:
+
+- ``cold``: the call as a one-off user makes it (the organ measured in the call);
+- ``warm``: the organ measured once beforehand (``prepare_organ``), as build-db's variants of one
+  case and repeated calls on one image do;
+
+each with the other cores idle and with them busy (busy-loop processes of this benchmark's own),
+so that a slowdown under load (a kernel that waits for a preempted helper thread) shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import multiprocessing
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -17,7 +28,7 @@ from .config import LesionConfig
 from .errors import PlacementError
 from .phantom import make_ct_phantom
 from .sizes import SIZE_CLASSES
-from .synthesizer import synthesize_lesions
+from .synthesizer import prepare_organ, synthesize_lesions
 
 
 def _median_seconds(function, repeats: int) -> float:
@@ -41,40 +52,73 @@ def _peak_extra_bytes(function) -> int:
     return peak - base
 
 
-def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "ct-liver",
-                 repeats: int = 15, size_classes=tuple(SIZE_CLASSES)) -> dict:
-    """Median insertion time per size class vs. the median copy time, and peak memory."""
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy_cores(count: int | None = None):
+    """``count`` busy-loop processes (default: one per core but one) for the duration."""
+    count = max((os.cpu_count() or 2) - 1, 1) if count is None else count
+    context = multiprocessing.get_context("spawn")
+    spinners = [context.Process(target=_spin, daemon=True) for _ in range(count)]
+    for spinner in spinners:
+        spinner.start()
+    time.sleep(0.5)  # let them start spinning
+    try:
+        yield count
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.join()
+
+
+def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) -> tuple[float, dict]:
     copy_s = _median_seconds(image.copy, max(repeats, 7))
-    result = {
-        "volume_shape_kji": list(image.shape),
-        "spacing_mm_ijk": [round(float(s), 4) for s in geometry.spacing],
-        "volume_mb": round(image.nbytes / 2**20, 2),
-        "copy_median_s": round(copy_s, 5),
-        "repeats": repeats,
-        "size_classes": {},
-    }
+    result = {}
     for size_class in size_classes:
-        seeds = iter(range(1000))
         config = LesionConfig(preset=preset, size_class=size_class)
-        failures = []
+        entry = {}
+        for mode, organ_stats in (("cold", None), ("warm", stats)):
+            seeds = iter(range(10_000))
+            failures = []
 
-        def insert():
-            try:
-                synthesize_lesions(image, organ, geometry, config, seed=next(seeds))
-            except PlacementError as error:  # an organ too small for the class: count, don't time
-                failures.append(str(error))
-                return False
+            def insert():
+                try:
+                    synthesize_lesions(image, organ, geometry, config, seed=next(seeds), organ_stats=organ_stats)
+                except PlacementError as error:  # an organ too small for the class: count, don't time
+                    failures.append(str(error))
+                    return False
 
-        insert()  # warm-up: imports, first-call allocations
-        seconds = _median_seconds(insert, repeats)
-        peak = _peak_extra_bytes(insert)
-        result["size_classes"][size_class] = {
-            "insert_median_s": round(seconds, 5),
-            "ratio_to_copy": round(seconds / copy_s, 2),
-            "peak_extra_mb": round(peak / 2**20, 2),
-            "peak_extra_ratio_to_volume": round(peak / image.nbytes, 2),
-            "placement_failures": len(failures),
-        }
+            insert()  # warm-up: imports, first-call allocations
+            seconds = _median_seconds(insert, repeats)
+            entry[mode] = {"insert_median_s": round(seconds, 5), "ratio_to_copy": round(seconds / copy_s, 2),
+                           "placement_failures": len(failures)}
+        result[size_class] = entry
+    return copy_s, result
+
+
+def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "ct-liver",
+                 repeats: int = 15, size_classes=tuple(SIZE_CLASSES), under_load: bool = True) -> dict:
+    """Median time of a one-lesion call per size class, cold and warm, against the median copy
+    time, with the other cores idle and (``under_load``) busy; and peak extra memory."""
+    stats = prepare_organ(image, organ, geometry)
+    result = {"volume_shape_kji": list(image.shape), "spacing_mm_ijk": [round(float(s), 4) for s in geometry.spacing],
+              "volume_mb": round(image.nbytes / 2**20, 2), "repeats": repeats}
+    copy_s, result["idle"] = _time_classes(image, organ, geometry, preset, repeats, size_classes, stats)
+    result["copy_median_s"] = round(copy_s, 5)
+    if under_load:
+        with busy_cores() as count:
+            copy_busy, result["busy"] = _time_classes(image, organ, geometry, preset, repeats, size_classes, stats)
+        result["busy_processes"], result["copy_median_s_busy"] = count, round(copy_busy, 5)
+    result["peak_extra_mb"] = {}
+    for size_class in size_classes:
+        config = LesionConfig(preset=preset, size_class=size_class)
+        with contextlib.suppress(PlacementError):
+            peak = _peak_extra_bytes(lambda: synthesize_lesions(image, organ, geometry, config, seed=0))
+            result["peak_extra_mb"][size_class] = round(peak / 2**20, 2)
+    result["peak_extra_ratio_to_volume"] = {k: round(v * 2**20 / image.nbytes, 2) for k, v in result["peak_extra_mb"].items()}
     return result
 
 
@@ -83,22 +127,24 @@ def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "
 GRIDS = {"clinical": ((150, 512, 512), (0.8, 0.8, 2.5)), "isotropic_1mm": ((300, 400, 400), (1.0, 1.0, 1.0))}
 
 
-def bench_phantom(repeats: int = 15, grid: str = "clinical") -> dict:
+def bench_phantom(repeats: int = 15, grid: str = "clinical", under_load: bool = True) -> dict:
     """Insertion on a CT phantom (liver) on one of ``GRIDS``."""
     shape, spacing = GRIDS[grid]
     phantom = make_ct_phantom(shape=shape, spacing=spacing, seed=0)
-    result = bench_volume(phantom.image, phantom.organ_mask("liver"), phantom.geometry, repeats=repeats)
+    result = bench_volume(phantom.image, phantom.organ_mask("liver"), phantom.geometry, repeats=repeats,
+                          under_load=under_load)
     result["input"] = f"CT phantom {shape[2]}x{shape[1]}x{shape[0]}, {'x'.join(f'{s:g}' for s in spacing)} mm, liver"
     return result
 
 
-def bench_files(image_path: Path, mask_path: Path, label: int | None, preset: str, repeats: int = 7) -> dict:
+def bench_files(image_path: Path, mask_path: Path, label: int | None, preset: str, repeats: int = 7,
+                under_load: bool = True) -> dict:
     """The same benchmark on a real image and organ mask."""
     from MedSynthCommonLib.imageio import read_volume
 
     image, geometry = read_volume(image_path)
     mask, _ = read_volume(mask_path)
     organ = mask == label if label is not None else mask != 0
-    result = bench_volume(image, organ, geometry, preset=preset, repeats=repeats)
+    result = bench_volume(image, organ, geometry, preset=preset, repeats=repeats, under_load=under_load)
     result["input"] = str(image_path)
     return result

@@ -138,13 +138,14 @@ def _cmd_build_db(args) -> int:
 def _cmd_bench(args) -> int:
     from .benchmark import bench_files, bench_phantom
 
+    load = not args.no_load
     if args.image is None:
-        result = {grid: bench_phantom(args.repeats, grid) for grid in args.grids}
+        result = {grid: bench_phantom(args.repeats, grid, load) for grid in args.grids}
     else:
         if args.organ_mask is None:
             raise MedSynthInputError("bench lesion --image needs --organ-mask as well.")
-        result = {grid: bench_phantom(args.repeats, grid) for grid in args.grids} if args.with_phantom else {}
-        result["file"] = bench_files(args.image, args.organ_mask, args.organ_label, args.preset, args.repeats)
+        result = {grid: bench_phantom(args.repeats, grid, load) for grid in args.grids} if args.with_phantom else {}
+        result["file"] = bench_files(args.image, args.organ_mask, args.organ_label, args.preset, args.repeats, load)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -232,7 +233,8 @@ def register(cli) -> None:
     demo.add_argument("--out", default="demo_output", help="folder for the demo's inputs, lesions, previews and database")
     demo.set_defaults(run=_cmd_demo)
 
-    bench = cli.add_benchmark("lesion", "time and memory of one insertion per size class, as a ratio to a volume copy")
+    bench = cli.add_benchmark("lesion", "time and memory of one insertion per size class (cold and warm, other cores idle "
+                                        "and busy), as a ratio to a volume copy")
     bench.add_argument("--image", type=Path, help="bench on this volume instead of the 512x512x150 CT phantom")
     bench.add_argument("--organ-mask", type=Path, help="with --image: its organ mask")
     bench.add_argument("--organ-label", type=whole_number(0, 2**31 - 1), help="with --image: the organ's value in the mask (default: non-zero)")
@@ -241,6 +243,8 @@ def register(cli) -> None:
     bench.add_argument("--repeats", type=whole_number(1, MAX_ITEMS), default=15, help="insertions timed per size class")
     bench.add_argument("--grids", nargs="+", default=["clinical", "isotropic_1mm"], choices=["clinical", "isotropic_1mm"],
                        help="phantom grids: 512x512x150 at 0.8x0.8x2.5 mm, and 400x400x300 at 1 mm")
+    bench.add_argument("--no-load", action="store_true",
+                       help="time with the other cores idle only (default: idle, then busy with busy-loop processes)")
     bench.set_defaults(run=_cmd_bench)
 
     transform = cli.add_benchmark("lesion-transform", "RandSynthLesiond in a MONAI pipeline against RandCropByPosNegLabeld, "

@@ -114,8 +114,14 @@ class PatchedMask:
         if len(merged) == 1 and all(s.start >= m.start and s.stop <= m.stop for s, m in zip(slices, merged[0][0])):
             where, patch = merged[0]
             return patch[tuple(slice(s.start - m.start, s.stop - m.start) for s, m in zip(slices, where))]
-        union = tuple(slice(min([s.start] + [p[0][a].start for p in merged]), max([s.stop] + [p[0][a].stop for p in merged]))
-                      for a, s in enumerate(slices))
+        union = slices
+        while True:  # the union of overlapping patches may reach others: grow it until none is left out
+            union = tuple(slice(min([u.start] + [p[0][a].start for p in merged]), max([u.stop] + [p[0][a].stop for p in merged]))
+                          for a, u in enumerate(union))
+            grown = [p for p in self._patches if self._overlaps(p[0], union)]
+            if len(grown) == len(merged):
+                break
+            merged = grown
         patch = self.base[union].copy()
         for where, old in merged:
             patch[tuple(slice(w.start - u.start, w.stop - u.start) for w, u in zip(where, union))] = old

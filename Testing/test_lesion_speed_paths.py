@@ -1,0 +1,100 @@
+"""The faster paths of the lesion engine give what the plain ones give: organ statistics
+measured once and reused, placement from the organ's distance map (and at once "nowhere"),
+the organ's changes kept in patches (the input never written), banded interpolation, and
+BLAS on one thread inside the lesion work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from SynthLesionLib import LesionConfig, PlacementError, make_ct_phantom, prepare_organ, synthesize_lesions
+from SynthLesionLib.patch import PatchedMask
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_ct_phantom(shape=(40, 128, 128), spacing=(2.0, 2.0, 3.0), seed=1)
+
+
+def test_reused_organ_statistics_give_the_same_case(phantom):
+    organ = phantom.organ_mask("liver")
+    stats = prepare_organ(phantom.image, organ, phantom.geometry)
+    for seed in (0, 5):
+        config = LesionConfig(size_class="mix", count=3, mass_effect=40.0)
+        plain = synthesize_lesions(phantom.image, organ, phantom.geometry, config, seed)
+        reused = synthesize_lesions(phantom.image, organ, phantom.geometry, config, seed, organ_stats=stats)
+        assert np.array_equal(plain.image, reused.image) and np.array_equal(plain.label_map(), reused.label_map())
+    other = make_ct_phantom(shape=(40, 120, 128), spacing=(2.0, 2.0, 3.0), seed=2)
+    with pytest.raises(Exception, match="another grid"):
+        synthesize_lesions(other.image, other.organ_mask("liver"), other.geometry, LesionConfig(), 0, organ_stats=stats)
+
+
+def test_a_lesion_that_fits_nowhere_is_known_at_once(phantom):
+    organ, image = _slab(phantom)  # 1.4 L, but 30 mm thick: no 40-80 mm lesion fits anywhere
+    with pytest.raises(PlacementError, match="deepest point lies about"):
+        synthesize_lesions(image, organ, phantom.geometry, LesionConfig(size_class="large", allow_fewer=False), 0)
+
+
+def _slab(phantom):
+    organ = np.zeros(phantom.image.shape, bool)
+    organ[15:25, 10:118, 10:118] = True
+    noise = np.random.default_rng(0).normal(0, 12, phantom.image.shape)
+    return organ, np.where(organ, 60 + noise, phantom.image).astype(phantom.image.dtype)
+
+
+def test_large_lesions_find_a_place_in_few_tries(phantom):
+    organ = phantom.organ_mask("liver")
+    stats = prepare_organ(phantom.image, organ, phantom.geometry)
+    attempts = [synthesize_lesions(phantom.image, organ, phantom.geometry, LesionConfig(size_class="large"), seed,
+                                   organ_stats=stats).records[0].placement_attempts for seed in range(8)]
+    assert max(attempts) <= 40  # before the distance map: median 112, up to 632 random tries in a real liver
+
+
+def test_the_input_mask_is_never_written_and_the_organ_moves(phantom):
+    organ, image = _slab(phantom)  # thin: the push of a medium lesion reaches the border
+    organ.flags.writeable = False  # a write into the input would raise
+    before = organ.copy()
+    result = synthesize_lesions(image, organ, phantom.geometry, LesionConfig(size_class="medium", mass_effect=100.0), 3)
+    assert np.array_equal(organ, before)
+    assert not np.array_equal(result.organ_mask.astype(bool), before)  # the border was pushed
+
+
+def test_patched_mask_matches_a_dense_copy():
+    rng = np.random.default_rng(0)
+    base = (rng.random((30, 40, 50)) > 0.5).astype(np.uint8)
+    patched, dense = PatchedMask(base.copy()), base.copy()
+    original = base.copy()
+    for _ in range(40):  # overlapping, nested and disjoint boxes
+        start = rng.integers(0, (25, 35, 45))
+        stop = start + rng.integers(1, 12, 3)
+        box = tuple(slice(int(a), int(min(b, n))) for a, b, n in zip(start, stop, base.shape))
+        value = rng.integers(0, 2, [s.stop - s.start for s in box]).astype(np.uint8)
+        patched.writable(box)[...] = value
+        dense[box] = value
+        probe = tuple(slice(int(a), int(a) + 5) for a in rng.integers(0, (25, 35, 45)))
+        assert np.array_equal(patched.read(probe), dense[probe])
+    assert np.array_equal(patched.base, original)  # the base was never written
+    assert np.array_equal(patched.full(), dense)
+
+
+def test_banded_interpolation_matches_the_dense_one():
+    from SynthLesionLib import resample
+
+    rng = np.random.default_rng(1)
+    coarse = rng.standard_normal((30, 31, 32)).astype(np.float32)
+    matrices = [resample.cubic_matrix(c, n, 1.3, 0.7) for c, n in zip(coarse.shape, (38, 40, 41))]
+    banded = resample.apply_separable(coarse, matrices)
+    dense = coarse.astype(np.float32)
+    for axis in range(3):
+        dense = np.moveaxis(np.tensordot(matrices[axis].astype(np.float32), dense, axes=([1], [axis])), 0, axis)
+    assert np.abs(banded - dense).max() < 1e-3 * dense.std()
+
+
+def test_lesion_work_runs_blas_on_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from MedSynthCommonLib.threads import one_blas_thread
+
+    with one_blas_thread():
+        inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert inside and all(n == 1 for n in inside)
