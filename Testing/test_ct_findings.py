@@ -29,6 +29,18 @@ def test_report_text_for_a_crafted_list_is_exact():
     assert write_report_text([CRAFTED[2]]) == "No acute finding."
 
 
+def test_contradicting_findings_in_one_organ_are_never_both_definite():
+    both = [{"finding": "hypodense lesion", "score": 0.97, "location": "liver, right lobe"},
+            {"finding": "hyperdense lesion", "score": 0.91, "location": "liver, left lobe"},
+            {"finding": "hyperdense lesion", "score": 0.93, "location": "spleen, upper left part"}]
+    assert write_report_text(both) == ("Lesion in the liver, right lobe, hypodense lesion or hyperdense lesion: the "
+                                       "model finds both, so neither is certain. "
+                                       "Definite hyperdense lesion in the spleen, upper left part.")
+    labelled = [{"finding": "hypodense lesion (liver)", "score": 0.9, "location": "liver"},
+                {"finding": "hyperdense lesion (liver)", "score": 0.8, "location": "liver"}]
+    assert "Definite" not in write_report_text(labelled) and "or hyperdense lesion (liver)" in write_report_text(labelled)
+
+
 def test_report_rules_are_a_table_the_user_edits(tmp_path):
     rules_file = tmp_path / "rules.json"
     rules_file.write_text(json.dumps({"findings": {"cyst": "{certainty} simple cyst{size}, {location}."},

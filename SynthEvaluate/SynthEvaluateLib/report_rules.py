@@ -9,7 +9,13 @@ The rules are one table (``DEFAULT_RULES``, or a JSON file of the same shape the
 - ``certainty``: score bands, highest first, as [lowest score, word]; scores below every band
   are not reported;
 - ``no_finding``: the whole report when nothing is reported;
-- ``unknown_location``: the words used when a finding has no location.
+- ``unknown_location``: the words used when a finding has no location;
+- ``exclusive``: groups of finding types that cannot all be true of one place (a lesion is not
+  both hypodense and hyperdense); a type matches a group entry when it starts with it
+  ("hypodense lesion (liver)" matches "hypodense lesion");
+- ``conflict``: the one sentence written when findings of one group are reported in the same
+  organ (the location up to its first comma), with ``{finding}`` (the higher-scoring),
+  ``{other}`` and ``{location}``: it never states either as definite.
 
 A finding is a dict: ``finding`` (type), ``score`` (0-1), optional ``location`` and
 ``size_mm``.  Sentences follow the order of the list sorted by score (highest first).
@@ -30,9 +36,12 @@ DEFAULT_RULES: dict = {
     "certainty": [[0.9, "Definite"], [0.7, "Probable"], [0.5, "Possible"]],
     "no_finding": "No acute finding.",
     "unknown_location": "unlocalised region",
+    "exclusive": [["hypodense lesion", "hyperdense lesion", "isodense lesion"]],
+    "conflict": "Lesion in the {location}, {finding} or {other}: the model finds both, so neither is certain.",
 }
 
 _FIELDS = {"certainty", "finding", "location", "size"}
+_CONFLICT_FIELDS = {"finding", "other", "location"}
 
 
 def load_rules(path: str | Path | None = None) -> dict:
@@ -50,6 +59,13 @@ def load_rules(path: str | Path | None = None) -> dict:
         if used - _FIELDS:
             raise MedSynthInputError(f"The report template {template!r} names {sorted(used - _FIELDS)}; it may use "
                                      f"{sorted(_FIELDS)}.")
+    used = {name for _, name, _, _ in string.Formatter().parse(rules["conflict"]) if name}
+    if used - _CONFLICT_FIELDS:
+        raise MedSynthInputError(f"The conflict template names {sorted(used - _CONFLICT_FIELDS)}; it may use "
+                                 f"{sorted(_CONFLICT_FIELDS)}.")
+    if not isinstance(rules["exclusive"], list) or not all(
+            isinstance(g, list) and all(isinstance(t, str) for t in g) for g in rules["exclusive"]):
+        raise MedSynthInputError("exclusive must list groups (lists) of finding types.")
     bands = rules["certainty"]
     if not bands or any(not (isinstance(b, list) and len(b) == 2 and 0 <= b[0] <= 1) for b in bands) or \
             [b[0] for b in bands] != sorted((b[0] for b in bands), reverse=True):
@@ -78,10 +94,37 @@ def finding_sentence(finding: dict, rules: dict) -> str | None:
     return text[0].upper() + text[1:]
 
 
+def _group(finding: str, rules: dict) -> int | None:
+    for number, group in enumerate(rules["exclusive"]):
+        if any(finding.startswith(kind) for kind in group):
+            return number
+    return None
+
+
+def _organ(finding: dict, rules: dict) -> str:
+    return (finding.get("location") or rules["unknown_location"]).split(",")[0].split(" (")[0].strip()
+
+
 def write_report_text(findings: list[dict], rules: dict | None = None) -> str:
     """The report: one sentence per reported finding (highest score first), or the
-    no-finding sentence."""
+    no-finding sentence.  Reported findings of one ``exclusive`` group in one organ become one
+    ``conflict`` sentence (never two contradicting "Definite" statements)."""
     rules = rules or load_rules()
-    ordered = sorted(findings, key=lambda f: -float(f["score"]))
-    sentences = [s for s in (finding_sentence(f, rules) for f in ordered) if s]
+    ordered = [f for f in sorted(findings, key=lambda f: -float(f["score"]))
+               if certainty_word(float(f["score"]), rules) is not None]
+    sentences, merged = [], set()
+    for n, finding in enumerate(ordered):
+        if n in merged:
+            continue
+        group = _group(finding["finding"], rules)
+        rivals = [m for m in range(n + 1, len(ordered)) if m not in merged and group is not None
+                  and _group(ordered[m]["finding"], rules) == group and _organ(ordered[m], rules) == _organ(finding, rules)
+                  and ordered[m]["finding"] != finding["finding"]]
+        if rivals:
+            merged.update(rivals)
+            text = rules["conflict"].format(finding=finding["finding"], other=ordered[rivals[0]]["finding"],
+                                            location=finding.get("location") or rules["unknown_location"])
+            sentences.append(text[0].upper() + text[1:])
+        else:
+            sentences.append(finding_sentence(finding, rules))
     return " ".join(sentences) if sentences else rules["no_finding"]
