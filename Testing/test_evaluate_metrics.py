@@ -195,6 +195,9 @@ def test_paired_difference():
     result = paired_difference(better, base, n_resamples=2000)
     assert result["ci"][0] > 0 and result["wilcoxon_p"] < 1e-4
     assert paired_difference(base, base)["wilcoxon_p"] == 1.0
+    assert "excludes 0" in result["conclusion"]
+    noisy = paired_difference(base + np.random.default_rng(3).normal(0.005, 0.05, base.size), base, n_resamples=2000)
+    assert "no conclusion" in noisy["conclusion"] and noisy["cases_needed"] > base.size
 
 
 # --- images and leakage -----------------------------------------------------------------

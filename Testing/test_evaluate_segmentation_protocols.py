@@ -162,6 +162,12 @@ def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
     assert result["test_cases"] == 5 and result["runs"]["on-the-fly"][0]["on_the_fly"]
     assert "versus_real" in result["runs"]["offline"][0]
     assert [b["diameter_to_mm"] for b in result["runs"]["real"][0]["sensitivity_by_size"]][:4] == [10.0, 20.0, 40.0, 80.0]
+    run = result["runs"]["offline"][0]
+    assert run["region"] == "organ"  # the label maps hold the liver (1) around the lesions (2): looked inside it
+    assert run["false_positives_per_case"] <= run["false_positives_per_case_in_region"]
+    assert result["verdict"] and "vs real" in result["verdict"]
+    assert ("no conclusion" in result["verdict"]) == ("interval holds 0" in run["versus_real"]["conclusion"])
+    assert "ETA" in capsys.readouterr().err  # progress inside each arm
 
 
 def dark_segmenter(image, geometry):

@@ -158,19 +158,28 @@ def _cmd_segmentation(args) -> dict:
 
 
 def _annotated(path: Path, lesion_label: int | None):
+    import numpy as np
+
     from MedSynthCommonLib.imageio import read_volume
     from MedSynthCommonLib.tables import read_table
 
     from .segment_study import AnnotatedCase
 
-    cases = []
+    cases, values = [], set()
     for number, row in read_table(path, ("image", "label"), "case list"):
         image, geometry = read_volume(path.parent / row["image"])
         labels, label_geometry = read_volume(path.parent / row["label"])
         from MedSynthCommonLib.geometry import check_same_grid
 
         check_same_grid(image, geometry, labels, label_geometry, f"label map on line {number} of {path}")
-        cases.append(AnnotatedCase(image, labels == lesion_label if lesion_label is not None else labels > 0, geometry))
+        lesions = labels == lesion_label if lesion_label is not None else labels > 0
+        # a label map that also holds the organ (LiTS: liver 1, tumour 2) says where to look
+        organ = labels > 0 if lesion_label is not None and np.any((labels > 0) & ~lesions) else None
+        cases.append(AnnotatedCase(image, lesions, geometry, organ))
+        values.update(np.unique(labels).tolist())
+    if lesion_label is not None and not any(case.lesions.any() for case in cases):
+        raise MedSynthInputError(f"No label map of {path} holds the lesion label {lesion_label} (their values: "
+                                 f"{sorted(values)[:10]}); give the lesions' value with --lesion-label.")
     return cases
 
 

@@ -36,6 +36,7 @@ class AnnotatedCase:
     image: np.ndarray  # [k, j, i]
     lesions: np.ndarray  # binary
     geometry: Geometry
+    organ: np.ndarray | None = None  # binary, lesions included; None: the whole scan is the region
 
 
 @dataclass
@@ -43,6 +44,15 @@ class HealthyCase:
     image: np.ndarray
     organ: np.ndarray  # binary
     geometry: Geometry
+    _stats: object = None
+
+    def stats(self):
+        """The organ's statistics, measured once for every synthetic case made from it."""
+        if self._stats is None:
+            from SynthLesionLib import prepare_organ
+
+            self._stats = prepare_organ(self.image, self.organ, self.geometry)
+        return self._stats
 
 
 def _synthetic_case(healthy: list[HealthyCase], config_options: dict, rng: np.random.Generator):
@@ -52,21 +62,25 @@ def _synthetic_case(healthy: list[HealthyCase], config_options: dict, rng: np.ra
     config = LesionConfig(size_class="mix", count=int(rng.integers(1, 4)), mass_effect=0, **config_options)
     for _ in range(5):  # a mix may draw a class that does not fit this organ: draw again
         try:
-            result = synthesize_lesions(case.image, case.organ, case.geometry, config, int(rng.integers(2**31)))
-            return result.image, result.lesion_labels > 0
+            result = synthesize_lesions(case.image, case.organ, case.geometry, config, int(rng.integers(2**31)),
+                                        organ_stats=case.stats())
+            return result.image, result.lesion_labels > 0, case.organ, case.geometry.spacing_kji
         except MedSynthInputError:
             continue
     raise MedSynthInputError("No lesion fits the healthy organs given; check the organ masks.")
 
 
 def _score(model, test: list[AnnotatedCase], tolerance_mm: float) -> dict:
-    scores = {"dice": [], "nsd": [], "detections": []}
+    scores = {"dice": [], "nsd": [], "detections": [], "false_positives_region": []}
     for case in test:
-        predicted = model.predict(case.image).astype(bool)
+        spacing = case.geometry.spacing_kji
+        region = model.predict(case.image, case.organ, spacing, inside_organ=False).astype(bool)
+        predicted = region & (case.organ > 0) if case.organ is not None else region
         truth = case.lesions > 0
         scores["dice"].append(dice(predicted, truth))
-        scores["nsd"].append(normalized_surface_dice(predicted, truth, case.geometry.spacing_kji, tolerance_mm))
-        scores["detections"].append(lesion_detection(predicted, truth, case.geometry.spacing_kji))
+        scores["nsd"].append(normalized_surface_dice(predicted, truth, spacing, tolerance_mm))
+        scores["detections"].append(lesion_detection(predicted, truth, spacing))
+        scores["false_positives_region"].append(lesion_detection(region, truth, spacing).false_positives)
     return scores
 
 
@@ -100,16 +114,24 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
         for arm in arms:
             if progress:
                 progress(f"seed {seed}: training '{arm}'")
-            volumes, labels, fresh = [], [], None
+            volumes, labels, organs, spacings, fresh = [], [], [], [], None
             if arm in ("real", "real + on-the-fly"):
                 volumes += [c.image for c in real_train]
                 labels += [c.lesions for c in real_train]
+                organs += [c.organ for c in real_train]
+                spacings += [c.geometry.spacing_kji for c in real_train]
             if arm in ("on-the-fly", "real + on-the-fly"):
                 fresh = lambda generator: _synthetic_case(healthy, options, generator)  # noqa: E731
             if arm == "offline":
-                volumes += [v for v, _ in offline]
-                labels += [l for _, l in offline]
-            model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh)
+                for made in offline:
+                    volumes.append(made[0])
+                    labels.append(made[1])
+                    organs.append(made[2])
+                    spacings.append(made[3])
+            say = (lambda e, arm=arm: progress(f"seed {seed}, {arm}: iteration {e['iteration']}/{e['iterations']}, "
+                                               f"loss {e['loss']:.3f}, ETA {e['eta_s']:.0f} s")) if progress else None
+            model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh, organs=organs, spacings=spacings,
+                                    progress=say)
             scores = _score(model, test, tolerance_mm)
             per_case[arm] = scores
             detections = scores["detections"]
@@ -120,7 +142,9 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                 "per_case": {"dice": scores["dice"], "nsd": scores["nsd"]},
                 "lesion_sensitivity": sum(sum(d.detected) for d in detections) / lesions if lesions else None,
                 "sensitivity_by_size": detection_by_size(detections, SIZE_BINS_MM),
-                "false_positives_per_case": float(np.mean([d.false_positives for d in detections]))})
+                "false_positives_per_case": float(np.mean([d.false_positives for d in detections])),
+                "false_positives_per_case_in_region": float(np.mean(scores["false_positives_region"])),
+                "region": "organ" if all(c.organ is not None for c in test) else "scan"})
         if "real" in arms and len(test) >= MIN_BOOTSTRAP_CASES:
             for arm in arms:
                 if arm != "real":
@@ -131,7 +155,14 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                      "lesion_sensitivity_mean_over_seeds": float(np.mean([r["lesion_sensitivity"] or 0.0 for r in runs])),
                      "false_positives_per_case": float(np.mean([r["false_positives_per_case"] for r in runs]))}
                for arm, runs in results.items()}
-    return {"protocol": "segment-study", "recipe": recipe.to_dict(), "seeds": list(seeds), "arms": list(arms),
+    if len(test) < MIN_BOOTSTRAP_CASES:
+        verdict = (f"The test set holds {len(test)} case(s): too few for any conclusion (a paired interval needs at "
+                   f"least {MIN_BOOTSTRAP_CASES}); read these figures as a smoke test.")
+    else:
+        verdict = " ".join(f"{arm} vs real (Dice, seed {runs[-1]['seed']}): {runs[-1]['versus_real']['conclusion']}."
+                           for arm, runs in results.items() if "versus_real" in runs[-1]) or None
+    return {"protocol": "segment-study", "verdict": verdict, "recipe": recipe.to_dict(), "seeds": list(seeds),
+            "arms": list(arms),
             "preset": preset, "test_cases": len(test), "real_train_cases": len(real_train),
             "healthy_cases": len(healthy), "offline_cases": offline_count if "offline" in arms else 0,
             "tolerance_mm": tolerance_mm, "detection_criterion": "component Dice >= 0.1",

@@ -1,5 +1,12 @@
 """The downstream segmenter recipe: MONAI UNet (2-D on slices or 3-D), DiceCE loss, patches
-sampled half on the foreground, sliding-window inference over whole slices or volumes.
+sampled half on lesions and half on the rest of the organ, sliding-window inference inside
+the organ's region.
+
+Each training case is cut once to its organ's bounding box plus ``organ_margin_mm`` and its
+lesion and organ voxels are indexed once (MONAI's ``map_binary_to_indices``); patches then come
+from MONAI's ``RandCropByPosNegLabeld`` with those cached indices (2-D patches are crops one
+slice deep).  Without an organ mask the whole volume is the region (background patches from
+anywhere).
 
 Intensities are windowed to [0, 1] with the recipe's ``window`` (part of the recipe, applied
 identically at training and inference).  Seeded inside ``torch.random.fork_rng``.
@@ -33,6 +40,7 @@ class SegmenterRecipe:
     window: tuple[float, float] = (-150.0, 250.0)  # CT soft tissue, HU
     foreground_fraction: float = 0.5
     device: str = "cpu"
+    organ_margin_mm: float = 10.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,8 +57,25 @@ class TrainedSegmenter:
         low, high = self.recipe.window
         return np.clip((np.asarray(image, np.float32) - low) / (high - low), 0.0, 1.0)
 
-    def predict(self, volume: np.ndarray) -> np.ndarray:
-        """Binary mask (uint8) of a 3-D volume ``[k, j, i]`` (2-D recipes run slice by slice)."""
+    def predict(self, volume: np.ndarray, organ: np.ndarray | None = None,
+                spacing_kji: np.ndarray | None = None, inside_organ: bool = True) -> np.ndarray:
+        """Binary mask (uint8) of a 3-D volume ``[k, j, i]`` (2-D recipes run slice by slice).
+        With ``organ`` (a mask on the volume's grid), the network looks only at the organ's box
+        plus the recipe's margin, and (``inside_organ``) reports lesions only inside the organ."""
+        out = np.zeros(np.shape(volume), np.uint8)
+        box = organ_box(organ, spacing_kji, self.recipe.organ_margin_mm) if organ is not None else None
+        if box is None and organ is not None:
+            return out  # no organ: nothing to find in it
+        region = np.asarray(volume)[box] if box is not None else np.asarray(volume)
+        found = self._predict_region(region)
+        if box is None:
+            return found
+        out[box] = found
+        if inside_organ:
+            out &= np.asarray(organ, bool).view(np.uint8)
+        return out
+
+    def _predict_region(self, volume: np.ndarray) -> np.ndarray:
         import torch
         from monai.inferers import sliding_window_inference
 
@@ -67,52 +92,77 @@ class TrainedSegmenter:
         return mask if self.recipe.spatial_dims == 2 else mask[0]
 
 
-def _sample_patch(volume, label, size, rng, foreground_fraction):
-    """One patch (and its label) from a 3-D volume; 2-D patches are taken from one slice."""
-    dims = len(size)
-    if dims == 2:
-        slice_index = None
-        if rng.random() < foreground_fraction and label.any():
-            k, j, i = np.argwhere(label)[rng.integers(int(label.sum()))]
-            slice_index, centre = k, (j, i)
-        else:
-            slice_index = rng.integers(volume.shape[0])
-            centre = tuple(rng.integers(0, n) for n in volume.shape[1:])
-        image2, label2 = volume[slice_index], label[slice_index]
-        return _crop(image2, centre, size), _crop(label2, centre, size)
-    if rng.random() < foreground_fraction and label.any():
-        centre = tuple(np.argwhere(label)[rng.integers(int(label.sum()))])
-    else:
-        centre = tuple(rng.integers(0, n) for n in volume.shape)
-    return _crop(volume, centre, size), _crop(label, centre, size)
+def organ_box(organ: np.ndarray | None, spacing_kji, margin_mm: float) -> tuple[slice, ...] | None:
+    """Slices of the organ's bounding box plus ``margin_mm`` (clipped to the volume); None when
+    the organ is empty."""
+    from SynthLesionLib.patch import bounding_slices
+
+    spacing = np.ones(3) if spacing_kji is None else np.asarray(spacing_kji, float)
+    return bounding_slices(np.asarray(organ, bool), np.ceil(margin_mm / spacing).astype(int))
 
 
-def _crop(array, centre, size):
-    """A block of ``size`` centred near ``centre``, zero-padded where it leaves the array."""
-    out = np.zeros(size, dtype=array.dtype)
-    src, dst = [], []
-    for c, s, n in zip(centre, size, array.shape):
-        start = int(c) - s // 2
-        lo, hi = max(start, 0), min(start + s, n)
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - start, hi - start))
-    out[tuple(dst)] = array[tuple(src)]
-    return out
+def prepare_case(volume: np.ndarray, label: np.ndarray, organ: np.ndarray | None, recipe: SegmenterRecipe,
+                 spacing_kji=None) -> dict:
+    """One training case as the sampler wants it, made once: cut to the organ's region,
+    windowed to [0, 1], channel first, padded to a patch, and its lesion ("fg") and other organ
+    ("bg") voxels indexed."""
+    from monai.transforms.utils import map_binary_to_indices
+
+    volume, label = np.asarray(volume), np.asarray(label) > 0
+    if organ is not None:
+        organ = np.asarray(organ, bool) | label
+        box = organ_box(organ, spacing_kji, recipe.organ_margin_mm)
+        if box is not None:
+            volume, label, organ = volume[box], label[box], organ[box]
+    low, high = recipe.window
+    image = np.clip((volume.astype(np.float32) - low) / (high - low), 0, 1)[None]
+    label = label.astype(np.uint8)[None]
+    patch = (1, *recipe.patch_size) if recipe.spatial_dims == 2 else tuple(recipe.patch_size)
+    pad = [(0, 0)] + [(0, max(p - n, 0)) for p, n in zip(patch, image.shape[1:])]
+    image, label = np.pad(image, pad), np.pad(label, pad)
+    region = None if organ is None else np.pad(organ, pad[1:])[None].astype(np.float32)
+    fg, bg = map_binary_to_indices(label, region, 0.5)
+    if bg.size == 0:  # a region that is all lesion: its background patches come from anywhere
+        bg = np.flatnonzero(label.ravel() == 0)
+    return {"image": image, "label": label, "fg": fg, "bg": bg}
+
+
+def _patch_sampler(recipe: SegmenterRecipe, seed: int):
+    """MONAI's positive/negative crop on cached indices, seeded."""
+    from monai.transforms import RandCropByPosNegLabeld
+
+    patch = (1, *recipe.patch_size) if recipe.spatial_dims == 2 else tuple(recipe.patch_size)
+    sampler = RandCropByPosNegLabeld(("image", "label"), "label", patch, pos=recipe.foreground_fraction,
+                                     neg=1.0 - recipe.foreground_fraction, num_samples=1, fg_indices_key="fg",
+                                     bg_indices_key="bg")
+    sampler.set_random_state(seed)
+
+    def sample(case: dict) -> tuple[np.ndarray, np.ndarray]:
+        crop = sampler(case)[0]
+        image, label = np.asarray(crop["image"]), np.asarray(crop["label"])
+        if recipe.spatial_dims == 2:
+            image, label = image[:, 0], label[:, 0]  # (1, 1, y, x) -> (1, y, x)
+        return image, label.astype(np.int64)
+
+    return sample
 
 
 def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe: SegmenterRecipe = SegmenterRecipe(),
                     seed: int = 0, progress: Callable[[dict], None] | None = None,
                     should_stop: Callable[[], bool] | None = None,
-                    fresh_cases: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None,
+                    fresh_cases: Callable[[np.random.Generator], tuple] | None = None,
                     pool_size: int = 4, refresh_probability: float = 0.25,
-                    ranks: Ranks | None = None) -> TrainedSegmenter:
+                    ranks: Ranks | None = None, organs: list[np.ndarray | None] | None = None,
+                    spacings: list | None = None) -> TrainedSegmenter:
     """Train a lesion segmenter on 3-D volumes with binary labels (lists of equal length).
 
     With ``fresh_cases`` (on-the-fly synthesis), a pool of ``pool_size`` cases made by it joins
     the given ones, and at every iteration one pool case is replaced by a new one with
     probability ``refresh_probability``: the network keeps seeing new lesions (``volumes`` may
     then be empty; every rank of a distributed run makes the same cases).  ``ranks``: this
-    process's place in a torchrun run (default: from the environment)."""
+    process's place in a torchrun run (default: from the environment).  ``organs`` (masks on
+    each volume's grid, or None) and ``spacings`` (mm, ``[k, j, i]``) let training look inside
+    the organ; ``fresh_cases`` may return (volume, label) or (volume, label, organ, spacing)."""
     import dataclasses
 
     import torch
@@ -133,15 +183,17 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
     recipe = dataclasses.replace(recipe, device=ranks.device(recipe.device))
     share = ranks.shard(recipe.batch_size)
     rng = np.random.default_rng(seed)
-    low, high = recipe.window
+    organs = organs or [None] * len(volumes)
+    spacings = spacings or [None] * len(volumes)
 
-    def prepare(volume, label):
-        return np.clip((np.asarray(volume, np.float32) - low) / (high - low), 0, 1), (np.asarray(label) > 0).astype(np.int64)
+    def prepare(volume, label, organ=None, spacing=None):
+        return prepare_case(volume, label, organ, recipe, spacing)
 
-    prepared = [prepare(v, l) for v, l in zip(volumes, labels)]
+    prepared = [prepare(v, l, o, sp) for v, l, o, sp in zip(volumes, labels, organs, spacings)]
     fixed = len(prepared)
     if fresh_cases is not None:
         prepared += [prepare(*fresh_cases(rng)) for _ in range(pool_size)]
+    sample = _patch_sampler(recipe, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = UNet(recipe.spatial_dims, 1, 2, recipe.channels, (2,) * (len(recipe.channels) - 1),
@@ -155,10 +207,9 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                 raise InterruptedError("Training was cancelled.")
             if fresh_cases is not None and rng.random() < refresh_probability:
                 prepared[fixed + int(rng.integers(pool_size))] = prepare(*fresh_cases(rng))
-            pairs = [_sample_patch(prepared[c][0], prepared[c][1], recipe.patch_size, rng, recipe.foreground_fraction)
-                     for c in rng.integers(len(prepared), size=recipe.batch_size)][share]
-            x = torch.as_tensor(np.stack([p[0] for p in pairs]))[:, None]
-            y = torch.as_tensor(np.stack([p[1] for p in pairs]))[:, None]
+            pairs = [sample(prepared[c]) for c in rng.integers(len(prepared), size=recipe.batch_size)][share]
+            x = torch.as_tensor(np.stack([p[0] for p in pairs]))
+            y = torch.as_tensor(np.stack([p[1] for p in pairs]))
             loss = loss_function(trained(x.to(recipe.device)), y.to(recipe.device))
             optimiser.zero_grad()
             loss.backward()
@@ -168,5 +219,7 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                          "seconds": time.perf_counter() - started}
                 history.append(entry)
                 if progress is not None and ranks.is_main:
-                    progress({**entry, "iterations": recipe.iterations})
+                    elapsed = entry["seconds"]
+                    progress({**entry, "iterations": recipe.iterations,
+                              "eta_s": elapsed / iteration * (recipe.iterations - iteration)})
     return TrainedSegmenter(model, recipe, seed, history)

@@ -53,4 +53,25 @@ def paired_difference(values_a, values_b, confidence: float = 0.95, n_resamples:
         p_value = 1.0  # identical results: no evidence of a difference (Wilcoxon is undefined)
     else:
         p_value = float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
-    return {"mean_difference": interval["value"], "ci": interval["ci"], "wilcoxon_p": p_value, "n": int(a.size)}
+    result = {"mean_difference": interval["value"], "ci": interval["ci"], "wilcoxon_p": p_value, "n": int(a.size)}
+    low, high = interval["ci"] if interval["ci"] is not None else (-np.inf, np.inf)
+    if low <= 0.0 <= high:
+        needed = cases_for_difference(difference, confidence)
+        result["conclusion"] = ("no conclusion: the interval holds 0" + (
+            f"; about {needed} cases would show a difference this large (80 % power)" if needed is not None else
+            "; the observed difference is 0"))
+        result["cases_needed"] = needed
+    else:
+        result["conclusion"] = "a difference: the interval excludes 0"
+    return result
+
+
+def cases_for_difference(difference, confidence: float = 0.95, power: float = 0.8) -> int | None:
+    """Cases a paired comparison needs to find the observed mean difference with ``power``
+    (normal approximation: n = ((z_(1-alpha/2) + z_power) sd / mean)^2); None for a zero mean."""
+    difference = np.asarray(difference, float)
+    mean, sd = float(np.mean(difference)), float(np.std(difference, ddof=1)) if difference.size > 1 else 0.0
+    if mean == 0.0:
+        return None
+    z = stats.norm.ppf(1 - (1 - confidence) / 2) + stats.norm.ppf(power)
+    return max(int(np.ceil((z * sd / abs(mean)) ** 2)), 2)
