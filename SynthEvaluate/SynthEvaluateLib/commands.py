@@ -197,7 +197,7 @@ def _cmd_segment_study(args) -> dict:
         image, geometry = read_volume(case.image)
         mask, _ = read_volume(case.organ_mask)
         healthy.append(HealthyCase(image, mask == case.organ_label if case.organ_label is not None else mask > 0, geometry))
-    recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations,
+    recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
     return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
@@ -296,6 +296,8 @@ def register(cli) -> None:
     study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
     study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
     study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")
+    study.add_argument("--min-lesion-mm", type=finite_number, default=0.0,
+                       help="drop predicted lesions smaller than this equivalent diameter (mm)")
     study.add_argument("--seeds", type=seed_number, nargs="+", default=[0], help="one training run per arm and seed")
     study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
     _out_option(study)

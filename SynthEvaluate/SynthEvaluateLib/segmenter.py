@@ -41,6 +41,8 @@ class SegmenterRecipe:
     foreground_fraction: float = 0.5
     device: str = "cpu"
     organ_margin_mm: float = 10.0
+    #: predicted components smaller than this equivalent diameter (mm) are dropped (0: none)
+    min_lesion_mm: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +69,7 @@ class TrainedSegmenter:
         if box is None and organ is not None:
             return out  # no organ: nothing to find in it
         region = np.asarray(volume)[box] if box is not None else np.asarray(volume)
-        found = self._predict_region(region)
+        found = _without_small(self._predict_region(region), spacing_kji, self.recipe.min_lesion_mm)
         if box is None:
             return found
         out[box] = found
@@ -90,6 +92,19 @@ class TrainedSegmenter:
                                               overlap=0.25, mode="gaussian")
             mask = logits.argmax(dim=1).cpu().numpy().astype(np.uint8)
         return mask if self.recipe.spatial_dims == 2 else mask[0]
+
+
+def _without_small(mask: np.ndarray, spacing_kji, min_lesion_mm: float) -> np.ndarray:
+    """``mask`` without connected components of equivalent diameter below ``min_lesion_mm``."""
+    if min_lesion_mm <= 0 or not mask.any():
+        return mask
+    from scipy import ndimage
+
+    voxel_mm3 = float(np.prod(np.ones(3) if spacing_kji is None else np.asarray(spacing_kji, float)))
+    components, count = ndimage.label(mask)
+    volumes = np.bincount(components.ravel())[1:] * voxel_mm3
+    keep = np.concatenate([[False], (6.0 * volumes / np.pi) ** (1.0 / 3.0) >= min_lesion_mm])
+    return keep[components].astype(mask.dtype)
 
 
 def organ_box(organ: np.ndarray | None, spacing_kji, margin_mm: float) -> tuple[slice, ...] | None:
