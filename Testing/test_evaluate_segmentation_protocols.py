@@ -181,3 +181,32 @@ def test_robustness_cases_run_on_worker_processes_with_the_same_result(phantom):
     serial = robustness_benchmark(dark_segmenter, [(phantom.image, liver, phantom.geometry)], **options)
     parallel = robustness_benchmark(dark_segmenter, [(phantom.image, liver, phantom.geometry)], workers=2, **options)
     assert serial["strata"] == parallel["strata"]
+
+
+def test_segment_study_refuses_bad_healthy_and_test_cases_before_training(tmp_path, capsys):
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import write_volume
+
+    phantom = make_ct_phantom(shape=(24, 64, 64), spacing=(2.5, 2.5, 4.0), seed=1)
+    write_volume(tmp_path / "h.nii.gz", phantom.image, phantom.geometry)
+    tiny = np.zeros(phantom.image.shape, np.uint8)
+    tiny[12, 30:32, 30:32] = 1  # an organ of 4 voxels: no lesion fits
+    write_volume(tmp_path / "tiny.nii.gz", tiny, phantom.geometry)
+    write_volume(tmp_path / "other_grid.nii.gz", tiny[:, :60], phantom.geometry)
+    label = phantom.organ_mask("liver").astype(np.uint8)
+    write_volume(tmp_path / "l.nii.gz", label, phantom.geometry)  # liver only: no lesion value 2 anywhere
+    (tmp_path / "test.csv").write_text("image,label\nh.nii.gz,l.nii.gz\n")
+    for mask, words in (("tiny.nii.gz", "Healthy case small: "), ("other_grid.nii.gz", "organ mask of healthy case small")):
+        (tmp_path / "healthy.csv").write_text(f"case_id,image,organ_mask\nsmall,h.nii.gz,{mask}\n")
+        (tmp_path / "test_ok.csv").write_text("image,label\nh.nii.gz,h_label.nii.gz\n")
+        lesion = label.copy()
+        lesion[10:13, 30:33, 30:33] = 2
+        write_volume(tmp_path / "h_label.nii.gz", lesion, phantom.geometry)
+        code = main(["evaluate", "segment-study", "--healthy", str(tmp_path / "healthy.csv"), "--test",
+                     str(tmp_path / "test_ok.csv"), "--lesion-label", "2", "--arms", "on-the-fly", "--iterations", "2",
+                     "--out", str(tmp_path / "r")])
+        assert code == 2 and words in capsys.readouterr().err
+    code = main(["evaluate", "segment-study", "--healthy", str(tmp_path / "healthy.csv"), "--test",
+                 str(tmp_path / "test.csv"), "--lesion-label", "2", "--arms", "on-the-fly", "--out", str(tmp_path / "r")])
+    assert code == 2 and "holds the lesion label 2" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing half-written

@@ -194,9 +194,13 @@ def _cmd_segment_study(args) -> dict:
     test = _annotated(args.test, args.lesion_label)
     healthy = []
     for case in read_cases(args.healthy) if args.healthy else []:
+        from MedSynthCommonLib.geometry import check_same_grid
+
         image, geometry = read_volume(case.image)
-        mask, _ = read_volume(case.organ_mask)
+        mask, mask_geometry = read_volume(case.organ_mask)
+        check_same_grid(image, geometry, mask, mask_geometry, f"organ mask of healthy case {case.case_id}")
         healthy.append(HealthyCase(image, mask == case.organ_label if case.organ_label is not None else mask > 0, geometry))
+        healthy[-1].check_holds_a_lesion(args.preset, case.case_id)
     recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))

@@ -46,6 +46,18 @@ class HealthyCase:
     geometry: Geometry
     _stats: object = None
 
+    def check_holds_a_lesion(self, preset: str, name: str) -> None:
+        """Refuse, naming the case, an organ in which not even a small lesion fits (or that the
+        preset does not fit), before any training."""
+        from SynthLesionLib import LesionConfig, synthesize_lesions
+
+        try:
+            synthesize_lesions(self.image, self.organ, self.geometry, LesionConfig(preset=preset, size_class="small",
+                                                                                   mass_effect=0.0), 0,
+                               organ_stats=self.stats())
+        except MedSynthInputError as error:
+            raise MedSynthInputError(f"Healthy case {name}: {error}") from None
+
     def stats(self):
         """The organ's statistics, measured once for every synthetic case made from it."""
         if self._stats is None:
