@@ -340,6 +340,7 @@ def fuzz(root: Path, runs: int, seed: int = 0, limit_s: float = 1.0, commands: l
     rng = random.Random(seed)
     outcome, started = Outcome(), time.monotonic()
     before = fixtures.digest()
+    inputs = set(before)  # the fixtures as made; files runs add later are outputs
     previous = signal.signal(signal.SIGALRM, _alarm)
     try:
         for run in range(runs):
@@ -388,8 +389,8 @@ def fuzz(root: Path, runs: int, seed: int = 0, limit_s: float = 1.0, commands: l
                     outcome.unconfirmed += 1
             after = fixtures.digest()
             named = {arguments[i + 1] for i, part in enumerate(arguments[:-1]) if part in OUTPUT_FILE_OPTIONS}
-            # a new file costs nothing; a file changed or gone may be a lost input
-            changed = sorted(k for k in before if before[k] != after.get(k) and k not in named)
+            # a new file costs nothing (nor does one an earlier run made); an input changed or gone may be a loss
+            changed = sorted(k for k in before if k in inputs and before[k] != after.get(k) and k not in named)
             if changed:  # a file the user named as an output may be replaced; nothing else
                 outcome.failures.append({"run": run, "arguments": arguments, "code": "an input changed",
                                          "files": changed[:5]})
