@@ -106,9 +106,12 @@ def test_3d_unet_recipe_runs_with_sliding_window(phantom):
     assert prediction.shape == case.image.shape and prediction.dtype == np.uint8
 
 
-def test_segmentation_augmentation_study_pairs_arms(phantom):
+def test_segment_study_with_given_synthetic_cases_and_mixed_arms(phantom):
+    """Offline cases you made elsewhere (a database, a translator) as the synthetic arms; real +
+    offline at a ratio; the real arms on a subset; every arm paired with real on the same cases."""
     pytest.importorskip("monai")
-    from SynthEvaluateLib.segmentation_study import segmentation_augmentation_study
+    from MedSynthCommonLib.errors import MedSynthInputError
+    from SynthEvaluateLib.segment_study import AnnotatedCase, segment_study
     from SynthEvaluateLib.segmenter import SegmenterRecipe
 
     liver = phantom.organ_mask("liver")
@@ -116,15 +119,19 @@ def test_segmentation_augmentation_study_pairs_arms(phantom):
 
     def cases(seeds):
         made = [synthesize_lesions(phantom.image, liver, phantom.geometry, config, s) for s in seeds]
-        return [(m.image, m.lesion_labels) for m in made]
+        return [AnnotatedCase(m.image, m.lesion_labels > 0, phantom.geometry, m.organ_mask > 0) for m in made]
 
     recipe = SegmenterRecipe(channels=(8, 16, 32), patch_size=(32, 32), iterations=150, batch_size=8, learning_rate=3e-3)
-    result = segmentation_augmentation_study(cases([1, 2]), cases([3, 4, 5, 6]), cases([7, 8, 9, 10, 11]),
-                                             phantom.geometry.spacing_kji, recipe, seeds=(0,))
-    assert set(result["summary"]) == {"real only", "real+synthetic x1", "synthetic only"}
-    mixed = result["runs"]["real+synthetic x1"][0]
-    assert mixed["train_cases"] == 4 and len(mixed["per_case"]["dice"]) == 5
-    assert "ci" in mixed["versus_real_only"] and "wilcoxon_p" in mixed["versus_real_only"]
+    result = segment_study(cases([1, 2, 12]), [], cases([7, 8, 9, 10, 11]), recipe, seeds=(0,),
+                           arms=("real", "offline", "real + offline"), synthetic=cases([3, 4, 5, 6]),
+                           offline_ratio=1.0, real_count=2)
+    assert set(result["summary"]) == {"real", "offline", "real + offline"}
+    mixed = result["runs"]["real + offline"][0]
+    assert mixed["train_cases"] == 4 and len(mixed["per_case"]["dice"]) == 5 and result["real_train_cases"] == 2
+    assert "ci" in mixed["versus_real"] and "wilcoxon_p" in mixed["versus_real"]
+    assert result["offline_source"] == "given" and result["runs"]["offline"][0]["train_cases"] == 4
+    with pytest.raises(MedSynthInputError, match="test case 1"):
+        segment_study(cases([7]), [], cases([7, 8]), recipe, arms=("real",))  # a test scan is a training scan
 
 
 def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):

@@ -97,3 +97,16 @@ def test_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert __version__ in capsys.readouterr().out
+
+
+def test_one_segmentation_study():
+    """One question, one place: the segmentation study (all its arms) lives in segment_study.py;
+    a second study of segmenters must not come back."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "SynthEvaluate" / "SynthEvaluateLib"
+    studies = [f"{path.name}:{node.name}" for path in folder.rglob("*.py")
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.FunctionDef) and "segment" in node.name and node.name.endswith("study")
+               and not node.name.startswith("_cmd")]
+    assert studies == ["segment_study.py:segment_study"], studies

@@ -204,8 +204,9 @@ def _cmd_segment_study(args) -> dict:
     recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
+    synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
     return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
-                         args.preset, args.tolerance_mm, _print)
+                         args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count)
 
 
 def _cmd_reader_study(args) -> dict | None:
@@ -287,16 +288,24 @@ def register(cli) -> None:
     segmentation.set_defaults(protocol_run=_cmd_segmentation, title="Segmentation metrics")
 
     study = commands.add_parser(
-        "segment-study", help="does synthesis help a segmenter? real, on-the-fly, real + on-the-fly and offline "
-                              "training of one UNet recipe, tested on real annotated cases")
+        "segment-study", help="does synthesis help a segmenter? real, on-the-fly, real + on-the-fly, offline and real + "
+                              "offline training of one UNet recipe, tested on real annotated cases")
     study.add_argument("--real-train", type=Path, help="CSV image,label of real annotated training cases")
     study.add_argument("--healthy", type=Path, help="CSV image,organ_mask[,organ_label] of healthy cases (as build-db)")
     study.add_argument("--test", type=Path, required=True, help="CSV image,label of real annotated test cases")
     study.add_argument("--lesion-label", type=whole_number(1, 2**31 - 1), help="lesion value in the label maps (default: any non-zero)")
     study.add_argument("--arms", nargs="+", default=["real", "on-the-fly", "real + on-the-fly", "offline"],
-                       choices=["real", "on-the-fly", "real + on-the-fly", "offline"], help="training arms to compare")
+                       choices=["real", "on-the-fly", "real + on-the-fly", "offline", "real + offline"],
+                       help="training arms to compare")
+    study.add_argument("--synthetic", type=Path,
+                       help="CSV image,label of ready synthetic cases (a build-db database, a translator's outputs) for "
+                            "the offline arms (default: SynthLesion makes them in the healthy cases)")
     study.add_argument("--offline-cases", type=whole_number(1, MAX_ITEMS), help="synthetic cases made before training for 'offline' "
                                                                     "(default: as many as real training cases, at least 4)")
+    study.add_argument("--offline-ratio", type=positive_number, default=1.0,
+                       help="'real + offline': offline cases per real training case")
+    study.add_argument("--real-count", type=whole_number(1, MAX_ITEMS),
+                       help="the real arms train on this many of the real cases (drawn per seed; default: all)")
     study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
     study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
     study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")

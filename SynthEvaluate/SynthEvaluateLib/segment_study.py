@@ -4,7 +4,14 @@
 - ``on-the-fly``: healthy organs with SynthLesion lesions made during training (a pool of cases
   refreshed as training goes, like ``RandSynthLesiond``);
 - ``real + on-the-fly``: both;
-- ``offline``: healthy organs with lesions made once before training (as ``build-db`` makes them).
+- ``offline``: lesions made once before training: cases you give (``synthetic``: a build-db
+  database, a translator's outputs) or, without them, lesions SynthLesion makes in the healthy
+  organs;
+- ``real + offline``: the real cases and ``offline_ratio`` offline cases per real one.
+
+The real training arms can use only ``real_count`` of the real cases (a subset drawn per seed:
+"what if I had only 10 annotated scans?").  Training and test cases must differ (a test scan
+that is also a training scan is refused).
 
 The same MONAI UNet recipe per arm and seed, tested on the same real annotated cases: Dice,
 NSD at a tolerance, lesion-wise sensitivity by size class (component Dice >= 0.1) and false
@@ -26,7 +33,7 @@ from .segmentation import detection_by_size, dice, lesion_detection, normalized_
 from .segmenter import SegmenterRecipe, train_segmenter
 from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
 
-ARMS = ("real", "on-the-fly", "real + on-the-fly", "offline")
+ARMS = ("real", "on-the-fly", "real + on-the-fly", "offline", "real + offline")
 #: lesion-size strata of the report: SynthLesion's size classes (equivalent diameter, mm)
 SIZE_BINS_MM = (0.0, 10.0, 20.0, 40.0, 80.0, np.inf)
 
@@ -102,40 +109,66 @@ def _with_ci(values: list[float], seed: int) -> dict:
     return {"value": float(np.mean(values)), "ci": None, "n": len(values)}
 
 
+def _subset(items: list, count: int | None, rng: np.random.Generator) -> list:
+    if count is None or count >= len(items):
+        return list(items)
+    return [items[i] for i in np.sort(rng.choice(len(items), count, replace=False))]
+
+
+def _as_made(case: AnnotatedCase) -> tuple:
+    return case.image, case.lesions > 0, case.organ, case.geometry.spacing_kji
+
+
 def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], test: list[AnnotatedCase],
                   recipe: SegmenterRecipe = SegmenterRecipe(), seeds=(0,), arms=ARMS, offline_cases: int | None = None,
                   preset: str = "ct-liver", tolerance_mm: float = 2.0,
-                  progress: Callable[[str], None] | None = None) -> dict:
+                  progress: Callable[[str], None] | None = None, synthetic: list[AnnotatedCase] | None = None,
+                  offline_ratio: float = 1.0, real_count: int | None = None) -> dict:
     """Train the recipe per arm and seed and score it on ``test``; see the module docstring."""
+    from .leakage import check_disjoint
+
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise MedSynthInputError(f"Unknown arm(s) {unknown}; choose among {list(ARMS)}.")
     if not test:
         raise MedSynthInputError("Give real annotated test cases.")
-    if any("real" in a for a in arms) and not real_train:
+    if any(a.startswith("real") for a in arms) and not real_train:
         raise MedSynthInputError("The 'real' arms need real annotated training cases.")
-    if any(a in ("on-the-fly", "real + on-the-fly", "offline") for a in arms) and not healthy:
-        raise MedSynthInputError("The synthetic arms need healthy cases with organ masks.")
+    needs_healthy = [a for a in arms if "on-the-fly" in a or ("offline" in a and not synthetic)]
+    if needs_healthy and not healthy:
+        raise MedSynthInputError(f"The arm(s) {needs_healthy} need healthy cases with organ masks"
+                                 + (" (or give ready synthetic cases for the offline arms)." if any(
+                                     "offline" in a for a in needs_healthy) else "."))
+    check_disjoint({f"training case {n + 1}": c.image for n, c in enumerate(real_train)},
+                   {f"test case {n + 1}": c.image for n, c in enumerate(test)})
     options = {"preset": preset}
     offline_count = offline_cases or max(len(real_train), 4)
     results: dict[str, list] = {arm: [] for arm in arms}
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        offline = [_synthetic_case(healthy, options, rng) for _ in range(offline_count)] if "offline" in arms else []
+        real = _subset(real_train, real_count, rng)
+        if not any("offline" in a for a in arms):
+            offline = []
+        elif synthetic:
+            offline = [_as_made(c) for c in synthetic]
+        else:
+            offline = [_synthetic_case(healthy, options, rng) for _ in range(offline_count)]
         per_case = {}
         for arm in arms:
             if progress:
                 progress(f"seed {seed}: training '{arm}'")
             volumes, labels, organs, spacings, fresh = [], [], [], [], None
-            if arm in ("real", "real + on-the-fly"):
-                volumes += [c.image for c in real_train]
-                labels += [c.lesions for c in real_train]
-                organs += [c.organ for c in real_train]
-                spacings += [c.geometry.spacing_kji for c in real_train]
-            if arm in ("on-the-fly", "real + on-the-fly"):
+            if arm.startswith("real"):
+                volumes += [c.image for c in real]
+                labels += [c.lesions for c in real]
+                organs += [c.organ for c in real]
+                spacings += [c.geometry.spacing_kji for c in real]
+            if "on-the-fly" in arm:
                 fresh = lambda generator: _synthetic_case(healthy, options, generator)  # noqa: E731
-            if arm == "offline":
-                for made in offline:
+            if "offline" in arm:
+                mixed = arm != "offline"
+                chosen = _subset(offline, int(round(offline_ratio * len(real))), rng) if mixed else offline
+                for made in chosen:
                     volumes.append(made[0])
                     labels.append(made[1])
                     organs.append(made[2])
@@ -175,7 +208,9 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                            for arm, runs in results.items() if "versus_real" in runs[-1]) or None
     return {"protocol": "segment-study", "verdict": verdict, "recipe": recipe.to_dict(), "seeds": list(seeds),
             "arms": list(arms),
-            "preset": preset, "test_cases": len(test), "real_train_cases": len(real_train),
-            "healthy_cases": len(healthy), "offline_cases": offline_count if "offline" in arms else 0,
+            "preset": preset, "test_cases": len(test), "real_train_cases": len(real),
+            "offline_source": "given" if synthetic else "SynthLesion in the healthy cases",
+            "offline_ratio": offline_ratio if "real + offline" in arms else None,
+            "healthy_cases": len(healthy), "offline_cases": len(offline),
             "tolerance_mm": tolerance_mm, "detection_criterion": "component Dice >= 0.1",
             "summary": summary, "runs": results}
