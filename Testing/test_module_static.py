@@ -146,7 +146,7 @@ def test_module_files_follow_the_template(module):
 @pytest.mark.parametrize("module", MODULES)
 def test_lib_never_touches_the_application(module):
     for path in (ROOT / module).glob("*Lib/*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "slicer":
                 assert node.attr not in {"app", "mrmlScene", "modules"}, f"{path}:{node.lineno} uses slicer.{node.attr}"
 

@@ -22,7 +22,8 @@ import pytest
 from MedSynthCommonLib.errors import MedSynthInputError, MedSynthOutputError
 from MedSynthCommonLib.imageio import read_volume, write_volume
 from MedSynthCommonLib.integrity import check_image_file
-from MedSynthCommonLib.storage import PARTIAL_PREFIX, FolderLock, OutputSet, bytes_writer, check_distinct_paths
+from MedSynthCommonLib.storage import PARTIAL_PREFIX, FolderLock, OutputSet, bytes_writer
+from MedSynthCommonLib.paths import check_distinct_paths
 from SynthLesionLib import make_ct_phantom
 
 CLI = [sys.executable, "-m", "MedSynthCommonLib.cli"]

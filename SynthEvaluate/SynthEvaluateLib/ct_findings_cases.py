@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.storage import safe_file_stem
+from MedSynthCommonLib.paths import safe_file_stem
 from MedSynthCommonLib.tables import read_table, table_file
 from MedSynthCommonLib.options import read_json
 

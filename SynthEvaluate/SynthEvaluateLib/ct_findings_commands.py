@@ -73,7 +73,8 @@ def _cmd_ct_findings(args) -> dict:
 
 
 def _cmd_triage(args) -> int:
-    from MedSynthCommonLib.storage import check_distinct_paths, write_text_atomic
+    from MedSynthCommonLib.storage import write_text_atomic
+    from MedSynthCommonLib.paths import check_distinct_paths
 
     from .ct_findings_cases import organ_names_file, parse_organ_names, read_ct_cases
     from .report_rules import load_rules

@@ -302,7 +302,7 @@ def _internal_error(error: Exception) -> int:
 
 def _check_path_arguments(args: argparse.Namespace) -> None:
     """Every path given on the command line is UTF-8 and has names file systems take."""
-    from .storage import check_utf8_name
+    from .paths import check_utf8_name
 
     for name, value in vars(args).items():
         for item in value if isinstance(value, (list, tuple)) else [value]:

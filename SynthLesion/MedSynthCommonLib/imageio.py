@@ -17,7 +17,8 @@ from .errors import MedSynthInputError
 from .geometry import LPS_TO_RAS, Geometry
 from .integrity import check_image_file, count_nonfinite, nonfinite_error
 from .memory import check_declared_size
-from .storage import atomic_write, check_utf8_name
+from .storage import atomic_write
+from .paths import check_utf8_name
 
 #: extensions SimpleITK writes for 3-D volumes (2-D formats such as PNG cannot hold one)
 VOLUME_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

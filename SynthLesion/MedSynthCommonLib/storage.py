@@ -6,10 +6,8 @@ caught, the result is checked by a caller-given ``verify``, flushed to disk (fsy
 then renamed into place.  Partial files carry the writer's process id, so the ones left by a
 killed run are recognised and swept on the next write into that folder.
 
-``check_distinct_paths`` refuses outputs that name the same file as each other or as an input
-(through symlinks, hard links, ``./`` or ``../``); ``claim_folder`` refuses output folders that
-hold someone else's files or overlap the inputs; ``safe_file_stem`` refuses names that would
-leave an output folder; ``FolderLock`` keeps two runs out of one output folder.
+``claim_folder`` refuses output folders that hold someone else's files or overlap the inputs;
+``FolderLock`` keeps two runs out of one output folder.  (Checks of the paths themselves: ``paths``.)
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import MedSynthError, MedSynthInputError, MedSynthOutputError
+from .paths import NAME_MAX, check_utf8_name, is_inside
 
 PARTIAL_PREFIX = ".medsynth-partial-"
 _PARTIAL = re.compile(rf"^{re.escape(PARTIAL_PREFIX)}(\d+)-[0-9a-f]+-(.+)$")
@@ -34,30 +33,10 @@ _PARTIAL = re.compile(rf"^{re.escape(PARTIAL_PREFIX)}(\d+)-[0-9a-f]+-(.+)$")
 _STDERR_FAILURE = re.compile(r"\berror\b|wrote only|failed|cannot|could not|no space", re.IGNORECASE)
 
 
-def check_utf8_name(path: str | os.PathLike, what: str = "file") -> None:
-    """Refuse a path that is not valid UTF-8 (e.g. a byte 0xff from another system's encoding):
-    ITK aborts the whole process on such names instead of raising; and a path with a name
-    longer than file systems take (which would otherwise read as "not found")."""
-    try:
-        os.fsencode(path).decode("utf-8")
-    except UnicodeDecodeError:
-        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
-        raise MedSynthInputError(f"The {what} name {shown} is not valid UTF-8 text; the image libraries MedSynth uses "
-                                 "need UTF-8 file and folder names. Rename it (e.g. convmv -f latin1 -t utf8).") from None
-    for part in Path(path).parts:
-        if len(os.fsencode(part)) > NAME_MAX:
-            raise MedSynthInputError(f"The {what} name {part[:40]}... is {len(os.fsencode(part))} bytes long; file "
-                                     f"systems take at most {NAME_MAX}. Choose a shorter name.")
-
-
-#: longest file name (bytes) that Linux, macOS and Windows file systems take
-NAME_MAX = 255
-
-
 def _partial_tail(name: str) -> str:
     """The end of a partial file's name for the destination ``name``: the name with its
     extension in lower case (ITK picks its writer by a lower-case extension: ``X.NII.GZ`` is
-    written as ``…x.nii.gz`` and renamed), shortened to a hash of the name where the prefix
+    written as ``...x.nii.gz`` and renamed), shortened to a hash of the name where the prefix
     would push it over ``NAME_MAX``."""
     import hashlib
 
@@ -202,11 +181,6 @@ def prepare_folder(folder: Path, role: str = "output folder") -> Path:
     return folder
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
-    return path == folder or folder in path.parents
-
-
 def claim_folder(folder: str | os.PathLike, role: str, owned: Callable[[Path], bool] | None = None,
                  inputs: dict[str, str | os.PathLike | None] | None = None, create: bool = True) -> Path:
     """Create ``folder`` for a run's outputs, or take it when it is empty or ``owned(folder)``
@@ -218,9 +192,9 @@ def claim_folder(folder: str | os.PathLike, role: str, owned: Callable[[Path], b
     for name, path in (inputs or {}).items():
         if path is None:
             continue
-        if _inside(folder, path) or (Path(path).is_dir() and _inside(path, folder)):
-            where = "the same folder as" if _inside(folder, path) and _inside(path, folder) else \
-                ("inside" if _inside(folder, path) else "around")
+        if is_inside(folder, path) or (Path(path).is_dir() and is_inside(path, folder)):
+            where = "the same folder as" if is_inside(folder, path) and is_inside(path, folder) else \
+                ("inside" if is_inside(folder, path) else "around")
             raise MedSynthInputError(f"The {role} {folder} is {where} {name} ({path}); outputs are never written among "
                                      "inputs: choose a folder outside it.")
     if not create and not folder.exists():
@@ -426,52 +400,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, data) -> Path:
     """Strict JSON, whole or not at all."""
     return write_bytes_atomic(path, json_bytes(data, Path(path).name))
-
-
-def file_identity(path: Path) -> tuple:
-    """What makes two paths the same file: the inode when it exists (hard links), else the
-    resolved path (symlinks, ``./``, ``../``)."""
-    path = Path(path)
-    with contextlib.suppress(OSError):
-        stat = path.stat()
-        return ("inode", stat.st_dev, stat.st_ino)
-    return ("path", os.path.normcase(os.path.realpath(path)))
-
-
-def check_distinct_paths(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None] | None = None) -> None:
-    """Refuse when two outputs, or an output and an input, are one file.  Keys are the names
-    the user knows them by (e.g. ``--out-image``)."""
-    seen: dict[tuple, str] = {}
-    for role, path in (inputs or {}).items():
-        if path is not None:
-            seen.setdefault(file_identity(Path(path)), role)
-    input_ids = set(seen)
-    for role, path in outputs.items():
-        if path is None:
-            continue
-        identities = {file_identity(Path(path)), ("path", os.path.normcase(os.path.realpath(path)))}
-        for identity in identities:
-            if identity in seen:
-                other = seen[identity]
-                if identity in input_ids:
-                    raise MedSynthInputError(f"{role} ({path}) is the same file as the input {other}; inputs are never "
-                                             "overwritten: choose another output path.")
-                raise MedSynthInputError(f"{role} and {other} both name {path}; give each output its own file.")
-        for identity in identities:
-            seen[identity] = role
-
-
-_SAFE_STEM = re.compile(r"^[\w][\w .+=,@-]{0,119}$")
-
-
-def safe_file_stem(name: str, what: str) -> str:
-    """``name`` if it can be used as a file name inside an output folder, else a clear error
-    (no separators, no ``..``, no leading dot or space, at most 120 characters)."""
-    if not isinstance(name, str) or not _SAFE_STEM.match(name) or name.endswith((" ", ".")) or ".." in name:
-        raise MedSynthInputError(
-            f"{what} {name!r} cannot be used as a file name: use letters, digits and - _ . (no slashes, no '..', "
-            "not starting with a dot, at most 120 characters).")
-    return name
 
 
 class FolderLock:

@@ -75,7 +75,7 @@ def table_file(table: Path, row: dict[str, str], column: str, number: int, requi
         if required:
             raise MedSynthInputError(f"Line {number} of {table}: the {column} column is empty.")
         return None
-    from .storage import check_utf8_name
+    from .paths import check_utf8_name
 
     file = Path(table).parent / row[column].strip()
     check_utf8_name(file, f"file on line {number} of {table}")

@@ -32,7 +32,8 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError, MedSynthOutputError
 from MedSynthCommonLib.progress import progress_bar
-from MedSynthCommonLib.storage import FolderLock, claim_folder, safe_file_stem, sweep_partials, write_text_atomic
+from MedSynthCommonLib.storage import FolderLock, claim_folder, sweep_partials, write_text_atomic
+from MedSynthCommonLib.paths import safe_file_stem
 from MedSynthCommonLib.tables import parse_int, read_table, table_file
 
 from .config import LesionConfig

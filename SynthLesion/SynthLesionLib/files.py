@@ -14,7 +14,8 @@ from pathlib import Path
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.imageio import read_volume, volume_extension_check, volume_writer
-from MedSynthCommonLib.storage import OutputSet, bytes_writer, check_distinct_paths, content_sha256, json_bytes
+from MedSynthCommonLib.storage import OutputSet, bytes_writer, content_sha256, json_bytes
+from MedSynthCommonLib.paths import check_distinct_paths
 from MedSynthCommonLib.options import read_json
 
 from .config import LesionConfig

@@ -175,7 +175,8 @@ def _samples_folder(folder: Path) -> bool:
 def _cmd_apply(args) -> int:
     from MedSynthCommonLib.geometry import Geometry
     from MedSynthCommonLib.imageio import write_volume
-    from MedSynthCommonLib.storage import check_distinct_paths, claim_folder
+    from MedSynthCommonLib.storage import claim_folder
+    from MedSynthCommonLib.paths import check_distinct_paths
 
     from .apply import sample_masks, translate_volume
     from .image_files import output_pixel_type, read_translatable, write_translated

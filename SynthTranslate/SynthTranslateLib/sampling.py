@@ -34,7 +34,7 @@ def _format(model: LoadedModel, chosen: str | None) -> tuple[str, object]:
 
 
 def _file_label(name: str, index: int) -> str:
-    from MedSynthCommonLib.storage import safe_file_stem
+    from MedSynthCommonLib.paths import safe_file_stem
 
     try:
         return safe_file_stem(name, "class name")
