@@ -6,7 +6,7 @@ z and class embedding -> style w), modulated 3x3 convolutions with weight demodu
 pixel noise inputs, the skip ("to grey") synthesis architecture, a residual discriminator with
 projection conditioning (Miyato & Koyama 2018), and ADA's differentiable augmentations.  The
 training step (non-saturating logistic loss, lazy R1 penalty, EMA generator, ADA probability
-control) lives in ``models.StyleGan``.  Path-length regularisation is left out: R1 alone is the
+control) lives in ``translate_new_images.StyleGan``.  Path-length regularisation is left out: R1 alone is the
 simpler regularisation ADA's authors found sufficient for small sets.
 
 Images are single-channel in [-1, 1]; every random draw comes from a ``torch.Generator`` the
