@@ -83,7 +83,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
-        self._sampling = False  # the chosen model makes new images (stylegan) instead of translating
+        self._sampling = False  # the chosen model makes new images (stylegan, fastgan) instead of translating
         self._timer = qt.QTimer()
         self._timer.setInterval(1000)
         self._timer.connect("timeout()", self.onPollJob)
@@ -278,7 +278,7 @@ class SynthTranslateLogic(ScriptedLoadableModuleLogic):
 
     def sample(self, modelFolder, className=None, count=16, truncation=0.7, outputVolume=None, device="auto",
                precision="auto", seed=0):
-        """``count`` new images of ``className`` from a stylegan model, as the slices of one volume
+        """``count`` new images of ``className`` from a stylegan or fastgan model, as the slices of one volume
         node (``outputVolume`` or a new one); returns the node."""
         from SynthTranslateLib.logic import sample_volume_node
 

@@ -87,3 +87,22 @@ def test_model_folder_is_whole_at_every_moment(tmp_path):
     assert (folder / "card.json").read_bytes() == card_before
     load_model(folder)  # still the complete old model
     assert load_checkpoint(folder)[0]["step"] == 8
+
+
+def test_a_time_budget_stops_with_a_usable_model_and_the_run_goes_on(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (8, 16, 16)).astype(np.float32)
+    config = TranslatorConfig(model="stargan", image_size=16, features=4, batch_size=4, domains=["a", "b"], n_critic=3)
+
+    def train(iterations, budget_s):
+        return train_translator(config, BatchSampler("domains", 4, 0, image=images, domain=np.arange(8) % 2),
+                                Normalizer((0.0, 1.0)), iterations, tmp_path / "run", checkpoint_every=1000,
+                                sample_every=1000, budget_s=budget_s)
+
+    first = train(100_000, budget_s=0.5)
+    step = first["iterations"]
+    assert first["stopped_by_budget"] and 10 <= step < 100_000 and step % 10 == 0
+    assert read_card(tmp_path / "run")["iterations"] == step and (tmp_path / "run" / f"samples_{step:06d}.png").is_file()
+    load_model(tmp_path / "run")  # usable now
+    again = train(step + 10, budget_s=None)  # the same command without a budget goes on from there
+    assert again["iterations"] == step + 10 and not again["stopped_by_budget"]

@@ -59,7 +59,7 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
     generator, seeded: (count, size, size) float32 in the training images' units.
     ``truncation`` < 1 trades variety for typicality (0.7 is common; 1 = none); ``attributes``
     (models trained with numeric conditions): values in the label CSV's units, e.g. {"age": 5}."""
-    _require_stylegan(model)
+    _require_new_images(model)
     if class_name is None:
         if len(model.config.domains) != 1:
             raise MedSynthInputError(f"Choose the class to sample: one of {model.config.domains}.")
@@ -74,9 +74,9 @@ def sample_images(model: LoadedModel, count: int, class_name: str | None = None,
 SAMPLE_BATCH = 256
 
 
-def _require_stylegan(model: LoadedModel) -> None:
-    if model.config.model != "stylegan":
-        raise MedSynthInputError(f"Only a style-based generator (stylegan) samples new images (a maskgan samples "
+def _require_new_images(model: LoadedModel) -> None:
+    if not model.config.kind.new_images:
+        raise MedSynthInputError(f"Only a generator of new images (stylegan, fastgan) samples them (a maskgan samples "
                                  f"masks); this model is a {model.config.model}: use translate apply.")
 
 
@@ -91,7 +91,7 @@ def sample_image_batches(model: LoadedModel, count: int, class_name: str, trunca
     however many are asked for); yields (n, size, size) float32 arrays."""
     import torch
 
-    _require_stylegan(model)
+    _require_new_images(model)
     for batch, start in enumerate(range(0, count, SAMPLE_BATCH)):
         size, generator_seed = min(SAMPLE_BATCH, count - start), batch_seed(seed, batch)
         z = torch.randn(size, model.config.latent, generator=torch.Generator().manual_seed(generator_seed))

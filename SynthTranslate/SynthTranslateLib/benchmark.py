@@ -26,7 +26,7 @@ from .training import train_translator
 def _setup(model: str, size: int, batch: int):
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (64, size, size)).astype(np.float32)
-    if model in ("stargan", "migan", "stylegan"):
+    if model in ("stargan", "migan", "stylegan", "fastgan"):
         config = TranslatorConfig(model=model, image_size=size, batch_size=batch, domains=["a", "b", "c"],
                                   key_domain="c" if model == "migan" else None)
         return config, "domains", {"image": images, "domain": np.arange(64) % 3}
@@ -123,7 +123,7 @@ def bench_model(model: str, iterations: int = 30, size: int = 64, batch: int = 1
         plain = (plain_before + plain_after) / 2
         result = {"plain_it_per_s": [round(plain_before, 3), round(plain_after, 3)], "medsynth_it_per_s": round(ours, 3),
                   "ratio": round(ours / plain, 3), "end_of_run_save_s": round(finished - stamps[iterations], 3)}
-        if model == "stylegan":
+        if config.kind.new_images:
             loaded = load_model(folder + "/run", accelerator)
             sample_images(loaded, 4, "a", 0.7)  # warm-up (and the class-mean style)
             start = time.perf_counter()

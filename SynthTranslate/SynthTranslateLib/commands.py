@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.devices import PRECISIONS
-from MedSynthCommonLib.cli import MAX_IMAGE_SIZE, MAX_ITEMS, MAX_STEPS, finite_number, seed_number, whole_number
+from MedSynthCommonLib.cli import MAX_IMAGE_SIZE, MAX_ITEMS, MAX_STEPS, finite_number, positive_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
@@ -39,8 +39,8 @@ def _training_set(args, config: TranslatorConfig):
                                  "DATA/labels.csv exists).")
     if kind.trains_from == "volume" and (args.image is None or args.condition is None):
         raise MedSynthInputError(f"--model {config.model} trains from a volume and its label map: give --image and --condition.")
-    if args.condition_column and config.model != "stylegan":
-        raise MedSynthInputError("--condition-column conditions stylegan models only.")
+    if args.condition_column and not kind.new_images:
+        raise MedSynthInputError("--condition-column conditions stylegan and fastgan models only.")
     if kind.min_domains:
         images, domains, names, summary, attributes = domain_folder(
             args.data, config.image_size, args.labels_csv, args.file_column, args.label_column, args.domains,
@@ -155,7 +155,7 @@ def _cmd_train(args) -> int:
     try:
         result = train_translator(config, sampler, normalizer, args.iterations, args.out, args.seed, summary,
                                   args.sample_every, args.checkpoint_every, progress=_progress, accelerator=accelerator,
-                                  ranks=ranks)
+                                  ranks=ranks, budget_s=args.budget_minutes * 60 if args.budget_minutes else None)
     finally:
         finish(ranks)
     if ranks.is_main:
@@ -185,8 +185,8 @@ def _cmd_apply(args) -> int:
     accelerator = _accelerator(args)
     inputs = {"--image": args.image, "--condition": args.condition, "--model-dir card": args.model_dir / "card.json"}
     model = load_model(args.model_dir, accelerator)
-    if model.config.model == "stylegan":
-        raise MedSynthInputError("A stylegan model makes new images: use medsynth translate sample.")
+    if model.config.kind.new_images:
+        raise MedSynthInputError(f"A {model.config.model} model makes new images: use medsynth translate sample.")
     if model.config.kind.input == "latent":
         out = claim_folder(Path(args.out), "samples folder", _samples_folder, {"--model-dir": args.model_dir})
         masks = sample_masks(model, args.count, args.seed)
@@ -291,7 +291,7 @@ def register(cli) -> None:
     data.add_argument("--slices-per-volume", type=whole_number(1, MAX_ITEMS), help="volumes in --data: this many evenly spaced slices each (default: all)")
     data.add_argument("--key-domain", help="migan: the under-represented domain that gets the key-migration branch")
     data.add_argument("--condition-column", nargs="+", metavar="COLUMN",
-                      help="stylegan: numeric columns of the label CSV (e.g. age) that condition the images too")
+                      help="stylegan, fastgan: numeric columns of the label CSV (e.g. age) that condition the images too")
     data.add_argument("--image", type=Path, help="pix2pix/spade: the target volume")
     data.add_argument("--condition", type=Path, help="pix2pix/spade: its label map")
     data.add_argument("--only-labelled", action="store_true", help="pix2pix/spade: train only on slices with a label")
@@ -310,6 +310,9 @@ def register(cli) -> None:
     net.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=2000, help="training steps in all (a resumed run continues to this)")
     net.add_argument("--sample-every", type=whole_number(1, MAX_STEPS), default=200, help="write a sample grid every N steps")
     net.add_argument("--checkpoint-every", type=whole_number(1, MAX_STEPS), default=200, help="save a resumable checkpoint and the model every N steps")
+    net.add_argument("--budget-minutes", type=positive_number,
+                     help="stop after this much training time with the model, a checkpoint and a sample grid written "
+                          "(the same command later goes on)")
     net.add_argument("--seed", type=seed_number, default=0, help="random seed (a resumed run keeps the seed it started with)")
     train.add_argument("--out", type=Path, required=True, help="model folder (a run there is resumed)")
     _add_device_options(train)
@@ -327,19 +330,19 @@ def register(cli) -> None:
     _add_device_options(apply)
     apply.set_defaults(run=_cmd_apply)
 
-    sample = commands.add_parser("sample", help="new images from a stylegan model (with a labels CSV ready for "
+    sample = commands.add_parser("sample", help="new images from a stylegan or fastgan model (with a labels CSV ready for "
                                                 "evaluate gan-train-test / augment), or masks from a maskgan")
-    sample.add_argument("--model-dir", type=Path, required=True, help="a stylegan or maskgan model folder")
+    sample.add_argument("--model-dir", type=Path, required=True, help="a stylegan, fastgan or maskgan model folder")
     sample.add_argument("--count", type=whole_number(1, MAX_ITEMS), default=16, help="images per class (maskgan: masks)")
     sample.add_argument("--class", dest="classes", nargs="+", metavar="CLASS",
-                        help="stylegan: the classes to sample (default: every class of the model)")
+                        help="stylegan, fastgan: the classes to sample (default: every class of the model)")
     sample.add_argument("--attribute", nargs="+", metavar="NAME=VALUE", default=[],
-                        help="stylegan trained with --condition-column: attribute values of the samples, in the "
+                        help="stylegan or fastgan trained with --condition-column: attribute values of the samples, in the "
                              "CSV's units (default: the training mean)")
     sample.add_argument("--truncation", type=finite_number, default=1.0,
-                        help="stylegan: 1 = full variety; lower (e.g. 0.7) = more typical images")
+                        help="stylegan, fastgan: 1 = full variety; lower (e.g. 0.7) = more typical images")
     sample.add_argument("--format", choices=["png", "nii.gz"],
-                        help="stylegan: image files (default: PNG when the intensity window fits 8/16-bit, else NIfTI)")
+                        help="stylegan, fastgan: image files (default: PNG when the intensity window fits 8/16-bit, else NIfTI)")
     sample.add_argument("--seed", type=seed_number, default=0, help="random seed (each class its own stream)")
     sample.add_argument("--out", type=Path, required=True, help="output folder (images, labels.csv, sampling.json)")
     _add_device_options(sample)

@@ -35,6 +35,11 @@ class ModelKind:
     exact_domains: bool = False
     key_domain: bool = False
 
+    @property
+    def new_images(self) -> bool:
+        """Samples new images of a chosen class (stylegan, fastgan): ``translate sample``."""
+        return self.input == "latent" and self.target_domain
+
 
 MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
     ModelKind("pix2pix", "pix2pix: label map or image -> image", "volume", "image"),
@@ -46,8 +51,10 @@ MODEL_KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
     ModelKind("migan", "MI-GAN: StarGAN + key-domain migration and attention", "folder", "image", target_domain=True,
               min_domains=2, key_domain=True),
     ModelKind("maskgan", "Mask GAN: samples lesion masks", "folder", "latent"),
-    ModelKind("stylegan", "StyleGAN2-ADA-style: new images of a chosen class", "folder", "latent", target_domain=True,
-              min_domains=1),
+    ModelKind("stylegan", "StyleGAN2-ADA-style: new images of a chosen class (for a GPU)", "folder", "latent",
+              target_domain=True, min_domains=1),
+    ModelKind("fastgan", "FastGAN-style: new images of a chosen class, learns on a CPU", "folder", "latent",
+              target_domain=True, min_domains=1),
 )}
 MODELS = tuple(MODEL_KINDS)
 
@@ -125,11 +132,12 @@ class TranslatorConfig:
         if self.kind.min_domains and len(self.domains) < self.kind.min_domains and not self.kind.exact_domains:
             raise MedSynthInputError(f"{self.model} needs at least {self.kind.min_domains} domain(s) (classes); "
                                      f"got {self.domains}.")
-        if self.attributes and (self.model != "stylegan" or len(self.attribute_stats) != len(self.attributes)):
-            raise MedSynthInputError("Numeric attributes (--condition-column) condition stylegan models only, each with "
-                                     "its training mean and standard deviation.")
-        if self.model == "stylegan" and (self.image_size & (self.image_size - 1)):
-            raise MedSynthInputError(f"stylegan needs a power-of-two image_size (16, 32, 64, 128 ...); got {self.image_size}.")
+        if self.attributes and (not self.kind.new_images or len(self.attribute_stats) != len(self.attributes)):
+            raise MedSynthInputError("Numeric attributes (--condition-column) condition stylegan and fastgan models only, "
+                                     "each with its training mean and standard deviation.")
+        if self.kind.new_images and (self.image_size & (self.image_size - 1)):
+            raise MedSynthInputError(f"{self.model} needs a power-of-two image_size (16, 32, 64, 128 ...); got "
+                                     f"{self.image_size}.")
         if self.model == "migan" and self.key_domain not in self.domains:
             raise MedSynthInputError(f"MI-GAN's key domain {self.key_domain!r} must be one of the domains {self.domains}.")
         if self.kind.exact_domains and len(self.domains) != self.kind.min_domains:

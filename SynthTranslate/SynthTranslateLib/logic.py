@@ -101,13 +101,13 @@ def model_summary(model_folder: str | Path) -> dict | None:
     except MedSynthInputError:
         return None
     return {"model": config.model, "domains": list(config.domains) if config.kind.target_domain else [],
-            "conditioned": config.conditioned, "samples": config.model == "stylegan"}
+            "conditioned": config.conditioned, "samples": config.kind.new_images}
 
 
 def sample_volume_node(scene, model_folder: str | Path, class_name: str | None = None, count: int = 16,
                        truncation: float = 0.7, seed: int = 0, output_volume_node=None, device: str = "auto",
                        precision: str = "auto"):
-    """``count`` new images of ``class_name`` from a stylegan model folder as the slices of one
+    """``count`` new images of ``class_name`` from a stylegan or fastgan model folder as the slices of one
     scalar volume (k = sample number; 1 mm pixels, identity direction: synthetic images have no
     patient geometry), in the training images' units; what made them is stored in the node's
     ``MedSynth.samples`` attribute.

@@ -10,7 +10,7 @@ from MedSynthCommonLib.distributed import Ranks, rank_seed
 from .config import TranslatorConfig
 from .translate_domains import MiGan, StarGan
 from .translate_masks import MaskGan
-from .translate_new_images import StyleGan
+from .translate_new_images import FastGan, StyleGan
 from .translate_paired import Pix2Pix, Pix2PixHD, Spade
 from .translate_unpaired import CycleGan
 from .translator import Translator
@@ -20,7 +20,7 @@ __all__ = ["TRANSLATORS", "Translator", "build_translator"]
 
 TRANSLATORS = {"pix2pix": Pix2Pix, "spade": Spade, "cyclegan": CycleGan, "stargan": StarGan, "migan": MiGan,
                "maskgan": MaskGan, "stylegan": StyleGan,
-               "pix2pixhd": Pix2PixHD}
+               "fastgan": FastGan, "pix2pixhd": Pix2PixHD}
 
 
 def build_translator(config: TranslatorConfig, seed: int, accelerator: Accelerator | None = None,

@@ -125,7 +125,7 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
                      checkpoint_every: int = 100, resume: bool = True, sample_batch: dict | None = None,
                      progress: Callable[[dict], None] | None = None,
                      should_stop: Callable[[], bool] | None = None, accelerator: Accelerator | None = None,
-                     ranks: Ranks | None = None) -> dict:
+                     ranks: Ranks | None = None, budget_s: float | None = None) -> dict:
     """Train ``iterations`` steps (in total, counting a resumed run's earlier steps) on
     ``accelerator`` (default CPU fp32; see ``resolve_accelerator``).
 
@@ -134,6 +134,9 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
     and ``samples_<step>.png``.  ``progress`` gets ``{"step", "iterations", "losses", "eta_s"}``
     dicts and ``{"message"}`` dicts (e.g. that a run was resumed).
     Raises ``InterruptedError`` when ``should_stop`` says so, after saving a checkpoint.
+    ``budget_s``: stop after this many seconds of training (checked every 10 steps) with the
+    model, a checkpoint and a last sample grid written, as at the last step; the result says
+    ``stopped_by_budget`` (the same command later goes on from there).
 
     ``ranks``: this process's place in a ``torchrun`` run (see ``MedSynthCommonLib.distributed``):
     every rank calls this with the same arguments; the sampler's batch size is the global batch,
@@ -150,11 +153,11 @@ def train_translator(config: TranslatorConfig, sampler: BatchSampler, normalizer
     sampler.share = ranks.shard(sampler.batch_size)
     if not ranks.is_main:
         return _train(config, sampler, normalizer, iterations, Path(out_dir), seed, training_data, sample_every,
-                      checkpoint_every, resume, sample_batch, None, None, accelerator, ranks)
+                      checkpoint_every, resume, sample_batch, None, None, accelerator, ranks, budget_s)
     out_dir = claim_folder(Path(out_dir), "model folder", is_translator_folder)
     with FolderLock(out_dir):
         return _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every,
-                      checkpoint_every, resume, sample_batch, progress, should_stop, accelerator, ranks)
+                      checkpoint_every, resume, sample_batch, progress, should_stop, accelerator, ranks, budget_s)
 
 
 def _saved_run(out_dir: Path, resume: bool, ranks: Ranks) -> tuple[dict, dict] | None:
@@ -172,7 +175,7 @@ def _saved_run(out_dir: Path, resume: bool, ranks: Ranks) -> tuple[dict, dict] |
 
 
 def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data, sample_every, checkpoint_every,
-           resume, sample_batch, progress, should_stop, accelerator, ranks) -> dict:
+           resume, sample_batch, progress, should_stop, accelerator, ranks, budget_s=None) -> dict:
     import torch
 
     main = ranks.is_main
@@ -209,8 +212,8 @@ def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data
             sample_batch = BatchSampler(sampler.kind, min(8, sampler.batch_size), seed + 7, **sampler.arrays).next() \
                 if sampler.kind != "masks" else None
         started, losses = time.perf_counter(), {}
-        first = step
-        while step < iterations:
+        first, last, out_of_time = step, iterations, False
+        while step < last:
             if should_stop is not None and should_stop():
                 save_checkpoint(out_dir, translator, sampler, step, seed)
                 if step > first:  # the model folder holds everything trained so far
@@ -218,22 +221,31 @@ def _train(config, sampler, normalizer, iterations, out_dir, seed, training_data
                 raise InterruptedError(f"Training stopped at step {step}; run again to resume.")
             step += 1
             losses = translator.fit_step(sampler.next(), step)
-            if step % 10 == 0 or step == iterations:
+            if step % 10 == 0 and budget_s is not None:  # every rank decides as rank 0 does
+                out_of_time = ranks.broadcast(time.perf_counter() - started >= budget_s)
+                if out_of_time:
+                    last = step  # this step is the last: model, checkpoint and samples as at the end
+            if step % 10 == 0 or step == last:
                 losses = ranks.mean(losses)  # every rank, at the same steps
                 if main:
                     _append_losses(out_dir / LOSSES, step, losses)
                 if progress is not None and main:
-                    rate = (step - first) / max(time.perf_counter() - started, 1e-9)
-                    progress({"step": step, "iterations": iterations, "losses": losses,
-                              "eta_s": (iterations - step) / max(rate, 1e-9)})
-            if main and (step % sample_every == 0 or step == iterations):
+                    elapsed = time.perf_counter() - started
+                    eta = (iterations - step) * elapsed / max(step - first, 1)
+                    if budget_s is not None:
+                        eta = min(eta, max(budget_s - elapsed, 0.0))
+                    progress({"step": step, "iterations": iterations, "losses": losses, "eta_s": eta})
+            if main and (step % sample_every == 0 or step == last):
                 write_sample_grid(out_dir / f"samples_{step:06d}.png", translator, sampler.kind, sample_batch, step)
-            if step % checkpoint_every == 0 or step == iterations:
+            if step % checkpoint_every == 0 or step == last:
                 save_checkpoint(out_dir, translator, sampler, step, seed)
                 if main:
                     save_model(out_dir, translator, normalizer, seed, step, training_data or {}, losses,
                                ranks.world_size)
-    return {"out_dir": str(out_dir), "iterations": step, "last_losses": losses,
+    if out_of_time:
+        say(f"stopped at step {step} of {iterations}: the budget of {budget_s / 60:g} minutes is used; the model folder "
+            "holds this step's model; run the same command again to go on")
+    return {"out_dir": str(out_dir), "iterations": step, "stopped_by_budget": out_of_time, "last_losses": losses,
             "seconds": round(time.perf_counter() - started, 2), **translator.accelerator.describe(),
             "processes": ranks.world_size}
 
@@ -291,7 +303,7 @@ def write_sample_grid(path: Path, translator: Translator, kind: str, batch: dict
         for module in translator.modules.values():
             module.eval()
         config = translator.config
-        if config.model == "stylegan":  # new images: one row per class, the same latents in every row
+        if config.kind.new_images:  # new images: one row per class, the same latents in every row
             z = torch.randn(8, config.latent, generator=torch.Generator().manual_seed(0))
             rows = [(f"class {name}", translator.infer(z, d)) for d, name in enumerate(config.domains)]
         elif kind == "masks":
