@@ -3,7 +3,6 @@ from pathlib import Path
 from typing import Annotated
 
 import qt
-import vtk
 
 import slicer
 from slicer.i18n import tr as _
@@ -11,6 +10,8 @@ from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
+
+from MedSynthCommonLib.widgets import ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 
@@ -83,13 +84,11 @@ class SynthEvaluateParameterNode:
 #
 
 
-class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._study = None
         self._case = None
         self._caseNode = None
@@ -102,13 +101,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SynthEvaluate.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = SynthEvaluateLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthEvaluate.ui")), SynthEvaluateLogic(), slicer.mrmlScene)
         self.ui.referenceSegmentSelector.connect("currentSegmentChanged(QString)", self.onReferenceSegmentChanged)
         self.ui.predictedSegmentSelector.connect("currentSegmentChanged(QString)", self.onPredictedSegmentChanged)
         self.ui.computeMetricsButton.connect("clicked(bool)", self.onComputeMetrics)
@@ -130,39 +123,14 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if job is not None:
                 job.cancel()
 
-    def enter(self) -> None:
-        self.initializeParameterNode()
+    def _savedSelections(self, node):
+        return node.referenceSegmentId, node.predictedSegmentId
 
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            saved = (self._parameterNode.referenceSegmentId, self._parameterNode.predictedSegmentId)
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-            self.ui.referenceSegmentSelector.setCurrentNode(self._parameterNode.referenceSegmentation)
-            self.ui.predictedSegmentSelector.setCurrentNode(self._parameterNode.predictedSegmentation)
-            self.ui.referenceSegmentSelector.setCurrentSegmentID(saved[0])
-            self.ui.predictedSegmentSelector.setCurrentSegmentID(saved[1])
-            self._updateButtons()
+    def _restoreSelections(self, node, saved) -> None:
+        self.ui.referenceSegmentSelector.setCurrentNode(node.referenceSegmentation)
+        self.ui.predictedSegmentSelector.setCurrentNode(node.predictedSegmentation)
+        self.ui.referenceSegmentSelector.setCurrentSegmentID(saved[0])
+        self.ui.predictedSegmentSelector.setCurrentSegmentID(saved[1])
 
     def onReferenceSegmentChanged(self, segmentId) -> None:
         if self._parameterNode:
@@ -172,7 +140,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.predictedSegmentId = segmentId or ""
 
-    def _updateButtons(self, caller=None, event=None) -> None:
+    def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None:
             return
@@ -271,7 +239,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._caseShownAt = time.time()
             self.ui.studyStatusLabel.text = _("Case {number} of {n} ({done} answered; study seed {seed})").format(
                 number=self._case.number, n=len(self._study.cases), done=answered, seed=self._study.seed)
-        self._updateButtons()
+        self._updateGui()
 
     def onAnswer(self, answer: str) -> None:
         p = self._parameterNode
@@ -301,7 +269,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job is not None and job.running:
             job.cancel()
             self._jobLog(slot).appendPlainText(cancelled or _("Cancelled."))
-            self._updateButtons()
+            self._updateGui()
             return
         if not self._ensureDependencies(training=True):
             return
@@ -309,7 +277,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._jobs[slot] = start()
             self._jobLog(slot).clear()
             self._timer.start()
-        self._updateButtons()
+        self._updateGui()
 
     def _running(self, slot: str) -> bool:
         job = self._jobs.get(slot)
@@ -387,7 +355,7 @@ class SynthEvaluateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._jobs[slot] = None
         if not any(self._jobs.values()):
             self._timer.stop()
-        self._updateButtons()
+        self._updateGui()
 
 
 #

@@ -3,7 +3,6 @@ from pathlib import Path
 from typing import Annotated
 
 import qt
-import vtk
 
 import slicer
 from slicer.i18n import tr as _
@@ -11,6 +10,8 @@ from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
+
+from MedSynthCommonLib.widgets import ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
                     vtkMRMLTableNode)
@@ -99,26 +100,18 @@ class SynthLesionParameterNode:
 #
 
 
-class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._batchJob = None
         self._timer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SynthLesion.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = SynthLesionLogic()
+        self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthLesion.ui")), SynthLesionLogic(), slicer.mrmlScene)
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
@@ -135,22 +128,6 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._batchJob is not None:
             self._batchJob.cancel()
 
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
@@ -158,22 +135,16 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._parameterNode.inputSegmentation:
             self._parameterNode.inputSegmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
 
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
-            # read the saved segment first: setting the node selects its first segment and
-            # reports that through onOrganSegmentChanged
-            saved = (self._parameterNode.organSegmentId, self._parameterNode.lesionSegmentId)
-            for selector, segmentId in zip((self.ui.organSegmentSelector, self.ui.lesionSegmentSelector), saved):
-                selector.setCurrentNode(self._parameterNode.inputSegmentation)
-                if segmentId:
-                    selector.setCurrentSegmentID(segmentId)
-            self._checkCanApply()
+    def _savedSelections(self, node):
+        # read the saved segments first: setting a selector's node selects its first segment and
+        # reports that through onOrganSegmentChanged
+        return node.organSegmentId, node.lesionSegmentId
+
+    def _restoreSelections(self, node, saved) -> None:
+        for selector, segmentId in zip((self.ui.organSegmentSelector, self.ui.lesionSegmentSelector), saved):
+            selector.setCurrentNode(node.inputSegmentation)
+            if segmentId:
+                selector.setCurrentSegmentID(segmentId)
 
     def onLesionSegmentChanged(self, segmentId) -> None:
         if self._parameterNode:
@@ -198,7 +169,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._batchJob is not None and self._batchJob.running:
             self._batchJob.cancel()
             self.ui.batchLogTextEdit.appendPlainText(_("Cancelled; finished outputs are kept, build again to resume."))
-            self._checkCanApply()
+            self._updateGui()
             return
         if not self._ensureDependencies():
             return
@@ -206,7 +177,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._batchJob = self.logic.startBatch(self._parameterNode)
             self.ui.batchLogTextEdit.clear()
             self._timer.start()
-        self._checkCanApply()
+        self._updateGui()
 
     def onPollBatch(self) -> None:
         if self._batchJob is None:
@@ -220,7 +191,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             status = _("Finished.") if self._batchJob.returncode == 0 else _("Ended with errors (see above).")
             self.ui.batchLogTextEdit.appendPlainText(status)
             self._batchJob = None
-            self._checkCanApply()
+            self._updateGui()
 
     def onNewSeed(self) -> None:
         """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
@@ -233,7 +204,7 @@ class SynthLesionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.organSegmentId = segmentId or ""
 
-    def _checkCanApply(self, caller=None, event=None) -> None:
+    def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
         segmentation = p.inputSegmentation if p else None
         for selector in (self.ui.organSegmentSelector, self.ui.lesionSegmentSelector):

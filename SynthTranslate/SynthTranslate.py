@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Annotated
 
 import qt
-import vtk
 
 import slicer
 from slicer.i18n import tr as _
@@ -12,6 +11,8 @@ from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
+
+from MedSynthCommonLib.widgets import ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
@@ -75,13 +76,11 @@ class SynthTranslateParameterNode:
 #
 
 
-class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
         self._job = None
         self._sampling = False  # the chosen model makes new images (stylegan, fastgan) instead of translating
         self._timer = qt.QTimer()
@@ -90,13 +89,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.logic = SynthTranslateLogic()
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui")), SynthTranslateLogic(), slicer.mrmlScene)
         self.ui.trainButton.connect("clicked(bool)", self.onTrainOrCancel)
         self.ui.showSamplesButton.connect("clicked(bool)", self.onShowSamples)
         self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onApplyModelChanged)
@@ -109,36 +102,11 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._job is not None:
             self._job.cancel()
 
-    def enter(self) -> None:
-        self.initializeParameterNode()
+    def _savedSelections(self, node):
+        return node.targetDomain
 
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    def initializeParameterNode(self) -> None:
-        self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            savedDomain = self._parameterNode.targetDomain
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-            self._fillDomains(savedDomain)
-            self._updateButtons()
+    def _restoreSelections(self, node, saved) -> None:
+        self._fillDomains(saved)
 
     def _fillDomains(self, selected: str = "") -> None:
         """Target domains from the chosen model's card; only the inputs that model uses are shown."""
@@ -162,6 +130,8 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for widget in (self.ui.sampleCountSpinBox, self.ui.sampleCountSpinBoxLabel, self.ui.truncationSliderWidget,
                        self.ui.truncationSliderWidgetLabel):
             widget.visible = sampling
+        self.ui.modelQualityLabel.text = summary["quality"] if summary else ""
+        self.ui.modelQualityLabel.visible = bool(summary and summary["quality"])
         self.ui.targetDomainComboBoxLabel.text = _("Class:") if sampling else _("Target domain:")
         self.ui.applyButton.text = _("Sample") if sampling else _("Apply")
         self.ui.inputVolumeSelectorLabel.text = _("Grid volume:") if conditioned else _("Input volume:")
@@ -174,7 +144,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.targetDomain = text or ""
 
-    def _updateButtons(self, caller=None, event=None) -> None:
+    def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None:
             return
@@ -209,7 +179,7 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._job is not None and self._job.running:
             self._job.cancel()
             self.ui.trainLogTextEdit.appendPlainText(_("Cancelled; train again with the same model folder to resume."))
-            self._updateButtons()
+            self._updateGui()
             return
         if not self._ensureDependencies():
             return
@@ -217,14 +187,14 @@ class SynthTranslateWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job = self.logic.startTraining(self._parameterNode)
             self.ui.trainLogTextEdit.clear()
             self._timer.start()
-        self._updateButtons()
+        self._updateGui()
 
     def onPollJob(self) -> None:
         for line in self._job.poll():
             self.ui.trainLogTextEdit.appendPlainText(line)
         if not self._job.running:
             self._timer.stop()
-            self._updateButtons()
+            self._updateGui()
 
     def _latestSampleGrid(self):
         folder = chosen_path(self._parameterNode.trainModelFolder) if self._parameterNode else None

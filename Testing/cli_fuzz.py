@@ -39,7 +39,7 @@ LIMITS = {"--iterations": "3", "--epochs": "1", "--variants": "2", "--count": "3
 
 
 #: commands that train networks: drawn less often (each valid call trains, which takes a second)
-HEAVY = {("evaluate", "gan-train-test"), ("evaluate", "augment"), ("evaluate", "privacy"), ("evaluate", "robustness"),
+HEAVY = {("evaluate", "gan-train-test"), ("evaluate", "augment"), ("evaluate", "generator"), ("evaluate", "privacy"), ("evaluate", "robustness"),
          ("evaluate", "ct-findings"), ("evaluate", "segment-study"), ("translate", "train")}
 HEAVY_WEIGHT = 0.2
 
@@ -124,7 +124,7 @@ class Fixtures:
         quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.nullcontext()
         f, folder = self.files, self.inputs
         with quiet[0], quiet[1]:
-            for model, key in (("stargan", "stargan"), ("stylegan", "stylegan")):
+            for model, key in (("stargan", "stargan"), ("stylegan", "stylegan"), ("fastgan", "fastgan")):
                 code = main(["translate", "train", "--model", model, "--data", f["pngs"], "--image-size", "16",
                              "--features", "4", "--batch-size", "2", "--iterations", "2", "--device", "cpu",
                              "--out", str(folder / key)])
@@ -208,6 +208,8 @@ def base_calls(f: dict, out: Path) -> dict[tuple[str, ...], list[str]]:
                                   "--no-radiomics", "--out", f"{o}/r"],
         ("evaluate", "gan-train-test"): ["--real", f["pngs"], "--synthetic", f["pngs2"], "--image-size", "16",
                                          "--epochs", "1", "--seeds", "0", "--device", "cpu", "--out", f"{o}/r"],
+        ("evaluate", "generator"): ["--model-dir", f["fastgan"], "--real", f["pngs"], "--image-size", "16",
+                                    "--samples-per-class", "3", "--epochs", "1", "--device", "cpu", "--out", f"{o}/r"],
         ("evaluate", "augment"): ["--real", f["pngs"], "--synthetic", f["pngs2"], "--image-size", "16",
                                   "--epochs", "1", "--seeds", "0", "--device", "cpu", "--out", f"{o}/r"],
         ("evaluate", "segment-study"): ["--healthy", f["cases"], "--test", f["test"], "--arms", "on-the-fly",

@@ -17,32 +17,13 @@ from SynthEvaluateLib.protocols import evaluate_classifier  # noqa: E402
 from SynthEvaluateLib.training import ClassifierRecipe, train_classifier  # noqa: E402
 from SynthTranslateLib.apply import sample_images  # noqa: E402
 from SynthTranslateLib.model_dir import load_model  # noqa: E402
-
-
-def _write_two_classes(folder, count=200, size=32, seed=0):
-    """Class 'top': a bright disc in the upper half; 'bottom': in the lower half (8-bit PNGs);
-    the numeric column 'contrast' (60-200) sets how much brighter the disc is."""
-    from PIL import Image
-
-    folder.mkdir()
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size]
-    rows = []
-    for n in range(count):
-        label = ("top", "bottom")[n % 2]
-        cy = rng.uniform(8, 12) if label == "top" else rng.uniform(20, 24)
-        disc = ((y - cy) ** 2 + (x - rng.uniform(10, 22)) ** 2) <= 25
-        contrast = rng.uniform(60, 200)
-        image = np.clip(50 + contrast * disc + rng.normal(0, 12, (size, size)), 0, 255).astype(np.uint8)
-        Image.fromarray(image).save(folder / f"{n:03d}.png")
-        rows.append(f"{n:03d}.png,{label},{contrast:.1f}")
-    (folder / "labels.csv").write_text("path,label,contrast\n" + "\n".join(rows) + "\n", encoding="utf-8")
+from conftest import write_two_classes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("stylegan")
-    _write_two_classes(root / "real")
+    write_two_classes(root / "real")
     assert main(["translate", "train", "--model", "stylegan", "--data", str(root / "real"), "--image-size", "32",
                  "--features", "8", "--batch-size", "16", "--iterations", "600", "--checkpoint-every", "300",
                  "--sample-every", "300", "--window", "0", "255", "--condition-column", "contrast",

@@ -17,7 +17,8 @@ from pathlib import Path
 from MedSynthCommonLib.cli import MAX_IMAGE_SIZE, MAX_ITEMS, MAX_STEPS, finite_number, fraction, positive_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
-from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
+
+from .image_set_cli import add_classifier_options, add_image_set_options, add_real_options, classifier_recipe, image_sets, real_set
 
 
 def _print(message: str) -> None:
@@ -25,26 +26,18 @@ def _print(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _image_sets(args):
-    from .data import Preprocessing, load_folder, split
+def _cmd_generator(args) -> dict:
+    from .generator_quality import generator_quality, record_quality
+    from .synthetic_sets import is_generator_folder
 
-    preprocessing = Preprocessing(size=args.image_size, window=tuple(args.window) if args.window else None)
-    real = load_folder(args.real, args.real_labels, args.file_column, args.label_column, preprocessing, "real",
-                       progress=True)
-    synthetic = load_folder(args.synthetic, args.synthetic_labels, args.file_column, args.label_column,
-                            preprocessing, "synthetic", class_names=real.class_names, progress=True)
-    real_train, real_test = split(real, args.test_fraction, args.split_seed)
-    return real_train, real_test, synthetic, split
-
-
-def _recipe(args):
-    from .training import ClassifierRecipe
-
-    from MedSynthCommonLib.devices import resolve_accelerator
-
-    device = resolve_accelerator(args.device, precision="fp32").device  # one device check for the whole extension
-    return ClassifierRecipe(network=args.network, epochs=args.epochs, batch_size=args.batch_size,
-                            pretrained_weights=args.pretrained_weights, device=device)
+    if not is_generator_folder(args.model_dir):
+        raise MedSynthInputError(f"{args.model_dir} is not the folder of a model that makes new images (stylegan, "
+                                 "fastgan); train one with medsynth translate train.")
+    result = generator_quality(args.model_dir, real_set(args), classifier_recipe(args), args.seed, args.samples_per_class,
+                               args.test_fraction, args.split_seed, args.truncation, _print)
+    if args.record:
+        result["recorded_in"] = str(record_quality(args.model_dir, result))
+    return result
 
 
 def _cmd_images(args) -> dict:
@@ -60,17 +53,17 @@ def _cmd_images(args) -> dict:
 def _cmd_gan_train_test(args) -> dict:
     from .protocols import gan_train_test
 
-    real_train, real_test, synthetic, split = _image_sets(args)
+    real_train, real_test, synthetic, split = image_sets(args)
     synthetic_train, synthetic_test = split(synthetic, args.test_fraction, args.split_seed)
-    return gan_train_test(real_train, real_test, synthetic_train, synthetic_test, _recipe(args), tuple(args.seeds), _print)
+    return gan_train_test(real_train, real_test, synthetic_train, synthetic_test, classifier_recipe(args), tuple(args.seeds), _print)
 
 
 def _cmd_augment(args) -> dict:
     from .protocols import augmentation_study
 
-    real_train, real_test, synthetic, _ = _image_sets(args)
+    real_train, real_test, synthetic, _ = image_sets(args)
     counts = tuple(None if c == 0 else c for c in args.real_counts)
-    return augmentation_study(real_train, synthetic, real_test, _recipe(args), tuple(args.seeds), tuple(args.ratios),
+    return augmentation_study(real_train, synthetic, real_test, classifier_recipe(args), tuple(args.seeds), tuple(args.ratios),
                               counts, progress=_print)
 
 
@@ -223,29 +216,6 @@ def _cmd_reader_study(args) -> dict | None:
     return ReaderStudy.open(args.study).results()
 
 
-def _add_image_set_options(parser) -> None:
-    data = parser.add_argument_group("image sets")
-    data.add_argument("--real", type=Path, required=True, help="folder of real images with a label CSV")
-    data.add_argument("--real-labels", type=Path, help="CSV of the real images (default REAL/labels.csv)")
-    data.add_argument("--synthetic", type=Path, required=True, help="folder of synthetic images with a label CSV")
-    data.add_argument("--synthetic-labels", type=Path, help="CSV of the synthetic images (default SYNTHETIC/labels.csv)")
-    data.add_argument("--file-column", default=FILE_COLUMN, help="CSV column with the image paths")
-    data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the class of each image")
-    data.add_argument("--image-size", type=whole_number(8, MAX_IMAGE_SIZE), default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
-    data.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
-                      help="intensity window (default: each image's 1st-99th percentile)")
-    data.add_argument("--test-fraction", type=fraction, default=0.3, help="share of the real images held out for testing")
-    data.add_argument("--split-seed", type=seed_number, default=0, help="seed of the stratified train/test split")
-    training = parser.add_argument_group("classifier")
-    training.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2], help="one training run per seed")
-    training.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
-                          help="MONAI classifier network")
-    training.add_argument("--pretrained-weights", help="state dict for transfer learning (loaded as weights only)")
-    training.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=20, help="training epochs per run")
-    training.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
-    training.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
-
-
 def _out_option(parser) -> None:
     parser.add_argument("--out", type=Path, required=True,
                         help="report folder: report.html, results.json, summary.csv and PNG plots")
@@ -347,16 +317,32 @@ def register(cli) -> None:
     privacy.set_defaults(protocol_run=_cmd_privacy, title="Privacy audit: near-copies of training images")
 
     gtt = commands.add_parser("gan-train-test", help="baseline, GAN-train and GAN-test accuracy over seeds")
-    _add_image_set_options(gtt)
+    add_image_set_options(gtt)
     _out_option(gtt)
     gtt.set_defaults(protocol_run=_cmd_gan_train_test, title="GAN-train / GAN-test", trains=True)
 
     augment = commands.add_parser("augment", help="real, synthetic and mixed training, paired against real only")
-    _add_image_set_options(augment)
+    add_image_set_options(augment)
     augment.add_argument("--ratios", type=ratio, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
     augment.add_argument("--real-counts", type=whole_number(0, MAX_ITEMS), nargs="+", default=[0], help="real training images kept (0 = all)")
     _out_option(augment)
     augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study", trains=True)
+
+    generator = commands.add_parser(
+        "generator", help="how good a generator of new images is: its samples recognised as their class by a "
+                          "classifier trained on the real images, within-class diversity, Frechet/kernel distances "
+                          "against a real-vs-real yardstick, near copies (--record: into the model folder too)")
+    generator.add_argument("--model-dir", type=Path, required=True, help="a stylegan or fastgan model folder")
+    add_real_options(generator, "real images (the model's classes)")
+    generator.add_argument("--samples-per-class", type=whole_number(2, MAX_ITEMS), default=100, help="images sampled per class")
+    generator.add_argument("--truncation", type=fraction, default=1.0, help="1 = full variety; lower = more typical")
+    generator.add_argument("--seed", type=seed_number, default=0, help="seed of the samples and of the judge's training")
+    add_classifier_options(generator)
+    generator.add_argument("--record", action="store_true",
+                           help="also write the figures into MODEL_DIR/quality.json (beside the card, which stays as it "
+                                "is), where the Slicer Sample panel shows them; without it the model folder is not touched")
+    _out_option(generator)
+    generator.set_defaults(protocol_run=_cmd_generator, title="Generator quality", trains=True)
 
     robust = commands.add_parser("robustness", help="segmenter detection and Dice by lesion size and contrast")
     robust.add_argument("--cases", type=Path, required=True, help="CSV of healthy cases (as for build-db)")
@@ -390,7 +376,7 @@ def register(cli) -> None:
     _out_option(results)
     results.set_defaults(protocol_run=_cmd_reader_study, title="Reader study")
 
-    for parser in (images, segmentation, study, privacy, gtt, augment, robust, create, results):
+    for parser in (images, segmentation, study, privacy, gtt, augment, generator, robust, create, results):
         parser.set_defaults(run=run)
 
     from .ct_findings_commands import register as register_ct_findings

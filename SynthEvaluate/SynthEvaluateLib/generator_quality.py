@@ -14,7 +14,8 @@ is the judge, and its feature space the ruler:
 - a picture of samples beside their nearest real images.
 
 The figures can be recorded in the model folder (``quality.json``, naming the weights they
-were measured on), where Slicer's Sample panel reads them.
+were measured on: ``SynthTranslateLib.model_dir.write_quality``), where Slicer's Sample panel
+reads them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from .data import ImageSet, split
 from .training import ClassifierRecipe, train_classifier
 
-QUALITY = "quality.json"
-QUALITY_FORMAT = "medsynth-generator-quality/1"
 #: samples shown per class in the picture
 SHOWN = 6
 
@@ -119,36 +118,13 @@ def _picture_rows(samples: ImageSet, real: ImageSet, audit: dict) -> list[tuple[
 
 
 def record_quality(model_dir: Path, result: dict) -> Path:
-    """Write the report's figures into ``model_dir/quality.json`` (atomically), with the SHA-256
-    of the weights they were measured on, so a reader knows whether they still apply."""
-    from MedSynthCommonLib.storage import write_json_atomic
-    from SynthTranslateLib.model_dir import CARD, read_card
+    """Write the report's figures into ``model_dir/quality.json`` (see ``model_dir.write_quality``)."""
+    from SynthTranslateLib.model_dir import write_quality
 
-    card = read_card(model_dir)
-    record = {"format": QUALITY_FORMAT, "weights_sha256": card.get("weights_sha256"), "iterations": card.get("iterations"),
-              "verdict": result["verdict"], "recognised": result["recognised"]["value"],
-              "real_test_recognised": result["real_test_recognised"]["value"],
-              "per_class": {name: {"recognised": v["recognised"]["value"], "diversity_ratio": v["diversity_ratio"]}
-                            for name, v in result["per_class"].items()},
-              "frechet": result["distances"]["frechet"], "kid": result["distances"]["kid"],
-              "near_copies": result["near_copies"], "settings": {k: v for k, v in result["settings"].items() if k != "judge"}}
-    path = Path(model_dir) / QUALITY
-    write_json_atomic(path, record)
-    return path
-
-
-def read_quality(model_dir: Path) -> dict | None:
-    """The recorded figures of ``model_dir`` if they were measured on its current weights, else None."""
-    from MedSynthCommonLib.options import read_json
-    from SynthTranslateLib.model_dir import read_card
-
-    path = Path(model_dir) / QUALITY
-    if not path.is_file():
-        return None
-    try:
-        record = read_json(path, "generator quality record")
-    except MedSynthInputError:
-        return None
-    if not isinstance(record, dict) or record.get("weights_sha256") != read_card(model_dir).get("weights_sha256"):
-        return None
-    return record
+    return write_quality(model_dir, {
+        "verdict": result["verdict"], "recognised": result["recognised"]["value"],
+        "real_test_recognised": result["real_test_recognised"]["value"],
+        "per_class": {name: {"recognised": v["recognised"]["value"], "diversity_ratio": v["diversity_ratio"]}
+                      for name, v in result["per_class"].items()},
+        "frechet": result["distances"]["frechet"], "kid": result["distances"]["kid"],
+        "near_copies": result["near_copies"], "settings": {k: v for k, v in result["settings"].items() if k != "judge"}})

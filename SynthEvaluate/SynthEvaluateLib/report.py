@@ -74,6 +74,15 @@ def summary_rows(result: dict) -> list[dict]:
                  "median_synthetic_to_train": s["median_synthetic_to_train"],
                  "median_real_to_train": s["median_real_to_train"], "threshold": s["threshold"]}
                 for space, s in result["summary"].items()]
+    if protocol == "generator":
+        rows = [{"class": name, "samples_recognised": _ci_text(c["recognised"]),
+                 "real_test_recognised": _ci_text(c["real_test_recognised"]),
+                 "diversity_vs_real": c["diversity_ratio"], "samples": c["samples"]} for name, c in result["per_class"].items()]
+        rows.append({"class": "all", "samples_recognised": _ci_text(result["recognised"]),
+                     "real_test_recognised": _ci_text(result["real_test_recognised"]),
+                     "diversity_vs_real": float(np.nanmin([c["diversity_ratio"] for c in result["per_class"].values()])),
+                     "samples": result["sets"]["samples"]})
+        return rows
     if protocol == "ct-findings":
         rows = [{"finding": name, "metric": metric, "value": _ci_text(f[metric]) if metric != "threshold"
                  else round(f[metric], 4), "cases": f["positives"] + f["negatives"]}
@@ -165,7 +174,38 @@ def _figures(result: dict) -> dict:
         save("reader_accuracy", figure)
     elif protocol == "privacy":
         _privacy_figures(result, plt, save)
+    elif protocol == "generator":
+        _generator_figures(result, plt, save)
     return figures
+
+
+def _generator_figures(result: dict, plt, save) -> None:
+    """Recognition per class (samples beside held-out real images) and, per class, samples
+    above the real image nearest to each."""
+    names = list(result["per_class"])
+    figure, axis = plt.subplots(figsize=(max(3.6, 1.3 * len(names)), 3.2))
+    for offset, key, label in ((-0.2, "recognised", "samples"), (0.2, "real_test_recognised", "held-out real")):
+        values = [result["per_class"][n][key]["value"] for n in names]
+        axis.bar(np.arange(len(names)) + offset, values, 0.4, label=label)
+    axis.set_xticks(range(len(names)), names)
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("recognised as their class")
+    axis.legend(fontsize=7)
+    save("recognised_by_class", figure)
+    rows = result.get("_pictures") or []
+    if rows:
+        columns = max(len(samples) for _, samples, _ in rows)
+        figure, axes = plt.subplots(2 * len(rows), columns, figsize=(1.2 * columns + 0.8, 2.5 * len(rows)), squeeze=False)
+        for r, (name, samples, nearest) in enumerate(rows):
+            for row, (images, what) in enumerate(((samples, f"{name}: sample"), (nearest, "nearest real"))):
+                for column in range(columns):
+                    axis = axes[2 * r + row, column]
+                    if column < len(images):
+                        axis.imshow(images[column], cmap="gray", vmin=0, vmax=1)
+                    axis.set_xticks([])
+                    axis.set_yticks([])
+                axes[2 * r + row, 0].set_ylabel(what, fontsize=7)
+        save("samples_and_nearest_real", figure)
 
 
 def _privacy_figures(result: dict, plt, save) -> None:

@@ -106,6 +106,7 @@ class TranslatorConfig:
     ema_rampup: float = 0.05  # stylegan: ... at most this share of the images seen so far
     ada_target: float = 0.6  # stylegan: ADA's target share of reals scored positive
     ada_kimg: float = 100.0  # stylegan: thousands of images for ADA's p to move from 0 to 1
+    lambda_mode_seeking: float = 1.0  # fastgan: weight of the mode-seeking (diversity) term
     spatial_dims: int = 2  # maskgan: 2-D slices or 3-D patches
     slice_axis: int = 0  # volumes are cut into 2-D slices along this array axis ([k, j, i]), in training and inference
 

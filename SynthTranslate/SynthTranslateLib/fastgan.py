@@ -91,11 +91,11 @@ class FastGenerator(nn.Module):
         levels = int(math.log2(image_size)) - 2
         if 4 * 2 ** levels != image_size or levels < 2:
             raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
-        condition = latent
+        condition = 2 * latent  # class (+ attributes) and z: every layer sees both (as BigGAN's shared embedding)
         self.embed = nn.Embedding(classes, latent)
         self.attributes = nn.Linear(attributes, latent) if attributes else None
         width = [max(features * 8 // 2 ** n, features // 2) for n in range(levels + 1)]
-        self.seed = nn.Linear(2 * latent, width[0] * 16)
+        self.seed = nn.Linear(condition, width[0] * 16)
         self.seed_norm = ConditionalNorm(width[0], condition)
         self.blocks = nn.ModuleList(UpBlock(width[n], width[n + 1], condition, 2 if 4 * 2 ** (n + 1) < 32 else 1)
                                     for n in range(levels))
@@ -104,18 +104,22 @@ class FastGenerator(nn.Module):
                                      for n in range(2, levels) if 4 * 2 ** (n + 1) >= 32})
         self.to_grey = nn.Conv2d(width[-1], 1, 3, padding=1)
 
-    def condition(self, classes: torch.Tensor, attributes: torch.Tensor | None) -> torch.Tensor:
-        condition = _normalise(self.embed(classes))
+    def condition(self, z: torch.Tensor, classes: torch.Tensor, attributes: torch.Tensor | None) -> torch.Tensor:
+        """(n, 2 latent): the class (plus attributes) embedding and z, each normalised."""
+        label = _normalise(self.embed(classes))
         if self.attributes is not None:
-            condition = condition + _normalise(self.attributes(attributes))
-        return condition
+            label = label + _normalise(self.attributes(attributes))
+        return torch.cat([label, _normalise(z)], dim=1)
 
     def forward(self, z: torch.Tensor, classes: torch.Tensor, noise: torch.Generator | None = None,
                 truncation: float = 1.0, w_centre=None, attributes: torch.Tensor | None = None) -> torch.Tensor:
         """``truncation`` scales z towards 0 (its mean); ``noise`` and ``w_centre`` are unused
         (the signature is the style generator's)."""
-        condition = self.condition(classes, attributes)
-        x = self.seed(torch.cat([_normalise(z) * truncation, condition], dim=1)).view(len(z), -1, 4, 4)
+        condition = self.condition(z, classes, attributes)
+        if truncation != 1.0:
+            latent = condition.shape[1] // 2
+            condition = torch.cat([condition[:, :latent], condition[:, latent:] * truncation], dim=1)
+        x = self.seed(condition).view(len(z), -1, 4, 4)
         x = functional.leaky_relu(self.seed_norm(x, condition), SLOPE)
         outputs = []
         for n, block in enumerate(self.blocks):
@@ -124,6 +128,16 @@ class FastGenerator(nn.Module):
                 x = self.excite[str(n)](outputs[n - 2], x)
             outputs.append(x)
         return torch.tanh(self.to_grey(x))
+
+
+def minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """x with one more channel: the feature standard deviation over groups of ``group`` images
+    (fewer when the batch does not divide), averaged to one value per group (StyleGAN's layer:
+    a discriminator that sees the batch's variety can penalise collapse)."""
+    n, c, h, w = x.shape
+    group = math.gcd(n, group)
+    spread = x.view(group, -1, c, h, w).float().var(dim=0, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2, 3))
+    return torch.cat([x, spread.to(x.dtype).repeat(group)[:, None, None, None].expand(n, 1, h, w)], dim=1)
 
 
 class _DownBlock(nn.Module):
@@ -140,7 +154,8 @@ class _DownBlock(nn.Module):
 
 
 class ClassifyingDiscriminator(nn.Module):
-    """Residual downsampling to 4x4, summed features h; returns (score, class logits) with
+    """Residual downsampling to 4x4, the minibatch standard deviation, a 3x3 convolution, summed
+    features h; returns (score, class logits) with
     score = linear(h) + <embed(class), h> + <linear(attributes), h> and logits = linear(h)."""
 
     def __init__(self, image_size: int, classes: int, features: int, attributes: int = 0):
@@ -149,6 +164,7 @@ class ClassifyingDiscriminator(nn.Module):
         width = [min(features // 2 * 2 ** n, features * 8) for n in range(levels + 1)]
         self.stem = nn.Conv2d(1, width[0], 3, padding=1)
         self.blocks = nn.ModuleList(_DownBlock(a, b) for a, b in zip(width[:-1], width[1:]))
+        self.last = nn.Conv2d(width[-1] + 1, width[-1], 3, padding=1)
         self.score = nn.Linear(width[-1], 1)
         self.embed = nn.Embedding(classes, width[-1])
         self.attributes = nn.Linear(attributes, width[-1], bias=False) if attributes else None
@@ -159,7 +175,7 @@ class ClassifyingDiscriminator(nn.Module):
         x = self.stem(image)
         for block in self.blocks:
             x = block(x)
-        h = functional.leaky_relu(x, SLOPE).sum(dim=(2, 3))
+        h = functional.leaky_relu(self.last(minibatch_std(functional.leaky_relu(x, SLOPE))), SLOPE).sum(dim=(2, 3))
         condition = self.embed(classes)
         if self.attributes is not None:
             condition = condition + self.attributes(attributes)

@@ -92,16 +92,20 @@ def model_domains(model_folder: str | Path) -> list[str]:
 
 def model_summary(model_folder: str | Path) -> dict | None:
     """What the GUI needs to know of a model folder before applying it: model, target domains
-    (when the model takes one) and whether it takes a label map; None if it is not a model."""
+    (when the model takes one), whether it takes a label map or samples new images, and the
+    line of measured figures of a generator (``quality``, "" when none apply); None if it is
+    not a model."""
     from .config import TranslatorConfig
-    from .model_dir import read_card
+    from .model_dir import quality_text, read_card, read_quality
 
     try:
         config = TranslatorConfig.from_dict(read_card(Path(model_folder))["config"])
     except MedSynthInputError:
         return None
+    quality = read_quality(Path(model_folder)) if config.kind.new_images else None
     return {"model": config.model, "domains": list(config.domains) if config.kind.target_domain else [],
-            "conditioned": config.conditioned, "samples": config.kind.new_images}
+            "conditioned": config.conditioned, "samples": config.kind.new_images,
+            "quality": quality_text(quality) if quality else ""}
 
 
 def sample_volume_node(scene, model_folder: str | Path, class_name: str | None = None, count: int = 16,

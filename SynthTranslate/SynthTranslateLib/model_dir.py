@@ -30,6 +30,9 @@ from .models import Translator, build_translator
 CARD_FORMAT = "medsynth-translator/1"
 CARD = "card.json"
 CHECKPOINT_INDEX = "checkpoint.json"
+#: the figures of ``medsynth evaluate generator`` for the weights they were measured on
+QUALITY = "quality.json"
+QUALITY_FORMAT = "medsynth-generator-quality/1"
 _SAFE_NAME = re.compile(r"^(weights|checkpoint)-[0-9a-f]{16}\.pt$")
 
 
@@ -171,3 +174,43 @@ def load_model(folder: Path, accelerator: Accelerator | None = None) -> LoadedMo
     except Exception as error:
         raise MedSynthInputError(f"The weights in {folder} are not those of a {config.model} with this card: {error}") from None
     return LoadedModel(translator, Normalizer(card["window"]), card)
+
+
+def write_quality(folder: Path, record: dict) -> Path:
+    """Write ``record`` (a generator's measured figures) as ``folder/quality.json``, atomically,
+    naming the SHA-256 of the weights it was measured on; the card itself is not touched."""
+    card = read_card(folder)
+    path = Path(folder) / QUALITY
+    write_json_atomic(path, {"format": QUALITY_FORMAT, "weights_sha256": card.get("weights_sha256"),
+                             "iterations": card.get("iterations"), **record})
+    return path
+
+
+def read_quality(folder: Path) -> dict | None:
+    """The recorded figures of ``folder`` if they were measured on its current weights, else None
+    (none recorded, unreadable, or from weights trained since)."""
+    path = Path(folder) / QUALITY
+    if not path.is_file():
+        return None
+    try:
+        record = read_json(path, "generator quality record")
+        current = read_card(folder).get("weights_sha256")
+    except MedSynthInputError:
+        return None
+    if not isinstance(record, dict) or record.get("format") != QUALITY_FORMAT or record.get("weights_sha256") != current:
+        return None
+    return record
+
+
+def quality_text(record: dict) -> str:
+    """One readable line of a quality record (for the Slicer panel)."""
+    classes = record.get("per_class", {})
+    diversity = [v.get("diversity_ratio") for v in classes.values() if isinstance(v.get("diversity_ratio"), (int, float))]
+    text = (f"Measured at step {record.get('iterations')}: {record.get('recognised', 0):.0%} of samples recognised as "
+            f"their class (real images: {record.get('real_test_recognised', 0):.0%})")
+    if diversity:
+        text += f"; diversity {min(diversity):.2f}-{max(diversity):.2f} of real"
+    copies = record.get("near_copies")
+    if copies is not None:
+        text += f"; {copies} near copies" if copies else "; no near copy"
+    return text + "."

@@ -154,7 +154,8 @@ class FastGan(ClassImageGenerator):
     """New images of a chosen class, light enough to learn on a CPU (see ``fastgan``): hinge
     loss on DiffAugment-ed reals and fakes, projection conditioning plus an auxiliary classifier
     (the discriminator learns the classes on reals, the generator is trained so that its images
-    are classified as the class asked for, weight ``lambda_cls``), an EMA generator."""
+    are classified as the class asked for, weight ``lambda_cls``), a mode-seeking term (weight
+    ``lambda_mode_seeking``: two latents of one class must not give one image), an EMA generator."""
 
     def build(self):
         import copy
@@ -180,17 +181,31 @@ class FastGan(ClassImageGenerator):
         """Fakes are made for the real batch's classes and attributes."""
         c, m = self.config, self.trained
         real, classes, attributes = batch["image"], batch["domain"], batch.get("attributes")
-        fake = m["generator"](self._randn(len(real), c.latent), classes, attributes=attributes)
+        # fakes in pairs of the same class and attributes (the first half's, twice) for the mode-seeking term
+        half = len(real) // 2
+        pair = torch.cat([torch.arange(half), torch.arange(len(real) - half)]).to(classes.device)
+        fake_classes = classes[pair]
+        fake_attributes = None if attributes is None else attributes[pair]
+        z = self._randn(len(real), c.latent)
+        fake = m["generator"](z, fake_classes, attributes=fake_attributes)
         real_score, real_logits = self._d(real, classes, attributes)
-        fake_score, _ = self._d(fake.detach(), classes, attributes)
+        fake_score, _ = self._d(fake.detach(), fake_classes, fake_attributes)
         loss_cls_real = nn.functional.cross_entropy(real_logits.float(), classes)
         loss_d = nn.functional.relu(1 - real_score).mean() + nn.functional.relu(1 + fake_score).mean() + \
             c.lambda_cls * loss_cls_real
         self._update("discriminator", loss_d)
-        score, logits = self._d(fake, classes, attributes)
-        loss_cls_fake = nn.functional.cross_entropy(logits.float(), classes)
+        score, logits = self._d(fake, fake_classes, fake_attributes)
+        loss_cls_fake = nn.functional.cross_entropy(logits.float(), fake_classes)
+        losses = {}
         loss_g = -score.mean() + c.lambda_cls * loss_cls_fake
+        if c.lambda_mode_seeking and half:
+            # mode seeking (Mao et al. 2019): two latents of one class must give images as different as the latents
+            images = (fake[:half] - fake[half:2 * half]).abs().mean(dim=(1, 2, 3))
+            latents = (z[:half] - z[half:2 * half]).abs().mean(dim=1)
+            loss_ms = 1.0 / ((images / latents).mean() + 1e-5)
+            loss_g = loss_g + c.lambda_mode_seeking * loss_ms
+            losses["mode_seeking"] = _value(loss_ms)
         self._update("generator", loss_g)
         self._update_ema(step, len(real))
         return {"d": _value(loss_d), "g": _value(loss_g), "cls_real": _value(loss_cls_real),
-                "cls_fake": _value(loss_cls_fake)}
+                "cls_fake": _value(loss_cls_fake), **losses}
