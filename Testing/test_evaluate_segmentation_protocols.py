@@ -142,8 +142,8 @@ def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
     from MedSynthCommonLib.imageio import write_volume
 
     pytest.importorskip("monai")
-    rows = {"real": [], "test": [], "healthy": []}
-    for n in range(9):
+    rows = {"real": [], "test": [], "healthy": [], "validation": []}
+    for n in range(10):
         phantom = make_ct_phantom(shape=(24, 64, 64), spacing=(2.5, 2.5, 4.0), seed=n)
         liver = phantom.organ_mask("liver")
         write_volume(tmp_path / f"h{n}.nii.gz", phantom.image, phantom.geometry)
@@ -155,12 +155,14 @@ def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
                                     LesionConfig(size_class="small", count=2, lesion_type="hypo", contrast=-60), 100 + n)
         write_volume(tmp_path / f"a{n}.nii.gz", result.image, phantom.geometry)
         write_volume(tmp_path / f"l{n}.nii.gz", result.label_map(), phantom.geometry)
-        rows["real" if n < 4 else "test"].append(f"a{n}.nii.gz,l{n}.nii.gz")
-    for name, header in (("real", "image,label"), ("test", "image,label"), ("healthy", "image,organ_mask,organ_label")):
+        rows["real" if n < 4 else "test" if n < 9 else "validation"].append(f"a{n}.nii.gz,l{n}.nii.gz")
+    for name, header in (("real", "image,label"), ("test", "image,label"), ("healthy", "image,organ_mask,organ_label"),
+                         ("validation", "image,label")):
         (tmp_path / f"{name}.csv").write_text(header + "\n" + "\n".join(rows[name]) + "\n")
     code = main(["evaluate", "segment-study", "--real-train", str(tmp_path / "real.csv"), "--healthy",
                  str(tmp_path / "healthy.csv"), "--test", str(tmp_path / "test.csv"), "--lesion-label", "2",
-                 "--iterations", "4", "--offline-cases", "2", "--out", str(tmp_path / "report")])
+                 "--iterations", "4", "--offline-cases", "2", "--validation", str(tmp_path / "validation.csv"),
+                 "--validate-every", "2", "--out", str(tmp_path / "report")])
     assert code == 0, capsys.readouterr().err
     import json
 
@@ -175,6 +177,46 @@ def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
     assert result["verdict"] and "vs real" in result["verdict"]
     assert ("no conclusion" in result["verdict"]) == ("interval holds 0" in run["versus_real"]["conclusion"])
     assert "ETA" in capsys.readouterr().err  # progress inside each arm
+    assert result["validation_cases"] == 1
+    for runs in result["runs"].values():  # each arm kept its best model on the validation case
+        assert runs[0]["training"]["best_iteration"] in (2, 4) and runs[0]["training"]["validation_cases"] == 1
+    # a validation case that is also a test case is refused before training
+    (tmp_path / "overlap.csv").write_text("image,label\n" + rows["test"][0] + "\n")
+    code = main(["evaluate", "segment-study", "--healthy", str(tmp_path / "healthy.csv"), "--test",
+                 str(tmp_path / "test.csv"), "--lesion-label", "2", "--arms", "on-the-fly", "--validation",
+                 str(tmp_path / "overlap.csv"), "--out", str(tmp_path / "report2")])
+    assert code == 2 and "validation case 1" in capsys.readouterr().err
+
+
+def test_segmenter_keeps_its_best_validated_model_and_stops_early_or_at_its_budget(phantom):
+    """Validation every few iterations: the model returned is the best one seen; with nothing
+    to learn (learning rate 0) patience ends training at the second validation; a budget ends
+    it at the first check after the time is up."""
+    from SynthEvaluateLib.segmentation import dice
+    from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+
+    pytest.importorskip("monai")
+    liver = phantom.organ_mask("liver")
+    made = [synthesize_lesions(phantom.image, liver, phantom.geometry,
+                               LesionConfig(size_class="small", count=2, lesion_type="hypo", contrast=-80), s)
+            for s in (1, 2, 3)]
+    volumes, labels = [m.image for m in made[:2]], [m.lesion_labels > 0 for m in made[:2]]
+    spacing = phantom.geometry.spacing_kji
+    validation = [(made[2].image, made[2].lesion_labels > 0, liver | (made[2].lesion_labels > 0), spacing)]
+    base = dict(channels=(8, 16, 32), patch_size=(32, 32), batch_size=4, validate_every=20)
+    model = train_segmenter(volumes, labels, SegmenterRecipe(**base, iterations=80), seed=0,
+                            organs=[liver, liver], spacings=[spacing, spacing], validation=validation)
+    scores = [e["validation_dice"] for e in model.history if "validation_dice" in e]
+    assert len(scores) == 4 and model.training["validation_dice"] == pytest.approx(max(scores))
+    assert model.training["best_iteration"] == 20 * (int(np.argmax(scores)) + 1)
+    kept = dice(model.predict(validation[0][0], validation[0][2], spacing).astype(bool), validation[0][1])
+    assert kept == pytest.approx(max(scores))  # the returned weights are the best ones
+    still = train_segmenter(volumes, labels, SegmenterRecipe(**{**base, "validate_every": 5}, iterations=200,
+                                                             learning_rate=0.0, patience=1),
+                            seed=0, validation=validation)
+    assert still.training == {**still.training, "iterations": 10, "stopped_by": "early stopping", "best_iteration": 5}
+    quick = train_segmenter(volumes, labels, SegmenterRecipe(**base, iterations=10_000, budget_minutes=1e-4), seed=0)
+    assert quick.training["stopped_by"] == "budget" and quick.training["iterations"] == 10
 
 
 def dark_segmenter(image, geometry):

@@ -194,12 +194,16 @@ def _cmd_segment_study(args) -> dict:
         check_same_grid(image, geometry, mask, mask_geometry, f"organ mask of healthy case {case.case_id}")
         healthy.append(HealthyCase(image, mask == case.organ_label if case.organ_label is not None else mask > 0, geometry))
         healthy[-1].check_holds_a_lesion(args.preset, case.case_id)
+    validation = _annotated(args.validation, args.lesion_label) if args.validation else None
     recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
+                             validate_every=args.validate_every, patience=args.patience if validation else 0,
+                             budget_minutes=args.budget_minutes,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
     return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
-                         args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count)
+                         args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count,
+                         validation)
 
 
 def _cmd_reader_study(args) -> dict | None:
@@ -286,6 +290,15 @@ def register(cli) -> None:
     study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
     study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
     study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")
+    study.add_argument("--validation", type=Path,
+                       help="CSV image,label of annotated cases of other patients (not in training or test): each arm "
+                            "keeps its model with the best validation Dice")
+    study.add_argument("--validate-every", type=whole_number(1, MAX_STEPS), default=100,
+                       help="with --validation: iterations between validations")
+    study.add_argument("--patience", type=whole_number(0, 1000), default=3,
+                       help="with --validation: stop an arm after this many validations without a better Dice (0: never)")
+    study.add_argument("--budget-minutes", type=positive_number,
+                       help="stop each arm and seed after this many minutes of training (its best or last model is scored)")
     study.add_argument("--min-lesion-mm", type=finite_number, default=0.0,
                        help="drop predicted lesions smaller than this equivalent diameter (mm)")
     study.add_argument("--seeds", type=seed_number, nargs="+", default=[0], help="one training run per arm and seed")

@@ -123,8 +123,11 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                   recipe: SegmenterRecipe = SegmenterRecipe(), seeds=(0,), arms=ARMS, offline_cases: int | None = None,
                   preset: str = "ct-liver", tolerance_mm: float = 2.0,
                   progress: Callable[[str], None] | None = None, synthetic: list[AnnotatedCase] | None = None,
-                  offline_ratio: float = 1.0, real_count: int | None = None) -> dict:
-    """Train the recipe per arm and seed and score it on ``test``; see the module docstring."""
+                  offline_ratio: float = 1.0, real_count: int | None = None,
+                  validation: list[AnnotatedCase] | None = None) -> dict:
+    """Train the recipe per arm and seed and score it on ``test``; see the module docstring.
+    ``validation``: annotated cases of other patients, the same for every arm: the model each
+    arm keeps is its best on them (and ``recipe.patience`` stops training early)."""
     from .leakage import check_disjoint
 
     unknown = [a for a in arms if a not in ARMS]
@@ -139,8 +142,14 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
         raise MedSynthInputError(f"The arm(s) {needs_healthy} need healthy cases with organ masks"
                                  + (" (or give ready synthetic cases for the offline arms)." if any(
                                      "offline" in a for a in needs_healthy) else "."))
+    validation = validation or []
     check_disjoint({f"training case {n + 1}": c.image for n, c in enumerate(real_train)},
                    {f"test case {n + 1}": c.image for n, c in enumerate(test)})
+    if validation:
+        check_disjoint({**{f"training case {n + 1}": c.image for n, c in enumerate(real_train)},
+                        **{f"test case {n + 1}": c.image for n, c in enumerate(test)}},
+                       {f"validation case {n + 1}": c.image for n, c in enumerate(validation)})
+    held_out = [_as_made(c) for c in validation]
     options = {"preset": preset}
     offline_count = offline_cases or max(len(real_train), 4)
     results: dict[str, list] = {arm: [] for arm in arms}
@@ -176,13 +185,13 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
             say = (lambda e, arm=arm: progress(f"seed {seed}, {arm}: iteration {e['iteration']}/{e['iterations']}, "
                                                f"loss {e['loss']:.3f}, ETA {e['eta_s']:.0f} s")) if progress else None
             model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh, organs=organs, spacings=spacings,
-                                    progress=say)
+                                    progress=say, validation=held_out)
             scores = _score(model, test, tolerance_mm)
             per_case[arm] = scores
             detections = scores["detections"]
             lesions = sum(len(d.detected) for d in detections)
             results[arm].append({
-                "seed": seed, "train_cases": len(volumes), "on_the_fly": fresh is not None,
+                "seed": seed, "train_cases": len(volumes), "on_the_fly": fresh is not None, "training": model.training,
                 "dice": _with_ci(scores["dice"], seed), "nsd": _with_ci(scores["nsd"], seed),
                 "per_case": {"dice": scores["dice"], "nsd": scores["nsd"]},
                 "lesion_sensitivity": sum(sum(d.detected) for d in detections) / lesions if lesions else None,
@@ -211,6 +220,6 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
             "preset": preset, "test_cases": len(test), "real_train_cases": len(real),
             "offline_source": "given" if synthetic else "SynthLesion in the healthy cases",
             "offline_ratio": offline_ratio if "real + offline" in arms else None,
-            "healthy_cases": len(healthy), "offline_cases": len(offline),
+            "healthy_cases": len(healthy), "offline_cases": len(offline), "validation_cases": len(validation),
             "tolerance_mm": tolerance_mm, "detection_criterion": "component Dice >= 0.1",
             "summary": summary, "runs": results}

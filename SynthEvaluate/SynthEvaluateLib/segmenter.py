@@ -43,6 +43,12 @@ class SegmenterRecipe:
     organ_margin_mm: float = 10.0
     #: predicted components smaller than this equivalent diameter (mm) are dropped (0: none)
     min_lesion_mm: float = 0.0
+    #: with validation cases: their mean Dice every this many iterations; the best model is kept
+    validate_every: int = 100
+    #: with validation cases: stop after this many validations without a better Dice (0: never)
+    patience: int = 0
+    #: stop after this many minutes of training (None: no limit); the best (or last) model is kept
+    budget_minutes: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +60,9 @@ class TrainedSegmenter:
     recipe: SegmenterRecipe
     seed: int
     history: list[dict] = field(default_factory=list)
+    #: how training ended: {"iterations", "stopped_by" ("iterations", "early stopping", "budget"),
+    #: "best_iteration" and "validation_dice" (with validation cases)}
+    training: dict = field(default_factory=dict)
 
     def _normalise(self, image: np.ndarray) -> np.ndarray:
         low, high = self.recipe.window
@@ -168,7 +177,7 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                     fresh_cases: Callable[[np.random.Generator], tuple] | None = None,
                     pool_size: int = 4, refresh_probability: float = 0.25,
                     ranks: Ranks | None = None, organs: list[np.ndarray | None] | None = None,
-                    spacings: list | None = None) -> TrainedSegmenter:
+                    spacings: list | None = None, validation: list[tuple] | None = None) -> TrainedSegmenter:
     """Train a lesion segmenter on 3-D volumes with binary labels (lists of equal length).
 
     With ``fresh_cases`` (on-the-fly synthesis), a pool of ``pool_size`` cases made by it joins
@@ -177,7 +186,13 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
     then be empty; every rank of a distributed run makes the same cases).  ``ranks``: this
     process's place in a torchrun run (default: from the environment).  ``organs`` (masks on
     each volume's grid, or None) and ``spacings`` (mm, ``[k, j, i]``) let training look inside
-    the organ; ``fresh_cases`` may return (volume, label) or (volume, label, organ, spacing)."""
+    the organ; ``fresh_cases`` may return (volume, label) or (volume, label, organ, spacing).
+
+    ``validation``: (volume, label, organ or None, spacing) cases of other patients: every
+    ``recipe.validate_every`` iterations their mean Dice (inside the organ) is measured, the best
+    model is the one returned, and ``recipe.patience`` validations without a better Dice stop
+    training early.  ``recipe.budget_minutes`` stops training at a time limit (checked every 10
+    iterations).  ``TrainedSegmenter.training`` says how it ended."""
     import dataclasses
 
     import torch
@@ -217,6 +232,8 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
         optimiser = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
         loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
         history, started = [], time.perf_counter()
+        keeper = _BestModel(model, recipe, seed, validation or [], ranks)
+        iteration = 0
         for iteration in range(1, recipe.iterations + 1):
             if should_stop is not None and should_stop():
                 raise InterruptedError("Training was cancelled.")
@@ -235,6 +252,60 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                 history.append(entry)
                 if progress is not None and ranks.is_main:
                     elapsed = entry["seconds"]
-                    progress({**entry, "iterations": recipe.iterations,
-                              "eta_s": elapsed / iteration * (recipe.iterations - iteration)})
-    return TrainedSegmenter(model, recipe, seed, history)
+                    eta = elapsed / iteration * (recipe.iterations - iteration)
+                    if recipe.budget_minutes is not None:
+                        eta = min(eta, max(recipe.budget_minutes * 60 - elapsed, 0.0))
+                    progress({**entry, "iterations": recipe.iterations, "eta_s": eta})
+            if iteration % recipe.validate_every == 0 or iteration == recipe.iterations:
+                if keeper.validate(iteration, history):
+                    break
+            if recipe.budget_minutes is not None and iteration % 10 == 0 and \
+                    ranks.broadcast(time.perf_counter() - started >= recipe.budget_minutes * 60):
+                keeper.stopped_by = "budget"
+                keeper.validate(iteration, history)
+                break
+        training = keeper.finish(iteration)
+    return TrainedSegmenter(model, recipe, seed, history, training)
+
+
+class _BestModel:
+    """Validation during training: the mean Dice of the validation cases, the best weights so
+    far (a CPU copy), and whether patience has run out.  Without validation cases the last
+    model is the result."""
+
+    def __init__(self, model, recipe: SegmenterRecipe, seed: int, cases: list[tuple], ranks: Ranks):
+        self.model, self.recipe, self.seed, self.cases, self.ranks = model, recipe, seed, cases, ranks
+        self.best_dice, self.best_iteration, self.best_state, self.waited = -1.0, 0, None, 0
+        self.stopped_by, self.last_validated = "iterations", 0
+
+    def validate(self, iteration: int, history: list[dict]) -> bool:
+        """Measure at ``iteration`` (once per iteration); True when training should stop early."""
+        from .segmentation import dice
+
+        if not self.cases or iteration == self.last_validated:
+            return False
+        self.last_validated = iteration
+        judge = TrainedSegmenter(self.model, self.recipe, self.seed)
+        scores = [dice(judge.predict(volume, organ, spacing).astype(bool), np.asarray(label) > 0)
+                  for volume, label, organ, spacing in self.cases]
+        self.model.train()
+        value = self.ranks.mean({"dice": float(np.nanmean(scores)) if scores else 0.0})["dice"]
+        history.append({"iteration": iteration, "validation_dice": value})
+        if value > self.best_dice:
+            self.best_dice, self.best_iteration, self.waited = value, iteration, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            return False
+        self.waited += 1
+        if self.recipe.patience and self.waited >= self.recipe.patience:
+            self.stopped_by = "early stopping"
+            return True
+        return False
+
+    def finish(self, iteration: int) -> dict:
+        """Load the best weights (with validation) and say how training ended."""
+        training = {"iterations": iteration, "stopped_by": self.stopped_by}
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+            training.update(best_iteration=self.best_iteration, validation_dice=self.best_dice,
+                            validation_cases=len(self.cases))
+        return training

@@ -12,7 +12,8 @@ MedSynthCommonLib.  Nothing here imports a module above it.
 - ``background``, ``processes``, ``progress``: long jobs (background processes, workers, progress bars);
 - ``dependencies``: packages installed on demand with consent;
 - ``options``: option records read back from JSON;
-- ``cli``: the ``medsynth`` command, assembled from the modules' registered subcommands.
+- ``cli``: the ``medsynth`` command, assembled from the modules' registered subcommands;
+- ``widgets``: the lifecycle the three Slicer module widgets share (used only inside Slicer).
 """
 
 __version__ = "0.2.0"

@@ -2,7 +2,8 @@
 
 Models (``config.MODEL_KINDS``): pix2pix and SPADE (label map -> image), CycleGAN (two unpaired
 domains), StarGAN and MI-GAN (many domains, one generator; MI-GAN adds key-domain migration and
-attention), and a mask GAN that samples lesion masks.  One seeded, resumable training loop
+attention), a mask GAN that samples lesion masks, and generators of new images of a chosen
+class (stylegan for a GPU, fastgan that learns on a CPU; ``translate sample``).  One seeded, resumable training loop
 (``training``), model folders with a card and checksummed weights (``model_dir``), slice-wise
 inference that keeps geometry (``apply``), datasets from volumes, folders and DICOM
 (``datasets``), MRML logic (``logic``) and the ``medsynth translate`` commands (``commands``).
