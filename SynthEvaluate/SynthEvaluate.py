@@ -206,7 +206,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
     # --- reader study
 
     def onCreateStudy(self) -> None:
-        from SynthEvaluateLib.reader_study import ReaderStudy
+        from SynthEvaluateLib.studies.reader_study import ReaderStudy
 
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("The study could not be created."), waitCursor=True):
@@ -216,7 +216,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
             self._showNextCase()
 
     def onOpenStudy(self) -> None:
-        from SynthEvaluateLib.reader_study import ReaderStudy
+        from SynthEvaluateLib.studies.reader_study import ReaderStudy
 
         with slicer.util.tryWithErrorDisplay(_("The study could not be opened.")):
             self._study = ReaderStudy.open(self._parameterNode.studyFolder)
@@ -395,7 +395,7 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         return BackgroundJob.medsynth("evaluate", "segment-study", "--real-train", str(realTrain), "--healthy", str(healthy),
                                       "--test", str(test), "--lesion-label", str(lesionLabel), "--iterations",
                                       str(iterations), "--out", str(reportFolder),
-                                      commands=("SynthEvaluateLib.commands:register",)).start()
+                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
 
     def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
         """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job."""
@@ -403,7 +403,7 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
 
         return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), "--synthetic", str(syntheticFolder),
                                       "--epochs", str(epochs), "--out", str(reportFolder),
-                                      commands=("SynthEvaluateLib.commands:register",)).start()
+                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
 
     @staticmethod
     def findingsReportFolder(modelFolder) -> Path:
@@ -420,7 +420,7 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         return BackgroundJob.medsynth("evaluate", "ct-findings", "--healthy", str(healthy), "--organ-names",
                                       *shlex.split(organNames), "--epochs", str(epochs), "--model-out",
                                       str(modelFolder), "--out", str(self.findingsReportFolder(modelFolder)),
-                                      commands=("SynthEvaluateLib.commands:register",)).start()
+                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
 
     def startTriage(self, modelFolder, cases, finding, queueFile, organNames=""):
         """Run ``medsynth evaluate triage`` in a background process; returns the job."""
@@ -431,7 +431,7 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         names = ["--organ-names", *shlex.split(organNames)] if organNames.strip() else []
         return BackgroundJob.medsynth("evaluate", "triage", "--model", str(modelFolder), "--cases", str(cases),
                                       "--finding", finding, *names, "--out", str(queueFile),
-                                      commands=("SynthEvaluateLib.commands:register",)).start()
+                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
 
     def queueTable(self, queueFile, table=None):
         """The queue CSV as a table node (``table`` refilled when given)."""
@@ -449,9 +449,9 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         import shlex
 
         from MedSynthCommonLib.mrml import table_rows
-        from SynthEvaluateLib.ct_findings_cases import parse_organ_names, read_ct_cases
+        from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names, read_ct_cases
         from SynthEvaluateLib.logic import show_queue_case
-        from SynthEvaluateLib.volume_classifier import load_volume_classifier
+        from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
 
         entry = table_rows(table)[row]
         organMask = None

@@ -55,7 +55,7 @@ def _train_recipe(name: str, out: Path, ranks: Ranks) -> None:
 
     rng = np.random.default_rng(0)
     if name == "segmenter":
-        from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+        from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
 
         volumes = [rng.normal(0, 50, (6, 32, 32)).astype(np.float32) for _ in range(3)]
         labels = [np.zeros(v.shape, np.uint8) for v in volumes]
@@ -65,8 +65,8 @@ def _train_recipe(name: str, out: Path, ranks: Ranks) -> None:
         recipe = SegmenterRecipe(channels=(4, 8), patch_size=(16, 16), iterations=6, batch_size=4)
         model = train_segmenter(volumes, labels, recipe, seed=2, ranks=ranks).model
     else:
-        from SynthEvaluateLib.data import ImageSet
-        from SynthEvaluateLib.training import ClassifierRecipe, train_classifier
+        from SynthEvaluateLib.recipes.data import ImageSet
+        from SynthEvaluateLib.recipes.training import ClassifierRecipe, train_classifier
 
         images = rng.uniform(0, 1, (24, 16, 16)).astype(np.float32)
         classes = np.arange(24) % 2

@@ -280,8 +280,8 @@ def test_reader_study_with_a_missing_image(capsys, case, tmp_path):
 
 
 def test_metric_functions_refuse_nonsense():
-    from SynthEvaluateLib.classification import auc, delong_auc, delong_paired_test, per_class_auc
-    from SynthEvaluateLib.segmentation import hausdorff_95, normalized_surface_dice
+    from SynthEvaluateLib.metrics.classification import auc, delong_auc, delong_paired_test, per_class_auc
+    from SynthEvaluateLib.metrics.segmentation import hausdorff_95, normalized_surface_dice
 
     with pytest.raises(MedSynthInputError, match="NaN"):
         auc([0, 1, 0, 1], [0.1, np.nan, 0.3, 0.9])

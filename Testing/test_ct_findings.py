@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from SynthEvaluateLib.anatomy import locate_in_anatomy
-from SynthEvaluateLib.report_rules import load_rules, write_report_text
+from SynthEvaluateLib.findings.anatomy import locate_in_anatomy
+from SynthEvaluateLib.findings.report_rules import load_rules, write_report_text
 from SynthLesionLib import make_ct_phantom
 from SynthLesionLib.phantom import ORGAN_LABELS
 
@@ -105,7 +105,7 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
     its record and lie in its organ (an oblique, anisotropic phantom)."""
     import dataclasses
 
-    from SynthEvaluateLib.findings_study import HealthyScan, finding_names, synthetic_findings_set
+    from SynthEvaluateLib.findings.findings_study import HealthyScan, finding_names, synthetic_findings_set
     from SynthLesionLib import LesionConfig, synthesize_lesions
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
@@ -145,7 +145,7 @@ PHANTOM = {"shape": (40, 96, 96), "spacing": (3.0, 3.0, 4.0)}
 
 
 def _scans(seeds):
-    from SynthEvaluateLib.findings_study import HealthyScan
+    from SynthEvaluateLib.findings.findings_study import HealthyScan
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
     phantoms = (make_ct_phantom(**PHANTOM, seed=s) for s in seeds)
@@ -158,8 +158,8 @@ def findings_result():
     'small' network; 24 synthetic scans from 3 other phantoms test it."""
     import torch
 
-    from SynthEvaluateLib.findings_study import findings_study
-    from SynthEvaluateLib.volume_classifier import VolumeRecipe
+    from SynthEvaluateLib.findings.findings_study import findings_study
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -190,8 +190,8 @@ def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):
 
 
 def test_the_queue_puts_positive_scans_first(findings_result):
-    from SynthEvaluateLib.findings_study import synthetic_findings_set
-    from SynthEvaluateLib.triage import triage_queue
+    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.triage import triage_queue
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
@@ -218,8 +218,8 @@ def _with_image(scan, image):
 def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, capsys):
     from MedSynthCommonLib.cli import main
     from MedSynthCommonLib.imageio import write_volume
-    from SynthEvaluateLib.findings_study import synthetic_findings_set
-    from SynthEvaluateLib.volume_classifier import load_volume_classifier, save_volume_classifier
+    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier, save_volume_classifier
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
@@ -277,9 +277,9 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
 def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_path):
     from MedSynthCommonLib.imageio import write_volume
     from MedSynthCommonLib.mrml import segment_array, table_rows
-    from SynthEvaluateLib.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
     from SynthEvaluateLib.logic import queue_table, show_queue_case
-    from SynthEvaluateLib.triage import triage_queue
+    from SynthEvaluateLib.findings.triage import triage_queue
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
@@ -356,7 +356,7 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
 def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
     """resnet18 (spatial_dims=3) trains a step and its Grad-CAM (monai.visualize) comes back on
     the volume's own grid; labels only (no masks: no map loss for these networks)."""
-    from SynthEvaluateLib.volume_classifier import VolumeRecipe, train_volume_classifier
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe, train_volume_classifier
 
     rng = np.random.default_rng(0)
     volumes = [rng.normal(0, 50, (20, 40, 36)).astype(np.float32) for _ in range(8)]
@@ -374,7 +374,7 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
 
     import torch
 
-    from SynthEvaluateLib.volume_classifier import VolumeRecipe, save_volume_classifier, train_volume_classifier
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe, save_volume_classifier, train_volume_classifier
 
     rng = np.random.default_rng(1)
     volumes = [rng.normal(0, 60, (16, 24, 24)).astype(np.float32) for _ in range(8)]
@@ -415,8 +415,8 @@ def test_findings_dataset_in_a_monai_pipeline():
     from monai.data import DataLoader
     from monai.transforms import Compose, Resized, ScaleIntensityRanged
 
-    from SynthEvaluateLib.findings_dataset import SynthFindingsDataset
-    from SynthEvaluateLib.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.findings_dataset import SynthFindingsDataset
+    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
 
     scans = _scans([0, 1])
     made = synthetic_findings_set(scans, 4, ORGANS, seed=8)

@@ -81,7 +81,7 @@ def test_images_and_reader_study_commands(tmp_path, capsys):
     assert main(["evaluate", "reader-study", "create", "--study", str(study), "--real", *files[:3],
                  "--synthetic", *files[3:], "--seed", "3"]) == 0
     capsys.readouterr()
-    from SynthEvaluateLib.reader_study import ReaderStudy
+    from SynthEvaluateLib.studies.reader_study import ReaderStudy
 
     opened = ReaderStudy.open(study)
     for case in opened.cases:
@@ -150,7 +150,7 @@ def test_classifier_device_is_resolved_like_the_translators():
     pytest.importorskip("torch")
     import torch
 
-    from SynthEvaluateLib.commands import _recipe
+    from SynthEvaluateLib.cli.commands import _recipe
 
     args = argparse.Namespace(network="small", epochs=1, batch_size=4, pretrained_weights=None, device="auto")
     assert _recipe(args).device == ("cuda:0" if torch.cuda.is_available() else "cpu")

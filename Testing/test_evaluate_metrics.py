@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from SynthEvaluateLib.classification import (auc, binary_metrics, delong_auc, delong_paired_test, mcnemar_test,
+from SynthEvaluateLib.metrics.classification import (auc, binary_metrics, delong_auc, delong_paired_test, mcnemar_test,
                                              per_class_auc)
-from SynthEvaluateLib.image import image_metrics
-from SynthEvaluateLib.leakage import check_disjoint
-from SynthEvaluateLib.segmentation import (detection_by_size, dice, hausdorff_95, lesion_detection,
+from SynthEvaluateLib.metrics.image import image_metrics
+from SynthEvaluateLib.studies.leakage import check_disjoint
+from SynthEvaluateLib.metrics.segmentation import (detection_by_size, dice, hausdorff_95, lesion_detection,
                                            normalized_surface_dice, scan_level_detection)
-from SynthEvaluateLib.statistics import bootstrap_ci, paired_difference
+from SynthEvaluateLib.metrics.statistics import bootstrap_ci, paired_difference
 from SynthLesionLib import MedSynthInputError
 
 
@@ -90,7 +90,7 @@ def test_segmentation_bad_input():
         dice(a, np.zeros((5, 5, 4), bool))
     with pytest.raises(MedSynthInputError, match="not binary.*mask == label"):
         dice(a, np.full((5, 5, 5), 3))
-    from SynthEvaluateLib.segmentation import check_masks
+    from SynthEvaluateLib.metrics.segmentation import check_masks
 
     with pytest.raises(MedSynthInputError, match="spacing"):
         check_masks(a, a, (1, 1, 1), (1, 1, 2))
@@ -236,7 +236,7 @@ def test_overlapping_train_and_test_sets_are_refused():
 
 
 def test_benchmark_gives_the_baselines_numbers():
-    from SynthEvaluateLib.benchmark import bench_evaluate
+    from SynthEvaluateLib.cli.benchmark import bench_evaluate
 
     result = bench_evaluate(shape=(24, 96, 96), spacing=(2.5, 0.8, 0.8))
     assert 0.0 < result["surface_metrics"]["nsd_2mm"] < 1.0  # the numbers equal the baseline's (asserted inside)
@@ -246,7 +246,7 @@ def test_benchmark_gives_the_baselines_numbers():
 # --- distribution distances -------------------------------------------------------------
 
 def test_frechet_distance_of_shifted_sets_is_the_squared_shift():
-    from SynthEvaluateLib.distances import frechet_distance
+    from SynthEvaluateLib.metrics.distances import frechet_distance
 
     features = np.random.default_rng(8).normal(size=(300, 6))
     assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
@@ -255,7 +255,7 @@ def test_frechet_distance_of_shifted_sets_is_the_squared_shift():
 
 
 def test_kid_and_prdc_separate_equal_from_different_distributions():
-    from SynthEvaluateLib.distances import kernel_inception_distance, precision_recall_density_coverage
+    from SynthEvaluateLib.metrics.distances import kernel_inception_distance, precision_recall_density_coverage
 
     rng = np.random.default_rng(9)
     real, same, other = rng.normal(size=(200, 8)), rng.normal(size=(200, 8)), rng.normal(1.5, 1, size=(200, 8))
@@ -267,7 +267,7 @@ def test_kid_and_prdc_separate_equal_from_different_distributions():
 
 
 def test_radiomic_features_and_frd():
-    from SynthEvaluateLib.distances import RADIOMIC_FEATURE_NAMES, frechet_radiomics_distance, radiomic_features
+    from SynthEvaluateLib.metrics.distances import RADIOMIC_FEATURE_NAMES, frechet_radiomics_distance, radiomic_features
 
     rng = np.random.default_rng(10)
     smooth = [np.cumsum(rng.normal(size=(32, 32)), axis=1) for _ in range(12)]
@@ -284,7 +284,7 @@ def test_radiomic_features_and_frd():
 
 
 def test_distances_bad_input():
-    from SynthEvaluateLib.distances import frechet_distance, precision_recall_density_coverage
+    from SynthEvaluateLib.metrics.distances import frechet_distance, precision_recall_density_coverage
 
     with pytest.raises(MedSynthInputError, match="differ in width"):
         frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
@@ -294,7 +294,7 @@ def test_distances_bad_input():
 
 def test_ms_ssim_identical_degraded_and_small_images():
     pytest.importorskip("monai")
-    from SynthEvaluateLib.image import ms_ssim
+    from SynthEvaluateLib.metrics.image import ms_ssim
 
     rng = np.random.default_rng(11)
     reference = ndimage_smooth(rng.random((128, 128)))

@@ -79,6 +79,6 @@ def test_background_medsynth_job_runs_the_cli(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     job = BackgroundJob.medsynth("evaluate", "reader-study", "create", "--study", str(tmp_path / "s"),
                                  "--real", str(tmp_path / "a.nii.gz"), "--synthetic", str(tmp_path / "b.nii.gz"),
-                                 commands=("SynthEvaluateLib.commands:register",)).start()
+                                 commands=("SynthEvaluateLib.cli.commands:register",)).start()
     assert job.wait(120) == 0
     assert (tmp_path / "s" / "study.json").exists()

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
-from SynthEvaluateLib.data import ImageSet, Preprocessing, split  # noqa: E402
-from SynthEvaluateLib.protocols import augmentation_study, evaluate_classifier, gan_train_test  # noqa: E402
-from SynthEvaluateLib.training import ClassifierRecipe, train_classifier  # noqa: E402
+from SynthEvaluateLib.recipes.data import ImageSet, Preprocessing, split  # noqa: E402
+from SynthEvaluateLib.studies.protocols import augmentation_study, evaluate_classifier, gan_train_test  # noqa: E402
+from SynthEvaluateLib.recipes.training import ClassifierRecipe, train_classifier  # noqa: E402
 from SynthLesionLib import MedSynthInputError  # noqa: E402
 
 TINY = ClassifierRecipe(channels=(8, 16), epochs=6, batch_size=8, learning_rate=3e-3)
@@ -138,7 +138,7 @@ def _multilabel_set(n: int, seed: int):
 
 
 def test_multilabel_findings_with_auc_and_locations():
-    from SynthEvaluateLib.findings import evaluate_multilabel
+    from SynthEvaluateLib.findings.multilabel_2d import evaluate_multilabel
 
     recipe = ClassifierRecipe(channels=(8, 16, 32), epochs=12, batch_size=8, learning_rate=3e-3, augment=False)
     model = train_classifier(_multilabel_set(96, 20), recipe, seed=0)
@@ -152,7 +152,7 @@ def test_multilabel_findings_with_auc_and_locations():
 
 
 def test_fid_on_features_of_a_project_network_records_the_source():
-    from SynthEvaluateLib.distances import frechet_distance, network_features
+    from SynthEvaluateLib.metrics.distances import frechet_distance, network_features
 
     model = train_classifier(_toy_set(48, 22), TINY, seed=0)
     real = network_features(model, _toy_set(40, 23).images)
@@ -163,7 +163,7 @@ def test_fid_on_features_of_a_project_network_records_the_source():
 
 
 def test_translator_outputs_as_the_synthetic_set(tmp_path):
-    from SynthEvaluateLib.synthetic_sets import translated
+    from SynthEvaluateLib.studies.synthetic_sets import translated
     from SynthTranslateLib.config import TranslatorConfig
     from SynthTranslateLib.data import BatchSampler, Normalizer
     from SynthTranslateLib.training import train_translator

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from SynthEvaluateLib.robustness import robustness_benchmark
-from SynthEvaluateLib.segmentation import dice
+from SynthEvaluateLib.studies.robustness import robustness_benchmark
+from SynthEvaluateLib.metrics.segmentation import dice
 from SynthLesionLib import LesionConfig, make_ct_phantom, synthesize_lesions
 
 
@@ -66,7 +66,7 @@ def test_probabilistic_segmenter_gets_a_froc_and_one_voxel_is_not_a_detection(ph
 
 def test_unet_recipe_learns_synthetic_lesions(phantom):
     pytest.importorskip("monai")
-    from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
 
     liver = phantom.organ_mask("liver")
     config = LesionConfig(size_class="medium", count=2, lesion_type="hypo", contrast=-50)
@@ -84,7 +84,7 @@ def test_unet_recipe_learns_synthetic_lesions(phantom):
 
 def test_segmenter_recipe_bad_input():
     pytest.importorskip("monai")
-    from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
     from SynthLesionLib import MedSynthInputError
 
     volume = np.zeros((4, 16, 16))
@@ -96,7 +96,7 @@ def test_segmenter_recipe_bad_input():
 
 def test_3d_unet_recipe_runs_with_sliding_window(phantom):
     pytest.importorskip("monai")
-    from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
 
     liver = phantom.organ_mask("liver")
     case = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="medium"), seed=1)
@@ -111,8 +111,8 @@ def test_segment_study_with_given_synthetic_cases_and_mixed_arms(phantom):
     offline at a ratio; the real arms on a subset; every arm paired with real on the same cases."""
     pytest.importorskip("monai")
     from MedSynthCommonLib.errors import MedSynthInputError
-    from SynthEvaluateLib.segment_study import AnnotatedCase, segment_study
-    from SynthEvaluateLib.segmenter import SegmenterRecipe
+    from SynthEvaluateLib.studies.segment_study import AnnotatedCase, segment_study
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe
 
     liver = phantom.organ_mask("liver")
     config = LesionConfig(size_class="medium", count=2, contrast=-50)
@@ -192,8 +192,8 @@ def test_segmenter_keeps_its_best_validated_model_and_stops_early_or_at_its_budg
     """Validation every few iterations: the model returned is the best one seen; with nothing
     to learn (learning rate 0) patience ends training at the second validation; a budget ends
     it at the first check after the time is up."""
-    from SynthEvaluateLib.segmentation import dice
-    from SynthEvaluateLib.segmenter import SegmenterRecipe, train_segmenter
+    from SynthEvaluateLib.metrics.segmentation import dice
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
 
     pytest.importorskip("monai")
     liver = phantom.organ_mask("liver")

@@ -67,7 +67,7 @@ def test_each_module_asks_only_for_what_it_uses():
     assert "torch" not in REQUIRED_FOR_TRAINING and "monai" in REQUIRED_FOR_TRAINING
     for module, required in (("SynthTranslate", translate), ("SynthEvaluate", evaluate)):
         used = set()
-        for path in (ROOT / module).glob("*Lib/*.py"):
+        for path in (ROOT / module).glob("*Lib/**/*.py"):
             used |= set(re.findall(r"^\s*(?:from|import) (\w+)", path.read_text(), re.M))
         assert set(required) <= used | {"skimage"}, (module, set(required) - used)
 

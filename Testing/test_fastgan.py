@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from MedSynthCommonLib.cli import main  # noqa: E402
-from SynthEvaluateLib.synthetic_sets import sampled  # noqa: E402
-from SynthEvaluateLib.data import Preprocessing  # noqa: E402
+from SynthEvaluateLib.studies.synthetic_sets import sampled  # noqa: E402
+from SynthEvaluateLib.recipes.data import Preprocessing  # noqa: E402
 from SynthTranslateLib.apply import sample_images  # noqa: E402
 from SynthTranslateLib.config import TranslatorConfig  # noqa: E402
 from SynthTranslateLib.fastgan import diff_augment  # noqa: E402

@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from MedSynthCommonLib.errors import MedSynthInputError  # noqa: E402
-from SynthEvaluateLib.feature_networks import CARD_FORMAT, FeatureNetwork, feature_network_features  # noqa: E402
+from SynthEvaluateLib.metrics.feature_networks import CARD_FORMAT, FeatureNetwork, feature_network_features  # noqa: E402
 
 
 def _card(folder, network="resnet18", weights="weights.pt", **extra):
@@ -37,7 +37,7 @@ def _resnet18_weights(path, seed=0):
 
 
 def test_card_network_gives_pooled_features(tmp_path):
-    from SynthEvaluateLib.distances import frechet_distance
+    from SynthEvaluateLib.metrics.distances import frechet_distance
 
     _resnet18_weights(tmp_path / "weights.pt")
     card = _card(tmp_path, mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])

@@ -439,7 +439,7 @@ def test_csv_outputs_cannot_carry_spreadsheet_formulas():
 
 
 def test_bad_reader_study_answers_name_the_line(tmp_path):
-    from SynthEvaluateLib.reader_study import ReaderStudy
+    from SynthEvaluateLib.studies.reader_study import ReaderStudy
 
     study = ReaderStudy.create(tmp_path / "study", ["r1.nii.gz", "r2.nii.gz"], ["s1.nii.gz"], seed=0)
     rows = {"confidence NaN": "r1,1,real,NaN,1", "maybe": "r1,1,maybe,3,1", "unknown case": "r1,9,real,3,1",
@@ -461,7 +461,7 @@ def test_reader_study_copies_differ_only_in_their_pixels(tmp_path):
     sitk.WriteImage(real, str(tmp_path / "real.nii.gz"))
     synthetic = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 255, (4, 5)).astype(np.uint8))
     sitk.WriteImage(synthetic, str(tmp_path / "synthetic.png"))
-    from SynthEvaluateLib.reader_study import ReaderStudy
+    from SynthEvaluateLib.studies.reader_study import ReaderStudy
 
     study = ReaderStudy.create(tmp_path / "study", [str(tmp_path / "real.nii.gz")], [str(tmp_path / "synthetic.png")])
     shown = [sitk.ReadImage(str(study.shown_file(case))) for case in study.cases]

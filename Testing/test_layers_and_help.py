@@ -33,7 +33,7 @@ def _owner(path: Path) -> str:
 def _module_files():
     for module in ("SynthLesion", "SynthTranslate", "SynthEvaluate"):
         yield from sorted((ROOT / module).glob("*.py"))
-        yield from sorted((ROOT / module).glob("*Lib/*.py"))
+        yield from sorted((ROOT / module).glob("*Lib/**/*.py"))
 
 
 @pytest.mark.parametrize("path", list(_module_files()), ids=lambda p: str(p.relative_to(ROOT)))
@@ -110,3 +110,38 @@ def test_one_segmentation_study():
                if isinstance(node, ast.FunctionDef) and "segment" in node.name and node.name.endswith("study")
                and not node.name.startswith(("_cmd", "bench"))]
     assert studies == ["segment_study.py:segment_study"], studies
+
+
+#: what each part of SynthEvaluateLib may import of the package (docs/architecture.md)
+EVALUATE_PARTS = {"metrics": set(), "recipes": {"metrics"}, "findings": {"metrics", "recipes"},
+                  "studies": {"metrics", "recipes", "findings"},
+                  "cli": {"metrics", "recipes", "findings", "studies", "top"}}
+
+
+def _evaluate_part(module: str) -> str:
+    """The part of SynthEvaluateLib a dotted module name belongs to ("top" for the top level)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) >= 2 and parts[1] in EVALUATE_PARTS else "top"
+
+
+def test_synthevaluate_parts_import_one_way():
+    """Inside the top floor the folders import one way too: metrics < recipes < findings <
+    studies < cli (the top level: report, Slicer glue, may use all but cli)."""
+    root = ROOT / "SynthEvaluate" / "SynthEvaluateLib"
+    wrong = []
+    for path in sorted(root.rglob("*.py")):
+        here = ["SynthEvaluateLib", *path.relative_to(root).with_suffix("").parts]
+        package = here[:-1]
+        part = _evaluate_part(".".join(here))
+        allowed = EVALUATE_PARTS.get(part, set(EVALUATE_PARTS) - {"cli"} | {"top"})
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                target = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("SynthEvaluateLib"):
+                target = node.module
+            else:
+                continue
+            other = _evaluate_part(target)
+            if other != part and other not in allowed:
+                wrong.append(f"{path.relative_to(root)}:{node.lineno} ({part}) imports {target} ({other})")
+    assert not wrong, wrong

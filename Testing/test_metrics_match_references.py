@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from SynthEvaluateLib.classification import auc
-from SynthEvaluateLib.image import image_metrics
-from SynthEvaluateLib.segmentation import dice, hausdorff_95, normalized_surface_dice
+from SynthEvaluateLib.metrics.classification import auc
+from SynthEvaluateLib.metrics.image import image_metrics
+from SynthEvaluateLib.metrics.segmentation import dice, hausdorff_95, normalized_surface_dice
 from SynthLesionLib import LesionConfig, make_ct_phantom, synthesize_lesions
 
 

@@ -121,7 +121,7 @@ def test_cmake_lists_every_file_and_every_file_is_listed(module):
               if re.match(r"\$\{MODULE_NAME\}|Resources/|\w+Lib/", line.strip())}
     for path in listed:
         assert (ROOT / module / path).is_file(), f"{module}/CMakeLists.txt lists missing {path}"
-    on_disk = {str(p.relative_to(ROOT / module)) for p in (ROOT / module).glob("*Lib/*.py")}
+    on_disk = {str(p.relative_to(ROOT / module)) for p in (ROOT / module).glob("*Lib/**/*.py")}
     assert on_disk <= listed, f"not in {module}/CMakeLists.txt: {sorted(on_disk - listed)}"
     assert f"{module}.py" in listed
 
@@ -145,7 +145,7 @@ def test_module_files_follow_the_template(module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_lib_never_touches_the_application(module):
-    for path in (ROOT / module).glob("*Lib/*.py"):
+    for path in (ROOT / module).glob("*Lib/**/*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and getattr(node.value, "id", None) == "slicer":
                 assert node.attr not in {"app", "mrmlScene", "modules"}, f"{path}:{node.lineno} uses slicer.{node.attr}"

@@ -12,8 +12,8 @@ from scipy import ndimage
 
 from MedSynthCommonLib.cli import main
 from MedSynthCommonLib.errors import MedSynthInputError
-from SynthEvaluateLib.distances import inception_score
-from SynthEvaluateLib.privacy import privacy_audit
+from SynthEvaluateLib.metrics.distances import inception_score
+from SynthEvaluateLib.studies.privacy import privacy_audit
 
 
 def _images(count: int, seed: int) -> np.ndarray:

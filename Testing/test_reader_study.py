@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from SynthEvaluateLib.reader_study import ReaderStudy
+from SynthEvaluateLib.studies.reader_study import ReaderStudy
 from SynthLesionLib import MedSynthInputError
 
 

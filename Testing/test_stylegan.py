@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from MedSynthCommonLib.cli import main  # noqa: E402
-from SynthEvaluateLib.data import Preprocessing, load_folder  # noqa: E402
-from SynthEvaluateLib.protocols import evaluate_classifier  # noqa: E402
-from SynthEvaluateLib.training import ClassifierRecipe, train_classifier  # noqa: E402
+from SynthEvaluateLib.recipes.data import Preprocessing, load_folder  # noqa: E402
+from SynthEvaluateLib.studies.protocols import evaluate_classifier  # noqa: E402
+from SynthEvaluateLib.recipes.training import ClassifierRecipe, train_classifier  # noqa: E402
 from SynthTranslateLib.apply import sample_images  # noqa: E402
 from SynthTranslateLib.model_dir import load_model  # noqa: E402
 from conftest import write_two_classes  # noqa: E402

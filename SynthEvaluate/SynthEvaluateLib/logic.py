@@ -7,7 +7,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.mrml import fill_table, geometry_of, segment_array, segment_id_by_name_or_id
 
-from .segmentation import dice, hausdorff_95, lesion_detection, normalized_surface_dice
+from .metrics.segmentation import dice, hausdorff_95, lesion_detection, normalized_surface_dice
 
 
 def segmentation_metrics_on_nodes(reference_segmentation, reference_segment: str, predicted_segmentation,
@@ -91,8 +91,8 @@ def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
     from MedSynthCommonLib.imageio import read_volume
     from MedSynthCommonLib.mrml import fill_segmentation, output_volume
 
-    from .anatomy import evidence_region, locate_in_anatomy
-    from .triage import finding_index
+    from .findings.anatomy import evidence_region, locate_in_anatomy
+    from .findings.triage import finding_index
 
     image, geometry = read_volume(Path(row["image"]))
     organs = None

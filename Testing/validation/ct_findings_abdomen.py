@@ -23,9 +23,9 @@ import numpy as np
 
 from MedSynthCommonLib.cli import main as medsynth
 from MedSynthCommonLib.imageio import read_volume, write_volume
-from SynthEvaluateLib.ct_findings_cases import parse_organ_names
-from SynthEvaluateLib.findings_study import HealthyScan, synthetic_findings_set
-from SynthEvaluateLib.volume_classifier import load_volume_classifier
+from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
+from SynthEvaluateLib.findings.findings_study import HealthyScan, synthetic_findings_set
+from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
 
 ORGANS = ["liver", "spleen", "kidney right", "kidney left"]
 
@@ -104,7 +104,7 @@ def main() -> None:
     positives = sum(truth)
 
     classifier = load_volume_classifier(args.out / "report" / "model")
-    from SynthEvaluateLib.anatomy import evidence_region
+    from SynthEvaluateLib.findings.anatomy import evidence_region
 
     true_positives = [row for row, t in zip(queue, truth) if t][:3]
     for place, row in enumerate(true_positives, 1):  # README: overlay_3.png of this run

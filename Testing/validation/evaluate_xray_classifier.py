@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from SynthEvaluateLib.data import ImageSet, Preprocessing, load_folder, split
-from SynthEvaluateLib.protocols import augmentation_study, gan_train_test
+from SynthEvaluateLib.recipes.data import ImageSet, Preprocessing, load_folder, split
+from SynthEvaluateLib.studies.protocols import augmentation_study, gan_train_test
 from SynthEvaluateLib.report import write_report
-from SynthEvaluateLib.synthetic_sets import translated
-from SynthEvaluateLib.training import ClassifierRecipe
+from SynthEvaluateLib.studies.synthetic_sets import translated
+from SynthEvaluateLib.recipes.training import ClassifierRecipe
 
 STAND_IN = "stand-in synthetic: classical augmentation of real training images (no GAN yet)"
 

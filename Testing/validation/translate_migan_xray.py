@@ -33,9 +33,9 @@ def _budget(seconds: float):
 
 
 def validate_migan(data_root: Path, out: Path, minutes: float, size: int = 64) -> dict:
-    from SynthEvaluateLib.data import ImageSet, Preprocessing, split
-    from SynthEvaluateLib.distances import frechet_radiomics_distance
-    from SynthEvaluateLib.training import ClassifierRecipe, train_classifier
+    from SynthEvaluateLib.recipes.data import ImageSet, Preprocessing, split
+    from SynthEvaluateLib.metrics.distances import frechet_radiomics_distance
+    from SynthEvaluateLib.recipes.training import ClassifierRecipe, train_classifier
 
     from SynthTranslateLib.apply import translate_volume
 

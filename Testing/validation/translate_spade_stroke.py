@@ -100,7 +100,7 @@ def _lesion_contrast(image: np.ndarray, lesion: np.ndarray) -> float:
 
 def judge(model, cases: list[dict]) -> dict:
     """Held-out cases through the model: fidelity, lesion contrast and label control."""
-    from SynthEvaluateLib.image import image_metrics
+    from SynthEvaluateLib.metrics.image import image_metrics
 
     from SynthTranslateLib.apply import translate_volume
 

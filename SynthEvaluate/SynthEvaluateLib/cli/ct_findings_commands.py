@@ -12,7 +12,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import csv_text
 
-from .findings_study import LABEL_SETS, finding_names
+from ..findings.findings_study import LABEL_SETS, finding_names
 
 
 def _say(message: str) -> None:
@@ -22,7 +22,7 @@ def _say(message: str) -> None:
 def _recipe(args):
     from MedSynthCommonLib.devices import resolve_accelerator
 
-    from .volume_classifier import VolumeRecipe
+    from ..recipes.volume_classifier import VolumeRecipe
 
     device = resolve_accelerator(args.device, precision="fp32").device
     return VolumeRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
@@ -30,7 +30,7 @@ def _recipe(args):
 
 
 def _scans(path: Path, organ_names: dict[int, str]):
-    from .ct_findings_cases import load_scan, read_ct_cases
+    from ..findings.ct_findings_cases import load_scan, read_ct_cases
 
     cases = read_ct_cases(path)
     _say(f"reading {len(cases)} scan(s) of {path}")
@@ -38,12 +38,12 @@ def _scans(path: Path, organ_names: dict[int, str]):
 
 
 def _cmd_ct_findings(args) -> dict:
-    from .ct_findings_cases import finding_columns, parse_organ_names
-    from .findings_study import RealFindings, findings_study
-    from .report_rules import load_rules
+    from ..findings.ct_findings_cases import finding_columns, parse_organ_names
+    from ..findings.findings_study import RealFindings, findings_study
+    from ..findings.report_rules import load_rules
     from SynthTranslateLib.model_dir import CARD
 
-    from .volume_classifier import save_volume_classifier
+    from ..recipes.volume_classifier import save_volume_classifier
 
     model_out = Path(args.model_out or Path(args.out) / "model")
     if (model_out / CARD).exists():
@@ -56,7 +56,7 @@ def _cmd_ct_findings(args) -> dict:
     test_scans = train_scans if same else _scans(args.test_healthy, organ_names)[1]
     real = None
     if args.real_train is not None:
-        from .ct_findings_cases import load_scan, read_ct_cases
+        from ..findings.ct_findings_cases import load_scan, read_ct_cases
 
         cases = read_ct_cases(args.real_train, "real training cases")
         names = finding_names(args.organs, args.labels, tuple(args.sizes))
@@ -76,9 +76,9 @@ def _cmd_triage(args) -> int:
     from MedSynthCommonLib.storage import write_text_atomic
     from MedSynthCommonLib.paths import check_distinct_paths
 
-    from .ct_findings_cases import organ_names_file, parse_organ_names, read_ct_cases
-    from .report_rules import load_rules
-    from .triage import QUEUE_COLUMNS, triage_files
+    from ..findings.ct_findings_cases import organ_names_file, parse_organ_names, read_ct_cases
+    from ..findings.report_rules import load_rules
+    from ..findings.triage import QUEUE_COLUMNS, triage_files
 
     if Path(args.out).suffix.lower() != ".csv":
         raise MedSynthInputError(f"--out {args.out}: the queue is a CSV file; give a name ending in .csv.")

@@ -72,7 +72,7 @@ class _QueueTask:
 @functools.lru_cache(maxsize=2)
 def _classifier(model: str):
     """One load per worker process (and per model folder)."""
-    from .volume_classifier import load_volume_classifier
+    from ..recipes.volume_classifier import load_volume_classifier
 
     return load_volume_classifier(Path(model))
 

@@ -17,9 +17,9 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import check_same_grid
 from MedSynthCommonLib.imageio import VOLUME_EXTENSIONS, read_volume
 
-from .segmentation import DETECTION_MIN_DICE, dice, detection_by_size, hausdorff_95, lesion_detection, \
+from ..metrics.segmentation import DETECTION_MIN_DICE, dice, detection_by_size, hausdorff_95, lesion_detection, \
     normalized_surface_dice
-from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
 
 
 def _volumes(folder: Path) -> dict[str, Path]:

@@ -18,7 +18,7 @@ def _print(message: str) -> None:
 
 
 def real_set(args):
-    from .data import Preprocessing, load_folder
+    from ..recipes.data import Preprocessing, load_folder
 
     preprocessing = Preprocessing(size=args.image_size, window=tuple(args.window) if args.window else None)
     return load_folder(args.real, args.real_labels, args.file_column, args.label_column, preprocessing, "real",
@@ -30,8 +30,8 @@ def image_sets(args):
     sampled from a generator's model folder (seeded)."""
     import numpy as np
 
-    from .data import load_folder, split
-    from .synthetic_sets import is_generator_folder, sampled
+    from ..recipes.data import load_folder, split
+    from ..studies.synthetic_sets import is_generator_folder, sampled
 
     real = real_set(args)
     if is_generator_folder(args.synthetic):
@@ -51,7 +51,7 @@ def image_sets(args):
 
 
 def classifier_recipe(args):
-    from .training import ClassifierRecipe
+    from ..recipes.training import ClassifierRecipe
 
     from MedSynthCommonLib.devices import resolve_accelerator
 

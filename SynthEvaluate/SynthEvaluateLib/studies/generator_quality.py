@@ -27,8 +27,8 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .data import ImageSet, split
-from .training import ClassifierRecipe, train_classifier
+from ..recipes.data import ImageSet, split
+from ..recipes.training import ClassifierRecipe, train_classifier
 
 #: samples shown per class in the picture
 SHOWN = 6
@@ -45,8 +45,8 @@ def generator_quality(model_dir: Path, real: ImageSet, recipe: ClassifierRecipe 
                       truncation: float = 1.0, progress: Callable[[str], None] | None = None) -> dict:
     """Judge the generator in ``model_dir`` against ``real`` (its classes by name); a result for
     ``write_report`` (protocol "generator")."""
-    from .classification import proportion
-    from .distances import frechet_distance, kernel_inception_distance, network_features
+    from ..metrics.classification import proportion
+    from ..metrics.distances import frechet_distance, kernel_inception_distance, network_features
     from .privacy import privacy_audit
     from .synthetic_sets import sampled
 

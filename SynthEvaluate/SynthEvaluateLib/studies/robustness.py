@@ -14,9 +14,9 @@ import numpy as np
 from SynthLesionLib import Geometry, LesionConfig, synthesize_lesions
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .classification import proportion
-from .segmentation import DETECTION_MIN_DICE, dice, lesion_detection
-from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
+from ..metrics.classification import proportion
+from ..metrics.segmentation import DETECTION_MIN_DICE, dice, lesion_detection
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
 
 Segmenter = Callable[[np.ndarray, Geometry], np.ndarray]
 

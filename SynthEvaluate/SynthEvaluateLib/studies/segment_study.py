@@ -29,9 +29,9 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
 
-from .segmentation import detection_by_size, dice, lesion_detection, normalized_surface_dice
-from .segmenter import SegmenterRecipe, train_segmenter
-from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
+from ..metrics.segmentation import detection_by_size, dice, lesion_detection, normalized_surface_dice
+from ..recipes.segmenter import SegmenterRecipe, train_segmenter
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
 
 ARMS = ("real", "on-the-fly", "real + on-the-fly", "offline", "real + offline")
 #: lesion-size strata of the report: SynthLesion's size classes (equivalent diameter, mm)

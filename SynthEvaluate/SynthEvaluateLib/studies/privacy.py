@@ -162,7 +162,7 @@ def _standardiser(train_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _radiomic_space(train, synthetic, holdout, quantile, copy_fraction) -> dict:
-    from .distances import radiomic_features
+    from ..metrics.distances import radiomic_features
 
     def extract(images):
         return np.stack([radiomic_features(image, intensity_range=(0.0, 1.0)) for image in images])

@@ -8,7 +8,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .data import ImageSet
+from ..recipes.data import ImageSet
 
 
 def translated(images: ImageSet, model_dir: Path, seed: int, scale: float = 255.0) -> ImageSet:

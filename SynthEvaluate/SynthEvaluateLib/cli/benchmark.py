@@ -11,8 +11,8 @@ import time
 import numpy as np
 from scipy import ndimage, stats
 
-from .segmentation import hausdorff_95, normalized_surface_dice
-from .statistics import bootstrap_ci
+from ..metrics.segmentation import hausdorff_95, normalized_surface_dice
+from ..metrics.statistics import bootstrap_ci
 
 
 def _timed(function, repeats: int = 3):

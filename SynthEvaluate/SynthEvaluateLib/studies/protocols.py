@@ -19,11 +19,11 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
-from .data import ImageSet
+from ..metrics.classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
+from ..recipes.data import ImageSet
 from .leakage import check_disjoint
-from .statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
-from .training import ClassifierRecipe, TrainedClassifier, train_classifier
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
+from ..recipes.training import ClassifierRecipe, TrainedClassifier, train_classifier
 
 
 def evaluate_classifier(classifier: TrainedClassifier, test: ImageSet, confidence: float = 0.95) -> dict:
@@ -90,7 +90,7 @@ def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: I
     """Baseline, GAN-train and GAN-test accuracy and AUC over ``seeds``."""
     _check_sets(real_train, real_test, "baseline")
     _check_sets(synthetic_train, real_test, "GAN-train")
-    from .distances import inception_score
+    from ..metrics.distances import inception_score
 
     runs = {"baseline": [], "gan_train": [], "gan_test": []}
     scores = {"synthetic_test": [], "real_test": []}

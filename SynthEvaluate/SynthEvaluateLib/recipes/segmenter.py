@@ -280,7 +280,7 @@ class _BestModel:
 
     def validate(self, iteration: int, history: list[dict]) -> bool:
         """Measure at ``iteration`` (once per iteration); True when training should stop early."""
-        from .segmentation import dice
+        from ..metrics.segmentation import dice
 
         if not self.cases or iteration == self.last_validated:
             return False

@@ -13,9 +13,9 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .classification import binary_metrics, per_class_auc
-from .data import ImageSet
-from .training import TrainedClassifier
+from ..metrics.classification import binary_metrics, per_class_auc
+from ..recipes.data import ImageSet
+from ..recipes.training import TrainedClassifier
 
 
 def locate(classifier: TrainedClassifier, image: np.ndarray, finding: int, mask_fraction: float = 0.25) -> dict:

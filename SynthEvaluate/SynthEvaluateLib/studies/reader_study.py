@@ -21,7 +21,7 @@ from MedSynthCommonLib.storage import claim_folder, write_text_atomic
 from MedSynthCommonLib.tables import csv_text, read_table
 from MedSynthCommonLib.options import read_json
 
-from .classification import binary_metrics
+from ..metrics.classification import binary_metrics
 
 ANSWERS = ("real", "synthetic")
 

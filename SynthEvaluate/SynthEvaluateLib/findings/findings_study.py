@@ -212,9 +212,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     never saw): per finding AUC (DeLong CI), sensitivity and specificity (Wilson CIs) at the
     validation thresholds; location: the organ named by each finding's evidence against the organ
     the lesion was inserted in; a report per test scan."""
-    from .classification import binary_metrics, delong_auc
+    from ..metrics.classification import binary_metrics, delong_auc
     from .report_rules import write_report_text
-    from .volume_classifier import VolumeRecipe, train_volume_classifier
+    from ..recipes.volume_classifier import VolumeRecipe, train_volume_classifier
 
     recipe = recipe or VolumeRecipe()
     say = progress or (lambda message: None)
@@ -284,7 +284,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                  "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f})"
                                      for r in c["predicted"]) or "none",
                  "report": c["report"]} for c in cases]
-    from .classification import proportion
+    from ..metrics.classification import proportion
 
     return {"protocol": "ct-findings", "findings": names, "label_set": label_set,
             "organs": [organ_words(o) for o in organs], "recipe": recipe.to_dict(), "seed": seed,

@@ -59,7 +59,7 @@ def _plain_monai_loop(prepared: list[dict], recipe, iterations: int, seed: int) 
 
 
 def bench_segment_study(iterations: int = 60, study: bool = False) -> dict:
-    from .segmenter import SegmenterRecipe, prepare_case, train_segmenter
+    from ..recipes.segmenter import SegmenterRecipe, prepare_case, train_segmenter
 
     made = _cases(5)
     recipe = SegmenterRecipe(iterations=iterations + 5)
@@ -80,7 +80,7 @@ def bench_segment_study(iterations: int = 60, study: bool = False) -> dict:
     if study:
         from MedSynthCommonLib.geometry import Geometry  # noqa: F401  (the cases carry theirs)
 
-        from .segment_study import AnnotatedCase, HealthyCase, segment_study
+        from ..studies.segment_study import AnnotatedCase, HealthyCase, segment_study
 
         real = [AnnotatedCase(r.image, r.lesion_labels > 0, p.geometry, r.organ_mask > 0) for p, _, r in made[:2]]
         test = [AnnotatedCase(r.image, r.lesion_labels > 0, p.geometry, r.organ_mask > 0) for p, _, r in made[2:]]

@@ -27,8 +27,8 @@ def _print(message: str) -> None:
 
 
 def _cmd_generator(args) -> dict:
-    from .generator_quality import generator_quality, record_quality
-    from .synthetic_sets import is_generator_folder
+    from ..studies.generator_quality import generator_quality, record_quality
+    from ..studies.synthetic_sets import is_generator_folder
 
     if not is_generator_folder(args.model_dir):
         raise MedSynthInputError(f"{args.model_dir} is not the folder of a model that makes new images (stylegan, "
@@ -43,7 +43,7 @@ def _cmd_generator(args) -> dict:
 def _cmd_images(args) -> dict:
     from MedSynthCommonLib.imageio import read_image_array
 
-    from .image import evaluate_images
+    from ..metrics.image import evaluate_images
 
     real = [read_image_array(Path(p)) for p in args.real]
     synthetic = [read_image_array(Path(p)) for p in args.synthetic]
@@ -51,7 +51,7 @@ def _cmd_images(args) -> dict:
 
 
 def _cmd_gan_train_test(args) -> dict:
-    from .protocols import gan_train_test
+    from ..studies.protocols import gan_train_test
 
     real_train, real_test, synthetic, split = image_sets(args)
     synthetic_train, synthetic_test = split(synthetic, args.test_fraction, args.split_seed)
@@ -59,7 +59,7 @@ def _cmd_gan_train_test(args) -> dict:
 
 
 def _cmd_augment(args) -> dict:
-    from .protocols import augmentation_study
+    from ..studies.protocols import augmentation_study
 
     real_train, real_test, synthetic, _ = image_sets(args)
     counts = tuple(None if c == 0 else c for c in args.real_counts)
@@ -78,7 +78,7 @@ def _cmd_robustness(args) -> dict:
     from SynthLesionLib.database import read_cases
     from MedSynthCommonLib.imageio import read_volume
 
-    from .robustness import robustness_benchmark
+    from ..studies.robustness import robustness_benchmark
 
     cases = []
     for case in read_cases(args.cases):
@@ -99,7 +99,7 @@ def _train_unet_on_synthetic(cases, args):
     """The recipe's UNet trained on SynthLesion lesions in the same healthy cases (mixed sizes)."""
     from SynthLesionLib import LesionConfig, synthesize_lesions
 
-    from .segmenter import SegmenterRecipe, train_segmenter
+    from ..recipes.segmenter import SegmenterRecipe, train_segmenter
 
     volumes, labels = [], []
     for n in range(args.train_cases):
@@ -123,12 +123,12 @@ def ratio(text: str) -> float:
 
 
 def _cmd_privacy(args) -> dict:
-    from .data import Preprocessing, load_images
-    from .privacy import privacy_audit
+    from ..recipes.data import Preprocessing, load_images
+    from ..studies.privacy import privacy_audit
 
     network = None
     if args.feature_extractor:  # checked before any image is read
-        from .feature_networks import FeatureNetwork
+        from ..metrics.feature_networks import FeatureNetwork
 
         network = FeatureNetwork(args.feature_extractor)
     preprocessing = Preprocessing(size=args.image_size)
@@ -145,7 +145,7 @@ def _cmd_privacy(args) -> dict:
 
 
 def _cmd_segmentation(args) -> dict:
-    from .segmentation_files import evaluate_segmentations
+    from ..studies.segmentation_files import evaluate_segmentations
 
     return evaluate_segmentations(args.reference, args.prediction, args.labels, args.tolerance_mm, args.seed, _print)
 
@@ -156,7 +156,7 @@ def _annotated(path: Path, lesion_label: int | None):
     from MedSynthCommonLib.imageio import read_volume
     from MedSynthCommonLib.tables import read_table
 
-    from .segment_study import AnnotatedCase
+    from ..studies.segment_study import AnnotatedCase
 
     cases, values = [], set()
     for number, row in read_table(path, ("image", "label"), "case list"):
@@ -180,8 +180,8 @@ def _cmd_segment_study(args) -> dict:
     from MedSynthCommonLib.imageio import read_volume
     from SynthLesionLib.database import read_cases
 
-    from .segment_study import HealthyCase, segment_study
-    from .segmenter import SegmenterRecipe
+    from ..studies.segment_study import HealthyCase, segment_study
+    from ..recipes.segmenter import SegmenterRecipe
 
     real = _annotated(args.real_train, args.lesion_label) if args.real_train else []
     test = _annotated(args.test, args.lesion_label)
@@ -207,7 +207,7 @@ def _cmd_segment_study(args) -> dict:
 
 
 def _cmd_reader_study(args) -> dict | None:
-    from .reader_study import ReaderStudy
+    from ..studies.reader_study import ReaderStudy
 
     if args.action == "create":
         missing = [str(p) for p in [*args.real, *args.synthetic] if not Path(p).exists()]
@@ -416,7 +416,7 @@ def run(args) -> int:
 
     from MedSynthCommonLib.storage import claim_folder
 
-    from .report import is_report_folder, write_report
+    from ..report import is_report_folder, write_report
 
     device = getattr(args, "device", "cpu") or "cpu"
     ranks = Ranks.from_environment("cuda" if device.startswith("cuda") or (device == "auto" and _has_cuda()) else "cpu")

@@ -1,0 +1,7 @@
+"""What the studies train, the same way in every arm: labelled 2-D image sets (``data``), the
+2-D classifier recipe (``training``), the lesion segmenter recipe (``segmenter``) and the 3-D
+volume classifier with its networks and checkpoints (``volume_*``).  MONAI networks, seeded,
+resumable or cancellable, progress with ETA.
+
+May import: ``metrics``, MedSynthCommonLib, SynthLesionLib, numpy, torch, MONAI.
+"""
