@@ -64,7 +64,9 @@ def test_probabilistic_segmenter_gets_a_froc_and_one_voxel_is_not_a_detection(ph
     assert faint["strata"][0]["detection"]["value"] == 0.0
 
 
-def test_unet_recipe_learns_synthetic_lesions(phantom):
+@pytest.mark.parametrize("context", [0, 1], ids=["2d", "2.5d"])
+def test_unet_recipe_learns_synthetic_lesions(phantom, context):
+    """2-D, and 2.5-D (one neighbouring slice on each side as channels): both learn the lesions."""
     pytest.importorskip("monai")
     from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
 
@@ -73,13 +75,31 @@ def test_unet_recipe_learns_synthetic_lesions(phantom):
     train = [synthesize_lesions(phantom.image, liver, phantom.geometry, config, seed) for seed in range(4)]
     test = synthesize_lesions(phantom.image, liver, phantom.geometry, config, seed=99)
     recipe = SegmenterRecipe(channels=(8, 16, 32), patch_size=(32, 32), iterations=300, batch_size=8,
-                             learning_rate=3e-3)
+                             learning_rate=3e-3, context_slices=context)
     before = train_segmenter([r.image for r in train], [r.lesion_labels for r in train],
                              SegmenterRecipe(**{**recipe.to_dict(), "iterations": 1}), seed=0)
     after = train_segmenter([r.image for r in train], [r.lesion_labels for r in train], recipe, seed=0)
     truth = test.lesion_labels > 0
     dice_before, dice_after = dice(before.predict(test.image), truth), dice(after.predict(test.image), truth)
     assert dice_after > 0.35 and dice_after > dice_before + 0.3
+    import torch
+
+    first = next(m for m in after.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 2 * context + 1  # the neighbouring slices are input channels
+
+
+def test_neighbouring_slices_become_channels_and_repeat_at_the_edges():
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter, with_neighbours
+    from SynthLesionLib import MedSynthInputError
+
+    volume = np.arange(4, dtype=np.float32)[None, :, None, None] * np.ones((1, 4, 2, 2), np.float32)
+    stacked = with_neighbours(volume, 1)
+    assert stacked.shape == (3, 4, 2, 2)
+    assert stacked[:, :, 0, 0].tolist() == [[0, 0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 3]]
+    assert with_neighbours(volume, 0) is volume
+    with pytest.raises(MedSynthInputError, match="2.5-D"):
+        train_segmenter([np.zeros((8, 16, 16))], [np.zeros((8, 16, 16))],
+                        SegmenterRecipe(spatial_dims=3, patch_size=(8, 16, 16), channels=(4, 8), context_slices=1))
 
 
 def test_segmenter_recipe_bad_input():

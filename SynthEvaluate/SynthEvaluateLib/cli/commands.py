@@ -197,7 +197,7 @@ def _cmd_segment_study(args) -> dict:
     validation = _annotated(args.validation, args.lesion_label) if args.validation else None
     recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
                              validate_every=args.validate_every, patience=args.patience if validation else 0,
-                             budget_minutes=args.budget_minutes,
+                             budget_minutes=args.budget_minutes, context_slices=args.context_slices,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
@@ -289,6 +289,8 @@ def register(cli) -> None:
                        help="the real arms train on this many of the real cases (drawn per seed; default: all)")
     study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
     study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
+    study.add_argument("--context-slices", type=whole_number(0, 8), default=0,
+                       help="2-D UNet: this many neighbouring slices on each side as extra channels (2.5-D)")
     study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")
     study.add_argument("--validation", type=Path,
                        help="CSV image,label of annotated cases of other patients (not in training or test): each arm "

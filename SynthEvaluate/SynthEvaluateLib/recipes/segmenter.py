@@ -1,4 +1,5 @@
-"""The downstream segmenter recipe: MONAI UNet (2-D on slices or 3-D), DiceCE loss, patches
+"""The downstream segmenter recipe: MONAI UNet (2-D on slices, 2.5-D with neighbouring slices as
+channels, or 3-D), DiceCE loss, patches
 sampled half on lesions and half on the rest of the organ, sliding-window inference inside
 the organ's region.
 
@@ -31,6 +32,8 @@ from MedSynthCommonLib.errors import MedSynthInputError
 @dataclass(frozen=True)
 class SegmenterRecipe:
     spatial_dims: int = 2
+    #: 2-D recipes: this many neighbouring slices on each side are extra input channels (2.5-D)
+    context_slices: int = 0
     channels: tuple[int, ...] = (16, 32, 64, 128)
     num_res_units: int = 1
     patch_size: tuple[int, ...] = (64, 64)
@@ -94,7 +97,8 @@ class TrainedSegmenter:
         data = self._normalise(volume)
         with torch.no_grad():
             if self.recipe.spatial_dims == 2:
-                tensor = torch.as_tensor(data)[:, None]  # slices as a batch
+                tensor = torch.as_tensor(with_neighbours(data[None], self.recipe.context_slices)).transpose(0, 1).contiguous()
+                # slices as a batch, (2 context + 1) channels each
             else:
                 tensor = torch.as_tensor(data)[None, None]
             logits = sliding_window_inference(tensor.to(self.recipe.device), self.recipe.patch_size, 4, self.model,
@@ -114,6 +118,16 @@ def _without_small(mask: np.ndarray, spacing_kji, min_lesion_mm: float) -> np.nd
     volumes = np.bincount(components.ravel())[1:] * voxel_mm3
     keep = np.concatenate([[False], (6.0 * volumes / np.pi) ** (1.0 / 3.0) >= min_lesion_mm])
     return keep[components].astype(mask.dtype)
+
+
+def with_neighbours(image: np.ndarray, context: int) -> np.ndarray:
+    """(1, K, J, I) -> (2 context + 1, K, J, I): channel c holds slice k + c - context (edges
+    repeat the first and last slice), the input of a 2.5-D network."""
+    if context <= 0:
+        return image
+    depth = image.shape[1]
+    return np.stack([image[0, np.clip(np.arange(depth) + offset, 0, depth - 1)]
+                     for offset in range(-context, context + 1)])
 
 
 def organ_box(organ: np.ndarray | None, spacing_kji, margin_mm: float) -> tuple[slice, ...] | None:
@@ -139,7 +153,8 @@ def prepare_case(volume: np.ndarray, label: np.ndarray, organ: np.ndarray | None
         if box is not None:
             volume, label, organ = volume[box], label[box], organ[box]
     low, high = recipe.window
-    image = np.clip((volume.astype(np.float32) - low) / (high - low), 0, 1)[None]
+    image = with_neighbours(np.clip((volume.astype(np.float32) - low) / (high - low), 0, 1)[None],
+                            recipe.context_slices if recipe.spatial_dims == 2 else 0)
     label = label.astype(np.uint8)[None]
     patch = (1, *recipe.patch_size) if recipe.spatial_dims == 2 else tuple(recipe.patch_size)
     pad = [(0, 0)] + [(0, max(p - n, 0)) for p, n in zip(patch, image.shape[1:])]
@@ -165,7 +180,7 @@ def _patch_sampler(recipe: SegmenterRecipe, seed: int):
         crop = sampler(case)[0]
         image, label = np.asarray(crop["image"]), np.asarray(crop["label"])
         if recipe.spatial_dims == 2:
-            image, label = image[:, 0], label[:, 0]  # (1, 1, y, x) -> (1, y, x)
+            image, label = image[:, 0], label[:, 0]  # (C, 1, y, x) -> (C, y, x)
         return image, label.astype(np.int64)
 
     return sample
@@ -201,6 +216,8 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
 
     if len(volumes) != len(labels) or (not volumes and fresh_cases is None):
         raise MedSynthInputError(f"Give one label per volume; got {len(volumes)} volumes and {len(labels)} labels.")
+    if recipe.context_slices and recipe.spatial_dims != 2:
+        raise MedSynthInputError("Neighbouring slices as channels (2.5-D) are for 2-D recipes; a 3-D UNet sees them anyway.")
     if len(recipe.patch_size) != recipe.spatial_dims:
         raise MedSynthInputError(f"patch_size {recipe.patch_size} must have {recipe.spatial_dims} entries.")
     factor = 2 ** (len(recipe.channels) - 1)
@@ -226,7 +243,8 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
     sample = _patch_sampler(recipe, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = UNet(recipe.spatial_dims, 1, 2, recipe.channels, (2,) * (len(recipe.channels) - 1),
+        inputs = 2 * recipe.context_slices + 1 if recipe.spatial_dims == 2 else 1
+        model = UNet(recipe.spatial_dims, inputs, 2, recipe.channels, (2,) * (len(recipe.channels) - 1),
                      num_res_units=recipe.num_res_units).to(recipe.device)
         trained = ranks.wrap(model)
         optimiser = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
