@@ -150,14 +150,14 @@ def test_classifier_device_is_resolved_like_the_translators():
     pytest.importorskip("torch")
     import torch
 
-    from SynthEvaluateLib.cli.commands import _recipe
+    from SynthEvaluateLib.cli.image_set_cli import classifier_recipe
 
     args = argparse.Namespace(network="small", epochs=1, batch_size=4, pretrained_weights=None, device="auto")
-    assert _recipe(args).device == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert classifier_recipe(args).device == ("cuda:0" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         args.device = "cuda"
         with pytest.raises(MedSynthInputError, match="sees no CUDA GPU"):
-            _recipe(args)
+            classifier_recipe(args)
 
 
 def test_segmentation_command_on_two_folders(tmp_path, capsys):

@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("fastgan")
     write_two_classes(root / "real", count=120)
     assert main(["translate", "train", "--model", "fastgan", "--data", str(root / "real"), "--image-size", "32",
-                 "--features", "16", "--batch-size", "16", "--iterations", "300", "--checkpoint-every", "150",
+                 "--features", "8", "--batch-size", "16", "--iterations", "300", "--checkpoint-every", "150",
                  "--sample-every", "150", "--window", "0", "255", "--out", str(root / "model")]) == 0
     return root
 
@@ -75,6 +75,12 @@ def test_without_record_the_model_folder_is_untouched_and_stale_figures_are_not_
                  "--out", str(tmp_path / "report")]) == 0
     assert sorted(p.name for p in model_dir.iterdir()) == before
     # figures measured on other weights are not the model's figures
+    # --record where quality.json cannot be written: refused before any work
+    (model_dir / QUALITY).mkdir()
+    assert main(["evaluate", "generator", "--model-dir", str(model_dir), "--real", str(trained / "real"),
+                 "--record", "--out", str(tmp_path / "report2")]) == 2
+    assert not (tmp_path / "report2").exists()
+    (model_dir / QUALITY).rmdir()
     record = json.loads((trained / "model" / QUALITY).read_text(encoding="utf-8"))
     (model_dir / QUALITY).write_text(json.dumps({**record, "weights_sha256": "0" * 64}), encoding="utf-8")
     assert read_quality(model_dir) is None

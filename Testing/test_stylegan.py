@@ -85,7 +85,7 @@ def test_samples_become_a_volume_node_with_their_record(trained, scene):
     from SynthTranslateLib.logic import model_summary, sample_volume_node
 
     assert model_summary(trained / "model") == {"model": "stylegan", "domains": ["bottom", "top"], "conditioned": False,
-                                                "samples": True}
+                                                "samples": True, "quality": ""}  # no evaluate generator --record yet
     node = sample_volume_node(scene, trained / "model", "bottom", count=5, truncation=0.7, seed=2)
     assert array_of(node).shape == (5, 32, 32)
     record = json.loads(node.GetAttribute("MedSynth.samples"))

@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=int, default=16, help="width of the networks")
     parser.add_argument("--batch-size", type=int, default=32, help="images per training step")
     parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"], help="classifier seeds of the studies")
+    parser.add_argument("--judge-only", action="store_true", help="judge OUT/model as it is (no training)")
     args = parser.parse_args(argv)
     data = args.data / "chest_xray_pediatric"
     model = args.out / "model"
     args.out.mkdir(parents=True, exist_ok=True)
-    seconds = {"train": _medsynth("translate", "train", "--model", args.model, "--data", str(data), "--image-size", "64",
+    seconds = {} if args.judge_only else {"train": _medsynth("translate", "train", "--model", args.model, "--data", str(data), "--image-size", "64",
                                   "--features", str(args.features), "--batch-size", str(args.batch_size),
                                   "--iterations", "100000", "--budget-minutes", str(args.minutes),
                                   "--sample-every", "500", "--checkpoint-every", "500", "--out", str(model))}

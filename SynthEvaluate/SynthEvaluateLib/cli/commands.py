@@ -33,6 +33,14 @@ def _cmd_generator(args) -> dict:
     if not is_generator_folder(args.model_dir):
         raise MedSynthInputError(f"{args.model_dir} is not the folder of a model that makes new images (stylegan, "
                                  "fastgan); train one with medsynth translate train.")
+    from SynthTranslateLib.model_dir import QUALITY
+
+    target = args.model_dir / QUALITY
+    if args.record and (not os.access(args.model_dir, os.W_OK) or (target.exists() and not target.is_file())):
+        # said before minutes of work, not after
+        raise MedSynthInputError(f"--record writes {target}, which cannot be written there (a read-only folder, or "
+                                 "something else by that name); fix that or leave out --record (the report has every "
+                                 "figure).")
     result = generator_quality(args.model_dir, real_set(args), classifier_recipe(args), args.seed, args.samples_per_class,
                                args.test_fraction, args.split_seed, args.truncation, _print)
     if args.record:

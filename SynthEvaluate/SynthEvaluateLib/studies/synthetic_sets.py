@@ -41,13 +41,12 @@ def translated(images: ImageSet, model_dir: Path, seed: int, scale: float = 255.
 
 def is_generator_folder(path: Path) -> bool:
     """A SynthTranslate model folder whose model makes new images of a chosen class."""
-    from SynthTranslateLib.model_dir import CARD
+    from SynthTranslateLib.config import TranslatorConfig
+    from SynthTranslateLib.model_dir import CARD, read_card
 
     if not (Path(path) / CARD).is_file():
         return False
-    from SynthTranslateLib.model_dir import load_model
-
-    return load_model(path).config.kind.new_images
+    return TranslatorConfig.from_dict(read_card(Path(path))["config"]).kind.new_images
 
 
 def sampled(model_dir: Path, class_names: list[str], counts: list[int], seed: int, preprocessing,
