@@ -134,7 +134,9 @@ def _cmd_train(args) -> int:
             print(f"This machine has {torch.cuda.device_count()} GPUs; this run uses one. For {LAUNCH_HINT}",
                   file=sys.stderr, flush=True)
 
-    config = TranslatorConfig(model=args.model, image_size=args.image_size, features=args.features, batch_size=args.batch_size,
+    kind = MODEL_KINDS[args.model]
+    config = TranslatorConfig(model=args.model, image_size=args.image_size, features=args.features or kind.features,
+                              batch_size=args.batch_size or kind.batch_size,
                               key_domain=args.key_domain, spectral_norm=args.spectral_norm,
                               spatial_dims=args.spatial_dims, window=tuple(args.window) if args.window else None,
                               slice_axis=args.axis)
@@ -303,8 +305,10 @@ def register(cli) -> None:
     net.add_argument("--image-size", type=whole_number(8, MAX_IMAGE_SIZE), default=64, help="slices are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
     net.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                      help="intensity window mapped to [-1, 1] (default: the data's 0.5-99.5 percentiles)")
-    net.add_argument("--features", type=whole_number(1, 4096), default=32, help="width of the first network layer")
-    net.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
+    net.add_argument("--features", type=whole_number(1, 4096),
+                     help="width of the first network layer (default: the model's; 32, fastgan 16)")
+    net.add_argument("--batch-size", type=whole_number(1, 65536),
+                     help="images per training step (default: the model's; 16, fastgan 32)")
     net.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminators")
     net.add_argument("--spatial-dims", type=int, default=2, choices=[2, 3], help="maskgan: 2-D slices or 3-D patches")
     net.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=2000, help="training steps in all (a resumed run continues to this)")
