@@ -279,3 +279,38 @@ def test_segment_study_refuses_bad_healthy_and_test_cases_before_training(tmp_pa
                  str(tmp_path / "test.csv"), "--lesion-label", "2", "--arms", "on-the-fly", "--out", str(tmp_path / "r")])
     assert code == 2 and "holds the lesion label 2" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_a_common_spacing_lets_a_model_read_scans_of_another_resolution(phantom):
+    """Trained on the phantom's grid with spacing_mm set to it, the recipe reads a scan of
+    twice the in-plane resolution by resampling it to that spacing and its mask back: the
+    mask has the scan's shape and finds the lesions."""
+    from scipy import ndimage
+
+    from SynthEvaluateLib.recipes.segmenter import (SegmenterRecipe, prepare_case, resampling_factors,
+                                                      train_segmenter)
+    from SynthLesionLib import MedSynthInputError
+
+    pytest.importorskip("monai")
+    liver = phantom.organ_mask("liver")
+    spacing = np.asarray(phantom.geometry.spacing_kji, float)
+    config = LesionConfig(size_class="medium", count=2, lesion_type="hypo", contrast=-50)
+    train = [synthesize_lesions(phantom.image, liver, phantom.geometry, config, seed) for seed in range(4)]
+    test = synthesize_lesions(phantom.image, liver, phantom.geometry, config, seed=99)
+    recipe = SegmenterRecipe(channels=(8, 16, 32), patch_size=(32, 32), iterations=300, batch_size=8,
+                             learning_rate=3e-3, spacing_mm=(0.0, float(spacing[1]), float(spacing[2])))
+    fine = np.array([1.0, 2.0, 2.0])
+    assert np.allclose(resampling_factors(recipe, spacing / fine), 1 / fine)  # 0 keeps the slice axis
+    assert resampling_factors(recipe, spacing) is None
+    with pytest.raises(MedSynthInputError, match="spacing"):
+        resampling_factors(recipe, None)
+    # the phantom's grid called twice as fine: prepared at the recipe's spacing, a quarter of the voxels
+    prepared = prepare_case(test.image, test.lesion_labels, liver, recipe, spacing / fine)
+    assert 0.15 < prepared["label"].sum() / (test.lesion_labels > 0).sum() < 0.35
+    model = train_segmenter([r.image for r in train], [r.lesion_labels for r in train], recipe, seed=0,
+                            spacings=[spacing] * len(train))
+    image = ndimage.zoom(test.image.astype(np.float32), fine, order=1)
+    truth = ndimage.zoom((test.lesion_labels > 0).astype(np.uint8), fine, order=0) > 0
+    predicted = model.predict(image, spacing_kji=spacing / fine)
+    assert predicted.shape == image.shape
+    assert dice(predicted, truth) > 0.35

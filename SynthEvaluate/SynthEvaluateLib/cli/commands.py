@@ -122,6 +122,14 @@ def _train_unet_on_synthetic(cases, args):
     return lambda image, geometry: model.predict(image)
 
 
+def spacing_value(text: str) -> float:
+    """argparse type of ``--spacing-mm``: 0 (keep the axis) or a spacing from 0.05 to 50 mm."""
+    value = finite_number(text)
+    if value != 0 and not 0.05 <= value <= 50:
+        raise argparse.ArgumentTypeError(f"must be 0 (keep the axis) or a spacing from 0.05 to 50 mm, got {text}")
+    return value
+
+
 def ratio(text: str) -> float:
     """argparse type of ``--ratios``: synthetic images per real image, above 0 and at most 100."""
     value = positive_number(text)
@@ -206,6 +214,7 @@ def _cmd_segment_study(args) -> dict:
     recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
                              validate_every=args.validate_every, patience=args.patience if validation else 0,
                              budget_minutes=args.budget_minutes, context_slices=args.context_slices,
+                             spacing_mm=tuple(args.spacing_mm) if args.spacing_mm else None,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
@@ -297,6 +306,9 @@ def register(cli) -> None:
                        help="the real arms train on this many of the real cases (drawn per seed; default: all)")
     study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
     study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
+    study.add_argument("--spacing-mm", type=spacing_value, nargs=3, metavar=("K", "J", "I"),
+                       help="resample every case to this spacing (mm; 0 keeps an axis), e.g. 0 0.8 0.8: a patch then "
+                            "covers the same anatomy in every scan")
     study.add_argument("--context-slices", type=whole_number(0, 8), default=0,
                        help="2-D UNet: this many neighbouring slices on each side as extra channels (2.5-D)")
     study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")

@@ -52,6 +52,9 @@ class SegmenterRecipe:
     patience: int = 0
     #: stop after this many minutes of training (None: no limit); the best (or last) model is kept
     budget_minutes: float | None = None
+    #: every case is resampled to this spacing (mm, [k, j, i]; 0 keeps an axis as it is) in
+    #: training and inference, so that a patch covers the same anatomy in every scan; None: none
+    spacing_mm: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +84,12 @@ class TrainedSegmenter:
         if box is None and organ is not None:
             return out  # no organ: nothing to find in it
         region = np.asarray(volume)[box] if box is not None else np.asarray(volume)
-        found = _without_small(self._predict_region(region), spacing_kji, self.recipe.min_lesion_mm)
+        factors = resampling_factors(self.recipe, spacing_kji)
+        if factors is None:
+            predicted = self._predict_region(region)
+        else:  # predicted on the recipe's grid, back on the case's by nearest neighbour
+            predicted = resample_to_shape(self._predict_region(resample(region, factors, order=1)), region.shape)
+        found = _without_small(predicted, spacing_kji, self.recipe.min_lesion_mm)
         if box is None:
             return found
         out[box] = found
@@ -120,6 +128,33 @@ def _without_small(mask: np.ndarray, spacing_kji, min_lesion_mm: float) -> np.nd
     return keep[components].astype(mask.dtype)
 
 
+def resampling_factors(recipe: SegmenterRecipe, spacing_kji) -> np.ndarray | None:
+    """Zoom factors [k, j, i] from a case's spacing to the recipe's (None: no resampling)."""
+    if recipe.spacing_mm is None:
+        return None
+    if spacing_kji is None:
+        raise MedSynthInputError("The recipe resamples to a common spacing (spacing_mm): give each case's spacing.")
+    target = np.asarray(recipe.spacing_mm, float)
+    native = np.asarray(spacing_kji, float)
+    factors = np.where(target > 0, native / np.where(target > 0, target, 1.0), 1.0)
+    return None if np.allclose(factors, 1.0) else factors
+
+
+def resample(array: np.ndarray, factors: np.ndarray, order: int) -> np.ndarray:
+    """``array`` zoomed by ``factors`` (linear for images, nearest for masks)."""
+    from scipy import ndimage
+
+    return ndimage.zoom(array, factors, order=order, mode="nearest", grid_mode=True)
+
+
+def resample_to_shape(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask brought back to ``shape`` by nearest neighbour."""
+    from scipy import ndimage
+
+    return ndimage.zoom(array, np.asarray(shape, float) / np.asarray(array.shape, float), order=0, mode="nearest",
+                        grid_mode=True)
+
+
 def with_neighbours(image: np.ndarray, context: int) -> np.ndarray:
     """(1, K, J, I) -> (2 context + 1, K, J, I): channel c holds slice k + c - context (edges
     repeat the first and last slice), the input of a 2.5-D network."""
@@ -142,8 +177,8 @@ def organ_box(organ: np.ndarray | None, spacing_kji, margin_mm: float) -> tuple[
 def prepare_case(volume: np.ndarray, label: np.ndarray, organ: np.ndarray | None, recipe: SegmenterRecipe,
                  spacing_kji=None) -> dict:
     """One training case as the sampler wants it, made once: cut to the organ's region,
-    windowed to [0, 1], channel first, padded to a patch, and its lesion ("fg") and other organ
-    ("bg") voxels indexed."""
+    resampled to the recipe's spacing (when it has one), windowed to [0, 1], channel first,
+    padded to a patch, and its lesion ("fg") and other organ ("bg") voxels indexed."""
     from monai.transforms.utils import map_binary_to_indices
 
     volume, label = np.asarray(volume), np.asarray(label) > 0
@@ -152,6 +187,11 @@ def prepare_case(volume: np.ndarray, label: np.ndarray, organ: np.ndarray | None
         box = organ_box(organ, spacing_kji, recipe.organ_margin_mm)
         if box is not None:
             volume, label, organ = volume[box], label[box], organ[box]
+    factors = resampling_factors(recipe, spacing_kji)
+    if factors is not None:
+        volume = resample(volume.astype(np.float32), factors, order=1)
+        label = resample(label.astype(np.uint8), factors, order=0) > 0
+        organ = None if organ is None else resample(organ.astype(np.uint8), factors, order=0) > 0
     low, high = recipe.window
     image = with_neighbours(np.clip((volume.astype(np.float32) - low) / (high - low), 0, 1)[None],
                             recipe.context_slices if recipe.spatial_dims == 2 else 0)
