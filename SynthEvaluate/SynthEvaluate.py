@@ -398,10 +398,13 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
                                       commands=("SynthEvaluateLib.cli.commands:register",)).start()
 
     def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
-        """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job."""
+        """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job.  The synthetic folder
+        may be a generator's model folder; "generator" needs one and records its figures in it."""
         from MedSynthCommonLib.background import BackgroundJob
 
-        return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), "--synthetic", str(syntheticFolder),
+        synthetic = (["--model-dir", str(syntheticFolder), "--record"] if protocol == "generator"
+                     else ["--synthetic", str(syntheticFolder)])
+        return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), *synthetic,
                                       "--epochs", str(epochs), "--out", str(reportFolder),
                                       commands=("SynthEvaluateLib.cli.commands:register",)).start()
 

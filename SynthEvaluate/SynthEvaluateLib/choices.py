@@ -8,4 +8,5 @@ from MedSynthCommonLib.choices import choice_enum
 ProtocolChoice = choice_enum("ProtocolChoice", {
     "gan-train-test": "GAN-train / GAN-test (classifier)",
     "augment": "augmentation study (classifier)",
+    "generator": "generator quality (a stylegan/fastgan model folder as Synthetic)",
 })
