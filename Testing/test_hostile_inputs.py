@@ -16,21 +16,9 @@ import pytest
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.imageio import read_volume
-from MedSynthCommonLib.storage import PARTIAL_PREFIX
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_hostile_round2 import _stargan_folder, _train  # noqa: E402
-
-CLI = [sys.executable, "-m", "MedSynthCommonLib.cli"]
-BAD = os.fsdecode(b"\xff")  # a byte that is not UTF-8, as Python hands it over from argv or a folder listing
-
-
-def _run(arguments, cwd=None, timeout=180):
-    return subprocess.run([*CLI, *arguments], capture_output=True, cwd=cwd, timeout=timeout)
-
-
-def _partials(folder: Path) -> list[str]:
-    return [name for name in os.listdir(os.fsencode(folder)) if name.startswith(PARTIAL_PREFIX.encode())]
+from test_hostile_round2 import CLI, _run, _stargan_folder, _train  # noqa: E402
 
 
 # --- lesion contrast and type; lesions never overlap; centres ---
