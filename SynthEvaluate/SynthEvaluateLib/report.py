@@ -80,7 +80,8 @@ def summary_rows(result: dict) -> list[dict]:
                  "diversity_vs_real": c["diversity_ratio"], "samples": c["samples"]} for name, c in result["per_class"].items()]
         rows.append({"class": "all", "samples_recognised": _ci_text(result["recognised"]),
                      "real_test_recognised": _ci_text(result["real_test_recognised"]),
-                     "diversity_vs_real": float(np.nanmin([c["diversity_ratio"] for c in result["per_class"].values()])),
+                     "diversity_vs_real": min((c["diversity_ratio"] for c in result["per_class"].values()
+                                               if np.isfinite(c["diversity_ratio"])), default=float("nan")),
                      "samples": result["sets"]["samples"]})
         return rows
     if protocol == "ct-findings":
