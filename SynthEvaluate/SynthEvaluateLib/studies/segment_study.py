@@ -128,7 +128,7 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
     """Train the recipe per arm and seed and score it on ``test``; see the module docstring.
     ``validation``: annotated cases of other patients, the same for every arm: the model each
     arm keeps is its best on them (and ``recipe.patience`` stops training early)."""
-    from .leakage import check_disjoint
+    from .leakage import check_disjoint, content_hash
 
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -143,12 +143,13 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                                  + (" (or give ready synthetic cases for the offline arms)." if any(
                                      "offline" in a for a in needs_healthy) else "."))
     validation = validation or []
-    check_disjoint({f"training case {n + 1}": c.image for n, c in enumerate(real_train)},
-                   {f"test case {n + 1}": c.image for n, c in enumerate(test)})
+    # each volume hashed once; training, test and validation cases pairwise disjoint
+    training = {f"training case {n + 1}": content_hash(c.image) for n, c in enumerate(real_train)}
+    tested = {f"test case {n + 1}": content_hash(c.image) for n, c in enumerate(test)}
+    check_disjoint(training, tested)
     if validation:
-        check_disjoint({**{f"training case {n + 1}": c.image for n, c in enumerate(real_train)},
-                        **{f"test case {n + 1}": c.image for n, c in enumerate(test)}},
-                       {f"validation case {n + 1}": c.image for n, c in enumerate(validation)})
+        check_disjoint({**training, **tested},
+                       {f"validation case {n + 1}": content_hash(c.image) for n, c in enumerate(validation)})
     held_out = [_as_made(c) for c in validation]
     options = {"preset": preset}
     offline_count = offline_cases or max(len(real_train), 4)
