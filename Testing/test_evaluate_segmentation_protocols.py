@@ -154,6 +154,30 @@ def test_segment_study_with_given_synthetic_cases_and_mixed_arms(phantom):
         segment_study(cases([7]), [], cases([7, 8]), recipe, arms=("real",))  # a test scan is a training scan
 
 
+def test_on_the_fly_cases_come_from_the_monai_transform_in_each_healthy_organ(phantom):
+    """The study's synthetic cases are RandSynthLesion's (one mechanism with a MONAI pipeline):
+    lesions inside the organ of the drawn healthy case, on that case's grid, the same for the
+    same generator."""
+    pytest.importorskip("monai")
+    from SynthEvaluateLib.studies.segment_study import HealthyCase, SyntheticCases
+
+    liver = phantom.organ_mask("liver")
+    other = make_ct_phantom(shape=(40, 80, 80), spacing=(2.0, 2.0, 3.0), seed=9)
+    healthy = [HealthyCase(phantom.image, liver, phantom.geometry),
+               HealthyCase(other.image, other.organ_mask("liver"), other.geometry)]
+    make = SyntheticCases(healthy, "ct-liver")
+    made = [make(np.random.default_rng(seed)) for seed in range(6)]
+    for image, lesions, organ, spacing in made:
+        source = healthy[0] if image.shape == phantom.image.shape else healthy[1]
+        assert lesions.any() and not np.any(lesions & ~source.organ)
+        assert np.array_equal(spacing, source.geometry.spacing_kji) and organ is source.organ
+        assert np.any(image != source.image) and np.all(image[~ndimage.binary_dilation(lesions, iterations=6)]
+                                                        == source.image[~ndimage.binary_dilation(lesions, iterations=6)])
+    assert {m[0].shape for m in made} == {phantom.image.shape, other.image.shape}
+    again = make(np.random.default_rng(3))
+    assert np.array_equal(again[0], made[3][0]) and np.array_equal(again[1], made[3][1])
+
+
 def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
     """The CLI end to end on CSVs of phantom cases (real annotated = SynthLesion lesions with a
     different seed stream; healthy = the phantom), at a tiny budget: every arm trains, is

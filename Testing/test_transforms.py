@@ -13,9 +13,11 @@ torch = pytest.importorskip("torch")
 from monai.data import CacheDataset, DataLoader  # noqa: E402
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, Spacingd  # noqa: E402
 
+from MedSynthCommonLib.errors import MedSynthInputError  # noqa: E402
 from MedSynthCommonLib.imageio import write_volume  # noqa: E402
 from SynthLesionLib import make_ct_phantom  # noqa: E402
-from SynthLesionLib.transforms import RECORD_KEY, RandSynthLesion, RandSynthLesiond, geometry_from_affine  # noqa: E402
+from SynthLesionLib.transforms import (RECORD_KEY, PrepareOrgand, RandSynthLesion, RandSynthLesiond,  # noqa: E402
+                                      geometry_from_affine)
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +104,64 @@ def test_array_form_and_bad_input():
         transform(image[0], label[0])
     with pytest.raises(Exception, match="size_classes"):
         RandSynthLesion(size_classes=("huge",))
+
+
+def _prepared_pipeline(seed, stats: bool):
+    keys = ("image", "label")
+    middle = [PrepareOrgand(keys, organ_label=1)] if stats else []
+    transforms = Compose([LoadImaged(keys), EnsureChannelFirstd(keys), Orientationd(keys, "RAS"),
+                          Spacingd(keys, (2.0, 2.0, 3.0), mode=("bilinear", "nearest")), *middle,
+                          RandSynthLesiond(keys, organ_label=1, lesion_label=2, prob=1.0, size_classes=("small",),
+                                           count=(1, 2), stats_key="organ_stats" if stats else None)])
+    transforms.set_random_state(seed)
+    return transforms
+
+
+def test_an_organ_measured_once_and_cached_gives_the_same_items_and_collates(files):
+    """PrepareOrgand is cached with the item; reusing its measurement changes nothing in the
+    output, and the measurement does not reach the batch."""
+    measured_each_time = _prepared_pipeline(4, stats=False)(files[2])
+    dataset = CacheDataset([files[2]], _prepared_pipeline(4, stats=True), cache_rate=1.0, num_workers=1,
+                           progress=False)
+    from SynthLesionLib.organ import OrganStatistics
+
+    assert isinstance(dataset._cache[0]["organ_stats"], OrganStatistics)  # measured once, with the cached prefix
+    reused = dataset[0]
+    assert "organ_stats" not in reused
+    assert torch.equal(reused["image"], measured_each_time["image"]) and torch.equal(reused["label"],
+                                                                                    measured_each_time["label"])
+    batch = next(iter(DataLoader(dataset, batch_size=1, num_workers=0)))
+    assert batch["image"].shape[0] == 1 and "organ_stats" not in batch
+
+
+def test_a_class_that_fits_nowhere_leaves_the_item_and_says_why():
+    phantom = make_ct_phantom(shape=(36, 96, 96), spacing=(2.0, 2.0, 3.0), seed=4)
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    image = phantom.image.transpose(2, 1, 0)[np.newaxis].astype(np.float32)
+    label = np.zeros_like(image, dtype=np.uint8)
+    label[0, 40:46, 40:46, 15:18] = 1  # a 12 x 12 x 9 mm organ: no large lesion fits
+    transform = RandSynthLesion(organ_label=1, prob=1.0, size_classes=("large",), affine=affine)
+    transform.set_random_state(0)
+    new_image, new_label = transform(image, label)
+    assert np.array_equal(new_image, image) and np.array_equal(new_label, label) and transform.last_record is None
+    # a MetaTensor carries the reason in its record
+    from monai.data import MetaTensor
+
+    meta_image, _ = transform(MetaTensor(torch.as_tensor(image), affine=torch.as_tensor(affine)),
+                              MetaTensor(torch.as_tensor(label), affine=torch.as_tensor(affine)))
+    record = json.loads(meta_image.meta[RECORD_KEY])
+    assert record["inserted"] is False and record["size_class"] == "large" and record["reason"]
+
+
+def test_organ_statistics_of_another_grid_or_kind_are_refused(files):
+    keys = ("image", "label")
+    from monai.transforms import SpatialCropd
+
+    cropped_after_measuring = Compose([LoadImaged(keys), EnsureChannelFirstd(keys), PrepareOrgand(keys),
+                                       SpatialCropd(keys, roi_start=(0, 0, 0), roi_end=(80, 80, 30)),
+                                       RandSynthLesiond(keys, prob=1.0, stats_key="organ_stats")])
+    wrong = Compose([LoadImaged(keys), EnsureChannelFirstd(keys), RandSynthLesiond(keys, prob=1.0, stats_key="image")])
+    for pipeline, message in ((cropped_after_measuring, "another grid"), (wrong, "PrepareOrgand")):
+        with pytest.raises(RuntimeError) as raised:  # MONAI's Compose names the transform, ours says why
+            pipeline(files[0])
+        assert isinstance(raised.value.__cause__, MedSynthInputError) and message in str(raised.value.__cause__)

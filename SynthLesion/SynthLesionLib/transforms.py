@@ -9,6 +9,11 @@ after a ``CacheDataset``'s deterministic prefix.  What was drawn is recorded in 
 metadata (``synth_lesion``, a JSON string so that it collates), and the seed of every call comes
 from the transform's own random state, never from global state.
 
+``PrepareOrgand`` measures the organ once (``prepare_organ``) as a deterministic step, so a
+``CacheDataset`` keeps the measurement with the cached item and ``RandSynthLesiond(stats_key=...)``
+reuses it on every draw instead of measuring the organ again.  A drawn size class that fits
+nowhere in the organ leaves the item as it is (the record says why) rather than stopping training.
+
 Requires MONAI (imported here, not by ``SynthLesionLib`` itself).
 """
 
@@ -25,6 +30,8 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
 
 from .config import LesionConfig
+from .errors import PlacementError
+from .organ import OrganStatistics
 from .sizes import SIZE_CLASSES
 
 #: metadata key holding what a call drew (JSON), in the image's (and label's) meta dict
@@ -59,6 +66,12 @@ def engine_geometry(affine) -> Geometry:
     positions, and no array is transposed or copied."""
     geometry = geometry_from_affine(affine)
     return Geometry(geometry.origin, geometry.spacing[::-1], geometry.direction[:, ::-1])
+
+
+def engine_array_affine(geometry: Geometry) -> np.ndarray:
+    """The affine under which an engine array ``[k, j, i]`` on ``geometry`` is a MONAI array as
+    it is (the inverse of ``engine_geometry``): how the engine's own cases enter the transforms."""
+    return affine_from_geometry(Geometry(geometry.origin, geometry.spacing[::-1], geometry.direction[:, ::-1]))
 
 
 def _as_numpy(value) -> np.ndarray:
@@ -127,6 +140,8 @@ class RandSynthLesion(Randomizable):
         self.options = {"mass_effect": 0.0, **options}
         LesionConfig(preset=preset, **self.options).validate()  # refuse bad options at construction
         self._do, self._seed, self._size, self._count = False, 0, self.size_classes[0], low
+        #: the last call's case record (what made it); None when that call inserted nothing
+        self.last_record: dict | None = None
 
     def randomize(self, data=None) -> None:
         self._do = self.R.rand() < self.prob
@@ -134,9 +149,12 @@ class RandSynthLesion(Randomizable):
         self._size = self.size_classes[self.R.randint(len(self.size_classes))]
         self._count = int(self.R.randint(self.count[0], self.count[1] + 1))
 
-    def __call__(self, image, label, randomize: bool = True):
+    def __call__(self, image, label, randomize: bool = True, organ_stats: OrganStatistics | None = None):
+        """``organ_stats``: the organ measured once on this image and label (``prepare_organ`` or
+        ``PrepareOrgand``), reused instead of measured again."""
         if randomize:
             self.randomize()
+        self.last_record = None
         if not self._do:  # the record says so, so that batches of items with and without lesions collate
             skipped = json.dumps({"seed": self._seed, "inserted": False})
             return _with_record(image, skipped), _with_record(label, skipped)
@@ -157,7 +175,12 @@ class RandSynthLesion(Randomizable):
         geometry = engine_geometry(np.eye(4) if affine is None else affine)
         organ = labels[0] == self.organ_label
         config = LesionConfig(preset=self.preset, size_class=self._size, count=self._count, **self.options)
-        result = synthesize_lesions(array[0], organ, geometry, config, self._seed)
+        try:
+            result = synthesize_lesions(array[0], organ, geometry, config, self._seed, organ_stats=organ_stats)
+        except PlacementError as error:  # this class fits nowhere in this organ: the item goes on without
+            skipped = json.dumps({"seed": self._seed, "inserted": False, "size_class": self._size,
+                                  "reason": str(error)})
+            return _with_record(image, skipped), _with_record(label, skipped)
         value = self.lesion_label if self.lesion_label is not None else int(labels.max()) + 1
         new_labels = labels.copy()
         new_labels[0][result.lesion_labels > 0] = value
@@ -170,24 +193,68 @@ class RandSynthLesion(Randomizable):
         return _with_record(out_image, summary), _with_record(out_label, summary)
 
 
+def _image_and_label(data: Mapping, keys, allow_missing: bool, name: str):
+    image_key, label_key = keys
+    if image_key not in data or label_key not in data:
+        if allow_missing:
+            return None
+        raise MedSynthInputError(f"{name} needs the keys {image_key!r} and {label_key!r}; the item has {list(data)}.")
+    return data[image_key], data[label_key]
+
+
+class PrepareOrgand(MapTransform):
+    """Measure the organ once (``prepare_organ``) and keep the result under ``stats_key``, for
+    ``RandSynthLesiond(stats_key=...)``.  Deterministic, so a ``CacheDataset`` caches it with the
+    item.  Put it right before ``RandSynthLesiond``, after every transform that changes the grid
+    (a crop between them is refused by the shape check; the measurement belongs to this grid)."""
+
+    def __init__(self, keys: KeysCollection = ("image", "label"), organ_label: int = 1,
+                 stats_key: str = "organ_stats", allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if len(self.keys) != 2:
+            raise MedSynthInputError(f"keys must be (image key, label key); got {self.keys}.")
+        self.organ_label, self.stats_key = organ_label, stats_key
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        from .synthesizer import prepare_organ
+
+        d = dict(data)
+        pair = _image_and_label(d, self.keys, self.allow_missing_keys, "PrepareOrgand")
+        if pair is None:
+            return d
+        image, label = _as_numpy(pair[0]), _as_numpy(pair[1])
+        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
+            raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
+                                     f"{image.shape} and {label.shape} (EnsureChannelFirstd before this transform).")
+        affine = getattr(pair[0], "affine", None)
+        d[self.stats_key] = prepare_organ(image[0], label[0] == self.organ_label,
+                                          engine_geometry(np.eye(4) if affine is None else affine))
+        return d
+
+
 class RandSynthLesiond(Randomizable, MapTransform):
-    """Dictionary form of ``RandSynthLesion``: ``keys = (image_key, label_key)``.
+    """Dictionary form of ``RandSynthLesion``: ``keys = (image_key, label_key)``.  With
+    ``stats_key``, the organ statistics that ``PrepareOrgand`` put there are reused (and removed
+    from the item, so that batches collate).
 
     Example::
 
         Compose([LoadImaged(("image", "label")), EnsureChannelFirstd(("image", "label")),
                  Spacingd(("image", "label"), (1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
-                 RandSynthLesiond(("image", "label"), organ_label=1, lesion_label=2, prob=0.5),
+                 PrepareOrgand(("image", "label"), organ_label=1),            # cached with the item
+                 RandSynthLesiond(("image", "label"), organ_label=1, lesion_label=2, prob=0.5,
+                                  stats_key="organ_stats"),
                  RandCropByPosNegLabeld(("image", "label"), "label", (96, 96, 96))])
     """
 
     def __init__(self, keys: KeysCollection = ("image", "label"), organ_label: int = 1, lesion_label: int | None = None,
                  prob: float = 0.5, size_classes: Sequence[str] = ("tiny", "small", "medium"),
                  count: tuple[int, int] = (1, 3), preset: str = "ct-liver", allow_missing_keys: bool = False,
-                 **options):
+                 stats_key: str | None = None, **options):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if len(self.keys) != 2:
             raise MedSynthInputError(f"keys must be (image key, label key); got {self.keys}.")
+        self.stats_key = stats_key
         self.synth = RandSynthLesion(organ_label, lesion_label, prob, size_classes, count, preset, **options)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
@@ -200,12 +267,14 @@ class RandSynthLesiond(Randomizable, MapTransform):
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict:
         d = dict(data)
-        image_key, label_key = self.keys
-        if image_key not in d or label_key not in d:
-            if self.allow_missing_keys:
-                return d
-            raise MedSynthInputError(f"RandSynthLesiond needs the keys {image_key!r} and {label_key!r}; "
-                                     f"the item has {list(d)}.")
+        stats = d.pop(self.stats_key, None) if self.stats_key is not None else None
+        if self.stats_key is not None and stats is not None and not isinstance(stats, OrganStatistics):
+            raise MedSynthInputError(f"The item's {self.stats_key!r} is not an organ measurement; put PrepareOrgand "
+                                     f"(stats_key={self.stats_key!r}) before RandSynthLesiond.")
+        pair = _image_and_label(d, self.keys, self.allow_missing_keys, "RandSynthLesiond")
+        if pair is None:
+            return d
         self.randomize()
-        d[image_key], d[label_key] = self.synth(d[image_key], d[label_key], randomize=False)
+        image_key, label_key = self.keys
+        d[image_key], d[label_key] = self.synth(*pair, randomize=False, organ_stats=stats)
         return d

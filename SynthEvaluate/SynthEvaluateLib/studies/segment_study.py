@@ -1,8 +1,9 @@
 """Does synthesis help a segmenter?  The seed paper's comparison, on the user's data:
 
 - ``real``: the real annotated training cases;
-- ``on-the-fly``: healthy organs with SynthLesion lesions made during training (a pool of cases
-  refreshed as training goes, like ``RandSynthLesiond``);
+- ``on-the-fly``: healthy organs with SynthLesion lesions made during training by the project's
+  MONAI transform (``RandSynthLesion``, as in a MONAI pipeline; a pool of cases refreshed as
+  training goes);
 - ``real + on-the-fly``: both;
 - ``offline``: lesions made once before training: cases you give (``synthetic``: a build-db
   database, a translator's outputs) or, without them, lesions SynthLesion makes in the healthy
@@ -74,19 +75,36 @@ class HealthyCase:
         return self._stats
 
 
-def _synthetic_case(healthy: list[HealthyCase], config_options: dict, rng: np.random.Generator):
-    from SynthLesionLib import LesionConfig, synthesize_lesions
+#: lesion sizes of the on-the-fly and made offline cases: every class, one drawn per case
+SYNTHETIC_SIZE_CLASSES = ("tiny", "small", "medium", "large")
+#: a drawn class that fits nowhere in the organ drawn is drawn again this many times
+SYNTHETIC_DRAWS = 5
 
-    case = healthy[int(rng.integers(len(healthy)))]
-    config = LesionConfig(size_class="mix", count=int(rng.integers(1, 4)), mass_effect=0, **config_options)
-    for _ in range(5):  # a mix may draw a class that does not fit this organ: draw again
-        try:
-            result = synthesize_lesions(case.image, case.organ, case.geometry, config, int(rng.integers(2**31)),
-                                        organ_stats=case.stats())
-            return result.image, result.lesion_labels > 0, case.organ, case.geometry.spacing_kji
-        except MedSynthInputError:
-            continue
-    raise MedSynthInputError("No lesion fits the healthy organs given; check the organ masks.")
+
+class SyntheticCases:
+    """Cases with SynthLesion lesions in the healthy organs, made by the project's MONAI transform
+    (``RandSynthLesion``: one to three lesions of one size class per case, no mass effect), the
+    same mechanism a MONAI training pipeline uses on the fly.  Each healthy organ is measured once."""
+
+    def __init__(self, healthy: list[HealthyCase], preset: str):
+        from SynthLesionLib.transforms import RandSynthLesion, engine_array_affine
+
+        self.healthy = healthy
+        self.transforms = [RandSynthLesion(organ_label=1, lesion_label=2, prob=1.0, size_classes=SYNTHETIC_SIZE_CLASSES,
+                                           count=(1, 3), preset=preset, affine=engine_array_affine(case.geometry))
+                           for case in healthy]
+
+    def __call__(self, rng: np.random.Generator) -> tuple:
+        """One case drawn with ``rng``: (image, lesion mask, organ mask, spacing [k, j, i])."""
+        number = int(rng.integers(len(self.healthy)))
+        case, transform = self.healthy[number], self.transforms[number]
+        organ = case.organ.astype(np.uint8)[np.newaxis]
+        for _ in range(SYNTHETIC_DRAWS):  # a class that fits nowhere in this organ inserts nothing: draw again
+            transform.set_random_state(int(rng.integers(2**31)))
+            image, label = transform(case.image[np.newaxis], organ, organ_stats=case.stats())
+            if transform.last_record is not None:
+                return image[0], label[0] == 2, case.organ, case.geometry.spacing_kji
+        raise MedSynthInputError("No lesion fits the healthy organs given; check the organ masks.")
 
 
 def _score(model, test: list[AnnotatedCase], tolerance_mm: float) -> dict:
@@ -151,7 +169,7 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
         check_disjoint({**training, **tested},
                        {f"validation case {n + 1}": content_hash(c.image) for n, c in enumerate(validation)})
     held_out = [_as_made(c) for c in validation]
-    options = {"preset": preset}
+    make_synthetic = SyntheticCases(healthy, preset) if healthy else None
     offline_count = offline_cases or max(len(real_train), 4)
     results: dict[str, list] = {arm: [] for arm in arms}
     for seed in seeds:
@@ -162,7 +180,7 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
         elif synthetic:
             offline = [_as_made(c) for c in synthetic]
         else:
-            offline = [_synthetic_case(healthy, options, rng) for _ in range(offline_count)]
+            offline = [make_synthetic(rng) for _ in range(offline_count)]
         per_case = {}
         for arm in arms:
             if progress:
@@ -174,7 +192,7 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                 organs += [c.organ for c in real]
                 spacings += [c.geometry.spacing_kji for c in real]
             if "on-the-fly" in arm:
-                fresh = lambda generator: _synthetic_case(healthy, options, generator)  # noqa: E731
+                fresh = make_synthetic
             if "offline" in arm:
                 mixed = arm != "offline"
                 chosen = _subset(offline, int(round(offline_ratio * len(real))), rng) if mixed else offline
