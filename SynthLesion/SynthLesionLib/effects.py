@@ -13,6 +13,12 @@ MASS_EFFECT_REACH = 1.4
 MASS_EFFECT_MAX = 0.9
 #: smaller shifts (in voxels of the finest axis) are not resampled
 MIN_SHIFT_VOXELS = 0.2
+#: B-spline degree of the pushed tissue's resampling.  Quadratic: 27 taps a voxel instead of
+#: cubic's 64, 1.6x faster (the mass effect is most of a large lesion's time), and it keeps the
+#: tissue's noise nearly as well (measured on correlated CT-like noise pushed by a large lesion:
+#: SD 0.93 of the original against 0.94 for cubic and 0.75 for linear; cf. Thevenaz, Blu & Unser,
+#: "Interpolation revisited", IEEE TMI 2000, on quadratic against cubic B-splines)
+SPLINE_ORDER = 2
 
 
 def mass_effect_support_mm(radius_mm: float) -> float:
@@ -26,7 +32,7 @@ def mass_effect(box: Box, spacing_kji: np.ndarray, radius_mm: float, strength: f
     The backward map samples each voxel at distance rho from ``rho * (1 - A (1 - x^2)^2)``,
     x = rho / R, R = 1.4 x ``radius_mm``, A = 0.9 x strength / 100: smooth, zero beyond R,
     and one-to-one (its radial derivative stays positive for A < 1), so no tissue folds.
-    ``image`` (float32, the box) is resampled with cubic B-splines, ``masks`` (uint8 arrays
+    ``image`` (float32, the box) is resampled with quadratic B-splines (``SPLINE_ORDER``), ``masks`` (uint8 arrays
     on the box: organ, earlier lesions) with nearest neighbour, so labels follow the tissue
     exactly.  Voxels where ``keep`` is True (the lesion's core, whose own content replaces
     the tissue there) are left as they are, which saves most of the work for large lesions.
@@ -52,8 +58,8 @@ def mass_effect(box: Box, spacing_kji: np.ndarray, radius_mm: float, strength: f
     for axis in range(3):
         offset_vox = box.offsets_mm[axis].reshape(-1)[where[axis]] / np.float32(spacing_kji[axis])
         coords[axis] = where[axis] - factor * offset_vox
-    coefficients = ndimage.spline_filter(image, order=3, output=np.float32, mode="nearest")
-    image[where] = ndimage.map_coordinates(coefficients, coords, order=3, mode="nearest", prefilter=False)
+    coefficients = ndimage.spline_filter(image, order=SPLINE_ORDER, output=np.float32, mode="nearest")
+    image[where] = ndimage.map_coordinates(coefficients, coords, order=SPLINE_ORDER, mode="nearest", prefilter=False)
     nearest = tuple(np.clip(np.rint(c).astype(np.intp), 0, n - 1) for c, n in zip(coords, image.shape))
     for mask in masks:
         if mask.any():
