@@ -338,3 +338,33 @@ def test_a_common_spacing_lets_a_model_read_scans_of_another_resolution(phantom)
     predicted = model.predict(image, spacing_kji=spacing / fine)
     assert predicted.shape == image.shape
     assert dice(predicted, truth) > 0.35
+
+
+def test_an_organ_mask_column_says_where_to_look_when_the_label_map_holds_only_lesions(tmp_path, capsys):
+    """Case lists may name each case's organ mask (e.g. TotalSegmentator's, several organs, with
+    organ_label): the segment study then looks and counts inside that organ; a mask without the
+    organ is refused by line before anything trains."""
+    pytest.importorskip("monai")
+    from MedSynthCommonLib.cli import main
+    from MedSynthCommonLib.imageio import write_volume
+    from SynthEvaluateLib.cli.commands import _annotated
+
+    phantom = make_ct_phantom(shape=(24, 64, 64), spacing=(2.5, 2.5, 4.0), seed=3)
+    liver = phantom.organ_mask("liver")
+    result = synthesize_lesions(phantom.image, liver, phantom.geometry,
+                                LesionConfig(size_class="small", count=1, contrast=-60), 7)
+    write_volume(tmp_path / "ct.nii.gz", result.image, phantom.geometry)
+    write_volume(tmp_path / "tumour.nii.gz", (result.lesion_labels > 0).astype(np.uint8), phantom.geometry)
+    write_volume(tmp_path / "organs.nii.gz", phantom.organs.astype(np.uint8), phantom.geometry)  # liver = 1, others
+    (tmp_path / "cases.csv").write_text("image,label,organ_mask,organ_label\nct.nii.gz,tumour.nii.gz,organs.nii.gz,1\n")
+    (case,) = _annotated(tmp_path / "cases.csv", None)
+    assert np.array_equal(case.organ, liver | (result.lesion_labels > 0)) and np.array_equal(case.lesions,
+                                                                                          result.lesion_labels > 0)
+    (tmp_path / "plain.csv").write_text("image,label\nct.nii.gz,tumour.nii.gz\n")
+    assert _annotated(tmp_path / "plain.csv", None)[0].organ is None  # nothing says where: the whole scan
+    (tmp_path / "wrong.csv").write_text("image,label,organ_mask,organ_label\nct.nii.gz,tumour.nii.gz,organs.nii.gz,9\n")
+    code = main(["evaluate", "segment-study", "--healthy", str(tmp_path / "wrong.csv"), "--test",
+                 str(tmp_path / "wrong.csv"), "--arms", "on-the-fly", "--out", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Line 2" in err and "organ_label" in err and "Traceback" not in err
+    assert not (tmp_path / "report").exists()

@@ -167,23 +167,39 @@ def _cmd_segmentation(args) -> dict:
 
 
 def _annotated(path: Path, lesion_label: int | None):
+    """Annotated cases from a CSV ``image,label[,organ_mask[,organ_label]]``.  Where the segmenter
+    looks: the organ_mask column's organ (``organ_label``'s value in it, or any non-zero), else
+    the label map's other labels when it also holds the organ (LiTS: liver 1, tumour 2), else
+    the whole scan."""
     import numpy as np
 
+    from MedSynthCommonLib.geometry import check_same_grid
     from MedSynthCommonLib.imageio import read_volume
-    from MedSynthCommonLib.tables import read_table
+    from MedSynthCommonLib.tables import parse_int, read_table, table_file
 
     from ..studies.segment_study import AnnotatedCase
 
     cases, values = [], set()
     for number, row in read_table(path, ("image", "label"), "case list"):
-        image, geometry = read_volume(path.parent / row["image"])
-        labels, label_geometry = read_volume(path.parent / row["label"])
-        from MedSynthCommonLib.geometry import check_same_grid
-
+        image, geometry = read_volume(table_file(path, row, "image", number))
+        labels, label_geometry = read_volume(table_file(path, row, "label", number))
         check_same_grid(image, geometry, labels, label_geometry, f"label map on line {number} of {path}")
         lesions = labels == lesion_label if lesion_label is not None else labels > 0
-        # a label map that also holds the organ (LiTS: liver 1, tumour 2) says where to look
-        organ = labels > 0 if lesion_label is not None and np.any((labels > 0) & ~lesions) else None
+        organ_file = table_file(path, row, "organ_mask", number, required=False)
+        if organ_file is not None:
+            mask, mask_geometry = read_volume(organ_file)
+            check_same_grid(image, geometry, mask, mask_geometry, f"organ mask on line {number} of {path}")
+            organ_label = parse_int((row.get("organ_label") or "").strip(), "organ_label", number, path)
+            organ = (mask == organ_label) if organ_label is not None else mask != 0
+            if not organ.any():
+                raise MedSynthInputError(f"Line {number} of {path}: the organ mask holds no "
+                                         f"{'voxel of value ' + str(organ_label) if organ_label is not None else 'organ'}"
+                                         "; give the organ's value in the organ_label column.")
+            organ |= lesions  # a lesion belongs to its organ even where the organ mask left it out
+        elif lesion_label is not None and np.any((labels > 0) & ~lesions):
+            organ = labels > 0  # a label map that also holds the organ says where to look
+        else:
+            organ = None
         cases.append(AnnotatedCase(image, lesions, geometry, organ))
         values.update(np.unique(labels).tolist())
     if lesion_label is not None and not any(case.lesions.any() for case in cases):
@@ -288,9 +304,12 @@ def register(cli) -> None:
     study = commands.add_parser(
         "segment-study", help="does synthesis help a segmenter? real, on-the-fly, real + on-the-fly, offline and real + "
                               "offline training of one UNet recipe, tested on real annotated cases")
-    study.add_argument("--real-train", type=Path, help="CSV image,label of real annotated training cases")
+    study.add_argument("--real-train", type=Path, help="CSV image,label[,organ_mask[,organ_label]] of real annotated "
+                                                           "training cases (the organ: where the segmenter looks)")
     study.add_argument("--healthy", type=Path, help="CSV image,organ_mask[,organ_label] of healthy cases (as build-db)")
-    study.add_argument("--test", type=Path, required=True, help="CSV image,label of real annotated test cases")
+    study.add_argument("--test", type=Path, required=True,
+                       help="CSV image,label[,organ_mask[,organ_label]] of real annotated test cases: lesions are "
+                            "sought inside the organ (organ_mask, or the label map's other labels, as LiTS's liver 1)")
     study.add_argument("--lesion-label", type=whole_number(1, 2**31 - 1), help="lesion value in the label maps (default: any non-zero)")
     study.add_argument("--arms", nargs="+", default=["real", "on-the-fly", "real + on-the-fly", "offline"],
                        choices=["real", "on-the-fly", "real + on-the-fly", "offline", "real + offline"],
