@@ -112,6 +112,27 @@ def test_segmenter_recipe_bad_input():
         train_segmenter([volume], [volume], SegmenterRecipe(channels=(8, 16, 32), patch_size=(30, 30)))
     with pytest.raises(MedSynthInputError, match="one label per volume"):
         train_segmenter([volume], [], SegmenterRecipe())
+    with pytest.raises(MedSynthInputError, match="precision"):
+        train_segmenter([volume], [volume], SegmenterRecipe(precision="int8"))
+
+
+def test_bf16_recipe_trains_and_predicts_in_autocast_with_fp32_weights(phantom):
+    """bf16 autocast (CPUs with AVX512-BF16/AMX, GPUs): the weights stay fp32, the loss is
+    finite, the prediction is a mask; the recipe records the precision it ran with."""
+    pytest.importorskip("monai")
+    import torch
+
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
+
+    liver = phantom.organ_mask("liver")
+    case = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="medium"), seed=1)
+    recipe = SegmenterRecipe(channels=(4, 8, 16), patch_size=(32, 32), iterations=10, batch_size=4, precision="bf16")
+    model = train_segmenter([case.image], [case.lesion_labels], recipe, seed=0, organs=[liver],
+                            spacings=[phantom.geometry.spacing_kji])
+    assert all(p.dtype == torch.float32 for p in model.model.parameters())
+    assert np.isfinite(model.history[-1]["loss"]) and model.recipe.to_dict()["precision"] == "bf16"
+    prediction = model.predict(case.image, liver, phantom.geometry.spacing_kji)
+    assert prediction.shape == case.image.shape and prediction.dtype == np.uint8
 
 
 def test_3d_unet_recipe_runs_with_sliding_window(phantom):

@@ -230,7 +230,7 @@ def _cmd_segment_study(args) -> dict:
     recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
                              validate_every=args.validate_every, patience=args.patience if validation else 0,
                              budget_minutes=args.budget_minutes, context_slices=args.context_slices,
-                             spacing_mm=tuple(args.spacing_mm) if args.spacing_mm else None,
+                             spacing_mm=tuple(args.spacing_mm) if args.spacing_mm else None, precision=args.precision,
                              patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
                              channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
@@ -331,6 +331,9 @@ def register(cli) -> None:
     study.add_argument("--context-slices", type=whole_number(0, 8), default=0,
                        help="2-D UNet: this many neighbouring slices on each side as extra channels (2.5-D)")
     study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")
+    study.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
+                       help="the UNet's forward passes in this precision (autocast; the loss and weights stay fp32): "
+                            "bf16 on CPUs with AVX512-BF16/AMX and on GPUs; auto = bf16/fp16 on a GPU, fp32 on a CPU")
     study.add_argument("--validation", type=Path,
                        help="CSV image,label of annotated cases of other patients (not in training or test): each arm "
                             "keeps its model with the best validation Dice")

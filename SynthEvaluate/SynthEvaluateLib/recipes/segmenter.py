@@ -55,9 +55,19 @@ class SegmenterRecipe:
     #: every case is resampled to this spacing (mm, [k, j, i]; 0 keeps an axis as it is) in
     #: training and inference, so that a patch covers the same anatomy in every scan; None: none
     spacing_mm: tuple[float, float, float] | None = None
+    #: "fp32", "bf16" or "fp16": autocast of the network's forward passes (the loss, weights and
+    #: optimiser stay fp32; fp16 adds a loss scaler), in training and inference; "auto": bf16 on a
+    #: GPU that has it, fp16 on other GPUs, fp32 on a CPU
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def accelerator(self):
+        """The device and precision the recipe runs with (MedSynthCommonLib's ``Accelerator``)."""
+        from MedSynthCommonLib.devices import resolve_accelerator
+
+        return resolve_accelerator(self.device, self.precision, channels_last=False)
 
 
 @dataclass
@@ -103,7 +113,7 @@ class TrainedSegmenter:
 
         self.model.eval()
         data = self._normalise(volume)
-        with torch.no_grad():
+        with torch.no_grad(), self.recipe.accelerator().autocast():
             if self.recipe.spatial_dims == 2:
                 tensor = torch.as_tensor(with_neighbours(data[None], self.recipe.context_slices)).transpose(0, 1).contiguous()
                 # slices as a batch, (2 context + 1) channels each
@@ -111,7 +121,7 @@ class TrainedSegmenter:
                 tensor = torch.as_tensor(data)[None, None]
             logits = sliding_window_inference(tensor.to(self.recipe.device), self.recipe.patch_size, 4, self.model,
                                               overlap=0.25, mode="gaussian")
-            mask = logits.argmax(dim=1).cpu().numpy().astype(np.uint8)
+            mask = logits.float().argmax(dim=1).cpu().numpy().astype(np.uint8)
         return mask if self.recipe.spatial_dims == 2 else mask[0]
 
 
@@ -268,6 +278,8 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
             raise MedSynthInputError(f"A volume {np.shape(v)} and its label {np.shape(l)} differ in shape.")
     ranks = ranks or Ranks.from_environment(recipe.device.split(":")[0])
     recipe = dataclasses.replace(recipe, device=ranks.device(recipe.device))
+    accelerator = recipe.accelerator()  # refuses an unknown precision before any work
+    recipe = dataclasses.replace(recipe, precision=accelerator.precision)
     share = ranks.shard(recipe.batch_size)
     rng = np.random.default_rng(seed)
     organs = organs or [None] * len(volumes)
@@ -288,6 +300,7 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                      num_res_units=recipe.num_res_units).to(recipe.device)
         trained = ranks.wrap(model)
         optimiser = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+        scaler = accelerator.grad_scaler()  # fp16 only; a pass-through otherwise
         loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
         history, started = [], time.perf_counter()
         keeper = _BestModel(model, recipe, seed, validation or [], ranks)
@@ -300,10 +313,13 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
             pairs = [sample(prepared[c]) for c in rng.integers(len(prepared), size=recipe.batch_size)][share]
             x = torch.as_tensor(np.stack([p[0] for p in pairs]))
             y = torch.as_tensor(np.stack([p[1] for p in pairs]))
-            loss = loss_function(trained(x.to(recipe.device)), y.to(recipe.device))
+            with accelerator.autocast():
+                logits = trained(x.to(recipe.device))
+            loss = loss_function(logits.float(), y.to(recipe.device))  # the loss in fp32
             optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
             if iteration % 10 == 0 or iteration == recipe.iterations:
                 entry = {"iteration": iteration, "loss": ranks.mean({"loss": float(loss.detach())})["loss"],
                          "seconds": time.perf_counter() - started}
