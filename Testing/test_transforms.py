@@ -165,3 +165,17 @@ def test_organ_statistics_of_another_grid_or_kind_are_refused(files):
         with pytest.raises(RuntimeError) as raised:  # MONAI's Compose names the transform, ours says why
             pipeline(files[0])
         assert isinstance(raised.value.__cause__, MedSynthInputError) and message in str(raised.value.__cause__)
+
+
+def test_an_item_without_the_organ_is_named_in_the_error(files, tmp_path):
+    from MedSynthCommonLib.imageio import read_volume
+
+    image, geometry = read_volume(files[0]["image"])
+    write_volume(tmp_path / "empty_label.nii.gz", np.zeros(image.shape, np.uint8), geometry)
+    item = {"image": files[0]["image"], "label": str(tmp_path / "empty_label.nii.gz")}
+    keys = ("image", "label")
+    for last in (PrepareOrgand(keys), RandSynthLesiond(keys, prob=1.0)):
+        with pytest.raises(RuntimeError) as raised:
+            Compose([LoadImaged(keys), EnsureChannelFirstd(keys), last])(item)
+        cause = str(raised.value.__cause__)
+        assert "organ mask is empty" in cause and files[0]["image"] in cause

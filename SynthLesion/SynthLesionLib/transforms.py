@@ -95,6 +95,13 @@ def _like(template, array: np.ndarray):
     return array.astype(np.asarray(template).dtype, copy=False)
 
 
+def _item_name(image) -> str:
+    """The file an item came from (a MetaTensor's ``filename_or_obj``), for error messages."""
+    meta = getattr(image, "meta", None) or {}
+    name = meta.get("filename_or_obj")
+    return f"{name}: " if isinstance(name, str) and name else ""
+
+
 def _with_record(value, summary: str):
     """``value`` with ``summary`` in its metadata: a new MetaTensor header on the same data (the
     input's metadata, e.g. a cached item's, is not modified); plain arrays are returned as they are."""
@@ -181,6 +188,8 @@ class RandSynthLesion(Randomizable):
             skipped = json.dumps({"seed": self._seed, "inserted": False, "size_class": self._size,
                                   "reason": str(error)})
             return _with_record(image, skipped), _with_record(label, skipped)
+        except MedSynthInputError as error:  # e.g. an item without the organ: say which item
+            raise MedSynthInputError(f"{_item_name(image)}{error}") from None
         value = self.lesion_label if self.lesion_label is not None else int(labels.max()) + 1
         new_labels = labels.copy()
         new_labels[0][result.lesion_labels > 0] = value
@@ -227,8 +236,11 @@ class PrepareOrgand(MapTransform):
             raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
                                      f"{image.shape} and {label.shape} (EnsureChannelFirstd before this transform).")
         affine = getattr(pair[0], "affine", None)
-        d[self.stats_key] = prepare_organ(image[0], label[0] == self.organ_label,
-                                          engine_geometry(np.eye(4) if affine is None else affine))
+        try:
+            d[self.stats_key] = prepare_organ(image[0], label[0] == self.organ_label,
+                                              engine_geometry(np.eye(4) if affine is None else affine))
+        except MedSynthInputError as error:  # e.g. an item without the organ: say which item
+            raise MedSynthInputError(f"{_item_name(pair[0])}{error}") from None
         return d
 
 
