@@ -11,7 +11,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedSynthCommonLib.widgets import ParameterNodeLifecycle
+from MedSynthCommonLib.widgets import JobSection, ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 
@@ -93,7 +93,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self._case = None
         self._caseNode = None
         self._caseShownAt = 0.0
-        self._jobs = {}  # panel slot -> its background job (protocol, study, triage, findings)
+        self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings)
         self._queueTable = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
@@ -110,18 +110,41 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self.ui.answerRealButton.connect("clicked(bool)", lambda: self.onAnswer("real"))
         self.ui.answerSyntheticButton.connect("clicked(bool)", lambda: self.onAnswer("synthetic"))
         self.ui.studyResultsButton.connect("clicked(bool)", self.onStudyResults)
-        self.ui.runProtocolButton.connect("clicked(bool)", self.onRunOrCancel)
-        self.ui.runStudyButton.connect("clicked(bool)", self.onStudyRunOrCancel)
-        self.ui.runTriageButton.connect("clicked(bool)", self.onTriageRunOrCancel)
-        self.ui.trainFindingsButton.connect("clicked(bool)", self.onTrainFindingsOrCancel)
         self.ui.triageTableView.connect("clicked(QModelIndex)", self.onQueueRowClicked)
+        self._addJobSections()
         self.initializeParameterNode()
+
+    def _addJobSections(self) -> None:
+        """The four sections that run in the background, each with its button, log and result."""
+        p = lambda: self._parameterNode  # noqa: E731
+        guard = lambda: slicer.util.tryWithErrorDisplay(_("The job could not start."))  # noqa: E731
+        background = _("Run in background")
+        sections = {
+            "protocol": (self.ui.runProtocolButton, self.ui.protocolLogTextEdit, background, lambda: self.logic.startProtocol(
+                p().protocol.value, p().realFolder, p().syntheticFolder, p().reportFolder, p().epochs),
+                lambda: self._showReport(p().reportFolder, roc=True), _("Cancelled.")),
+            "study": (self.ui.runStudyButton, self.ui.studyLogTextEdit, background, lambda: self.logic.startSegmentStudy(
+                p().studyRealTrain, p().studyHealthy, p().studyTest, p().studyLesionLabel, p().studyIterations,
+                p().studyReportFolder), lambda: self._showReport(p().studyReportFolder), _("Cancelled.")),
+            "triage": (self.ui.runTriageButton, self.ui.triageLogTextEdit, _("Build queue in background"),
+                       lambda: self.logic.startTriage(p().triageModel, p().triageCases, p().triageFinding.strip(),
+                                                      p().triageQueue, p().triageOrganNames),
+                       self._showQueue, _("Cancelled.")),
+            "findings": (self.ui.trainFindingsButton, self.ui.triageLogTextEdit, _("Train model in background"),
+                         lambda: self.logic.startFindingsTraining(p().findingsHealthy, p().triageOrganNames,
+                                                                  p().triageModel),
+                         lambda: self._openReport(self.logic.findingsReportFolder(p().triageModel)),
+                         _("Cancelled (training again resumes where it stopped).")),
+        }
+        for name, (button, log, idle, start, show, cancelled) in sections.items():
+            self._jobs[name] = JobSection(button, log, idle, start, lambda code, show=show: code == 0 and show(), guard,
+                                          _("Cancel"), cancelled, _("Finished."), _("Ended with errors (see above)."))
+            button.connect("clicked(bool)", lambda checked=False, name=name: self.onRunOrCancel(name))
 
     def cleanup(self) -> None:
         self.removeObservers()
-        for job in self._jobs.values():
-            if job is not None:
-                job.cancel()
+        for section in self._jobs.values():
+            section.cancel()
 
     def _savedSelections(self, node):
         return node.referenceSegmentId, node.predictedSegmentId
@@ -161,22 +184,14 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self.ui.studyResultsButton.enabled = self._study is not None
         self.ui.createStudyButton.enabled = all(chosen_path(v) for v in (p.studyFolder, p.realFolder, p.syntheticFolder))
         self.ui.openStudyButton.enabled = bool(chosen_path(p.studyFolder))
-        running = self._running("protocol")
-        self.ui.runProtocolButton.text = _("Cancel") if running else _("Run in background")
-        self.ui.runProtocolButton.enabled = running or all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder,
-                                                                                      p.reportFolder))
-        studyRunning = self._running("study")
-        self.ui.runStudyButton.text = _("Cancel") if studyRunning else _("Run in background")
-        self.ui.runStudyButton.enabled = studyRunning or all(
-            chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain, p.studyHealthy))
-        triageRunning = self._running("triage")
-        self.ui.runTriageButton.text = _("Cancel") if triageRunning else _("Build queue in background")
-        self.ui.runTriageButton.enabled = triageRunning or (
-            all(chosen_path(v) for v in (p.triageModel, p.triageCases, p.triageQueue)) and bool(p.triageFinding.strip()))
-        trainingRunning = self._running("findings")
-        self.ui.trainFindingsButton.text = _("Cancel") if trainingRunning else _("Train model in background")
-        self.ui.trainFindingsButton.enabled = trainingRunning or (
-            all(chosen_path(v) for v in (p.findingsHealthy, p.triageModel)) and bool(p.triageOrganNames.strip()))
+        if self._jobs:
+            self._jobs["protocol"].update(all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder, p.reportFolder)))
+            self._jobs["study"].update(all(chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain,
+                                                                    p.studyHealthy)))
+            self._jobs["triage"].update(all(chosen_path(v) for v in (p.triageModel, p.triageCases, p.triageQueue))
+                                        and bool(p.triageFinding.strip()))
+            self._jobs["findings"].update(all(chosen_path(v) for v in (p.findingsHealthy, p.triageModel))
+                                          and bool(p.triageOrganNames.strip()))
 
     def _ensureDependencies(self, training: bool = False) -> bool:
         """The metrics need pip packages only; the training protocols also torch (from the
@@ -255,54 +270,13 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
 
-    # --- protocols in the background
+    # --- background jobs: one JobSection per panel section, polled by one timer
 
-    # --- background jobs: one slot per panel, each with its log and what to show when it ends
-
-    def _jobLog(self, slot: str):
-        return {"protocol": self.ui.protocolLogTextEdit, "study": self.ui.studyLogTextEdit,
-                "triage": self.ui.triageLogTextEdit, "findings": self.ui.triageLogTextEdit}[slot]
-
-    def _runOrCancel(self, slot: str, start, cancelled: str = "") -> None:
-        """Cancel the job in ``slot``, or start one with ``start()`` (after the dependency check)."""
-        job = self._jobs.get(slot)
-        if job is not None and job.running:
-            job.cancel()
-            self._jobLog(slot).appendPlainText(cancelled or _("Cancelled."))
-            self._updateGui()
-            return
-        if not self._ensureDependencies(training=True):
-            return
-        with slicer.util.tryWithErrorDisplay(_("The job could not start.")):
-            self._jobs[slot] = start()
-            self._jobLog(slot).clear()
+    def onRunOrCancel(self, name: str) -> None:
+        """Cancel the section's job, or start it (after the dependency check)."""
+        if self._jobs[name].run_or_cancel(lambda: self._ensureDependencies(training=True)):
             self._timer.start()
         self._updateGui()
-
-    def _running(self, slot: str) -> bool:
-        job = self._jobs.get(slot)
-        return job is not None and job.running
-
-    def onRunOrCancel(self) -> None:
-        p = self._parameterNode
-        self._runOrCancel("protocol", lambda: self.logic.startProtocol(
-            p.protocol.value, p.realFolder, p.syntheticFolder, p.reportFolder, p.epochs))
-
-    def onStudyRunOrCancel(self) -> None:
-        p = self._parameterNode
-        self._runOrCancel("study", lambda: self.logic.startSegmentStudy(
-            p.studyRealTrain, p.studyHealthy, p.studyTest, p.studyLesionLabel, p.studyIterations, p.studyReportFolder))
-
-    def onTriageRunOrCancel(self) -> None:
-        p = self._parameterNode
-        self._runOrCancel("triage", lambda: self.logic.startTriage(
-            p.triageModel, p.triageCases, p.triageFinding.strip(), p.triageQueue, p.triageOrganNames))
-
-    def onTrainFindingsOrCancel(self) -> None:
-        p = self._parameterNode
-        self._runOrCancel("findings", lambda: self.logic.startFindingsTraining(
-            p.findingsHealthy, p.triageOrganNames, p.triageModel),
-            _("Cancelled (training again resumes where it stopped)."))
 
     def onQueueRowClicked(self, index) -> None:
         """Load the clicked scan with its evidence overlay and the evidence region as a segment."""
@@ -322,38 +296,32 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
                 slicer.modules.markups.logic().JumpSlicesToLocation(*centre, True)
             self.ui.triageLogTextEdit.appendPlainText(shown["segment"])
 
-    def _showResult(self, slot: str) -> None:
-        """What a finished job's panel shows: its report, its queue."""
-        p = self._parameterNode
-        if slot == "findings":
-            report = self.logic.findingsReportFolder(p.triageModel) / "report.html"
-            if report.exists():
-                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(report)))
-        elif slot == "triage":
-            if Path(p.triageQueue).exists():
-                self._queueTable = self.logic.queueTable(Path(p.triageQueue), self._queueTable)
-                self.ui.triageTableView.setMRMLTableNode(self._queueTable)
-        else:
-            folder = Path(p.studyReportFolder if slot == "study" else p.reportFolder)
-            if (folder / "summary.csv").exists():
-                slicer.util.loadTable(str(folder / "summary.csv"))
-                chart = self.logic.rocChartFromReport(folder) if slot == "protocol" else None
-                if chart is not None:
-                    slicer.modules.plots.logic().ShowChartInLayout(chart)
-                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder / "report.html")))
+    @staticmethod
+    def _openReport(folder) -> None:
+        report = Path(folder) / "report.html"
+        if report.exists():
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(report)))
+
+    def _showReport(self, folder, roc: bool = False) -> None:
+        """A finished protocol's or study's summary table, ROC chart and HTML report."""
+        folder = Path(folder)
+        if (folder / "summary.csv").exists():
+            slicer.util.loadTable(str(folder / "summary.csv"))
+            chart = self.logic.rocChartFromReport(folder) if roc else None
+            if chart is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(chart)
+            self._openReport(folder)
+
+    def _showQueue(self) -> None:
+        queue = Path(self._parameterNode.triageQueue)
+        if queue.exists():
+            self._queueTable = self.logic.queueTable(queue, self._queueTable)
+            self.ui.triageTableView.setMRMLTableNode(self._queueTable)
 
     def onPollJob(self) -> None:
-        """Stream the background jobs' output; when one ends, show its result once."""
-        for slot, job in list(self._jobs.items()):
-            if job is None:
-                continue
-            for line in job.poll():
-                self._jobLog(slot).appendPlainText(line)
-            if not job.running:
-                if job.returncode == 0:
-                    self._showResult(slot)
-                self._jobs[slot] = None
-        if not any(self._jobs.values()):
+        """Stream the background jobs' output (each section shows its result when its job ends)."""
+        running = [section.poll() for section in self._jobs.values()]
+        if not any(running):
             self._timer.stop()
         self._updateGui()
 

@@ -11,7 +11,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedSynthCommonLib.widgets import ParameterNodeLifecycle
+from MedSynthCommonLib.widgets import JobSection, ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
                     vtkMRMLTableNode)
@@ -105,7 +105,7 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._batchJob = None
+        self._batch = None  # JobSection: build-db in a background process
         self._timer = None
 
     def setup(self) -> None:
@@ -117,6 +117,12 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
         self.ui.lesionSegmentSelector.connect("currentSegmentChanged(QString)", self.onLesionSegmentChanged)
         self.ui.learnPresetButton.connect("clicked(bool)", self.onLearnPreset)
+        self._batch = JobSection(
+            self.ui.batchButton, self.ui.batchLogTextEdit, _("Build in background"),
+            lambda: self.logic.startBatch(self._parameterNode), lambda code: self._updateGui(),
+            lambda: slicer.util.tryWithErrorDisplay(_("The batch could not start."), waitCursor=True), _("Cancel"),
+            _("Cancelled; finished outputs are kept, build again to resume."), _("Finished."),
+            _("Ended with errors (see above)."))
         self.ui.batchButton.connect("clicked(bool)", self.onBatchOrCancel)
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
@@ -125,8 +131,8 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
 
     def cleanup(self) -> None:
         self.removeObservers()
-        if self._batchJob is not None:
-            self._batchJob.cancel()
+        if self._batch is not None:
+            self._batch.cancel()
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
@@ -166,32 +172,13 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
             slicer.util.infoDisplay(text)
 
     def onBatchOrCancel(self) -> None:
-        if self._batchJob is not None and self._batchJob.running:
-            self._batchJob.cancel()
-            self.ui.batchLogTextEdit.appendPlainText(_("Cancelled; finished outputs are kept, build again to resume."))
-            self._updateGui()
-            return
-        if not self._ensureDependencies():
-            return
-        with slicer.util.tryWithErrorDisplay(_("The batch could not start."), waitCursor=True):
-            self._batchJob = self.logic.startBatch(self._parameterNode)
-            self.ui.batchLogTextEdit.clear()
+        if self._batch.run_or_cancel(self._ensureDependencies):
             self._timer.start()
         self._updateGui()
 
     def onPollBatch(self) -> None:
-        if self._batchJob is None:
+        if not self._batch.poll():
             self._timer.stop()
-            return
-        lines = [line for line in self._batchJob.poll() if line.strip()]
-        for line in lines:
-            self.ui.batchLogTextEdit.appendPlainText(line)
-        if not self._batchJob.running:
-            self._timer.stop()
-            status = _("Finished.") if self._batchJob.returncode == 0 else _("Ended with errors (see above).")
-            self.ui.batchLogTextEdit.appendPlainText(status)
-            self._batchJob = None
-            self._updateGui()
 
     def onNewSeed(self) -> None:
         """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
@@ -232,15 +219,12 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
             learnProblem = _("Choose where to save the preset (.json).")
         self.ui.learnPresetButton.enabled = learnProblem is None
         self.ui.learnPresetButton.toolTip = learnProblem or _("Fit a preset to the tumour segment.")
-        running = self._batchJob is not None and self._batchJob.running
         batchProblem = None
         if not p or not chosen_path(p.batchOut):
             batchProblem = _("Choose the database folder.")
         elif not chosen_path(p.batchCases) and problem is not None:
             batchProblem = _("Give a cases CSV, or select the input volume, segmentation and organ segment.")
-        self.ui.batchButton.enabled = running or batchProblem is None
-        self.ui.batchButton.text = _("Cancel") if running else _("Build in background")
-        self.ui.batchButton.toolTip = batchProblem or _("Run build-db in a separate process.")
+        self._batch.update(batchProblem is None, batchProblem, _("Run build-db in a separate process."))
 
     def _followOptions(self, p) -> None:
         """Widgets that only matter for some choices are enabled only then; with the preset's

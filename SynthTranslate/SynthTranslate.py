@@ -12,7 +12,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedSynthCommonLib.widgets import ParameterNodeLifecycle
+from MedSynthCommonLib.widgets import JobSection, ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
@@ -81,7 +81,7 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._job = None
+        self._training = None  # JobSection: training in a background process
         self._sampling = False  # the chosen model makes new images (stylegan, fastgan) instead of translating
         self._timer = qt.QTimer()
         self._timer.setInterval(1000)
@@ -90,6 +90,12 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui")), SynthTranslateLogic(), slicer.mrmlScene)
+        self._training = JobSection(
+            self.ui.trainButton, self.ui.trainLogTextEdit, _("Train in background"),
+            lambda: self.logic.startTraining(self._parameterNode), lambda code: self._updateGui(),
+            lambda: slicer.util.tryWithErrorDisplay(_("Training could not start.")), _("Cancel"),
+            _("Cancelled; train again with the same model folder to resume."), _("Finished."),
+            _("Ended with errors (see above)."))
         self.ui.trainButton.connect("clicked(bool)", self.onTrainOrCancel)
         self.ui.showSamplesButton.connect("clicked(bool)", self.onShowSamples)
         self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onApplyModelChanged)
@@ -99,8 +105,8 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
 
     def cleanup(self) -> None:
         self.removeObservers()
-        if self._job is not None:
-            self._job.cancel()
+        if self._training is not None:
+            self._training.cancel()
 
     def _savedSelections(self, node):
         return node.targetDomain
@@ -148,7 +154,6 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         p = self._parameterNode
         if p is None:
             return
-        running = self._job is not None and self._job.running
         kind = MODEL_KINDS[p.modelType.value]
         fromFolder = kind.trains_from == "folder"
         for widget in (self.ui.trainDataFolderPathLineEdit, self.ui.trainDataFolderPathLineEditLabel):
@@ -161,8 +166,7 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         self.ui.showSamplesButton.enabled = bool(self._latestSampleGrid())
         ready = bool(chosen_path(p.trainModelFolder)) and (bool(chosen_path(p.trainDataFolder)) if fromFolder
                                                             else bool(p.trainVolume and p.trainSegmentation))
-        self.ui.trainButton.enabled = running or ready
-        self.ui.trainButton.text = _("Cancel") if running else _("Train in background")
+        self._training.update(ready)
         self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and (p.inputVolume or self._sampling))
 
     def _ensureDependencies(self) -> bool:
@@ -176,25 +180,13 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         return False
 
     def onTrainOrCancel(self) -> None:
-        if self._job is not None and self._job.running:
-            self._job.cancel()
-            self.ui.trainLogTextEdit.appendPlainText(_("Cancelled; train again with the same model folder to resume."))
-            self._updateGui()
-            return
-        if not self._ensureDependencies():
-            return
-        with slicer.util.tryWithErrorDisplay(_("Training could not start.")):
-            self._job = self.logic.startTraining(self._parameterNode)
-            self.ui.trainLogTextEdit.clear()
+        if self._training.run_or_cancel(self._ensureDependencies):
             self._timer.start()
         self._updateGui()
 
     def onPollJob(self) -> None:
-        for line in self._job.poll():
-            self.ui.trainLogTextEdit.appendPlainText(line)
-        if not self._job.running:
+        if not self._training.poll():
             self._timer.stop()
-            self._updateGui()
 
     def _latestSampleGrid(self):
         folder = chosen_path(self._parameterNode.trainModelFolder) if self._parameterNode else None

@@ -57,7 +57,8 @@ class BackgroundJob:
             {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
         self._process = subprocess.Popen(self.arguments, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                          encoding="utf-8", errors="replace", cwd=self.cwd, env=environment, bufsize=1, **options)
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         return self
 
     def _read(self) -> None:
@@ -73,6 +74,14 @@ class BackgroundJob:
                 lines.append(self._lines.get_nowait())
             except queue.Empty:
                 return lines
+
+    def last_output(self, timeout: float = 2.0) -> list[str]:
+        """After the process has ended: the lines it wrote that ``poll`` has not returned yet
+        (waits up to ``timeout`` s for them to be read from the pipe)."""
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.join(timeout)
+        return self.poll()
 
     @property
     def pid(self) -> int | None:

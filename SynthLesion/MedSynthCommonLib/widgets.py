@@ -1,10 +1,15 @@
-"""The module-widget lifecycle every MedSynth panel shares (Slicer's ExtensionWizard template,
-written once): a parameter node bound to the GUI while the module is shown, released when it is
-left or the scene closes, and taken up again after.
+"""What every MedSynth panel shares, written once:
 
-Only the three module widgets use this (inside Slicer, with a ``VTKObservationMixin`` beside
-it); the engine never does.  A widget's ``setup`` calls ``loadPanel`` (its .ui, its logic,
-the scene) and implements:
+- ``ParameterNodeLifecycle``: the module-widget lifecycle of Slicer's ExtensionWizard template (a
+  parameter node bound to the GUI while the module is shown, released when it is left or the
+  scene closes, and taken up again after);
+- ``JobSection``: a panel section that runs a ``medsynth`` command in a background process, with
+  its Run/Cancel button and its log (build-db, training, the evaluation protocols).
+
+Only the three module widgets use these; the engine never does.  Both are Qt-free in their
+imports: they are given the widgets (PythonQt's in Slicer, PyQt's in the tests) and call only
+methods both have.  A widget's ``setup`` calls ``loadPanel`` (its .ui, its logic, the scene) and
+implements:
 
 - ``_updateGui(caller=None, event=None)``: called on every change of the parameter node;
 - optionally ``_savedSelections(node)`` -> anything, read before the node is bound to the GUI
@@ -13,6 +18,8 @@ the scene) and implements:
 """
 
 from __future__ import annotations
+
+from typing import Callable, ContextManager
 
 
 class ParameterNodeLifecycle:
@@ -83,3 +90,76 @@ class ParameterNodeLifecycle:
 
     def _updateGui(self, caller=None, event=None) -> None:
         raise NotImplementedError
+
+
+class JobSection:
+    """One panel section whose work runs in a background process (``BackgroundJob``): its button
+    reads ``idle_text`` and starts the job, or reads ``cancel_text`` and cancels it while it
+    runs; the job's output goes to ``log`` (a QPlainTextEdit) and ends with ``finished_text`` or
+    ``failed_text``, and then ``on_finished(returncode)`` runs (show the report, the queue, ...).
+    The module widget owns the timer and calls ``poll``.
+
+    ``start`` returns a started job; ``guard`` is a context factory that reports an exception to
+    the user (``slicer.util.tryWithErrorDisplay`` in Slicer).  Texts are given translated."""
+
+    def __init__(self, button, log, idle_text: str, start: Callable[[], object],
+                 on_finished: Callable[[int], None] | None = None, guard: Callable[[], ContextManager] | None = None,
+                 cancel_text: str = "Cancel", cancelled_text: str = "Cancelled.", finished_text: str = "Finished.",
+                 failed_text: str = "Ended with errors (see above)."):
+        self.button, self.log, self.idle_text, self.start = button, log, idle_text, start
+        self.on_finished, self.guard = on_finished, guard
+        self.cancel_text, self.cancelled_text = cancel_text, cancelled_text
+        self.finished_text, self.failed_text = finished_text, failed_text
+        self.job = None
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def update(self, ready: bool, problem: str | None = None, hint: str = "") -> None:
+        """The button's text, state and tooltip: enabled while running (to cancel) or when
+        ``ready``; the tooltip says ``problem`` while it is not ready, else ``hint``."""
+        self.button.setText(self.cancel_text if self.running else self.idle_text)
+        self.button.setEnabled(self.running or ready)
+        self.button.setToolTip(problem if problem and not self.running else hint)
+
+    def run_or_cancel(self, dependencies_ready: Callable[[], bool] = lambda: True) -> bool:
+        """Cancel the running job, or start one (after ``dependencies_ready()``); True when a job
+        was started.  An exception from ``start`` is shown by ``guard`` and nothing runs."""
+        import contextlib
+
+        if self.running:
+            self.job.cancel()
+            self.job = None
+            self.log.appendPlainText(self.cancelled_text)
+            return False
+        if not dependencies_ready():
+            return False
+        self.job = None
+        with (self.guard() if self.guard is not None else contextlib.nullcontext()):
+            self.job = self.start()
+            self.log.clear()
+        return self.job is not None
+
+    def poll(self) -> bool:
+        """Show the job's new output; once it has ended, its last lines, the status line and
+        ``on_finished``.  Returns whether the job is still running."""
+        if self.job is None:
+            return False
+        for line in self.job.poll():
+            self.log.appendPlainText(line)
+        if self.job.running:
+            return True
+        job, self.job = self.job, None
+        for line in job.last_output():
+            self.log.appendPlainText(line)
+        self.log.appendPlainText(self.finished_text if job.returncode == 0 else self.failed_text)
+        if self.on_finished is not None:
+            self.on_finished(job.returncode)
+        return False
+
+    def cancel(self) -> None:
+        """Cancel a running job (the module is closing)."""
+        if self.running:
+            self.job.cancel()
+        self.job = None
