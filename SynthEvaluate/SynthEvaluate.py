@@ -80,6 +80,84 @@ class SynthEvaluateParameterNode:
 
 
 #
+# Panel sections
+#
+
+
+class ReaderStudySection:
+    """The blinded reader study: create or open a study, show one anonymised case at a time,
+    record each answer with its confidence and reading time, show the results."""
+
+    def __init__(self, ui, parameterNode, refresh) -> None:
+        self.ui, self._parameterNode, self._refresh = ui, parameterNode, refresh
+        self.study = self.case = self.caseNode = None
+        self.caseShownAt = 0.0
+        self.ui.createStudyButton.connect("clicked(bool)", self.onCreate)
+        self.ui.openStudyButton.connect("clicked(bool)", self.onOpen)
+        self.ui.answerRealButton.connect("clicked(bool)", lambda: self.onAnswer("real"))
+        self.ui.answerSyntheticButton.connect("clicked(bool)", lambda: self.onAnswer("synthetic"))
+        self.ui.studyResultsButton.connect("clicked(bool)", self.onResults)
+
+    def update(self, p) -> None:
+        answering = self.study is not None and self.case is not None
+        self.ui.answerRealButton.enabled = answering
+        self.ui.answerSyntheticButton.enabled = answering
+        self.ui.studyResultsButton.enabled = self.study is not None
+        self.ui.createStudyButton.enabled = all(chosen_path(v) for v in (p.studyFolder, p.realFolder, p.syntheticFolder))
+        self.ui.openStudyButton.enabled = bool(chosen_path(p.studyFolder))
+
+    def onCreate(self) -> None:
+        from SynthEvaluateLib.studies.reader_study import ReaderStudy
+
+        p = self._parameterNode()
+        with slicer.util.tryWithErrorDisplay(_("The study could not be created."), waitCursor=True):
+            real = sorted(str(f) for pattern in CASE_FILE_PATTERNS for f in Path(p.realFolder).glob(pattern))
+            synthetic = sorted(str(f) for pattern in CASE_FILE_PATTERNS for f in Path(p.syntheticFolder).glob(pattern))
+            self.study = ReaderStudy.create(p.studyFolder, real, synthetic, seed=int(time.time()) % 100000)
+            self._showNextCase()
+
+    def onOpen(self) -> None:
+        from SynthEvaluateLib.studies.reader_study import ReaderStudy
+
+        with slicer.util.tryWithErrorDisplay(_("The study could not be opened.")):
+            self.study = ReaderStudy.open(self._parameterNode().studyFolder)
+            self._showNextCase()
+
+    def _showNextCase(self) -> None:
+        if self.caseNode is not None:
+            slicer.mrmlScene.RemoveNode(self.caseNode)
+            self.caseNode = None
+        self.case = self.study.next_case(self._parameterNode().readerName)
+        answered = len(self.study.cases) - (0 if self.case is None else
+                                            sum(1 for c in self.study.cases if c.number >= self.case.number))
+        if self.case is None:
+            self.ui.studyStatusLabel.text = _("All {n} cases answered. Thank you.").format(n=len(self.study.cases))
+        else:
+            # blinded: an anonymised copy, named by its case number only, not linked to any file
+            shown = self.study.shown_file(self.case)
+            self.caseNode = slicer.util.loadVolume(str(shown), {"name": f"Case {self.case.number}", "show": True})
+            self.caseNode.SetAndObserveStorageNodeID(None)
+            self.caseShownAt = time.time()
+            self.ui.studyStatusLabel.text = _("Case {number} of {n} ({done} answered; study seed {seed})").format(
+                number=self.case.number, n=len(self.study.cases), done=answered, seed=self.study.seed)
+        self._refresh()
+
+    def onAnswer(self, answer: str) -> None:
+        p = self._parameterNode()
+        with slicer.util.tryWithErrorDisplay(_("The answer could not be saved.")):
+            self.study.record(p.readerName, self.case.number, answer, p.caseConfidence, time.time() - self.caseShownAt)
+            self._showNextCase()
+
+    def onResults(self) -> None:
+        from SynthEvaluateLib.mrml import results_table
+
+        with slicer.util.tryWithErrorDisplay(_("No results yet.")):
+            table = results_table(slicer.mrmlScene, self.study.results(), "Reader study results")
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+
+
+#
 # SynthEvaluateWidget
 #
 
@@ -89,10 +167,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
-        self._study = None
-        self._case = None
-        self._caseNode = None
-        self._caseShownAt = 0.0
+        self._readerStudy = None  # ReaderStudySection
         self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings)
         self._queueTable = None
         self._timer = qt.QTimer()
@@ -105,11 +180,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self.ui.referenceSegmentSelector.connect("currentSegmentChanged(QString)", self.onReferenceSegmentChanged)
         self.ui.predictedSegmentSelector.connect("currentSegmentChanged(QString)", self.onPredictedSegmentChanged)
         self.ui.computeMetricsButton.connect("clicked(bool)", self.onComputeMetrics)
-        self.ui.createStudyButton.connect("clicked(bool)", self.onCreateStudy)
-        self.ui.openStudyButton.connect("clicked(bool)", self.onOpenStudy)
-        self.ui.answerRealButton.connect("clicked(bool)", lambda: self.onAnswer("real"))
-        self.ui.answerSyntheticButton.connect("clicked(bool)", lambda: self.onAnswer("synthetic"))
-        self.ui.studyResultsButton.connect("clicked(bool)", self.onStudyResults)
+        self._readerStudy = ReaderStudySection(self.ui, lambda: self._parameterNode, self._updateGui)
         self.ui.triageTableView.connect("clicked(QModelIndex)", self.onQueueRowClicked)
         self._addJobSections()
         self.initializeParameterNode()
@@ -178,12 +249,8 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
             problem = _("Reference and prediction are the same segment: choose another prediction.")
         self.ui.computeMetricsButton.enabled = problem is None
         self.ui.computeMetricsButton.toolTip = problem or _("Compute Dice, NSD, HD95 and lesion detection.")
-        answering = self._study is not None and self._case is not None
-        self.ui.answerRealButton.enabled = answering
-        self.ui.answerSyntheticButton.enabled = answering
-        self.ui.studyResultsButton.enabled = self._study is not None
-        self.ui.createStudyButton.enabled = all(chosen_path(v) for v in (p.studyFolder, p.realFolder, p.syntheticFolder))
-        self.ui.openStudyButton.enabled = bool(chosen_path(p.studyFolder))
+        if self._readerStudy is not None:
+            self._readerStudy.update(p)
         if self._jobs:
             self._jobs["protocol"].update(all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder, p.reportFolder)))
             self._jobs["study"].update(all(chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain,
@@ -215,58 +282,6 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
                 p.referenceSegmentation, p.referenceSegmentId, p.predictedSegmentation, p.predictedSegmentId,
                 p.referenceVolume, p.nsdTolerance, p.metricsTable)
             p.metricsTable = table
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
-
-    # --- reader study
-
-    def onCreateStudy(self) -> None:
-        from SynthEvaluateLib.studies.reader_study import ReaderStudy
-
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The study could not be created."), waitCursor=True):
-            real = sorted(str(f) for pattern in CASE_FILE_PATTERNS for f in Path(p.realFolder).glob(pattern))
-            synthetic = sorted(str(f) for pattern in CASE_FILE_PATTERNS for f in Path(p.syntheticFolder).glob(pattern))
-            self._study = ReaderStudy.create(p.studyFolder, real, synthetic, seed=int(time.time()) % 100000)
-            self._showNextCase()
-
-    def onOpenStudy(self) -> None:
-        from SynthEvaluateLib.studies.reader_study import ReaderStudy
-
-        with slicer.util.tryWithErrorDisplay(_("The study could not be opened.")):
-            self._study = ReaderStudy.open(self._parameterNode.studyFolder)
-            self._showNextCase()
-
-    def _showNextCase(self) -> None:
-        if self._caseNode is not None:
-            slicer.mrmlScene.RemoveNode(self._caseNode)
-            self._caseNode = None
-        self._case = self._study.next_case(self._parameterNode.readerName)
-        answered = len(self._study.cases) - (0 if self._case is None else
-                                             sum(1 for c in self._study.cases if c.number >= self._case.number))
-        if self._case is None:
-            self.ui.studyStatusLabel.text = _("All {n} cases answered. Thank you.").format(n=len(self._study.cases))
-        else:
-            # blinded: an anonymised copy, named by its case number only, not linked to any file
-            shown = self._study.shown_file(self._case)
-            self._caseNode = slicer.util.loadVolume(str(shown), {"name": f"Case {self._case.number}", "show": True})
-            self._caseNode.SetAndObserveStorageNodeID(None)
-            self._caseShownAt = time.time()
-            self.ui.studyStatusLabel.text = _("Case {number} of {n} ({done} answered; study seed {seed})").format(
-                number=self._case.number, n=len(self._study.cases), done=answered, seed=self._study.seed)
-        self._updateGui()
-
-    def onAnswer(self, answer: str) -> None:
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The answer could not be saved.")):
-            self._study.record(p.readerName, self._case.number, answer, p.caseConfidence, time.time() - self._caseShownAt)
-            self._showNextCase()
-
-    def onStudyResults(self) -> None:
-        from SynthEvaluateLib.mrml import results_table
-
-        with slicer.util.tryWithErrorDisplay(_("No results yet.")):
-            table = results_table(slicer.mrmlScene, self._study.results(), "Reader study results")
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
 
