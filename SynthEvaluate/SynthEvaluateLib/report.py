@@ -113,6 +113,17 @@ def _figures(result: dict) -> dict:
         plt.close(figure)
         figures[name] = buffer.getvalue()
 
+    def roc(name, curves: dict, size):
+        """ROC curves ({legend label: {"fpr", "tpr"}}) against the chance diagonal."""
+        figure, axis = plt.subplots(figsize=size)
+        for label, curve in curves.items():
+            axis.plot(curve["fpr"], curve["tpr"], label=label)
+        axis.plot([0, 1], [0, 1], "--", color="grey")
+        axis.set_xlabel("1 - specificity")
+        axis.set_ylabel("sensitivity")
+        axis.legend(fontsize=6)
+        save(name, figure)
+
     if protocol in ("gan-train/gan-test", "augmentation"):
         arms = list(result["summary"])
         figure, axis = plt.subplots(figsize=(max(4, 1.3 * len(arms)), 3.4))
@@ -126,27 +137,13 @@ def _figures(result: dict) -> dict:
         runs = result["runs"]
         first = next(iter(runs.values()))[0]
         if first.get("roc"):
-            figure, axis = plt.subplots(figsize=(4, 4))
-            for arm, arm_runs in runs.items():
-                for label, curve in arm_runs[0].get("roc", {}).items():
-                    axis.plot(curve["fpr"], curve["tpr"], label=f"{arm}: {label}")
-            axis.plot([0, 1], [0, 1], "--", color="grey")
-            axis.set_xlabel("1 - specificity")
-            axis.set_ylabel("sensitivity")
-            axis.legend(fontsize=6)
-            save("roc_first_seed", figure)
+            roc("roc_first_seed", {f"{arm}: {label}": curve for arm, arm_runs in runs.items()
+                                   for label, curve in arm_runs[0].get("roc", {}).items()}, (4, 4))
     elif protocol == "ct-findings":
-        curves = {name: f["roc"] for name, f in result["per_finding"].items() if f.get("roc")}
+        curves = {f"{name} (AUC {f['auc']['value']:.2f})": f["roc"] for name, f in result["per_finding"].items()
+                  if f.get("roc")}
         if curves:
-            figure, axis = plt.subplots(figsize=(4.2, 4.2))
-            for name, curve in curves.items():
-                axis.plot(curve["fpr"], curve["tpr"],
-                          label=f"{name} (AUC {result['per_finding'][name]['auc']['value']:.2f})")
-            axis.plot([0, 1], [0, 1], "--", color="grey")
-            axis.set_xlabel("1 - specificity")
-            axis.set_ylabel("sensitivity")
-            axis.legend(fontsize=6)
-            save("roc_per_finding", figure)
+            roc("roc_per_finding", curves, (4.2, 4.2))
     elif protocol == "robustness":
         strata = result["strata"]
         sizes = list(dict.fromkeys(s["size_class"] for s in strata))
