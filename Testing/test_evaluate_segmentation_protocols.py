@@ -389,3 +389,71 @@ def test_an_organ_mask_column_says_where_to_look_when_the_label_map_holds_only_l
     err = capsys.readouterr().err
     assert code == 2 and "Line 2" in err and "organ_label" in err and "Traceback" not in err
     assert not (tmp_path / "report").exists()
+
+
+def test_fresh_cases_are_made_in_the_background_the_same_whatever_the_timing():
+    """The on-the-fly pool (MONAI SmartCacheDataset): case n comes from its own seeded generator,
+    so slow or fast making gives the same cases in the same order; a case that cannot be made
+    stops training with its own error instead of hanging in the thread."""
+    pytest.importorskip("monai")
+    import time
+
+    from MedSynthCommonLib.errors import MedSynthInputError
+    from SynthEvaluateLib.recipes.fresh_cases import FreshCasePool
+
+    def contents(delays):
+        delay = iter(delays)
+
+        def make(generator):
+            time.sleep(next(delay, 0.0))
+            return (float(generator.random()),)
+
+        with FreshCasePool(make, lambda value: {"value": value}, size=3, refreshes=4, seed=7) as pool:
+            seen = [[pool[i]["value"] for i in range(3)]]
+            for _ in range(4):
+                pool.refresh()
+                seen.append([pool[i]["value"] for i in range(3)])
+        return seen
+
+    fast, slow = contents([0.0] * 10), contents([0.0, 0.0, 0.0, 0.2, 0.0, 0.3, 0.1])
+    assert fast == slow
+    assert fast[1] == fast[0][1:] + [fast[1][2]] and len({v for row in fast for v in row}) == 7  # oldest out, new in
+
+    def failing(generator):
+        raise MedSynthInputError("No lesion fits the healthy organs given; check the organ masks.")
+
+    with pytest.raises(MedSynthInputError, match="No lesion fits"):
+        with FreshCasePool(failing, lambda *made: {}, size=2, refreshes=2, seed=0):
+            pass
+    calls = iter(range(100))
+
+    def fails_later(generator):
+        if next(calls) >= 2:
+            raise MedSynthInputError("No lesion fits the healthy organs given; check the organ masks.")
+        return (0.0,)
+
+    started = time.perf_counter()
+    with pytest.raises(MedSynthInputError, match="No lesion fits"):
+        with FreshCasePool(fails_later, lambda value: {"value": value}, size=2, refreshes=3, seed=0) as pool:
+            pool.refresh()
+    assert time.perf_counter() - started < 30
+
+
+def test_on_the_fly_training_shares_the_cores_by_the_cases_size_and_gives_them_back(phantom):
+    pytest.importorskip("monai")
+    import torch
+
+    from SynthEvaluateLib.recipes.segmenter import (LEAVE_A_CORE_FROM_VOXELS, SegmenterRecipe,
+                                                    _threads_beside_case_making, train_segmenter)
+
+    liver = phantom.organ_mask("liver")
+    made = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="medium"), seed=2)
+    before = torch.get_num_threads()
+    model = train_segmenter([], [], SegmenterRecipe(channels=(4, 8), patch_size=(32, 32), iterations=6, batch_size=2),
+                            seed=0, fresh_cases=lambda generator: (made.image, made.lesion_labels > 0, liver,
+                                                                   phantom.geometry.spacing_kji), pool_size=2)
+    assert torch.get_num_threads() == before  # given back
+    assert model.training["torch_threads_beside_case_making"] == before  # a small scan: no core set aside
+    if before > 1:
+        assert _threads_beside_case_making(LEAVE_A_CORE_FROM_VOXELS) == before - 1
+        assert _threads_beside_case_making(LEAVE_A_CORE_FROM_VOXELS - 1) == before
