@@ -457,3 +457,17 @@ def test_on_the_fly_training_shares_the_cores_by_the_cases_size_and_gives_them_b
     if before > 1:
         assert _threads_beside_case_making(LEAVE_A_CORE_FROM_VOXELS) == before - 1
         assert _threads_beside_case_making(LEAVE_A_CORE_FROM_VOXELS - 1) == before
+    # cancelling stops training and the pool's thread at once, and gives the cores back
+    import threading
+    import time
+
+    asked = iter(range(100))
+    started = time.perf_counter()
+    with pytest.raises(InterruptedError):
+        train_segmenter([], [], SegmenterRecipe(channels=(4, 8), patch_size=(32, 32), iterations=500, batch_size=2),
+                        seed=0, fresh_cases=lambda generator: (made.image, made.lesion_labels > 0, liver,
+                                                               phantom.geometry.spacing_kji), pool_size=2,
+                        should_stop=lambda: next(asked) >= 5)
+    assert time.perf_counter() - started < 30 and torch.get_num_threads() == before
+    time.sleep(0.5)
+    assert not [t for t in threading.enumerate() if t.daemon and "replacement" in repr(getattr(t, "_target", ""))]
