@@ -142,13 +142,15 @@ def test_a_class_that_fits_nowhere_leaves_the_item_and_says_why():
     label[0, 40:46, 40:46, 15:18] = 1  # a 12 x 12 x 9 mm organ: no large lesion fits
     transform = RandSynthLesion(organ_label=1, prob=1.0, size_classes=("large",), affine=affine)
     transform.set_random_state(0)
-    new_image, new_label = transform(image, label)
+    with pytest.warns(UserWarning, match="no large lesion fits"):
+        new_image, new_label = transform(image, label)
     assert np.array_equal(new_image, image) and np.array_equal(new_label, label) and transform.last_record is None
     # a MetaTensor carries the reason in its record
     from monai.data import MetaTensor
 
-    meta_image, _ = transform(MetaTensor(torch.as_tensor(image), affine=torch.as_tensor(affine)),
-                              MetaTensor(torch.as_tensor(label), affine=torch.as_tensor(affine)))
+    with pytest.warns(UserWarning):
+        meta_image, _ = transform(MetaTensor(torch.as_tensor(image), affine=torch.as_tensor(affine)),
+                                  MetaTensor(torch.as_tensor(label), affine=torch.as_tensor(affine)))
     record = json.loads(meta_image.meta[RECORD_KEY])
     assert record["inserted"] is False and record["size_class"] == "large" and record["reason"]
 

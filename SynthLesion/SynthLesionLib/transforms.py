@@ -20,6 +20,7 @@ Requires MONAI (imported here, not by ``SynthLesionLib`` itself).
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -127,13 +128,15 @@ class RandSynthLesion(Randomizable):
         count: (low, high) lesions per call, drawn uniformly.
         preset: SynthLesion preset name or preset file.
         affine: the image's affine when arrays (not MetaTensors) are given; default identity.
+        warn_when_nothing_fits: warn (once per place) when a drawn size class fits nowhere in an
+            item's organ and the item goes on without lesions; off for callers that draw again.
         options: other ``LesionConfig`` fields (phase, lesion_type, contrast, ...).  The mass
             effect defaults to 0: it would move the organ but not the label map's other labels.
     """
 
     def __init__(self, organ_label: int = 1, lesion_label: int | None = None, prob: float = 0.5,
                  size_classes: Sequence[str] = ("tiny", "small", "medium"), count: tuple[int, int] = (1, 3),
-                 preset: str = "ct-liver", affine=None, **options):
+                 preset: str = "ct-liver", affine=None, warn_when_nothing_fits: bool = True, **options):
         unknown = [s for s in size_classes if s not in SIZE_CLASSES]
         if unknown or not size_classes:
             raise MedSynthInputError(f"size_classes must be among {list(SIZE_CLASSES)}, got {list(size_classes)}.")
@@ -144,6 +147,7 @@ class RandSynthLesion(Randomizable):
             raise MedSynthInputError(f"count must be (low, high) with 1 <= low <= high, got {count}.")
         self.organ_label, self.lesion_label, self.prob = organ_label, lesion_label, prob
         self.size_classes, self.count, self.preset, self.affine = tuple(size_classes), (low, high), preset, affine
+        self.warn_when_nothing_fits = warn_when_nothing_fits
         self.options = {"mass_effect": 0.0, **options}
         LesionConfig(preset=preset, **self.options).validate()  # refuse bad options at construction
         self._do, self._seed, self._size, self._count = False, 0, self.size_classes[0], low
@@ -187,6 +191,12 @@ class RandSynthLesion(Randomizable):
         except PlacementError as error:  # this class fits nowhere in this organ: the item goes on without
             skipped = json.dumps({"seed": self._seed, "inserted": False, "size_class": self._size,
                                   "reason": str(error)})
+            # said once per place (Python's default warning filter), so that a run in which no
+            # lesion ever fits does not pass for one with lesions
+            if self.warn_when_nothing_fits:
+                warnings.warn(f"{_item_name(image)}no {self._size} lesion fits this item's organ, which goes on "
+                              f"without lesions (its '{RECORD_KEY}' record says why); choose smaller size_classes if "
+                              "this repeats.", UserWarning, stacklevel=2)
             return _with_record(image, skipped), _with_record(label, skipped)
         except MedSynthInputError as error:  # e.g. an item without the organ: say which item
             raise MedSynthInputError(f"{_item_name(image)}{error}") from None

@@ -91,7 +91,8 @@ class SyntheticCases:
 
         self.healthy = healthy
         self.transforms = [RandSynthLesion(organ_label=1, lesion_label=2, prob=1.0, size_classes=SYNTHETIC_SIZE_CLASSES,
-                                           count=(1, 3), preset=preset, affine=engine_array_affine(case.geometry))
+                                           count=(1, 3), preset=preset, affine=engine_array_affine(case.geometry),
+                                           warn_when_nothing_fits=False)  # a class that fits nowhere: drawn again
                            for case in healthy]
 
     def __call__(self, rng: np.random.Generator) -> tuple:
