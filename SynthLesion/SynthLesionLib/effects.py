@@ -42,17 +42,19 @@ def mass_effect(box: Box, spacing_kji: np.ndarray, radius_mm: float, strength: f
         return 0.0
     amplitude = MASS_EFFECT_MAX * min(strength, 100.0) / 100.0
     support = mass_effect_support_mm(radius_mm)
-    rho2 = box.squared_distance_mm2()
+    rho2 = box.squared_distance_mm2().ravel()
     x2 = rho2 / np.float32(support * support)
-    moved = x2 < 1.0
+    inside = x2 < 1.0
     if keep is not None:
-        moved &= ~keep
+        inside &= ~keep.ravel()
+    candidates = np.flatnonzero(inside)  # the shell around the core: the rest of the box stays
+    x2, rho = x2[candidates], np.sqrt(rho2[candidates])
     # displacement (mm) = amplitude (1 - x^2)^2 rho; voxels moved by less than MIN_SHIFT_VOXELS of
     # the finest spacing are left as they are (an invisible shift, and most of the outer shell)
-    shift = np.float32(amplitude) * (1.0 - x2) ** 2 * np.sqrt(rho2)
-    moved &= shift >= np.float32(MIN_SHIFT_VOXELS * float(np.min(spacing_kji)))
-    where = np.nonzero(moved)
-    factor = np.float32(amplitude) * (1.0 - x2[where]) ** 2  # fraction of rho moved inward
+    factor = np.float32(amplitude) * (1.0 - x2) ** 2  # fraction of rho moved inward
+    shifted = factor * rho >= np.float32(MIN_SHIFT_VOXELS * float(np.min(spacing_kji)))
+    factor, rho = factor[shifted], rho[shifted]
+    where = np.unravel_index(candidates[shifted], image.shape)
     # source position (box voxel coordinates) = position - factor * offset / spacing
     coords = np.empty((3, factor.size), dtype=np.float32)
     for axis in range(3):
@@ -64,7 +66,7 @@ def mass_effect(box: Box, spacing_kji: np.ndarray, radius_mm: float, strength: f
     for mask in masks:
         if mask.any():
             mask[where] = mask[nearest]
-    return float((factor * np.sqrt(rho2[where])).max()) if factor.size else 0.0
+    return float((factor * rho).max()) if factor.size else 0.0
 
 
 def capsule_band(level: np.ndarray, width_mm: float, mean_radius_mm: float) -> np.ndarray:
