@@ -79,9 +79,59 @@ class SynthEvaluateParameterNode:
     triageQueue: Path
 
 
-#
-# Panel sections
-#
+class SegmentationMetricsSection:  # the panel's sections, each a class; the widget assembles them
+    """Dice, surface Dice, HD95 and lesion detection between a reference and a predicted segment,
+    into a table node."""
+
+    def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
+        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        self.ui.referenceSegmentSelector.connect("currentSegmentChanged(QString)", self.onReferenceSegmentChanged)
+        self.ui.predictedSegmentSelector.connect("currentSegmentChanged(QString)", self.onPredictedSegmentChanged)
+        self.ui.computeMetricsButton.connect("clicked(bool)", self.onCompute)
+
+    @staticmethod
+    def savedSelections(node):
+        """The segment ids the node keeps (binding the GUI resets the segment selectors)."""
+        return node.referenceSegmentId, node.predictedSegmentId
+
+    def restoreSelections(self, node, saved) -> None:
+        self.ui.referenceSegmentSelector.setCurrentNode(node.referenceSegmentation)
+        self.ui.predictedSegmentSelector.setCurrentNode(node.predictedSegmentation)
+        self.ui.referenceSegmentSelector.setCurrentSegmentID(saved[0])
+        self.ui.predictedSegmentSelector.setCurrentSegmentID(saved[1])
+
+    def onReferenceSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode():
+            self._parameterNode().referenceSegmentId = segmentId or ""
+
+    def onPredictedSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode():
+            self._parameterNode().predictedSegmentId = segmentId or ""
+
+    def update(self, p) -> None:
+        for selector, node in ((self.ui.referenceSegmentSelector, p.referenceSegmentation),
+                               (self.ui.predictedSegmentSelector, p.predictedSegmentation)):
+            if selector.currentNode() != node:
+                selector.setCurrentNode(node)
+        problem = None
+        if not (p.referenceVolume and p.referenceSegmentId and p.predictedSegmentId):
+            problem = _("Select the reference volume and both segments.")
+        elif p.referenceSegmentation is p.predictedSegmentation and p.referenceSegmentId == p.predictedSegmentId:
+            problem = _("Reference and prediction are the same segment: choose another prediction.")
+        self.ui.computeMetricsButton.enabled = problem is None
+        self.ui.computeMetricsButton.toolTip = problem or _("Compute Dice, NSD, HD95 and lesion detection.")
+
+    def onCompute(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode()
+        with slicer.util.tryWithErrorDisplay(_("Computing the metrics failed."), waitCursor=True):
+            table, _metrics = self.logic.segmentationMetrics(
+                p.referenceSegmentation, p.referenceSegmentId, p.predictedSegmentation, p.predictedSegmentId,
+                p.referenceVolume, p.nsdTolerance, p.metricsTable)
+            p.metricsTable = table
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
 
 
 class ReaderStudySection:
@@ -167,6 +217,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self._metrics = None  # SegmentationMetricsSection
         self._readerStudy = None  # ReaderStudySection
         self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings)
         self._queueTable = None
@@ -177,10 +228,9 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthEvaluate.ui")), SynthEvaluateLogic(), slicer.mrmlScene)
-        self.ui.referenceSegmentSelector.connect("currentSegmentChanged(QString)", self.onReferenceSegmentChanged)
-        self.ui.predictedSegmentSelector.connect("currentSegmentChanged(QString)", self.onPredictedSegmentChanged)
-        self.ui.computeMetricsButton.connect("clicked(bool)", self.onComputeMetrics)
-        self._readerStudy = ReaderStudySection(self.ui, lambda: self._parameterNode, self._updateGui)
+        node = lambda: self._parameterNode  # noqa: E731
+        self._metrics = SegmentationMetricsSection(self.ui, node, self.logic, self._ensureDependencies)
+        self._readerStudy = ReaderStudySection(self.ui, node, self._updateGui)
         self.ui.triageTableView.connect("clicked(QModelIndex)", self.onQueueRowClicked)
         self._addJobSections()
         self.initializeParameterNode()
@@ -218,39 +268,18 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
             section.cancel()
 
     def _savedSelections(self, node):
-        return node.referenceSegmentId, node.predictedSegmentId
+        return self._metrics.savedSelections(node)
 
     def _restoreSelections(self, node, saved) -> None:
-        self.ui.referenceSegmentSelector.setCurrentNode(node.referenceSegmentation)
-        self.ui.predictedSegmentSelector.setCurrentNode(node.predictedSegmentation)
-        self.ui.referenceSegmentSelector.setCurrentSegmentID(saved[0])
-        self.ui.predictedSegmentSelector.setCurrentSegmentID(saved[1])
-
-    def onReferenceSegmentChanged(self, segmentId) -> None:
-        if self._parameterNode:
-            self._parameterNode.referenceSegmentId = segmentId or ""
-
-    def onPredictedSegmentChanged(self, segmentId) -> None:
-        if self._parameterNode:
-            self._parameterNode.predictedSegmentId = segmentId or ""
+        self._metrics.restoreSelections(node, saved)
 
     def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None:
             return
-        for selector, node in ((self.ui.referenceSegmentSelector, p.referenceSegmentation),
-                               (self.ui.predictedSegmentSelector, p.predictedSegmentation)):
-            if selector.currentNode() != node:
-                selector.setCurrentNode(node)
-        problem = None
-        if not (p.referenceVolume and p.referenceSegmentId and p.predictedSegmentId):
-            problem = _("Select the reference volume and both segments.")
-        elif p.referenceSegmentation is p.predictedSegmentation and p.referenceSegmentId == p.predictedSegmentId:
-            problem = _("Reference and prediction are the same segment: choose another prediction.")
-        self.ui.computeMetricsButton.enabled = problem is None
-        self.ui.computeMetricsButton.toolTip = problem or _("Compute Dice, NSD, HD95 and lesion detection.")
-        if self._readerStudy is not None:
-            self._readerStudy.update(p)
+        for section in (self._metrics, self._readerStudy):
+            if section is not None:
+                section.update(p)
         if self._jobs:
             self._jobs["protocol"].update(all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder, p.reportFolder)))
             self._jobs["study"].update(all(chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain,
@@ -270,20 +299,6 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
                 return False
             return install_in_slicer(missing_requirements(training), "SynthEvaluate", slicer)
         return False
-
-    # --- segmentation metrics
-
-    def onComputeMetrics(self) -> None:
-        if not self._ensureDependencies():
-            return
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Computing the metrics failed."), waitCursor=True):
-            table, _metrics = self.logic.segmentationMetrics(
-                p.referenceSegmentation, p.referenceSegmentId, p.predictedSegmentation, p.predictedSegmentId,
-                p.referenceVolume, p.nsdTolerance, p.metricsTable)
-            p.metricsTable = table
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
 
     # --- background jobs: one JobSection per panel section, polled by one timer
 
