@@ -43,8 +43,8 @@ def _until_done(section: JobSection, seconds: float = 30.0) -> None:
 def test_a_section_runs_its_job_streams_the_log_and_shows_the_result(widgets):
     button, log = widgets()
     ended = []
-    section = JobSection(button, log, "Run in background", _python("import time\nprint('step 1')\ntime.sleep(0.5)\n"
-                                                                   "print('step 2')"), ended.append)
+    section = JobSection(button, log, "Run in background", _python("import time\nprint('step 1')\nprint()\n"
+                                                                   "time.sleep(0.5)\nprint('step 2')"), ended.append)
     section.update(ready=False, problem="Choose the report folder.", hint="Runs the protocol.")
     assert button.text() == "Run in background" and not button.isEnabled()
     assert button.toolTip() == "Choose the report folder."
@@ -54,7 +54,7 @@ def test_a_section_runs_its_job_streams_the_log_and_shows_the_result(widgets):
     assert button.text() == "Cancel" and button.isEnabled() and section.running
     _until_done(section)
     lines = log.toPlainText().splitlines()
-    assert lines == ["step 1", "step 2", "Finished."] and ended == [0]  # every line, the earlier log cleared
+    assert lines == ["step 1", "step 2", "Finished."] and ended == [0]  # every line but blanks, the earlier log cleared
     section.update(ready=True, hint="Runs the protocol.")
     assert button.text() == "Run in background" and button.isEnabled() and button.toolTip() == "Runs the protocol."
 

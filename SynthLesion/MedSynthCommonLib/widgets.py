@@ -146,17 +146,20 @@ class JobSection:
         ``on_finished``.  Returns whether the job is still running."""
         if self.job is None:
             return False
-        for line in self.job.poll():
-            self.log.appendPlainText(line)
+        self._show(self.job.poll())
         if self.job.running:
             return True
         job, self.job = self.job, None
-        for line in job.last_output():
-            self.log.appendPlainText(line)
+        self._show(job.last_output())
         self.log.appendPlainText(self.finished_text if job.returncode == 0 else self.failed_text)
         if self.on_finished is not None:
             self.on_finished(job.returncode)
         return False
+
+    def _show(self, lines: list[str]) -> None:
+        for line in lines:
+            if line.strip():  # blank lines (between a command's sections) would only stretch the log
+                self.log.appendPlainText(line)
 
     def cancel(self) -> None:
         """Cancel a running job (the module is closing)."""
