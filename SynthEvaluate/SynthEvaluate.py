@@ -220,6 +220,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self._metrics = None  # SegmentationMetricsSection
         self._readerStudy = None  # ReaderStudySection
         self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings)
+        self._jobReady = {}  # panel section -> whether its inputs allow a start (parameter node -> bool)
         self._queueTable = None
         self._timer = qt.QTimer()
         self._timer.setInterval(500)
@@ -236,30 +237,38 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self.initializeParameterNode()
 
     def _addJobSections(self) -> None:
-        """The four sections that run in the background, each with its button, log and result."""
+        """The four sections that run in the background: button, log, when it may start, how it
+        starts, what it shows when it ends."""
         p = lambda: self._parameterNode  # noqa: E731
+        paths = lambda *values: all(chosen_path(v) for v in values)  # noqa: E731
         guard = lambda: slicer.util.tryWithErrorDisplay(_("The job could not start."))  # noqa: E731
-        background = _("Run in background")
-        sections = {
-            "protocol": (self.ui.runProtocolButton, self.ui.protocolLogTextEdit, background, lambda: self.logic.startProtocol(
-                p().protocol.value, p().realFolder, p().syntheticFolder, p().reportFolder, p().epochs),
-                lambda: self._showReport(p().reportFolder, roc=True), _("Cancelled.")),
-            "study": (self.ui.runStudyButton, self.ui.studyLogTextEdit, background, lambda: self.logic.startSegmentStudy(
-                p().studyRealTrain, p().studyHealthy, p().studyTest, p().studyLesionLabel, p().studyIterations,
-                p().studyReportFolder), lambda: self._showReport(p().studyReportFolder), _("Cancelled.")),
+        sections = {  # button, log, idle text, ready(node), start(), show(), cancelled text
+            "protocol": (self.ui.runProtocolButton, self.ui.protocolLogTextEdit, _("Run in background"),
+                         lambda n: paths(n.realFolder, n.syntheticFolder, n.reportFolder),
+                         lambda: self.logic.startProtocol(p().protocol.value, p().realFolder, p().syntheticFolder,
+                                                          p().reportFolder, p().epochs),
+                         lambda: self._showReport(p().reportFolder, roc=True), None),
+            "study": (self.ui.runStudyButton, self.ui.studyLogTextEdit, _("Run in background"),
+                      lambda n: paths(n.studyTest, n.studyReportFolder, n.studyRealTrain, n.studyHealthy),
+                      lambda: self.logic.startSegmentStudy(p().studyRealTrain, p().studyHealthy, p().studyTest,
+                                                           p().studyLesionLabel, p().studyIterations,
+                                                           p().studyReportFolder),
+                      lambda: self._showReport(p().studyReportFolder), None),
             "triage": (self.ui.runTriageButton, self.ui.triageLogTextEdit, _("Build queue in background"),
+                       lambda n: paths(n.triageModel, n.triageCases, n.triageQueue) and bool(n.triageFinding.strip()),
                        lambda: self.logic.startTriage(p().triageModel, p().triageCases, p().triageFinding.strip(),
-                                                      p().triageQueue, p().triageOrganNames),
-                       self._showQueue, _("Cancelled.")),
+                                                      p().triageQueue, p().triageOrganNames), self._showQueue, None),
             "findings": (self.ui.trainFindingsButton, self.ui.triageLogTextEdit, _("Train model in background"),
+                         lambda n: paths(n.findingsHealthy, n.triageModel) and bool(n.triageOrganNames.strip()),
                          lambda: self.logic.startFindingsTraining(p().findingsHealthy, p().triageOrganNames,
                                                                   p().triageModel),
                          lambda: self._openReport(self.logic.findingsReportFolder(p().triageModel)),
                          _("Cancelled (training again resumes where it stopped).")),
         }
-        for name, (button, log, idle, start, show, cancelled) in sections.items():
+        for name, (button, log, idle, ready, start, show, cancelled) in sections.items():
             self._jobs[name] = JobSection(button, log, idle, start, lambda code, show=show: code == 0 and show(), guard,
-                                          _("Cancel"), cancelled, _("Finished."), _("Ended with errors (see above)."))
+                                          cancelled, _)
+            self._jobReady[name] = ready
             button.connect("clicked(bool)", lambda checked=False, name=name: self.onRunOrCancel(name))
 
     def cleanup(self) -> None:
@@ -280,14 +289,8 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         for section in (self._metrics, self._readerStudy):
             if section is not None:
                 section.update(p)
-        if self._jobs:
-            self._jobs["protocol"].update(all(chosen_path(v) for v in (p.realFolder, p.syntheticFolder, p.reportFolder)))
-            self._jobs["study"].update(all(chosen_path(v) for v in (p.studyTest, p.studyReportFolder, p.studyRealTrain,
-                                                                    p.studyHealthy)))
-            self._jobs["triage"].update(all(chosen_path(v) for v in (p.triageModel, p.triageCases, p.triageQueue))
-                                        and bool(p.triageFinding.strip()))
-            self._jobs["findings"].update(all(chosen_path(v) for v in (p.findingsHealthy, p.triageModel))
-                                          and bool(p.triageOrganNames.strip()))
+        for name, section in self._jobs.items():
+            section.update(self._jobReady[name](p))
 
     def _ensureDependencies(self, training: bool = False) -> bool:
         """The metrics need pip packages only; the training protocols also torch (from the

@@ -120,9 +120,8 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         self._batch = JobSection(
             self.ui.batchButton, self.ui.batchLogTextEdit, _("Build in background"),
             lambda: self.logic.startBatch(self._parameterNode), lambda code: self._updateGui(),
-            lambda: slicer.util.tryWithErrorDisplay(_("The batch could not start."), waitCursor=True), _("Cancel"),
-            _("Cancelled; finished outputs are kept, build again to resume."), _("Finished."),
-            _("Ended with errors (see above)."))
+            lambda: slicer.util.tryWithErrorDisplay(_("The batch could not start."), waitCursor=True),
+            _("Cancelled; finished outputs are kept, build again to resume."), _)
         self.ui.batchButton.connect("clicked(bool)", self.onBatchOrCancel)
         self._timer = qt.QTimer()
         self._timer.setInterval(500)

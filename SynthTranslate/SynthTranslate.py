@@ -93,9 +93,8 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         self._training = JobSection(
             self.ui.trainButton, self.ui.trainLogTextEdit, _("Train in background"),
             lambda: self.logic.startTraining(self._parameterNode), lambda code: self._updateGui(),
-            lambda: slicer.util.tryWithErrorDisplay(_("Training could not start.")), _("Cancel"),
-            _("Cancelled; train again with the same model folder to resume."), _("Finished."),
-            _("Ended with errors (see above)."))
+            lambda: slicer.util.tryWithErrorDisplay(_("Training could not start.")),
+            _("Cancelled; train again with the same model folder to resume."), _)
         self.ui.trainButton.connect("clicked(bool)", self.onTrainOrCancel)
         self.ui.showSamplesButton.connect("clicked(bool)", self.onShowSamples)
         self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onApplyModelChanged)

@@ -62,14 +62,17 @@ def test_a_section_runs_its_job_streams_the_log_and_shows_the_result(widgets):
 def test_a_failing_job_says_so_and_a_cancelled_one_ends_its_process(widgets):
     button, log = widgets()
     ended = []
-    failing = JobSection(button, log, "Run", _python("import sys\nprint('bad input')\nsys.exit(2)"), ended.append)
+    failing = JobSection(button, log, "Run", _python("import sys\nprint('bad input')\nsys.exit(2)"), ended.append,
+                         tr=lambda text: f"[{text}]")  # the shared texts go through the module's translation
     assert failing.run_or_cancel()
     _until_done(failing)
-    assert log.toPlainText().splitlines() == ["bad input", "Ended with errors (see above)."] and ended == [2]
+    assert log.toPlainText().splitlines() == ["bad input", "[Ended with errors (see above).]"] and ended == [2]
 
     long = JobSection(button, log, "Run", _python("import time\nprint('started', flush=True)\ntime.sleep(60)"),
-                      ended.append, cancelled_text="Cancelled; run again to resume.")
+                      ended.append, cancelled_text="Cancelled; run again to resume.", tr=lambda text: f"[{text}]")
     assert long.run_or_cancel()
+    long.update(ready=False)
+    assert button.text() == "[Cancel]" and button.isEnabled()
     job = long.job
     assert not long.run_or_cancel()  # the second click cancels
     assert not job.running and job.returncode is not None and not long.running

@@ -37,6 +37,7 @@ class BackgroundJob:
         self.environment = environment or {}
         self._process: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
+        self._reader: threading.Thread | None = None
         self.cancelled = False
 
     @classmethod
@@ -78,9 +79,8 @@ class BackgroundJob:
     def last_output(self, timeout: float = 2.0) -> list[str]:
         """After the process has ended: the lines it wrote that ``poll`` has not returned yet
         (waits up to ``timeout`` s for them to be read from the pipe)."""
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.join(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
         return self.poll()
 
     @property

@@ -1,4 +1,4 @@
-"""Small numerical kernels on one thread.
+"""How many threads: small numerical kernels on one thread, and torch's intra-op threads for a while.
 
 A lesion's box is a few hundred thousand voxels: NumPy's BLAS (``tensordot`` in the separable
 resampling) splits such products over every core, and under load the calling thread then waits
@@ -28,3 +28,17 @@ def one_blas_thread():
     if _CONTROLLER is False:
         return contextlib.nullcontext()
     return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """A context in which torch uses ``count`` intra-op threads (at least 1); the count it had is
+    restored after (also when the block raises)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(count)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -95,21 +95,23 @@ class ParameterNodeLifecycle:
 class JobSection:
     """One panel section whose work runs in a background process (``BackgroundJob``): its button
     reads ``idle_text`` and starts the job, or reads ``cancel_text`` and cancels it while it
-    runs; the job's output goes to ``log`` (a QPlainTextEdit) and ends with ``finished_text`` or
-    ``failed_text``, and then ``on_finished(returncode)`` runs (show the report, the queue, ...).
+    runs; the job's output goes to ``log`` (a QPlainTextEdit) and ends with a finished or failed
+    line, and then ``on_finished(returncode)`` runs (show the report, the queue, ...).
     The module widget owns the timer and calls ``poll``.
 
     ``start`` returns a started job; ``guard`` is a context factory that reports an exception to
-    the user (``slicer.util.tryWithErrorDisplay`` in Slicer).  Texts are given translated."""
+    the user (``slicer.util.tryWithErrorDisplay`` in Slicer); ``tr`` translates the texts every
+    section shares (Slicer's ``tr``); ``idle_text`` and ``cancelled_text`` are given translated."""
+
+    CANCEL, CANCELLED, FINISHED, FAILED = "Cancel", "Cancelled.", "Finished.", "Ended with errors (see above)."
 
     def __init__(self, button, log, idle_text: str, start: Callable[[], object],
                  on_finished: Callable[[int], None] | None = None, guard: Callable[[], ContextManager] | None = None,
-                 cancel_text: str = "Cancel", cancelled_text: str = "Cancelled.", finished_text: str = "Finished.",
-                 failed_text: str = "Ended with errors (see above)."):
+                 cancelled_text: str | None = None, tr: Callable[[str], str] = str):
         self.button, self.log, self.idle_text, self.start = button, log, idle_text, start
         self.on_finished, self.guard = on_finished, guard
-        self.cancel_text, self.cancelled_text = cancel_text, cancelled_text
-        self.finished_text, self.failed_text = finished_text, failed_text
+        self.cancel_text, self.cancelled_text = tr(self.CANCEL), cancelled_text or tr(self.CANCELLED)
+        self.finished_text, self.failed_text = tr(self.FINISHED), tr(self.FAILED)
         self.job = None
 
     @property

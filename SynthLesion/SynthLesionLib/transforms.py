@@ -103,6 +103,25 @@ def _item_name(image) -> str:
     return f"{name}: " if isinstance(name, str) and name else ""
 
 
+def _engine_inputs(image, label, affine=None) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """(image, label) as numpy arrays (1, X, Y, Z), checked to be channel-first, of one shape and
+    on one grid, and the ``Geometry`` under which the engine reads them (``affine``, else the
+    image's own, else the identity)."""
+    array, labels = _as_numpy(image), _as_numpy(label)
+    if array.ndim != 4 or array.shape[0] != 1 or labels.shape != array.shape:
+        raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
+                                 f"{array.shape} and {labels.shape} (EnsureChannelFirstd before this transform).")
+    affine = getattr(image, "affine", None) if affine is None else affine
+    label_affine = getattr(label, "affine", None)
+    if affine is not None and label_affine is not None and not np.allclose(
+            _as_numpy(affine), _as_numpy(label_affine), atol=1e-4):
+        raise MedSynthInputError(
+            "The image and the label map lie on different grids (their affines differ); resample the label onto "
+            "the image (e.g. the same Spacingd/Orientationd on both keys, nearest neighbour for the label) before "
+            "this transform.")
+    return array, labels, engine_geometry(np.eye(4) if affine is None else affine)
+
+
 def _with_record(value, summary: str):
     """``value`` with ``summary`` in its metadata: a new MetaTensor header on the same data (the
     input's metadata, e.g. a cached item's, is not modified); plain arrays are returned as they are."""
@@ -171,19 +190,7 @@ class RandSynthLesion(Randomizable):
             return _with_record(image, skipped), _with_record(label, skipped)
         from .synthesizer import synthesize_lesions
 
-        array, labels = _as_numpy(image), _as_numpy(label)
-        if array.ndim != 4 or array.shape[0] != 1 or labels.shape != array.shape:
-            raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
-                                     f"{array.shape} and {labels.shape} (EnsureChannelFirstd before this transform).")
-        affine = getattr(image, "affine", None) if self.affine is None else self.affine
-        label_affine = getattr(label, "affine", None)
-        if affine is not None and label_affine is not None and not np.allclose(
-                _as_numpy(affine), _as_numpy(label_affine), atol=1e-4):
-            raise MedSynthInputError(
-                "The image and the label map lie on different grids (their affines differ); resample the label onto "
-                "the image (e.g. the same Spacingd/Orientationd on both keys, nearest neighbour for the label) before "
-                "this transform.")
-        geometry = engine_geometry(np.eye(4) if affine is None else affine)
+        array, labels, geometry = _engine_inputs(image, label, self.affine)
         organ = labels[0] == self.organ_label
         config = LesionConfig(preset=self.preset, size_class=self._size, count=self._count, **self.options)
         try:
@@ -241,14 +248,9 @@ class PrepareOrgand(MapTransform):
         pair = _image_and_label(d, self.keys, self.allow_missing_keys, "PrepareOrgand")
         if pair is None:
             return d
-        image, label = _as_numpy(pair[0]), _as_numpy(pair[1])
-        if image.ndim != 4 or image.shape[0] != 1 or label.shape != image.shape:
-            raise MedSynthInputError(f"Expected channel-first (1, X, Y, Z) image and label of one shape; got "
-                                     f"{image.shape} and {label.shape} (EnsureChannelFirstd before this transform).")
-        affine = getattr(pair[0], "affine", None)
+        image, label, geometry = _engine_inputs(*pair)
         try:
-            d[self.stats_key] = prepare_organ(image[0], label[0] == self.organ_label,
-                                              engine_geometry(np.eye(4) if affine is None else affine))
+            d[self.stats_key] = prepare_organ(image[0], label[0] == self.organ_label, geometry)
         except MedSynthInputError as error:  # e.g. an item without the organ: say which item
             raise MedSynthInputError(f"{_item_name(pair[0])}{error}") from None
         return d

@@ -9,7 +9,6 @@ process of a distributed run.
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -35,12 +34,9 @@ class FreshCasePool:
 
         self.size = size
         items = [{"number": n} for n in range(size + max(int(refreshes), 1))]
-        started = time.perf_counter()
         self._dataset = SmartCacheDataset(items, MadeCase(), replace_rate=1.0 / size, cache_num=size,
                                           num_init_workers=1, num_replace_workers=1, progress=False, shuffle=False,
                                           copy_cache=False, as_contiguous=False)
-        #: seconds to make and prepare one case (the first ``size``, made before training)
-        self.seconds_per_case = (time.perf_counter() - started) / size
         self._check()
         #: voxels of the volume a case is made in (the first ``size``), which sets what a case costs
         self.voxels_per_case = float(np.mean([self._dataset[n]["voxels"] for n in range(size)]))

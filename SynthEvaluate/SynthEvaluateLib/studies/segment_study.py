@@ -90,6 +90,7 @@ class SyntheticCases:
         from SynthLesionLib.transforms import RandSynthLesion, engine_array_affine
 
         self.healthy = healthy
+        self.organ_maps = [case.organ.astype(np.uint8)[np.newaxis] for case in healthy]  # label 1, made once
         self.transforms = [RandSynthLesion(organ_label=1, lesion_label=2, prob=1.0, size_classes=SYNTHETIC_SIZE_CLASSES,
                                            count=(1, 3), preset=preset, affine=engine_array_affine(case.geometry),
                                            warn_when_nothing_fits=False)  # a class that fits nowhere: drawn again
@@ -98,8 +99,7 @@ class SyntheticCases:
     def __call__(self, rng: np.random.Generator) -> tuple:
         """One case drawn with ``rng``: (image, lesion mask, organ mask, spacing [k, j, i])."""
         number = int(rng.integers(len(self.healthy)))
-        case, transform = self.healthy[number], self.transforms[number]
-        organ = case.organ.astype(np.uint8)[np.newaxis]
+        case, transform, organ = self.healthy[number], self.transforms[number], self.organ_maps[number]
         for _ in range(SYNTHETIC_DRAWS):  # a class that fits nowhere in this organ inserts nothing: draw again
             transform.set_random_state(int(rng.integers(2**31)))
             image, label = transform(case.image[np.newaxis], organ, organ_stats=case.stats())
