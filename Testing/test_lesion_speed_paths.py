@@ -98,3 +98,39 @@ def test_lesion_work_runs_blas_on_one_thread():
     with one_blas_thread():
         inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
     assert inside and all(n == 1 for n in inside)
+
+
+def test_the_quick_edge_test_rejects_only_what_the_full_check_rejects(phantom):
+    from SynthLesionLib.placement import _rejection_reason, _surely_near_edge
+
+    organ = phantom.organ_mask("liver")
+    stats = prepare_organ(phantom.image, organ, phantom.geometry)  # makes the coarse distance map
+    spacing, mask = phantom.geometry.spacing_kji, PatchedMask(organ.view(np.uint8))
+    lesions = np.zeros(organ.shape, np.uint8)
+    rng = np.random.default_rng(3)
+    quick = 0
+    for _ in range(300):
+        centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))] + rng.integers(-4, 5, 3)
+        centre = np.clip(centre, 0, np.array(organ.shape) - 1)
+        radius = float(rng.uniform(3.0, 40.0))
+        if _surely_near_edge(mask, spacing, stats, centre, radius):
+            quick += 1
+            assert _rejection_reason(phantom.image, mask, lesions, spacing, centre, radius, None, None,
+                                     radius) == "organ edge"
+    assert quick > 30  # the quick test did fire
+
+
+def test_the_finite_prefilter_interpolates_the_voxels():
+    from scipy import ndimage
+
+    from SynthLesionLib.effects import SPLINE_ORDER, spline_coefficients
+
+    rng = np.random.default_rng(4)  # liver-like tissue next to air: the hardest case for a truncated filter
+    box = np.where(np.arange(40)[:, None, None] < 20, 60.0, -1000.0) + rng.normal(0, 20, (40, 40, 40))
+    box = box.astype(np.float32)
+    coefficients = spline_coefficients(box)
+    nodes = np.indices(box.shape).reshape(3, -1).astype(np.float64)
+    back = ndimage.map_coordinates(coefficients, nodes, order=SPLINE_ORDER, prefilter=False, mode="mirror")
+    assert np.abs(back - box.ravel()).max() < 0.05  # HU; an int16 CT rounds to 0.5
+    exact = ndimage.spline_filter(box, order=SPLINE_ORDER, output=np.float32, mode="mirror")
+    assert np.abs(coefficients - exact).max() < 0.05

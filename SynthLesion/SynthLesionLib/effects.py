@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import ndimage
 
@@ -19,6 +21,11 @@ MIN_SHIFT_VOXELS = 0.2
 #: SD 0.93 of the original against 0.94 for cubic and 0.75 for linear; cf. Thevenaz, Blu & Unser,
 #: "Interpolation revisited", IEEE TMI 2000, on quadratic against cubic B-splines)
 SPLINE_ORDER = 2
+#: the B-spline prefilter as a finite filter of this many taps each side.  SciPy's exact prefilter
+#: is recursive (IIR) in float64 and costs 1.6x more on a lesion's box; for the quadratic spline
+#: its impulse response falls by |2 sqrt(2) - 3| = 0.17 per tap, so 5 taps leave out 3e-5 of it
+#: (0.03 HU next to air at -1000 HU), and the taps are renormalised to pass flat tissue unchanged
+PREFILTER_TAPS = 6
 
 
 def mass_effect_support_mm(radius_mm: float) -> float:
@@ -60,13 +67,35 @@ def mass_effect(box: Box, spacing_kji: np.ndarray, radius_mm: float, strength: f
     for axis in range(3):
         offset_vox = box.offsets_mm[axis].reshape(-1)[where[axis]] / np.float32(spacing_kji[axis])
         coords[axis] = where[axis] - factor * offset_vox
-    coefficients = ndimage.spline_filter(image, order=SPLINE_ORDER, output=np.float32, mode="nearest")
-    image[where] = ndimage.map_coordinates(coefficients, coords, order=SPLINE_ORDER, mode="nearest", prefilter=False)
+    coefficients = spline_coefficients(image)
+    image[where] = ndimage.map_coordinates(coefficients, coords, order=SPLINE_ORDER, mode="mirror", prefilter=False)
     nearest = tuple(np.clip(np.rint(c).astype(np.intp), 0, n - 1) for c, n in zip(coords, image.shape))
     for mask in masks:
         if mask.any():
             mask[where] = mask[nearest]
     return float((factor * rho).max()) if factor.size else 0.0
+
+
+@lru_cache(maxsize=None)
+def _prefilter_taps(order: int, taps: int) -> np.ndarray:
+    """SciPy's B-spline prefilter of ``order`` as its impulse response, ``taps`` each side
+    (float32, summing to 1)."""
+    impulse = np.zeros(8 * taps + 1)
+    impulse[4 * taps] = 1.0
+    response = ndimage.spline_filter1d(impulse, order=order, mode="mirror")[3 * taps:5 * taps + 1]
+    return (response / response.sum()).astype(np.float32)
+
+
+def spline_coefficients(image: np.ndarray) -> np.ndarray:
+    """B-spline coefficients (``SPLINE_ORDER``) of a float32 box for ``map_coordinates(...,
+    prefilter=False, mode="mirror")``: the prefilter's finite taps along each axis, the box
+    mirrored at its faces (the extension ``map_coordinates`` assumes in that mode, so that the
+    spline still passes through every voxel at the faces)."""
+    weights = _prefilter_taps(SPLINE_ORDER, PREFILTER_TAPS)
+    out = image
+    for axis in range(image.ndim):
+        out = ndimage.correlate1d(out, weights, axis=axis, mode="mirror", output=np.float32)
+    return out
 
 
 def capsule_band(level: np.ndarray, width_mm: float, mean_radius_mm: float) -> np.ndarray:

@@ -128,6 +128,10 @@ class PatchedMask:
         self._patches = [p for p in self._patches if all(p is not m for m in merged)] + [(union, patch)]
         return patch[tuple(slice(s.start - u.start, s.stop - u.start) for s, u in zip(slices, union))]
 
+    def changed(self, slices: tuple[slice, ...]) -> bool:
+        """Whether the box ``slices`` may differ from the input mask (a patch overlaps it)."""
+        return self._full is not None or any(self._overlaps(p[0], slices) for p in self._patches)
+
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
         """The box ``slices`` as changed so far (do not write into it)."""
         if self._full is not None:

@@ -45,19 +45,24 @@ def _banded(matrix: np.ndarray):
 def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
     """Apply one matrix per axis to the last three axes of a coarse array (leading axes, e.g.
     three displacement components, share the matrices and one pass); returns float32 of the
-    fine shape.  Wide matrices are applied as bands (see ``BAND_FROM``)."""
-    out = coarse.astype(np.float32)
-    lead = out.ndim - 3
-    # smallest intermediate first: the axis whose matrix grows the array least goes first
-    for axis in np.argsort([m.shape[0] / m.shape[1] for m in matrices]):
-        matrix = matrices[axis]
+    fine shape, C-contiguous.  Wide matrices are applied as bands (see ``BAND_FROM``).
+
+    Each pass contracts the array's first axis and appends the fine axis last (k, j, i, lead ->
+    j, i, lead, k' -> i, lead, k', j' -> lead, k', j', i'), so every product is one matrix
+    multiplication on the array as it lies, and the result comes out in order with no copy
+    (moving axes around each product cost 20x more for the three displacement components).
+    """
+    lead = coarse.ndim - 3
+    out = np.ascontiguousarray(np.moveaxis(coarse.astype(np.float32), tuple(range(lead)),
+                                           tuple(range(3, 3 + lead))))
+    for matrix in matrices:
+        flat = out.reshape(out.shape[0], -1)
         if matrix.shape[1] > BAND_FROM:
-            moved = np.moveaxis(out, lead + axis, 0)
-            product = _banded(matrix) @ moved.reshape(moved.shape[0], -1)
-            out = np.moveaxis(product.reshape(matrix.shape[0], *moved.shape[1:]), 0, lead + axis)
+            product = np.ascontiguousarray((_banded(matrix) @ flat).T)
         else:
-            out = np.moveaxis(np.tensordot(matrix.astype(np.float32), out, axes=([1], [lead + axis])), 0, lead + axis)
-    return np.ascontiguousarray(out)
+            product = flat.T @ matrix.astype(np.float32).T
+        out = product.reshape(*out.shape[1:], matrix.shape[0])
+    return out
 
 
 def coarse_grid(box_shape, spacing_kji, step_mm: float) -> tuple[list[int], list[float]]:

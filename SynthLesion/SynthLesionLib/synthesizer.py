@@ -25,7 +25,7 @@ from .errors import PlacementError
 from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
 from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import PatchedMask, bounding_slices, box_around
-from .placement import VesselCriterion
+from .placement import VesselCriterion, coarse_distance_map
 from .presets import Preset, get_preset
 from .records import LesionRecord, finding_text, location_words
 from .shape import ShapeTemplate, shape_level
@@ -214,6 +214,7 @@ def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
     organ = (organ_mask == organ_label) if organ_label is not None else np.asarray(organ_mask).astype(bool)
     stats = measure_organ(np.asarray(image), organ, geometry)
     stats.cache["shape"] = np.asarray(image).shape
+    coarse_distance_map(organ, geometry.spacing_kji, stats)  # placement's quick test (a few ms, once)
     return stats
 
 
