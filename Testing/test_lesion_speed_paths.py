@@ -5,6 +5,8 @@ BLAS on one thread inside the lesion work."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,23 @@ def test_the_finite_prefilter_interpolates_the_voxels():
     assert np.abs(back - box.ravel()).max() < 0.05  # HU; an int16 CT rounds to 0.5
     exact = ndimage.spline_filter(box, order=SPLINE_ORDER, output=np.float32, mode="mirror")
     assert np.abs(coefficients - exact).max() < 0.05
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU time from /proc (Linux)")
+def test_the_benchmark_load_is_spinning_before_timing_starts():
+    import multiprocessing
+    import time
+
+    from SynthLesionLib.benchmark import busy_cores
+
+    with busy_cores(1) as count:
+        spinners = multiprocessing.active_children()
+        assert count == 1 and len(spinners) == 1 and spinners[0].is_alive()
+        pid = spinners[0].pid
+        with open(f"/proc/{pid}/stat") as stat:
+            before = int(stat.read().split(")")[1].split()[11])  # utime, clock ticks
+        time.sleep(0.3)
+        with open(f"/proc/{pid}/stat") as stat:
+            after = int(stat.read().split(")")[1].split()[11])
+        assert after > before  # alive and using a core
+    assert not multiprocessing.active_children()

@@ -52,20 +52,28 @@ def _peak_extra_bytes(function) -> int:
     return peak - base
 
 
-def _spin() -> None:
+def _spin(started) -> None:
+    started.release()
     while True:
         pass
 
 
 @contextlib.contextmanager
 def busy_cores(count: int | None = None):
-    """``count`` busy-loop processes (default: one per core but one) for the duration."""
+    """``count`` busy-loop processes (default: one per core but one) for the duration, each
+    spinning before the first timing (a spawned process imports this package first, which on a
+    loaded machine takes longer than any fixed wait; timing during those imports made the first
+    size class look several times slower under load)."""
     count = max((os.cpu_count() or 2) - 1, 1) if count is None else count
     context = multiprocessing.get_context("spawn")
-    spinners = [context.Process(target=_spin, daemon=True) for _ in range(count)]
+    started = context.Semaphore(0)
+    spinners = [context.Process(target=_spin, args=(started,), daemon=True) for _ in range(count)]
     for spinner in spinners:
         spinner.start()
-    time.sleep(0.5)  # let them start spinning
+    for _ in spinners:
+        if not started.acquire(timeout=60):
+            raise RuntimeError("The busy-loop processes of the benchmark did not start within 60 s.")
+    time.sleep(0.2)
     try:
         yield count
     finally:
