@@ -182,6 +182,10 @@ def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):
     assert every["n"] >= 15 and every["value"] >= 0.8, every  # a uniform guess among 4 organs: 0.25
     called = result["location"]["called_true_positives"]
     assert called["n"] >= 10 and called["value"] >= 0.8, called
+    healthy = result["healthy_test_scans"]  # the 3 test phantoms as given: every call is a false positive
+    assert healthy["scans"] == 3 and set(healthy["per_finding"]) == set(result["per_finding"])
+    for finding in healthy["per_finding"].values():
+        assert finding["specificity"]["n"] == 3 and finding["called_on"] == 3 - round(3 * finding["specificity"]["value"])
     reported = [case for case in result["cases"] if case["predicted"]]
     assert reported and all(case["report"] != "No acute finding." for case in reported)
     # the report names the organ of a correctly located finding
@@ -381,7 +385,7 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
     findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
     masks = [{f: np.pad(np.ones((4, 6, 6), bool), ((6, 6), (9, 9), (9, 9))) for f in np.flatnonzero(row)}
              for row in findings]
-    recipe = VolumeRecipe(input_shape=(16, 24, 24), epochs=5, batch_size=2)
+    recipe = VolumeRecipe(input_shape=(16, 24, 24), epochs=5, batch_size=2, scanner_augment=True)
     whole = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks)
     steps = []
 
@@ -441,3 +445,28 @@ def test_findings_dataset_in_a_monai_pipeline():
     assert torch.equal(torch.cat([b["findings"] for b in batches]), torch.as_tensor(made.findings, dtype=torch.float32))
     again = list(loader)
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(batches, again))
+
+
+def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
+    import torch
+
+    from SynthEvaluateLib.recipes.augment import scanner_augmented
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+
+    organ = np.zeros((1, 24, 32, 32), np.float32)
+    organ[:, 4:20, 6:26, 6:26] = 0.55  # liver at ~70 HU in the (-150, 250) window
+    organ[:, 10:14, 12:18, 12:18] = 0.45  # a hypodense lesion 40 HU below it
+    batch = torch.as_tensor(np.repeat(organ[None], 6, axis=0))
+    first = scanner_augmented(batch, torch.Generator().manual_seed(3), spatial=False)
+    again = scanner_augmented(batch, torch.Generator().manual_seed(3), spatial=False)
+    assert torch.equal(first, again) and type(first) is torch.Tensor  # seeded from the training's generator
+    assert not torch.equal(first, batch) and float(first.min()) >= 0.0 and float(first.max()) <= 1.0
+    lesion = np.zeros(organ.shape[1:], bool)
+    lesion[10:14, 12:18, 12:18] = True
+    around = (organ[0] > 0.5) & ~lesion
+    for scan in first.numpy()[:, 0]:
+        assert scan[lesion].mean() < scan[around].mean()  # still hypodense, and still where it was
+    assert VolumeRecipe.from_dict({**VolumeRecipe().to_dict(), "scanner_augment": True}).scanner_augment
+    assert not VolumeRecipe().scanner_augment  # measured: no help from phantoms to a real CT (README)
+    old_card = {k: v for k, v in VolumeRecipe().to_dict().items() if k != "scanner_augment"}
+    assert VolumeRecipe.from_dict(old_card).scanner_augment is False  # what the old model was trained with

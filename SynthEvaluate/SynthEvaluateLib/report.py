@@ -88,6 +88,11 @@ def summary_rows(result: dict) -> list[dict]:
         rows = [{"finding": name, "metric": metric, "value": _ci_text(f[metric]) if metric != "threshold"
                  else round(f[metric], 4), "cases": f["positives"] + f["negatives"]}
                 for name, f in result["per_finding"].items() for metric in ("auc", "sensitivity", "specificity", "threshold")]
+        healthy = result.get("healthy_test_scans")
+        if healthy:  # beside the synthetic figures: the same model on the real scans as given
+            rows += [{"finding": name, "metric": "specificity on the healthy test scans as given (real, no lesion)",
+                      "value": _ci_text(f["specificity"]), "cases": healthy["scans"]}
+                     for name, f in healthy["per_finding"].items()]
         where = result["location"]
         rows += [{"finding": "all", "metric": f"location in the right organ ({which.replace('_', ' ')})",
                   "value": _ci_text(where[which]), "cases": where[which]["n"]}

@@ -26,7 +26,7 @@ def _recipe(args):
 
     device = resolve_accelerator(args.device, precision="fp32").device
     return VolumeRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
-                        learning_rate=args.learning_rate, device=device)
+                        learning_rate=args.learning_rate, scanner_augment=args.scanner_augment, device=device)
 
 
 def _scans(path: Path, organ_names: dict[int, str]):
@@ -132,6 +132,10 @@ def register(commands, out_option, run) -> None:
                        help="the grid volumes are resized to for the network (slices, rows, columns)")
     study.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=60, help="training epochs")
     study.add_argument("--learning-rate", type=positive_number, default=1e-3, help="AdamW learning rate")
+    study.add_argument("--scanner-augment", action="store_true",
+                       help="train with augmentation that imitates other scanners (levels, contrast, noise, "
+                            "sharpness, field of view). Measured from phantom-trained to real-CT scans it did not "
+                            "help (README); try it when your training and test scanners differ, and compare")
     study.add_argument("--seed", type=seed_number, default=0, help="seed of the lesions, split and training")
     study.add_argument("--rules", type=Path, help="report rules (JSON, see report_rules.DEFAULT_RULES)")
     study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model); training keeps its "

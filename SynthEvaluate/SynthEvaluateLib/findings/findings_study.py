@@ -202,6 +202,19 @@ class RealFindings:
     masks: list[dict[int, np.ndarray] | None] | None = None
 
 
+def _healthy_calls(classifier, scans: list[HealthyScan], names: list[str]) -> dict:
+    """What the classifier calls on the test healthy scans as given (real scans, no lesion
+    inserted): every call is a false positive, so per finding the specificity on real scans."""
+    from ..metrics.classification import proportion
+
+    called = classifier.called(classifier.predict_proba([scan.image for scan in scans]))
+    return {"scans": len(scans), "note": "the healthy test scans as given, before any lesion is inserted: "
+                                         "every call on them is a false positive",
+            "per_finding": {name: {"called_on": int(called[:, f].sum()),
+                                   "specificity": proportion(int(len(scans) - called[:, f].sum()), len(scans))}
+                            for f, name in enumerate(names)}}
+
+
 def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan], organs: list[str],
                    train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
                    real: RealFindings | None = None, rules: dict | None = None,
@@ -257,6 +270,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                              "specificity": metrics["specificity"],
                              "threshold": classifier.thresholds[f], "positives": int(truth.sum()),
                              "negatives": int(len(truth) - truth.sum())}
+    healthy = _healthy_calls(classifier, test_scans, names)
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
     for n, volume in enumerate(test.volumes):
         scan = test_scans[n % len(test_scans)]
@@ -290,7 +304,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
             "organs": [organ_words(o) for o in organs], "recipe": recipe.to_dict(), "seed": seed,
             "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.volumes)},
                      "test": {"synthetic": test_count}},
-            "per_finding": per_finding,
+            "per_finding": per_finding, "healthy_test_scans": healthy,
             "location": {"called_true_positives": proportion(called_right, called_total),
                          "every_inserted_lesion": proportion(any_right, any_total),
                          "chance_uniform_guess": round(1 / len(organs), 3),

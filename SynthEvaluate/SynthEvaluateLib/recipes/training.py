@@ -20,6 +20,7 @@ import numpy as np
 from MedSynthCommonLib.distributed import Ranks, rank_seed
 from MedSynthCommonLib.errors import MedSynthInputError
 
+from .augment import roll_and_scale
 from .data import ImageSet
 
 
@@ -169,8 +170,8 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
                     raise InterruptedError("Training was cancelled.")
                 index = order[start:start + local_batch]
                 batch = images[index]
-                if recipe.augment:
-                    batch = _augment(batch, generator)
+                if recipe.augment:  # shifts of up to 6 % of the size, +-5 % intensity
+                    batch = roll_and_scale(batch, generator, max(1, int(0.06 * batch.shape[-1])), scale_width=0.1)
                 loss = loss_function(trained(batch.to(recipe.device)), labels[index].to(recipe.device))
                 optimiser.zero_grad()
                 loss.backward()
@@ -183,15 +184,3 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
                 progress({**entry, "epochs": recipe.epochs})
     return TrainedClassifier(model, recipe, train.class_names, seed, history,
                              {**train.summary(), "processes": ranks.world_size}, multilabel)
-
-
-def _augment(batch, generator):
-    """Mild, label-preserving augmentation: shifts of up to 6% of the size and +-5% intensity
-    scaling.  No flips: anatomy is not mirror-symmetric (the heart is on the left)."""
-    import torch
-
-    limit = max(1, int(0.06 * batch.shape[-1]))
-    dy, dx = (int(v) for v in torch.randint(-limit, limit + 1, (2,), generator=generator))
-    batch = torch.roll(batch, shifts=(dy, dx), dims=(-2, -1))
-    scale = 1.0 + 0.1 * (torch.rand(len(batch), 1, 1, 1, generator=generator) - 0.5)
-    return (batch * scale).clamp(0.0, 1.0)

@@ -24,6 +24,8 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
+from .augment import roll_and_scale, scanner_augmented
+
 CARD_FORMAT = "medsynth-volume-classifier/1"
 
 
@@ -38,6 +40,10 @@ class VolumeRecipe:
     batch_size: int = 4
     learning_rate: float = 1e-3
     augment: bool = True  # shifts and intensity scaling; not with the map loss (maps would need shifting too)
+    # other scanners' levels, contrast, noise and sharpness (``augment.scanner_augmentation``); off by
+    # default: measured from phantoms to a real CT it did not help (hypodense AUC 0.64 -> 0.58,
+    # hyperdense 0.45 -> 0.13) and on phantoms alone it cost AUC at 60 epochs (hyperdense 0.99 -> 0.77)
+    scanner_augment: bool = False
     map_loss_weight: float = 1.0  # "small" only: weight of the score-map loss where lesion masks are known
     device: str = "cpu"
 
@@ -47,6 +53,7 @@ class VolumeRecipe:
     @classmethod
     def from_dict(cls, data: dict) -> "VolumeRecipe":
         values = dict(data)
+        values.setdefault("scanner_augment", False)  # cards written before it existed trained without it
         for key in ("input_shape", "channels", "strides", "window"):
             values[key] = tuple(values[key])
         return cls(**values)
@@ -264,9 +271,11 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                 index = train[start:start + recipe.batch_size]
                 batch = torch.as_tensor(inputs[index])
                 truth = torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device)
+                if recipe.scanner_augment:  # intensity, noise and sharpness: the maps stay where they are
+                    batch = scanner_augmented(batch, generator, spatial=targets is None)
                 if targets is None:
-                    if recipe.augment:
-                        batch = _augment(batch, generator)
+                    if recipe.augment:  # shifts of up to 3 voxels per axis and +-10 % intensity
+                        batch = roll_and_scale(batch, generator, max_shift=3, scale_width=0.2)
                     loss = loss_function(model(batch.to(recipe.device)), truth)
                 else:  # scans with a mask learn from their map, the others from their labels
                     maps = model.score_maps(batch.to(recipe.device))
@@ -326,16 +335,6 @@ def _map_loss(maps, targets):
     weight = torch.tensor(min(20.0, float(known.sum()) / max(positives, 1.0) - 1.0) if positives else 1.0)
     return torch.nn.functional.binary_cross_entropy_with_logits(
         maps[known], targets[known], pos_weight=weight.clamp(min=1.0).to(maps.device))
-
-
-def _augment(batch, generator):
-    """Shifts of up to 3 voxels per axis and +-10 % intensity; no flips (anatomy has sides)."""
-    import torch
-
-    shifts = [int(v) for v in torch.randint(-3, 4, (3,), generator=generator)]
-    batch = torch.roll(batch, shifts=shifts, dims=(-3, -2, -1))
-    scale = 1.0 + 0.2 * (torch.rand(len(batch), 1, 1, 1, 1, generator=generator) - 0.5)
-    return (batch * scale).clamp(0.0, 1.0)
 
 
 def save_volume_classifier(folder: Path, classifier: TrainedVolumeClassifier) -> Path:
