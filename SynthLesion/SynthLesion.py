@@ -96,6 +96,118 @@ class SynthLesionParameterNode:
 
 
 #
+# The panel's sections
+#
+
+
+class InsertLesionsSection:  # the panel's sections, each a class; the widget assembles them
+    """Insert lesions into the selected volume and organ segment: options, a new seed, Apply
+    (image, label segmentation, lesion table and finding text as nodes)."""
+
+    def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
+        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
+
+    def onOrganSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode():
+            self._parameterNode().organSegmentId = segmentId or ""
+
+    def onNewSeed(self) -> None:
+        """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
+        import secrets
+
+        if self._parameterNode():
+            self._parameterNode().seed = secrets.randbelow(2**31)
+
+    def problem(self, p) -> str | None:
+        """Why Apply cannot run yet (None when it can)."""
+        if not p or not p.inputVolume:
+            return _("Select an input volume.")
+        if not p.inputSegmentation:
+            return _("Select a segmentation that contains the organ.")
+        if not p.organSegmentId:
+            return _("Select the organ segment.")
+        if p.useMarkups and not p.markups:
+            return _("Select the markups whose points are lesion centres.")
+        return None
+
+    def update(self, p) -> None:
+        if p:
+            self._followOptions(p)
+        problem = self.problem(p)
+        self.ui.applyButton.enabled = problem is None
+        self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
+
+    def _followOptions(self, p) -> None:
+        """Widgets that only matter for some choices are enabled only then; with the preset's
+        mass effect, the slider shows the preset's value (the command line's default too)."""
+        from SynthLesionLib.presets import get_preset
+
+        self.ui.markupsSelector.enabled = p.useMarkups
+        self.ui.massEffectSliderWidget.enabled = not p.massEffectFromPreset
+        presetValue = get_preset(p.preset.value).mass_effect
+        if p.massEffectFromPreset and p.massEffect != presetValue:
+            p.massEffect = presetValue
+
+    def onApply(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode()
+        with slicer.util.tryWithErrorDisplay(_("Lesion synthesis failed."), waitCursor=True):
+            outputs = self.logic.process(p)
+            p.outputVolume = outputs.volume
+            p.outputSegmentation = outputs.segmentation
+            p.outputTable = outputs.table
+            self.ui.findingTextEdit.setPlainText(outputs.finding_text.GetText())
+            slicer.util.setSliceViewerLayers(background=outputs.volume, fit=True)
+            if outputs.result.records:
+                first = outputs.result.records[0].centre_ras
+                slicer.modules.markups.logic().JumpSlicesToLocation(*first, True)
+
+
+class LearnPresetSection:
+    """Fit a preset to real tumours: a tumour segment of the same segmentation gives the lesion
+    contrast, size and texture figures, saved as a preset file that Apply then uses."""
+
+    def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
+        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        self.ui.lesionSegmentSelector.connect("currentSegmentChanged(QString)", self.onLesionSegmentChanged)
+        self.ui.learnPresetButton.connect("clicked(bool)", self.onLearn)
+
+    def onLesionSegmentChanged(self, segmentId) -> None:
+        if self._parameterNode():
+            self._parameterNode().lesionSegmentId = segmentId or ""
+
+    def update(self, p) -> None:
+        problem = None
+        if not p or not (p.inputVolume and p.inputSegmentation and p.organSegmentId and p.lesionSegmentId):
+            problem = _("Select the volume, the segmentation, its organ segment and its tumour segment.")
+        elif p.lesionSegmentId == p.organSegmentId:
+            problem = _("The tumour segment must differ from the organ segment.")
+        elif not chosen_path(p.learnedPresetFile):
+            problem = _("Choose where to save the preset (.json).")
+        self.ui.learnPresetButton.enabled = problem is None
+        self.ui.learnPresetButton.toolTip = problem or _("Fit a preset to the tumour segment.")
+
+    def onLearn(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode()
+        with slicer.util.tryWithErrorDisplay(_("The preset could not be learnt."), waitCursor=True):
+            report = self.logic.learnPreset(p.inputVolume, p.inputSegmentation, p.organSegmentId, p.lesionSegmentId,
+                                            chosen_path(p.learnedPresetFile))
+            p.presetFile = chosen_path(p.learnedPresetFile)
+            real = report["real"]["contrast"]
+            text = _("Learnt from {n} lesion(s): contrast median {median:+.0f} (5-95 %: {low:+.0f} to {high:+.0f}).").format(
+                n=report["measured_lesions"], median=real["median"], low=real["p5"], high=real["p95"])
+            if "warning" in report:
+                text += " " + report["warning"]
+            slicer.util.infoDisplay(text)
+
+
+#
 # SynthLesionWidget
 #
 
@@ -105,18 +217,16 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self._insert = self._learn = None  # the panel's sections
         self._batch = None  # JobSection: build-db in a background process
         self._timer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthLesion.ui")), SynthLesionLogic(), slicer.mrmlScene)
-
-        self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
-        self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
-        self.ui.lesionSegmentSelector.connect("currentSegmentChanged(QString)", self.onLesionSegmentChanged)
-        self.ui.learnPresetButton.connect("clicked(bool)", self.onLearnPreset)
+        parameterNode = lambda: self._parameterNode  # noqa: E731 (sections read the node that is current)
+        self._insert = InsertLesionsSection(self.ui, parameterNode, self.logic, self._ensureDependencies)
+        self._learn = LearnPresetSection(self.ui, parameterNode, self.logic, self._ensureDependencies)
         self._batch = JobSection(
             self.ui.batchButton, self.ui.batchLogTextEdit, _("Build in background"),
             lambda: self.logic.startBatch(self._parameterNode), lambda code: self._updateGui(),
@@ -151,25 +261,6 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
             if segmentId:
                 selector.setCurrentSegmentID(segmentId)
 
-    def onLesionSegmentChanged(self, segmentId) -> None:
-        if self._parameterNode:
-            self._parameterNode.lesionSegmentId = segmentId or ""
-
-    def onLearnPreset(self) -> None:
-        if not self._ensureDependencies():
-            return
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The preset could not be learnt."), waitCursor=True):
-            report = self.logic.learnPreset(p.inputVolume, p.inputSegmentation, p.organSegmentId, p.lesionSegmentId,
-                                            chosen_path(p.learnedPresetFile))
-            p.presetFile = chosen_path(p.learnedPresetFile)
-            real = report["real"]["contrast"]
-            text = _("Learnt from {n} lesion(s): contrast median {median:+.0f} (5-95 %: {low:+.0f} to {high:+.0f}).").format(
-                n=report["measured_lesions"], median=real["median"], low=real["p5"], high=real["p95"])
-            if "warning" in report:
-                text += " " + report["warning"]
-            slicer.util.infoDisplay(text)
-
     def onBatchOrCancel(self) -> None:
         if self._batch.run_or_cancel(self._ensureDependencies):
             self._timer.start()
@@ -179,82 +270,25 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         if not self._batch.poll():
             self._timer.stop()
 
-    def onNewSeed(self) -> None:
-        """A fresh seed, so that the next Apply differs on purpose (the seed is kept in the scene)."""
-        import secrets
-
-        if self._parameterNode:
-            self._parameterNode.seed = secrets.randbelow(2**31)
-
-    def onOrganSegmentChanged(self, segmentId) -> None:
-        if self._parameterNode:
-            self._parameterNode.organSegmentId = segmentId or ""
-
     def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
         segmentation = p.inputSegmentation if p else None
         for selector in (self.ui.organSegmentSelector, self.ui.lesionSegmentSelector):
             if selector.currentNode() != segmentation:  # avoid a signal loop
                 selector.setCurrentNode(segmentation)
-        problem = None
-        if not p or not p.inputVolume:
-            problem = _("Select an input volume.")
-        elif not p.inputSegmentation:
-            problem = _("Select a segmentation that contains the organ.")
-        elif not p.organSegmentId:
-            problem = _("Select the organ segment.")
-        elif p.useMarkups and not p.markups:
-            problem = _("Select the markups whose points are lesion centres.")
-        if p:
-            self._followOptions(p)
-        self.ui.applyButton.enabled = problem is None
-        self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
-        learnProblem = None
-        if not p or not (p.inputVolume and p.inputSegmentation and p.organSegmentId and p.lesionSegmentId):
-            learnProblem = _("Select the volume, the segmentation, its organ segment and its tumour segment.")
-        elif p.lesionSegmentId == p.organSegmentId:
-            learnProblem = _("The tumour segment must differ from the organ segment.")
-        elif not chosen_path(p.learnedPresetFile):
-            learnProblem = _("Choose where to save the preset (.json).")
-        self.ui.learnPresetButton.enabled = learnProblem is None
-        self.ui.learnPresetButton.toolTip = learnProblem or _("Fit a preset to the tumour segment.")
+        self._insert.update(p)
+        self._learn.update(p)
         batchProblem = None
         if not p or not chosen_path(p.batchOut):
             batchProblem = _("Choose the database folder.")
-        elif not chosen_path(p.batchCases) and problem is not None:
+        elif not chosen_path(p.batchCases) and self._insert.problem(p) is not None:
             batchProblem = _("Give a cases CSV, or select the input volume, segmentation and organ segment.")
         self._batch.update(batchProblem is None, batchProblem, _("Run build-db in a separate process."))
-
-    def _followOptions(self, p) -> None:
-        """Widgets that only matter for some choices are enabled only then; with the preset's
-        mass effect, the slider shows the preset's value (the command line's default too)."""
-        from SynthLesionLib.presets import get_preset
-
-        self.ui.markupsSelector.enabled = p.useMarkups
-        self.ui.massEffectSliderWidget.enabled = not p.massEffectFromPreset
-        presetValue = get_preset(p.preset.value).mass_effect
-        if p.massEffectFromPreset and p.massEffect != presetValue:
-            p.massEffect = presetValue
 
     def _ensureDependencies(self) -> bool:
         from MedSynthCommonLib.dependencies import install_in_slicer
 
         return install_in_slicer(missing_requirements(), "SynthLesion", slicer)
-
-    def onApplyButton(self) -> None:
-        if not self._ensureDependencies():
-            return
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Lesion synthesis failed."), waitCursor=True):
-            outputs = self.logic.process(p)
-            p.outputVolume = outputs.volume
-            p.outputSegmentation = outputs.segmentation
-            p.outputTable = outputs.table
-            self.ui.findingTextEdit.setPlainText(outputs.finding_text.GetText())
-            slicer.util.setSliceViewerLayers(background=outputs.volume, fit=True)
-            if outputs.result.records:
-                first = outputs.result.records[0].centre_ras
-                slicer.modules.markups.logic().JumpSlicesToLocation(*first, True)
 
 
 #

@@ -72,52 +72,79 @@ class SynthTranslateParameterNode:
 
 
 #
-# SynthTranslateWidget
+# The panel's sections
 #
 
 
-class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._training = None  # JobSection: training in a background process
-        self._sampling = False  # the chosen model makes new images (stylegan, fastgan) instead of translating
-        self._timer = qt.QTimer()
-        self._timer.setInterval(1000)
-        self._timer.connect("timeout()", self.onPollJob)
+class TrainModelSection:  # the panel's sections, each a class; the widget assembles them
+    """Train a translator or generator in a background process (log, cancel, resume) and open
+    its latest sample grid; the inputs shown follow the chosen model type."""
 
-    def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui")), SynthTranslateLogic(), slicer.mrmlScene)
-        self._training = JobSection(
+    def __init__(self, ui, parameterNode, logic, ensureDependencies, refresh, timer) -> None:
+        self.ui, self._parameterNode, self.logic, self._timer = ui, parameterNode, logic, timer
+        self._ensureDependencies = ensureDependencies
+        self.job = JobSection(
             self.ui.trainButton, self.ui.trainLogTextEdit, _("Train in background"),
-            lambda: self.logic.startTraining(self._parameterNode), lambda code: self._updateGui(),
+            lambda: self.logic.startTraining(self._parameterNode()), lambda code: refresh(),
             lambda: slicer.util.tryWithErrorDisplay(_("Training could not start.")),
             _("Cancelled; train again with the same model folder to resume."), _)
         self.ui.trainButton.connect("clicked(bool)", self.onTrainOrCancel)
         self.ui.showSamplesButton.connect("clicked(bool)", self.onShowSamples)
-        self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onApplyModelChanged)
+        self._refresh = refresh
+
+    def update(self, p) -> None:
+        kind = MODEL_KINDS[p.modelType.value]
+        fromFolder = kind.trains_from == "folder"
+        for widget in (self.ui.trainDataFolderPathLineEdit, self.ui.trainDataFolderPathLineEditLabel):
+            widget.visible = fromFolder
+        for widget in (self.ui.trainVolumeSelector, self.ui.trainVolumeSelectorLabel, self.ui.trainSegmentationSelector,
+                       self.ui.trainSegmentationSelectorLabel):
+            widget.visible = not fromFolder
+        for widget in (self.ui.keyDomainLineEdit, self.ui.keyDomainLineEditLabel):
+            widget.visible = kind.key_domain
+        self.ui.showSamplesButton.enabled = bool(self._latestSampleGrid())
+        ready = bool(chosen_path(p.trainModelFolder)) and (bool(chosen_path(p.trainDataFolder)) if fromFolder
+                                                            else bool(p.trainVolume and p.trainSegmentation))
+        self.job.update(ready)
+
+    def onTrainOrCancel(self) -> None:
+        if self.job.run_or_cancel(self._ensureDependencies):
+            self._timer.start()
+        self._refresh()
+
+    def poll(self) -> None:
+        if not self.job.poll():
+            self._timer.stop()
+
+    def _latestSampleGrid(self):
+        p = self._parameterNode()
+        folder = chosen_path(p.trainModelFolder) if p else None
+        samples = sorted(Path(folder).glob("samples_*.png")) if folder and Path(folder).is_dir() else []
+        return samples[-1] if samples else None
+
+    def onShowSamples(self) -> None:
+        latest = self._latestSampleGrid()
+        if latest is not None:
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(latest)))
+
+
+class ApplyModelSection:
+    """Apply a trained model to a volume (translation, to a chosen target domain or from a label
+    map) or sample new images from it; the inputs shown follow the chosen model's card."""
+
+    def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
+        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        self.sampling = False  # the chosen model makes new images (stylegan, fastgan) instead of translating
+        self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onModelChanged)
         self.ui.targetDomainComboBox.connect("currentTextChanged(QString)", self.onTargetDomainChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
-        self.initializeParameterNode()
 
-    def cleanup(self) -> None:
-        self.removeObservers()
-        if self._training is not None:
-            self._training.cancel()
-
-    def _savedSelections(self, node):
-        return node.targetDomain
-
-    def _restoreSelections(self, node, saved) -> None:
-        self._fillDomains(saved)
-
-    def _fillDomains(self, selected: str = "") -> None:
+    def fillDomains(self, selected: str = "") -> None:
         """Target domains from the chosen model's card; only the inputs that model uses are shown."""
         from SynthTranslateLib.logic import model_summary
 
-        folder = chosen_path(self._parameterNode.applyModelFolder) if self._parameterNode else None
+        p = self._parameterNode()
+        folder = chosen_path(p.applyModelFolder) if p else None
         summary = model_summary(folder) if folder else None
         domains = summary["domains"] if summary else []
         self.ui.targetDomainComboBox.clear()
@@ -140,33 +167,76 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         self.ui.targetDomainComboBoxLabel.text = _("Class:") if sampling else _("Target domain:")
         self.ui.applyButton.text = _("Sample") if sampling else _("Apply")
         self.ui.inputVolumeSelectorLabel.text = _("Grid volume:") if conditioned else _("Input volume:")
-        self._sampling = sampling
+        self.sampling = sampling
 
-    def onApplyModelChanged(self, path) -> None:
-        self._fillDomains()
+    def onModelChanged(self, path) -> None:
+        self.fillDomains()
 
     def onTargetDomainChanged(self, text) -> None:
-        if self._parameterNode:
-            self._parameterNode.targetDomain = text or ""
+        if self._parameterNode():
+            self._parameterNode().targetDomain = text or ""
+
+    def update(self, p) -> None:
+        self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and (p.inputVolume or self.sampling))
+
+    def onApply(self) -> None:
+        if not self._ensureDependencies():
+            return
+        p = self._parameterNode()
+        if self.sampling:
+            with slicer.util.tryWithErrorDisplay(_("Sampling failed."), waitCursor=True):
+                p.outputVolume = self.logic.sample(p.applyModelFolder, p.targetDomain or None, p.sampleCount,
+                                                   p.truncation, p.outputVolume, p.device.value, p.precision.value)
+                slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
+            return
+        with slicer.util.tryWithErrorDisplay(_("Translation failed."), waitCursor=True):
+            p.outputVolume = self.logic.apply(p.applyModelFolder, p.inputVolume, p.targetDomain or None,
+                                              p.conditionSegmentation, p.outputVolume, p.device.value,
+                                              p.precision.value)
+            slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
+
+
+#
+# SynthTranslateWidget
+#
+
+
+class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._train = self._apply = None  # the panel's sections
+        self._timer = qt.QTimer()
+        self._timer.setInterval(1000)
+        self._timer.connect("timeout()", self.onPollJob)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui")), SynthTranslateLogic(), slicer.mrmlScene)
+        parameterNode = lambda: self._parameterNode  # noqa: E731 (sections read the node that is current)
+        self._train = TrainModelSection(self.ui, parameterNode, self.logic, self._ensureDependencies, self._updateGui,
+                                        self._timer)
+        self._apply = ApplyModelSection(self.ui, parameterNode, self.logic, self._ensureDependencies)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        if self._train is not None:
+            self._train.job.cancel()
+
+    def _savedSelections(self, node):
+        return node.targetDomain
+
+    def _restoreSelections(self, node, saved) -> None:
+        self._apply.fillDomains(saved)
 
     def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode
         if p is None:
             return
-        kind = MODEL_KINDS[p.modelType.value]
-        fromFolder = kind.trains_from == "folder"
-        for widget in (self.ui.trainDataFolderPathLineEdit, self.ui.trainDataFolderPathLineEditLabel):
-            widget.visible = fromFolder
-        for widget in (self.ui.trainVolumeSelector, self.ui.trainVolumeSelectorLabel, self.ui.trainSegmentationSelector,
-                       self.ui.trainSegmentationSelectorLabel):
-            widget.visible = not fromFolder
-        for widget in (self.ui.keyDomainLineEdit, self.ui.keyDomainLineEditLabel):
-            widget.visible = kind.key_domain
-        self.ui.showSamplesButton.enabled = bool(self._latestSampleGrid())
-        ready = bool(chosen_path(p.trainModelFolder)) and (bool(chosen_path(p.trainDataFolder)) if fromFolder
-                                                            else bool(p.trainVolume and p.trainSegmentation))
-        self._training.update(ready)
-        self.ui.applyButton.enabled = bool(chosen_path(p.applyModelFolder) and (p.inputVolume or self._sampling))
+        self._train.update(p)
+        self._apply.update(p)
 
     def _ensureDependencies(self) -> bool:
         """torch from the PyTorch extension first, then the pip packages (MONAI finds torch there)."""
@@ -178,40 +248,8 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
             return install_in_slicer(missing_requirements(), "SynthTranslate", slicer)
         return False
 
-    def onTrainOrCancel(self) -> None:
-        if self._training.run_or_cancel(self._ensureDependencies):
-            self._timer.start()
-        self._updateGui()
-
     def onPollJob(self) -> None:
-        if not self._training.poll():
-            self._timer.stop()
-
-    def _latestSampleGrid(self):
-        folder = chosen_path(self._parameterNode.trainModelFolder) if self._parameterNode else None
-        samples = sorted(Path(folder).glob("samples_*.png")) if folder and Path(folder).is_dir() else []
-        return samples[-1] if samples else None
-
-    def onShowSamples(self) -> None:
-        latest = self._latestSampleGrid()
-        if latest is not None:
-            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(latest)))
-
-    def onApply(self) -> None:
-        if not self._ensureDependencies():
-            return
-        p = self._parameterNode
-        if self._sampling:
-            with slicer.util.tryWithErrorDisplay(_("Sampling failed."), waitCursor=True):
-                p.outputVolume = self.logic.sample(p.applyModelFolder, p.targetDomain or None, p.sampleCount,
-                                                   p.truncation, p.outputVolume, p.device.value, p.precision.value)
-                slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
-            return
-        with slicer.util.tryWithErrorDisplay(_("Translation failed."), waitCursor=True):
-            p.outputVolume = self.logic.apply(p.applyModelFolder, p.inputVolume, p.targetDomain or None,
-                                              p.conditionSegmentation, p.outputVolume, p.device.value,
-                                              p.precision.value)
-            slicer.util.setSliceViewerLayers(background=p.outputVolume, fit=True)
+        self._train.poll()
 
 
 #
