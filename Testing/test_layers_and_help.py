@@ -112,6 +112,20 @@ def test_one_segmentation_study():
     assert studies == ["segment_study.py:segment_study"], studies
 
 
+def test_one_epoch_loop():
+    """The classifiers that train by epochs share one loop (recipes/loop.py); only the segmenter,
+    which counts iterations over a pool of cases, steps its optimiser itself (and the benchmark's
+    plain MONAI loop, which is the baseline it is compared with)."""
+    import ast
+
+    folder = ROOT / "SynthEvaluate" / "SynthEvaluateLib"
+    stepping = sorted({str(path.relative_to(folder)) for path in folder.rglob("*.py")
+                       for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                       if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                       and node.func.attr == "step" and "optimiser" in ast.unparse(node)})
+    assert stepping == ["cli/benchmark_segment_study.py", "recipes/loop.py", "recipes/segmenter.py"], stepping
+
+
 #: what each part of SynthEvaluateLib may import of the package (docs/architecture.md)
 EVALUATE_PARTS = {"metrics": set(), "recipes": {"metrics"}, "findings": {"metrics", "recipes"},
                   "studies": {"metrics", "recipes", "findings"},

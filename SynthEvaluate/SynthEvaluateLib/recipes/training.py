@@ -11,7 +11,6 @@ global batch, augmentation and dropout draw from per-rank streams of the seed.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -22,6 +21,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 
 from .augment import roll_and_scale
 from .data import ImageSet
+from .loop import train_epochs
 
 
 @dataclass(frozen=True)
@@ -159,28 +159,20 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
         sampler = DistributedSampler(range(len(labels)), num_replicas=ranks.world_size, rank=ranks.rank,
                                      shuffle=True, seed=seed)
         local_batch = max(1, recipe.batch_size // ranks.world_size)
-        history, started = [], time.perf_counter()
-        for epoch in range(recipe.epochs):
-            model.train()
+
+        def batches(epoch: int):
             sampler.set_epoch(epoch)
             order = torch.as_tensor(list(sampler), dtype=torch.long)
-            total = 0.0
-            for start in range(0, len(order), local_batch):
-                if should_stop is not None and should_stop():
-                    raise InterruptedError("Training was cancelled.")
-                index = order[start:start + local_batch]
-                batch = images[index]
-                if recipe.augment:  # shifts of up to 6 % of the size, +-5 % intensity
-                    batch = roll_and_scale(batch, generator, max(1, int(0.06 * batch.shape[-1])), scale_width=0.1)
-                loss = loss_function(trained(batch.to(recipe.device)), labels[index].to(recipe.device))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(index)
-            loss = ranks.mean({"loss": total / len(order)})["loss"]
-            entry = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
-            history.append(entry)
-            if progress is not None and ranks.is_main:
-                progress({**entry, "epochs": recipe.epochs})
+            return [order[start:start + local_batch] for start in range(0, len(order), local_batch)]
+
+        def batch_loss(index):
+            batch = images[index]
+            if recipe.augment:  # shifts of up to 6 % of the size, +-5 % intensity
+                batch = roll_and_scale(batch, generator, max(1, int(0.06 * batch.shape[-1])), scale_width=0.1)
+            return loss_function(trained(batch.to(recipe.device)), labels[index].to(recipe.device))
+
+        history = train_epochs(model, optimiser, recipe.epochs, batches, batch_loss, should_stop=should_stop,
+                               progress=progress if ranks.is_main else None,
+                               epoch_loss=lambda mean: ranks.mean({"loss": mean})["loss"])
     return TrainedClassifier(model, recipe, train.class_names, seed, history,
                              {**train.summary(), "processes": ranks.world_size}, multilabel)

@@ -14,7 +14,6 @@ summary, the weights' SHA-256) and content-addressed weights, loaded with ``weig
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .augment import roll_and_scale, scanner_augmented
+from .loop import train_epochs
 
 CARD_FORMAT = "medsynth-volume-classifier/1"
 
@@ -250,7 +250,7 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
         map_shape = _score_map_shape(model, recipe) if masks is not None and recipe.map_loss_weight > 0 else None
         targets = None if map_shape is None else torch.as_tensor(map_targets(masks, len(names), map_shape))
         generator = torch.Generator().manual_seed(seed)
-        history, started, first = [], time.perf_counter(), 0
+        history, first = [], 0
         fingerprint = training_fingerprint(inputs, findings, targets, names, recipe, seed, train, validation)
         if checkpoint_dir is not None:
             resumed = load_state(Path(checkpoint_dir), fingerprint, recipe.device)
@@ -262,40 +262,37 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                 train, history, first = resumed["train"].numpy(), resumed["history"], resumed["epoch"]
                 if progress is not None:
                     progress({"resumed_at_epoch": first, "epochs": recipe.epochs})
-        for epoch in range(first, recipe.epochs):
-            model.train()
-            total = 0.0
-            for start in range(0, len(train), recipe.batch_size):
-                if should_stop is not None and should_stop():
-                    raise InterruptedError("Training was cancelled.")
-                index = train[start:start + recipe.batch_size]
-                batch = torch.as_tensor(inputs[index])
-                truth = torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device)
-                if recipe.scanner_augment:  # intensity, noise and sharpness: the maps stay where they are
-                    batch = scanner_augmented(batch, generator, spatial=targets is None)
-                if targets is None:
-                    if recipe.augment:  # shifts of up to 3 voxels per axis and +-10 % intensity
-                        batch = roll_and_scale(batch, generator, max_shift=3, scale_width=0.2)
-                    loss = loss_function(model(batch.to(recipe.device)), truth)
-                else:  # scans with a mask learn from their map, the others from their labels
-                    maps = model.score_maps(batch.to(recipe.device))
-                    cells = targets[index].to(recipe.device)
-                    unmapped = cells.flatten(1).amax(dim=1) < 0
-                    loss = recipe.map_loss_weight * _map_loss(maps, cells)
-                    if unmapped.any():
-                        loss = loss + loss_function(torch.amax(maps[unmapped], dim=(2, 3, 4)), truth[unmapped])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(index)
-            train = train[rng.permutation(len(train))]
-            entry = {"epoch": epoch + 1, "loss": total / len(train), "seconds": round(time.perf_counter() - started, 2)}
-            history.append(entry)
+        order = {"train": train}  # this epoch's order of the training scans, reshuffled after each
+
+        def batch_loss(index):
+            batch = torch.as_tensor(inputs[index])
+            truth = torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device)
+            if recipe.scanner_augment:  # intensity, noise and sharpness: the maps stay where they are
+                batch = scanner_augmented(batch, generator, spatial=targets is None)
+            if targets is None:
+                if recipe.augment:  # shifts of up to 3 voxels per axis and +-10 % intensity
+                    batch = roll_and_scale(batch, generator, max_shift=3, scale_width=0.2)
+                return loss_function(model(batch.to(recipe.device)), truth)
+            maps = model.score_maps(batch.to(recipe.device))  # scans with a mask learn from their map,
+            cells = targets[index].to(recipe.device)  # the others from their labels
+            unmapped = cells.flatten(1).amax(dim=1) < 0
+            loss = recipe.map_loss_weight * _map_loss(maps, cells)
+            if unmapped.any():
+                loss = loss + loss_function(torch.amax(maps[unmapped], dim=(2, 3, 4)), truth[unmapped])
+            return loss
+
+        def after_epoch(epoch: int, entry: dict) -> None:
+            order["train"] = order["train"][rng.permutation(len(order["train"]))]
             if checkpoint_dir is not None:
-                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator, train,
-                           history)
-            if progress is not None:
-                progress({**entry, "epochs": recipe.epochs})
+                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator,
+                           order["train"], history)
+
+        train_epochs(model, optimiser, recipe.epochs,
+                     lambda epoch: [order["train"][start:start + recipe.batch_size]
+                                    for start in range(0, len(order["train"]), recipe.batch_size)],
+                     batch_loss, first_epoch=first, history=history, should_stop=should_stop, progress=progress,
+                     after_epoch=after_epoch)
+        train = order["train"]
     trained = TrainedVolumeClassifier(model, recipe, list(names), [0.5] * len(names), seed, history)
     scores = trained.predict_proba([volumes[i] for i in validation])
     trained.thresholds, notes = _thresholds(findings[validation], scores)
