@@ -64,12 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder (holds abdomen_ct/)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--train-count", type=int, default=80)
-    parser.add_argument("--test-count", type=int, default=24)
-    parser.add_argument("--phantoms", type=int, default=4)
-    parser.add_argument("--input-shape", type=int, nargs=3, default=[48, 64, 64])
-    parser.add_argument("--seed", type=int, default=0)
+    for option, default in {"--epochs": 60, "--train-count": 100, "--test-count": 24, "--phantoms": 4, "--seed": 0}.items():
+        parser.add_argument(option, type=int, default=default)
+    parser.add_argument("--input-shape", type=int, nargs=3, default=[64, 96, 96])
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train = phantom_scans(args.phantoms, (112, 101, 122))  # the real CT's grid
