@@ -105,16 +105,18 @@ def _surely_near_edge(organ, spacing_kji, stats: OrganStatistics, centre: np.nda
     lies within ``radius_mm`` of ``centre``, so the full check would say "organ edge": a
     grid point g at map distance d(g) from an outside point puts one within d(g) + |centre - g|.
 
-    Used when the map is at hand (``prepare_organ`` makes it).  Exact, not a guess: it rejects only centres the full check rejects (on the input organ; a
-    box that earlier lesions' mass effect changed is left to the full check).  It saves the
-    ball test on a box of up to a million voxels for most random tries of a large lesion."""
+    Used when the map is at hand (``prepare_organ`` makes it).  Exact, not a guess: it rejects
+    only centres the full check rejects (on the input organ, with 1 um to spare for the map's
+    float32 rounding; a box that earlier lesions' mass effect changed is left to the full check).
+    It saves the ball test on a box of up to a million voxels for most random tries of a large
+    lesion."""
     if "distance" not in stats.cache:  # made by prepare_organ, or by an earlier search that needed it
         return False
     distance = stats.cache["distance"]
     stride = stats.cache["distance_stride"]
     node = np.clip(np.rint(centre / stride).astype(int), 0, np.array(distance.shape) - 1)
     reach = float(distance[tuple(node)]) + float(np.linalg.norm((centre - node * stride) * spacing_kji))
-    if reach >= radius_mm:
+    if reach >= radius_mm - 1e-3:
         return False
     return not (isinstance(organ, PatchedMask) and organ.changed(box_around(centre, radius_mm, spacing_kji,
                                                                             organ.shape).slices))
