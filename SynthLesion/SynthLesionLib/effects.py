@@ -23,8 +23,8 @@ MIN_SHIFT_VOXELS = 0.2
 SPLINE_ORDER = 2
 #: the B-spline prefilter as a finite filter of this many taps each side.  SciPy's exact prefilter
 #: is recursive (IIR) in float64 and costs 1.6x more on a lesion's box; for the quadratic spline
-#: its impulse response falls by |2 sqrt(2) - 3| = 0.17 per tap, so 5 taps leave out 3e-5 of it
-#: (0.03 HU next to air at -1000 HU), and the taps are renormalised to pass flat tissue unchanged
+#: its impulse response falls by |2 sqrt(2) - 3| = 0.17 per tap, so 6 taps leave out 1.5e-5 of it
+#: (0.015 HU next to air at -1000 HU), and the taps are renormalised to pass flat tissue unchanged
 PREFILTER_TAPS = 6
 
 
