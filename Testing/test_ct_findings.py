@@ -337,7 +337,7 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
                  "--organ-names", f"{tmp_path / 'names.json'}:labels", "--organs", "liver", "spleen",
                  "--labels", "type-organ",
                  "--train-count", "8", "--test-count", "4", "--epochs", "2", "--input-shape", "32", "64", "64",
-                 "--out", str(out)]) == 0
+                 "--scanner-augment", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["protocol"] == "ct-findings" and results["sets"]["train"] == {"synthetic": 8, "real": 2}
     assert results["classifier"]["with_lesion_masks"] == 8 and results["classifier"]["map_loss"]
@@ -345,6 +345,9 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     summary = (out / "summary.csv").read_text(encoding="utf-8")
     assert results["findings"] == columns and results["label_set"] == "type-organ"
     assert "hypodense lesion (liver),auc" in summary and "location in the right organ" in summary
+    assert results["recipe"]["scanner_augment"] and results["healthy_test_scans"]["scans"] == 1
+    assert "training scans" not in results["healthy_test_scans"]["note"]  # --test-healthy was given
+    assert "specificity on the healthy test scans as given (real, no lesion)" in summary
     per_scan = (out / "per_image.csv").read_text(encoding="utf-8").splitlines()
     assert per_scan[0] == "scan,inserted,called,report" and len(per_scan) == 1 + 4
     capsys.readouterr()

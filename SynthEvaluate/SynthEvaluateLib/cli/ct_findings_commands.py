@@ -67,6 +67,8 @@ def _cmd_ct_findings(args) -> dict:
     if same:
         result["sets"]["test"]["note"] = ("no --test-healthy: the test scans were made from the training scans "
                                           "(other lesions, other places); give other patients to judge generalisation")
+        result["healthy_test_scans"]["note"] += ("; without --test-healthy these are the training scans, which the "
+                                                 "model saw, so their specificity is optimistic")
     model = save_volume_classifier(model_out, result["_classifier"])
     result["model"] = str(model)
     return result
