@@ -11,7 +11,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedSynthCommonLib.widgets import JobSection, ParameterNodeLifecycle
+from MedSynthCommonLib.widgets import JobSection, PanelSection, ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 
@@ -79,12 +79,12 @@ class SynthEvaluateParameterNode:
     triageQueue: Path
 
 
-class SegmentationMetricsSection:  # the panel's sections, each a class; the widget assembles them
+class SegmentationMetricsSection(PanelSection):
     """Dice, surface Dice, HD95 and lesion detection between a reference and a predicted segment,
     into a table node."""
 
     def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
-        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        super().__init__(ui, parameterNode, logic, ensureDependencies)
         self.ui.referenceSegmentSelector.connect("currentSegmentChanged(QString)", self.onReferenceSegmentChanged)
         self.ui.predictedSegmentSelector.connect("currentSegmentChanged(QString)", self.onPredictedSegmentChanged)
         self.ui.computeMetricsButton.connect("clicked(bool)", self.onCompute)
@@ -118,8 +118,7 @@ class SegmentationMetricsSection:  # the panel's sections, each a class; the wid
             problem = _("Select the reference volume and both segments.")
         elif p.referenceSegmentation is p.predictedSegmentation and p.referenceSegmentId == p.predictedSegmentId:
             problem = _("Reference and prediction are the same segment: choose another prediction.")
-        self.ui.computeMetricsButton.enabled = problem is None
-        self.ui.computeMetricsButton.toolTip = problem or _("Compute Dice, NSD, HD95 and lesion detection.")
+        self.offer(self.ui.computeMetricsButton, problem, _("Compute Dice, NSD, HD95 and lesion detection."))
 
     def onCompute(self) -> None:
         if not self._ensureDependencies():
@@ -134,12 +133,13 @@ class SegmentationMetricsSection:  # the panel's sections, each a class; the wid
             slicer.app.applicationLogic().PropagateTableSelection()
 
 
-class ReaderStudySection:
+class ReaderStudySection(PanelSection):
     """The blinded reader study: create or open a study, show one anonymised case at a time,
     record each answer with its confidence and reading time, show the results."""
 
     def __init__(self, ui, parameterNode, refresh) -> None:
-        self.ui, self._parameterNode, self._refresh = ui, parameterNode, refresh
+        super().__init__(ui, parameterNode)
+        self._refresh = refresh
         self.study = self.case = self.caseNode = None
         self.caseShownAt = 0.0
         self.ui.createStudyButton.connect("clicked(bool)", self.onCreate)

@@ -11,7 +11,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedSynthCommonLib.widgets import JobSection, ParameterNodeLifecycle
+from MedSynthCommonLib.widgets import JobSection, PanelSection, ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import (vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode,
                     vtkMRMLTableNode)
@@ -100,12 +100,12 @@ class SynthLesionParameterNode:
 #
 
 
-class InsertLesionsSection:  # the panel's sections, each a class; the widget assembles them
+class InsertLesionsSection(PanelSection):
     """Insert lesions into the selected volume and organ segment: options, a new seed, Apply
     (image, label segmentation, lesion table and finding text as nodes)."""
 
     def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
-        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        super().__init__(ui, parameterNode, logic, ensureDependencies)
         self.ui.organSegmentSelector.connect("currentSegmentChanged(QString)", self.onOrganSegmentChanged)
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.newSeedButton.connect("clicked(bool)", self.onNewSeed)
@@ -136,9 +136,7 @@ class InsertLesionsSection:  # the panel's sections, each a class; the widget as
     def update(self, p) -> None:
         if p:
             self._followOptions(p)
-        problem = self.problem(p)
-        self.ui.applyButton.enabled = problem is None
-        self.ui.applyButton.toolTip = problem or _("Insert lesions and create the outputs.")
+        self.offer(self.ui.applyButton, self.problem(p), _("Insert lesions and create the outputs."))
 
     def _followOptions(self, p) -> None:
         """Widgets that only matter for some choices are enabled only then; with the preset's
@@ -167,12 +165,12 @@ class InsertLesionsSection:  # the panel's sections, each a class; the widget as
                 slicer.modules.markups.logic().JumpSlicesToLocation(*first, True)
 
 
-class LearnPresetSection:
+class LearnPresetSection(PanelSection):
     """Fit a preset to real tumours: a tumour segment of the same segmentation gives the lesion
     contrast, size and texture figures, saved as a preset file that Apply then uses."""
 
     def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
-        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        super().__init__(ui, parameterNode, logic, ensureDependencies)
         self.ui.lesionSegmentSelector.connect("currentSegmentChanged(QString)", self.onLesionSegmentChanged)
         self.ui.learnPresetButton.connect("clicked(bool)", self.onLearn)
 
@@ -188,8 +186,7 @@ class LearnPresetSection:
             problem = _("The tumour segment must differ from the organ segment.")
         elif not chosen_path(p.learnedPresetFile):
             problem = _("Choose where to save the preset (.json).")
-        self.ui.learnPresetButton.enabled = problem is None
-        self.ui.learnPresetButton.toolTip = problem or _("Fit a preset to the tumour segment.")
+        self.offer(self.ui.learnPresetButton, problem, _("Fit a preset to the tumour segment."))
 
     def onLearn(self) -> None:
         if not self._ensureDependencies():

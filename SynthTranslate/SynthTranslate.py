@@ -12,7 +12,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from MedSynthCommonLib.widgets import JobSection, ParameterNodeLifecycle
+from MedSynthCommonLib.widgets import JobSection, PanelSection, ParameterNodeLifecycle
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
@@ -76,13 +76,13 @@ class SynthTranslateParameterNode:
 #
 
 
-class TrainModelSection:  # the panel's sections, each a class; the widget assembles them
+class TrainModelSection(PanelSection):
     """Train a translator or generator in a background process (log, cancel, resume) and open
     its latest sample grid; the inputs shown follow the chosen model type."""
 
     def __init__(self, ui, parameterNode, logic, ensureDependencies, refresh, timer) -> None:
-        self.ui, self._parameterNode, self.logic, self._timer = ui, parameterNode, logic, timer
-        self._ensureDependencies = ensureDependencies
+        super().__init__(ui, parameterNode, logic, ensureDependencies)
+        self._timer = timer
         self.job = JobSection(
             self.ui.trainButton, self.ui.trainLogTextEdit, _("Train in background"),
             lambda: self.logic.startTraining(self._parameterNode()), lambda code: refresh(),
@@ -128,12 +128,12 @@ class TrainModelSection:  # the panel's sections, each a class; the widget assem
             qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(latest)))
 
 
-class ApplyModelSection:
+class ApplyModelSection(PanelSection):
     """Apply a trained model to a volume (translation, to a chosen target domain or from a label
     map) or sample new images from it; the inputs shown follow the chosen model's card."""
 
     def __init__(self, ui, parameterNode, logic, ensureDependencies) -> None:
-        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+        super().__init__(ui, parameterNode, logic, ensureDependencies)
         self.sampling = False  # the chosen model makes new images (stylegan, fastgan) instead of translating
         self.ui.applyModelFolderPathLineEdit.connect("currentPathChanged(QString)", self.onModelChanged)
         self.ui.targetDomainComboBox.connect("currentTextChanged(QString)", self.onTargetDomainChanged)

@@ -3,10 +3,13 @@
 - ``ParameterNodeLifecycle``: the module-widget lifecycle of Slicer's ExtensionWizard template (a
   parameter node bound to the GUI while the module is shown, released when it is left or the
   scene closes, and taken up again after);
+- ``PanelSection``: what every section of a panel is given (the widgets, the current parameter
+  node, the logic, the dependency check) and how it offers its button (enabled, or a tooltip
+  saying why not);
 - ``JobSection``: a panel section that runs a ``medsynth`` command in a background process, with
   its Run/Cancel button and its log (build-db, training, the evaluation protocols).
 
-Only the three module widgets use these; the engine never does.  Both are Qt-free in their
+Only the three module widgets use these; the engine never does.  All are Qt-free in their
 imports: they are given the widgets (PythonQt's in Slicer, PyQt's in the tests) and call only
 methods both have.  A widget's ``setup`` calls ``loadPanel`` (its .ui, its logic, the scene) and
 implements:
@@ -90,6 +93,23 @@ class ParameterNodeLifecycle:
 
     def _updateGui(self, caller=None, event=None) -> None:
         raise NotImplementedError
+
+
+class PanelSection:
+    """A section of a module's panel, a class of its own as Slicer's Segment Editor effects are:
+    it connects its widgets, says in ``update(p)`` why its button is off, and does its work; the
+    module widget assembles the sections.  ``parameterNode`` is a function returning the node
+    that is current (the widget binds another when the scene closes)."""
+
+    def __init__(self, ui, parameterNode: Callable[[], object], logic=None,
+                 ensureDependencies: Callable[[], bool] | None = None):
+        self.ui, self._parameterNode, self.logic, self._ensureDependencies = ui, parameterNode, logic, ensureDependencies
+
+    @staticmethod
+    def offer(button, problem: str | None, hint: str) -> None:
+        """``button`` enabled when there is no ``problem``; its tooltip says the problem, else ``hint``."""
+        button.enabled = problem is None
+        button.toolTip = problem or hint
 
 
 class JobSection:

@@ -214,7 +214,7 @@ def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
     organ = (organ_mask == organ_label) if organ_label is not None else np.asarray(organ_mask).astype(bool)
     stats = measure_organ(np.asarray(image), organ, geometry)
     stats.cache["shape"] = np.asarray(image).shape
-    coarse_distance_map(organ, geometry.spacing_kji, stats)  # placement's quick test (a few ms, once)
+    coarse_distance_map(organ, geometry.spacing_kji, stats)  # placement's quick test (~10 ms for 48 M voxels, once)
     return stats
 
 

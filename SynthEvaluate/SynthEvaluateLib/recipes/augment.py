@@ -45,12 +45,12 @@ def scanner_augmentation(spatial: bool = True):
     return Compose(steps)
 
 
-def scanner_augmented(batch, generator, spatial: bool):
-    """``scanner_augmentation`` on every scan of a (B, 1, k, j, i) batch, each seeded from the
-    training's torch generator (so a resumed run draws what the killed one would have)."""
+def scanner_augmented(batch, generator, augment):
+    """``augment`` (a ``scanner_augmentation``, made once per training) on every scan of a
+    (B, 1, k, j, i) batch, each seeded from the training's torch generator (so a resumed run
+    draws what the killed one would have)."""
     import torch
 
-    augment = scanner_augmentation(spatial)
     seeds = torch.randint(0, 2**31 - 1, (len(batch),), generator=generator).tolist()
     out = []
     for volume, seed in zip(batch, seeds):

@@ -23,7 +23,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .augment import roll_and_scale, scanner_augmented
+from .augment import roll_and_scale, scanner_augmentation, scanner_augmented
 from .loop import train_epochs
 
 CARD_FORMAT = "medsynth-volume-classifier/1"
@@ -262,13 +262,17 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                 train, history, first = resumed["train"].numpy(), resumed["history"], resumed["epoch"]
                 if progress is not None:
                     progress({"resumed_at_epoch": first, "epochs": recipe.epochs})
-        order = {"train": train}  # this epoch's order of the training scans, reshuffled after each
+        # intensity, noise and sharpness; a zoom only when no score maps would have to move with it
+        scanner = scanner_augmentation(spatial=targets is None) if recipe.scanner_augment else None
+
+        def batches(epoch: int):
+            return [train[start:start + recipe.batch_size] for start in range(0, len(train), recipe.batch_size)]
 
         def batch_loss(index):
             batch = torch.as_tensor(inputs[index])
             truth = torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device)
-            if recipe.scanner_augment:  # intensity, noise and sharpness: the maps stay where they are
-                batch = scanner_augmented(batch, generator, spatial=targets is None)
+            if scanner is not None:
+                batch = scanner_augmented(batch, generator, scanner)
             if targets is None:
                 if recipe.augment:  # shifts of up to 3 voxels per axis and +-10 % intensity
                     batch = roll_and_scale(batch, generator, max_shift=3, scale_width=0.2)
@@ -282,17 +286,14 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
             return loss
 
         def after_epoch(epoch: int, entry: dict) -> None:
-            order["train"] = order["train"][rng.permutation(len(order["train"]))]
+            nonlocal train  # the next epoch's order of the training scans
+            train = train[rng.permutation(len(train))]
             if checkpoint_dir is not None:
-                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator,
-                           order["train"], history)
+                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator, train,
+                           history)
 
-        train_epochs(model, optimiser, recipe.epochs,
-                     lambda epoch: [order["train"][start:start + recipe.batch_size]
-                                    for start in range(0, len(order["train"]), recipe.batch_size)],
-                     batch_loss, first_epoch=first, history=history, should_stop=should_stop, progress=progress,
-                     after_epoch=after_epoch)
-        train = order["train"]
+        train_epochs(model, optimiser, recipe.epochs, batches, batch_loss, first_epoch=first, history=history,
+                     should_stop=should_stop, progress=progress, after_epoch=after_epoch)
     trained = TrainedVolumeClassifier(model, recipe, list(names), [0.5] * len(names), seed, history)
     scores = trained.predict_proba([volumes[i] for i in validation])
     trained.thresholds, notes = _thresholds(findings[validation], scores)
