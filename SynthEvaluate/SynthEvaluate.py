@@ -222,9 +222,6 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings)
         self._jobReady = {}  # panel section -> whether its inputs allow a start (parameter node -> bool)
         self._queueTable = None
-        self._timer = qt.QTimer()
-        self._timer.setInterval(500)
-        self._timer.connect("timeout()", self.onPollJob)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -266,8 +263,8 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
                          _("Cancelled (training again resumes where it stopped).")),
         }
         for name, (button, log, idle, ready, start, show, cancelled) in sections.items():
-            self._jobs[name] = JobSection(button, log, idle, start, lambda code, show=show: code == 0 and show(), guard,
-                                          cancelled, _)
+            self._jobs[name] = JobSection(button, log, idle, start, lambda code, show=show: self._jobEnded(code, show),
+                                          guard, cancelled, _, timer=qt.QTimer())
             self._jobReady[name] = ready
             button.connect("clicked(bool)", lambda checked=False, name=name: self.onRunOrCancel(name))
 
@@ -303,12 +300,16 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
             return install_in_slicer(missing_requirements(training), "SynthEvaluate", slicer)
         return False
 
-    # --- background jobs: one JobSection per panel section, polled by one timer
+    # --- background jobs: one JobSection per panel section, each polling its job
 
     def onRunOrCancel(self, name: str) -> None:
         """Cancel the section's job, or start it (after the dependency check)."""
-        if self._jobs[name].run_or_cancel(lambda: self._ensureDependencies(training=True)):
-            self._timer.start()
+        self._jobs[name].run_or_cancel(lambda: self._ensureDependencies(training=True))
+        self._updateGui()
+
+    def _jobEnded(self, returncode: int, show) -> None:
+        if returncode == 0:
+            show()
         self._updateGui()
 
     def onQueueRowClicked(self, index) -> None:
@@ -350,13 +351,6 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         if queue.exists():
             self._queueTable = self.logic.queueTable(queue, self._queueTable)
             self.ui.triageTableView.setMRMLTableNode(self._queueTable)
-
-    def onPollJob(self) -> None:
-        """Stream the background jobs' output (each section shows its result when its job ends)."""
-        running = [section.poll() for section in self._jobs.values()]
-        if not any(running):
-            self._timer.stop()
-        self._updateGui()
 
 
 #

@@ -216,7 +216,6 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         self.logic = None
         self._insert = self._learn = None  # the panel's sections
         self._batch = None  # JobSection: build-db in a background process
-        self._timer = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -228,11 +227,8 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
             self.ui.batchButton, self.ui.batchLogTextEdit, _("Build in background"),
             lambda: self.logic.startBatch(self._parameterNode), lambda code: self._updateGui(),
             lambda: slicer.util.tryWithErrorDisplay(_("The batch could not start."), waitCursor=True),
-            _("Cancelled; finished outputs are kept, build again to resume."), _)
+            _("Cancelled; finished outputs are kept, build again to resume."), _, timer=qt.QTimer())
         self.ui.batchButton.connect("clicked(bool)", self.onBatchOrCancel)
-        self._timer = qt.QTimer()
-        self._timer.setInterval(500)
-        self._timer.connect("timeout()", self.onPollBatch)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -259,13 +255,8 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
                 selector.setCurrentSegmentID(segmentId)
 
     def onBatchOrCancel(self) -> None:
-        if self._batch.run_or_cancel(self._ensureDependencies):
-            self._timer.start()
+        self._batch.run_or_cancel(self._ensureDependencies)
         self._updateGui()
-
-    def onPollBatch(self) -> None:
-        if not self._batch.poll():
-            self._timer.stop()
 
     def _updateGui(self, caller=None, event=None) -> None:
         p = self._parameterNode

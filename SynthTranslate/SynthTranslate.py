@@ -80,14 +80,13 @@ class TrainModelSection(PanelSection):
     """Train a translator or generator in a background process (log, cancel, resume) and open
     its latest sample grid; the inputs shown follow the chosen model type."""
 
-    def __init__(self, ui, parameterNode, logic, ensureDependencies, refresh, timer) -> None:
+    def __init__(self, ui, parameterNode, logic, ensureDependencies, refresh) -> None:
         super().__init__(ui, parameterNode, logic, ensureDependencies)
-        self._timer = timer
         self.job = JobSection(
             self.ui.trainButton, self.ui.trainLogTextEdit, _("Train in background"),
             lambda: self.logic.startTraining(self._parameterNode()), lambda code: refresh(),
             lambda: slicer.util.tryWithErrorDisplay(_("Training could not start.")),
-            _("Cancelled; train again with the same model folder to resume."), _)
+            _("Cancelled; train again with the same model folder to resume."), _, timer=qt.QTimer(), interval_ms=1000)
         self.ui.trainButton.connect("clicked(bool)", self.onTrainOrCancel)
         self.ui.showSamplesButton.connect("clicked(bool)", self.onShowSamples)
         self._refresh = refresh
@@ -108,13 +107,8 @@ class TrainModelSection(PanelSection):
         self.job.update(ready)
 
     def onTrainOrCancel(self) -> None:
-        if self.job.run_or_cancel(self._ensureDependencies):
-            self._timer.start()
+        self.job.run_or_cancel(self._ensureDependencies)
         self._refresh()
-
-    def poll(self) -> None:
-        if not self.job.poll():
-            self._timer.stop()
 
     def _latestSampleGrid(self):
         p = self._parameterNode()
@@ -207,16 +201,12 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._train = self._apply = None  # the panel's sections
-        self._timer = qt.QTimer()
-        self._timer.setInterval(1000)
-        self._timer.connect("timeout()", self.onPollJob)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
         self.loadPanel(slicer.util.loadUI(self.resourcePath("UI/SynthTranslate.ui")), SynthTranslateLogic(), slicer.mrmlScene)
         parameterNode = lambda: self._parameterNode  # noqa: E731 (sections read the node that is current)
-        self._train = TrainModelSection(self.ui, parameterNode, self.logic, self._ensureDependencies, self._updateGui,
-                                        self._timer)
+        self._train = TrainModelSection(self.ui, parameterNode, self.logic, self._ensureDependencies, self._updateGui)
         self._apply = ApplyModelSection(self.ui, parameterNode, self.logic, self._ensureDependencies)
         self.initializeParameterNode()
 
@@ -247,9 +237,6 @@ class SynthTranslateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget,
                 return False
             return install_in_slicer(missing_requirements(), "SynthTranslate", slicer)
         return False
-
-    def onPollJob(self) -> None:
-        self._train.poll()
 
 
 #

@@ -80,6 +80,30 @@ def test_a_failing_job_says_so_and_a_cancelled_one_ends_its_process(widgets):
     assert not long.poll() and ended == [2]  # a cancelled job shows no result
 
 
+def test_a_section_given_a_timer_polls_its_own_job_and_stops_polling_when_it_ends(widgets):
+    """The module gives a QTimer and only starts the job: the section streams the log while the
+    job runs, stops its timer when the job ends or is cancelled."""
+    from PyQt5 import QtCore, QtWidgets
+
+    button, log = widgets()
+    ended = []
+    timer = QtCore.QTimer()
+    section = JobSection(button, log, "Run", _python("import time\nprint('step 1', flush=True)\ntime.sleep(0.4)"),
+                         ended.append, timer=timer, interval_ms=50)
+    assert timer.interval() == 50 and not timer.isActive()
+    assert section.run_or_cancel() and timer.isActive()
+    deadline = time.monotonic() + 30
+    while not ended:
+        assert time.monotonic() < deadline, "the section did not poll its job"
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.02)
+    assert ended == [0] and not timer.isActive() and log.toPlainText().splitlines() == ["step 1", "Finished."]
+
+    long = JobSection(button, log, "Run", _python("import time\ntime.sleep(60)"), ended.append, timer=timer)
+    assert long.run_or_cancel() and timer.isActive()
+    assert not long.run_or_cancel() and not timer.isActive()  # cancelled: nothing left to poll
+
+
 def test_a_job_that_cannot_start_runs_nothing(widgets):
     import contextlib
 

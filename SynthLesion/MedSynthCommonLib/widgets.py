@@ -117,7 +117,8 @@ class JobSection:
     reads ``idle_text`` and starts the job, or reads ``cancel_text`` and cancels it while it
     runs; the job's output goes to ``log`` (a QPlainTextEdit) and ends with a finished or failed
     line, and then ``on_finished(returncode)`` runs (show the report, the queue, ...).
-    The module widget owns the timer and calls ``poll``.
+    With a ``timer`` (a QTimer, given by the module so that this class needs no Qt) the section
+    polls its job every ``interval_ms`` while it runs; without one the caller calls ``poll``.
 
     ``start`` returns a started job; ``guard`` is a context factory that reports an exception to
     the user (``slicer.util.tryWithErrorDisplay`` in Slicer); ``tr`` translates the texts every
@@ -127,12 +128,17 @@ class JobSection:
 
     def __init__(self, button, log, idle_text: str, start: Callable[[], object],
                  on_finished: Callable[[int], None] | None = None, guard: Callable[[], ContextManager] | None = None,
-                 cancelled_text: str | None = None, tr: Callable[[str], str] = str):
+                 cancelled_text: str | None = None, tr: Callable[[str], str] = str, timer=None,
+                 interval_ms: int = 500):
         self.button, self.log, self.idle_text, self.start = button, log, idle_text, start
         self.on_finished, self.guard = on_finished, guard
         self.cancel_text, self.cancelled_text = tr(self.CANCEL), cancelled_text or tr(self.CANCELLED)
         self.finished_text, self.failed_text = tr(self.FINISHED), tr(self.FAILED)
         self.job = None
+        self.timer = timer
+        if timer is not None:
+            timer.setInterval(interval_ms)
+            timer.timeout.connect(self.poll)  # PythonQt and PyQt spell the signal alike
 
     @property
     def running(self) -> bool:
@@ -151,8 +157,7 @@ class JobSection:
         import contextlib
 
         if self.running:
-            self.job.cancel()
-            self.job = None
+            self.cancel()
             self.log.appendPlainText(self.cancelled_text)
             return False
         if not dependencies_ready():
@@ -161,6 +166,8 @@ class JobSection:
         with (self.guard() if self.guard is not None else contextlib.nullcontext()):
             self.job = self.start()
             self.log.clear()
+        if self.job is not None and self.timer is not None:
+            self.timer.start()
         return self.job is not None
 
     def poll(self) -> bool:
@@ -172,6 +179,7 @@ class JobSection:
         if self.job.running:
             return True
         job, self.job = self.job, None
+        self._stop_timer()
         self._show(job.last_output())
         self.log.appendPlainText(self.finished_text if job.returncode == 0 else self.failed_text)
         if self.on_finished is not None:
@@ -188,3 +196,8 @@ class JobSection:
         if self.running:
             self.job.cancel()
         self.job = None
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.stop()
