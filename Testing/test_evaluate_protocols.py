@@ -144,7 +144,7 @@ def test_multilabel_findings_with_auc_and_locations():
     model = train_classifier(_multilabel_set(96, 20), recipe, seed=0)
     result = evaluate_multilabel(model, _multilabel_set(24, 21))
     assert result["auc"]["per_class"]["upper spot"] > 0.85 and result["auc"]["per_class"]["lower spot"] > 0.85
-    rows = result["findings_table"]
+    rows = result["per_image"]
     upper = [r["region"] for r in rows if r["finding"] == "upper spot" and r["present_in_reference"]]
     lower = [r["region"] for r in rows if r["finding"] == "lower spot" and r["present_in_reference"]]
     assert upper and np.mean([r.startswith("upper") for r in upper]) >= 0.7
@@ -177,3 +177,36 @@ def test_translator_outputs_as_the_synthetic_set(tmp_path):
     assert synthetic.images.shape == data.images.shape and 0 <= synthetic.images.min() <= synthetic.images.max() <= 1
     assert np.all(synthetic.labels != data.labels)  # every image moved to another domain, labelled so
     assert synthetic.source.startswith("stargan translations") and synthetic.ids[0].startswith("stargan:")
+
+
+def test_multilabel_findings_are_judged_and_reported_as_ct_findings_are(tmp_path):
+    """One per-finding judgement (``per_finding_metrics``) for 2-D images and 3-D scans: the
+    same fields, a report table row per finding and metric, the called findings in per_image.csv."""
+    import csv
+
+    from SynthEvaluateLib.findings.multilabel_2d import evaluate_multilabel
+    from SynthEvaluateLib.metrics.classification import delong_auc
+    from SynthEvaluateLib.report import write_report
+
+    recipe = ClassifierRecipe(channels=(8, 16), epochs=3, batch_size=8, augment=False)
+    model = train_classifier(_multilabel_set(32, 40), recipe, seed=0)
+    test = _multilabel_set(24, 41)
+    result = evaluate_multilabel(model, test, locate_findings=False)
+    probabilities = model.predict_proba(test.images)
+    for f, (name, finding) in enumerate(result["per_finding"].items()):
+        truth = test.findings[:, f]
+        assert set(finding) == {"auc", "roc", "sensitivity", "specificity", "threshold", "positives", "negatives"}
+        assert finding["auc"]["value"] == pytest.approx(delong_auc(truth, probabilities[:, f])["auc"])
+        assert finding["auc"]["value"] == pytest.approx(result["auc"]["per_class"][name])
+        assert finding["positives"] == truth.sum() and finding["positives"] + finding["negatives"] == len(truth)
+        called = probabilities[:, f] >= 0.5
+        assert finding["sensitivity"]["n"] == truth.sum()
+        assert finding["sensitivity"]["value"] == pytest.approx(called[truth == 1].mean())
+    write_report(result, tmp_path / "report", "Findings")
+    with open(tmp_path / "report" / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["finding"], r["metric"]) for r in rows] == [(n, m) for n in test.class_names
+                                                          for m in ("auc", "sensitivity", "specificity", "threshold")]
+    with open(tmp_path / "report" / "per_image.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(result["per_image"]) > 0
+    assert (tmp_path / "report" / "roc_per_finding.png").exists()

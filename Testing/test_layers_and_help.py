@@ -126,6 +126,19 @@ def test_one_epoch_loop():
     assert stepping == ["cli/benchmark_segment_study.py", "recipes/loop.py", "recipes/segmenter.py"], stepping
 
 
+def test_one_judgement_of_findings():
+    """2-D and 3-D findings are judged by one function (metrics.classification.per_finding_metrics):
+    nothing in findings/ computes an AUC, a ROC curve or a sensitivity itself."""
+    import ast
+
+    folder = ROOT / "SynthEvaluate" / "SynthEvaluateLib" / "findings"
+    own = sorted({f"{path.name}:{name}" for path in folder.rglob("*.py")
+                  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Call)
+                  for name in [ast.unparse(node.func).split(".")[-1]]
+                  if name in ("binary_metrics", "delong_auc", "roc_curve", "roc_auc_score", "auc")})
+    assert own == [], own
+
+
 #: what each part of SynthEvaluateLib may import of the package (docs/architecture.md)
 EVALUATE_PARTS = {"metrics": set(), "recipes": {"metrics"}, "findings": {"metrics", "recipes"},
                   "studies": {"metrics", "recipes", "findings"},

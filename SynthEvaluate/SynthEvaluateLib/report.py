@@ -54,7 +54,7 @@ def summary_rows(result: dict) -> list[dict]:
                          "mean_confidence": round(r["mean_confidence"], 2)})
         return rows
     if protocol == "multilabel":
-        return result["findings_table"] or [{"finding": "none predicted"}]
+        return _per_finding_rows(result["per_finding"])  # the called findings: per_image.csv
     if protocol == "segmentation":
         rows = []
         for label, metrics in result["aggregated"].items():
@@ -85,9 +85,7 @@ def summary_rows(result: dict) -> list[dict]:
                      "samples": result["sets"]["samples"]})
         return rows
     if protocol == "ct-findings":
-        rows = [{"finding": name, "metric": metric, "value": _ci_text(f[metric]) if metric != "threshold"
-                 else round(f[metric], 4), "cases": f["positives"] + f["negatives"]}
-                for name, f in result["per_finding"].items() for metric in ("auc", "sensitivity", "specificity", "threshold")]
+        rows = _per_finding_rows(result["per_finding"])
         healthy = result.get("healthy_test_scans")
         if healthy:  # beside the synthetic figures: the same model on the real scans as given
             rows += [{"finding": name, "metric": "specificity on the healthy test scans as given (real, no lesion)",
@@ -99,6 +97,13 @@ def summary_rows(result: dict) -> list[dict]:
                  for which in ("called_true_positives", "every_inserted_lesion")]
         return rows
     raise ValueError(f"No table layout for protocol {protocol!r}.")
+
+
+def _per_finding_rows(per_finding: dict) -> list[dict]:
+    """AUC, sensitivity, specificity and threshold of each finding (``per_finding_metrics``)."""
+    return [{"finding": name, "metric": metric, "value": _ci_text(f[metric]) if metric != "threshold"
+             else round(f[metric], 4), "cases": f["positives"] + f["negatives"]}
+            for name, f in per_finding.items() for metric in ("auc", "sensitivity", "specificity", "threshold")]
 
 
 def _figures(result: dict) -> dict:
@@ -144,7 +149,7 @@ def _figures(result: dict) -> dict:
         if first.get("roc"):
             roc("roc_first_seed", {f"{arm}: {label}": curve for arm, arm_runs in runs.items()
                                    for label, curve in arm_runs[0].get("roc", {}).items()}, (4, 4))
-    elif protocol == "ct-findings":
+    elif protocol in ("ct-findings", "multilabel"):
         curves = {f"{name} (AUC {f['auc']['value']:.2f})": f["roc"] for name, f in result["per_finding"].items()
                   if f.get("roc")}
         if curves:

@@ -225,7 +225,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     never saw): per finding AUC (DeLong CI), sensitivity and specificity (Wilson CIs) at the
     validation thresholds; location: the organ named by each finding's evidence against the organ
     the lesion was inserted in; a report per test scan."""
-    from ..metrics.classification import binary_metrics, delong_auc
+    from ..metrics.classification import per_finding_metrics
     from .report_rules import write_report_text
     from ..recipes.volume_classifier import VolumeRecipe, train_volume_classifier
 
@@ -252,24 +252,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)
-    per_finding = {}
-    for f, name in enumerate(names):
-        truth = test.findings[:, f]
-        metrics = binary_metrics(truth, called[:, f].astype(int))
-        auc = None
-        if 0 < truth.sum() < len(truth):
-            delong = delong_auc(truth, probabilities[:, f])
-            auc = {"value": delong["auc"], "ci": delong["ci"], "se": delong["se"], "method": "DeLong"}
-        roc = None
-        if auc is not None:
-            from sklearn.metrics import roc_curve
-
-            fpr, tpr, _ = roc_curve(truth, probabilities[:, f])
-            roc = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
-        per_finding[name] = {"auc": auc, "roc": roc, "sensitivity": metrics["sensitivity"],
-                             "specificity": metrics["specificity"],
-                             "threshold": classifier.thresholds[f], "positives": int(truth.sum()),
-                             "negatives": int(len(truth) - truth.sum())}
+    per_finding = per_finding_metrics(test.findings, probabilities, called, names, classifier.thresholds)
     healthy = _healthy_calls(classifier, test_scans, names)
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
     for n, volume in enumerate(test.volumes):

@@ -13,7 +13,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from ..metrics.classification import binary_metrics, per_class_auc
+from ..metrics.classification import per_class_auc, per_finding_metrics
 from ..recipes.data import ImageSet
 from ..recipes.training import TrainedClassifier
 
@@ -44,20 +44,18 @@ def locate(classifier: TrainedClassifier, image: np.ndarray, finding: int, mask_
 
 def evaluate_multilabel(classifier: TrainedClassifier, test: ImageSet, threshold: float = 0.5,
                         locate_findings: bool = True, confidence: float = 0.95) -> dict:
-    """Per-finding AUC, sensitivity and specificity, and a findings table (one row per
-    predicted finding per image, with probability and location)."""
+    """Per-finding AUC, sensitivity and specificity (``per_finding_metrics``, as for 3-D CT
+    findings), and ``per_image``: one row per finding called in an image, with its probability
+    and location."""
     if test.findings is None or not classifier.multilabel:
         raise MedSynthInputError("Multi-label evaluation needs a multi-label model and a test set with findings.")
     if test.class_names != classifier.class_names:
         raise MedSynthInputError(f"Test findings {test.class_names} differ from the model's {classifier.class_names}.")
     probabilities = classifier.predict_proba(test.images)
     called = probabilities >= threshold
-    per_finding = {}
-    for f, name in enumerate(test.class_names):
-        m = binary_metrics(test.findings[:, f].astype(int), called[:, f].astype(int), confidence)
-        per_finding[name] = {"sensitivity": m["sensitivity"], "specificity": m["specificity"],
-                             "prevalence": int(test.findings[:, f].sum())}
-    auc = per_class_auc(test.findings.astype(int), probabilities, test.class_names)
+    per_finding = per_finding_metrics(test.findings, probabilities, called, test.class_names,
+                                      [threshold] * len(test.class_names), confidence)
+    auc = per_class_auc(test.findings.astype(int), probabilities, test.class_names)  # with the macro average
     table = []
     for i, case_id in enumerate(test.ids):
         for f in np.flatnonzero(called[i]):
@@ -67,4 +65,4 @@ def evaluate_multilabel(classifier: TrainedClassifier, test: ImageSet, threshold
                 row.update(locate(classifier, test.images[i], int(f)))
             table.append(row)
     return {"protocol": "multilabel", "threshold": threshold, "auc": auc, "per_finding": per_finding,
-            "findings_table": table, "cases": len(test)}
+            "per_image": table, "cases": len(test)}

@@ -117,6 +117,37 @@ def per_class_auc(y_true, scores, class_names=None) -> dict:
             "classes_averaged": len(defined)}
 
 
+def per_finding_metrics(truth, probabilities, called, names: list[str], thresholds: list[float],
+                        confidence: float = 0.95) -> dict:
+    """Multi-label findings judged one finding at a time, for 2-D images and 3-D scans alike.
+
+    ``truth`` and ``called``: (cases, findings) 0/1; ``probabilities``: (cases, findings);
+    ``thresholds``: the probability each finding is called at.  Per finding: AUC with DeLong's
+    CI and the ROC curve (``None`` when the test set lacks positives or negatives of it),
+    sensitivity and specificity with Wilson CIs, the threshold, positives and negatives."""
+    from sklearn.metrics import roc_curve
+
+    truth, probabilities, called = (np.asarray(a) for a in (truth, probabilities, called))
+    if not truth.shape == probabilities.shape == called.shape == (len(truth), len(names)) or len(thresholds) != len(names):
+        raise MedSynthInputError(f"Findings, probabilities and calls must be (cases, {len(names)}) with one threshold "
+                                 f"per finding; got {truth.shape}, {probabilities.shape}, {called.shape} and "
+                                 f"{len(thresholds)} thresholds.")
+    per_finding = {}
+    for f, name in enumerate(names):
+        column = truth[:, f].astype(int)
+        metrics = binary_metrics(column, called[:, f].astype(int), confidence)
+        auc_value = roc = None
+        if 0 < column.sum() < len(column):
+            delong = delong_auc(column, probabilities[:, f], confidence)
+            auc_value = {"value": delong["auc"], "ci": delong["ci"], "se": delong["se"], "method": "DeLong"}
+            fpr, tpr, _ = roc_curve(column, probabilities[:, f])
+            roc = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
+        per_finding[name] = {"auc": auc_value, "roc": roc, "sensitivity": metrics["sensitivity"],
+                             "specificity": metrics["specificity"], "threshold": float(thresholds[f]),
+                             "positives": int(column.sum()), "negatives": int(len(column) - column.sum())}
+    return per_finding
+
+
 def _midranks(values: np.ndarray) -> np.ndarray:
     return stats.rankdata(values, method="average")
 
