@@ -215,6 +215,34 @@ def test_the_queue_puts_positive_scans_first(findings_result):
     assert all(row["report"] for row in queue)
 
 
+def test_a_scan_stored_the_other_way_round_is_read_the_same(findings_result):
+    """Real scans come stored in any axis order (NIfTI from TotalSegmentator: i toward the right;
+    DICOM through SimpleITK: toward the left).  A findings scan is kept in one order, so the model
+    sees one anatomy however the file stored it: same scores, same location."""
+    from MedSynthCommonLib.geometry import Geometry
+    from SynthEvaluateLib.findings.findings_study import HealthyScan, located_findings, synthetic_findings_set
+
+    result, test_scans = findings_result
+    classifier = result["_classifier"]
+    made = synthetic_findings_set(test_scans[:1], 1, ORGANS, seed=5)
+    scan = _with_image(test_scans[0], made.volumes[0])
+    g = scan.geometry
+    # the same voxels stored right-to-left, front-to-back and with i and j swapped
+    stored = np.transpose(scan.image[:, ::-1, ::-1], (0, 2, 1))
+    organs = np.transpose(scan.organs[:, ::-1, ::-1], (0, 2, 1))
+    far = np.array([0, scan.image.shape[1] - 1, scan.image.shape[2] - 1])
+    other = Geometry(g.kji_to_ras(far), g.spacing[[1, 0, 2]], np.stack([-g.direction[:, 1], -g.direction[:, 0],
+                                                                        g.direction[:, 2]], axis=1))
+    assert other.is_close(Geometry(other.origin, other.spacing, other.direction))
+    again = HealthyScan(stored, organs, scan.organ_names, other)
+    assert np.array_equal(again.image, scan.image) and np.array_equal(again.organs, scan.organs)
+    assert again.geometry.is_close(g)
+    assert np.array_equal(classifier.predict_proba([again.image]), classifier.predict_proba([scan.image]))
+    probabilities = classifier.predict_proba([scan.image])[0]
+    assert located_findings(classifier, again.image, again, again.geometry, probabilities) == \
+        located_findings(classifier, scan.image, scan, scan.geometry, probabilities)
+
+
 def _with_image(scan, image):
     import dataclasses
 

@@ -191,3 +191,32 @@ def test_finding_text_describes_the_case(ct_phantom):
     text = result.finding
     assert text.startswith("Two synthetic hypodense lesions in the liver.")
     assert "Lesion 1" in text and "Lesion 2" in text and " mm " in text
+
+
+@pytest.mark.parametrize("axes", list(__import__("itertools").permutations(range(3))))
+def test_standard_order_keeps_every_voxel_where_it_was(axes):
+    """Any storage order (axes permuted, each flipped or not, slightly oblique) comes back with
+    i, j, k toward left, posterior, superior, every value at the same RAS position; nothing is
+    resampled, and a volume already in that order stays as it is."""
+    import itertools
+
+    from scipy.spatial.transform import Rotation
+
+    from MedSynthCommonLib.geometry import STANDARD_AXES_RAS, Geometry, standard_order
+
+    rng = np.random.default_rng(sum(axes))
+    tilt = Rotation.from_euler("xyz", [6, -4, 9], degrees=True).as_matrix()
+    volume = rng.normal(size=(4, 5, 6))
+    for signs in itertools.product((1.0, -1.0), repeat=3):
+        columns = np.zeros((3, 3))
+        for axis, (world, sign) in enumerate(zip(axes, signs)):
+            columns[world, axis] = sign
+        given = Geometry(rng.normal(size=3) * 40, [0.7, 0.9, 2.5], tilt @ columns)
+        stored, geometry = standard_order(volume, given)
+        assert np.all(np.sign(np.diag(geometry.direction)) == np.diag(STANDARD_AXES_RAS))
+        assert sorted(stored.shape) == sorted(volume.shape) and np.shares_memory(stored, volume)
+        for index in itertools.product(*(range(n) for n in stored.shape)):
+            source = np.rint(given.ras_to_kji(geometry.kji_to_ras(np.array(index)))).astype(int)
+            assert stored[index] == volume[tuple(source)]
+        again, same = standard_order(stored, geometry)
+        assert np.array_equal(again, stored) and same.is_close(geometry)

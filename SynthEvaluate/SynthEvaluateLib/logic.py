@@ -88,22 +88,20 @@ def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
     {"volume", "evidence", "segmentation", "segment", "location"}; the files are not modified."""
     from pathlib import Path
 
-    from MedSynthCommonLib.imageio import read_volume
     from MedSynthCommonLib.mrml import fill_segmentation, output_volume
 
     from .findings.anatomy import evidence_region, locate_in_anatomy
+    from .findings.ct_findings_cases import CtCase, load_scan
     from .findings.triage import finding_index
 
-    image, geometry = read_volume(Path(row["image"]))
-    organs = None
-    if organ_mask:
-        organs, organ_geometry = read_volume(Path(organ_mask))
-        if organs.shape != image.shape or not organ_geometry.is_close(geometry, tolerance_mm=0.5):
-            raise MedSynthInputError(f"The organ mask {organ_mask} is not on the grid of {row['image']}.")
-    finding = row["finding"]
-    evidence = classifier.evidence(np.asarray(image, np.float32), finding_index(classifier, finding))
-    where = locate_in_anatomy(evidence, geometry, organs, organ_names)
     case = str(row.get("case_id") or Path(row["image"]).name)
+    # read as triage read it: the scan in the standard order, its organ map checked on its grid
+    scan = load_scan(CtCase(case, Path(row["image"]), Path(organ_mask) if organ_mask else None, dict(row)),
+                     organ_names, need_organs=False)
+    image, geometry = scan.image, scan.geometry
+    finding = row["finding"]
+    evidence = classifier.evidence(image, finding_index(classifier, finding))
+    where = locate_in_anatomy(evidence, geometry, scan.organs, scan.organ_names)
     volume = output_volume(scene, image, geometry, case)
     evidence_node = output_volume(scene, evidence, geometry, f"{case} - {finding} evidence")
     display = evidence_node.GetDisplayNode()

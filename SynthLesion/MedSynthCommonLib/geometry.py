@@ -90,6 +90,38 @@ class Geometry:
         return cls(data["origin_ras_mm"], data["spacing_mm"], data["direction_ras"])
 
 
+#: RAS directions of the i, j, k axes in the standard storage order: toward the patient's left,
+#: posterior and superior (DICOM's LPS order; the order SimpleITK reads most DICOM series in)
+STANDARD_AXES_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def standard_order(array: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, Geometry]:
+    """The same volume stored with its i, j, k axes as close to ``STANDARD_AXES_RAS`` as its
+    direction allows, and the geometry that keeps every voxel where it was in RAS.
+
+    A transpose and flips of ``array`` (a view, nothing resampled); an oblique grid stays
+    oblique.  Networks see arrays, not patients: a volume stored right-to-left and one stored
+    left-to-right show them mirrored images of one anatomy, and a model trained on one kind
+    reads the other as a different body.  (SimpleITK's ``DICOMOrient`` does this to an ITK
+    image; here the volume is a numpy array with its ``Geometry``.)"""
+    direction = geometry.direction
+    runs_along = np.argmax(np.abs(direction), axis=0)  # the RAS axis each of i, j, k runs closest to
+    if sorted(runs_along.tolist()) != [0, 1, 2]:
+        raise MedSynthInputError("The image axes are too oblique (45 degrees) to tell which one runs left-right, "
+                                 "front-back and up-down; resample the image to an axis-aligned grid first.")
+    source = [int(np.flatnonzero(runs_along == n)[0]) for n in range(3)]  # new axis n (i, j, k) <- old axis
+    flip = [np.sign(direction[n, source[n]]) != STANDARD_AXES_RAS[n, n] for n in range(3)]
+    shape_ijk = np.asarray(array.shape[::-1])
+    corner_ijk = np.zeros(3)  # the old index of the new voxel (0, 0, 0)
+    for n in range(3):
+        if flip[n]:
+            corner_ijk[source[n]] = shape_ijk[source[n]] - 1
+    moved = np.transpose(array, [2 - source[2 - p] for p in range(3)])  # array axes are (k, j, i)
+    moved = np.flip(moved, axis=[2 - n for n in range(3) if flip[n]]) if any(flip) else moved
+    columns = np.stack([direction[:, source[n]] * (-1.0 if flip[n] else 1.0) for n in range(3)], axis=1)
+    return moved, Geometry(geometry.kji_to_ras(corner_ijk[::-1]), geometry.spacing[source], columns)
+
+
 def check_volume(array: np.ndarray, name: str) -> None:
     """Raise ``MedSynthInputError`` unless ``array`` is a 3-D scalar volume."""
     if array.ndim != 3:

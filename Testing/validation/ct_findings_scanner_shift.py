@@ -67,13 +67,16 @@ def main() -> None:
     for option, default in {"--epochs": 60, "--train-count": 100, "--test-count": 24, "--phantoms": 4, "--seed": 0}.items():
         parser.add_argument(option, type=int, default=default)
     parser.add_argument("--input-shape", type=int, nargs=3, default=[64, 96, 96])
+    parser.add_argument("--arms", choices=("both", "without", "with"), default="both",
+                        help="with or without the scanner augmentation, or both (default)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train = phantom_scans(args.phantoms, (112, 101, 122))  # the real CT's grid
     test = real_scans((args.data / "abdomen_ct").resolve())
     recipe = VolumeRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs)
     results = {}
-    for arm, augment in (("without scanner augmentation", False), ("with scanner augmentation", True)):
+    arms = (("without scanner augmentation", False), ("with scanner augmentation", True))
+    for arm, augment in [a for a in arms if args.arms == "both" or a[0].startswith(args.arms + " ")]:
         started = time.perf_counter()
         result = findings_study(train, test, ORGANS, args.train_count, args.test_count,
                                 dataclasses.replace(recipe, scanner_augment=augment), args.seed)

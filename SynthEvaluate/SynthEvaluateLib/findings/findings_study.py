@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.geometry import Geometry
+from MedSynthCommonLib.geometry import Geometry, standard_order
 
 from .anatomy import locate_in_anatomy, organ_words
 
@@ -33,10 +33,21 @@ ORGAN_PRESETS = {"liver": "ct-liver", "right kidney": "ct-kidney", "left kidney"
 
 @dataclass
 class HealthyScan:
+    """A scan findings are made in, judged on or looked for in.  Stored in the standard order
+    (``geometry.standard_order``: i toward the left, j posterior, k superior) whatever order
+    it came in, so that a model sees every scan's anatomy the same way round."""
+
     image: np.ndarray  # [k, j, i] HU
-    organs: np.ndarray  # [k, j, i] organ label map
+    organs: np.ndarray | None  # [k, j, i] organ label map
     organ_names: dict[int, str]  # label value -> name
     geometry: Geometry
+
+    def __post_init__(self) -> None:
+        given = self.geometry
+        image, self.geometry = standard_order(self.image, given)
+        self.image = np.ascontiguousarray(image)
+        if self.organs is not None:
+            self.organs = np.ascontiguousarray(standard_order(self.organs, given)[0])
 
 
 LABEL_SETS = ("type", "type-organ", "type-organ-size")
