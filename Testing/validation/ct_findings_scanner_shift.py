@@ -57,7 +57,8 @@ def summary(result: dict, seconds: float) -> dict:
                                    "sensitivity": value(f["sensitivity"]), "specificity": value(f["specificity"])}
                             for name, f in result["per_finding"].items()},
             "real_ct_as_given": {name: f["called_on"] for name, f in result["healthy_test_scans"]["per_finding"].items()},
-            "location_right_organ": value(result["location"]["every_inserted_lesion"])}
+            "location_right_organ": value(result["location"]["every_inserted_lesion"]),
+            "inserted_lesions": result["location"]["every_inserted_lesion"]["n"]}
 
 
 def main() -> None:
