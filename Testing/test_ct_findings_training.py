@@ -1,0 +1,128 @@
+"""The 3-D findings classifier's training: GPU-sized networks, resuming a cancelled run, the
+findings as a MONAI dataset, the scanner augmentation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from MedSynthCommonLib.errors import MedSynthInputError
+from findings_scans import ORGANS, phantom_scans as _scans
+
+
+def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
+    """resnet18 (spatial_dims=3) trains a step and its Grad-CAM (monai.visualize) comes back on
+    the volume's own grid; labels only (no masks: no map loss for these networks)."""
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe, train_volume_classifier
+
+    rng = np.random.default_rng(0)
+    volumes = [rng.normal(0, 50, (20, 40, 36)).astype(np.float32) for _ in range(8)]
+    findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
+    classifier = train_volume_classifier(volumes, findings, ["a", "b"], VolumeRecipe(
+        network="resnet18", input_shape=(16, 32, 32), epochs=1), seed=0, masks=[None] * 8)
+    assert classifier.training["map_loss"] is False
+    evidence = classifier.evidence(volumes[0], 1)
+    assert evidence.shape == volumes[0].shape and np.isfinite(evidence).all() and evidence.max() <= 1.0
+    assert classifier.predict_proba(volumes).shape == (8, 2)
+
+
+def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe, save_volume_classifier, train_volume_classifier
+
+    rng = np.random.default_rng(1)
+    volumes = [rng.normal(0, 60, (16, 24, 24)).astype(np.float32) for _ in range(8)]
+    findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
+    masks = [{f: np.pad(np.ones((4, 6, 6), bool), ((6, 6), (9, 9), (9, 9))) for f in np.flatnonzero(row)}
+             for row in findings]
+    recipe = VolumeRecipe(input_shape=(16, 24, 24), epochs=5, batch_size=2, scanner_augment=True)
+    whole = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks)
+    steps = []
+
+    def stop_in_epoch_three():
+        steps.append(1)
+        return len(steps) > 2 * 3 + 1  # 3 steps per epoch: cancelled in epoch 3
+
+    folder = tmp_path / "model"
+    with pytest.raises(InterruptedError):
+        train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
+                                should_stop=stop_in_epoch_three, checkpoint_dir=folder)
+    assert json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))["epoch"] == 2
+    with pytest.raises(MedSynthInputError, match="other data or settings"):
+        train_volume_classifier(volumes, findings, ["a", "b"], dataclasses.replace(recipe, learning_rate=1e-2),
+                                seed=4, masks=masks, checkpoint_dir=folder)
+    events = []
+    resumed = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
+                                      checkpoint_dir=folder, progress=events.append)
+    assert events[0] == {"resumed_at_epoch": 2, "epochs": 5} and [e["epoch"] for e in events[1:]] == [3, 4, 5]
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert resumed.thresholds == whole.thresholds
+    save_volume_classifier(folder, resumed)
+    assert not (folder / "checkpoint.json").exists() and not list(folder.glob("checkpoint-*.pt"))
+
+
+def test_findings_dataset_in_a_monai_pipeline():
+    """The same scans as the protocol's, made on demand in DataLoader workers, in MONAI's
+    (1, x, y, z) layout with an affine that puts each lesion where its record says."""
+    import torch
+    from monai.data import DataLoader
+    from monai.transforms import Compose, Resized, ScaleIntensityRanged
+
+    from SynthEvaluateLib.findings.findings_dataset import SynthFindingsDataset
+    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+
+    scans = _scans([0, 1])
+    made = synthetic_findings_set(scans, 4, ORGANS, seed=8)
+    dataset = SynthFindingsDataset(scans, 4, ORGANS, seed=8, with_masks=True)
+    assert dataset.finding_names == made.names and len(dataset) == 4
+    for n in range(4):
+        item = dataset[n]
+        assert np.array_equal(item["image"][0].numpy().transpose(2, 1, 0), made.volumes[n].astype(np.float32))
+        assert item["findings"].tolist() == made.findings[n].tolist()
+        record = json.loads(item["record"])
+        for reference in record["references"]:  # the lesion's voxels, through the affine, lie at its centre
+            mask = item["finding_masks"][made.names.index(reference["finding"])].numpy()
+            ijk = np.argwhere(mask).mean(axis=0)
+            ras = (item["image"].affine.numpy() @ np.append(ijk, 1.0))[:3]
+            assert np.linalg.norm(ras - np.array(reference["centre_ras"])) < 10.0, (ras, reference)
+    pipeline = Compose([ScaleIntensityRanged("image", -150, 250, 0.0, 1.0, clip=True),
+                        Resized("image", (32, 64, 64))])
+    loader = DataLoader(SynthFindingsDataset(scans, 4, ORGANS, seed=8, transform=pipeline), batch_size=2,
+                        num_workers=2)
+    batches = list(loader)
+    assert [tuple(b["image"].shape) for b in batches] == [(2, 1, 32, 64, 64)] * 2
+    assert torch.equal(torch.cat([b["findings"] for b in batches]), torch.as_tensor(made.findings, dtype=torch.float32))
+    again = list(loader)
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(batches, again))
+
+
+def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
+    import torch
+
+    from SynthEvaluateLib.recipes.augment import scanner_augmentation, scanner_augmented
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+
+    organ = np.zeros((1, 24, 32, 32), np.float32)
+    organ[:, 4:20, 6:26, 6:26] = 0.55  # liver at ~70 HU in the (-150, 250) window
+    organ[:, 10:14, 12:18, 12:18] = 0.45  # a hypodense lesion 40 HU below it
+    batch = torch.as_tensor(np.repeat(organ[None], 6, axis=0))
+    augment = scanner_augmentation(spatial=False)
+    first = scanner_augmented(batch, torch.Generator().manual_seed(3), augment)
+    again = scanner_augmented(batch, torch.Generator().manual_seed(3), augment)
+    assert torch.equal(first, again) and type(first) is torch.Tensor  # seeded from the training's generator
+    assert not torch.equal(first, batch) and float(first.min()) >= 0.0 and float(first.max()) <= 1.0
+    lesion = np.zeros(organ.shape[1:], bool)
+    lesion[10:14, 12:18, 12:18] = True
+    around = (organ[0] > 0.5) & ~lesion
+    for scan in first.numpy()[:, 0]:
+        assert scan[lesion].mean() < scan[around].mean()  # still hypodense, and still where it was
+    assert VolumeRecipe.from_dict({**VolumeRecipe().to_dict(), "scanner_augment": True}).scanner_augment
+    assert not VolumeRecipe().scanner_augment  # measured: no help from phantoms to a real CT (README)
+    old_card = {k: v for k, v in VolumeRecipe().to_dict().items() if k != "scanner_augment"}
+    assert VolumeRecipe.from_dict(old_card).scanner_augment is False  # what the old model was trained with
