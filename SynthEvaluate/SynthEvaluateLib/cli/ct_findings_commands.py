@@ -39,7 +39,7 @@ def _scans(path: Path, organ_names: dict[int, str]):
 
 def _cmd_ct_findings(args) -> dict:
     from ..findings.ct_findings_cases import finding_columns, parse_organ_names
-    from ..findings.findings_study import RealFindings, findings_study
+    from ..findings.findings_study import RealFindings, findings_study, organ_region
     from ..findings.report_rules import load_rules
     from SynthTranslateLib.model_dir import CARD
 
@@ -60,8 +60,9 @@ def _cmd_ct_findings(args) -> dict:
 
         cases = read_ct_cases(args.real_train, "real training cases")
         names = finding_names(args.organs, args.labels, tuple(args.sizes))
-        real = RealFindings([load_scan(c, organ_names, need_organs=False).image for c in cases],
-                            finding_columns(cases, names, args.real_train))
+        margin = _recipe(args).organ_margin_mm
+        real = RealFindings([organ_region(load_scan(c, organ_names, need_organs=False), args.organs, margin).image
+                             for c in cases], finding_columns(cases, names, args.real_train))
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
                             args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out)
     if same:

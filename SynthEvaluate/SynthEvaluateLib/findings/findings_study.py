@@ -50,6 +50,33 @@ class HealthyScan:
             self.organs = np.ascontiguousarray(standard_order(self.organs, given)[0])
 
 
+def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> HealthyScan:
+    """The scan cut to the box around ``organs`` (names, as in ``scan.organ_names``) with
+    ``margin_mm`` on every side, geometry kept (each voxel stays where it was in RAS).  The
+    scan as it is when ``margin_mm`` is None, it has no organ map, or none of those organs."""
+    if margin_mm is None or scan.organs is None:
+        return scan
+    wanted = {organ_words(o) for o in organs}
+    values = [value for value, name in scan.organ_names.items() if organ_words(name) in wanted]
+    inside = np.isin(scan.organs, values)
+    if not values or not inside.any():
+        return scan
+    margin = np.ceil(float(margin_mm) / scan.geometry.spacing_kji).astype(int)
+    where = np.argwhere(inside)
+    low = np.maximum(where.min(axis=0) - margin, 0)
+    high = np.minimum(where.max(axis=0) + 1 + margin, scan.image.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    g = scan.geometry
+    return HealthyScan(scan.image[box], scan.organs[box], scan.organ_names,
+                       Geometry(g.kji_to_ras(low.astype(float)), g.spacing, g.direction))
+
+
+def model_view(classifier, scan: HealthyScan) -> HealthyScan:
+    """What ``classifier`` reads of a scan: the box around the organs it was trained on (see
+    ``VolumeRecipe.organ_margin_mm``), or the whole scan for a model trained on whole scans."""
+    return organ_region(scan, classifier.organs, classifier.recipe.organ_margin_mm)
+
+
 LABEL_SETS = ("type", "type-organ", "type-organ-size")
 
 
@@ -207,7 +234,8 @@ def _training_line(entry: dict) -> str:
 @dataclass
 class RealFindings:
     """The user's real labelled scans joining the training set: ``findings`` (n, F) 0/1 in the
-    study's finding order; ``masks`` as in ``FindingsSet`` where lesion masks exist, else None."""
+    study's finding order; ``masks`` as in ``FindingsSet`` where lesion masks exist, else None.
+    ``volumes`` as the network reads them: ``organ_region(scan, organs, recipe.organ_margin_mm)``."""
     volumes: list[np.ndarray]
     findings: np.ndarray
     masks: list[dict[int, np.ndarray] | None] | None = None
@@ -242,6 +270,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
 
     recipe = recipe or VolumeRecipe()
     say = progress or (lambda message: None)
+    # the network reads the box around the organs, on every scan it trains and is judged on
+    train_scans = [organ_region(scan, organs, recipe.organ_margin_mm) for scan in train_scans]
+    test_scans = [organ_region(scan, organs, recipe.organ_margin_mm) for scan in test_scans]
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names
@@ -260,6 +291,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     classifier = train_volume_classifier(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
         progress=lambda e: say(_training_line(e)))
+    classifier.organs = [organ_words(o) for o in organs]
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)

@@ -13,7 +13,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .findings_study import HealthyScan, located_findings
+from .findings_study import HealthyScan, located_findings, model_view
 from .report_rules import write_report_text
 
 QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "location", "report")
@@ -28,8 +28,10 @@ def finding_index(classifier, finding: str) -> int:
 
 def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, rules: dict | None = None) -> dict:
     """One scan's queue row (without its rank); a scan without an organ map is located by
-    coarse regions (its report says so)."""
+    coarse regions (its report says so).  The model reads the scan as it was trained to
+    (``model_view``: the box around its organs)."""
     target = finding_index(classifier, finding)
+    scan = model_view(classifier, scan)
     probabilities = classifier.predict_proba([scan.image])[0]
     located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
                                scan.geometry, probabilities)

@@ -45,6 +45,13 @@ class VolumeRecipe:
     # hyperdense 0.45 -> 0.13) and on phantoms alone it cost AUC at 60 epochs (hyperdense 0.99 -> 0.77)
     scanner_augment: bool = False
     map_loss_weight: float = 1.0  # "small" only: weight of the score-map loss where lesion masks are known
+    # the network reads the box around the findings' organs with this margin (mm), not the whole
+    # scan, so a longer or wider scan shows it the same anatomy at the same size (phantoms,
+    # ct_findings_field_of_view.py: test scans twice as long took the AUCs from 0.95 / 0.86 to
+    # 0.55 / 0.61 reading the whole scan, 0.77 / 0.93 reading the box; 1.5 times wider: 0.39 /
+    # 0.56 against 1.00 / 1.00); None: the whole scan (cards written before it existed).  The
+    # findings layer cuts the box (``findings_study.organ_region``)
+    organ_margin_mm: float | None = 15.0
     device: str = "cpu"
 
     def to_dict(self) -> dict:
@@ -53,7 +60,8 @@ class VolumeRecipe:
     @classmethod
     def from_dict(cls, data: dict) -> "VolumeRecipe":
         values = dict(data)
-        values.setdefault("scanner_augment", False)  # cards written before it existed trained without it
+        values.setdefault("scanner_augment", False)  # cards written before these existed trained without them
+        values.setdefault("organ_margin_mm", None)
         for key in ("input_shape", "channels", "strides", "window"):
             values[key] = tuple(values[key])
         return cls(**values)
@@ -100,6 +108,7 @@ class TrainedVolumeClassifier:
     seed: int
     history: list[dict] = field(default_factory=list)
     training: dict = field(default_factory=dict)
+    organs: list[str] = field(default_factory=list)  # whose box the network reads (``recipe.organ_margin_mm``)
 
     def predict_proba(self, volumes: list[np.ndarray]) -> np.ndarray:
         """(n, findings) probabilities (one sigmoid per finding)."""
@@ -345,6 +354,7 @@ def save_volume_classifier(folder: Path, classifier: TrainedVolumeClassifier) ->
     write_json_atomic(folder / CARD, {
         "format": CARD_FORMAT, "recipe": classifier.recipe.to_dict(), "findings": classifier.findings,
         "thresholds": classifier.thresholds, "seed": classifier.seed, "training": classifier.training,
+        "organs": classifier.organs,
         "history": classifier.history, "weights": name, "weights_sha256": digest})
     remove_unreferenced(folder, "weights", name)
     with contextlib.suppress(FileNotFoundError):  # a finished training's checkpoint is not needed
@@ -372,4 +382,4 @@ def load_volume_classifier(folder: Path, device: str = "cpu") -> TrainedVolumeCl
         raise MedSynthInputError(f"The weights in {folder} do not fit the network its card describes: "
                                  f"{str(error).splitlines()[0][:200]}") from None
     return TrainedVolumeClassifier(model.eval(), recipe, card["findings"], card["thresholds"], card["seed"],
-                                   card.get("history", []), card.get("training", {}))
+                                   card.get("history", []), card.get("training", {}), card.get("organs", []))
