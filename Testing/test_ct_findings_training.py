@@ -126,3 +126,13 @@ def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
     assert not VolumeRecipe().scanner_augment  # measured: no help from phantoms to a real CT (README)
     old_card = {k: v for k, v in VolumeRecipe().to_dict().items() if k != "scanner_augment"}
     assert VolumeRecipe.from_dict(old_card).scanner_augment is False  # what the old model was trained with
+
+
+def test_whole_scan_option_makes_a_model_that_reads_whole_scans():
+    from MedSynthCommonLib.cli import build_parser
+    from SynthEvaluateLib.cli.ct_findings_commands import _recipe
+
+    parser = build_parser()
+    base = ["evaluate", "ct-findings", "--healthy", "h.csv", "--organ-names", "1=liver", "--out", "r"]
+    assert _recipe(parser.parse_args(base)).organ_margin_mm == 15.0
+    assert _recipe(parser.parse_args(base + ["--whole-scan"])).organ_margin_mm is None

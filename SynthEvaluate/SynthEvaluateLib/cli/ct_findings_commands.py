@@ -26,7 +26,8 @@ def _recipe(args):
 
     device = resolve_accelerator(args.device, precision="fp32").device
     return VolumeRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
-                        learning_rate=args.learning_rate, scanner_augment=args.scanner_augment, device=device)
+                        learning_rate=args.learning_rate, scanner_augment=args.scanner_augment,
+                        organ_margin_mm=None if args.whole_scan else VolumeRecipe.organ_margin_mm, device=device)
 
 
 def _scans(path: Path, organ_names: dict[int, str]):
@@ -139,6 +140,9 @@ def register(commands, out_option, run) -> None:
                        help="train with augmentation that imitates other scanners (levels, contrast, noise, "
                             "sharpness, field of view). Measured from phantom-trained to real-CT scans it did not "
                             "help (README); try it when your training and test scanners differ, and compare")
+    study.add_argument("--whole-scan", action="store_true",
+                       help="the network reads each whole scan instead of the box around the --organs (15 mm "
+                            "margin); a longer or wider scan then looks different to it (README: CT findings)")
     study.add_argument("--seed", type=seed_number, default=0, help="seed of the lesions, split and training")
     study.add_argument("--rules", type=Path, help="report rules (JSON, see report_rules.DEFAULT_RULES)")
     study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model); training keeps its "
