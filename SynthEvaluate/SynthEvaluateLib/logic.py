@@ -90,9 +90,9 @@ def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
 
     from MedSynthCommonLib.mrml import fill_segmentation, output_volume
 
-    from .findings.anatomy import evidence_region, locate_in_anatomy
+    from .findings.anatomy import evidence_region
     from .findings.ct_findings_cases import CtCase, load_scan
-    from .findings.findings_study import model_view
+    from .findings.findings_study import evidence_on_scan
     from .findings.triage import finding_index
 
     case = str(row.get("case_id") or Path(row["image"]).name)
@@ -100,14 +100,9 @@ def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
     # model reads the region around its organs, and its evidence is shown on the whole scan
     scan = load_scan(CtCase(case, Path(row["image"]), Path(organ_mask) if organ_mask else None, dict(row)),
                      organ_names, need_organs=False)
-    view = model_view(classifier, scan)
     finding = row["finding"]
-    seen = classifier.evidence(view.image, finding_index(classifier, finding))
-    where = locate_in_anatomy(seen, view.geometry, view.organs, view.organ_names)
+    evidence, where = evidence_on_scan(classifier, scan, finding_index(classifier, finding))
     image, geometry = scan.image, scan.geometry
-    evidence = np.zeros(image.shape, np.float32)
-    start = np.rint(geometry.ras_to_kji(view.geometry.origin)).astype(int)  # the region's first voxel
-    evidence[tuple(slice(a, a + n) for a, n in zip(start, seen.shape))] = seen
     volume = output_volume(scene, image, geometry, case)
     evidence_node = output_volume(scene, evidence, geometry, f"{case} - {finding} evidence")
     display = evidence_node.GetDisplayNode()

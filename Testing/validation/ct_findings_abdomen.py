@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 from MedSynthCommonLib.cli import main as medsynth
 from MedSynthCommonLib.imageio import read_volume, write_volume
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
-from SynthEvaluateLib.findings.findings_study import HealthyScan, synthetic_findings_set
+from SynthEvaluateLib.findings.findings_study import HealthyScan, evidence_on_scan, synthetic_findings_set
 from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
 
 ORGANS = ["liver", "spleen", "kidney right", "kidney left"]
@@ -90,9 +91,11 @@ def main() -> None:
                        parse_organ_names([names]), geometry)
     made = synthetic_findings_set([scan], 16, ORGANS, seed=555)
     rows = ["case_id,image,organ_mask"]
+    # the scans as made: in the standard storage order, with the organ map in that order beside them
+    write_volume(args.out / "queue_organs.nii.gz", scan.organs.astype(np.int16), scan.geometry)
     for n, volume in enumerate(made.volumes):
-        write_volume(args.out / f"queue_scan{n:02d}.nii.gz", volume.astype(np.int16), geometry)
-        rows.append(f"scan{n:02d},queue_scan{n:02d}.nii.gz,{folder / 'case01_ct3mm_organs.nii.gz'}")
+        write_volume(args.out / f"queue_scan{n:02d}.nii.gz", volume.astype(np.int16), scan.geometry)
+        rows.append(f"scan{n:02d},queue_scan{n:02d}.nii.gz,queue_organs.nii.gz")
     (args.out / "queue_cases.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     code = medsynth(["evaluate", "triage", "--model", str(args.out / "report" / "model"), "--cases",
                      str(args.out / "queue_cases.csv"), "--finding", "hypodense lesion", "--organ-names", names,
@@ -109,9 +112,9 @@ def main() -> None:
     true_positives = [row for row, t in zip(queue, truth) if t][:3]
     for place, row in enumerate(true_positives, 1):  # README: overlay_3.png of this run
         n = int(row["case_id"][4:])
-        evidence = classifier.evidence(made.volumes[n], 0)
+        evidence, _ = evidence_on_scan(classifier, dataclasses.replace(scan, image=made.volumes[n]), 0)
         render_overlay(args.out / f"overlay_{place}.png", made.volumes[n], evidence, evidence_region(evidence),
-                       made.masks[n][0], geometry, f"{row['case_id']}: {row['report']} (score {row['score']}; "
+                       made.masks[n][0], scan.geometry, f"{row['case_id']}: {row['report']} (score {row['score']}; "
                        "yellow: evidence segment, cyan dashed: inserted lesion)")
     print(json.dumps({
         "study_seconds": round(study_seconds, 1), "per_finding": result["per_finding"],

@@ -77,6 +77,18 @@ def model_view(classifier, scan: HealthyScan) -> HealthyScan:
     return organ_region(scan, classifier.organs, classifier.recipe.organ_margin_mm)
 
 
+def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
+    """The evidence of ``finding`` on the whole scan's grid (zero outside the region the model
+    reads) and where it lies (``locate_in_anatomy``, from that region)."""
+    view = model_view(classifier, scan)
+    seen = classifier.evidence(view.image, finding)
+    where = locate_in_anatomy(seen, view.geometry, view.organs, view.organ_names)
+    evidence = np.zeros(scan.image.shape, np.float32)
+    start = np.rint(scan.geometry.ras_to_kji(view.geometry.origin)).astype(int)  # the region's first voxel
+    evidence[tuple(slice(a, a + n) for a, n in zip(start, seen.shape))] = seen
+    return evidence, where
+
+
 LABEL_SETS = ("type", "type-organ", "type-organ-size")
 
 
