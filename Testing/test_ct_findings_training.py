@@ -136,3 +136,29 @@ def test_whole_scan_option_makes_a_model_that_reads_whole_scans():
     base = ["evaluate", "ct-findings", "--healthy", "h.csv", "--organ-names", "1=liver", "--out", "r"]
     assert _recipe(parser.parse_args(base)).organ_margin_mm == 15.0
     assert _recipe(parser.parse_args(base + ["--whole-scan"])).organ_margin_mm is None
+
+
+def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
+    """A model that reads the box around its organs is not given the whole scan instead (it
+    would read it as another body): a scan without an organ map, or whose map lacks those
+    organs, is refused with what to do; a whole-scan model reads it as it is."""
+    from types import SimpleNamespace
+
+    from SynthEvaluateLib.findings.findings_study import HealthyScan, model_view
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+    from SynthLesionLib.phantom import ORGAN_LABELS
+
+    names = {value: name for name, value in ORGAN_LABELS.items()}
+    box_model = SimpleNamespace(organs=["liver", "spleen"], recipe=VolumeRecipe())
+    with_map = HealthyScan(ct_phantom.image, ct_phantom.organs, names, ct_phantom.geometry)
+    view = model_view(box_model, with_map)
+    assert view.image.size < with_map.image.size and (view.organs == ORGAN_LABELS["liver"]).sum() == \
+        (with_map.organs == ORGAN_LABELS["liver"]).sum()  # the whole liver, less of the scan
+    lacking = np.where(np.isin(ct_phantom.organs, [ORGAN_LABELS["liver"], ORGAN_LABELS["spleen"]]), 0,
+                       ct_phantom.organs)
+    for scan, problem in ((HealthyScan(ct_phantom.image, None, {}, ct_phantom.geometry), "has no organ map"),
+                          (HealthyScan(ct_phantom.image, lacking, names, ct_phantom.geometry), "holds none of them")):
+        with pytest.raises(MedSynthInputError, match=f"{problem}.*organ_mask.*--whole-scan"):
+            model_view(box_model, scan)
+        whole_model = SimpleNamespace(organs=["liver"], recipe=VolumeRecipe(organ_margin_mm=None))
+        assert model_view(whole_model, scan) is scan

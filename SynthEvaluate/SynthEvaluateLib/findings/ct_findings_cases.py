@@ -81,7 +81,8 @@ def read_ct_cases(path: Path, what: str = "case list") -> list[CtCase]:
 
 def load_scan(case: CtCase, organ_names: dict[int, str] | None, need_organs: bool = True) -> HealthyScan:
     """The case's image (HU) and organ label map on one grid; the organ map may be absent only
-    where ``need_organs`` is False (then locations fall back to coarse regions)."""
+    where ``need_organs`` is False (then locations fall back to coarse regions, for a model that
+    reads whole scans)."""
     from MedSynthCommonLib.imageio import read_volume
 
     image, geometry = read_volume(case.image)

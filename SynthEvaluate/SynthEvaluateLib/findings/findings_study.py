@@ -52,15 +52,20 @@ class HealthyScan:
 
 def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> HealthyScan:
     """The scan cut to the box around ``organs`` (names, as in ``scan.organ_names``) with
-    ``margin_mm`` on every side, geometry kept (each voxel stays where it was in RAS).  The
-    scan as it is when ``margin_mm`` is None, it has no organ map, or none of those organs."""
-    if margin_mm is None or scan.organs is None:
+    ``margin_mm`` on every side, geometry kept (each voxel stays where it was in RAS); the scan
+    as it is when ``margin_mm`` is None.  A scan without any of those organs is refused: a
+    model that reads the box would read the whole scan as another body."""
+    if margin_mm is None:
         return scan
     wanted = {organ_words(o) for o in organs}
     values = [value for value, name in scan.organ_names.items() if organ_words(name) in wanted]
-    inside = np.isin(scan.organs, values)
-    if not values or not inside.any():
-        return scan
+    inside = np.isin(scan.organs, values) if scan.organs is not None and values else None
+    if inside is None or not inside.any():
+        raise MedSynthInputError(
+            f"The model reads the region around the {', '.join(organs)}, and "
+            + ("this scan has no organ map" if scan.organs is None else "this scan's organ map holds none of them")
+            + ": give the scan an organ_mask with those organs (e.g. TotalSegmentator's) and their --organ-names, "
+              "or train the model with --whole-scan.")
     margin = np.ceil(float(margin_mm) / scan.geometry.spacing_kji).astype(int)
     where = np.argwhere(inside)
     low = np.maximum(where.min(axis=0) - margin, 0)
@@ -74,7 +79,7 @@ def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) 
 def model_view(classifier, scan: HealthyScan) -> HealthyScan:
     """What ``classifier`` reads of a scan: the box around the organs it was trained on (see
     ``VolumeRecipe.organ_margin_mm``), or the whole scan for a model trained on whole scans."""
-    return organ_region(scan, classifier.organs, classifier.recipe.organ_margin_mm)
+    return organ_region(scan, classifier.organs, classifier.recipe.organ_margin_mm if classifier.organs else None)
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
@@ -283,6 +288,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     recipe = recipe or VolumeRecipe()
     say = progress or (lambda message: None)
     # the network reads the box around the organs, on every scan it trains and is judged on
+    check_organs(train_scans + test_scans, organs)  # a misspelt organ: the names the maps hold
     train_scans = [organ_region(scan, organs, recipe.organ_margin_mm) for scan in train_scans]
     test_scans = [organ_region(scan, organs, recipe.organ_margin_mm) for scan in test_scans]
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,

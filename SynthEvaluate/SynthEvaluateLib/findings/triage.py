@@ -27,9 +27,9 @@ def finding_index(classifier, finding: str) -> int:
 
 
 def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, rules: dict | None = None) -> dict:
-    """One scan's queue row (without its rank); a scan without an organ map is located by
-    coarse regions (its report says so).  The model reads the scan as it was trained to
-    (``model_view``: the box around its organs)."""
+    """One scan's queue row (without its rank).  The model reads the scan as it was trained to
+    (``model_view``: the box around its organs, refused without them); a whole-scan model reads
+    a scan without an organ map too, located by coarse regions (its report says so)."""
     target = finding_index(classifier, finding)
     scan = model_view(classifier, scan)
     probabilities = classifier.predict_proba([scan.image])[0]
