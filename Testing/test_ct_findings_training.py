@@ -162,3 +162,13 @@ def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
             model_view(box_model, scan)
         whole_model = SimpleNamespace(organs=["liver"], recipe=VolumeRecipe(organ_margin_mm=None))
         assert model_view(whole_model, scan) is scan
+
+
+def test_a_card_written_before_the_organ_box_reads_whole_scans():
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+
+    card = VolumeRecipe().to_dict()
+    assert card["organ_margin_mm"] == 15.0
+    del card["organ_margin_mm"], card["scanner_augment"]
+    old = VolumeRecipe.from_dict(card)
+    assert old.organ_margin_mm is None and old.scanner_augment is False  # as those models were trained
