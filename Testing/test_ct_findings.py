@@ -380,8 +380,8 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
                                          encoding="utf-8")
     columns = ["hypodense lesion (liver)", "hypodense lesion (spleen)", "hyperdense lesion (liver)",
                "hyperdense lesion (spleen)"]
-    (tmp_path / "real.csv").write_text("image," + ",".join(columns) + "\np1.nii.gz,0,0,0,0\np0.nii.gz,0,1,0,0\n",
-                                       encoding="utf-8")
+    (tmp_path / "real.csv").write_text("image,organ_mask," + ",".join(columns) + "\np1.nii.gz,p1_organs.nii.gz,0,0,0,0\n"
+                                       "p0.nii.gz,p0_organs.nii.gz,0,1,0,0\n", encoding="utf-8")
     out = tmp_path / "report"
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--test-healthy",
                  str(tmp_path / "test.csv"), "--real-train", str(tmp_path / "real.csv"),
@@ -409,3 +409,10 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--real-train",
                  str(tmp_path / "bad.csv"), "--organ-names", "1=liver", "--out", str(tmp_path / "r3")]) == 2
     assert "must hold 0 or 1" in capsys.readouterr().err
+    (tmp_path / "plain.csv").write_text("image,hypodense lesion,hyperdense lesion\np0.nii.gz,1,0\n", encoding="utf-8")
+    assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "train.csv"), "--real-train",
+                 str(tmp_path / "plain.csv"), "--organ-names", "1=liver", "--organs", "liver",
+                 "--out", str(tmp_path / "r4")]) == 2
+    error = capsys.readouterr().err
+    assert "plain.csv, case " in error and "no organ map" in error and "--whole-scan" in error
+    assert not (tmp_path / "r4").exists()

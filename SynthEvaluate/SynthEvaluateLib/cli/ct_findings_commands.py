@@ -62,8 +62,15 @@ def _cmd_ct_findings(args) -> dict:
         cases = read_ct_cases(args.real_train, "real training cases")
         names = finding_names(args.organs, args.labels, tuple(args.sizes))
         margin = _recipe(args).organ_margin_mm
-        real = RealFindings([organ_region(load_scan(c, organ_names, need_organs=False), args.organs, margin).image
-                             for c in cases], finding_columns(cases, names, args.real_train))
+
+        def view(case):
+            try:
+                return organ_region(load_scan(case, organ_names, need_organs=False), args.organs, margin).image
+            except MedSynthInputError as error:
+                raise MedSynthInputError(f"{args.real_train}, case {case.case_id}: {error}") from None
+
+        columns = finding_columns(cases, names, args.real_train)  # the table checked before any scan is read
+        real = RealFindings([view(c) for c in cases], columns)
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
                             args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out)
     if same:
@@ -118,8 +125,9 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--test-healthy", type=Path,
                        help="CSV of other healthy CTs for the test scans (default: the training CTs, other lesions)")
     study.add_argument("--real-train", type=Path,
-                       help="CSV image[,case_id] plus a 0/1 column per finding (named as --labels names them): real "
-                            "labelled scans mixed into training")
+                       help="CSV image[,case_id],organ_mask plus a 0/1 column per finding (named as --labels names "
+                            "them): real labelled scans mixed into training (organ_mask may be left out with "
+                            "--whole-scan)")
     _organ_names_option(study, required=True)
     study.add_argument("--organs", nargs="+", default=["liver", "spleen", "kidney right", "kidney left"],
                        help="organs (by name) that lesions are put in; '_' and ' ' are the same")

@@ -62,7 +62,7 @@ def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) 
     inside = np.isin(scan.organs, values) if scan.organs is not None and values else None
     if inside is None or not inside.any():
         raise MedSynthInputError(
-            f"The model reads the region around the {', '.join(organs)}, and "
+            f"The model reads the region around its organs ({', '.join(organs)}); "
             + ("this scan has no organ map" if scan.organs is None else "this scan's organ map holds none of them")
             + ": give the scan an organ_mask with those organs (e.g. TotalSegmentator's) and their --organ-names, "
               "or train the model with --whole-scan.")
