@@ -172,3 +172,15 @@ def test_a_card_written_before_the_organ_box_reads_whole_scans():
     del card["organ_margin_mm"], card["scanner_augment"]
     old = VolumeRecipe.from_dict(card)
     assert old.organ_margin_mm is None and old.scanner_augment is False  # as those models were trained
+
+
+def test_a_study_names_the_scan_that_lacks_the_organs(ct_phantom):
+    from SynthEvaluateLib.findings.findings_study import HealthyScan, findings_study
+    from SynthLesionLib.phantom import ORGAN_LABELS
+
+    names = {value: name for name, value in ORGAN_LABELS.items()}
+    scan = HealthyScan(ct_phantom.image, ct_phantom.organs, names, ct_phantom.geometry)
+    no_liver = HealthyScan(ct_phantom.image, np.where(ct_phantom.organs == ORGAN_LABELS["liver"], 0, ct_phantom.organs),
+                           names, ct_phantom.geometry)
+    with pytest.raises(MedSynthInputError, match="Test scan 2: .*holds none of them"):
+        findings_study([scan], [scan, no_liver], ["liver"], train_count=2, test_count=2)

@@ -289,8 +289,17 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     say = progress or (lambda message: None)
     # the network reads the box around the organs, on every scan it trains and is judged on
     check_organs(train_scans + test_scans, organs)  # a misspelt organ: the names the maps hold
-    train_scans = [organ_region(scan, organs, recipe.organ_margin_mm) for scan in train_scans]
-    test_scans = [organ_region(scan, organs, recipe.organ_margin_mm) for scan in test_scans]
+
+    def regions(scans: list[HealthyScan], which: str) -> list[HealthyScan]:
+        cut = []
+        for number, scan in enumerate(scans, 1):  # numbered as the rows of the user's CSV
+            try:
+                cut.append(organ_region(scan, organs, recipe.organ_margin_mm))
+            except MedSynthInputError as error:
+                raise MedSynthInputError(f"{which} scan {number}: {error}") from None
+        return cut
+
+    train_scans, test_scans = regions(train_scans, "Training"), regions(test_scans, "Test")
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names
