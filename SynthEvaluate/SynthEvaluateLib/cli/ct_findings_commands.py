@@ -40,7 +40,7 @@ def _scans(path: Path, organ_names: dict[int, str]):
 
 def _cmd_ct_findings(args) -> dict:
     from ..findings.ct_findings_cases import finding_columns, parse_organ_names
-    from ..findings.findings_study import RealFindings, findings_study, organ_region
+    from ..findings.findings_study import RealFindings, findings_study
     from ..findings.report_rules import load_rules
     from SynthTranslateLib.model_dir import CARD
 
@@ -61,16 +61,8 @@ def _cmd_ct_findings(args) -> dict:
 
         cases = read_ct_cases(args.real_train, "real training cases")
         names = finding_names(args.organs, args.labels, tuple(args.sizes))
-        margin = _recipe(args).organ_margin_mm
-
-        def view(case):
-            try:
-                return organ_region(load_scan(case, organ_names, need_organs=False), args.organs, margin).image
-            except MedSynthInputError as error:
-                raise MedSynthInputError(f"{args.real_train}, case {case.case_id}: {error}") from None
-
         columns = finding_columns(cases, names, args.real_train)  # the table checked before any scan is read
-        real = RealFindings([view(c) for c in cases], columns)
+        real = RealFindings([load_scan(c, organ_names, need_organs=False) for c in cases], columns)
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
                             args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out)
     if same:

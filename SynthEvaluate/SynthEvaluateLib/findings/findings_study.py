@@ -49,16 +49,27 @@ class HealthyScan:
         if self.organs is not None:
             self.organs = np.ascontiguousarray(standard_order(self.organs, given)[0])
 
+    def organ_labels(self) -> dict[str, int]:
+        """Label value of each organ the map names (names as ``organ_words`` spells them)."""
+        return {organ_words(name): value for value, name in self.organ_names.items()}
 
-def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> HealthyScan:
-    """The scan cut to the box around ``organs`` (names, as in ``scan.organ_names``) with
-    ``margin_mm`` on every side, geometry kept (each voxel stays where it was in RAS); the scan
-    as it is when ``margin_mm`` is None.  A scan without any of those organs is refused: a
-    model that reads the box would read the whole scan as another body."""
+    def cut(self, box: tuple[slice, slice, slice]) -> "HealthyScan":
+        """The scan's voxels in ``box`` (array slices), each where it was in RAS."""
+        g = self.geometry
+        start = np.array([s.start for s in box], float)
+        return HealthyScan(self.image[box], None if self.organs is None else self.organs[box], self.organ_names,
+                           Geometry(g.kji_to_ras(start), g.spacing, g.direction))
+
+
+def organ_box(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> tuple[slice, slice, slice]:
+    """Array slices of the box around ``organs`` (names, as in ``scan.organ_names``) with
+    ``margin_mm`` on every side, clipped to the scan; the whole scan when ``margin_mm`` is None.
+    A scan without any of those organs is refused: a model that reads the box would read the
+    whole scan as another body."""
     if margin_mm is None:
-        return scan
-    wanted = {organ_words(o) for o in organs}
-    values = [value for value, name in scan.organ_names.items() if organ_words(name) in wanted]
+        return tuple(slice(0, n) for n in scan.image.shape)
+    labels = scan.organ_labels()
+    values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
     inside = np.isin(scan.organs, values) if scan.organs is not None and values else None
     if inside is None or not inside.any():
         raise MedSynthInputError(
@@ -70,28 +81,34 @@ def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) 
     where = np.argwhere(inside)
     low = np.maximum(where.min(axis=0) - margin, 0)
     high = np.minimum(where.max(axis=0) + 1 + margin, scan.image.shape)
-    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
-    g = scan.geometry
-    return HealthyScan(scan.image[box], scan.organs[box], scan.organ_names,
-                       Geometry(g.kji_to_ras(low.astype(float)), g.spacing, g.direction))
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+
+
+def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> HealthyScan:
+    """The scan cut to ``organ_box``; the scan itself when ``margin_mm`` is None."""
+    return scan if margin_mm is None else scan.cut(organ_box(scan, organs, margin_mm))
+
+
+def _model_margin(classifier) -> float | None:
+    """The margin of the box ``classifier`` reads around the organs it was trained on
+    (``VolumeRecipe.organ_margin_mm``); None for a model trained on whole scans."""
+    return classifier.recipe.organ_margin_mm if classifier.organs else None
 
 
 def model_view(classifier, scan: HealthyScan) -> HealthyScan:
-    """What ``classifier`` reads of a scan: the box around the organs it was trained on (see
-    ``VolumeRecipe.organ_margin_mm``), or the whole scan for a model trained on whole scans."""
-    return organ_region(scan, classifier.organs, classifier.recipe.organ_margin_mm if classifier.organs else None)
+    """What ``classifier`` reads of a scan: the box around its organs, or the whole scan."""
+    return organ_region(scan, classifier.organs, _model_margin(classifier))
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
     """The evidence of ``finding`` on the whole scan's grid (zero outside the region the model
     reads) and where it lies (``locate_in_anatomy``, from that region)."""
-    view = model_view(classifier, scan)
+    box = organ_box(scan, classifier.organs, _model_margin(classifier))
+    view = scan.cut(box)
     seen = classifier.evidence(view.image, finding)
-    where = locate_in_anatomy(seen, view.geometry, view.organs, view.organ_names)
     evidence = np.zeros(scan.image.shape, np.float32)
-    start = np.rint(scan.geometry.ras_to_kji(view.geometry.origin)).astype(int)  # the region's first voxel
-    evidence[tuple(slice(a, a + n) for a, n in zip(start, seen.shape))] = seen
-    return evidence, where
+    evidence[box] = seen
+    return evidence, locate_in_anatomy(seen, view.geometry, view.organs, view.organ_names)
 
 
 LABEL_SETS = ("type", "type-organ", "type-organ-size")
@@ -136,7 +153,7 @@ def findings_scan(scans: list[HealthyScan], n: int, organs: list[str], seed: int
     ``names`` order, {finding index: lesion voxels}, references, SynthLesion records)."""
     scan, organs = scans[n % len(scans)], [organ_words(o) for o in organs]
     rng = np.random.default_rng([seed, n])
-    by_name = {organ_words(name): value for value, name in scan.organ_names.items()}
+    by_name = scan.organ_labels()
     available = [o for o in organs if o in by_name and (scan.organs == by_name[o]).any()]
     if not available:
         raise MedSynthInputError(f"Scan {n % len(scans)} has none of the organs {organs} in its label map.")
@@ -251,9 +268,10 @@ def _training_line(entry: dict) -> str:
 @dataclass
 class RealFindings:
     """The user's real labelled scans joining the training set: ``findings`` (n, F) 0/1 in the
-    study's finding order; ``masks`` as in ``FindingsSet`` where lesion masks exist, else None.
-    ``volumes`` as the network reads them: ``organ_region(scan, organs, recipe.organ_margin_mm)``."""
-    volumes: list[np.ndarray]
+    study's finding order; ``masks`` as in ``FindingsSet`` (on each scan's grid) where lesion
+    masks exist, else None.  The study cuts each to the box the network reads, as it cuts the
+    healthy scans."""
+    scans: list[HealthyScan]
     findings: np.ndarray
     masks: list[dict[int, np.ndarray] | None] | None = None
 
@@ -290,16 +308,17 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     # the network reads the box around the organs, on every scan it trains and is judged on
     check_organs(train_scans + test_scans, organs)  # a misspelt organ: the names the maps hold
 
-    def regions(scans: list[HealthyScan], which: str) -> list[HealthyScan]:
-        cut = []
+    def boxes(scans: list[HealthyScan], which: str) -> list[tuple[slice, slice, slice]]:
+        found = []
         for number, scan in enumerate(scans, 1):  # numbered as the rows of the user's CSV
             try:
-                cut.append(organ_region(scan, organs, recipe.organ_margin_mm))
+                found.append(organ_box(scan, organs, recipe.organ_margin_mm))
             except MedSynthInputError as error:
                 raise MedSynthInputError(f"{which} scan {number}: {error}") from None
-        return cut
+        return found
 
-    train_scans, test_scans = regions(train_scans, "Training"), regions(test_scans, "Test")
+    train_scans = [scan.cut(box) for scan, box in zip(train_scans, boxes(train_scans, "Training"))]
+    test_scans = [scan.cut(box) for scan, box in zip(test_scans, boxes(test_scans, "Test"))]
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names
@@ -307,13 +326,15 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     groups = [f"healthy scan {n % len(train_scans)}" for n in range(train_count)]  # thresholds on unseen patients
     if real is not None:
         real_findings = np.asarray(real.findings)
-        if real_findings.shape != (len(real.volumes), len(names)):
-            raise MedSynthInputError(f"The real scans' findings must be ({len(real.volumes)}, {len(names)}): "
+        if real_findings.shape != (len(real.scans), len(names)):
+            raise MedSynthInputError(f"The real scans' findings must be ({len(real.scans)}, {len(names)}): "
                                      f"one 0/1 column per finding ({', '.join(names)}).")
-        volumes += list(real.volumes)
+        real_boxes = boxes(real.scans, "Real training")
+        volumes += [scan.image[box] for scan, box in zip(real.scans, real_boxes)]
         findings = np.concatenate([findings, real_findings])
-        masks += list(real.masks) if real.masks is not None else [None] * len(real.volumes)
-        groups += [f"real scan {n}" for n in range(len(real.volumes))]
+        masks += [None if m is None else {f: mask[box] for f, mask in m.items()}
+                  for m, box in zip(real.masks or [None] * len(real.scans), real_boxes)]
+        groups += [f"real scan {n}" for n in range(len(real.scans))]
     say(f"training the 3-D classifier on {len(volumes)} scans")
     classifier = train_volume_classifier(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
@@ -355,7 +376,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
 
     return {"protocol": "ct-findings", "findings": names, "label_set": label_set,
             "organs": [organ_words(o) for o in organs], "recipe": recipe.to_dict(), "seed": seed,
-            "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.volumes)},
+            "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.scans)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding, "healthy_test_scans": healthy,
             "location": {"called_true_positives": proportion(called_right, called_total),

@@ -13,7 +13,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from ..metrics.classification import per_class_auc, per_finding_metrics
+from ..metrics.classification import per_finding_metrics
 from ..recipes.data import ImageSet
 from ..recipes.training import TrainedClassifier
 
@@ -55,7 +55,6 @@ def evaluate_multilabel(classifier: TrainedClassifier, test: ImageSet, threshold
     called = probabilities >= threshold
     per_finding = per_finding_metrics(test.findings, probabilities, called, test.class_names,
                                       [threshold] * len(test.class_names), confidence)
-    auc = per_class_auc(test.findings.astype(int), probabilities, test.class_names)  # with the macro average
     table = []
     for i, case_id in enumerate(test.ids):
         for f in np.flatnonzero(called[i]):
@@ -64,5 +63,5 @@ def evaluate_multilabel(classifier: TrainedClassifier, test: ImageSet, threshold
             if locate_findings:
                 row.update(locate(classifier, test.images[i], int(f)))
             table.append(row)
-    return {"protocol": "multilabel", "threshold": threshold, "auc": auc, "per_finding": per_finding,
+    return {"protocol": "multilabel", "threshold": threshold, "per_finding": per_finding,
             "per_image": table, "cases": len(test)}
