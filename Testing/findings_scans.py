@@ -12,12 +12,13 @@ ORGANS = ["liver", "spleen", "right kidney", "left kidney"]
 PHANTOM = {"shape": (40, 96, 96), "spacing": (3.0, 3.0, 4.0)}
 
 
-def phantom_scans(seeds) -> list:
-    """One ``HealthyScan`` per seed: a CT phantom with its organ map and names."""
+def phantom_scans(seeds, shape: tuple[int, int, int] | None = None) -> list:
+    """One ``HealthyScan`` per seed: a CT phantom with its organ map and names (``shape``: another
+    body size at the same spacing; the phantom's organs grow with it)."""
     from SynthEvaluateLib.findings.findings_study import HealthyScan
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
-    phantoms = (make_ct_phantom(**PHANTOM, seed=s) for s in seeds)
+    phantoms = (make_ct_phantom(**{**PHANTOM, **({"shape": shape} if shape else {})}, seed=s) for s in seeds)
     return [HealthyScan(p.image, p.organs, names, p.geometry) for p in phantoms]
 
 

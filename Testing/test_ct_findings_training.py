@@ -149,7 +149,7 @@ def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
     from SynthLesionLib.phantom import ORGAN_LABELS
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
-    box_model = SimpleNamespace(organs=["liver", "spleen"], recipe=VolumeRecipe())
+    box_model = SimpleNamespace(organs=["liver", "spleen"], recipe=VolumeRecipe(), view_mm=None)
     with_map = HealthyScan(ct_phantom.image, ct_phantom.organs, names, ct_phantom.geometry)
     view = model_view(box_model, with_map)
     assert view.image.size < with_map.image.size and (view.organs == ORGAN_LABELS["liver"]).sum() == \
@@ -160,7 +160,7 @@ def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
                           (HealthyScan(ct_phantom.image, lacking, names, ct_phantom.geometry), "holds none of them")):
         with pytest.raises(MedSynthInputError, match=f"{problem}.*organ_mask.*--whole-scan"):
             model_view(box_model, scan)
-        whole_model = SimpleNamespace(organs=["liver"], recipe=VolumeRecipe(organ_margin_mm=None))
+        whole_model = SimpleNamespace(organs=["liver"], recipe=VolumeRecipe(organ_margin_mm=None), view_mm=None)
         assert model_view(whole_model, scan) is scan
 
 
@@ -184,3 +184,52 @@ def test_a_study_names_the_scan_that_lacks_the_organs(ct_phantom):
                            names, ct_phantom.geometry)
     with pytest.raises(MedSynthInputError, match="Test scan 2: .*holds none of them"):
         findings_study([scan], [scan, no_liver], ["liver"], train_count=2, test_count=2)
+
+
+def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
+    """A box model reads a box of one size in mm (the largest training box), centred on its
+    organs: a scan cut short just above the organs, the same scan framed longer and wider, and a
+    scan of other spacing all give the network the same anatomy at the same scale.  Past a scan's
+    end the view goes on as the scan's edge voxels, with no organ there; the evidence comes back
+    onto the scan's own grid."""
+    from types import SimpleNamespace
+
+    from findings_scans import framed
+    from MedSynthCommonLib.geometry import Geometry
+    from SynthEvaluateLib.findings.findings_study import (HealthyScan, evidence_on_scan, organ_box, organ_region,
+                                                          view_extent_mm)
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+
+    scan = _scans([7])[0]
+    organs = ["liver", "spleen"]
+    view_mm = view_extent_mm([scan], organs, 15.0)
+    tight = organ_box(scan, organs, 0.0)
+    assert np.allclose(view_mm, [(s.stop - s.start) * d + 2 * np.ceil(15.0 / d) * d
+                                 for s, d in zip(tight, scan.geometry.spacing_kji)])
+    top = tight[0].stop  # the scan cut one slice above the organs: its own box is clipped there
+    short = scan.cut((slice(0, top + 1), slice(0, scan.image.shape[1]), slice(0, scan.image.shape[2])))
+    assert organ_box(short, organs, 15.0)[0].stop == top + 1
+    views = [organ_region(s, organs, 15.0, view_mm) for s in (scan, short, framed(scan, 6, 10))]
+    for view in views:
+        assert np.allclose(np.array(view.image.shape) * view.geometry.spacing_kji, view_mm, atol=1e-6)
+        assert view.geometry.is_close(views[0].geometry) and np.array_equal(view.organs, views[0].organs)
+    assert np.array_equal(views[2].image, views[0].image)  # the longer, wider scan: the same voxels
+    box = organ_box(short, organs, 15.0, view_mm)
+    past = box[0].stop - short.image.shape[0]  # slices of the view past the short scan's top
+    assert past > 0 and box[0].stop - box[0].start == views[0].image.shape[0]
+    assert np.array_equal(views[1].image[:-past], views[0].image[:-past])
+    assert np.array_equal(views[1].image[-past:], np.repeat(views[1].image[-past - 1:-past], past, axis=0))
+    assert not views[1].organs[-past:].any()
+    # finer slices: the same mm, more voxels
+    g = scan.geometry
+    fine = HealthyScan(np.repeat(scan.image, 2, axis=0), np.repeat(scan.organs, 2, axis=0), scan.organ_names,
+                       Geometry(g.kji_to_ras(np.array([-0.25, 0, 0])), g.spacing * [1, 1, 0.5], g.direction))
+    fine_view = organ_region(fine, organs, 15.0, view_mm)
+    assert np.allclose(np.array(fine_view.image.shape) * fine_view.geometry.spacing_kji, view_mm, atol=g.spacing[2])
+    # the evidence of the view, back on the scan's grid: zero where the view did not reach
+    model = SimpleNamespace(organs=organs, recipe=VolumeRecipe(), view_mm=view_mm,
+                            evidence=lambda image, finding: np.ones(image.shape, np.float32))
+    evidence, _ = evidence_on_scan(model, short, 0)
+    box = organ_box(short, organs, 15.0, view_mm)
+    assert evidence.shape == short.image.shape
+    assert evidence.sum() == np.prod([min(s.stop, n) - max(s.start, 0) for s, n in zip(box, short.image.shape)])

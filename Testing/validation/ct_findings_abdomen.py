@@ -68,15 +68,24 @@ def main() -> None:
     parser.add_argument("--train-count", type=int, default=100)
     parser.add_argument("--test-count", type=int, default=24)
     parser.add_argument("--input-shape", type=int, nargs=3, default=[64, 96, 96])
+    parser.add_argument("--test-on", choices=["same", "upper"], default="same",
+                        help="test lesions in the same CT (default) or in its upper-abdomen crop "
+                             "(another framing of the same patient: 30 of its 112 slices, the organs cut below)")
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "healthy.csv").write_text(
         f"case_id,image,organ_mask\ncase01,{folder / 'case01_ct3mm_image.nii.gz'},"
         f"{folder / 'case01_ct3mm_organs.nii.gz'}\n", encoding="utf-8")
+    test = []
+    if args.test_on == "upper":
+        (args.out / "test_healthy.csv").write_text(
+            f"case_id,image,organ_mask\ncase01_upper,{folder / 'case01_ct3mm_upper_image.nii.gz'},"
+            f"{folder / 'case01_ct3mm_upper_organs.nii.gz'}\n", encoding="utf-8")
+        test = ["--test-healthy", str(args.out / "test_healthy.csv")]
     names = f"{folder / 'metadata.json'}:class_map_total"
     started = time.perf_counter()
-    code = medsynth(["evaluate", "ct-findings", "--healthy", str(args.out / "healthy.csv"), "--organ-names", names,
+    code = medsynth(["evaluate", "ct-findings", "--healthy", str(args.out / "healthy.csv"), *test, "--organ-names", names,
                      "--organs", *ORGANS, "--train-count", str(args.train_count), "--test-count", str(args.test_count),
                      "--epochs", str(args.epochs), "--input-shape", *map(str, args.input_shape), "--device", "cpu",
                      "--out", str(args.out / "report")])

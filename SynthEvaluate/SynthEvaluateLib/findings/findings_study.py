@@ -54,60 +54,112 @@ class HealthyScan:
         return {organ_words(name): value for value, name in self.organ_names.items()}
 
     def cut(self, box: tuple[slice, slice, slice]) -> "HealthyScan":
-        """The scan's voxels in ``box`` (array slices), each where it was in RAS."""
+        """The scan's voxels in ``box`` (array slices, which may reach outside the scan), each
+        where it was in RAS.  Outside the scan the image goes on as its edge voxels (the body
+        goes on past a scan's last slice; air stays air) and the organ map as no organ."""
         g = self.geometry
+        image = cut_array(self.image, box, outside="edge")
+        organs = None if self.organs is None else cut_array(self.organs, box)
         start = np.array([s.start for s in box], float)
-        return HealthyScan(self.image[box], None if self.organs is None else self.organs[box], self.organ_names,
-                           Geometry(g.kji_to_ras(start), g.spacing, g.direction))
+        return HealthyScan(image, organs, self.organ_names, Geometry(g.kji_to_ras(start), g.spacing, g.direction))
 
 
-def organ_box(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> tuple[slice, slice, slice]:
+def cut_array(array: np.ndarray, box: tuple[slice, ...], outside: str = "zero") -> np.ndarray:
+    """``array[box]`` for a box that may reach past the array: there it goes on as its edge
+    voxels (``outside="edge"``) or as zeros."""
+    inner, local = inside(box, np.shape(array))
+    pad = [(part.start, s.stop - s.start - part.stop) for part, s in zip(local, box)]
+    part = np.asarray(array)[inner]
+    if not any(low or high for low, high in pad):
+        return part
+    return np.pad(part, pad, mode="edge") if outside == "edge" else np.pad(part, pad)
+
+
+def inside(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """The part of ``box`` that lies in an array of ``shape``: (its slices in the array, the
+    same voxels' slices in the box)."""
+    inner = tuple(slice(max(s.start, 0), min(s.stop, n)) for s, n in zip(box, shape))
+    return inner, tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inner, box))
+
+
+def organ_box(scan: HealthyScan, organs: list[str], margin_mm: float | None,
+              view_mm: tuple[float, float, float] | None = None) -> tuple[slice, slice, slice]:
     """Array slices of the box around ``organs`` (names, as in ``scan.organ_names``) with
-    ``margin_mm`` on every side, clipped to the scan; the whole scan when ``margin_mm`` is None.
+    ``margin_mm`` on every side; the whole scan when ``margin_mm`` is None.
+
+    Without ``view_mm`` the box is clipped to the scan.  With it (mm per axis [k, j, i], from
+    ``view_extent_mm``) the box is that size, centred on the organs, and may reach past the
+    scan (``HealthyScan.cut`` goes on with the edge voxels there): every scan is then shown at one
+    scale whatever its organs' size or framing, as ``Spacingd`` to one spacing would.  Organs
+    larger than the view get their own box (smaller on the model's input) rather than being cut.
     A scan without any of those organs is refused: a model that reads the box would read the
     whole scan as another body."""
+    from SynthLesionLib.patch import bounding_slices
+
     if margin_mm is None:
         return tuple(slice(0, n) for n in scan.image.shape)
     labels = scan.organ_labels()
     values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
-    inside = np.isin(scan.organs, values) if scan.organs is not None and values else None
-    if inside is None or not inside.any():
+    inside_organs = np.isin(scan.organs, values) if scan.organs is not None and values else None
+    tight = None if inside_organs is None else bounding_slices(inside_organs, np.zeros(3, int))
+    if tight is None:
         raise MedSynthInputError(
             f"The model reads the region around its organs ({', '.join(organs)}); "
             + ("this scan has no organ map" if scan.organs is None else "this scan's organ map holds none of them")
             + ": give the scan an organ_mask with those organs (e.g. TotalSegmentator's) and their --organ-names, "
               "or train the model with --whole-scan.")
-    margin = np.ceil(float(margin_mm) / scan.geometry.spacing_kji).astype(int)
-    where = np.argwhere(inside)
-    low = np.maximum(where.min(axis=0) - margin, 0)
-    high = np.minimum(where.max(axis=0) + 1 + margin, scan.image.shape)
+    spacing = scan.geometry.spacing_kji
+    low = np.array([s.start for s in tight]) - np.ceil(float(margin_mm) / spacing).astype(int)
+    high = np.array([s.stop for s in tight]) + np.ceil(float(margin_mm) / spacing).astype(int)
+    if view_mm is None:
+        low, high = np.maximum(low, 0), np.minimum(high, scan.image.shape)
+    else:
+        size = np.maximum(np.round(np.asarray(view_mm, float) / spacing).astype(int), high - low)
+        low = (low + high - size) // 2
+        high = low + size
     return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
 
 
-def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None) -> HealthyScan:
+def view_extent_mm(scans: list[HealthyScan], organs: list[str], margin_mm: float) -> tuple[float, float, float]:
+    """The box a model reads (mm per axis [k, j, i]): the largest organ box with its margins
+    among ``scans`` (its training scans), so that each of them fits it whole."""
+    extents = []
+    for scan in scans:
+        box = organ_box(scan, organs, margin_mm, view_mm=(0.0, 0.0, 0.0))  # the box itself, unclipped
+        extents.append([s.stop - s.start for s in box] * scan.geometry.spacing_kji)
+    return tuple(round(float(v), 3) for v in np.max(extents, axis=0))
+
+
+def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None,
+                 view_mm: tuple[float, float, float] | None = None) -> HealthyScan:
     """The scan cut to ``organ_box``; the scan itself when ``margin_mm`` is None."""
-    return scan if margin_mm is None else scan.cut(organ_box(scan, organs, margin_mm))
+    return scan if margin_mm is None else scan.cut(organ_box(scan, organs, margin_mm, view_mm))
 
 
-def _model_margin(classifier) -> float | None:
-    """The margin of the box ``classifier`` reads around the organs it was trained on
-    (``VolumeRecipe.organ_margin_mm``); None for a model trained on whole scans."""
-    return classifier.recipe.organ_margin_mm if classifier.organs else None
+def _model_box(classifier, scan: HealthyScan) -> tuple[slice, slice, slice]:
+    """The box ``classifier`` reads of ``scan``: around the organs it was trained on, with the
+    recipe's margin (``VolumeRecipe.organ_margin_mm``) and its view size (None in cards written
+    before it existed: the box clipped to the scan); the whole scan for a whole-scan model."""
+    margin = classifier.recipe.organ_margin_mm if classifier.organs else None
+    return organ_box(scan, classifier.organs, margin, classifier.view_mm)
 
 
 def model_view(classifier, scan: HealthyScan) -> HealthyScan:
     """What ``classifier`` reads of a scan: the box around its organs, or the whole scan."""
-    return organ_region(scan, classifier.organs, _model_margin(classifier))
+    if not classifier.organs or classifier.recipe.organ_margin_mm is None:
+        return scan
+    return scan.cut(_model_box(classifier, scan))
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
     """The evidence of ``finding`` on the whole scan's grid (zero outside the region the model
     reads) and where it lies (``locate_in_anatomy``, from that region)."""
-    box = organ_box(scan, classifier.organs, _model_margin(classifier))
+    box = _model_box(classifier, scan)
     view = scan.cut(box)
     seen = classifier.evidence(view.image, finding)
     evidence = np.zeros(scan.image.shape, np.float32)
-    evidence[box] = seen
+    inner, local = inside(box, scan.image.shape)
+    evidence[inner] = seen[local]
     return evidence, locate_in_anatomy(seen, view.geometry, view.organs, view.organ_names)
 
 
@@ -308,17 +360,26 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     # the network reads the box around the organs, on every scan it trains and is judged on
     check_organs(train_scans + test_scans, organs)  # a misspelt organ: the names the maps hold
 
-    def boxes(scans: list[HealthyScan], which: str) -> list[tuple[slice, slice, slice]]:
+    def boxes(scans: list[HealthyScan], which: str, view_mm=None) -> list[tuple[slice, slice, slice]]:
         found = []
         for number, scan in enumerate(scans, 1):  # numbered as the rows of the user's CSV
             try:
-                found.append(organ_box(scan, organs, recipe.organ_margin_mm))
+                found.append(organ_box(scan, organs, recipe.organ_margin_mm, view_mm))
             except MedSynthInputError as error:
                 raise MedSynthInputError(f"{which} scan {number}: {error}") from None
         return found
 
-    train_scans = [scan.cut(box) for scan, box in zip(train_scans, boxes(train_scans, "Training"))]
-    test_scans = [scan.cut(box) for scan, box in zip(test_scans, boxes(test_scans, "Test"))]
+    # one view size for every scan: the largest training box (each scan's own box is checked first)
+    view_mm = None
+    if recipe.organ_margin_mm is not None:
+        boxes(train_scans, "Training")
+        boxes(test_scans, "Test")
+        if real is not None:
+            boxes(real.scans, "Real training")
+        view_mm = view_extent_mm(train_scans + (real.scans if real is not None else []), organs,
+                                 recipe.organ_margin_mm)
+    train_scans = [scan.cut(box) for scan, box in zip(train_scans, boxes(train_scans, "Training", view_mm))]
+    test_scans = [scan.cut(box) for scan, box in zip(test_scans, boxes(test_scans, "Test", view_mm))]
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names
@@ -329,17 +390,17 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         if real_findings.shape != (len(real.scans), len(names)):
             raise MedSynthInputError(f"The real scans' findings must be ({len(real.scans)}, {len(names)}): "
                                      f"one 0/1 column per finding ({', '.join(names)}).")
-        real_boxes = boxes(real.scans, "Real training")
-        volumes += [scan.image[box] for scan, box in zip(real.scans, real_boxes)]
+        real_boxes = boxes(real.scans, "Real training", view_mm)
+        volumes += [scan.cut(box).image for scan, box in zip(real.scans, real_boxes)]
         findings = np.concatenate([findings, real_findings])
-        masks += [None if m is None else {f: mask[box] for f, mask in m.items()}
+        masks += [None if m is None else {f: cut_array(mask, box) for f, mask in m.items()}
                   for m, box in zip(real.masks or [None] * len(real.scans), real_boxes)]
         groups += [f"real scan {n}" for n in range(len(real.scans))]
     say(f"training the 3-D classifier on {len(volumes)} scans")
     classifier = train_volume_classifier(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
         progress=lambda e: say(_training_line(e)))
-    classifier.organs = [organ_words(o) for o in organs]
+    classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)

@@ -109,6 +109,9 @@ class TrainedVolumeClassifier:
     history: list[dict] = field(default_factory=list)
     training: dict = field(default_factory=dict)
     organs: list[str] = field(default_factory=list)  # whose box the network reads (``recipe.organ_margin_mm``)
+    # the box's size, mm [k, j, i] (``findings_study.view_extent_mm``); None: the box clipped to each
+    # scan, resized whole to the input (cards written before it existed)
+    view_mm: tuple[float, float, float] | None = None
 
     def predict_proba(self, volumes: list[np.ndarray]) -> np.ndarray:
         """(n, findings) probabilities (one sigmoid per finding)."""
@@ -354,7 +357,7 @@ def save_volume_classifier(folder: Path, classifier: TrainedVolumeClassifier) ->
     write_json_atomic(folder / CARD, {
         "format": CARD_FORMAT, "recipe": classifier.recipe.to_dict(), "findings": classifier.findings,
         "thresholds": classifier.thresholds, "seed": classifier.seed, "training": classifier.training,
-        "organs": classifier.organs,
+        "organs": classifier.organs, "view_mm": None if classifier.view_mm is None else list(classifier.view_mm),
         "history": classifier.history, "weights": name, "weights_sha256": digest})
     remove_unreferenced(folder, "weights", name)
     with contextlib.suppress(FileNotFoundError):  # a finished training's checkpoint is not needed
@@ -382,4 +385,5 @@ def load_volume_classifier(folder: Path, device: str = "cpu") -> TrainedVolumeCl
         raise MedSynthInputError(f"The weights in {folder} do not fit the network its card describes: "
                                  f"{str(error).splitlines()[0][:200]}") from None
     return TrainedVolumeClassifier(model.eval(), recipe, card["findings"], card["thresholds"], card["seed"],
-                                   card.get("history", []), card.get("training", {}), card.get("organs", []))
+                                   card.get("history", []), card.get("training", {}), card.get("organs", []),
+                                   None if card.get("view_mm") is None else tuple(card["view_mm"]))
