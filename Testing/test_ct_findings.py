@@ -237,10 +237,10 @@ def test_a_scan_stored_the_other_way_round_is_read_the_same(findings_result):
 
 
 def test_a_longer_or_wider_scan_shows_the_model_the_same_region(findings_result):
-    """The model reads the box around its organs (``VolumeRecipe.organ_margin_mm``), so a scan
-    that goes on further above and below, or is framed wider, gives it the same input: the
-    same scores.  (Measured before: the same phantoms scanned twice as long took the AUCs
-    from 0.95 / 0.86 to 0.55 / 0.61.)"""
+    """The model reads a box of one size in mm around its organs (``VolumeRecipe.organ_margin_mm``,
+    ``view_mm``), so a scan that goes on further above and below, or is framed wider, gives it
+    the same input: the same scores.  (Measured before: the same phantoms scanned twice as long
+    took the AUCs from 0.95 / 0.86 to 0.55 / 0.61 reading the whole scan.)"""
     from SynthEvaluateLib.findings.findings_study import model_view
 
     result, test_scans = findings_result
@@ -272,6 +272,7 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
     made = synthetic_findings_set(test_scans, 6, ORGANS, seed=99)
     assert np.array_equal(loaded.predict_proba(made.volumes), classifier.predict_proba(made.volumes))
     assert loaded.thresholds == classifier.thresholds and loaded.findings == classifier.findings
+    assert loaded.organs == classifier.organs and loaded.view_mm == classifier.view_mm == tuple(result["view_mm"])
 
     rows = ["case_id,image,organ_mask"]
     for n, volume in enumerate(made.volumes):

@@ -233,3 +233,37 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
     box = organ_box(short, organs, 15.0, view_mm)
     assert evidence.shape == short.image.shape
     assert evidence.sum() == np.prod([min(s.stop, n) - max(s.start, 0) for s, n in zip(box, short.image.shape)])
+
+
+def test_scans_cut_short_in_training_keep_their_lesions():
+    """The scan-end augmentation cuts a scan short only where no lesion lies (at least one
+    score-map cell away), repeats the last slice kept past the cut, and leaves scans whose
+    lesions are unknown as they are."""
+    import torch
+
+    from SynthEvaluateLib.recipes.augment import scan_ends
+    from SynthEvaluateLib.recipes.volume_classifier import lesion_free_ends
+
+    targets = np.zeros((4, 2, 8, 4, 4), np.float32)  # score maps of 8 rows for 32 input slices
+    targets[1, 0, 3:5, 1, 1] = 1  # a lesion in rows 3-4: slices 12-19
+    targets[2, 1, 0, 2, 2] = 1  # a lesion in the bottom row: nothing free below it
+    targets[3] = -1  # a scan without masks
+    free = lesion_free_ends(targets, 32)
+    assert free.tolist() == [[32, 32], [8, 8], [0, 24], [0, 0]]
+    batch = torch.rand(4, 1, 32, 6, 6, generator=torch.Generator().manual_seed(0))
+    cut_seen = set()
+    for seed in range(40):
+        out = scan_ends(batch, free, torch.Generator().manual_seed(seed), probability=1.0)
+        for item in range(4):
+            changed = np.flatnonzero((out[item, 0] != batch[item, 0]).flatten(1).any(dim=1).numpy())
+            if changed.size == 0:
+                continue
+            bottom = changed[0] == 0
+            cut_seen.add((item, bool(bottom)))
+            depth = changed.size
+            assert depth <= min(free[item][0 if bottom else 1], 16)
+            kept = depth if bottom else 31 - depth
+            assert torch.equal(out[item, :, changed], out[item, :, [kept] * depth])  # the last slice kept, repeated
+            assert list(changed) == (list(range(depth)) if bottom else list(range(32 - depth, 32)))
+    assert {(0, True), (0, False), (1, True), (1, False), (2, False)} <= cut_seen
+    assert not {(2, True), (3, True), (3, False)} & cut_seen

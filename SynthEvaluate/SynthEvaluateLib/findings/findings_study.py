@@ -437,6 +437,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
 
     return {"protocol": "ct-findings", "findings": names, "label_set": label_set,
             "organs": [organ_words(o) for o in organs], "recipe": recipe.to_dict(), "seed": seed,
+            "view_mm": None if view_mm is None else list(view_mm),  # the box the network reads, [k, j, i] mm
             "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.scans)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding, "healthy_test_scans": healthy,

@@ -1,6 +1,7 @@
 """Training-time augmentation shared by the recipes: label-preserving shifts and intensity
-scaling drawn from the training's torch generator (``roll_and_scale``), and MONAI transforms that
-imitate other CT scanners and protocols (``scanner_augmentation``).  No flips anywhere: anatomy
+scaling drawn from the training's torch generator (``roll_and_scale``), scans that end early
+(``scan_ends``), and MONAI transforms that imitate other CT scanners and protocols
+(``scanner_augmentation``).  No flips anywhere: anatomy
 has sides (the heart is on the left, the liver on the right)."""
 
 from __future__ import annotations
@@ -17,6 +18,29 @@ def roll_and_scale(batch, generator, max_shift: int, scale_width: float):
     batch = torch.roll(batch, shifts=shifts, dims=dims)
     scale = 1.0 + scale_width * (torch.rand(len(batch), *([1] * (batch.ndim - 1)), generator=generator) - 0.5)
     return (batch * scale).clamp(0.0, 1.0)
+
+
+def scan_ends(batch, free_slices, generator, probability: float = 0.5, deepest: float = 0.5):
+    """Some scans of a (B, C, k, j, i) batch cut short at their bottom or top, as a scan of a
+    shorter field of view that a model's box reaches past: the slices beyond the cut repeat the
+    last slice kept, as ``HealthyScan.cut`` goes on past a scan's end.  ``free_slices`` (B, 2):
+    per scan the slices at the bottom and at the top that hold no lesion; a cut stays within them
+    (so the labels and lesion maps hold) and goes at most ``deepest`` of the slices deep.  Each
+    scan is cut with ``probability``, side and depth drawn from ``generator``."""
+    import torch
+
+    out = batch.clone()
+    draws = torch.rand(len(batch), 3, generator=generator).tolist()
+    for item, (cut, side, depth) in enumerate(draws):
+        most = min(int(free_slices[item][int(side < 0.5)]), int(deepest * batch.shape[2]))
+        if cut >= probability or most < 1:
+            continue
+        slices = 1 + min(int(depth * most), most - 1)
+        if side < 0.5:
+            out[item, :, -slices:] = out[item, :, -slices - 1:-slices]
+        else:
+            out[item, :, :slices] = out[item, :, slices:slices + 1]
+    return out
 
 
 def scanner_augmentation(spatial: bool = True):

@@ -23,7 +23,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .augment import roll_and_scale, scanner_augmentation, scanner_augmented
+from .augment import roll_and_scale, scan_ends, scanner_augmentation, scanner_augmented
 from .loop import train_epochs
 
 CARD_FORMAT = "medsynth-volume-classifier/1"
@@ -52,6 +52,10 @@ class VolumeRecipe:
     # 0.56 against 1.00 / 1.00); None: the whole scan (cards written before it existed).  The
     # findings layer cuts the box (``findings_study.organ_region``)
     organ_margin_mm: float | None = 15.0
+    # scans cut short at their top or bottom in training, away from their lesions (``augment.
+    # scan_ends``), so the model learns that a box reaching past a scan's end tells nothing;
+    # with the score-map loss, which says where the lesions are
+    scan_end_augment: bool = True
     device: str = "cpu"
 
     def to_dict(self) -> dict:
@@ -62,6 +66,7 @@ class VolumeRecipe:
         values = dict(data)
         values.setdefault("scanner_augment", False)  # cards written before these existed trained without them
         values.setdefault("organ_margin_mm", None)
+        values.setdefault("scan_end_augment", False)
         for key in ("input_shape", "channels", "strides", "window"):
             values[key] = tuple(values[key])
         return cls(**values)
@@ -208,6 +213,24 @@ def map_targets(masks: list[dict[int, np.ndarray] | None], findings: int, map_sh
     return targets
 
 
+def lesion_free_ends(targets: np.ndarray, slices: int) -> np.ndarray:
+    """Per scan, the input slices at its bottom and top (``slices`` in all) that are at least
+    one score-map cell away from any lesion cell of ``targets`` (``map_targets``); (0, 0) for a
+    scan without masks (where its lesions lie is not known).  (n, 2) int."""
+    free = np.zeros((len(targets), 2), np.int64)
+    rows = targets.shape[2]
+    cell = slices / rows
+    for n, target in enumerate(targets):
+        if (target < 0).any():
+            continue
+        lesion = np.flatnonzero(target.max(axis=(0, 2, 3)) > 0)
+        if lesion.size == 0:
+            free[n] = slices
+        else:
+            free[n] = [int(max(lesion[0] - 1, 0) * cell), int(max(rows - 2 - lesion[-1], 0) * cell)]
+    return free
+
+
 def _score_map_shape(model, recipe: VolumeRecipe) -> tuple[int, ...] | None:
     import torch
 
@@ -276,6 +299,8 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                     progress({"resumed_at_epoch": first, "epochs": recipe.epochs})
         # intensity, noise and sharpness; a zoom only when no score maps would have to move with it
         scanner = scanner_augmentation(spatial=targets is None) if recipe.scanner_augment else None
+        free = None if targets is None or not recipe.scan_end_augment else \
+            lesion_free_ends(targets, recipe.input_shape[0])
 
         def batches(epoch: int):
             return [train[start:start + recipe.batch_size] for start in range(0, len(train), recipe.batch_size)]
@@ -289,6 +314,8 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                 if recipe.augment:  # shifts of up to 3 voxels per axis and +-10 % intensity
                     batch = roll_and_scale(batch, generator, max_shift=3, scale_width=0.2)
                 return loss_function(model(batch.to(recipe.device)), truth)
+            if free is not None:
+                batch = scan_ends(batch, free[index], generator)
             maps = model.score_maps(batch.to(recipe.device))  # scans with a mask learn from their map,
             cells = targets[index].to(recipe.device)  # the others from their labels
             unmapped = cells.flatten(1).amax(dim=1) < 0
