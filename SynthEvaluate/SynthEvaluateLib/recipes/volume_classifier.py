@@ -300,7 +300,7 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
         # intensity, noise and sharpness; a zoom only when no score maps would have to move with it
         scanner = scanner_augmentation(spatial=targets is None) if recipe.scanner_augment else None
         free = None if targets is None or not recipe.scan_end_augment else \
-            lesion_free_ends(targets, recipe.input_shape[0])
+            lesion_free_ends(targets.numpy(), recipe.input_shape[0])
 
         def batches(epoch: int):
             return [train[start:start + recipe.batch_size] for start in range(0, len(train), recipe.batch_size)]
