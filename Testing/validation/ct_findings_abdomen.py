@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--test-on", choices=["same", "upper"], default="same",
                         help="test lesions in the same CT (default) or in its upper-abdomen crop "
                              "(another framing of the same patient: 30 of its 112 slices, the organs cut below)")
+    parser.add_argument("--scan-end-augment", action="store_true", help="passed to ct-findings")
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,7 @@ def main() -> None:
     code = medsynth(["evaluate", "ct-findings", "--healthy", str(args.out / "healthy.csv"), *test, "--organ-names", names,
                      "--organs", *ORGANS, "--train-count", str(args.train_count), "--test-count", str(args.test_count),
                      "--epochs", str(args.epochs), "--input-shape", *map(str, args.input_shape), "--device", "cpu",
+                     *(["--scan-end-augment"] if args.scan_end_augment else []),
                      "--out", str(args.out / "report")])
     assert code == 0, code
     study_seconds = time.perf_counter() - started

@@ -38,13 +38,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reads", nargs="+", default=["whole scan", "organ box"], choices=["whole scan", "organ box"])
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
+    parser.add_argument("--scan-end-augment", action="store_true", help="VolumeRecipe.scan_end_augment")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train, test = phantom_scans(range(4)), phantom_scans(range(10, 13))
     framings = {"as trained": test, "twice as long": [framed(s, 20, 0) for s in test],
                 "1.5 times wider": [framed(s, 0, 24) for s in test],
                 "larger body": phantom_scans(range(10, 13), shape=(40, 112, 112))}
-    recipe = VolumeRecipe(input_shape=(32, 64, 64), epochs=60)
+    recipe = VolumeRecipe(input_shape=(32, 64, 64), epochs=60, scan_end_augment=args.scan_end_augment)
     results = {}
     for reads, margin in (("whole scan", None), ("organ box", 15.0)):
         for framing, scans in framings.items():
