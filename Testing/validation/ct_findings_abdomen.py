@@ -121,7 +121,7 @@ def main() -> None:
     from SynthEvaluateLib.findings.anatomy import evidence_region
 
     true_positives = [row for row, t in zip(queue, truth) if t][:3]
-    for place, row in enumerate(true_positives, 1):  # README: overlay_3.png of this run
+    for place, row in enumerate(true_positives, 1):  # README screenshot: overlay_1.png of a run
         n = int(row["case_id"][4:])
         evidence, _ = evidence_on_scan(classifier, dataclasses.replace(scan, image=made.volumes[n]), 0)
         render_overlay(args.out / f"overlay_{place}.png", made.volumes[n], evidence, evidence_region(evidence),
