@@ -52,7 +52,13 @@ def test_report_rules_are_a_table_the_user_edits(tmp_path):
     assert write_report_text(CRAFTED[2:], rules) == ("Likely simple cyst, unlocalised region. "
                                                      "Doubtful calcification in the right kidney, lower right part.")
     assert write_report_text([], rules) == "Normal study."
-    for bad in ({"sentence": "{certainty} {organ}"}, {"certainty": [[0.2, "a"], [0.7, "b"]]}, {"colour": 1}):
+    # a scan that covers little of the model's region says so, in the rules' words
+    assert write_report_text([], rules, coverage=0.95) == "Normal study."
+    assert write_report_text([], rules, coverage=0.54) == (
+        "Normal study. The scan covers 54 % of the region the model reads (it ends within or near the organs), "
+        "so this reading is less certain.")
+    for bad in ({"sentence": "{certainty} {organ}"}, {"certainty": [[0.2, "a"], [0.7, "b"]]}, {"colour": 1},
+                {"partial_view": "{share}"}, {"partial_view_below": 2}):
         rules_file.write_text(json.dumps(bad), encoding="utf-8")
         with pytest.raises(MedSynthInputError):
             load_rules(rules_file)
@@ -290,7 +296,7 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
     with open(queue_file, encoding="utf-8", newline="") as handle:
         queue = list(csv.DictReader(handle))
     assert len(queue) == 6 and list(queue[0]) == ["rank", "case_id", "image", "finding", "score", "called",
-                                                  "threshold", "location", "report"]
+                                                  "threshold", "coverage", "location", "report"]
     scores = [float(row["score"]) for row in queue]
     assert scores == sorted(scores, reverse=True)
     # the same queue when the scans are scored on a real local Dask cluster (each worker loads the model)

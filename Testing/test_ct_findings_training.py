@@ -220,6 +220,9 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
     assert np.array_equal(views[1].image[:-past], views[0].image[:-past])
     assert np.array_equal(views[1].image[-past:], np.repeat(views[1].image[-past - 1:-past], past, axis=0))
     assert not views[1].organs[-past:].any()
+    # organs larger than the view keep their own box, whole (shown smaller), rather than being cut
+    small_view = tuple(v / 2 for v in view_mm)
+    assert organ_box(scan, organs, 15.0, small_view) == organ_box(scan, organs, 15.0, view_mm)
     # finer slices: the same mm, more voxels
     g = scan.geometry
     fine = HealthyScan(np.repeat(scan.image, 2, axis=0), np.repeat(scan.organs, 2, axis=0), scan.organ_names,

@@ -144,6 +144,15 @@ def _model_box(classifier, scan: HealthyScan) -> tuple[slice, slice, slice]:
     return organ_box(scan, classifier.organs, margin, classifier.view_mm)
 
 
+def view_coverage(classifier, scan: HealthyScan) -> float:
+    """The share (0-1) of the box ``classifier`` reads that lies inside ``scan``: below 1 where
+    the scan ends within the box (a shorter field of view), which the model saw in training only
+    at the training scans' own ends."""
+    box = _model_box(classifier, scan)
+    inner, _ = inside(box, scan.image.shape)
+    return float(np.prod([i.stop - i.start for i in inner]) / np.prod([s.stop - s.start for s in box]))
+
+
 def model_view(classifier, scan: HealthyScan) -> HealthyScan:
     """What ``classifier`` reads of a scan: the box around its organs, or the whole scan."""
     if not classifier.organs or classifier.recipe.organ_margin_mm is None:

@@ -15,7 +15,9 @@ The rules are one table (``DEFAULT_RULES``, or a JSON file of the same shape the
   ("hypodense lesion (liver)" matches "hypodense lesion");
 - ``conflict``: the one sentence written when findings of one group are reported in the same
   organ (the location up to its first comma), with ``{finding}`` (the higher-scoring),
-  ``{other}`` and ``{location}``: it never states either as definite.
+  ``{other}`` and ``{location}``: it never states either as definite;
+- ``partial_view``: the sentence added when the scan covers less than ``partial_view_below``
+  of the region the model reads, with ``{percent}`` (the share it covers).
 
 A finding is a dict: ``finding`` (type), ``score`` (0-1), optional ``location`` and
 ``size_mm``.  Sentences follow the order of the list sorted by score (highest first).
@@ -38,6 +40,9 @@ DEFAULT_RULES: dict = {
     "unknown_location": "unlocalised region",
     "exclusive": [["hypodense lesion", "hyperdense lesion", "isodense lesion"]],
     "conflict": "Lesion in the {location}, {finding} or {other}: the model finds both, so neither is certain.",
+    "partial_view": "The scan covers {percent} % of the region the model reads (it ends within or near the "
+                    "organs), so this reading is less certain.",
+    "partial_view_below": 0.9,
 }
 
 _FIELDS = {"certainty", "finding", "location", "size"}
@@ -63,6 +68,12 @@ def load_rules(path: str | Path | None = None) -> dict:
     if used - _CONFLICT_FIELDS:
         raise MedSynthInputError(f"The conflict template names {sorted(used - _CONFLICT_FIELDS)}; it may use "
                                  f"{sorted(_CONFLICT_FIELDS)}.")
+    used = {name for _, name, _, _ in string.Formatter().parse(rules["partial_view"]) if name}
+    if used - {"percent"}:
+        raise MedSynthInputError(f"The partial_view template names {sorted(used - {'percent'})}; it may use "
+                                 "['percent'].")
+    if not isinstance(rules["partial_view_below"], (int, float)) or not 0 <= rules["partial_view_below"] <= 1:
+        raise MedSynthInputError("partial_view_below must be a share between 0 and 1.")
     if not isinstance(rules["exclusive"], list) or not all(
             isinstance(g, list) and all(isinstance(t, str) for t in g) for g in rules["exclusive"]):
         raise MedSynthInputError("exclusive must list groups (lists) of finding types.")
@@ -105,11 +116,20 @@ def _organ(finding: dict, rules: dict) -> str:
     return (finding.get("location") or rules["unknown_location"]).split(",")[0].split(" (")[0].strip()
 
 
-def write_report_text(findings: list[dict], rules: dict | None = None) -> str:
+def write_report_text(findings: list[dict], rules: dict | None = None, coverage: float = 1.0) -> str:
     """The report: one sentence per reported finding (highest score first), or the
     no-finding sentence.  Reported findings of one ``exclusive`` group in one organ become one
-    ``conflict`` sentence (never two contradicting "Definite" statements)."""
+    ``conflict`` sentence (never two contradicting "Definite" statements).  ``coverage``: the
+    share of the model's region the scan covers; below ``partial_view_below`` the
+    ``partial_view`` sentence follows."""
     rules = rules or load_rules()
+    text = _findings_text(findings, rules)
+    if coverage < rules["partial_view_below"]:
+        text += " " + rules["partial_view"].format(percent=int(100 * coverage))
+    return text
+
+
+def _findings_text(findings: list[dict], rules: dict) -> str:
     ordered = [f for f in sorted(findings, key=lambda f: -float(f["score"]))
                if certainty_word(float(f["score"]), rules) is not None]
     sentences, merged = [], set()

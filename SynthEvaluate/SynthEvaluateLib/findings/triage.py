@@ -13,10 +13,11 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .findings_study import HealthyScan, located_findings, model_view
+from .findings_study import HealthyScan, located_findings, model_view, view_coverage
 from .report_rules import write_report_text
 
-QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "location", "report")
+QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "coverage", "location",
+                 "report")
 
 
 def finding_index(classifier, finding: str) -> int:
@@ -28,9 +29,11 @@ def finding_index(classifier, finding: str) -> int:
 
 def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, rules: dict | None = None) -> dict:
     """One scan's queue row (without its rank).  The model reads the scan as it was trained to
-    (``model_view``: the box around its organs, refused without them); a whole-scan model reads
+    (``model_view``: the box around its organs, refused without them); ``coverage`` is the share
+    of that box inside the scan, and the report says when it is short; a whole-scan model reads
     a scan without an organ map too, located by coarse regions (its report says so)."""
     target = finding_index(classifier, finding)
+    coverage = view_coverage(classifier, scan)
     scan = model_view(classifier, scan)
     probabilities = classifier.predict_proba([scan.image])[0]
     located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
@@ -39,8 +42,8 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
     return {"case_id": case_id, "image": str(image), "finding": finding,
             "score": round(float(probabilities[target]), 4),
             "called": "yes" if probabilities[target] >= classifier.thresholds[target] else "no",
-            "threshold": round(float(classifier.thresholds[target]), 4), "location": where,
-            "report": write_report_text(located, rules)}
+            "threshold": round(float(classifier.thresholds[target]), 4), "coverage": round(coverage, 3),
+            "location": where, "report": write_report_text(located, rules, coverage)}
 
 
 def ranked(rows: list[dict]) -> list[dict]:
