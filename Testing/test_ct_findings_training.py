@@ -196,13 +196,13 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
 
     from findings_scans import framed
     from MedSynthCommonLib.geometry import Geometry
-    from SynthEvaluateLib.findings.findings_study import (HealthyScan, evidence_on_scan, organ_box, organ_region,
-                                                          view_extent_mm)
+    from SynthEvaluateLib.findings.findings_study import (HealthyScan, box_coverage, evidence_on_scan, organ_bounds,
+                                                          organ_box, organ_region, view_extent_mm)
     from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
 
     scan = _scans([7])[0]
     organs = ["liver", "spleen"]
-    view_mm = view_extent_mm([scan], organs, 15.0)
+    view_mm = view_extent_mm([scan], [organ_bounds(scan, organs, 15.0)])
     tight = organ_box(scan, organs, 0.0)
     assert np.allclose(view_mm, [(s.stop - s.start) * d + 2 * np.ceil(15.0 / d) * d
                                  for s, d in zip(tight, scan.geometry.spacing_kji)])
@@ -236,6 +236,11 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
     box = organ_box(short, organs, 15.0, view_mm)
     assert evidence.shape == short.image.shape
     assert evidence.sum() == np.prod([min(s.stop, n) - max(s.start, 0) for s, n in zip(box, short.image.shape)])
+    # the share of the box the scan holds, as a triage row reports it
+    assert box_coverage(box, short.image.shape) == evidence.sum() / np.prod([s.stop - s.start for s in box]) < 1.0
+    longer = framed(scan, 6, 10)
+    assert box_coverage(organ_box(longer, organs, 15.0, view_mm), longer.image.shape) == 1.0
+    assert box_coverage(None, short.image.shape) == 1.0  # a whole-scan model
 
 
 def test_scans_cut_short_in_training_keep_their_lesions():

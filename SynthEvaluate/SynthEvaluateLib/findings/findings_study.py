@@ -82,22 +82,13 @@ def inside(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[tuple[slice,
     return inner, tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inner, box))
 
 
-def organ_box(scan: HealthyScan, organs: list[str], margin_mm: float | None,
-              view_mm: tuple[float, float, float] | None = None) -> tuple[slice, slice, slice]:
-    """Array slices of the box around ``organs`` (names, as in ``scan.organ_names``) with
-    ``margin_mm`` on every side; the whole scan when ``margin_mm`` is None.
-
-    Without ``view_mm`` the box is clipped to the scan.  With it (mm per axis [k, j, i], from
-    ``view_extent_mm``) the box is that size, centred on the organs, and may reach past the
-    scan (``HealthyScan.cut`` goes on with the edge voxels there): every scan is then shown at one
-    scale whatever its organs' size or framing, as ``Spacingd`` to one spacing would.  Organs
-    larger than the view get their own box (smaller on the model's input) rather than being cut.
-    A scan without any of those organs is refused: a model that reads the box would read the
-    whole scan as another body."""
+def organ_bounds(scan: HealthyScan, organs: list[str], margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) voxel indices [k, j, i] of the box around ``organs`` (names, as in
+    ``scan.organ_names``) with ``margin_mm`` on every side, not clipped to the scan.  A scan
+    without any of those organs is refused: a model that reads the box would read the whole scan
+    as another body."""
     from SynthLesionLib.patch import bounding_slices
 
-    if margin_mm is None:
-        return tuple(slice(0, n) for n in scan.image.shape)
     labels = scan.organ_labels()
     values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
     inside_organs = np.isin(scan.organs, values) if scan.organs is not None and values else None
@@ -108,25 +99,42 @@ def organ_box(scan: HealthyScan, organs: list[str], margin_mm: float | None,
             + ("this scan has no organ map" if scan.organs is None else "this scan's organ map holds none of them")
             + ": give the scan an organ_mask with those organs (e.g. TotalSegmentator's) and their --organ-names, "
               "or train the model with --whole-scan.")
-    spacing = scan.geometry.spacing_kji
-    low = np.array([s.start for s in tight]) - np.ceil(float(margin_mm) / spacing).astype(int)
-    high = np.array([s.stop for s in tight]) + np.ceil(float(margin_mm) / spacing).astype(int)
+    margin = np.ceil(float(margin_mm) / scan.geometry.spacing_kji).astype(int)
+    return np.array([t.start for t in tight]) - margin, np.array([t.stop for t in tight]) + margin
+
+
+def view_box(bounds: tuple[np.ndarray, np.ndarray], scan: HealthyScan,
+             view_mm: tuple[float, float, float] | None = None) -> tuple[slice, slice, slice]:
+    """Array slices of the box a model reads, from the organs' ``organ_bounds``.
+
+    Without ``view_mm`` the box is the bounds clipped to the scan.  With it (mm per axis
+    [k, j, i], from ``view_extent_mm``) the box is that size, centred on the organs, and may reach
+    past the scan (``HealthyScan.cut`` goes on with the edge voxels there): every scan is then
+    shown at one scale whatever its organs' size or framing, as ``Spacingd`` to one spacing would.
+    Organs larger than the view get their own box (smaller on the model's input) rather than
+    being cut."""
+    low, high = bounds
     if view_mm is None:
         low, high = np.maximum(low, 0), np.minimum(high, scan.image.shape)
     else:
-        size = np.maximum(np.round(np.asarray(view_mm, float) / spacing).astype(int), high - low)
+        size = np.maximum(np.round(np.asarray(view_mm, float) / scan.geometry.spacing_kji).astype(int), high - low)
         low = (low + high - size) // 2
         high = low + size
     return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
 
 
-def view_extent_mm(scans: list[HealthyScan], organs: list[str], margin_mm: float) -> tuple[float, float, float]:
-    """The box a model reads (mm per axis [k, j, i]): the largest organ box with its margins
-    among ``scans`` (its training scans), so that each of them fits it whole."""
-    extents = []
-    for scan in scans:
-        box = organ_box(scan, organs, margin_mm, view_mm=(0.0, 0.0, 0.0))  # the box itself, unclipped
-        extents.append([s.stop - s.start for s in box] * scan.geometry.spacing_kji)
+def organ_box(scan: HealthyScan, organs: list[str], margin_mm: float | None,
+              view_mm: tuple[float, float, float] | None = None) -> tuple[slice, slice, slice]:
+    """``view_box`` of the scan's ``organ_bounds``; the whole scan when ``margin_mm`` is None."""
+    if margin_mm is None:
+        return tuple(slice(0, n) for n in scan.image.shape)
+    return view_box(organ_bounds(scan, organs, margin_mm), scan, view_mm)
+
+
+def view_extent_mm(scans: list[HealthyScan], bounds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, float]:
+    """The box a model reads (mm per axis [k, j, i]): the largest of the ``scans``' organ boxes
+    (``bounds``, their ``organ_bounds``; the model's training scans), so that each fits it whole."""
+    extents = [(high - low) * scan.geometry.spacing_kji for scan, (low, high) in zip(scans, bounds)]
     return tuple(round(float(v), 3) for v in np.max(extents, axis=0))
 
 
@@ -136,34 +144,36 @@ def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None,
     return scan if margin_mm is None else scan.cut(organ_box(scan, organs, margin_mm, view_mm))
 
 
-def _model_box(classifier, scan: HealthyScan) -> tuple[slice, slice, slice]:
+def model_box(classifier, scan: HealthyScan) -> tuple[slice, slice, slice] | None:
     """The box ``classifier`` reads of ``scan``: around the organs it was trained on, with the
     recipe's margin (``VolumeRecipe.organ_margin_mm``) and its view size (None in cards written
-    before it existed: the box clipped to the scan); the whole scan for a whole-scan model."""
-    margin = classifier.recipe.organ_margin_mm if classifier.organs else None
-    return organ_box(scan, classifier.organs, margin, classifier.view_mm)
+    before it existed: the box clipped to the scan); None for a whole-scan model."""
+    if not classifier.organs or classifier.recipe.organ_margin_mm is None:
+        return None
+    return organ_box(scan, classifier.organs, classifier.recipe.organ_margin_mm, classifier.view_mm)
 
 
-def view_coverage(classifier, scan: HealthyScan) -> float:
-    """The share (0-1) of the box ``classifier`` reads that lies inside ``scan``: below 1 where
-    the scan ends within the box (a shorter field of view), which the model saw in training only
-    at the training scans' own ends."""
-    box = _model_box(classifier, scan)
-    inner, _ = inside(box, scan.image.shape)
+def box_coverage(box: tuple[slice, ...] | None, shape: tuple[int, ...]) -> float:
+    """The share (0-1) of ``box`` that lies inside an array of ``shape`` (1 for None, the whole
+    scan): below 1 where a scan ends within the box a model reads (a shorter field of view), which
+    the model saw in training only at the training scans' own ends."""
+    if box is None:
+        return 1.0
+    inner, _ = inside(box, shape)
     return float(np.prod([i.stop - i.start for i in inner]) / np.prod([s.stop - s.start for s in box]))
 
 
-def model_view(classifier, scan: HealthyScan) -> HealthyScan:
-    """What ``classifier`` reads of a scan: the box around its organs, or the whole scan."""
-    if not classifier.organs or classifier.recipe.organ_margin_mm is None:
-        return scan
-    return scan.cut(_model_box(classifier, scan))
+def model_view(classifier, scan: HealthyScan, box: tuple[slice, slice, slice] | None = None) -> HealthyScan:
+    """What ``classifier`` reads of a scan: the box around its organs (``box`` when the caller has
+    it from ``model_box``), or the whole scan."""
+    box = box or model_box(classifier, scan)
+    return scan if box is None else scan.cut(box)
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
     """The evidence of ``finding`` on the whole scan's grid (zero outside the region the model
     reads) and where it lies (``locate_in_anatomy``, from that region)."""
-    box = _model_box(classifier, scan)
+    box = model_box(classifier, scan) or tuple(slice(0, n) for n in scan.image.shape)
     view = scan.cut(box)
     seen = classifier.evidence(view.image, finding)
     evidence = np.zeros(scan.image.shape, np.float32)
@@ -369,26 +379,26 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     # the network reads the box around the organs, on every scan it trains and is judged on
     check_organs(train_scans + test_scans, organs)  # a misspelt organ: the names the maps hold
 
-    def boxes(scans: list[HealthyScan], which: str, view_mm=None) -> list[tuple[slice, slice, slice]]:
+    def bounds(scans: list[HealthyScan], which: str) -> list:
         found = []
         for number, scan in enumerate(scans, 1):  # numbered as the rows of the user's CSV
             try:
-                found.append(organ_box(scan, organs, recipe.organ_margin_mm, view_mm))
+                found.append(organ_bounds(scan, organs, recipe.organ_margin_mm))
             except MedSynthInputError as error:
                 raise MedSynthInputError(f"{which} scan {number}: {error}") from None
         return found
 
-    # one view size for every scan: the largest training box (each scan's own box is checked first)
+    every = (train_scans, test_scans, real.scans if real is not None else [])
     view_mm = None
-    if recipe.organ_margin_mm is not None:
-        boxes(train_scans, "Training")
-        boxes(test_scans, "Test")
-        if real is not None:
-            boxes(real.scans, "Real training")
-        view_mm = view_extent_mm(train_scans + (real.scans if real is not None else []), organs,
-                                 recipe.organ_margin_mm)
-    train_scans = [scan.cut(box) for scan, box in zip(train_scans, boxes(train_scans, "Training", view_mm))]
-    test_scans = [scan.cut(box) for scan, box in zip(test_scans, boxes(test_scans, "Test", view_mm))]
+    if recipe.organ_margin_mm is None:  # the whole scans
+        boxes = [[organ_box(scan, organs, None) for scan in scans] for scans in every]
+    else:  # one view size for every scan: the largest training box
+        found = [bounds(scans, which) for scans, which in zip(every, ("Training", "Test", "Real training"))]
+        view_mm = view_extent_mm(every[0] + every[2], found[0] + found[2])
+        boxes = [[view_box(b, scan, view_mm) for b, scan in zip(f, scans)] for f, scans in zip(found, every)]
+    train_boxes, test_boxes, real_boxes = boxes
+    train_scans = [scan.cut(box) for scan, box in zip(train_scans, train_boxes)]
+    test_scans = [scan.cut(box) for scan, box in zip(test_scans, test_boxes)]
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names
@@ -399,7 +409,6 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         if real_findings.shape != (len(real.scans), len(names)):
             raise MedSynthInputError(f"The real scans' findings must be ({len(real.scans)}, {len(names)}): "
                                      f"one 0/1 column per finding ({', '.join(names)}).")
-        real_boxes = boxes(real.scans, "Real training", view_mm)
         volumes += [scan.cut(box).image for scan, box in zip(real.scans, real_boxes)]
         findings = np.concatenate([findings, real_findings])
         masks += [None if m is None else {f: cut_array(mask, box) for f, mask in m.items()}

@@ -13,7 +13,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .findings_study import HealthyScan, located_findings, model_view, view_coverage
+from .findings_study import HealthyScan, box_coverage, located_findings, model_box, model_view
 from .report_rules import write_report_text
 
 QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "coverage", "location",
@@ -33,8 +33,9 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
     of that box inside the scan, and the report says when it is short; a whole-scan model reads
     a scan without an organ map too, located by coarse regions (its report says so)."""
     target = finding_index(classifier, finding)
-    coverage = view_coverage(classifier, scan)
-    scan = model_view(classifier, scan)
+    box = model_box(classifier, scan)
+    coverage = box_coverage(box, scan.image.shape)
+    scan = model_view(classifier, scan, box)
     probabilities = classifier.predict_proba([scan.image])[0]
     located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
                                scan.geometry, probabilities)
