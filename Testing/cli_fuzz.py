@@ -222,6 +222,8 @@ def base_calls(f: dict, out: Path) -> dict[tuple[str, ...], list[str]]:
         ("evaluate", "ct-findings"): ["--healthy", f["ct_cases"], "--organ-names", "1=liver", "--organs", "liver",
                                       "--train-count", "6", "--test-count", "3", "--epochs", "1", "--input-shape",
                                       "8", "16", "16", "--sizes", "small", "--out", f"{o}/r"],
+        ("evaluate", "calibrate-findings"): ["--model", f["findings_model"], "--healthy", f["ct_cases"],
+                                             "--organ-names", "1=liver", "--count", "2", "--model-out", f"{o}/cal"],
         ("evaluate", "triage"): ["--model", f["findings_model"], "--cases", f["ct_cases"], "--finding",
                                  "hypodense lesion", "--organ-names", "1=liver", "--out", f"{o}/queue.csv"],
     }

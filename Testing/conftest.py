@@ -54,6 +54,27 @@ def small_ct_files(tmp_path_factory):
     return folder, image, organs, phantom
 
 
+@pytest.fixture(scope="session")
+def findings_result():
+    """One study at CPU scale (~80 s on 2 cores): 100 synthetic scans from 4 phantoms train the
+    'small' network; 24 synthetic scans from 3 other phantoms test it."""
+    import torch
+
+    from findings_scans import ORGANS, phantom_scans
+    from SynthEvaluateLib.findings.findings_study import findings_study
+    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        test_scans = phantom_scans(range(10, 13))
+        result = findings_study(phantom_scans(range(4)), test_scans, ORGANS, train_count=100, test_count=24,
+                                recipe=VolumeRecipe(input_shape=(32, 64, 64), epochs=60), seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    return result, test_scans
+
+
 def write_two_classes(folder, count=200, size=32, seed=0):
     """Class 'top': a bright disc in the upper half; 'bottom': in the lower half (8-bit PNGs);
     the numeric column 'contrast' (60-200) sets how much brighter the disc is."""

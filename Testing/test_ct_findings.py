@@ -13,7 +13,7 @@ from SynthEvaluateLib.findings.report_rules import load_rules, write_report_text
 from SynthLesionLib import make_ct_phantom
 from SynthLesionLib.phantom import ORGAN_LABELS
 
-from findings_scans import ORGANS, PHANTOM, framed, phantom_scans as _scans
+from findings_scans import ORGANS, PHANTOM, framed
 
 CRAFTED = [
     {"finding": "hyperdense lesion", "score": 0.62, "location": "spleen, upper left part"},
@@ -148,26 +148,6 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
 
 # --- the 3-D classifier trained on SynthLesion findings, its locations, the queue, Slicer ------------------------
 
-
-
-@pytest.fixture(scope="module")
-def findings_result():
-    """One study at CPU scale (~80 s on 2 cores): 100 synthetic scans from 4 phantoms train the
-    'small' network; 24 synthetic scans from 3 other phantoms test it."""
-    import torch
-
-    from SynthEvaluateLib.findings.findings_study import findings_study
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        test_scans = _scans(range(10, 13))
-        result = findings_study(_scans(range(4)), test_scans, ORGANS, train_count=100, test_count=24,
-                                recipe=VolumeRecipe(input_shape=(32, 64, 64), epochs=60), seed=0)
-    finally:
-        torch.set_num_threads(threads)
-    return result, test_scans
 
 
 def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):

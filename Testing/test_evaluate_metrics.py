@@ -200,6 +200,26 @@ def test_paired_difference():
     assert "no conclusion" in noisy["conclusion"] and noisy["cases_needed"] > base.size
 
 
+def test_paired_difference_over_seeds_and_a_non_inferiority_margin():
+    rng = np.random.default_rng(5)
+    right_a = (rng.random((3, 200)) < 0.80).astype(float)  # three seeds, 200 cases scored right (1) or wrong (0)
+    right_b = (rng.random((3, 200)) < 0.80).astype(float)
+    pooled = paired_difference(right_a, right_b, n_resamples=2000, margin=0.1)
+    assert pooled["seeds"] == 3 and pooled["n"] == 200
+    assert pooled["mean_difference"] == pytest.approx(right_a.mean() - right_b.mean())
+    one = paired_difference(right_a[0], right_b[0], n_resamples=2000)
+    assert pooled["ci"][1] - pooled["ci"][0] < one["ci"][1] - one["ci"][0]  # seeds averaged: a narrower interval
+    low, high = pooled["ci"]
+    assert low < 0 < high and low > -0.1 and "not worse by more than 0.1" in pooled["conclusion"]
+    strict = paired_difference(right_a, right_b, n_resamples=2000, margin=0.001)
+    assert "no conclusion" in strict["conclusion"] and strict["cases_needed_for_margin"] > 200
+    assert "worse)" in paired_difference(right_b - 0.3, right_b, n_resamples=2000)["conclusion"]
+    with pytest.raises(MedSynthInputError, match="same cases and seeds"):
+        paired_difference(right_a, right_b[:2])
+    with pytest.raises(MedSynthInputError, match="margin must be above 0"):
+        paired_difference(right_a, right_b, margin=0.0)
+
+
 # --- images and leakage -----------------------------------------------------------------
 
 def test_image_metrics_known_values():

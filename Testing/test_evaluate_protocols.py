@@ -76,6 +76,20 @@ def test_augmentation_study_arms_and_paired_comparisons():
     comparison = run["versus_real6_only"]
     assert {"mcnemar", "accuracy_difference", "delong"} <= set(comparison)
     assert "versus_real_only" in result["runs"]["synthetic only"][0]
+    pooled = result["pooled"]["real6+synthetic x1"]
+    assert pooled["versus"] == "real6 only" and pooled["seeds"] == 1 and pooled["n"] == len(test)
+    assert pooled["mean_difference"] == pytest.approx(comparison["accuracy_difference"]["value"])
+    assert pooled["conclusion"] in result["verdict"] and "synthetic only vs real only" in result["verdict"]
+
+
+def test_augmentation_pooled_over_seeds_averages_each_image_over_the_seeds():
+    real_train, test, synthetic = _toy_set(40, 9), _toy_set(30, 10), _toy_set(60, 11, "synthetic")
+    result = augmentation_study(real_train, synthetic, test, TINY, seeds=(0, 1, 2), synthetic_ratios=(1.0,),
+                                synthetic_only=False, margin=0.2)
+    pooled = result["pooled"]["real+synthetic x1"]
+    per_seed = [run["versus_real_only"]["accuracy_difference"]["value"] for run in result["runs"]["real+synthetic x1"]]
+    assert pooled["seeds"] == 3 and pooled["n"] == len(test) and pooled["margin"] == 0.2
+    assert pooled["mean_difference"] == pytest.approx(np.mean(per_seed))  # the mean of the seeds' differences
 
 
 def test_overlapping_test_set_is_refused():

@@ -240,7 +240,9 @@ def test_segment_study_compares_real_on_the_fly_and_offline(tmp_path, capsys):
     assert run["region"] == "organ"  # the label maps hold the liver (1) around the lesions (2): looked inside it
     assert run["false_positives_per_case"] <= run["false_positives_per_case_in_region"]
     assert result["verdict"] and "vs real" in result["verdict"]
-    assert ("no conclusion" in result["verdict"]) == ("interval holds 0" in run["versus_real"]["conclusion"])
+    pooled = result["pooled"]["offline"]  # one seed: the pooled comparison is that seed's
+    assert pooled["seeds"] == 1 and pooled["margin"] == 0.05 and pooled["ci"] == run["versus_real"]["ci"]
+    assert pooled["conclusion"] in result["verdict"]
     assert "ETA" in capsys.readouterr().err  # progress inside each arm
     assert result["validation_cases"] == 1
     for runs in result["runs"].values():  # each arm kept its best model on the validation case

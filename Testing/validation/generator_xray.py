@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         "augment_accuracy": {arm: s["accuracy"] for arm, s in augment["summary"].items()},
         "augment_versus_real_only": {arm: [run.get("versus_real_only", {}).get("accuracy_difference") for run in runs]
                                      for arm, runs in augment["runs"].items() if arm != "real only"},
-        "augment_target": "real + samples not worse than real alone (accuracy difference CI per seed)",
+        "augment_over_seeds": augment["pooled"],  # each test image's correctness averaged over the seeds
+        "augment_verdict": augment["verdict"],
+        "augment_target": "real + samples not worse than real alone (accuracy difference CI; over seeds: "
+                          "not worse by more than the margin)",
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     print(json.dumps(summary, indent=2))

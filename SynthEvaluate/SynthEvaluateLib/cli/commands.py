@@ -19,6 +19,8 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 
 from .image_set_cli import add_classifier_options, add_image_set_options, add_real_options, classifier_recipe, image_sets, real_set
+from ..studies.protocols import AUGMENTATION_MARGIN
+from ..studies.segment_study import DICE_MARGIN
 
 
 def _print(message: str) -> None:
@@ -72,7 +74,7 @@ def _cmd_augment(args) -> dict:
     real_train, real_test, synthetic, _ = image_sets(args)
     counts = tuple(None if c == 0 else c for c in args.real_counts)
     return augmentation_study(real_train, synthetic, real_test, classifier_recipe(args), tuple(args.seeds), tuple(args.ratios),
-                              counts, progress=_print)
+                              counts, progress=_print, margin=args.margin)
 
 
 def _load_callable(spec: str):
@@ -236,7 +238,7 @@ def _cmd_segment_study(args) -> dict:
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
     return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
                          args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count,
-                         validation)
+                         validation, args.margin)
 
 
 def _cmd_reader_study(args) -> dict | None:
@@ -347,6 +349,9 @@ def register(cli) -> None:
                        help="drop predicted lesions smaller than this equivalent diameter (mm)")
     study.add_argument("--seeds", type=seed_number, nargs="+", default=[0], help="one training run per arm and seed")
     study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
+    study.add_argument("--margin", type=positive_number, default=DICE_MARGIN,
+                       help="Dice an arm may lose against real and still be called not worse, judged over all seeds "
+                            "(default %(default)s)")
     _out_option(study)
     study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training", trains=True)
 
@@ -382,6 +387,9 @@ def register(cli) -> None:
     add_image_set_options(augment)
     augment.add_argument("--ratios", type=ratio, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
     augment.add_argument("--real-counts", type=whole_number(0, MAX_ITEMS), nargs="+", default=[0], help="real training images kept (0 = all)")
+    augment.add_argument("--margin", type=positive_number, default=AUGMENTATION_MARGIN,
+                         help="accuracy an arm may lose against real only and still be called not worse, judged "
+                              "over all seeds (default %(default)s: 5 points)")
     _out_option(augment)
     augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study", trains=True)
 

@@ -64,8 +64,13 @@ def _cmd_ct_findings(args) -> dict:
         names = finding_names(args.organs, args.labels, tuple(args.sizes))
         columns = finding_columns(cases, names, args.real_train)  # the table checked before any scan is read
         real = RealFindings([load_scan(c, organ_names, need_organs=False) for c in cases], columns)
+    calibration = None
+    if args.calibrate_on is not None:
+        calibration = _scans(args.calibrate_on, organ_names)[1]
+        _check_apart(calibration, test_scans, "--calibrate-on", "the test scans")
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
-                            args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out)
+                            args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out,
+                            calibration_scans=calibration, calibration_count=args.calibration_count)
     if same:
         result["sets"]["test"]["note"] = ("no --test-healthy: the test scans were made from the training scans "
                                           "(other lesions, other places); give other patients to judge generalisation")
@@ -74,6 +79,48 @@ def _cmd_ct_findings(args) -> dict:
     model = save_volume_classifier(model_out, result["_classifier"])
     result["model"] = str(model)
     return result
+
+
+def _check_apart(scans, others, what: str, other: str) -> None:
+    """Refuse calibration scans that are also scans they would be judged on (a leak)."""
+    from ..studies.leakage import content_hash
+
+    theirs = {content_hash(scan.image): n for n, scan in enumerate(others, 1)}
+    shared = [(n, theirs[digest]) for n, scan in enumerate(scans, 1) if (digest := content_hash(scan.image)) in theirs]
+    if shared:
+        listed = ", ".join(f"scan {a} is {other}' scan {b}" for a, b in shared[:5])
+        raise MedSynthInputError(f"{what}: {listed}{', ...' if len(shared) > 5 else ''}; thresholds chosen on the "
+                                 "scans a model is judged on are optimistic: calibrate on other patients' scans.")
+
+
+def _cmd_calibrate(args) -> int:
+    from SynthTranslateLib.model_dir import CARD
+
+    from ..findings.calibration import calibrate_thresholds
+    from ..findings.ct_findings_cases import finding_columns, load_scan, parse_organ_names, read_ct_cases
+    from ..findings.findings_study import RealFindings
+    from ..recipes.volume_classifier import load_volume_classifier, save_volume_classifier
+
+    if args.healthy is None and args.labelled is None:
+        raise MedSynthInputError("Give the real scans to calibrate on: --healthy (healthy scans with organ masks) "
+                                 "and/or --labelled (scans with one 0/1 column per finding).")
+    model_out = Path(args.model_out)
+    if (model_out / CARD).exists() or model_out.resolve() == Path(args.model).resolve():
+        raise MedSynthInputError(f"{model_out} already holds a model; choose another --model-out: a model is never "
+                                 "overwritten (the calibrated copy is written beside it).")
+    classifier = load_volume_classifier(args.model)
+    organ_names = parse_organ_names(args.organ_names or [])
+    healthy = _scans(args.healthy, organ_names)[1] if args.healthy is not None else []
+    real = None
+    if args.labelled is not None:
+        cases = read_ct_cases(args.labelled, "labelled calibration scans")
+        columns = finding_columns(cases, list(classifier.findings), args.labelled)
+        real = RealFindings([load_scan(c, organ_names, need_organs=bool(classifier.organs)) for c in cases], columns)
+    record = calibrate_thresholds(classifier, healthy, args.count if healthy else 0, args.seed, real, _say)
+    save_volume_classifier(model_out, classifier)
+    print(json.dumps({"model": str(model_out), **{k: record[k] for k in ("scans", "thresholds_before", "thresholds",
+                                                                          "notes")}}, indent=2))
+    return 0
 
 
 def _cmd_triage(args) -> int:
@@ -149,6 +196,12 @@ def register(commands, out_option, run) -> None:
                        help="the network reads each whole scan instead of a box of one size in mm around the "
                             "--organs (15 mm margin); a longer or wider scan then looks different to it "
                             "(README: CT findings)")
+    study.add_argument("--calibrate-on", type=Path, metavar="CSV",
+                       help="CSV image,organ_mask[,case_id] of healthy real scans like the ones the model will read "
+                            "(scanner, phase, field of view; other patients than the test scans): each finding's "
+                            "threshold is chosen on them as given and with synthetic lesions put in them")
+    study.add_argument("--calibration-count", type=whole_number(0, MAX_ITEMS), default=24,
+                       help="synthetic scans made from the --calibrate-on scans")
     study.add_argument("--seed", type=seed_number, default=0, help="seed of the lesions, split and training")
     study.add_argument("--rules", type=Path, help="report rules (JSON, see report_rules.DEFAULT_RULES)")
     study.add_argument("--model-out", type=Path, help="model folder to write (default OUT/model); training keeps its "
@@ -156,6 +209,24 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     out_option(study)
     study.set_defaults(protocol_run=_cmd_ct_findings, title="Structured CT findings", run=run)
+
+    calibrate = commands.add_parser(
+        "calibrate-findings", help="a copy of a CT findings model with each finding's threshold chosen on your real "
+                                   "scans (the scanner, phase and field of view it will read)")
+    calibrate.add_argument("--model", type=Path, required=True, help="model folder written by evaluate ct-findings")
+    calibrate.add_argument("--healthy", type=Path, metavar="CSV",
+                           help="CSV image,organ_mask[,case_id] of healthy real scans: used as given (no finding) "
+                                "and with synthetic lesions put in them")
+    calibrate.add_argument("--labelled", type=Path, metavar="CSV",
+                           help="CSV image[,organ_mask][,case_id] of real scans with one 0/1 column per finding of "
+                                "the model")
+    calibrate.add_argument("--count", type=whole_number(0, MAX_ITEMS), default=24,
+                           help="synthetic scans made from the --healthy scans")
+    calibrate.add_argument("--seed", type=seed_number, default=0, help="seed of the synthetic lesions")
+    _organ_names_option(calibrate, required=False)
+    calibrate.add_argument("--model-out", type=Path, required=True,
+                           help="model folder to write: the model with the new thresholds (the input is left as is)")
+    calibrate.set_defaults(run=_cmd_calibrate)
 
     triage = commands.add_parser(
         "triage", help="a reading queue: scans ordered by one finding's score, with location and report line")

@@ -364,12 +364,15 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                    train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
                    real: RealFindings | None = None, rules: dict | None = None,
                    size_classes: tuple[str, ...] = ("medium", "large"), label_set: str = "type",
-                   progress: Callable[[str], None] | None = None, checkpoint_dir=None) -> dict:
+                   progress: Callable[[str], None] | None = None, checkpoint_dir=None,
+                   calibration_scans: list[HealthyScan] | None = None, calibration_count: int = 24) -> dict:
     """Train the 3-D classifier on synthetic located findings made from ``train_scans`` (plus
     ``real`` when given) and judge it on synthetic findings made from ``test_scans`` (scans it
     never saw): per finding AUC (DeLong CI), sensitivity and specificity (Wilson CIs) at the
-    validation thresholds; location: the organ named by each finding's evidence against the organ
-    the lesion was inserted in; a report per test scan."""
+    validation thresholds (or, with ``calibration_scans``, thresholds chosen on those real scans
+    and ``calibration_count`` synthetic scans made from them: ``calibration.calibrate_thresholds``);
+    location: the organ named by each finding's evidence against the organ the lesion was
+    inserted in; a report per test scan."""
     from ..metrics.classification import per_finding_metrics
     from .report_rules import write_report_text
     from ..recipes.volume_classifier import VolumeRecipe, train_volume_classifier
@@ -419,6 +422,11 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
         progress=lambda e: say(_training_line(e)))
     classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm
+    classifier.training["synthetic_lesions"] = {"size_classes": list(size_classes), "label_set": label_set}
+    if calibration_scans:
+        from .calibration import calibrate_thresholds
+
+        calibrate_thresholds(classifier, calibration_scans, calibration_count, seed + 20_000, progress=say)
     test = synthetic_findings_set(test_scans, test_count, organs, seed + 10_000, size_classes, label_set=label_set)
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)

@@ -176,9 +176,11 @@ class TrainedVolumeClassifier:
         return np.where(p < t, 0.5 * p / t, 0.5 + 0.5 * (p - t) / (1 - t))
 
 
-def _thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[str]]:
-    """Per finding: the threshold that maximises Youden's J on validation data (0.5 where the
-    validation set lacks positives or negatives, with a note)."""
+def choose_thresholds(truth: np.ndarray, scores: np.ndarray,
+                      fallback: list[float] | None = None) -> tuple[list[float], list[str]]:
+    """Per finding: the threshold that maximises Youden's J on validation data (``truth`` and
+    ``scores`` (cases, findings)); where those lack positives or negatives for a finding, its
+    ``fallback`` threshold (default 0.5), with a note."""
     from sklearn.metrics import roc_curve
 
     thresholds, notes = [], []
@@ -193,8 +195,9 @@ def _thresholds(truth: np.ndarray, scores: np.ndarray) -> tuple[list[float], lis
             logit = (np.log(high / (1 - high)) + np.log(max(low, 1e-6) / (1 - max(low, 1e-6)))) / 2
             thresholds.append(float(1 / (1 + np.exp(-logit))))
         else:
-            thresholds.append(0.5)
-            notes.append(f"finding {f}: the validation set has only one class; threshold 0.5")
+            kept = 0.5 if fallback is None else float(fallback[f])
+            thresholds.append(kept)
+            notes.append(f"finding {f}: the validation set has only one class; threshold {kept:g}")
     return thresholds, notes
 
 
@@ -337,7 +340,7 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
                      should_stop=should_stop, progress=progress, after_epoch=after_epoch)
     trained = TrainedVolumeClassifier(model, recipe, list(names), [0.5] * len(names), seed, history)
     scores = trained.predict_proba([volumes[i] for i in validation])
-    trained.thresholds, notes = _thresholds(findings[validation], scores)
+    trained.thresholds, notes = choose_thresholds(findings[validation], scores)
     trained.training = {"volumes": len(volumes), "train": len(train), "validation": len(validation),
                         "with_lesion_masks": 0 if masks is None else sum(m is not None for m in masks),
                         "map_loss": targets is not None,

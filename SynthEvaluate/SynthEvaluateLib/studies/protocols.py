@@ -22,7 +22,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from ..metrics.classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
 from ..recipes.data import ImageSet
 from .leakage import check_disjoint
-from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
 from ..recipes.training import ClassifierRecipe, TrainedClassifier, train_classifier
 
 
@@ -121,29 +121,62 @@ def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: I
             "summary": summary, "inception_score": inception, "runs": runs}
 
 
+#: accuracy an arm may lose against real only and still be called "not worse" (5 points)
+AUGMENTATION_MARGIN = 0.05
+
+
 def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet,
                        recipe: ClassifierRecipe = ClassifierRecipe(), seeds=(0, 1, 2),
                        synthetic_ratios=(0.0, 0.5, 1.0), real_counts=(None,), synthetic_only: bool = True,
-                       progress: Callable[[str], None] | None = None, should_stop=None) -> dict:
+                       progress: Callable[[str], None] | None = None, should_stop=None,
+                       margin: float = AUGMENTATION_MARGIN) -> dict:
     """Train the recipe on each arm and compare every arm with real-only on the same test set.
 
     ``synthetic_ratios``: synthetic images added per real image (0 = real only);
     ``real_counts``: how many real training images to keep (None = all; e.g. 10 or 50).
+    Each arm is compared with its real-only reference per seed and over all seeds (each test
+    image's correctness averaged over the seeds, the interval over images: ``pooled``), where
+    ``margin`` (accuracy) decides "not worse".
     """
     _check_sets(real_train, test, "real training")
     _check_sets(synthetic, test, "synthetic training")
     arms = study_arms(synthetic_ratios, real_counts, synthetic_only)
+    correct: dict[str, list[np.ndarray]] = {arm["name"]: [] for arm in arms}
 
     def fit_and_score(arm, seed, rng):
         train = _arm_training_set(real_train, synthetic, arm, rng)
         metrics = evaluate_classifier(train_classifier(train, recipe, seed, should_stop=should_stop), test)
+        correct[arm["name"]].append(metrics["correct"].astype(float))
         return {**_public(metrics), "train": train.summary()}, metrics
 
     results = run_arms(arms, seeds, fit_and_score, lambda a, b, seed: _paired(a, b, test), progress)
     summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
                       "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
+    pooled = _pooled_comparisons(arms, correct, margin)
     return {"protocol": "augmentation", "recipe": recipe.to_dict(), "seeds": list(seeds), "arms": arms,
-            "test": test.summary(), "summary": summary, "runs": results}
+            "test": test.summary(), "summary": summary, "pooled": pooled, "verdict": _pooled_verdict(pooled),
+            "runs": results}
+
+
+def _pooled_comparisons(arms: list[dict], correct: dict[str, list[np.ndarray]], margin: float) -> dict:
+    """Accuracy of each arm against its real-only reference over every seed: per test image,
+    the share of seeds that got it right, paired by image (``paired_difference``)."""
+    pooled = {}
+    for arm in arms:
+        reference = reference_arm(arm, arms)
+        if reference is None or reference == arm["name"] or len(correct[arm["name"]][0]) < MIN_BOOTSTRAP_CASES:
+            continue
+        comparison = paired_difference(np.stack(correct[arm["name"]]), np.stack(correct[reference]),
+                                       n_resamples=2000, seed=0, margin=margin)
+        pooled[arm["name"]] = {"versus": reference, "metric": "accuracy", **comparison}
+    return pooled
+
+
+def _pooled_verdict(pooled: dict) -> str | None:
+    lines = [f"{arm} vs {c['versus']} (accuracy over {c['seeds']} seed(s), {c['n']} test images): "
+             f"{c['mean_difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], {c['conclusion']}."
+             for arm, c in pooled.items()]
+    return " ".join(lines) or None
 
 
 def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.random.Generator) -> ImageSet:

@@ -1,0 +1,107 @@
+"""Thresholds chosen on the user's own real scans: a findings model trained on a few CTs calls
+its findings at the thresholds that suited held-out scans *of those CTs*; on another scanner,
+phase or field of view its scores shift, and those thresholds call everything (or nothing).
+
+``calibrate_thresholds`` re-chooses each finding's threshold (Youden's J, as in training) on
+real scans of the kind the model will read:
+- each healthy real scan as given: a negative for every finding;
+- SynthLesion findings inserted into those scans: positives (and negatives) of known type and
+  place, on that scanner's anatomy, noise and enhancement;
+- real labelled scans where the user has them (one 0/1 column per finding), as they are.
+Only the thresholds change (and with them the certainty each report states); the ranking
+(AUC) is the network's.  The record of what was done goes into the model card.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from MedSynthCommonLib.errors import MedSynthInputError
+
+from .findings_study import HealthyScan, RealFindings, finding_names, model_view, synthetic_findings_set
+
+#: how synthetic lesions were drawn when a card does not say (the study's defaults)
+DEFAULT_LESIONS = {"size_classes": ["medium", "large"], "label_set": "type"}
+
+
+def lesions_of(classifier) -> dict:
+    """The size classes and label set the model's synthetic training lesions were drawn with
+    (kept in its card; older cards: the study's defaults), checked against its findings."""
+    lesions = {**DEFAULT_LESIONS, **classifier.training.get("synthetic_lesions", {})}
+    names = finding_names(classifier.organs, lesions["label_set"], tuple(lesions["size_classes"]))
+    if names != list(classifier.findings):
+        raise MedSynthInputError(
+            f"The model's findings ({', '.join(classifier.findings)}) are not the ones SynthLesion lesions of "
+            f"{lesions['label_set']!r} in {', '.join(classifier.organs)} would carry; this model cannot be "
+            "calibrated with synthetic lesions (give real labelled scans only, or retrain it with this version).")
+    return lesions
+
+
+def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed: int,
+                         real: RealFindings | None = None,
+                         progress: Callable[[str], None] | None = None) -> dict:
+    """Choose ``classifier.thresholds`` (in place) on real scans; returns the record kept in
+    ``classifier.training["calibration"]``.
+
+    ``scans``: healthy real scans with organ maps, of the scanner/phase/framing to be read and of
+    other patients than any test scan; each is used as given (no finding) and ``count`` synthetic
+    scans are made from them (seeded by ``seed``).  ``real``: real labelled scans.  A finding that
+    the calibration scans hold no positive (or no negative) of keeps its threshold."""
+    from ..metrics.classification import per_finding_metrics
+    from ..recipes.volume_classifier import choose_thresholds
+
+    if not scans and real is None:
+        raise MedSynthInputError("Calibration needs real scans: healthy scans with organ maps, or labelled scans.")
+    say = progress or (lambda message: None)
+    names = list(classifier.findings)
+    volumes, truth, sources = [], [], []
+    if scans:
+        lesions = lesions_of(classifier)
+        views = [model_view(classifier, scan) for scan in scans]
+        say(f"calibration: {count} synthetic scans made from {len(scans)} real scan(s)")
+        made = synthetic_findings_set(views, count, classifier.organs, seed, tuple(lesions["size_classes"]),
+                                      label_set=lesions["label_set"]) if count else None
+        if made is not None:
+            volumes += made.volumes
+            truth += list(made.findings)
+            sources += ["synthetic"] * count
+        volumes += [view.image for view in views]  # as given: no finding
+        truth += [np.zeros(len(names), np.int64)] * len(views)
+        sources += ["as given"] * len(views)
+    if real is not None:
+        findings = np.asarray(real.findings)
+        if findings.shape != (len(real.scans), len(names)):
+            raise MedSynthInputError(f"The labelled calibration scans' findings must be ({len(real.scans)}, "
+                                     f"{len(names)}): one 0/1 column per finding ({', '.join(names)}).")
+        volumes += [model_view(classifier, scan).image for scan in real.scans]
+        truth += list(findings)
+        sources += ["real labelled"] * len(real.scans)
+    truth = np.asarray(truth, np.int64).reshape(len(volumes), len(names))
+    say(f"calibration: scoring {len(volumes)} scans")
+    scores = classifier.predict_proba(volumes)
+    before = [float(t) for t in classifier.thresholds]
+    thresholds, notes = choose_thresholds(truth, scores, fallback=before)
+    record = {
+        "scans": {"real_healthy": len(scans), "synthetic": sum(s == "synthetic" for s in sources),
+                  "real_labelled": 0 if real is None else len(real.scans)},
+        "seed": seed, "rule": "Youden's J on the calibration scans (midway to the next score); a finding they "
+                              "hold no positive or no negative of keeps its threshold",
+        "thresholds_before": dict(zip(names, before)), "thresholds": dict(zip(names, thresholds)), "notes": notes,
+        "on_calibration_scans": {
+            "before": _operating_points(truth, scores, before, names, per_finding_metrics),
+            "after": _operating_points(truth, scores, thresholds, names, per_finding_metrics)},
+    }
+    classifier.thresholds = thresholds
+    classifier.training["calibration"] = record
+    return record
+
+
+def _operating_points(truth, scores, thresholds, names, per_finding_metrics) -> dict:
+    """Sensitivity and specificity per finding on the calibration scans at ``thresholds``
+    (optimistic: the thresholds were chosen there; judge on other scans)."""
+    called = scores >= np.asarray(thresholds)[None]
+    metrics = per_finding_metrics(truth, scores, called, names, thresholds)
+    return {name: {key: m[key] for key in ("sensitivity", "specificity", "threshold", "positives", "negatives")}
+            for name, m in metrics.items()}
