@@ -276,9 +276,11 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
     with open(queue_file, encoding="utf-8", newline="") as handle:
         queue = list(csv.DictReader(handle))
     assert len(queue) == 6 and list(queue[0]) == ["rank", "case_id", "image", "finding", "score", "called",
-                                                  "threshold", "coverage", "location", "report"]
+                                                  "threshold", "coverage", "familiar", "location",
+                                                  "report"]
     scores = [float(row["score"]) for row in queue]
     assert scores == sorted(scores, reverse=True)
+    assert {row["familiar"] for row in queue} == {"yes"}  # phantoms like the training ones
     # the same queue when the scans are scored on a real local Dask cluster (each worker loads the model)
     assert main(["evaluate", "triage", "--model", str(model), "--cases", str(tmp_path / "cases.csv"),
                  "--finding", "hyperdense lesion", "--organ-names", *names, "--cluster", "local:2",
@@ -364,8 +366,12 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
                  "--organ-names", f"{tmp_path / 'names.json'}:labels", "--organs", "liver", "spleen",
                  "--labels", "type-organ",
                  "--train-count", "8", "--test-count", "4", "--epochs", "2", "--input-shape", "32", "64", "64",
-                 "--scanner-augment", "--out", str(out)]) == 0
+                 "--scanner-augment", "--calibrate-on", str(tmp_path / "train.csv"), "--calibration-count", "4",
+                 "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    calibration = results["classifier"]["calibration"]  # thresholds chosen on p0, as given and with 4 lesions
+    assert calibration["scans"] == {"real_healthy": 1, "synthetic": 4, "real_labelled": 0}
+    assert [f["threshold"] for f in results["per_finding"].values()] == list(calibration["thresholds"].values())
     assert results["protocol"] == "ct-findings" and results["sets"]["train"] == {"synthetic": 8, "real": 2}
     assert results["classifier"]["with_lesion_masks"] == 8 and results["classifier"]["map_loss"]
     assert "_classifier" not in results and (out / "model" / "card.json").exists()

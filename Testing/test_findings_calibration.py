@@ -129,3 +129,56 @@ def test_calibration_scans_that_are_test_scans_are_refused(tmp_path, capsys):
                  str(tmp_path / "scans.csv"), "--calibrate-on", str(tmp_path / "scans.csv"), "--organ-names", *names,
                  "--organs", "liver", "--train-count", "6", "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
     assert "is the test scans' scan 1" in capsys.readouterr().err and not (tmp_path / "r" / "model").exists()
+
+
+def _darker_liver(scans, hu=40.0):
+    """The scans with the liver ``hu`` darker, as an arterial-phase scan shows a portal-venous
+    model's organ."""
+    from SynthEvaluateLib.findings.findings_study import HealthyScan
+
+    return [HealthyScan(np.where(s.organs == ORGAN_LABELS["liver"], s.image - hu, s.image).astype(np.float32),
+                        s.organs, s.organ_names, s.geometry) for s in scans]
+
+
+def test_scans_unlike_the_training_scans_are_flagged_until_calibrated_on(findings_result):
+    from SynthEvaluateLib.findings.calibration import calibrate_thresholds
+    from SynthEvaluateLib.findings.familiarity import familiarity_text, organ_levels, unfamiliar_organs
+    from SynthEvaluateLib.findings.report_rules import load_rules
+    from SynthEvaluateLib.findings.triage import queue_row
+
+    result, test_scans = findings_result
+    classifier = dataclasses.replace(result["_classifier"], training=dict(result["_classifier"].training))
+    ranges = classifier.training["organ_levels_hu"]
+    assert set(ranges) == set(ORGANS) and all(low <= high for low, high in ranges.values())
+    assert result["healthy_test_scans"]["unlike_the_training_scans"] == ["", "", ""]  # other phantoms, same kind
+    level = organ_levels(test_scans[0], ORGANS)["liver"]
+    assert ranges["liver"][0] - 20 <= level <= ranges["liver"][1] + 20
+    darker = _darker_liver(test_scans)
+    row = queue_row(classifier, "a", "a.nii.gz", darker[0], "hypodense lesion")
+    low, high = ranges["liver"]
+    assert row["familiar"] == "no: " + familiarity_text([{"organ": "liver", "hu": level - 40, "range": [low, high]}])
+    assert familiarity_text([{"organ": "liver", "hu": 44.2, "range": [98.0, 105.0]},
+                             {"organ": "spleen", "hu": 35.0, "range": [110.0, 110.0]}]) == (
+        "liver 44 HU (training scans 98-105 HU); spleen 35 HU (training scans 110 HU)")
+    assert row["report"].endswith(f"unlike the scans the model was trained on ({row['familiar'][4:]}): another "
+                                  "contrast phase or scanner, so this reading is less certain.")
+    assert queue_row(classifier, "b", "b.nii.gz", test_scans[0], "hypodense lesion")["familiar"] == "yes"
+    assert unfamiliar_organs({"liver": high + 19.9}, ranges) == [] and familiarity_text([]) == ""
+    assert unfamiliar_organs({"liver": 5.0}, {}) == []  # an older card keeps no range: nothing to say
+    # calibrated on scans like it, the model knows such livers, and says nothing more
+    calibrate_thresholds(classifier, _darker_liver(phantom_scans(range(20, 22))), count=4, seed=0)
+    assert classifier.training["organ_levels_hu"]["liver"][0] < low - 30
+    assert queue_row(classifier, "a", "a.nii.gz", darker[0], "hypodense lesion")["familiar"] == "yes"
+    rules_file = load_rules()  # the sentence is in the rules table, checked like the others
+    assert "{details}" in rules_file["unfamiliar"]
+
+
+def test_the_unfamiliar_sentence_is_a_rule_the_user_edits(tmp_path):
+    from SynthEvaluateLib.findings.report_rules import load_rules, write_report_text
+
+    (tmp_path / "rules.json").write_text(json.dumps({"unfamiliar": "Unlike training: {details}."}), encoding="utf-8")
+    rules = load_rules(tmp_path / "rules.json")
+    assert write_report_text([], rules, unfamiliar="liver 60 HU") == "No acute finding. Unlike training: liver 60 HU."
+    (tmp_path / "rules.json").write_text(json.dumps({"unfamiliar": "{organ} differs"}), encoding="utf-8")
+    with pytest.raises(MedSynthInputError, match="unfamiliar template names"):
+        load_rules(tmp_path / "rules.json")

@@ -20,6 +20,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
+from .familiarity import level_ranges, organ_levels
 from .findings_study import HealthyScan, RealFindings, finding_names, model_view, synthetic_findings_set
 
 #: how synthetic lesions were drawn when a card does not say (the study's defaults)
@@ -56,27 +57,26 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
         raise MedSynthInputError("Calibration needs real scans: healthy scans with organ maps, or labelled scans.")
     say = progress or (lambda message: None)
     names = list(classifier.findings)
+    if real is not None and np.shape(real.findings) != (len(real.scans), len(names)):
+        raise MedSynthInputError(f"The labelled calibration scans' findings must be ({len(real.scans)}, "
+                                 f"{len(names)}): one 0/1 column per finding ({', '.join(names)}).")
     volumes, truth, sources = [], [], []
+    views = [model_view(classifier, scan) for scan in scans + (real.scans if real is not None else [])]
     if scans:
         lesions = lesions_of(classifier)
-        views = [model_view(classifier, scan) for scan in scans]
         say(f"calibration: {count} synthetic scans made from {len(scans)} real scan(s)")
-        made = synthetic_findings_set(views, count, classifier.organs, seed, tuple(lesions["size_classes"]),
+        made = synthetic_findings_set(views[:len(scans)], count, classifier.organs, seed, tuple(lesions["size_classes"]),
                                       label_set=lesions["label_set"]) if count else None
         if made is not None:
             volumes += made.volumes
             truth += list(made.findings)
             sources += ["synthetic"] * count
-        volumes += [view.image for view in views]  # as given: no finding
-        truth += [np.zeros(len(names), np.int64)] * len(views)
-        sources += ["as given"] * len(views)
+        volumes += [view.image for view in views[:len(scans)]]  # as given: no finding
+        truth += [np.zeros(len(names), np.int64)] * len(scans)
+        sources += ["as given"] * len(scans)
     if real is not None:
-        findings = np.asarray(real.findings)
-        if findings.shape != (len(real.scans), len(names)):
-            raise MedSynthInputError(f"The labelled calibration scans' findings must be ({len(real.scans)}, "
-                                     f"{len(names)}): one 0/1 column per finding ({', '.join(names)}).")
-        volumes += [model_view(classifier, scan).image for scan in real.scans]
-        truth += list(findings)
+        volumes += [view.image for view in views[len(scans):]]
+        truth += list(real.findings)
         sources += ["real labelled"] * len(real.scans)
     truth = np.asarray(truth, np.int64).reshape(len(volumes), len(names))
     say(f"calibration: scoring {len(volumes)} scans")
@@ -95,6 +95,9 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
     }
     classifier.thresholds = thresholds
     classifier.training["calibration"] = record
+    # the thresholds now fit these scans too: their organ levels are familiar from now on
+    classifier.training["organ_levels_hu"] = level_ranges([organ_levels(view, classifier.organs) for view in views],
+                                                          classifier.training.get("organ_levels_hu"))
     return record
 
 

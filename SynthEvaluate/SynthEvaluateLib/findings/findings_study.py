@@ -423,6 +423,10 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         progress=lambda e: say(_training_line(e)))
     classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm
     classifier.training["synthetic_lesions"] = {"size_classes": list(size_classes), "label_set": label_set}
+    from .familiarity import level_ranges, organ_levels
+
+    trained_on = train_scans + ([] if real is None else [scan.cut(box) for scan, box in zip(real.scans, real_boxes)])
+    classifier.training["organ_levels_hu"] = level_ranges([organ_levels(scan, organs) for scan in trained_on])
     if calibration_scans:
         from .calibration import calibrate_thresholds
 
@@ -432,6 +436,10 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     called = classifier.called(probabilities)
     per_finding = per_finding_metrics(test.findings, probabilities, called, names, classifier.thresholds)
     healthy = _healthy_calls(classifier, test_scans, names)
+    from .familiarity import familiarity_text, unfamiliar_organs
+
+    healthy["unlike_the_training_scans"] = [familiarity_text(unfamiliar_organs(
+        organ_levels(scan, organs), classifier.training["organ_levels_hu"])) for scan in test_scans]
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
     for n, volume in enumerate(test.volumes):
         scan = test_scans[n % len(test_scans)]

@@ -17,7 +17,9 @@ The rules are one table (``DEFAULT_RULES``, or a JSON file of the same shape the
   organ (the location up to its first comma), with ``{finding}`` (the higher-scoring),
   ``{other}`` and ``{location}``: it never states either as definite;
 - ``partial_view``: the sentence added when the scan covers less than ``partial_view_below``
-  of the region the model reads, with ``{percent}`` (the share it covers).
+  of the region the model reads, with ``{percent}`` (the share it covers);
+- ``unfamiliar``: the sentence added when the scan's organs measure unlike the training scans'
+  (``familiarity``), with ``{details}`` (e.g. "liver 44 HU (training scans 98-105 HU)").
 
 A finding is a dict: ``finding`` (type), ``score`` (0-1), optional ``location`` and
 ``size_mm``.  Sentences follow the order of the list sorted by score (highest first).
@@ -43,6 +45,8 @@ DEFAULT_RULES: dict = {
     "partial_view": "The scan covers {percent} % of the region the model reads (it ends within or near the "
                     "organs), so this reading is less certain.",
     "partial_view_below": 0.9,
+    "unfamiliar": "The organs measure unlike the scans the model was trained on ({details}): another contrast "
+                  "phase or scanner, so this reading is less certain.",
 }
 
 _FIELDS = {"certainty", "finding", "location", "size"}
@@ -68,10 +72,11 @@ def load_rules(path: str | Path | None = None) -> dict:
     if used - _CONFLICT_FIELDS:
         raise MedSynthInputError(f"The conflict template names {sorted(used - _CONFLICT_FIELDS)}; it may use "
                                  f"{sorted(_CONFLICT_FIELDS)}.")
-    used = {name for _, name, _, _ in string.Formatter().parse(rules["partial_view"]) if name}
-    if used - {"percent"}:
-        raise MedSynthInputError(f"The partial_view template names {sorted(used - {'percent'})}; it may use "
-                                 "['percent'].")
+    for key, allowed in (("partial_view", {"percent"}), ("unfamiliar", {"details"})):
+        used = {name for _, name, _, _ in string.Formatter().parse(rules[key]) if name}
+        if used - allowed:
+            raise MedSynthInputError(f"The {key} template names {sorted(used - allowed)}; it may use "
+                                     f"{sorted(allowed)}.")
     if not isinstance(rules["partial_view_below"], (int, float)) or not 0 <= rules["partial_view_below"] <= 1:
         raise MedSynthInputError("partial_view_below must be a share between 0 and 1.")
     if not isinstance(rules["exclusive"], list) or not all(
@@ -116,16 +121,20 @@ def _organ(finding: dict, rules: dict) -> str:
     return (finding.get("location") or rules["unknown_location"]).split(",")[0].split(" (")[0].strip()
 
 
-def write_report_text(findings: list[dict], rules: dict | None = None, coverage: float = 1.0) -> str:
+def write_report_text(findings: list[dict], rules: dict | None = None, coverage: float = 1.0,
+                      unfamiliar: str = "") -> str:
     """The report: one sentence per reported finding (highest score first), or the
     no-finding sentence.  Reported findings of one ``exclusive`` group in one organ become one
     ``conflict`` sentence (never two contradicting "Definite" statements).  ``coverage``: the
     share of the model's region the scan covers; below ``partial_view_below`` the
-    ``partial_view`` sentence follows."""
+    ``partial_view`` sentence follows.  ``unfamiliar``: the organs that measure unlike the
+    training scans (``familiarity.familiarity_text``); when given, the ``unfamiliar`` sentence."""
     rules = rules or load_rules()
     text = _findings_text(findings, rules)
     if coverage < rules["partial_view_below"]:
         text += " " + rules["partial_view"].format(percent=int(100 * coverage))
+    if unfamiliar:
+        text += " " + rules["unfamiliar"].format(details=unfamiliar)
     return text
 
 

@@ -13,11 +13,12 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
+from .familiarity import familiarity_text, organ_levels, unfamiliar_organs
 from .findings_study import HealthyScan, box_coverage, located_findings, model_box, model_view
 from .report_rules import write_report_text
 
-QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "coverage", "location",
-                 "report")
+QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "coverage", "familiar",
+                 "location", "report")
 
 
 def finding_index(classifier, finding: str) -> int:
@@ -30,8 +31,10 @@ def finding_index(classifier, finding: str) -> int:
 def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, rules: dict | None = None) -> dict:
     """One scan's queue row (without its rank).  The model reads the scan as it was trained to
     (``model_view``: the box around its organs, refused without them); ``coverage`` is the share
-    of that box inside the scan, and the report says when it is short; a whole-scan model reads
-    a scan without an organ map too, located by coarse regions (its report says so)."""
+    of that box inside the scan, and the report says when it is short; ``familiar`` says whether
+    its organs' levels lie within the training scans' (``familiarity``; empty for older model
+    cards), and the report says when not; a whole-scan model reads a scan without an organ map
+    too, located by coarse regions (its report says so)."""
     target = finding_index(classifier, finding)
     box = model_box(classifier, scan)
     coverage = box_coverage(box, scan.image.shape)
@@ -40,11 +43,14 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
     located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
                                scan.geometry, probabilities)
     where = next((row["location"] for row in located if row["finding"] == finding), "")
+    ranges = classifier.training.get("organ_levels_hu")
+    unlike = familiarity_text(unfamiliar_organs(organ_levels(scan, classifier.organs), ranges))
+    familiar = "" if not ranges or scan.organs is None else f"no: {unlike}" if unlike else "yes"
     return {"case_id": case_id, "image": str(image), "finding": finding,
             "score": round(float(probabilities[target]), 4),
             "called": "yes" if probabilities[target] >= classifier.thresholds[target] else "no",
             "threshold": round(float(classifier.thresholds[target]), 4), "coverage": round(coverage, 3),
-            "location": where, "report": write_report_text(located, rules, coverage)}
+            "familiar": familiar, "location": where, "report": write_report_text(located, rules, coverage, unlike)}
 
 
 def ranked(rows: list[dict]) -> list[dict]:
