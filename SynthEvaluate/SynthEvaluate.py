@@ -1,3 +1,4 @@
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated
@@ -77,6 +78,8 @@ class SynthEvaluateParameterNode:
     triageFinding: str = "hypodense lesion"
     triageOrganNames: str = ""
     triageQueue: Path
+    calibrationHealthy: Path
+    calibratedModel: Path
 
 
 class SegmentationMetricsSection(PanelSection):
@@ -219,7 +222,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self.logic = None
         self._metrics = None  # SegmentationMetricsSection
         self._readerStudy = None  # ReaderStudySection
-        self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings)
+        self._jobs = {}  # panel section -> its JobSection (protocol, study, triage, findings, calibrate)
         self._jobReady = {}  # panel section -> whether its inputs allow a start (parameter node -> bool)
         self._queueTable = None
 
@@ -234,7 +237,7 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
         self.initializeParameterNode()
 
     def _addJobSections(self) -> None:
-        """The four sections that run in the background: button, log, when it may start, how it
+        """The sections that run in the background: button, log, when it may start, how it
         starts, what it shows when it ends."""
         p = lambda: self._parameterNode  # noqa: E731
         paths = lambda *values: all(chosen_path(v) for v in values)  # noqa: E731
@@ -261,6 +264,12 @@ class SynthEvaluateWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, 
                                                                   p().triageModel),
                          lambda: self._openReport(self.logic.findingsReportFolder(p().triageModel)),
                          _("Cancelled (training again resumes where it stopped).")),
+            "calibrate": (self.ui.calibrateFindingsButton, self.ui.triageLogTextEdit, _("Calibrate model in background"),
+                          lambda n: paths(n.triageModel, n.calibrationHealthy, n.calibratedModel)
+                          and bool(n.triageOrganNames.strip()),
+                          lambda: self.logic.startCalibration(p().triageModel, p().calibrationHealthy,
+                                                              p().triageOrganNames, p().calibratedModel),
+                          lambda: setattr(p(), "triageModel", p().calibratedModel), None),  # the queue uses it
         }
         for name, (button, log, idle, ready, start, show, cancelled) in sections.items():
             self._jobs[name] = JobSection(button, log, idle, start, lambda code, show=show: self._jobEnded(code, show),
@@ -385,23 +394,14 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
 
     def startSegmentStudy(self, realTrain, healthy, test, lesionLabel=2, iterations=500, reportFolder=None):
         """Run ``medsynth evaluate segment-study`` (CSV files) in a background process; returns the job."""
-        from MedSynthCommonLib.background import BackgroundJob
-
-        return BackgroundJob.medsynth("evaluate", "segment-study", "--real-train", str(realTrain), "--healthy", str(healthy),
-                                      "--test", str(test), "--lesion-label", str(lesionLabel), "--iterations",
-                                      str(iterations), "--out", str(reportFolder),
-                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
+        return _startEvaluate("segment-study", "--real-train", realTrain, "--healthy", healthy, "--test", test,
+                              "--lesion-label", lesionLabel, "--iterations", iterations, "--out", reportFolder)
 
     def startProtocol(self, protocol, realFolder, syntheticFolder, reportFolder, epochs=20):
         """Run ``medsynth evaluate PROTOCOL`` in a background process; returns the job.  The synthetic folder
         may be a generator's model folder; "generator" needs one and records its figures in it."""
-        from MedSynthCommonLib.background import BackgroundJob
-
-        synthetic = (["--model-dir", str(syntheticFolder), "--record"] if protocol == "generator"
-                     else ["--synthetic", str(syntheticFolder)])
-        return BackgroundJob.medsynth("evaluate", protocol, "--real", str(realFolder), *synthetic,
-                                      "--epochs", str(epochs), "--out", str(reportFolder),
-                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
+        synthetic = ["--model-dir", syntheticFolder, "--record"] if protocol == "generator" else ["--synthetic", syntheticFolder]
+        return _startEvaluate(protocol, "--real", realFolder, *synthetic, "--epochs", epochs, "--out", reportFolder)
 
     @staticmethod
     def findingsReportFolder(modelFolder) -> Path:
@@ -411,25 +411,19 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
     def startFindingsTraining(self, healthy, organNames, modelFolder, epochs=60):
         """Run ``medsynth evaluate ct-findings`` (lesions in the healthy CTs, default organs and
         label set) in a background process; the model goes to ``modelFolder``; returns the job."""
-        import shlex
+        return _startEvaluate("ct-findings", "--healthy", healthy, *_organNames(organNames), "--epochs", epochs,
+                              "--model-out", modelFolder, "--out", self.findingsReportFolder(modelFolder))
 
-        from MedSynthCommonLib.background import BackgroundJob
-
-        return BackgroundJob.medsynth("evaluate", "ct-findings", "--healthy", str(healthy), "--organ-names",
-                                      *shlex.split(organNames), "--epochs", str(epochs), "--model-out",
-                                      str(modelFolder), "--out", str(self.findingsReportFolder(modelFolder)),
-                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
+    def startCalibration(self, modelFolder, healthy, organNames, calibratedFolder):
+        """Run ``medsynth evaluate calibrate-findings`` (thresholds chosen on healthy CTs like those to be
+        read) in a background process: the calibrated copy goes to ``calibratedFolder``; returns the job."""
+        return _startEvaluate("calibrate-findings", "--model", modelFolder, "--healthy", healthy,
+                              *_organNames(organNames), "--model-out", calibratedFolder)
 
     def startTriage(self, modelFolder, cases, finding, queueFile, organNames=""):
         """Run ``medsynth evaluate triage`` in a background process; returns the job."""
-        import shlex
-
-        from MedSynthCommonLib.background import BackgroundJob
-
-        names = ["--organ-names", *shlex.split(organNames)] if organNames.strip() else []
-        return BackgroundJob.medsynth("evaluate", "triage", "--model", str(modelFolder), "--cases", str(cases),
-                                      "--finding", finding, *names, "--out", str(queueFile),
-                                      commands=("SynthEvaluateLib.cli.commands:register",)).start()
+        return _startEvaluate("triage", "--model", modelFolder, "--cases", cases, "--finding", finding,
+                              *_organNames(organNames), "--out", queueFile)
 
     def queueTable(self, queueFile, table=None):
         """The queue CSV as a table node (``table`` refilled when given)."""
@@ -444,8 +438,6 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
     def showQueueCase(self, modelFolder, table, row, cases=None, organNames=""):
         """Load row ``row`` of a queue table: scan, evidence overlay, evidence segment (see
         ``SynthEvaluateLib.logic.show_queue_case``); the case's organ mask comes from ``cases``."""
-        import shlex
-
         from MedSynthCommonLib.mrml import table_rows
         from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names, read_ct_cases
         from SynthEvaluateLib.logic import show_queue_case
@@ -459,6 +451,19 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         if self._classifier is None or self._classifierFolder != str(modelFolder):
             self._classifier, self._classifierFolder = load_volume_classifier(Path(modelFolder)), str(modelFolder)
         return show_queue_case(slicer.mrmlScene, self._classifier, entry, organMask and str(organMask), names)
+
+
+def _startEvaluate(command: str, *arguments):
+    """``medsynth evaluate COMMAND ARGUMENTS`` in a background process; returns the job."""
+    from MedSynthCommonLib.background import BackgroundJob
+
+    return BackgroundJob.medsynth("evaluate", command, *map(str, arguments),
+                                  commands=("SynthEvaluateLib.cli.commands:register",)).start()
+
+
+def _organNames(organNames: str) -> list[str]:
+    """``--organ-names`` and the panel's items (none when the field is empty)."""
+    return ["--organ-names", *shlex.split(organNames)] if organNames.strip() else []
 
 
 #

@@ -108,6 +108,8 @@ def _cmd_calibrate(args) -> int:
     if (model_out / CARD).exists() or model_out.resolve() == Path(args.model).resolve():
         raise MedSynthInputError(f"{model_out} already holds a model; choose another --model-out: a model is never "
                                  "overwritten (the calibrated copy is written beside it).")
+    if model_out.exists() and not model_out.is_dir():
+        raise MedSynthInputError(f"--model-out {model_out} is a file, not a folder; give a new folder path.")
     classifier = load_volume_classifier(args.model)
     organ_names = parse_organ_names(args.organ_names or [])
     healthy = _scans(args.healthy, organ_names)[1] if args.healthy is not None else []
