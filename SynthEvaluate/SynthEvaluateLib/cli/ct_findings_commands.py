@@ -13,6 +13,7 @@ from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import csv_text
 
 from ..findings.findings_study import LABEL_SETS, finding_names
+from ..findings.triage import QUEUE_COLUMNS
 
 
 def _say(message: str) -> None:
@@ -239,6 +240,5 @@ def register(commands, out_option, run) -> None:
     _organ_names_option(triage, required=False)
     triage.add_argument("--rules", type=Path, help="report rules (JSON)")
     add_executor_options(triage, "scoring the scans")
-    triage.add_argument("--out", type=Path, required=True, help="queue CSV to write: " + ", ".join(
-        ["rank", "case_id", "image", "finding", "score", "called", "threshold", "location", "report"]))
+    triage.add_argument("--out", type=Path, required=True, help="queue CSV to write: " + ", ".join(QUEUE_COLUMNS))
     triage.set_defaults(run=_cmd_triage)
