@@ -200,7 +200,8 @@ def test_a_scan_stored_the_other_way_round_is_read_the_same(findings_result):
     DICOM through SimpleITK: toward the left).  A findings scan is kept in one order, so the model
     sees one anatomy however the file stored it: same scores, same location."""
     from MedSynthCommonLib.geometry import Geometry
-    from SynthEvaluateLib.findings.findings_study import HealthyScan, located_findings, synthetic_findings_set
+    from SynthEvaluateLib.findings.calls import located_findings
+    from SynthEvaluateLib.findings.findings_study import HealthyScan, synthetic_findings_set
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
@@ -276,7 +277,7 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
     with open(queue_file, encoding="utf-8", newline="") as handle:
         queue = list(csv.DictReader(handle))
     assert len(queue) == 6 and list(queue[0]) == ["rank", "case_id", "image", "finding", "score", "called",
-                                                  "threshold", "coverage", "familiar", "location",
+                                                  "threshold", "density", "coverage", "familiar", "location",
                                                   "report"]
     scores = [float(row["score"]) for row in queue]
     assert scores == sorted(scores, reverse=True)
@@ -381,6 +382,7 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     assert results["recipe"]["scanner_augment"] and results["healthy_test_scans"]["scans"] == 1
     assert "training scans" not in results["healthy_test_scans"]["note"]  # --test-healthy was given
     assert "specificity on the healthy test scans as given (real, no lesion)" in summary
+    assert "sensitivity after the density check" in summary and "as given (real, no lesion), after the density" in summary
     per_scan = (out / "per_image.csv").read_text(encoding="utf-8").splitlines()
     assert per_scan[0] == "scan,inserted,called,report" and len(per_scan) == 1 + 4
     capsys.readouterr()

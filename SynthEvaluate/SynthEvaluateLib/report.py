@@ -86,11 +86,16 @@ def summary_rows(result: dict) -> list[dict]:
         return rows
     if protocol == "ct-findings":
         rows = _per_finding_rows(result["per_finding"])
+        checked = result.get("per_finding_after_density_check", {})  # the calls the image bears out
+        rows += [{**row, "metric": f"{row['metric']} after the density check"} for row in _per_finding_rows(checked)
+                 if row["metric"] in ("sensitivity", "specificity")]
         healthy = result.get("healthy_test_scans")
         if healthy:  # beside the synthetic figures: the same model on the real scans as given
-            rows += [{"finding": name, "metric": "specificity on the healthy test scans as given (real, no lesion)",
-                      "value": _ci_text(f["specificity"]), "cases": healthy["scans"]}
-                     for name, f in healthy["per_finding"].items()]
+            rows += [{"finding": name, "metric": f"specificity on the healthy test scans as given (real, no lesion){after}",
+                      "value": _ci_text(f[f"specificity{key}"]), "cases": healthy["scans"]}
+                     for name, f in healthy["per_finding"].items()
+                     for key, after in (("", ""), ("_after_density_check", ", after the density check"))
+                     if f"specificity{key}" in f]
         where = result["location"]
         rows += [{"finding": "all", "metric": f"location in the right organ ({which.replace('_', ' ')})",
                   "value": _ci_text(where[which]), "cases": where[which]["n"]}

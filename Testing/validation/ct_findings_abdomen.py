@@ -129,6 +129,7 @@ def main() -> None:
                        "yellow: evidence segment, cyan dashed: inserted lesion)")
     print(json.dumps({
         "study_seconds": round(study_seconds, 1), "per_finding": result["per_finding"],
+        "per_finding_after_density_check": result["per_finding_after_density_check"],
         "location": result["location"], "classifier": result["classifier"],
         "queue": {"scans": len(queue), "positives": positives,
                   "positives_in_the_top_places": sum(truth[:positives]), "order": truth},

@@ -10,7 +10,7 @@ upper-abdomen crop (``case01_ct3mm_upper``: 30 of 112 slices, the organs cut bel
 every scan.  Here the crop, as given and with ``--count`` synthetic scans made from it (seed 0),
 re-chooses the thresholds; both models are then judged on ``--test-count`` other synthetic scans
 of the crop (seed 10000, the lesions ``ct-findings --test-on upper`` tested on) and on the crop
-as given.  A proxy: calibration and test scans are one patient's one crop with other lesions
+as given, by the network's calls and by the calls the image bears out (the density check).  A proxy: calibration and test scans are one patient's one crop with other lesions
 and the crop as given is a negative in both (a user calibrates on other patients' scans of the
 scanner, phase and framing to be read).
 """
@@ -26,6 +26,7 @@ import numpy as np
 from MedSynthCommonLib.cli import main as medsynth
 from MedSynthCommonLib.imageio import read_volume
 from SynthEvaluateLib.findings.calibration import lesions_of
+from SynthEvaluateLib.findings.calls import checked_calls, located_findings
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
 from SynthEvaluateLib.findings.findings_study import HealthyScan, model_view, synthetic_findings_set
 from SynthEvaluateLib.metrics.classification import per_finding_metrics
@@ -36,12 +37,21 @@ def _count(entry: dict) -> str:
     return "n/a" if not entry["n"] else f"{round(entry['value'] * entry['n'])}/{entry['n']}"
 
 
-def _judged(classifier, volumes, truth) -> dict:
+def _judged(classifier, volumes, truth, view) -> dict:
+    """Per finding: AUC, and sensitivity / specificity of the network's calls and of the calls
+    the image bears out (``calls.checked_calls``: the density check)."""
     scores = classifier.predict_proba(volumes)
-    metrics = per_finding_metrics(truth, scores, classifier.called(scores), classifier.findings, classifier.thresholds)
-    return {name: {"auc": None if m["auc"] is None else round(m["auc"]["value"], 3),
-                   "sensitivity": _count(m["sensitivity"]), "specificity": _count(m["specificity"]),
-                   "threshold": round(m["threshold"], 4)} for name, m in metrics.items()}
+    called = classifier.called(scores)
+    located = [located_findings(classifier, volume, view, view.geometry, p) for volume, p in zip(volumes, scores)]
+    checked = checked_calls(called, located, classifier.findings)
+    judged = {}
+    for which, calls in (("network", called), ("after_density_check", checked)):
+        metrics = per_finding_metrics(truth, scores, calls, classifier.findings, classifier.thresholds)
+        for name, m in metrics.items():
+            entry = judged.setdefault(name, {"auc": None if m["auc"] is None else round(m["auc"]["value"], 3),
+                                             "threshold": round(m["threshold"], 4)})
+            entry[which] = {"sensitivity": _count(m["sensitivity"]), "specificity": _count(m["specificity"])}
+    return judged
 
 
 def main() -> None:
@@ -78,8 +88,8 @@ def main() -> None:
         given.findings, given.called(given.predict_proba([view.image]))[0],
         calibrated.called(calibrated.predict_proba([view.image]))[0])}
     summary = {"test": f"{args.test_count} synthetic scans of the crop (seed 10000) and the crop as given",
-               "model_as_trained": _judged(given, volumes, truth),
-               "calibrated_on_the_crop": _judged(calibrated, volumes, truth),
+               "model_as_trained": _judged(given, volumes, truth, view),
+               "calibrated_on_the_crop": _judged(calibrated, volumes, truth, view),
                "called_on_the_crop_as_given": as_given,
                "calibration": calibrated.training["calibration"]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -58,6 +58,10 @@ def summary(result: dict, seconds: float) -> dict:
                             for name, f in result["per_finding"].items()},
             "real_ct_as_given": {name: f["called_on"] for name, f in result["healthy_test_scans"]["per_finding"].items()},
             "real_ct_unlike_the_training_scans": result["healthy_test_scans"]["unlike_the_training_scans"],
+            "after_density_check": {name: {"sensitivity": value(f["sensitivity"]), "specificity": value(f["specificity"])}
+                                    for name, f in result["per_finding_after_density_check"].items()},
+            "real_ct_as_given_after_density_check": {
+                name: f["called_on_after_density_check"] for name, f in result["healthy_test_scans"]["per_finding"].items()},
             "location_right_organ": value(result["location"]["every_inserted_lesion"]),
             "inserted_lesions": result["location"]["every_inserted_lesion"]["n"]}
 

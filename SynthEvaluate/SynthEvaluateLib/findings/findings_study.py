@@ -310,26 +310,6 @@ def _insert(image, scan: HealthyScan, label: int, organ: str, lesion_type: str, 
     return None
 
 
-def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, geometry: Geometry,
-                     probabilities: np.ndarray, evidence: dict[int, np.ndarray] | None = None) -> list[dict]:
-    """The called findings of one scan with their locations (evidence x organ map); ``score`` is
-    the certainty (threshold at 0.5, see ``certainty``), ``probability`` the network's output.
-    ``evidence``: maps already made ({finding index: map}); the missing ones are made here."""
-    called = [int(f) for f in np.flatnonzero(classifier.called(probabilities[None])[0])]
-    evidence = dict(evidence or {})
-    evidence.update(classifier.evidence_maps(volume, [f for f in called if f not in evidence]))
-    certainty = classifier.certainty(probabilities)
-    rows = []
-    for f in called:
-        where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs,
-                                  None if scan is None else scan.organ_names)
-        rows.append({"finding": classifier.findings[f], "score": round(float(certainty[f]), 4),
-                     "probability": round(float(probabilities[f]), 4),
-                     "location": where["location"] if where["organ"] else f"{where['location']} ({where['basis']})",
-                     "organ": where["organ"], "basis": where["basis"]})
-    return rows
-
-
 def _training_line(entry: dict) -> str:
     if "resumed_at_epoch" in entry:
         return f"resuming the interrupted training after epoch {entry['resumed_at_epoch']}"
@@ -347,19 +327,6 @@ class RealFindings:
     masks: list[dict[int, np.ndarray] | None] | None = None
 
 
-def _healthy_calls(classifier, scans: list[HealthyScan], names: list[str]) -> dict:
-    """What the classifier calls on the test healthy scans as given (real scans, no lesion
-    inserted): every call is a false positive, so per finding the specificity on real scans."""
-    from ..metrics.classification import proportion
-
-    called = classifier.called(classifier.predict_proba([scan.image for scan in scans]))
-    return {"scans": len(scans), "note": "the healthy test scans as given, before any lesion is inserted: "
-                                         "every call on them is a false positive",
-            "per_finding": {name: {"called_on": int(called[:, f].sum()),
-                                   "specificity": proportion(int(len(scans) - called[:, f].sum()), len(scans))}
-                            for f, name in enumerate(names)}}
-
-
 def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan], organs: list[str],
                    train_count: int = 60, test_count: int = 20, recipe=None, seed: int = 0,
                    real: RealFindings | None = None, rules: dict | None = None,
@@ -374,6 +341,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     location: the organ named by each finding's evidence against the organ the lesion was
     inserted in; a report per test scan."""
     from ..metrics.classification import per_finding_metrics
+    from .calls import checked_calls, healthy_calls, located_findings
     from .report_rules import write_report_text
     from ..recipes.volume_classifier import VolumeRecipe, train_volume_classifier
 
@@ -435,7 +403,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     probabilities = classifier.predict_proba(test.volumes)
     called = classifier.called(probabilities)
     per_finding = per_finding_metrics(test.findings, probabilities, called, names, classifier.thresholds)
-    healthy = _healthy_calls(classifier, test_scans, names)
+    healthy = healthy_calls(classifier, test_scans, names, rules)
     from .familiarity import familiarity_text, unfamiliar_organs
 
     healthy["unlike_the_training_scans"] = [familiarity_text(unfamiliar_organs(
@@ -446,7 +414,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         inserted = [names.index(r["finding"]) for r in test.references[n]]
         wanted = inserted + [int(f) for f in np.flatnonzero(called[n])]
         evidence = classifier.evidence_maps(volume, wanted)  # one pass for every map this scan needs
-        rows = located_findings(classifier, volume, scan, scan.geometry, probabilities[n], evidence)
+        rows = located_findings(classifier, volume, scan, scan.geometry, probabilities[n], evidence, rules)
         for row in rows:
             truth_organs = [r["organ"] for r in test.references[n] if r["finding"] == row["finding"]]
             if truth_organs:
@@ -464,7 +432,8 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     per_scan = [{"scan": c["case"],
                  "inserted": "; ".join(f"{r['finding']} in the {r['organ']}, {r['size_mm']:g} mm"
                                        for r in c["reference"]) or "none",
-                 "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f})"
+                 "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f}"
+                                     + (", not borne out by its density)" if r["supported"] is False else ")")
                                      for r in c["predicted"]) or "none",
                  "report": c["report"]} for c in cases]
     from ..metrics.classification import proportion
@@ -475,6 +444,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
             "sets": {"train": {"synthetic": train_count, "real": 0 if real is None else len(real.scans)},
                      "test": {"synthetic": test_count}},
             "per_finding": per_finding, "healthy_test_scans": healthy,
+            "per_finding_after_density_check": per_finding_metrics(  # calls the image bears out
+                test.findings, probabilities, checked_calls(called, [c["predicted"] for c in cases], names), names,
+                classifier.thresholds),
             "location": {"called_true_positives": proportion(called_right, called_total),
                          "every_inserted_lesion": proportion(any_right, any_total),
                          "chance_uniform_guess": round(1 / len(organs), 3),

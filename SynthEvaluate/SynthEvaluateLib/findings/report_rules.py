@@ -19,7 +19,11 @@ The rules are one table (``DEFAULT_RULES``, or a JSON file of the same shape the
 - ``partial_view``: the sentence added when the scan covers less than ``partial_view_below``
   of the region the model reads, with ``{percent}`` (the share it covers);
 - ``unfamiliar``: the sentence added when the scan's organs measure unlike the training scans'
-  (``familiarity``), with ``{details}`` (e.g. "liver 44 HU (training scans 98-105 HU)").
+  (``familiarity``), with ``{details}`` (e.g. "liver 44 HU (training scans 98-105 HU)");
+- ``density``: finding types that say how a region measures ("darker" or "brighter" than its
+  organ); a called finding of such a type whose evidence region does not measure so by at least
+  ``density_min_hu`` (``density.supported``) is not reported, and ``unsupported`` (with
+  ``{finding}``, ``{location}``, ``{kind}``) says so instead.
 
 A finding is a dict: ``finding`` (type), ``score`` (0-1), optional ``location`` and
 ``size_mm``.  Sentences follow the order of the list sorted by score (highest first).
@@ -47,6 +51,11 @@ DEFAULT_RULES: dict = {
     "partial_view_below": 0.9,
     "unfamiliar": "The organs measure unlike the scans the model was trained on ({details}): another contrast "
                   "phase or scanner, so this reading is less certain.",
+    "density": {"hypodense lesion": "darker", "hyperdense lesion": "brighter"},
+    # lesion-free evidence regions of the real CT measured at most 4 HU, its synthetic lesions 11-68 HU
+    "density_min_hu": 10.0,
+    "unsupported": "The model's {finding} in the {location} is not reported: the region is not {kind} than the "
+                   "organ around it.",
 }
 
 _FIELDS = {"certainty", "finding", "location", "size"}
@@ -72,13 +81,18 @@ def load_rules(path: str | Path | None = None) -> dict:
     if used - _CONFLICT_FIELDS:
         raise MedSynthInputError(f"The conflict template names {sorted(used - _CONFLICT_FIELDS)}; it may use "
                                  f"{sorted(_CONFLICT_FIELDS)}.")
-    for key, allowed in (("partial_view", {"percent"}), ("unfamiliar", {"details"})):
+    for key, allowed in (("partial_view", {"percent"}), ("unfamiliar", {"details"}),
+                         ("unsupported", {"finding", "location", "kind"})):
         used = {name for _, name, _, _ in string.Formatter().parse(rules[key]) if name}
         if used - allowed:
             raise MedSynthInputError(f"The {key} template names {sorted(used - allowed)}; it may use "
                                      f"{sorted(allowed)}.")
     if not isinstance(rules["partial_view_below"], (int, float)) or not 0 <= rules["partial_view_below"] <= 1:
         raise MedSynthInputError("partial_view_below must be a share between 0 and 1.")
+    if not isinstance(rules["density"], dict) or not set(rules["density"].values()) <= {"darker", "brighter"}:
+        raise MedSynthInputError('density must map finding types to "darker" or "brighter".')
+    if not isinstance(rules["density_min_hu"], (int, float)) or rules["density_min_hu"] < 0:
+        raise MedSynthInputError("density_min_hu must be a number of HU, 0 or more.")
     if not isinstance(rules["exclusive"], list) or not all(
             isinstance(g, list) and all(isinstance(t, str) for t in g) for g in rules["exclusive"]):
         raise MedSynthInputError("exclusive must list groups (lists) of finding types.")
@@ -128,9 +142,17 @@ def write_report_text(findings: list[dict], rules: dict | None = None, coverage:
     ``conflict`` sentence (never two contradicting "Definite" statements).  ``coverage``: the
     share of the model's region the scan covers; below ``partial_view_below`` the
     ``partial_view`` sentence follows.  ``unfamiliar``: the organs that measure unlike the
-    training scans (``familiarity.familiarity_text``); when given, the ``unfamiliar`` sentence."""
+    training scans (``familiarity.familiarity_text``); when given, the ``unfamiliar`` sentence.
+    A finding with ``supported`` False (its density not measured in the image) is not reported:
+    the ``unsupported`` sentence says so."""
+    from .density import density_kind
+
     rules = rules or load_rules()
-    text = _findings_text(findings, rules)
+    text = _findings_text([f for f in findings if f.get("supported") is not False], rules)
+    for finding in sorted((f for f in findings if f.get("supported") is False), key=lambda f: -float(f["score"])):
+        sentence = rules["unsupported"].format(finding=finding["finding"], kind=density_kind(finding["finding"], rules),
+                                               location=finding.get("location") or rules["unknown_location"])
+        text += " " + sentence[0].upper() + sentence[1:]
     if coverage < rules["partial_view_below"]:
         text += " " + rules["partial_view"].format(percent=int(100 * coverage))
     if unfamiliar:

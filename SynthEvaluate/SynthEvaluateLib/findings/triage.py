@@ -14,11 +14,13 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .familiarity import familiarity_text, organ_levels, unfamiliar_organs
-from .findings_study import HealthyScan, box_coverage, located_findings, model_box, model_view
-from .report_rules import write_report_text
+from .calls import located_findings
+from .findings_study import HealthyScan, box_coverage, model_box, model_view
+from .density import density_kind
+from .report_rules import load_rules, write_report_text
 
-QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "coverage", "familiar",
-                 "location", "report")
+QUEUE_COLUMNS = ("rank", "case_id", "image", "finding", "score", "called", "threshold", "density", "coverage",
+                 "familiar", "location", "report")
 
 
 def finding_index(classifier, finding: str) -> int:
@@ -33,24 +35,39 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
     (``model_view``: the box around its organs, refused without them); ``coverage`` is the share
     of that box inside the scan, and the report says when it is short; ``familiar`` says whether
     its organs' levels lie within the training scans' (``familiarity``; empty for older model
-    cards), and the report says when not; a whole-scan model reads a scan without an organ map
-    too, located by coarse regions (its report says so)."""
+    cards), and the report says when not; ``density`` how the finding's evidence region measures
+    in its organ, and ``called`` is "no" where the score is above the threshold but the image does
+    not show the finding's density (``density.supported``; the report says why); a whole-scan
+    model reads a scan without an organ map too, located by coarse regions (its report says so)."""
     target = finding_index(classifier, finding)
     box = model_box(classifier, scan)
     coverage = box_coverage(box, scan.image.shape)
     scan = model_view(classifier, scan, box)
     probabilities = classifier.predict_proba([scan.image])[0]
+    rules = rules or load_rules()
     located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,
-                               scan.geometry, probabilities)
-    where = next((row["location"] for row in located if row["finding"] == finding), "")
+                               scan.geometry, probabilities, rules=rules)
+    row = next((row for row in located if row["finding"] == finding), None)
     ranges = classifier.training.get("organ_levels_hu")
     unlike = familiarity_text(unfamiliar_organs(organ_levels(scan, classifier.organs), ranges))
     familiar = "" if not ranges or scan.organs is None else f"no: {unlike}" if unlike else "yes"
     return {"case_id": case_id, "image": str(image), "finding": finding,
             "score": round(float(probabilities[target]), 4),
-            "called": "yes" if probabilities[target] >= classifier.thresholds[target] else "no",
-            "threshold": round(float(classifier.thresholds[target]), 4), "coverage": round(coverage, 3),
-            "familiar": familiar, "location": where, "report": write_report_text(located, rules, coverage, unlike)}
+            "called": "yes" if row is not None and row["supported"] is not False else "no",
+            "threshold": round(float(classifier.thresholds[target]), 4), "density": _density_text(row, rules),
+            "coverage": round(coverage, 3), "familiar": familiar, "location": "" if row is None else row["location"],
+            "report": write_report_text(located, rules, coverage, unlike)}
+
+
+def _density_text(row: dict | None, rules: dict) -> str:
+    """E.g. "23 HU darker than the liver", or "not darker than the liver (2 HU)"; empty when the
+    finding was not called or nothing was measured."""
+    kind = None if row is None else density_kind(row["finding"], rules)
+    if kind is None or row["density"] is None:
+        return ""
+    shift = row["density"][f"{kind}_hu"]
+    organ = row["density"]["organ"]
+    return f"{shift:.0f} HU {kind} than the {organ}" if row["supported"] else f"not {kind} than the {organ} ({shift:.0f} HU)"
 
 
 def ranked(rows: list[dict]) -> list[dict]:

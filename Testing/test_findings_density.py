@@ -1,0 +1,83 @@
+"""A called finding is checked against the image (``findings.density``): a hypodense lesion's
+evidence region must measure darker than its organ, a hyperdense one's brighter; calls the image
+does not bear out are not reported, whatever the network's score."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from findings_scans import ORGANS, phantom_scans
+
+pytest.importorskip("torch")
+
+
+def _organ_with_blob(contrast: float, seed: int = 0):
+    """A 40^3 organ of 100 +- 15 HU with a 5-voxel-radius blob of ``contrast`` HU at its centre,
+    and an evidence map peaking there."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100.0, 15.0, (40, 40, 40)).astype(np.float32)
+    k, j, i = np.indices(image.shape)
+    distance2 = (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2
+    image[distance2 <= 25] += contrast
+    evidence = np.exp(-distance2 / (2 * 4.0 ** 2)).astype(np.float32)
+    return image, evidence, np.ones(image.shape, bool)
+
+
+def test_the_density_of_an_evidence_region_against_its_organ():
+    from SynthEvaluateLib.findings.density import region_density, supported
+    from SynthEvaluateLib.findings.report_rules import load_rules
+
+    rules = load_rules()
+    dark = region_density(*_organ_with_blob(-40.0))
+    bright = region_density(*_organ_with_blob(+25.0))
+    plain = region_density(*_organ_with_blob(0.0))
+    assert dark["darker_hu"] > 20 and dark["brighter_hu"] < 5
+    assert bright["brighter_hu"] > 10 and bright["darker_hu"] < 5
+    assert abs(plain["darker_hu"]) < 5 and abs(plain["brighter_hu"]) < 5  # noise alone: no shift
+    assert supported("hypodense lesion (liver)", dark, rules) is True
+    assert supported("hyperdense lesion", dark, rules) is False
+    assert supported("hyperdense lesion", bright, rules) is True and supported("cyst", bright, rules) is None
+    assert supported("hypodense lesion", None, rules) is None  # nothing measured: nothing decided
+    image, evidence, organ = _organ_with_blob(-40.0)
+    assert region_density(image, evidence, np.zeros_like(organ)) is None
+
+
+def test_a_call_the_image_does_not_bear_out_is_not_reported():
+    from SynthEvaluateLib.findings.report_rules import write_report_text
+
+    both = [{"finding": "hypodense lesion", "score": 0.95, "location": "liver, right lobe", "supported": True},
+            {"finding": "hyperdense lesion", "score": 0.97, "location": "liver, left lobe", "supported": False}]
+    assert write_report_text(both) == (
+        "Definite hypodense lesion in the liver, right lobe. The model's hyperdense lesion in the liver, left lobe "
+        "is not reported: the region is not brighter than the organ around it.")
+    assert write_report_text(both[1:]).startswith("No acute finding. The model's hyperdense lesion")
+
+
+def test_the_queue_and_the_study_count_only_calls_the_image_bears_out(findings_result):
+    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.triage import queue_row
+
+    result, test_scans = findings_result
+    for name, checked in result["per_finding_after_density_check"].items():
+        network = result["per_finding"][name]
+        assert checked["specificity"]["value"] >= network["specificity"]["value"]
+        assert checked["sensitivity"]["value"] >= 0.7 * network["sensitivity"]["value"], (name, checked)
+    healthy = result["healthy_test_scans"]["per_finding"]
+    assert all(f["called_on_after_density_check"] <= f["called_on"] for f in healthy.values())
+    # a model that calls everything (thresholds far too low): on healthy scans the image bears out nothing
+    classifier = result["_classifier"]
+    eager = dataclasses.replace(classifier, thresholds=[1e-4] * len(classifier.findings))
+    for scan in phantom_scans(range(50, 52)):
+        for finding in classifier.findings:
+            row = queue_row(eager, "h", "h.nii.gz", scan, finding)
+            assert row["called"] == "no" and row["density"].startswith("not "), row
+            assert "is not reported" in row["report"] and "Definite" not in row["report"]
+    # a scan with a hyperdense lesion: that call stands, with its measured density
+    made = synthetic_findings_set(test_scans, 12, ORGANS, seed=7)
+    n = next(n for n in range(12) if made.findings[n].tolist() == [0, 1])
+    scan = dataclasses.replace(test_scans[n % 3], image=made.volumes[n])
+    row = queue_row(eager, "p", "p.nii.gz", scan, "hyperdense lesion")
+    assert row["called"] == "yes" and "HU brighter than the" in row["density"], row
