@@ -52,7 +52,7 @@ DEFAULT_RULES: dict = {
     "unfamiliar": "The organs measure unlike the scans the model was trained on ({details}): another contrast "
                   "phase or scanner, so this reading is less certain.",
     "density": {"hypodense lesion": "darker", "hyperdense lesion": "brighter"},
-    # lesion-free evidence regions of the real CT measured at most 4 HU, its synthetic lesions 11-68 HU
+    # lesion-free evidence regions of the real CT measured at most 6 HU, synthetic lesions under them 11-68 HU
     "density_min_hu": 10.0,
     "unsupported": "The model's {finding} in the {location} is not reported: the region is not {kind} than the "
                    "organ around it.",
