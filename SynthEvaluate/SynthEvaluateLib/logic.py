@@ -109,7 +109,7 @@ def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
     display.SetAndObserveColorNodeID(_evidence_colour_node(scene).GetID())
     display.SetAutoWindowLevel(False)
     display.SetWindowLevelMinMax(0.0, 1.0)
-    segment = f"{finding}: {where['location']}"
+    segment = f"{finding}: {where['location']}" + (f" ({row['density']})" if row.get("density") else "")
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{case} findings"))
     fill_segmentation(segmentation, [(segment, evidence_region(evidence), (1.0, 0.85, 0.0))], geometry, volume)
     return {"volume": volume, "evidence": evidence_node, "segmentation": segmentation, "segment": segment,
