@@ -10,9 +10,12 @@ upper-abdomen crop (``case01_ct3mm_upper``: 30 of 112 slices, the organs cut bel
 every scan.  Here the crop, as given and with ``--count`` synthetic scans made from it (seed 0),
 re-chooses the thresholds; both models are then judged on ``--test-count`` other synthetic scans
 of the crop (seed 10000, the lesions ``ct-findings --test-on upper`` tested on) and on the crop
-as given, by the network's calls and by the calls the image bears out (the density check).  A proxy: calibration and test scans are one patient's one crop with other lesions
-and the crop as given is a negative in both (a user calibrates on other patients' scans of the
-scanner, phase and framing to be read).
+as given, by the network's calls and by the calls the image bears out (the density check).
+``--scan whole --liver-shift-hu -30`` does the same on the whole CT with its liver 30 HU darker
+first, as another contrast phase would show it (the lesions are put in after the shift).  A
+proxy: calibration and test scans are one patient's one scan with other lesions, and the scan as
+given is a negative in both (a user calibrates on other patients' scans of the scanner, phase
+and framing to be read).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib.cli import main as medsynth
-from MedSynthCommonLib.imageio import read_volume
+from MedSynthCommonLib.imageio import read_volume, write_volume
 from SynthEvaluateLib.findings.calibration import lesions_of
 from SynthEvaluateLib.findings.calls import checked_calls, located_findings
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
 from SynthEvaluateLib.findings.findings_study import HealthyScan, model_view, synthetic_findings_set
+from SynthEvaluateLib.findings.triage import queue_row
 from SynthEvaluateLib.metrics.classification import per_finding_metrics
 from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
 
@@ -61,36 +65,49 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--count", type=int, default=24, help="synthetic calibration scans")
     parser.add_argument("--test-count", type=int, default=24, help="synthetic test scans")
+    parser.add_argument("--scan", choices=["upper", "whole"], default="upper",
+                        help="the scan calibrated on and tested on: the upper-abdomen crop or the whole CT")
+    parser.add_argument("--liver-shift-hu", type=float, default=0.0,
+                        help="add this to the liver's voxels first (e.g. -30: another contrast phase's liver)")
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
-    crop = {"image": folder / "case01_ct3mm_upper_image.nii.gz", "organs": folder / "case01_ct3mm_upper_organs.nii.gz"}
-    (args.out / "crop.csv").write_text(f"case_id,image,organ_mask\nupper,{crop['image']},{crop['organs']}\n",
-                                       encoding="utf-8")
+    stem = {"upper": "case01_ct3mm_upper", "whole": "case01_ct3mm"}[args.scan]
     names = f"{folder / 'metadata.json'}:class_map_total"
+    organ_names = parse_organ_names([names])
+    image, geometry = read_volume(folder / f"{stem}_image.nii.gz")
+    organs, _ = read_volume(folder / f"{stem}_organs.nii.gz")
+    image = image.astype(np.float32)
+    if args.liver_shift_hu:  # the scan as another phase would show its liver (written beside the report)
+        liver = organs == next(v for v, n in organ_names.items() if n == "liver")
+        image[liver] += np.float32(args.liver_shift_hu)
+        write_volume(args.out / "shifted_image.nii.gz", np.round(image).astype(np.int16), geometry)
+    source = args.out / "shifted_image.nii.gz" if args.liver_shift_hu else folder / f"{stem}_image.nii.gz"
+    (args.out / "scan.csv").write_text(f"case_id,image,organ_mask\n{args.scan},{source},"
+                                       f"{folder / f'{stem}_organs.nii.gz'}\n", encoding="utf-8")
     calibrated_folder = args.out / "calibrated"
     if not (calibrated_folder / "card.json").exists():
         code = medsynth(["evaluate", "calibrate-findings", "--model", str(args.model), "--healthy",
-                         str(args.out / "crop.csv"), "--count", str(args.count), "--organ-names", names,
+                         str(args.out / "scan.csv"), "--count", str(args.count), "--organ-names", names,
                          "--model-out", str(calibrated_folder)])
         assert code == 0, code
     given, calibrated = load_volume_classifier(args.model), load_volume_classifier(calibrated_folder)
-    image, geometry = read_volume(crop["image"])
-    organs, _ = read_volume(crop["organs"])
-    scan = HealthyScan(image.astype(np.float32), organs.astype(np.int32), parse_organ_names([names]), geometry)
+    scan = HealthyScan(np.round(image), organs.astype(np.int32), organ_names, geometry)
     view = model_view(given, scan)
     lesions = lesions_of(given)
     made = synthetic_findings_set([view], args.test_count, given.organs, 10_000, tuple(lesions["size_classes"]),
                                   label_set=lesions["label_set"])
     volumes = made.volumes + [view.image]
     truth = np.concatenate([made.findings, np.zeros((1, len(given.findings)), np.int64)])
-    as_given = {name: {"model as trained": bool(a), "calibrated": bool(b)} for name, a, b in zip(
-        given.findings, given.called(given.predict_proba([view.image]))[0],
-        calibrated.called(calibrated.predict_proba([view.image]))[0])}
-    summary = {"test": f"{args.test_count} synthetic scans of the crop (seed 10000) and the crop as given",
+    as_given = {name: {model: {k: row[k] for k in ("called", "density", "familiar")}
+                       for model, row in (("model as trained", queue_row(given, "a", "a", scan, name)),
+                                          ("calibrated", queue_row(calibrated, "a", "a", scan, name)))}
+                for name in given.findings}
+    summary = {"test": f"{args.test_count} synthetic scans of the {args.scan} CT (seed 10000) and the scan as given"
+                       + (f", its liver shifted by {args.liver_shift_hu:+g} HU first" if args.liver_shift_hu else ""),
                "model_as_trained": _judged(given, volumes, truth, view),
-               "calibrated_on_the_crop": _judged(calibrated, volumes, truth, view),
-               "called_on_the_crop_as_given": as_given,
+               "calibrated": _judged(calibrated, volumes, truth, view),
+               "the_scan_as_given": as_given,
                "calibration": calibrated.training["calibration"]}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     print(json.dumps({k: v for k, v in summary.items() if k != "calibration"}, indent=1))
