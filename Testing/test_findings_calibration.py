@@ -128,7 +128,7 @@ def test_calibration_scans_that_are_test_scans_are_refused(tmp_path, capsys):
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "scans.csv"), "--test-healthy",
                  str(tmp_path / "scans.csv"), "--calibrate-on", str(tmp_path / "scans.csv"), "--organ-names", *names,
                  "--organs", "liver", "--train-count", "6", "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
-    assert "is the test scans' scan 1" in capsys.readouterr().err and not (tmp_path / "r" / "model").exists()
+    assert "--calibrate-on: scan 1 is scan 1 of the test scans" in capsys.readouterr().err and not (tmp_path / "r" / "model").exists()
 
 
 def _darker_liver(scans, hu=40.0):

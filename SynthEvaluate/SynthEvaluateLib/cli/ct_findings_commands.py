@@ -68,7 +68,8 @@ def _cmd_ct_findings(args) -> dict:
     calibration = None
     if args.calibrate_on is not None:
         calibration = _scans(args.calibrate_on, organ_names)[1]
-        _check_apart(calibration, test_scans, "--calibrate-on", "the test scans")
+        _check_apart(calibration, test_scans, "--calibrate-on",
+                     "the test scans" if not same else "the test scans (the --healthy scans: no --test-healthy was given)")
     result = findings_study(train_scans, test_scans, args.organs, args.train_count, args.test_count, _recipe(args),
                             args.seed, real, rules, tuple(args.sizes), args.labels, _say, checkpoint_dir=model_out,
                             calibration_scans=calibration, calibration_count=args.calibration_count)
@@ -89,7 +90,7 @@ def _check_apart(scans, others, what: str, other: str) -> None:
     theirs = {content_hash(scan.image): n for n, scan in enumerate(others, 1)}
     shared = [(n, theirs[digest]) for n, scan in enumerate(scans, 1) if (digest := content_hash(scan.image)) in theirs]
     if shared:
-        listed = ", ".join(f"scan {a} is {other}' scan {b}" for a, b in shared[:5])
+        listed = ", ".join(f"scan {a} is scan {b} of {other}" for a, b in shared[:5])
         raise MedSynthInputError(f"{what}: {listed}{', ...' if len(shared) > 5 else ''}; thresholds chosen on the "
                                  "scans a model is judged on are optimistic: calibrate on other patients' scans.")
 
