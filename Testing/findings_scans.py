@@ -15,7 +15,7 @@ PHANTOM = {"shape": (40, 96, 96), "spacing": (3.0, 3.0, 4.0)}
 def phantom_scans(seeds, shape: tuple[int, int, int] | None = None) -> list:
     """One ``HealthyScan`` per seed: a CT phantom with its organ map and names (``shape``: another
     body size at the same spacing; the phantom's organs grow with it)."""
-    from SynthEvaluateLib.findings.findings_study import HealthyScan
+    from SynthEvaluateLib.findings.scans import HealthyScan
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
     phantoms = (make_ct_phantom(**{**PHANTOM, **({"shape": shape} if shape else {})}, seed=s) for s in seeds)
@@ -25,7 +25,7 @@ def phantom_scans(seeds, shape: tuple[int, int, int] | None = None) -> list:
 def framed(scan, slices: int, columns: int):
     """The scan going on ``slices`` further above and below (its edge slices repeated, no organ
     labelled there) and ``columns`` wider on each side (air), every voxel where it was in RAS."""
-    from SynthEvaluateLib.findings.findings_study import HealthyScan
+    from SynthEvaluateLib.findings.scans import HealthyScan
 
     image = np.pad(np.pad(scan.image, ((slices, slices), (0, 0), (0, 0)), mode="edge"),
                    ((0, 0), (columns, columns), (columns, columns)), constant_values=-1000)

@@ -113,7 +113,8 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
     its record and lie in its organ (an oblique, anisotropic phantom)."""
     import dataclasses
 
-    from SynthEvaluateLib.findings.findings_study import HealthyScan, finding_names, synthetic_findings_set
+    from SynthEvaluateLib.findings.scans import HealthyScan
+    from SynthEvaluateLib.findings.synthetic import finding_names, synthetic_findings_set
     from SynthLesionLib import LesionConfig, synthesize_lesions
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
@@ -151,7 +152,7 @@ def test_findings_are_read_from_the_lesion_records(ct_phantom):
 
 
 def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):
-    from SynthEvaluateLib.findings.findings_study import model_view
+    from SynthEvaluateLib.findings.scans import model_view
 
     result, test_scans = findings_result
     for name, finding in result["per_finding"].items():
@@ -176,7 +177,7 @@ def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):
 
 
 def test_the_queue_puts_positive_scans_first(findings_result):
-    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
     from SynthEvaluateLib.findings.triage import triage_queue
 
     result, test_scans = findings_result
@@ -201,7 +202,8 @@ def test_a_scan_stored_the_other_way_round_is_read_the_same(findings_result):
     sees one anatomy however the file stored it: same scores, same location."""
     from MedSynthCommonLib.geometry import Geometry
     from SynthEvaluateLib.findings.calls import located_findings
-    from SynthEvaluateLib.findings.findings_study import HealthyScan, synthetic_findings_set
+    from SynthEvaluateLib.findings.scans import HealthyScan
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
@@ -228,7 +230,7 @@ def test_a_longer_or_wider_scan_shows_the_model_the_same_region(findings_result)
     ``view_mm``), so a scan that goes on further above and below, or is framed wider, gives it
     the same input: the same scores.  (Measured before: the same phantoms scanned twice as long
     took the AUCs from 0.95 / 0.86 to 0.55 / 0.61 reading the whole scan.)"""
-    from SynthEvaluateLib.findings.findings_study import model_view
+    from SynthEvaluateLib.findings.scans import model_view
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
@@ -249,7 +251,7 @@ def _with_image(scan, image):
 def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, capsys):
     from MedSynthCommonLib.cli import main
     from MedSynthCommonLib.imageio import write_volume
-    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
     from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier, save_volume_classifier
 
     result, test_scans = findings_result
@@ -311,7 +313,7 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
 def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_path):
     from MedSynthCommonLib.imageio import write_volume
     from MedSynthCommonLib.mrml import segment_array, table_rows
-    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
     from SynthEvaluateLib.logic import queue_table, show_queue_case
     from SynthEvaluateLib.findings.triage import triage_queue
 

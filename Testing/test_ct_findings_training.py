@@ -75,7 +75,7 @@ def test_findings_dataset_in_a_monai_pipeline():
     from monai.transforms import Compose, Resized, ScaleIntensityRanged
 
     from SynthEvaluateLib.findings.findings_dataset import SynthFindingsDataset
-    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
 
     scans = _scans([0, 1])
     made = synthetic_findings_set(scans, 4, ORGANS, seed=8)
@@ -144,7 +144,7 @@ def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
     organs, is refused with what to do; a whole-scan model reads it as it is."""
     from types import SimpleNamespace
 
-    from SynthEvaluateLib.findings.findings_study import HealthyScan, model_view
+    from SynthEvaluateLib.findings.scans import HealthyScan, model_view
     from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
     from SynthLesionLib.phantom import ORGAN_LABELS
 
@@ -175,7 +175,8 @@ def test_a_card_written_before_the_organ_box_reads_whole_scans():
 
 
 def test_a_study_names_the_scan_that_lacks_the_organs(ct_phantom):
-    from SynthEvaluateLib.findings.findings_study import HealthyScan, findings_study
+    from SynthEvaluateLib.findings.findings_study import findings_study
+    from SynthEvaluateLib.findings.scans import HealthyScan
     from SynthLesionLib.phantom import ORGAN_LABELS
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
@@ -196,8 +197,7 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
 
     from findings_scans import framed
     from MedSynthCommonLib.geometry import Geometry
-    from SynthEvaluateLib.findings.findings_study import (HealthyScan, box_coverage, evidence_on_scan, organ_bounds,
-                                                          organ_box, organ_region, view_extent_mm)
+    from SynthEvaluateLib.findings.scans import HealthyScan, box_coverage, evidence_on_scan, organ_bounds, organ_box, organ_region, view_extent_mm
     from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
 
     scan = _scans([7])[0]

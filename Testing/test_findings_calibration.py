@@ -21,7 +21,8 @@ pytest.importorskip("torch")
 
 def _youden(classifier, scans, seed):
     """Youden's J per finding of ``classifier`` at its thresholds on synthetic scans made from ``scans``."""
-    from SynthEvaluateLib.findings.findings_study import model_view, synthetic_findings_set
+    from SynthEvaluateLib.findings.scans import model_view
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
 
     made = synthetic_findings_set([model_view(classifier, s) for s in scans], 24, ORGANS, seed)
     called = classifier.called(classifier.predict_proba(made.volumes + [model_view(classifier, s).image for s in scans]))
@@ -60,7 +61,7 @@ def test_thresholds_chosen_on_scans_of_the_kind_to_be_read(findings_result):
 
 def test_labelled_real_scans_and_findings_without_both_classes(findings_result):
     from SynthEvaluateLib.findings.calibration import calibrate_thresholds, lesions_of
-    from SynthEvaluateLib.findings.findings_study import RealFindings
+    from SynthEvaluateLib.findings.scans import RealFindings
 
     classifier = _untuned(findings_result)
     scans = phantom_scans(range(40, 44))
@@ -134,7 +135,7 @@ def test_calibration_scans_that_are_test_scans_are_refused(tmp_path, capsys):
 def _darker_liver(scans, hu=40.0):
     """The scans with the liver ``hu`` darker, as an arterial-phase scan shows a portal-venous
     model's organ."""
-    from SynthEvaluateLib.findings.findings_study import HealthyScan
+    from SynthEvaluateLib.findings.scans import HealthyScan
 
     return [HealthyScan(np.where(s.organs == ORGAN_LABELS["liver"], s.image - hu, s.image).astype(np.float32),
                         s.organs, s.organ_names, s.geometry) for s in scans]

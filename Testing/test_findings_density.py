@@ -57,7 +57,7 @@ def test_a_call_the_image_does_not_bear_out_is_not_reported():
 
 
 def test_the_queue_and_the_study_count_only_calls_the_image_bears_out(findings_result):
-    from SynthEvaluateLib.findings.findings_study import synthetic_findings_set
+    from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
     from SynthEvaluateLib.findings.triage import queue_row
 
     result, test_scans = findings_result

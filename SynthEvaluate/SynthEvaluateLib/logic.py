@@ -92,7 +92,7 @@ def show_queue_case(scene, classifier, row: dict, organ_mask: str | None = None,
 
     from .findings.anatomy import evidence_region
     from .findings.ct_findings_cases import CtCase, load_scan
-    from .findings.findings_study import evidence_on_scan
+    from .findings.scans import evidence_on_scan
     from .findings.triage import finding_index
 
     case = str(row.get("case_id") or Path(row["image"]).name)

@@ -25,7 +25,8 @@ import numpy as np
 from MedSynthCommonLib.cli import main as medsynth
 from MedSynthCommonLib.imageio import read_volume, write_volume
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
-from SynthEvaluateLib.findings.findings_study import HealthyScan, evidence_on_scan, synthetic_findings_set
+from SynthEvaluateLib.findings.scans import HealthyScan, evidence_on_scan
+from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
 from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
 
 ORGANS = ["liver", "spleen", "kidney right", "kidney left"]

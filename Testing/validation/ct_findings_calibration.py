@@ -31,7 +31,8 @@ from MedSynthCommonLib.imageio import read_volume, write_volume
 from SynthEvaluateLib.findings.calibration import lesions_of
 from SynthEvaluateLib.findings.calls import checked_calls, located_findings
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
-from SynthEvaluateLib.findings.findings_study import HealthyScan, model_view, synthetic_findings_set
+from SynthEvaluateLib.findings.scans import HealthyScan, model_view
+from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
 from SynthEvaluateLib.findings.triage import queue_row
 from SynthEvaluateLib.metrics.classification import per_finding_metrics
 from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier

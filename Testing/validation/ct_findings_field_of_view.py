@@ -8,7 +8,7 @@ training scans, scanned twice as long (the body goes on above and below), framed
 wider (air around the body), and a larger body (organs 1.17 times wider, as in a larger patient).  Real scans differ this way (the liver-tumour CTs of the issue "Does
 synthesis pay off?": 44 to 207 slices of 2.5 to 5 mm).
 Each framing runs with the network reading the whole scan and reading the box around the
-organs (``VolumeRecipe.organ_margin_mm``; a box of one size in mm, ``findings_study.view_extent_mm``),
+organs (``VolumeRecipe.organ_margin_mm``; a box of one size in mm, ``scans.view_extent_mm``),
 same seed.  The longer scans go on as their edge slices, as the box does past a scan's end, so
 that row shows the scale alone; a real scan goes on with other anatomy there.
 """

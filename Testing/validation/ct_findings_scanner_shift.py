@@ -25,7 +25,8 @@ import numpy as np
 
 from MedSynthCommonLib.imageio import read_volume
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
-from SynthEvaluateLib.findings.findings_study import HealthyScan, findings_study
+from SynthEvaluateLib.findings.findings_study import findings_study
+from SynthEvaluateLib.findings.scans import HealthyScan
 from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
 from SynthLesionLib.phantom import ORGAN_LABELS, make_ct_phantom
 

@@ -12,7 +12,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import csv_text
 
-from ..findings.findings_study import LABEL_SETS, finding_names
+from ..findings.synthetic import LABEL_SETS, finding_names
 from ..findings.triage import QUEUE_COLUMNS
 
 
@@ -42,7 +42,8 @@ def _scans(path: Path, organ_names: dict[int, str]):
 
 def _cmd_ct_findings(args) -> dict:
     from ..findings.ct_findings_cases import finding_columns, parse_organ_names
-    from ..findings.findings_study import RealFindings, findings_study
+    from ..findings.findings_study import findings_study
+    from ..findings.scans import RealFindings
     from ..findings.report_rules import load_rules
     from SynthTranslateLib.model_dir import CARD
 
@@ -100,7 +101,7 @@ def _cmd_calibrate(args) -> int:
 
     from ..findings.calibration import calibrate_thresholds
     from ..findings.ct_findings_cases import finding_columns, load_scan, parse_organ_names, read_ct_cases
-    from ..findings.findings_study import RealFindings
+    from ..findings.scans import RealFindings
     from ..recipes.volume_classifier import load_volume_classifier, save_volume_classifier
 
     if args.healthy is None and args.labelled is None:

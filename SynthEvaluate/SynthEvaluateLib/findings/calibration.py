@@ -21,7 +21,8 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .familiarity import level_ranges, organ_levels
-from .findings_study import HealthyScan, RealFindings, finding_names, model_view, synthetic_findings_set
+from .scans import HealthyScan, RealFindings, model_view
+from .synthetic import finding_names, synthetic_findings_set
 
 #: how synthetic lesions were drawn when a card does not say (the study's defaults)
 DEFAULT_LESIONS = {"size_classes": ["medium", "large"], "label_set": "type"}

@@ -15,7 +15,7 @@ from .anatomy import locate_in_anatomy, organ_words
 from .density import region_density, region_organ, supported
 
 if TYPE_CHECKING:
-    from .findings_study import HealthyScan
+    from .scans import HealthyScan
 
 
 def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, geometry: Geometry,

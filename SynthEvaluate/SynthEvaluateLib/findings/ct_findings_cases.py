@@ -19,7 +19,7 @@ from MedSynthCommonLib.paths import safe_file_stem
 from MedSynthCommonLib.tables import read_table, table_file
 from MedSynthCommonLib.options import read_json
 
-from .findings_study import HealthyScan
+from .scans import HealthyScan
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .anatomy import organ_words
-from .findings_study import HealthyScan
+from .scans import HealthyScan
 
 #: an organ whose median lies this far outside the training scans' range makes a scan unfamiliar
 #: (the liver's attenuation differs by tens of HU between unenhanced, arterial and portal-venous

@@ -1,5 +1,5 @@
 """Synthetic CT findings as a dataset for MONAI training loops: item ``n`` is synthetic scan
-``n`` of ``findings_study.synthetic_findings_set`` (the same seeds, so the same scan), made on
+``n`` of ``synthetic.synthetic_findings_set`` (the same seeds, so the same scan), made on
 demand in whichever DataLoader worker asks for it.
 
 Items follow MONAI's conventions: ``image`` a channel-first ``MetaTensor`` (1, x, y, z) whose
@@ -7,7 +7,7 @@ affine maps (i, j, k) to RAS mm; ``findings`` a float tensor (F,) of 0/1 in ``fi
 order; with ``with_masks``, ``finding_masks`` (F, x, y, z) of each finding's lesion voxels;
 ``record`` a JSON string of what made the scan (lesion records, references) that collates.
 Scans are used as given: for a model that reads the box around its organs (``VolumeRecipe.
-organ_margin_mm``), pass scans cut with ``findings_study.organ_region`` (with the model's
+organ_margin_mm``), pass scans cut with ``scans.organ_region`` (with the model's
 ``view_mm``).
 Imported only where torch and MONAI are installed.
 """
@@ -23,7 +23,8 @@ from monai.data import MetaTensor
 
 from SynthLesionLib.transforms import affine_from_geometry
 
-from .findings_study import HealthyScan, check_organs, finding_names, findings_scan
+from .scans import HealthyScan
+from .synthetic import check_organs, finding_names, findings_scan
 
 
 class SynthFindingsDataset(torch.utils.data.Dataset):

@@ -15,7 +15,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 
 from .familiarity import familiarity_text, organ_levels, unfamiliar_organs
 from .calls import located_findings
-from .findings_study import HealthyScan, box_coverage, model_box, model_view
+from .scans import HealthyScan, box_coverage, model_box, model_view
 from .density import density_kind
 from .report_rules import load_rules, write_report_text
 

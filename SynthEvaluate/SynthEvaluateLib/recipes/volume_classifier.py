@@ -50,7 +50,7 @@ class VolumeRecipe:
     # ct_findings_field_of_view.py: test scans twice as long took the AUCs from 0.95 / 0.86 to
     # 0.55 / 0.61 reading the whole scan, 0.77 / 0.93 reading the box; 1.5 times wider: 0.39 /
     # 0.56 against 1.00 / 1.00); None: the whole scan (cards written before it existed).  The
-    # findings layer cuts the box (``findings_study.organ_region``)
+    # findings layer cuts the box (``scans.organ_region``)
     organ_margin_mm: float | None = 15.0
     # scans cut short at their top or bottom in training, away from their lesions (``augment.
     # scan_ends``; with the score-map loss, which says where the lesions are), so that a box reaching
@@ -116,7 +116,7 @@ class TrainedVolumeClassifier:
     history: list[dict] = field(default_factory=list)
     training: dict = field(default_factory=dict)
     organs: list[str] = field(default_factory=list)  # whose box the network reads (``recipe.organ_margin_mm``)
-    # the box's size, mm [k, j, i] (``findings_study.view_extent_mm``); None: the box clipped to each
+    # the box's size, mm [k, j, i] (``scans.view_extent_mm``); None: the box clipped to each
     # scan, resized whole to the input (cards written before it existed)
     view_mm: tuple[float, float, float] | None = None
 
