@@ -76,6 +76,10 @@ def test_labelled_real_scans_and_findings_without_both_classes(findings_result):
     other = dataclasses.replace(classifier, findings=["cyst", "hypodense lesion"])
     with pytest.raises(MedSynthInputError, match="cannot be calibrated with synthetic lesions"):
         lesions_of(other)
+    # a card written before the lesions were recorded: the label set its findings' names match
+    older = dataclasses.replace(classifier, findings=[f"{kind} lesion ({organ})" for kind in ("hypodense", "hyperdense")
+                                                      for organ in classifier.organs], training={})
+    assert lesions_of(older) == {"size_classes": ["medium", "large"], "label_set": "type-organ"}
 
 
 def _digest(folder):

@@ -22,7 +22,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 
 from .familiarity import level_ranges, organ_levels
 from .scans import HealthyScan, RealFindings, model_view
-from .synthetic import finding_names, synthetic_findings_set
+from .synthetic import LABEL_SETS, finding_names, synthetic_findings_set
 
 #: how synthetic lesions were drawn when a card does not say (the study's defaults)
 DEFAULT_LESIONS = {"size_classes": ["medium", "large"], "label_set": "type"}
@@ -30,15 +30,19 @@ DEFAULT_LESIONS = {"size_classes": ["medium", "large"], "label_set": "type"}
 
 def lesions_of(classifier) -> dict:
     """The size classes and label set the model's synthetic training lesions were drawn with
-    (kept in its card; older cards: the study's defaults), checked against its findings."""
-    lesions = {**DEFAULT_LESIONS, **classifier.training.get("synthetic_lesions", {})}
-    names = finding_names(classifier.organs, lesions["label_set"], tuple(lesions["size_classes"]))
-    if names != list(classifier.findings):
-        raise MedSynthInputError(
-            f"The model's findings ({', '.join(classifier.findings)}) are not the ones SynthLesion lesions of "
-            f"{lesions['label_set']!r} in {', '.join(classifier.organs)} would carry; this model cannot be "
-            "calibrated with synthetic lesions (give real labelled scans only, or retrain it with this version).")
-    return lesions
+    (kept in its card; older cards: the study's default sizes and the label set its findings'
+    names match), checked against its findings."""
+    recorded = classifier.training.get("synthetic_lesions")
+    candidates = [{**DEFAULT_LESIONS, **recorded}] if recorded else [
+        {**DEFAULT_LESIONS, "label_set": label_set} for label_set in LABEL_SETS]
+    for lesions in candidates:
+        if finding_names(classifier.organs, lesions["label_set"], tuple(lesions["size_classes"])) == \
+                list(classifier.findings):
+            return lesions
+    raise MedSynthInputError(
+        f"The model's findings ({', '.join(classifier.findings)}) are not the ones SynthLesion lesions in "
+        f"{', '.join(classifier.organs)} would carry; this model cannot be calibrated with synthetic lesions "
+        "(give real labelled scans only, or retrain it with this version).")
 
 
 def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed: int,
