@@ -111,7 +111,9 @@ def test_a_scheduler_that_stops_answering_mid_run_is_given_up(monkeypatch):
                     raise
                 time.sleep(0.5)
         results = runner.run(time.sleep, [0.1, 60, 60])  # importable on the workers
-        assert next(results) == (0.1, None)
+        # one task finished (normally the short one; on a loaded machine a worker that starts late
+        # can leave it behind a long one), at least one still running
+        assert next(results)[1] is None
         os.killpg(cluster[0].pid, signal.SIGSTOP)  # the scheduler freezes: its socket stays open
         start = time.time()
         with pytest.raises(MedSynthInputError, match="stopped answering"):
