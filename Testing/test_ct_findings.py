@@ -385,6 +385,7 @@ def test_ct_findings_command_end_to_end(tmp_path, capsys):
     assert "training scans" not in results["healthy_test_scans"]["note"]  # --test-healthy was given
     assert "specificity on the healthy test scans as given (real, no lesion)" in summary
     assert "sensitivity after the density check" in summary and "as given (real, no lesion), after the density" in summary
+    assert "healthy test scans whose organs measure unlike the training scans'" in summary
     per_scan = (out / "per_image.csv").read_text(encoding="utf-8").splitlines()
     assert per_scan[0] == "scan,inserted,called,report" and len(per_scan) == 1 + 4
     capsys.readouterr()

@@ -96,6 +96,11 @@ def summary_rows(result: dict) -> list[dict]:
                      for name, f in healthy["per_finding"].items()
                      for key, after in (("", ""), ("_after_density_check", ", after the density check"))
                      if f"specificity{key}" in f]
+            unlike = healthy.get("unlike_the_training_scans")
+            if unlike is not None:  # organ levels unlike the training scans' (another phase or scanner?)
+                rows.append({"finding": "all", "metric": "healthy test scans whose organs measure unlike the training "
+                                                         "scans'", "value": sum(bool(u) for u in unlike),
+                             "cases": len(unlike)})
         where = result["location"]
         rows += [{"finding": "all", "metric": f"location in the right organ ({which.replace('_', ' ')})",
                   "value": _ci_text(where[which]), "cases": where[which]["n"]}
