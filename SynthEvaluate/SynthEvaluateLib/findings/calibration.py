@@ -71,7 +71,7 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
         lesions = lesions_of(classifier)
         say(f"calibration: {count} synthetic scans made from {len(scans)} real scan(s)")
         made = synthetic_findings_set(views[:len(scans)], count, classifier.organs, seed, tuple(lesions["size_classes"]),
-                                      label_set=lesions["label_set"]) if count else None
+                                      label_set=lesions["label_set"], progress=say) if count else None
         if made is not None:
             volumes += made.volumes
             truth += list(made.findings)

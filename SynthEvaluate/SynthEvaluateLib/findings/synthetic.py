@@ -5,6 +5,7 @@ or two lesions, each in an organ drawn from ``organs`` (``findings_scan``, ``syn
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -106,6 +107,7 @@ def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[st
     check_organs(scans, organs)
     names = finding_names(organs, label_set, size_classes)
     made = FindingsSet(names, [], np.zeros((count, len(names)), np.int64), [], [], [])
+    started = time.perf_counter()
     for n in range(count):
         image, made.findings[n], masks, inserted, records = findings_scan(
             scans, n, organs, seed, names, size_classes, positive_rate, label_set)
@@ -113,8 +115,9 @@ def synthetic_findings_set(scans: list[HealthyScan], count: int, organs: list[st
         made.masks.append(masks)
         made.references.append(inserted)
         made.records.append(records)
-        if progress is not None and (n + 1) % 10 == 0:
-            progress(f"synthetic scans: {n + 1}/{count}")
+        if progress is not None and ((n + 1) % 10 == 0 or n + 1 == count):
+            eta = (time.perf_counter() - started) / (n + 1) * (count - n - 1)
+            progress(f"synthetic scans: {n + 1}/{count}, ETA {eta:.0f} s")
     return made
 
 
