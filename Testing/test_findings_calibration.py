@@ -53,10 +53,6 @@ def test_thresholds_chosen_on_scans_of_the_kind_to_be_read(findings_result):
                ["specificity"]["value"] for f in classifier.findings)
     after = _youden(classifier, judged, seed=5)  # other scans of that scanner, other lesions
     assert min(after) >= 0.3, after  # measured 0.47 / 0.55 (calibration seeds 2, 3: 0.51-0.78)
-    # only the thresholds moved: the network scores as before
-    original = findings_result[0]["_classifier"]
-    volume = [judged[0].cut(tuple(slice(0, n) for n in judged[0].image.shape)).image]
-    assert np.array_equal(classifier.predict_proba(volume), original.predict_proba(volume))
 
 
 def test_labelled_real_scans_and_findings_without_both_classes(findings_result):
@@ -111,6 +107,9 @@ def test_calibrate_findings_command_writes_a_calibrated_copy(findings_result, tm
     assert calibrated.thresholds == list(printed["thresholds"].values()) != [1e-4] * 2
     assert calibrated.training["calibration"]["thresholds"] == printed["thresholds"]
     assert _digest(model) == given  # the model given is left as it is
+    # only the thresholds moved: the copy holds the same weights (content-addressed: the same file)
+    assert sorted(p.name for p in (tmp_path / "calibrated").glob("weights-*.pt")) == \
+        sorted(p.name for p in model.glob("weights-*.pt"))
     # refused plainly, nothing written: the same folder, an existing model, no scans
     for change, message in ((["--model-out", str(model)], "already holds a model"),
                             (["--model-out", str(tmp_path / "calibrated")], "already holds a model")):
@@ -135,7 +134,8 @@ def test_calibration_scans_that_are_test_scans_are_refused(tmp_path, capsys):
     assert main(["evaluate", "ct-findings", "--healthy", str(tmp_path / "scans.csv"), "--test-healthy",
                  str(tmp_path / "scans.csv"), "--calibrate-on", str(tmp_path / "scans.csv"), "--organ-names", *names,
                  "--organs", "liver", "--train-count", "6", "--epochs", "1", "--out", str(tmp_path / "r")]) == 2
-    assert "--calibrate-on: scan 1 is scan 1 of the test scans" in capsys.readouterr().err and not (tmp_path / "r" / "model").exists()
+    assert "calibration case(s) also appear in the test set (--calibrate-on scan 1 = test scan 1" in \
+        capsys.readouterr().err and not (tmp_path / "r" / "model").exists()
 
 
 def _darker_liver(scans, hu=40.0):
@@ -150,7 +150,6 @@ def _darker_liver(scans, hu=40.0):
 def test_scans_unlike_the_training_scans_are_flagged_until_calibrated_on(findings_result):
     from SynthEvaluateLib.findings.calibration import calibrate_thresholds
     from SynthEvaluateLib.findings.familiarity import familiarity_text, organ_levels, unfamiliar_organs
-    from SynthEvaluateLib.findings.report_rules import load_rules
     from SynthEvaluateLib.findings.triage import queue_row
 
     result, test_scans = findings_result
@@ -176,8 +175,6 @@ def test_scans_unlike_the_training_scans_are_flagged_until_calibrated_on(finding
     calibrate_thresholds(classifier, _darker_liver(phantom_scans(range(20, 22))), count=4, seed=0)
     assert classifier.training["organ_levels_hu"]["liver"][0] < low - 30
     assert queue_row(classifier, "a", "a.nii.gz", darker[0], "hypodense lesion")["familiar"] == "yes"
-    rules_file = load_rules()  # the sentence is in the rules table, checked like the others
-    assert "{details}" in rules_file["unfamiliar"]
 
 
 def test_the_unfamiliar_sentence_is_a_rule_the_user_edits(tmp_path):

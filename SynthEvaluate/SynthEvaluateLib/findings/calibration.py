@@ -55,7 +55,6 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
     other patients than any test scan; each is used as given (no finding) and ``count`` synthetic
     scans are made from them (seeded by ``seed``).  ``real``: real labelled scans.  A finding that
     the calibration scans hold no positive (or no negative) of keeps its threshold."""
-    from ..metrics.classification import per_finding_metrics
     from ..recipes.volume_classifier import choose_thresholds
 
     if not scans and real is None:
@@ -65,7 +64,7 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
     if real is not None and np.shape(real.findings) != (len(real.scans), len(names)):
         raise MedSynthInputError(f"The labelled calibration scans' findings must be ({len(real.scans)}, "
                                  f"{len(names)}): one 0/1 column per finding ({', '.join(names)}).")
-    volumes, truth, sources = [], [], []
+    volumes, truth, synthetic = [], [], 0
     views = [model_view(classifier, scan) for scan in scans + (real.scans if real is not None else [])]
     if scans:
         lesions = lesions_of(classifier)
@@ -75,28 +74,26 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
         if made is not None:
             volumes += made.volumes
             truth += list(made.findings)
-            sources += ["synthetic"] * count
+            synthetic = len(made.volumes)
         volumes += [view.image for view in views[:len(scans)]]  # as given: no finding
         truth += [np.zeros(len(names), np.int64)] * len(scans)
-        sources += ["as given"] * len(scans)
     if real is not None:
         volumes += [view.image for view in views[len(scans):]]
         truth += list(real.findings)
-        sources += ["real labelled"] * len(real.scans)
     truth = np.asarray(truth, np.int64).reshape(len(volumes), len(names))
     say(f"calibration: scoring {len(volumes)} scans")
     scores = classifier.predict_proba(volumes)
     before = [float(t) for t in classifier.thresholds]
     thresholds, notes = choose_thresholds(truth, scores, fallback=before)
     record = {
-        "scans": {"real_healthy": len(scans), "synthetic": sum(s == "synthetic" for s in sources),
+        "scans": {"real_healthy": len(scans), "synthetic": synthetic,
                   "real_labelled": 0 if real is None else len(real.scans)},
         "seed": seed, "rule": "Youden's J on the calibration scans (midway to the next score); a finding they "
                               "hold no positive or no negative of keeps its threshold",
         "thresholds_before": dict(zip(names, before)), "thresholds": dict(zip(names, thresholds)), "notes": notes,
         "on_calibration_scans": {
-            "before": _operating_points(truth, scores, before, names, per_finding_metrics),
-            "after": _operating_points(truth, scores, thresholds, names, per_finding_metrics)},
+            "before": _operating_points(truth, scores, before, names),
+            "after": _operating_points(truth, scores, thresholds, names)},
     }
     classifier.thresholds = thresholds
     classifier.training["calibration"] = record
@@ -106,9 +103,11 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
     return record
 
 
-def _operating_points(truth, scores, thresholds, names, per_finding_metrics) -> dict:
+def _operating_points(truth, scores, thresholds, names) -> dict:
     """Sensitivity and specificity per finding on the calibration scans at ``thresholds``
     (optimistic: the thresholds were chosen there; judge on other scans)."""
+    from ..metrics.classification import per_finding_metrics
+
     called = scores >= np.asarray(thresholds)[None]
     metrics = per_finding_metrics(truth, scores, called, names, thresholds)
     return {name: {key: m[key] for key in ("sensitivity", "specificity", "threshold", "positives", "negatives")}

@@ -11,7 +11,7 @@ import numpy as np
 
 from MedSynthCommonLib.geometry import Geometry
 
-from .anatomy import locate_in_anatomy, organ_words
+from .anatomy import evidence_region, locate_in_anatomy, organ_words
 from .density import region_density, region_organ, supported
 
 if TYPE_CHECKING:
@@ -38,8 +38,9 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
     for f in called:
         where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs,
                                   None if scan is None else scan.organ_names)
-        label = None if scan is None or scan.organs is None else region_organ(evidence[f], scan.organs)
-        density = None if label is None else region_density(volume, evidence[f], scan.organs == label)
+        region = None if scan is None or scan.organs is None else evidence_region(evidence[f])
+        label = None if region is None else region_organ(region, scan.organs)
+        density = None if label is None else region_density(volume, region, scan.organs == label)
         if density is not None:
             density["organ"] = organ_words(scan.organ_names.get(label, f"label {label}"))
         rows.append({"finding": classifier.findings[f], "score": round(float(certainty[f]), 4),
@@ -66,7 +67,9 @@ def healthy_calls(classifier, scans: list["HealthyScan"], names: list[str], rule
     inserted): every call is a false positive, so per finding the specificity on real scans, of
     the network's calls and of those the image bears out (``checked_calls``)."""
     from ..metrics.classification import proportion
+    from .report_rules import load_rules
 
+    rules = rules or load_rules()
     probabilities = classifier.predict_proba([scan.image for scan in scans])
     called = classifier.called(probabilities)
     checked = checked_calls(called, [located_findings(classifier, scan.image, scan, scan.geometry, p, rules=rules)

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .anatomy import evidence_region
-
 #: the tails compared (percent): the region's darkest and brightest tenth against the organ's
 TAIL_PERCENT = 10.0
 #: fewer voxels than this in the region or in the rest of the organ: nothing is measured
 MIN_VOXELS = 20
 
 
-def region_density(image: np.ndarray, evidence: np.ndarray, organ: np.ndarray) -> dict | None:
-    """How the half-maximum region of ``evidence`` inside ``organ`` (bool, the image's grid)
-    measures against the rest of the organ: {"darker_hu", "brighter_hu", "voxels"}; None
-    where either side holds fewer than ``MIN_VOXELS`` voxels."""
-    region = evidence_region(evidence) & organ
+def region_density(image: np.ndarray, region: np.ndarray, organ: np.ndarray) -> dict | None:
+    """How ``region`` (bool: a finding's ``anatomy.evidence_region``) inside ``organ`` (bool, the
+    image's grid) measures against the rest of the organ: {"darker_hu", "brighter_hu",
+    "voxels"}; None where either side holds fewer than ``MIN_VOXELS`` voxels."""
+    region = region & organ
     inside, rest = image[region], image[organ & ~region]
     if inside.size < MIN_VOXELS or rest.size < MIN_VOXELS:
         return None
@@ -37,12 +35,12 @@ def region_density(image: np.ndarray, evidence: np.ndarray, organ: np.ndarray) -
             "voxels": int(inside.size)}
 
 
-def region_organ(evidence: np.ndarray, organs: np.ndarray) -> int | None:
-    """The label of ``organs`` (a label map, 0 = none) that holds the most voxels of the
-    evidence's half-maximum region; None where the region lies in no organ.  Unlike the location
+def region_organ(region: np.ndarray, organs: np.ndarray) -> int | None:
+    """The label of ``organs`` (a label map, 0 = none) that holds the most voxels of ``region``
+    (a finding's evidence region); None where the region lies in no organ.  Unlike the location
     (which names an organ only where it holds 30 % of the evidence), a call is measured wherever
     its region touches an organ: diffuse evidence of a false call is checked too."""
-    labels = organs[evidence_region(evidence)]
+    labels = organs[region]
     labels = labels[labels != 0]
     if labels.size == 0:
         return None

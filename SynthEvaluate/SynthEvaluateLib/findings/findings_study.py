@@ -22,6 +22,7 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .anatomy import locate_in_anatomy, organ_words
+from .familiarity import familiarity_text, level_ranges, organ_levels, unfamiliar_organs
 from .scans import HealthyScan, RealFindings, cut_array, organ_bounds, organ_box, view_box, view_extent_mm
 from .synthetic import check_organs, synthetic_findings_set
 
@@ -85,7 +86,8 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         if real_findings.shape != (len(real.scans), len(names)):
             raise MedSynthInputError(f"The real scans' findings must be ({len(real.scans)}, {len(names)}): "
                                      f"one 0/1 column per finding ({', '.join(names)}).")
-        volumes += [scan.cut(box).image for scan, box in zip(real.scans, real_boxes)]
+        real_views = [scan.cut(box) for scan, box in zip(real.scans, real_boxes)]
+        volumes += [view.image for view in real_views]
         findings = np.concatenate([findings, real_findings])
         masks += [None if m is None else {f: cut_array(mask, box) for f, mask in m.items()}
                   for m, box in zip(real.masks or [None] * len(real.scans), real_boxes)]
@@ -96,9 +98,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         progress=lambda e: say(_training_line(e)))
     classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm
     classifier.training["synthetic_lesions"] = {"size_classes": list(size_classes), "label_set": label_set}
-    from .familiarity import level_ranges, organ_levels
-
-    trained_on = train_scans + ([] if real is None else [scan.cut(box) for scan, box in zip(real.scans, real_boxes)])
+    trained_on = train_scans + ([] if real is None else real_views)
     classifier.training["organ_levels_hu"] = level_ranges([organ_levels(scan, organs) for scan in trained_on])
     if calibration_scans:
         from .calibration import calibrate_thresholds
@@ -109,8 +109,6 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     called = classifier.called(probabilities)
     per_finding = per_finding_metrics(test.findings, probabilities, called, names, classifier.thresholds)
     healthy = healthy_calls(classifier, test_scans, names, rules)
-    from .familiarity import familiarity_text, unfamiliar_organs
-
     healthy["unlike_the_training_scans"] = [familiarity_text(unfamiliar_organs(
         organ_levels(scan, organs), classifier.training["organ_levels_hu"])) for scan in test_scans]
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0

@@ -99,6 +99,16 @@ def paired_difference(values_a, values_b, confidence: float = 0.95, n_resamples:
     return result
 
 
+def comparison_sentence(arm: str, comparison: dict, cases: str = "cases") -> str:
+    """One line of a study's verdict from a ``paired_difference`` result that also names what it
+    compares (``versus``, ``metric``): "ARM vs REF (METRIC over S seed(s), N CASES): +d [lo, hi],
+    conclusion."."""
+    low, high = comparison["ci"]
+    return (f"{arm} vs {comparison['versus']} ({comparison['metric']} over {comparison['seeds']} seed(s), "
+            f"{comparison['n']} {cases}): {comparison['mean_difference']:+.3f} [{low:+.3f}, {high:+.3f}], "
+            f"{comparison['conclusion']}.")
+
+
 def cases_for_difference(difference, confidence: float = 0.95, power: float = 0.8, shift: float = 0.0) -> int | None:
     """Cases a paired comparison needs to find the observed mean difference with ``power``
     (normal approximation: n = ((z_(1-alpha/2) + z_power) sd / (mean + shift))^2); None where

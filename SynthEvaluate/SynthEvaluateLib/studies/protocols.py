@@ -22,7 +22,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from ..metrics.classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
 from ..recipes.data import ImageSet
 from .leakage import check_disjoint
-from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, comparison_sentence, paired_difference
 from ..recipes.training import ClassifierRecipe, TrainedClassifier, train_classifier
 
 
@@ -141,15 +141,14 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
     _check_sets(real_train, test, "real training")
     _check_sets(synthetic, test, "synthetic training")
     arms = study_arms(synthetic_ratios, real_counts, synthetic_only)
-    correct: dict[str, list[np.ndarray]] = {arm["name"]: [] for arm in arms}
 
     def fit_and_score(arm, seed, rng):
         train = _arm_training_set(real_train, synthetic, arm, rng)
         metrics = evaluate_classifier(train_classifier(train, recipe, seed, should_stop=should_stop), test)
-        correct[arm["name"]].append(metrics["correct"].astype(float))
         return {**_public(metrics), "train": train.summary()}, metrics
 
-    results = run_arms(arms, seeds, fit_and_score, lambda a, b, seed: _paired(a, b, test), progress)
+    results, per_case = run_arms(arms, seeds, fit_and_score, lambda a, b, seed: _paired(a, b, test), progress)
+    correct = {arm: [m["correct"].astype(float) for m in seeds_cases] for arm, seeds_cases in per_case.items()}
     summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
                       "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
     pooled = _pooled_comparisons(arms, correct, margin)
@@ -173,10 +172,7 @@ def _pooled_comparisons(arms: list[dict], correct: dict[str, list[np.ndarray]], 
 
 
 def _pooled_verdict(pooled: dict) -> str | None:
-    lines = [f"{arm} vs {c['versus']} (accuracy over {c['seeds']} seed(s), {c['n']} test images): "
-             f"{c['mean_difference']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], {c['conclusion']}."
-             for arm, c in pooled.items()]
-    return " ".join(lines) or None
+    return " ".join(comparison_sentence(arm, c, "test images") for arm, c in pooled.items()) or None
 
 
 def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.random.Generator) -> ImageSet:
@@ -196,9 +192,11 @@ def run_arms(arms: list[dict], seeds, fit_and_score: Callable, compare: Callable
 
     ``fit_and_score(arm, seed, rng)`` returns (entry for the report, per-case results);
     ``compare(per_case_arm, per_case_reference, seed)`` returns the paired comparison, stored
-    in the arm's entry as ``versus_<reference>``.  Returns arm name -> one entry per seed.
+    in the arm's entry as ``versus_<reference>``.  Returns (arm name -> one entry per seed,
+    arm name -> its per-case results per seed, for comparisons over all seeds).
     """
     results = {arm["name"]: [] for arm in arms}
+    history = {arm["name"]: [] for arm in arms}
     for seed in seeds:
         rng = np.random.default_rng(seed)
         per_case = {}
@@ -207,13 +205,14 @@ def run_arms(arms: list[dict], seeds, fit_and_score: Callable, compare: Callable
                 progress(f"seed {seed}: {arm['name']}")
             entry, per_case[arm["name"]] = fit_and_score(arm, seed, rng)
             results[arm["name"]].append(entry)
+            history[arm["name"]].append(per_case[arm["name"]])
         for arm in arms:
             reference = reference_arm(arm, arms)
             if reference is not None and reference != arm["name"]:
                 comparison = compare(per_case[arm["name"]], per_case[reference], seed)
                 if comparison is not None:
                     results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = comparison
-    return results
+    return results, history
 
 
 def study_arms(synthetic_ratios, real_counts, synthetic_only: bool) -> list[dict]:

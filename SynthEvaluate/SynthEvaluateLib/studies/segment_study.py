@@ -32,7 +32,7 @@ from MedSynthCommonLib.geometry import Geometry
 
 from ..metrics.segmentation import detection_by_size, dice, lesion_detection, normalized_surface_dice
 from ..recipes.segmenter import SegmenterRecipe, train_segmenter
-from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, paired_difference
+from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, comparison_sentence, paired_difference
 
 ARMS = ("real", "on-the-fly", "real + on-the-fly", "offline", "real + offline")
 #: lesion-size strata of the report: SynthLesion's size classes (equivalent diameter, mm)
@@ -177,7 +177,6 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
     make_synthetic = SyntheticCases(healthy, preset) if healthy else None
     offline_count = offline_cases or max(len(real_train), 4)
     results: dict[str, list] = {arm: [] for arm in arms}
-    dice_per_seed: dict[str, list[list[float]]] = {arm: [] for arm in arms}
     for seed in seeds:
         rng = np.random.default_rng(seed)
         real = _subset(real_train, real_count, rng)
@@ -213,7 +212,6 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                                     progress=say, validation=held_out)
             scores = _score(model, test, tolerance_mm)
             per_case[arm] = scores
-            dice_per_seed[arm].append(scores["dice"])
             detections = scores["detections"]
             lesions = sum(len(d.detected) for d in detections)
             results[arm].append({
@@ -237,16 +235,14 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                for arm, runs in results.items()}
     pooled = {}
     if "real" in arms and len(test) >= MIN_BOOTSTRAP_CASES:  # every seed: each case's Dice averaged over seeds
-        pooled = {arm: {"versus": "real", "metric": "dice",
-                        **paired_difference(dice_per_seed[arm], dice_per_seed["real"], n_resamples=2000, seed=0,
-                                            margin=margin)} for arm in arms if arm != "real"}
+        pooled = {arm: {"versus": "real", "metric": "Dice",
+                        **paired_difference(*([r["per_case"]["dice"] for r in results[a]] for a in (arm, "real")),
+                                            n_resamples=2000, seed=0, margin=margin)} for arm in arms if arm != "real"}
     if len(test) < MIN_BOOTSTRAP_CASES:
         verdict = (f"The test set holds {len(test)} case(s): too few for any conclusion (a paired interval needs at "
                    f"least {MIN_BOOTSTRAP_CASES}); read these figures as a smoke test.")
     else:
-        verdict = " ".join(f"{arm} vs real (Dice over {c['seeds']} seed(s), {c['n']} cases): {c['mean_difference']:+.3f} "
-                           f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], {c['conclusion']}."
-                           for arm, c in pooled.items()) or None
+        verdict = " ".join(comparison_sentence(arm, c) for arm, c in pooled.items()) or None
     return {"protocol": "segment-study", "verdict": verdict, "recipe": recipe.to_dict(), "seeds": list(seeds),
             "arms": list(arms),
             "preset": preset, "test_cases": len(test), "real_train_cases": len(real),
