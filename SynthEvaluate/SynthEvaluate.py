@@ -441,7 +441,7 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
         from MedSynthCommonLib.mrml import table_rows
         from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names, read_ct_cases
         from SynthEvaluateLib.logic import show_queue_case
-        from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
+        from SynthEvaluateLib.recipes.findings_model import load_findings_model
 
         entry = table_rows(table)[row]
         organMask = None
@@ -449,7 +449,7 @@ class SynthEvaluateLogic(ScriptedLoadableModuleLogic):
             organMask = next((c.organ_mask for c in read_ct_cases(Path(cases)) if c.case_id == entry["case_id"]), None)
         names = parse_organ_names(shlex.split(organNames)) if organNames.strip() else None
         if self._classifier is None or self._classifierFolder != str(modelFolder):
-            self._classifier, self._classifierFolder = load_volume_classifier(Path(modelFolder)), str(modelFolder)
+            self._classifier, self._classifierFolder = load_findings_model(Path(modelFolder)), str(modelFolder)
         return show_queue_case(slicer.mrmlScene, self._classifier, entry, organMask and str(organMask), names)
 
 

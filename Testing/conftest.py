@@ -62,14 +62,14 @@ def findings_result():
 
     from findings_scans import ORGANS, phantom_scans
     from SynthEvaluateLib.findings.findings_study import findings_study
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         test_scans = phantom_scans(range(10, 13))
         result = findings_study(phantom_scans(range(4)), test_scans, ORGANS, train_count=100, test_count=24,
-                                recipe=VolumeRecipe(input_shape=(32, 64, 64), epochs=60), seed=0)
+                                recipe=FindingsRecipe(input_shape=(32, 64, 64), epochs=60), seed=0)
     finally:
         torch.set_num_threads(threads)
     return result, test_scans

@@ -226,7 +226,7 @@ def test_a_scan_stored_the_other_way_round_is_read_the_same(findings_result):
 
 
 def test_a_longer_or_wider_scan_shows_the_model_the_same_region(findings_result):
-    """The model reads a box of one size in mm around its organs (``VolumeRecipe.organ_margin_mm``,
+    """The model reads a box of one size in mm around its organs (``FindingsRecipe.organ_margin_mm``,
     ``view_mm``), so a scan that goes on further above and below, or is framed wider, gives it
     the same input: the same scores.  (Measured before: the same phantoms scanned twice as long
     took the AUCs from 0.95 / 0.86 to 0.55 / 0.61 reading the whole scan.)"""
@@ -252,12 +252,12 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
     from MedSynthCommonLib.cli import main
     from MedSynthCommonLib.imageio import write_volume
     from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
-    from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier, save_volume_classifier
+    from SynthEvaluateLib.recipes.findings_model import load_findings_model, save_findings_model
 
     result, test_scans = findings_result
     classifier = result["_classifier"]
-    model = save_volume_classifier(tmp_path / "model", classifier)
-    loaded = load_volume_classifier(model)
+    model = save_findings_model(tmp_path / "model", classifier)
+    loaded = load_findings_model(model)
     made = synthetic_findings_set(test_scans, 6, ORGANS, seed=99)
     assert np.array_equal(loaded.predict_proba(made.volumes), classifier.predict_proba(made.volumes))
     assert loaded.thresholds == classifier.thresholds and loaded.findings == classifier.findings
@@ -307,7 +307,7 @@ def test_model_folder_round_trip_and_triage_command(findings_result, tmp_path, c
     data[len(data) // 2] ^= 0x01  # one bit
     weights.write_bytes(bytes(data))
     with pytest.raises(MedSynthInputError, match="does not match its model card"):
-        load_volume_classifier(model)
+        load_findings_model(model)
 
 
 def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_path):

@@ -15,12 +15,12 @@ from findings_scans import ORGANS, phantom_scans as _scans
 def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
     """resnet18 (spatial_dims=3) trains a step and its Grad-CAM (monai.visualize) comes back on
     the volume's own grid; labels only (no masks: no map loss for these networks)."""
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe, train_volume_classifier
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe, train_findings_model
 
     rng = np.random.default_rng(0)
     volumes = [rng.normal(0, 50, (20, 40, 36)).astype(np.float32) for _ in range(8)]
     findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
-    classifier = train_volume_classifier(volumes, findings, ["a", "b"], VolumeRecipe(
+    classifier = train_findings_model(volumes, findings, ["a", "b"], FindingsRecipe(
         network="resnet18", input_shape=(16, 32, 32), epochs=1), seed=0, masks=[None] * 8)
     assert classifier.training["map_loss"] is False
     evidence = classifier.evidence(volumes[0], 1)
@@ -33,15 +33,15 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
 
     import torch
 
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe, save_volume_classifier, train_volume_classifier
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe, save_findings_model, train_findings_model
 
     rng = np.random.default_rng(1)
     volumes = [rng.normal(0, 60, (16, 24, 24)).astype(np.float32) for _ in range(8)]
     findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
     masks = [{f: np.pad(np.ones((4, 6, 6), bool), ((6, 6), (9, 9), (9, 9))) for f in np.flatnonzero(row)}
              for row in findings]
-    recipe = VolumeRecipe(input_shape=(16, 24, 24), epochs=5, batch_size=2, scanner_augment=True)
-    whole = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks)
+    recipe = FindingsRecipe(input_shape=(16, 24, 24), epochs=5, batch_size=2, scanner_augment=True)
+    whole = train_findings_model(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks)
     steps = []
 
     def stop_in_epoch_three():
@@ -50,20 +50,20 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
 
     folder = tmp_path / "model"
     with pytest.raises(InterruptedError):
-        train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
+        train_findings_model(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
                                 should_stop=stop_in_epoch_three, checkpoint_dir=folder)
     assert json.loads((folder / "checkpoint.json").read_text(encoding="utf-8"))["epoch"] == 2
     with pytest.raises(MedSynthInputError, match="other data or settings"):
-        train_volume_classifier(volumes, findings, ["a", "b"], dataclasses.replace(recipe, learning_rate=1e-2),
+        train_findings_model(volumes, findings, ["a", "b"], dataclasses.replace(recipe, learning_rate=1e-2),
                                 seed=4, masks=masks, checkpoint_dir=folder)
     events = []
-    resumed = train_volume_classifier(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
+    resumed = train_findings_model(volumes, findings, ["a", "b"], recipe, seed=4, masks=masks,
                                       checkpoint_dir=folder, progress=events.append)
     assert events[0] == {"resumed_at_epoch": 2, "epochs": 5} and [e["epoch"] for e in events[1:]] == [3, 4, 5]
     for name, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     assert resumed.thresholds == whole.thresholds
-    save_volume_classifier(folder, resumed)
+    save_findings_model(folder, resumed)
     assert not (folder / "checkpoint.json").exists() and not list(folder.glob("checkpoint-*.pt"))
 
 
@@ -106,7 +106,7 @@ def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
     import torch
 
     from SynthEvaluateLib.recipes.augment import scanner_augmentation, scanner_augmented
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 
     organ = np.zeros((1, 24, 32, 32), np.float32)
     organ[:, 4:20, 6:26, 6:26] = 0.55  # liver at ~70 HU in the (-150, 250) window
@@ -122,10 +122,10 @@ def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
     around = (organ[0] > 0.5) & ~lesion
     for scan in first.numpy()[:, 0]:
         assert scan[lesion].mean() < scan[around].mean()  # still hypodense, and still where it was
-    assert VolumeRecipe.from_dict({**VolumeRecipe().to_dict(), "scanner_augment": True}).scanner_augment
-    assert not VolumeRecipe().scanner_augment  # measured: no help from phantoms to a real CT (README)
-    old_card = {k: v for k, v in VolumeRecipe().to_dict().items() if k != "scanner_augment"}
-    assert VolumeRecipe.from_dict(old_card).scanner_augment is False  # what the old model was trained with
+    assert FindingsRecipe.from_dict({**FindingsRecipe().to_dict(), "scanner_augment": True}).scanner_augment
+    assert not FindingsRecipe().scanner_augment  # measured: no help from phantoms to a real CT (README)
+    old_card = {k: v for k, v in FindingsRecipe().to_dict().items() if k != "scanner_augment"}
+    assert FindingsRecipe.from_dict(old_card).scanner_augment is False  # what the old model was trained with
 
 
 def test_whole_scan_option_makes_a_model_that_reads_whole_scans():
@@ -145,11 +145,11 @@ def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
     from types import SimpleNamespace
 
     from SynthEvaluateLib.findings.scans import HealthyScan, model_view
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
     from SynthLesionLib.phantom import ORGAN_LABELS
 
     names = {value: name for name, value in ORGAN_LABELS.items()}
-    box_model = SimpleNamespace(organs=["liver", "spleen"], recipe=VolumeRecipe(), view_mm=None)
+    box_model = SimpleNamespace(organs=["liver", "spleen"], recipe=FindingsRecipe(), view_mm=None)
     with_map = HealthyScan(ct_phantom.image, ct_phantom.organs, names, ct_phantom.geometry)
     view = model_view(box_model, with_map)
     assert view.image.size < with_map.image.size and (view.organs == ORGAN_LABELS["liver"]).sum() == \
@@ -160,17 +160,17 @@ def test_a_box_reading_model_refuses_a_scan_without_its_organs(ct_phantom):
                           (HealthyScan(ct_phantom.image, lacking, names, ct_phantom.geometry), "holds none of them")):
         with pytest.raises(MedSynthInputError, match=f"{problem}.*organ_mask.*--whole-scan"):
             model_view(box_model, scan)
-        whole_model = SimpleNamespace(organs=["liver"], recipe=VolumeRecipe(organ_margin_mm=None), view_mm=None)
+        whole_model = SimpleNamespace(organs=["liver"], recipe=FindingsRecipe(organ_margin_mm=None), view_mm=None)
         assert model_view(whole_model, scan) is scan
 
 
 def test_a_card_written_before_the_organ_box_reads_whole_scans():
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 
-    card = VolumeRecipe().to_dict()
+    card = FindingsRecipe().to_dict()
     assert card["organ_margin_mm"] == 15.0
     del card["organ_margin_mm"], card["scanner_augment"]
-    old = VolumeRecipe.from_dict(card)
+    old = FindingsRecipe.from_dict(card)
     assert old.organ_margin_mm is None and old.scanner_augment is False  # as those models were trained
 
 
@@ -198,7 +198,7 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
     from findings_scans import framed
     from MedSynthCommonLib.geometry import Geometry
     from SynthEvaluateLib.findings.scans import HealthyScan, box_coverage, evidence_on_scan, organ_bounds, organ_box, organ_region, view_extent_mm
-    from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 
     scan = _scans([7])[0]
     organs = ["liver", "spleen"]
@@ -230,7 +230,7 @@ def test_every_scan_is_shown_in_one_view_of_fixed_size_in_mm():
     fine_view = organ_region(fine, organs, 15.0, view_mm)
     assert np.allclose(np.array(fine_view.image.shape) * fine_view.geometry.spacing_kji, view_mm, atol=g.spacing[2])
     # the evidence of the view, back on the scan's grid: zero where the view did not reach
-    model = SimpleNamespace(organs=organs, recipe=VolumeRecipe(), view_mm=view_mm,
+    model = SimpleNamespace(organs=organs, recipe=FindingsRecipe(), view_mm=view_mm,
                             evidence=lambda image, finding: np.ones(image.shape, np.float32))
     evidence, _ = evidence_on_scan(model, short, 0)
     box = organ_box(short, organs, 15.0, view_mm)
@@ -250,7 +250,7 @@ def test_scans_cut_short_in_training_keep_their_lesions():
     import torch
 
     from SynthEvaluateLib.recipes.augment import scan_ends
-    from SynthEvaluateLib.recipes.volume_classifier import lesion_free_ends
+    from SynthEvaluateLib.recipes.findings_model import lesion_free_ends
 
     targets = np.zeros((4, 2, 8, 4, 4), np.float32)  # score maps of 8 rows for 32 input slices
     targets[1, 0, 3:5, 1, 1] = 1  # a lesion in rows 3-4: slices 12-19

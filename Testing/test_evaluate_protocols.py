@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -152,10 +154,14 @@ def _multilabel_set(n: int, seed: int):
 
 
 def test_multilabel_findings_with_auc_and_locations():
-    from SynthEvaluateLib.findings.multilabel_2d import evaluate_multilabel
+    """2-D images train the findings model that reads CT volumes (spatial_dims 2): per-finding
+    AUC, thresholds from its validation images, locations from its evidence maps."""
+    from SynthEvaluateLib.findings.multilabel_2d import evaluate_multilabel, image_findings_recipe, train_image_findings
 
-    recipe = ClassifierRecipe(channels=(8, 16, 32), epochs=12, batch_size=8, learning_rate=3e-3, augment=False)
-    model = train_classifier(_multilabel_set(96, 20), recipe, seed=0)
+    train = _multilabel_set(96, 20)
+    recipe = image_findings_recipe(train, epochs=12, batch_size=8, learning_rate=3e-3, augment=False)
+    model = train_image_findings(train, recipe, seed=0)
+    assert model.recipe.spatial_dims == 2 and model.training["validation"] == 24
     result = evaluate_multilabel(model, _multilabel_set(24, 21))
     assert all(result["per_finding"][name]["auc"]["value"] > 0.85 for name in ("upper spot", "lower spot"))
     rows = result["per_image"]
@@ -200,20 +206,21 @@ def test_multilabel_findings_are_judged_and_reported_as_ct_findings_are(tmp_path
 
     from sklearn.metrics import roc_auc_score
 
-    from SynthEvaluateLib.findings.multilabel_2d import evaluate_multilabel
+    from SynthEvaluateLib.findings.multilabel_2d import evaluate_multilabel, image_findings_recipe, train_image_findings
     from SynthEvaluateLib.report import write_report
 
-    recipe = ClassifierRecipe(channels=(8, 16), epochs=3, batch_size=8, augment=False)
-    model = train_classifier(_multilabel_set(32, 40), recipe, seed=0)
+    train = _multilabel_set(32, 40)
+    model = train_image_findings(train, image_findings_recipe(train, channels=(8, 16), strides=(2, 2), epochs=3,
+                                                              batch_size=8, augment=False), seed=0)
     test = _multilabel_set(24, 41)
     result = evaluate_multilabel(model, test, locate_findings=False)
-    probabilities = model.predict_proba(test.images)
+    probabilities = model.predict_proba(list(test.images))
     for f, (name, finding) in enumerate(result["per_finding"].items()):
         truth = test.findings[:, f]
         assert set(finding) == {"auc", "roc", "sensitivity", "specificity", "threshold", "positives", "negatives"}
         assert finding["auc"]["value"] == pytest.approx(roc_auc_score(truth, probabilities[:, f]))
         assert finding["positives"] == truth.sum() and finding["positives"] + finding["negatives"] == len(truth)
-        called = probabilities[:, f] >= 0.5
+        called = probabilities[:, f] >= model.thresholds[f]
         assert finding["sensitivity"]["n"] == truth.sum()
         assert finding["sensitivity"]["value"] == pytest.approx(called[truth == 1].mean())
     write_report(result, tmp_path / "report", "Findings")
@@ -224,3 +231,20 @@ def test_multilabel_findings_are_judged_and_reported_as_ct_findings_are(tmp_path
     with open(tmp_path / "report" / "per_image.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(result["per_image"]) > 0
     assert (tmp_path / "report" / "roc_per_finding.png").exists()
+
+    # the one findings model folder holds image models too; it refuses what it does not read
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe, load_findings_model, save_findings_model
+
+    loaded = load_findings_model(save_findings_model(tmp_path / "model", model))
+    assert loaded.recipe.spatial_dims == 2 and loaded.thresholds == model.thresholds
+    assert np.allclose(loaded.predict_proba(list(test.images)), probabilities, atol=1e-6)
+    with pytest.raises(MedSynthInputError, match=r"reads a 2-D image \[y, x\]; got shape \(4, 32, 32\)"):
+        loaded.predict_proba([np.zeros((4, 32, 32))])
+    with pytest.raises(MedSynthInputError, match="judge it with `medsynth evaluate ct-findings`"):
+        evaluate_multilabel(dataclasses.replace(loaded, recipe=FindingsRecipe()), test)
+    with pytest.raises(MedSynthInputError, match="train the findings model on it"):
+        train_classifier(train, TINY)
+    with pytest.raises(MedSynthInputError, match="are for 3-D CT volumes"):
+        image_findings_recipe(train, scanner_augment=True)
+    with pytest.raises(MedSynthInputError, match=r"must be \[k, j, i\] \(volumes\) or \[y, x\]"):
+        FindingsRecipe(input_shape=(8,))

@@ -85,9 +85,9 @@ def _digest(folder):
 def test_calibrate_findings_command_writes_a_calibrated_copy(findings_result, tmp_path, capsys):
     from MedSynthCommonLib.cli import main
     from MedSynthCommonLib.imageio import write_volume
-    from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier, save_volume_classifier
+    from SynthEvaluateLib.recipes.findings_model import load_findings_model, save_findings_model
 
-    model = save_volume_classifier(tmp_path / "model", _untuned(findings_result))
+    model = save_findings_model(tmp_path / "model", _untuned(findings_result))
     rows = ["case_id,image,organ_mask"]
     for n, scan in enumerate(phantom_scans(range(20, 22))):
         write_volume(tmp_path / f"h{n}.nii.gz", scan.image.astype(np.int16), scan.geometry)
@@ -103,7 +103,7 @@ def test_calibrate_findings_command_writes_a_calibrated_copy(findings_result, tm
     printed = json.loads(captured.out)
     assert "synthetic scans: 8/8, ETA 0 s" in captured.err  # progress while the lesions are made
     assert printed["scans"] == {"real_healthy": 2, "synthetic": 8, "real_labelled": 0}
-    calibrated = load_volume_classifier(tmp_path / "calibrated")
+    calibrated = load_findings_model(tmp_path / "calibrated")
     assert calibrated.thresholds == list(printed["thresholds"].values()) != [1e-4] * 2
     assert calibrated.training["calibration"]["thresholds"] == printed["thresholds"]
     assert _digest(model) == given  # the model given is left as it is

@@ -112,10 +112,10 @@ def test_one_segmentation_study():
     assert studies == ["segment_study.py:segment_study"], studies
 
 
-def test_one_epoch_loop():
-    """The classifiers that train by epochs share one loop (recipes/loop.py); only the segmenter,
-    which counts iterations over a pool of cases, steps its optimiser itself (and the benchmark's
-    plain MONAI loop, which is the baseline it is compared with)."""
+def test_one_training_loop():
+    """Every recipe steps its optimiser in one place (recipes/loop.py: ``optimisation_steps``),
+    the classifiers by epochs and the segmenter by iterations; only the benchmark's plain MONAI
+    loop, the baseline it is compared with, steps its own."""
     import ast
 
     folder = ROOT / "SynthEvaluate" / "SynthEvaluateLib"
@@ -123,7 +123,22 @@ def test_one_epoch_loop():
                        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                        and node.func.attr == "step" and "optimiser" in ast.unparse(node)})
-    assert stepping == ["cli/benchmark_segment_study.py", "recipes/loop.py", "recipes/segmenter.py"], stepping
+    assert stepping == ["cli/benchmark_segment_study.py", "recipes/loop.py"], stepping
+
+
+def test_one_findings_model():
+    """One multi-label findings model for 2-D images and 3-D volumes (recipes/findings_model.py):
+    no other part of SynthEvaluateLib trains with a per-finding sigmoid loss or reads a
+    network's evidence (Grad-CAM, occlusion) itself."""
+    import ast
+
+    folder = ROOT / "SynthEvaluate" / "SynthEvaluateLib"
+    own = sorted({f"{path.relative_to(folder)}:{name}" for path in folder.rglob("*.py")
+                  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Call)
+                  for name in [ast.unparse(node.func).split(".")[-1]]
+                  if name in ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "GradCAM",
+                              "OcclusionSensitivity")})
+    assert {entry.split(":")[0] for entry in own} == {"recipes/findings_model.py"}, own
 
 
 def test_one_judgement_of_findings():
@@ -172,3 +187,13 @@ def test_synthevaluate_parts_import_one_way():
             if other != part and other not in allowed:
                 wrong.append(f"{path.relative_to(root)}:{node.lineno} ({part}) imports {target} ({other})")
     assert not wrong, wrong
+
+
+def test_every_package_says_what_it_answers_and_may_import():
+    """docs/architecture.md's rule: each package's docstring says what it answers and what it
+    may import."""
+    packages = sorted(path for module in ("SynthLesion", "SynthTranslate", "SynthEvaluate")
+                      for path in (ROOT / module).rglob("__init__.py"))
+    silent = [str(path.relative_to(ROOT)) for path in packages
+              if "May import:" not in (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "")]
+    assert len(packages) >= 8 and not silent, silent

@@ -6,10 +6,14 @@
 - distances: FRD on radiomic features, FID/KID/PRDC on a project or user-exported network;
 - protocols: GAN-train/GAN-test, augmentation studies (classifiers and segmenters), the quality
   of a generator of new images (``generator_quality``), the robustness benchmark on SynthLesion
-  strata, multi-label findings, segmentation files, reader studies;
+  strata, segmentation files, reader studies;
+- findings: one multi-label findings model for 2-D images and 3-D CT, located in image regions
+  or in anatomy, reports and a triage queue;
 - reports (HTML, JSON, CSV, PNG), MRML table and chart nodes, the ``medsynth evaluate`` commands.
 
-Layer: the top floor; it may use SynthTranslateLib, SynthLesionLib and MedSynthCommonLib.
+May import: SynthTranslateLib, SynthLesionLib, MedSynthCommonLib, numpy, SciPy, scikit-learn,
+torch, MONAI (the top floor; its folders import one way among themselves, see each folder's
+docstring and docs/architecture.md).
 """
 
 from MedSynthCommonLib import __version__  # noqa: F401

@@ -3,6 +3,10 @@
 Layers import one way: SynthEvaluateLib -> SynthTranslateLib -> SynthLesionLib ->
 MedSynthCommonLib.  Nothing here imports a module above it.
 
+May import: the standard library and third-party packages (numpy, SimpleITK, VTK, tqdm,
+threadpoolctl; torch, dask and slicer only inside the functions that need them); nothing of
+SynthLesionLib, SynthTranslateLib or SynthEvaluateLib.
+
 - ``errors``: the exceptions shown to users (``MedSynthInputError``, ``MedSynthOutputError``);
 - ``geometry``, ``imageio``, ``integrity``: image grids in RAS, reading/writing images, damaged files refused;
 - ``storage``: outputs whole or absent, paths that never collide or escape, folder locks;

@@ -1,4 +1,9 @@
-"""SynthLesionLib: lesion synthesis engine of MedSynth (numpy/scipy only, no Slicer needed).
+"""SynthLesionLib: lesion synthesis engine of MedSynth (numpy/scipy only, no Slicer needed):
+where a lesion fits in an organ, what it looks like, and the image with its exact label.
+
+May import: MedSynthCommonLib, numpy and SciPy (MONAI in ``transforms``, its MONAI face; torch,
+matplotlib and dask only inside the functions that need them); nothing of SynthTranslateLib or
+SynthEvaluateLib.
 
 Public names are imported on first use (PEP 562), so that ``MedSynthCommonLib.dependencies``
 can be imported, and missing packages offered for installation, before SciPy is needed.

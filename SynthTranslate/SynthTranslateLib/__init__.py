@@ -8,7 +8,8 @@ class (stylegan for a GPU, fastgan that learns on a CPU; ``translate sample``). 
 inference that keeps geometry (``apply``), datasets from volumes, folders and DICOM
 (``datasets``), MRML logic (``logic``) and the ``medsynth translate`` commands (``commands``).
 
-Layer: above SynthLesionLib and MedSynthCommonLib; imports nothing from SynthEvaluateLib.
+May import: SynthLesionLib, MedSynthCommonLib, numpy, SciPy, torch, MONAI; nothing of
+SynthEvaluateLib.
 torch and MONAI are imported only where a network is built or run.
 """
 

@@ -27,7 +27,7 @@ from MedSynthCommonLib.imageio import read_volume, write_volume
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
 from SynthEvaluateLib.findings.scans import HealthyScan, evidence_on_scan
 from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
-from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
+from SynthEvaluateLib.recipes.findings_model import load_findings_model
 
 ORGANS = ["liver", "spleen", "kidney right", "kidney left"]
 
@@ -118,7 +118,7 @@ def main() -> None:
     truth = [int(made.findings[int(row["case_id"][4:]), 0]) for row in queue]
     positives = sum(truth)
 
-    classifier = load_volume_classifier(args.out / "report" / "model")
+    classifier = load_findings_model(args.out / "report" / "model")
     from SynthEvaluateLib.findings.anatomy import evidence_region
 
     true_positives = [row for row, t in zip(queue, truth) if t][:3]

@@ -35,7 +35,7 @@ from SynthEvaluateLib.findings.scans import HealthyScan, model_view
 from SynthEvaluateLib.findings.synthetic import synthetic_findings_set
 from SynthEvaluateLib.findings.triage import queue_row
 from SynthEvaluateLib.metrics.classification import per_finding_metrics
-from SynthEvaluateLib.recipes.volume_classifier import load_volume_classifier
+from SynthEvaluateLib.recipes.findings_model import load_findings_model
 
 
 def _count(entry: dict) -> str:
@@ -92,7 +92,7 @@ def main() -> None:
                          str(args.out / "scan.csv"), "--count", str(args.count), "--organ-names", names,
                          "--model-out", str(calibrated_folder)])
         assert code == 0, code
-    given, calibrated = load_volume_classifier(args.model), load_volume_classifier(calibrated_folder)
+    given, calibrated = load_findings_model(args.model), load_findings_model(calibrated_folder)
     scan = HealthyScan(np.round(image), organs.astype(np.int32), organ_names, geometry)
     view = model_view(given, scan)
     lesions = lesions_of(given)

@@ -8,7 +8,7 @@ training scans, scanned twice as long (the body goes on above and below), framed
 wider (air around the body), and a larger body (organs 1.17 times wider, as in a larger patient).  Real scans differ this way (the liver-tumour CTs of the issue "Does
 synthesis pay off?": 44 to 207 slices of 2.5 to 5 mm).
 Each framing runs with the network reading the whole scan and reading the box around the
-organs (``VolumeRecipe.organ_margin_mm``; a box of one size in mm, ``scans.view_extent_mm``),
+organs (``FindingsRecipe.organ_margin_mm``; a box of one size in mm, ``scans.view_extent_mm``),
 same seed.  The longer scans go on as their edge slices, as the box does past a scan's end, so
 that row shows the scale alone; a real scan goes on with other anatomy there.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Testing/: the su
 
 from findings_scans import ORGANS, framed, phantom_scans  # noqa: E402
 from SynthEvaluateLib.findings.findings_study import findings_study  # noqa: E402
-from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe  # noqa: E402
+from SynthEvaluateLib.recipes.findings_model import FindingsRecipe  # noqa: E402
 
 
 FRAMINGS = ("as trained", "twice as long", "1.5 times wider", "larger body")
@@ -38,14 +38,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reads", nargs="+", default=["whole scan", "organ box"], choices=["whole scan", "organ box"])
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
-    parser.add_argument("--scan-end-augment", action="store_true", help="VolumeRecipe.scan_end_augment")
+    parser.add_argument("--scan-end-augment", action="store_true", help="FindingsRecipe.scan_end_augment")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train, test = phantom_scans(range(4)), phantom_scans(range(10, 13))
     framings = {"as trained": test, "twice as long": [framed(s, 20, 0) for s in test],
                 "1.5 times wider": [framed(s, 0, 24) for s in test],
                 "larger body": phantom_scans(range(10, 13), shape=(40, 112, 112))}
-    recipe = VolumeRecipe(input_shape=(32, 64, 64), epochs=60, scan_end_augment=args.scan_end_augment)
+    recipe = FindingsRecipe(input_shape=(32, 64, 64), epochs=60, scan_end_augment=args.scan_end_augment)
     results = {}
     for reads, margin in (("whole scan", None), ("organ box", 15.0)):
         for framing, scans in framings.items():

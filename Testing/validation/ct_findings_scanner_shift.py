@@ -7,7 +7,7 @@ Training scans are SynthLesion findings made in CT phantoms (``make_ct_phantom``
 white noise, their own HU levels); test scans are SynthLesion findings made in the real 3 mm CT of
 ``abdomen_ct`` (real anatomy, noise and levels: the liver at 46 HU there), and the real CT as
 given (no lesion) is scored for false calls.  The same study runs with and without the scanner
-augmentation of ``VolumeRecipe.scanner_augment`` (same seed), and prints both side by side.
+augmentation of ``FindingsRecipe.scanner_augment`` (same seed), and prints both side by side.
 
 It is a proxy: the lesions on both sides come from SynthLesion, and the real side is one
 patient.  It shows whether the model learns the lesions or the training scans' look.
@@ -27,7 +27,7 @@ from MedSynthCommonLib.imageio import read_volume
 from SynthEvaluateLib.findings.ct_findings_cases import parse_organ_names
 from SynthEvaluateLib.findings.findings_study import findings_study
 from SynthEvaluateLib.findings.scans import HealthyScan
-from SynthEvaluateLib.recipes.volume_classifier import VolumeRecipe
+from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 from SynthLesionLib.phantom import ORGAN_LABELS, make_ct_phantom
 
 ORGANS = ["liver", "spleen"]
@@ -80,7 +80,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     train = phantom_scans(args.phantoms, (112, 101, 122))  # the real CT's grid
     test = real_scans((args.data / "abdomen_ct").resolve())
-    recipe = VolumeRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs)
+    recipe = FindingsRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs)
     results = {}
     arms = (("without scanner augmentation", False), ("with scanner augmentation", True))
     for arm, augment in [a for a in arms if args.arms == "both" or a[0].startswith(args.arms + " ")]:

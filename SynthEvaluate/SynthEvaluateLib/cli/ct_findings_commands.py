@@ -23,13 +23,13 @@ def _say(message: str) -> None:
 def _recipe(args):
     from MedSynthCommonLib.devices import resolve_accelerator
 
-    from ..recipes.volume_classifier import VolumeRecipe
+    from ..recipes.findings_model import FindingsRecipe
 
     device = resolve_accelerator(args.device, precision="fp32").device
-    return VolumeRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
+    return FindingsRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
                         learning_rate=args.learning_rate, scanner_augment=args.scanner_augment,
                         scan_end_augment=args.scan_end_augment,
-                        organ_margin_mm=None if args.whole_scan else VolumeRecipe.organ_margin_mm, device=device)
+                        organ_margin_mm=None if args.whole_scan else FindingsRecipe.organ_margin_mm, device=device)
 
 
 def _scans(path: Path, organ_names: dict[int, str]):
@@ -47,7 +47,7 @@ def _cmd_ct_findings(args) -> dict:
     from ..findings.report_rules import load_rules
     from SynthTranslateLib.model_dir import CARD
 
-    from ..recipes.volume_classifier import save_volume_classifier
+    from ..recipes.findings_model import save_findings_model
 
     model_out = Path(args.model_out or Path(args.out) / "model")
     if (model_out / CARD).exists():
@@ -83,7 +83,7 @@ def _cmd_ct_findings(args) -> dict:
                                           "(other lesions, other places); give other patients to judge generalisation")
         result["healthy_test_scans"]["note"] += ("; without --test-healthy these are the training scans, which the "
                                                  "model saw, so their specificity is optimistic")
-    model = save_volume_classifier(model_out, result["_classifier"])
+    model = save_findings_model(model_out, result["_classifier"])
     result["model"] = str(model)
     return result
 
@@ -94,7 +94,7 @@ def _cmd_calibrate(args) -> int:
     from ..findings.calibration import calibrate_thresholds
     from ..findings.ct_findings_cases import finding_columns, load_scan, parse_organ_names, read_ct_cases
     from ..findings.scans import RealFindings
-    from ..recipes.volume_classifier import load_volume_classifier, save_volume_classifier
+    from ..recipes.findings_model import load_findings_model, save_findings_model
 
     if args.healthy is None and args.labelled is None:
         raise MedSynthInputError("Give the real scans to calibrate on: --healthy (healthy scans with organ masks) "
@@ -105,7 +105,7 @@ def _cmd_calibrate(args) -> int:
                                  "overwritten (the calibrated copy is written beside it).")
     if model_out.exists() and not model_out.is_dir():
         raise MedSynthInputError(f"--model-out {model_out} is a file, not a folder; give a new folder path.")
-    classifier = load_volume_classifier(args.model)
+    classifier = load_findings_model(args.model)
     organ_names = parse_organ_names(args.organ_names or [])
     healthy = _scans(args.healthy, organ_names)[1] if args.healthy is not None else []
     real = None
@@ -114,7 +114,7 @@ def _cmd_calibrate(args) -> int:
         columns = finding_columns(cases, list(classifier.findings), args.labelled)
         real = RealFindings([load_scan(c, organ_names, need_organs=bool(classifier.organs)) for c in cases], columns)
     record = calibrate_thresholds(classifier, healthy, args.count if healthy else 0, args.seed, real, _say)
-    save_volume_classifier(model_out, classifier)
+    save_findings_model(model_out, classifier)
     print(json.dumps({"model": str(model_out), **{k: record[k] for k in ("scans", "thresholds_before", "thresholds",
                                                                           "notes")}}, indent=2))
     return 0

@@ -1,5 +1,6 @@
-"""What is there, where, and what to say: multi-label findings on 2-D images
-(``multilabel_2d``) and structured 3-D CT findings: the scans and the box a model reads
+"""What is there, where, and what to say, with one findings model (``recipes.findings_model``)
+for both: multi-label findings on 2-D images, located in image regions (``multilabel_2d``), and
+structured 3-D CT findings, located in anatomy: the scans and the box a model reads
 (``scans``), scans with exact synthetic findings (``synthetic``), the study that trains and
 judges a model (``findings_study``, with ``findings_dataset`` and ``ct_findings_cases``),
 thresholds chosen on the user's real scans (``calibration``), scans unlike the training scans

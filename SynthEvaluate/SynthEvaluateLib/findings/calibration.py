@@ -55,7 +55,7 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
     other patients than any test scan; each is used as given (no finding) and ``count`` synthetic
     scans are made from them (seeded by ``seed``).  ``real``: real labelled scans.  A finding that
     the calibration scans hold no positive (or no negative) of keeps its threshold."""
-    from ..recipes.volume_classifier import choose_thresholds
+    from ..recipes.findings_model import choose_thresholds
 
     if not scans and real is None:
         raise MedSynthInputError("Calibration needs real scans: healthy scans with organ maps, or labelled scans.")

@@ -6,7 +6,7 @@ Items follow MONAI's conventions: ``image`` a channel-first ``MetaTensor`` (1, x
 affine maps (i, j, k) to RAS mm; ``findings`` a float tensor (F,) of 0/1 in ``finding_names``
 order; with ``with_masks``, ``finding_masks`` (F, x, y, z) of each finding's lesion voxels;
 ``record`` a JSON string of what made the scan (lesion records, references) that collates.
-Scans are used as given: for a model that reads the box around its organs (``VolumeRecipe.
+Scans are used as given: for a model that reads the box around its organs (``FindingsRecipe.
 organ_margin_mm``), pass scans cut with ``scans.organ_region`` (with the model's
 ``view_mm``).
 Imported only where torch and MONAI are installed.

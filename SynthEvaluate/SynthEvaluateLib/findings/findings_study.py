@@ -49,9 +49,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     from ..metrics.classification import per_finding_metrics
     from .calls import checked_calls, healthy_calls, located_findings
     from .report_rules import write_report_text
-    from ..recipes.volume_classifier import VolumeRecipe, train_volume_classifier
+    from ..recipes.findings_model import FindingsRecipe, train_findings_model
 
-    recipe = recipe or VolumeRecipe()
+    recipe = recipe or FindingsRecipe()
     say = progress or (lambda message: None)
     # the network reads the box around the organs, on every scan it trains and is judged on
     check_organs(train_scans + test_scans, organs)  # a misspelt organ: the names the maps hold
@@ -93,7 +93,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                   for m, box in zip(real.masks or [None] * len(real.scans), real_boxes)]
         groups += [f"real scan {n}" for n in range(len(real.scans))]
     say(f"training the 3-D classifier on {len(volumes)} scans")
-    classifier = train_volume_classifier(
+    classifier = train_findings_model(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
         progress=lambda e: say(_training_line(e)))
     classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm

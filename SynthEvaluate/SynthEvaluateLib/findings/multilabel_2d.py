@@ -1,5 +1,6 @@
-"""Multi-label abnormality classification: per-finding AUC and a structured findings table
-with each finding's location, from occlusion sensitivity (MONAI), which works for any network.
+"""Multi-label findings on 2-D images: the findings model of ``recipes.findings_model`` (the
+one that reads 3-D CT, with ``input_shape`` [y, x]) trained on an image set, judged per finding
+as CT findings are (``per_finding_metrics``), each called finding located from its evidence map.
 
 Locations are in image terms: rows in thirds (upper / middle / lower), columns in halves
 (image left / image right).  For a PA chest film, image left is the patient's right.
@@ -7,7 +8,7 @@ Locations are in image terms: rows in thirds (upper / middle / lower), columns i
 
 from __future__ import annotations
 
-import warnings
+from typing import Callable
 
 import numpy as np
 
@@ -15,53 +16,73 @@ from MedSynthCommonLib.errors import MedSynthInputError
 
 from ..metrics.classification import per_finding_metrics
 from ..recipes.data import ImageSet
-from ..recipes.training import TrainedClassifier
+from ..recipes.findings_model import FindingsModel, FindingsRecipe, train_findings_model
+
+#: the share of an evidence map, from its strongest end, whose centroid is the finding's location
+TOP_EVIDENCE = 0.1
 
 
-def locate(classifier: TrainedClassifier, image: np.ndarray, finding: int, mask_fraction: float = 0.25) -> dict:
-    """Where the evidence for ``finding`` lies: the centroid of the top 10% of occlusion
-    importance (drop of the finding's probability when a region is hidden)."""
-    import torch
-    from monai.visualize import OcclusionSensitivity
+def image_findings_recipe(images: ImageSet, **settings) -> FindingsRecipe:
+    """The findings recipe for ``images``: the network reads the set's size, its intensities
+    as they are (sets are in [0, 1]) and the whole image (no organ box); ``settings`` override
+    any other field (epochs, channels, learning_rate, ...)."""
+    return FindingsRecipe(**{"input_shape": tuple(images.images.shape[1:]), "window": (0.0, 1.0),
+                             "organ_margin_mm": None, **settings})
 
-    size = image.shape[-1]
-    occlusion = OcclusionSensitivity(classifier.model.eval(), mask_size=max(2, int(size * mask_fraction)), n_batch=32,
-                                     verbose=False, overlap=0.5, activate=classifier.activation)
-    tensor = torch.as_tensor(np.asarray(image, np.float32))[None, None]
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # MONAI's own indexing deprecation notices
-        baseline = float(classifier.activation(classifier.model(tensor))[0, finding])
-        occluded, _ = occlusion(tensor)
-    importance = np.clip(baseline - occluded[0, finding].numpy(), 0, None)
-    if importance.max() <= 0:
+
+def train_image_findings(train: ImageSet, recipe: FindingsRecipe | None = None, seed: int = 0,
+                         validation_fraction: float = 0.25, progress: Callable[[dict], None] | None = None,
+                         should_stop: Callable[[], bool] | None = None) -> FindingsModel:
+    """The findings model trained on a multi-label image set (``ImageSet.multilabel``); a
+    ``validation_fraction`` of it chooses each finding's threshold."""
+    if train.findings is None:
+        raise MedSynthInputError("The image set has one class per image; multi-label findings need an image set "
+                                 "with a findings matrix (ImageSet.multilabel). Train a classifier for classes.")
+    recipe = recipe or image_findings_recipe(train)
+    if recipe.spatial_dims != 2:
+        raise MedSynthInputError(f"The recipe reads volumes ({recipe.input_shape}); give input_shape [y, x] for images.")
+    return train_findings_model(list(train.images), train.findings.astype(np.int64), train.class_names, recipe, seed,
+                                validation_fraction, progress=progress, should_stop=should_stop)
+
+
+def locate(model: FindingsModel, image: np.ndarray, finding: int) -> dict:
+    """Where the evidence for ``finding`` lies in a (y, x) image: the centroid of the strongest
+    ``TOP_EVIDENCE`` of its evidence map, as an image region and as fractions of the height and
+    width."""
+    evidence = model.evidence(image, finding)
+    if evidence.max() <= evidence.min():
         return {"region": "not localised", "row": None, "column": None}
-    top = importance >= np.quantile(importance, 0.9)
+    top = evidence >= np.quantile(evidence, 1.0 - TOP_EVIDENCE)
     row, column = (float(v) for v in np.argwhere(top).mean(axis=0))
-    vertical = ("upper", "middle", "lower")[min(int(3 * row / size), 2)]
-    horizontal = "image left" if column < size / 2 else "image right"
-    return {"region": f"{vertical} {horizontal}", "row": round(row / size, 3), "column": round(column / size, 3)}
+    height, width = evidence.shape
+    vertical = ("upper", "middle", "lower")[min(int(3 * row / height), 2)]
+    horizontal = "image left" if column < width / 2 else "image right"
+    return {"region": f"{vertical} {horizontal}", "row": round(row / height, 3), "column": round(column / width, 3)}
 
 
-def evaluate_multilabel(classifier: TrainedClassifier, test: ImageSet, threshold: float = 0.5,
-                        locate_findings: bool = True, confidence: float = 0.95) -> dict:
-    """Per-finding AUC, sensitivity and specificity (``per_finding_metrics``, as for 3-D CT
-    findings), and ``per_image``: one row per finding called in an image, with its probability
-    and location."""
-    if test.findings is None or not classifier.multilabel:
-        raise MedSynthInputError("Multi-label evaluation needs a multi-label model and a test set with findings.")
-    if test.class_names != classifier.class_names:
-        raise MedSynthInputError(f"Test findings {test.class_names} differ from the model's {classifier.class_names}.")
-    probabilities = classifier.predict_proba(test.images)
-    called = probabilities >= threshold
-    per_finding = per_finding_metrics(test.findings, probabilities, called, test.class_names,
-                                      [threshold] * len(test.class_names), confidence)
+def evaluate_multilabel(model: FindingsModel, test: ImageSet, locate_findings: bool = True,
+                        confidence: float = 0.95) -> dict:
+    """Per-finding AUC, sensitivity and specificity at the model's thresholds, and
+    ``per_image``: one row per finding called in an image, with its probability and location."""
+    if test.findings is None:
+        raise MedSynthInputError("Multi-label evaluation needs a test set with findings (ImageSet.multilabel).")
+    if model.recipe.spatial_dims != 2:
+        raise MedSynthInputError("This findings model reads 3-D volumes; judge it with `medsynth evaluate ct-findings`.")
+    if test.class_names != model.findings:
+        raise MedSynthInputError(f"Test findings {test.class_names} differ from the model's {model.findings}.")
+    probabilities = model.predict_proba(list(test.images))
+    called = model.called(probabilities)
+    per_finding = per_finding_metrics(test.findings, probabilities, called, test.class_names, model.thresholds,
+                                      confidence)
     table = []
     for i, case_id in enumerate(test.ids):
         for f in np.flatnonzero(called[i]):
             row = {"case": case_id, "finding": test.class_names[f], "probability": round(float(probabilities[i, f]), 4),
                    "present_in_reference": bool(test.findings[i, f])}
             if locate_findings:
-                row.update(locate(classifier, test.images[i], int(f)))
+                row.update(locate(model, test.images[i], int(f)))
             table.append(row)
-    return {"protocol": "multilabel", "threshold": threshold, "per_finding": per_finding,
-            "per_image": table, "cases": len(test)}
+    return {"protocol": "multilabel", "thresholds": dict(zip(model.findings, model.thresholds)),
+            "per_finding": per_finding, "per_image": table, "cases": len(test)}
+
+

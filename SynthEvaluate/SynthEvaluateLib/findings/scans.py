@@ -132,7 +132,7 @@ def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None,
 
 def model_box(classifier, scan: HealthyScan) -> tuple[slice, slice, slice] | None:
     """The box ``classifier`` reads of ``scan``: around the organs it was trained on, with the
-    recipe's margin (``VolumeRecipe.organ_margin_mm``) and its view size (None in cards written
+    recipe's margin (``FindingsRecipe.organ_margin_mm``) and its view size (None in cards written
     before it existed: the box clipped to the scan); None for a whole-scan model."""
     if not classifier.organs or classifier.recipe.organ_margin_mm is None:
         return None

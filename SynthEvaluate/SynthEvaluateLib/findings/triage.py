@@ -101,9 +101,9 @@ class _QueueTask:
 @functools.lru_cache(maxsize=2)
 def _classifier(model: str):
     """One load per worker process (and per model folder)."""
-    from ..recipes.volume_classifier import load_volume_classifier
+    from ..recipes.findings_model import load_findings_model
 
-    return load_volume_classifier(Path(model))
+    return load_findings_model(Path(model))
 
 
 def _score_file(task: _QueueTask) -> dict:

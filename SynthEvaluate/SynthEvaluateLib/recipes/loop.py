@@ -1,14 +1,38 @@
-"""The epoch loop of the recipes that train by epochs (the 2-D classifier of ``training`` and the
-3-D findings classifier of ``volume_classifier``): one place for the step, cancellation, the
-epoch's mean loss, the history and progress.  What differs between them (how batches are drawn,
-what a batch's loss is, what happens after an epoch: shuffling, a checkpoint, averaging over
-ranks) comes in as functions.  The segmenter counts iterations, not epochs, over a pool of cases
-and validates as it goes; it keeps its own loop (``segmenter``)."""
+"""The training loop of every recipe: one place for the optimiser step, its precision (a loss
+scaler), cancellation and the model's training mode (``optimisation_steps``), and around it the
+epoch bookkeeping of the recipes that train by epochs (``train_epochs``: the 2-D classifier of
+``training`` and the findings model of ``findings_model``).  The segmenter counts iterations
+over a pool of cases, validates as it goes and may stop early; it runs the same steps and keeps
+its own bookkeeping.  What differs between recipes (how batches are drawn, what a batch's loss
+is, what happens after an epoch or between steps) comes in as functions."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
+
+
+def optimisation_steps(model, optimiser, batches: Iterable, batch_loss: Callable, *,
+                       should_stop: Callable[[], bool] | None = None, scaler=None) -> Iterator[tuple[object, object]]:
+    """One optimiser step per batch of ``batches``: ``batch_loss(batch)`` (a scalar tensor),
+    backward (through ``scaler``, a ``torch.amp.GradScaler``, when given), step; yields
+    ``(batch, loss)`` with the loss detached, after its step.  The model is in training mode at
+    every step (a caller may validate between steps).  ``should_stop`` is asked before every
+    step; True raises ``InterruptedError``."""
+    for batch in batches:
+        if should_stop is not None and should_stop():
+            raise InterruptedError("Training was cancelled.")
+        model.train()
+        loss = batch_loss(batch)
+        optimiser.zero_grad()
+        if scaler is None:
+            loss.backward()
+            optimiser.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+        yield batch, loss.detach()
 
 
 def train_epochs(model, optimiser, epochs: int, batches: Callable[[int], Iterable], batch_loss: Callable,
@@ -18,25 +42,16 @@ def train_epochs(model, optimiser, epochs: int, batches: Callable[[int], Iterabl
                  after_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
     """Train ``model`` from ``first_epoch`` to ``epochs``; returns the history (``history`` extended).
 
-    Per epoch: the model in training mode; for every batch of ``batches(epoch)`` (index arrays),
-    ``batch_loss(index)`` (a scalar tensor), one optimiser step; then the mean loss per item
-    (``epoch_loss`` may combine it over ranks), an entry ``{"epoch", "loss", "seconds"}`` in the
-    history, ``after_epoch(epoch, entry)`` (shuffle, checkpoint), and ``progress({**entry,
-    "epochs": epochs})``.  ``should_stop`` is asked before every step; True raises
-    ``InterruptedError`` (the last finished epoch's state is whatever ``after_epoch`` kept)."""
+    Per epoch: ``optimisation_steps`` over ``batches(epoch)`` (index arrays); then the mean loss
+    per item (``epoch_loss`` may combine it over ranks), an entry ``{"epoch", "loss", "seconds"}``
+    in the history, ``after_epoch(epoch, entry)`` (shuffle, checkpoint), and ``progress({**entry,
+    "epochs": epochs})``.  A cancelled run's state is whatever ``after_epoch`` last kept."""
     history = [] if history is None else history
     started = time.perf_counter()
     for epoch in range(first_epoch, epochs):
-        model.train()
         total, items = 0.0, 0
-        for index in batches(epoch):
-            if should_stop is not None and should_stop():
-                raise InterruptedError("Training was cancelled.")
-            loss = batch_loss(index)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
+        for index, loss in optimisation_steps(model, optimiser, batches(epoch), batch_loss, should_stop=should_stop):
+            total += float(loss) * len(index)
             items += len(index)
         mean = total / max(items, 1)
         entry = {"epoch": epoch + 1, "loss": epoch_loss(mean) if epoch_loss is not None else mean,

@@ -31,6 +31,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.threads import torch_threads
 
 from .fresh_cases import FreshCasePool
+from .loop import optimisation_steps
 
 
 @dataclass(frozen=True)
@@ -316,25 +317,27 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
         loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
         history, started = [], time.perf_counter()
         keeper = _BestModel(model, recipe, seed, validation or [], ranks)
-        iteration = 0
-        for iteration in range(1, recipe.iterations + 1):
-            if should_stop is not None and should_stop():
-                raise InterruptedError("Training was cancelled.")
-            if refresh_every and iteration % refresh_every == 0:
-                pool.refresh()
-            cases = rng.integers(fixed + pooled, size=recipe.batch_size)
-            pairs = [sample(prepared[c] if c < fixed else pool[c - fixed]) for c in cases][share]
-            x = torch.as_tensor(np.stack([p[0] for p in pairs]))
-            y = torch.as_tensor(np.stack([p[1] for p in pairs]))
+
+        def batches():
+            """This rank's share of each iteration's patches, drawn from the seed's stream."""
+            for iteration in range(1, recipe.iterations + 1):
+                if refresh_every and iteration % refresh_every == 0:
+                    pool.refresh()
+                cases = rng.integers(fixed + pooled, size=recipe.batch_size)
+                pairs = [sample(prepared[c] if c < fixed else pool[c - fixed]) for c in cases][share]
+                yield torch.as_tensor(np.stack([p[0] for p in pairs])), torch.as_tensor(np.stack([p[1] for p in pairs]))
+
+        def batch_loss(batch):
+            x, y = batch
             with accelerator.autocast():
                 logits = trained(x.to(recipe.device))
-            loss = loss_function(logits.float(), y.to(recipe.device))  # the loss in fp32
-            optimiser.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
+            return loss_function(logits.float(), y.to(recipe.device))  # the loss in fp32
+
+        steps = optimisation_steps(model, optimiser, batches(), batch_loss, should_stop=should_stop, scaler=scaler)
+        iteration = 0
+        for iteration, (_, loss) in enumerate(steps, start=1):
             if iteration % 10 == 0 or iteration == recipe.iterations:
-                entry = {"iteration": iteration, "loss": ranks.mean({"loss": float(loss.detach())})["loss"],
+                entry = {"iteration": iteration, "loss": ranks.mean({"loss": float(loss)})["loss"],
                          "seconds": time.perf_counter() - started}
                 history.append(entry)
                 if progress is not None and ranks.is_main:
@@ -394,8 +397,7 @@ class _BestModel:
         self.last_validated = iteration
         judge = TrainedSegmenter(self.model, self.recipe, self.seed)
         scores = [dice(judge.predict(volume, organ, spacing).astype(bool), np.asarray(label) > 0)
-                  for volume, label, organ, spacing in self.cases]
-        self.model.train()
+                  for volume, label, organ, spacing in self.cases]  # the next step sets training mode again
         value = self.ranks.mean({"dice": float(np.nanmean(scores)) if scores else 0.0})["dice"]
         history.append({"iteration": iteration, "validation_dice": value})
         if value > self.best_dice:

@@ -1,4 +1,6 @@
 """The downstream classifier recipe: one recipe, trained the same way on every arm of a study.
+One class per image (softmax); images with several findings each train the findings model
+(``findings.multilabel_2d``, the one that reads CT volumes).
 
 Networks come from MONAI; training is plain PyTorch.  Randomness is seeded inside
 ``torch.random.fork_rng``, so the caller's global RNG state is left untouched and the same
@@ -57,17 +59,9 @@ class TrainedClassifier:
     seed: int
     history: list[dict] = field(default_factory=list)
     train_summary: dict = field(default_factory=dict)
-    multilabel: bool = False
-
-    def activation(self, logits):
-        """Softmax over classes, or an independent sigmoid per finding (multi-label)."""
-        import torch
-
-        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """(n, classes) probabilities for (n, h, w) images in [0, 1]: softmax, or one sigmoid
-        per finding for multi-label models."""
+        """(n, classes) probabilities (softmax) for (n, h, w) images in [0, 1]."""
         import torch
 
         self.model.eval()
@@ -75,7 +69,7 @@ class TrainedClassifier:
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 batch = torch.as_tensor(np.asarray(images[start:start + batch_size], np.float32))[:, None]
-                outputs.append(self.activation(self.model(batch.to(self.recipe.device))).cpu().numpy())
+                outputs.append(torch.softmax(self.model(batch.to(self.recipe.device)), dim=1).cpu().numpy())
         return np.concatenate(outputs)
 
 
@@ -128,8 +122,10 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
     import torch
     from torch.utils.data import DistributedSampler
 
-    multilabel = train.findings is not None
-    if not multilabel and len(np.unique(train.labels)) < 2:
+    if train.findings is not None:
+        raise MedSynthInputError("The image set has several findings per image: train the findings model on it "
+                                 "(findings.multilabel_2d.train_image_findings), not a one-class-per-image classifier.")
+    if len(np.unique(train.labels)) < 2:
         raise MedSynthInputError(f"The training set has one class only ({train.summary()['per_class']}).")
     ranks = ranks or Ranks.from_environment(recipe.device.split(":")[0])
     recipe = dataclasses.replace(recipe, device=ranks.device(recipe.device))
@@ -141,18 +137,11 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
             torch.manual_seed(rank_seed(seed, ranks.rank))  # dropout: this rank's stream
         trained = ranks.wrap(model)
         optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-        if multilabel:
-            # per finding: positives weighted by negatives/positives, so rare findings count
-            positives = train.findings.sum(axis=0)
-            weights = torch.as_tensor((len(train) - positives) / np.maximum(positives, 1), dtype=torch.float32)
-            loss_function = torch.nn.BCEWithLogitsLoss(pos_weight=weights.to(recipe.device))
-            labels = torch.as_tensor(train.findings)
-        else:
-            # inverse-frequency class weights: rare classes (e.g. viral) are not ignored
-            counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float32)
-            weights = torch.as_tensor(counts.sum() / np.maximum(counts, 1) / len(counts))
-            loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
-            labels = torch.as_tensor(train.labels)
+        # inverse-frequency class weights: rare classes (e.g. viral) are not ignored
+        counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float32)
+        weights = torch.as_tensor(counts.sum() / np.maximum(counts, 1) / len(counts))
+        loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
+        labels = torch.as_tensor(train.labels)
         images = torch.as_tensor(train.images)[:, None]
         generator = torch.Generator().manual_seed(rank_seed(seed, ranks.rank))  # augmentation
         # every rank's share of each epoch, equal in length (padded), reshuffled per epoch from the seed
@@ -175,4 +164,4 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
                                progress=progress if ranks.is_main else None,
                                epoch_loss=lambda mean: ranks.mean({"loss": mean})["loss"])
     return TrainedClassifier(model, recipe, train.class_names, seed, history,
-                             {**train.summary(), "processes": ranks.world_size}, multilabel)
+                             {**train.summary(), "processes": ranks.world_size})

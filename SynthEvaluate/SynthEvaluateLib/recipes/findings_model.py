@@ -1,10 +1,13 @@
-"""3-D multi-label classification of CT volumes: which abnormality types a scan shows, each
-with a threshold chosen on validation data and an evidence map (Grad-CAM, MONAI) that
-``anatomy.locate_in_anatomy`` turns into a location.
+"""The findings model: multi-label classification of 3-D CT volumes or 2-D images (which
+abnormality types an image shows), each finding with a threshold chosen on validation data and
+an evidence map that the findings layer turns into a location (``anatomy.locate_in_anatomy`` in
+a scan's organs, ``multilabel_2d.locate`` in an image's regions).
 
-Volumes are windowed to [0, 1] and resized to the recipe's ``input_shape`` (MONAI ``Resize``,
-trilinear) for the network; evidence maps are resized back to each volume's own grid, so
-locations use the volume's geometry.  Networks are MONAI's with ``spatial_dims=3``: "small" (a
+The recipe's ``input_shape`` says which: three values [k, j, i] for volumes, two [y, x] for
+images (``FindingsRecipe.spatial_dims``); the same networks, training, thresholds, evidence and
+model folder serve both.  Inputs are windowed to [0, 1] and resized to ``input_shape`` (MONAI
+``Resize``, linear) for the network; evidence maps are resized back to each input's own grid, so
+locations use its geometry.  Networks are MONAI's with the recipe's ``spatial_dims``: "small" (a
 residual classifier that trains on a CPU), "densenet121" or "resnet18" (GPU-sized; give a
 larger ``input_shape``, e.g. (96, 128, 128)).  Training is seeded inside
 ``torch.random.fork_rng``; the model folder is a card (recipe, findings, thresholds, training
@@ -30,12 +33,13 @@ CARD_FORMAT = "medsynth-volume-classifier/1"
 
 
 @dataclass(frozen=True)
-class VolumeRecipe:
+class FindingsRecipe:
     network: str = "small"
-    input_shape: tuple[int, int, int] = (64, 96, 96)  # [k, j, i] the network sees (3 mm CT: ~5 x 4 x 4 mm)
+    # [k, j, i] the network sees (3 mm CT: ~5 x 4 x 4 mm); two values [y, x] for 2-D images
+    input_shape: tuple[int, ...] = (64, 96, 96)
     channels: tuple[int, ...] = (8, 16, 32, 32)  # "small" only: widths of its residual units
     strides: tuple[int, ...] = (2, 2, 1, 1)  # "small" only: its evidence map is input_shape / 4
-    window: tuple[float, float] = (-150.0, 250.0)  # CT soft tissue, HU
+    window: tuple[float, float] = (-150.0, 250.0)  # CT soft tissue, HU; (0, 1) for images already in [0, 1]
     epochs: int = 60
     batch_size: int = 4
     learning_rate: float = 1e-3
@@ -61,11 +65,23 @@ class VolumeRecipe:
     scan_end_augment: bool = False
     device: str = "cpu"
 
+    def __post_init__(self):
+        if len(self.input_shape) not in (2, 3):
+            raise MedSynthInputError(f"input_shape {self.input_shape} must be [k, j, i] (volumes) or [y, x] (images).")
+        if self.spatial_dims == 2 and (self.scanner_augment or self.scan_end_augment):
+            raise MedSynthInputError("Scanner and scan-end augmentation are for 3-D CT volumes; switch them off "
+                                     "for 2-D images.")
+
+    @property
+    def spatial_dims(self) -> int:
+        """3 for CT volumes, 2 for images (from ``input_shape``)."""
+        return len(self.input_shape)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VolumeRecipe":
+    def from_dict(cls, data: dict) -> "FindingsRecipe":
         values = dict(data)
         values.setdefault("scanner_augment", False)  # cards written before these existed trained without them
         values.setdefault("organ_margin_mm", None)
@@ -74,42 +90,47 @@ class VolumeRecipe:
         return cls(**values)
 
 
-def prepare_volume(volume: np.ndarray, recipe: VolumeRecipe) -> np.ndarray:
-    """(k, j, i) image units -> (1, *input_shape) float32 in [0, 1]."""
+def prepare_input(image: np.ndarray, recipe: FindingsRecipe) -> np.ndarray:
+    """A volume (k, j, i) or an image (y, x) in image units -> (1, *input_shape) float32 in [0, 1]."""
     from monai.transforms import Resize
 
-    volume = np.asarray(volume, np.float32)
-    if volume.ndim != 3:
-        raise MedSynthInputError(f"A CT volume must be 3-D [k, j, i]; got shape {volume.shape}.")
+    image = np.asarray(image, np.float32)
+    if image.ndim != recipe.spatial_dims:
+        expected = "a 3-D CT volume [k, j, i]" if recipe.spatial_dims == 3 else "a 2-D image [y, x]"
+        raise MedSynthInputError(f"This findings model reads {expected}; got shape {image.shape}.")
     low, high = recipe.window
-    scaled = np.clip((volume - low) / (high - low), 0.0, 1.0)[None]
-    return np.asarray(Resize(recipe.input_shape, mode="trilinear")(scaled), np.float32)
+    scaled = np.clip((image - low) / (high - low), 0.0, 1.0)[None]
+    return np.asarray(Resize(recipe.input_shape, mode=_linear(recipe))(scaled), np.float32)
 
 
-def build_network(recipe: VolumeRecipe, findings: int):
+def _linear(recipe: FindingsRecipe) -> str:
+    return "trilinear" if recipe.spatial_dims == 3 else "bilinear"
+
+
+def build_network(recipe: FindingsRecipe, findings: int):
     from monai.networks import nets
 
     if recipe.network == "small":
-        from .volume_networks import FindingMapNet
+        from .findings_networks import FindingMapNet
 
-        return FindingMapNet(findings, recipe.channels, recipe.strides)
+        return FindingMapNet(findings, recipe.channels, recipe.strides, recipe.spatial_dims)
     if recipe.network == "densenet121":
-        return nets.DenseNet121(spatial_dims=3, in_channels=1, out_channels=findings)
+        return nets.DenseNet121(spatial_dims=recipe.spatial_dims, in_channels=1, out_channels=findings)
     if recipe.network == "resnet18":
-        return nets.resnet18(spatial_dims=3, n_input_channels=1, num_classes=findings)
+        return nets.resnet18(spatial_dims=recipe.spatial_dims, n_input_channels=1, num_classes=findings)
     raise MedSynthInputError(f"Unknown network {recipe.network!r}; choose small, densenet121 or resnet18.")
 
 
-def evidence_layer(recipe: VolumeRecipe) -> str:
+def evidence_layer(recipe: FindingsRecipe) -> str:
     """The layer Grad-CAM reads (for "small" this gives its score map exactly)."""
     return {"small": "features", "densenet121": "features.denseblock3",
             "resnet18": "layer3"}[recipe.network]
 
 
 @dataclass
-class TrainedVolumeClassifier:
+class FindingsModel:
     model: object
-    recipe: VolumeRecipe
+    recipe: FindingsRecipe
     findings: list[str]
     thresholds: list[float]
     seed: int
@@ -126,19 +147,24 @@ class TrainedVolumeClassifier:
 
         self.model.eval()
         with torch.no_grad():
-            rows = [torch.sigmoid(self.model(torch.as_tensor(prepare_volume(v, self.recipe))[None]
+            rows = [torch.sigmoid(self.model(torch.as_tensor(prepare_input(v, self.recipe))[None]
                                              .to(self.recipe.device)))[0].cpu().numpy() for v in volumes]
         return np.array(rows, np.float64).reshape(len(volumes), len(self.findings))
 
-    def evidence_maps(self, volume: np.ndarray, findings: list[int]) -> dict[int, np.ndarray]:
-        """Where each of ``findings`` lies, on the volume's own grid ({finding: [k, j, i] 0-1
-        float32}).
+    def evidence_maps(self, image: np.ndarray, findings: list[int]) -> dict[int, np.ndarray]:
+        """Where each of ``findings`` lies, on the input's own grid ({finding: [k, j, i] or
+        [y, x] 0-1 float32}).
 
-        "small": the findings' probability maps (sigmoid of their score maps), all from one
-        forward pass: class activation maps that the lesion masks trained, and what Grad-CAM
-        reduces to on this network (without the head's bias and the ReLU that empties it on a
-        scan of low scores).  Other networks: Grad-CAM (``monai.visualize``) at
-        ``evidence_layer``, one pass per finding."""
+        "small" trained with lesion masks (or any "small" volume model): the findings'
+        probability maps (sigmoid of their score maps), all from one forward pass: class
+        activation maps that the lesion masks trained, and what Grad-CAM reduces to on this
+        network (without the head's bias and the ReLU that empties it on a scan of low scores).
+        Images whose model no masks trained: occlusion sensitivity (MONAI), the drop of the
+        finding's probability when a region is hidden.  An untrained score map peaks wherever
+        its receptive field reaches the lesion (measured on 32 px images: a spot in the lower
+        third located at mid-height every time), and hiding regions of an image takes a few
+        dozen passes (of a volume, hundreds).  Other networks: Grad-CAM (``monai.visualize``)
+        at ``evidence_layer``, one pass per finding."""
         import torch
         from monai.transforms import Resize
 
@@ -146,8 +172,10 @@ class TrainedVolumeClassifier:
         if not findings:
             return {}
         self.model.eval()
-        tensor = torch.as_tensor(prepare_volume(volume, self.recipe))[None].to(self.recipe.device)
-        if hasattr(self.model, "score_maps"):
+        tensor = torch.as_tensor(prepare_input(image, self.recipe))[None].to(self.recipe.device)
+        if self.recipe.spatial_dims == 2 and not self.training.get("map_loss", False):
+            heat = self._occlusion(tensor, findings)
+        elif hasattr(self.model, "score_maps"):
             with torch.no_grad():
                 heat = torch.sigmoid(self.model.score_maps(tensor))[0, findings].cpu().numpy()
         else:
@@ -157,12 +185,28 @@ class TrainedVolumeClassifier:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 heat = np.concatenate([cam(tensor, class_idx=f)[0].detach().cpu().numpy() for f in findings])
-        resized = np.asarray(Resize(np.shape(volume), mode="trilinear")(heat), np.float32)
+        resized = np.asarray(Resize(np.shape(image), mode=_linear(self.recipe))(heat), np.float32)
         return dict(zip(findings, resized))
 
-    def evidence(self, volume: np.ndarray, finding: int) -> np.ndarray:
+    def _occlusion(self, tensor, findings: list[int], mask_fraction: float = 0.25) -> np.ndarray:
+        """(findings, *input_shape) drop of each finding's probability when a square of
+        ``mask_fraction`` of the input's size around each pixel is hidden (MONAI), clipped at 0."""
+        import torch
+        from monai.visualize import OcclusionSensitivity
+
+        size = max(2, int(min(self.recipe.input_shape) * mask_fraction))
+        occlusion = OcclusionSensitivity(self.model, mask_size=size, n_batch=32, verbose=False, overlap=0.5,
+                                         activate=torch.sigmoid)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # MONAI's own indexing deprecation notices
+            baseline = torch.sigmoid(self.model(tensor))[0, findings].cpu().numpy()
+            occluded = occlusion(tensor)[0][0, findings].cpu().numpy()
+        drop = baseline.reshape(-1, *[1] * self.recipe.spatial_dims) - occluded
+        return np.clip(drop, 0.0, None).astype(np.float32)
+
+    def evidence(self, image: np.ndarray, finding: int) -> np.ndarray:
         """``evidence_maps`` of one finding."""
-        return self.evidence_maps(volume, [finding])[int(finding)]
+        return self.evidence_maps(image, [finding])[int(finding)]
 
     def called(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities >= np.asarray(self.thresholds)[None]
@@ -236,7 +280,7 @@ def lesion_free_ends(targets: np.ndarray, slices: int) -> np.ndarray:
     return free
 
 
-def _score_map_shape(model, recipe: VolumeRecipe) -> tuple[int, ...] | None:
+def _score_map_shape(model, recipe: FindingsRecipe) -> tuple[int, ...] | None:
     import torch
 
     if not hasattr(model, "score_maps"):
@@ -245,12 +289,12 @@ def _score_map_shape(model, recipe: VolumeRecipe) -> tuple[int, ...] | None:
         return tuple(model.score_maps(torch.zeros(1, 1, *recipe.input_shape, device=recipe.device)).shape[2:])
 
 
-def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, names: list[str],
-                            recipe: VolumeRecipe = VolumeRecipe(), seed: int = 0, validation_fraction: float = 0.25,
+def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names: list[str],
+                            recipe: FindingsRecipe = FindingsRecipe(), seed: int = 0, validation_fraction: float = 0.25,
                             masks: list[dict[int, np.ndarray] | None] | None = None, groups: list | None = None,
                             progress: Callable[[dict], None] | None = None,
                             should_stop: Callable[[], bool] | None = None,
-                            checkpoint_dir: Path | None = None) -> TrainedVolumeClassifier:
+                            checkpoint_dir: Path | None = None) -> FindingsModel:
     """Train on ``volumes`` with ``findings`` ((n, F) 0/1, names in ``names``); a
     ``validation_fraction`` is held out to choose each finding's threshold (then the model
     trained on the rest is returned, so the thresholds are honest).
@@ -267,10 +311,10 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
     ``checkpoint_dir``: the state after every epoch is kept there (``checkpoint.json`` naming a
     content-addressed file), and a killed or cancelled run resumes from it, bit for bit on a CPU,
     when called again with the same data and recipe (anything else is refused);
-    ``save_volume_classifier`` into the same folder removes it."""
+    ``save_findings_model`` into the same folder removes it."""
     import torch
 
-    from .volume_checkpoint import load_state, save_state, training_fingerprint
+    from .findings_checkpoint import load_state, save_state, training_fingerprint
 
     findings = np.asarray(findings)
     if findings.ndim != 2 or findings.shape != (len(volumes), len(names)) or not set(np.unique(findings)) <= {0, 1}:
@@ -279,7 +323,7 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
     validation, train = _split(len(volumes), groups, validation_fraction, rng)
     if len(train) < 2:
         raise MedSynthInputError(f"Too few volumes ({len(volumes)}) to train and validate; give at least 6.")
-    inputs = np.stack([prepare_volume(v, recipe) for v in volumes])
+    inputs = np.stack([prepare_input(v, recipe) for v in volumes])
     positives = findings[train].sum(axis=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -326,7 +370,7 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
             unmapped = cells.flatten(1).amax(dim=1) < 0
             loss = recipe.map_loss_weight * _map_loss(maps, cells)
             if unmapped.any():
-                loss = loss + loss_function(torch.amax(maps[unmapped], dim=(2, 3, 4)), truth[unmapped])
+                loss = loss + loss_function(torch.amax(maps[unmapped].flatten(2), dim=2), truth[unmapped])
             return loss
 
         def after_epoch(epoch: int, entry: dict) -> None:
@@ -338,7 +382,7 @@ def train_volume_classifier(volumes: list[np.ndarray], findings: np.ndarray, nam
 
         train_epochs(model, optimiser, recipe.epochs, batches, batch_loss, first_epoch=first, history=history,
                      should_stop=should_stop, progress=progress, after_epoch=after_epoch)
-    trained = TrainedVolumeClassifier(model, recipe, list(names), [0.5] * len(names), seed, history)
+    trained = FindingsModel(model, recipe, list(names), [0.5] * len(names), seed, history)
     scores = trained.predict_proba([volumes[i] for i in validation])
     trained.thresholds, notes = choose_thresholds(findings[validation], scores)
     trained.training = {"volumes": len(volumes), "train": len(train), "validation": len(validation),
@@ -379,7 +423,7 @@ def _map_loss(maps, targets):
         maps[known], targets[known], pos_weight=weight.clamp(min=1.0).to(maps.device))
 
 
-def save_volume_classifier(folder: Path, classifier: TrainedVolumeClassifier) -> Path:
+def save_findings_model(folder: Path, classifier: FindingsModel) -> Path:
     """Weights under their hash, then the card naming them (the folder is whole at every moment)."""
     from MedSynthCommonLib.storage import prepare_folder, write_json_atomic
     from SynthTranslateLib.model_dir import CARD, CHECKPOINT_INDEX, remove_unreferenced, save_addressed
@@ -398,8 +442,8 @@ def save_volume_classifier(folder: Path, classifier: TrainedVolumeClassifier) ->
     return folder
 
 
-def load_volume_classifier(folder: Path, device: str = "cpu") -> TrainedVolumeClassifier:
-    """A model folder written by ``save_volume_classifier``; changed or foreign files are refused."""
+def load_findings_model(folder: Path, device: str = "cpu") -> FindingsModel:
+    """A model folder written by ``save_findings_model``; changed or foreign files are refused."""
     import dataclasses
 
     import torch
@@ -409,13 +453,13 @@ def load_volume_classifier(folder: Path, device: str = "cpu") -> TrainedVolumeCl
     card = read_format_card(folder, CARD_FORMAT, "volume-classifier",
                             ("recipe", "findings", "thresholds", "seed", "weights", "weights_sha256"))
     weights = verified_weights(folder, card)
-    recipe = dataclasses.replace(VolumeRecipe.from_dict(card["recipe"]), device=device)
+    recipe = dataclasses.replace(FindingsRecipe.from_dict(card["recipe"]), device=device)
     model = build_network(recipe, len(card["findings"])).to(device)
     try:
         model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
     except Exception as error:
         raise MedSynthInputError(f"The weights in {folder} do not fit the network its card describes: "
                                  f"{str(error).splitlines()[0][:200]}") from None
-    return TrainedVolumeClassifier(model.eval(), recipe, card["findings"], card["thresholds"], card["seed"],
+    return FindingsModel(model.eval(), recipe, card["findings"], card["thresholds"], card["seed"],
                                    card.get("history", []), card.get("training", {}), card.get("organs", []),
                                    None if card.get("view_mm") is None else tuple(card["view_mm"]))
