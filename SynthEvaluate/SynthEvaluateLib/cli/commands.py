@@ -260,6 +260,15 @@ def _out_option(parser) -> None:
                         help="report folder: report.html, results.json, summary.csv and PNG plots")
 
 
+def _study_outputs(parser, margin: float, measure: str, run, title: str) -> None:
+    """``--margin`` and ``--out`` of a study whose arms are judged against real over all seeds."""
+    parser.add_argument("--margin", type=positive_number, default=margin,
+                        help=f"{measure} an arm may lose against real and still be called not worse, judged over all "
+                             "seeds (default %(default)s)")
+    _out_option(parser)
+    parser.set_defaults(protocol_run=run, title=title, trains=True)
+
+
 def _cmd_bench_segment_study(args) -> int:
     from .benchmark_segment_study import bench_segment_study
 
@@ -349,11 +358,7 @@ def register(cli) -> None:
                        help="drop predicted lesions smaller than this equivalent diameter (mm)")
     study.add_argument("--seeds", type=seed_number, nargs="+", default=[0], help="one training run per arm and seed")
     study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
-    study.add_argument("--margin", type=positive_number, default=DICE_MARGIN,
-                       help="Dice an arm may lose against real and still be called not worse, judged over all seeds "
-                            "(default %(default)s)")
-    _out_option(study)
-    study.set_defaults(protocol_run=_cmd_segment_study, title="Segmentation study: real vs synthetic training", trains=True)
+    _study_outputs(study, DICE_MARGIN, "Dice", _cmd_segment_study, "Segmentation study: real vs synthetic training")
 
     privacy = commands.add_parser(
         "privacy", help="privacy audit: near-copies of training images among the synthetic ones (distance to the "
@@ -387,11 +392,7 @@ def register(cli) -> None:
     add_image_set_options(augment)
     augment.add_argument("--ratios", type=ratio, nargs="+", default=[0.5, 1.0], help="synthetic images per real image")
     augment.add_argument("--real-counts", type=whole_number(0, MAX_ITEMS), nargs="+", default=[0], help="real training images kept (0 = all)")
-    augment.add_argument("--margin", type=positive_number, default=AUGMENTATION_MARGIN,
-                         help="accuracy an arm may lose against real only and still be called not worse, judged "
-                              "over all seeds (default %(default)s: 5 points)")
-    _out_option(augment)
-    augment.set_defaults(protocol_run=_cmd_augment, title="Augmentation study", trains=True)
+    _study_outputs(augment, AUGMENTATION_MARGIN, "accuracy", _cmd_augment, "Augmentation study")
 
     generator = commands.add_parser(
         "generator", help="how good a generator of new images is: its samples recognised as their class by a "
