@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -147,9 +149,11 @@ def test_3d_unet_recipe_runs_with_sliding_window(phantom):
     assert prediction.shape == case.image.shape and prediction.dtype == np.uint8
 
 
-def test_segment_study_with_given_synthetic_cases_and_mixed_arms(phantom):
+def test_segment_study_with_given_synthetic_cases_and_mixed_arms(phantom, tmp_path):
     """Offline cases you made elsewhere (a database, a translator) as the synthetic arms; real +
-    offline at a ratio; the real arms on a subset; every arm paired with real on the same cases."""
+    offline at a ratio; the real arms on a subset; every arm paired with real on the same cases.
+    Started again after an interruption, the study trains only the runs not finished, and
+    reports what one uninterrupted study does."""
     pytest.importorskip("monai")
     from MedSynthCommonLib.errors import MedSynthInputError
     from SynthEvaluateLib.studies.segment_study import AnnotatedCase, segment_study
@@ -163,14 +167,30 @@ def test_segment_study_with_given_synthetic_cases_and_mixed_arms(phantom):
         return [AnnotatedCase(m.image, m.lesion_labels > 0, phantom.geometry, m.organ_mask > 0) for m in made]
 
     recipe = SegmenterRecipe(channels=(8, 16, 32), patch_size=(32, 32), iterations=150, batch_size=8, learning_rate=3e-3)
-    result = segment_study(cases([1, 2, 12]), [], cases([7, 8, 9, 10, 11]), recipe, seeds=(0,),
-                           arms=("real", "offline", "real + offline"), synthetic=cases([3, 4, 5, 6]),
-                           offline_ratio=1.0, real_count=2)
+    study = dict(seeds=(0,), arms=("real", "offline", "real + offline"), synthetic=cases([3, 4, 5, 6]),
+                 offline_ratio=1.0, real_count=2, runs_dir=tmp_path / "runs")
+    real, test = cases([1, 2, 12]), cases([7, 8, 9, 10, 11])
+    result = segment_study(real, [], test, recipe, **study)
     assert set(result["summary"]) == {"real", "offline", "real + offline"}
     mixed = result["runs"]["real + offline"][0]
     assert mixed["train_cases"] == 4 and len(mixed["per_case"]["dice"]) == 5 and result["real_train_cases"] == 2
     assert "ci" in mixed["versus_real"] and "wilcoxon_p" in mixed["versus_real"]
     assert result["offline_source"] == "given" and result["runs"]["offline"][0]["train_cases"] == 4
+    kept = sorted(path.name for path in (tmp_path / "runs").iterdir())
+    assert len(kept) == 3 and all(name.endswith(("-seed-0-real.json", "-seed-0-offline.json",
+                                                 "-seed-0-real-offline.json")) for name in kept)
+    next((tmp_path / "runs").glob("*-seed-0-offline.json")).unlink()  # as if killed while training 'offline'
+    said = []
+    again = segment_study(real, [], test, recipe, progress=said.append, **study)
+    trained = {m.split(":")[0] for m in said if "iteration" in m}
+    assert trained == {"seed 0, offline"}  # only the run not finished trained
+    assert [m for m in said if "iteration" not in m] == ["seed 0: training 'real'", "seed 0, real: finished by an earlier run of this study, kept",
+                    "seed 0: training 'offline'", "seed 0: training 'real + offline'",
+                    "seed 0, real + offline: finished by an earlier run of this study, kept"]
+    assert again == result  # training is seeded: the offline arm trained again gives the same model
+    other = segment_study(real, [], test, dataclasses.replace(recipe, iterations=2),
+                          **{**study, "arms": ("real",)})  # other settings: nothing is reused
+    assert other["runs"]["real"][0]["training"]["iterations"] == 2 and len(list((tmp_path / "runs").iterdir())) == 4
     with pytest.raises(MedSynthInputError, match="test case 1"):
         segment_study(cases([7]), [], cases([7, 8]), recipe, arms=("real",))  # a test scan is a training scan
 
@@ -479,3 +499,47 @@ def test_on_the_fly_training_shares_the_cores_by_the_cases_size_and_gives_them_b
     assert time.perf_counter() - started < 30 and torch.get_num_threads() == before
     time.sleep(0.5)
     assert not replacement_threads() - earlier
+
+
+def test_a_segment_study_killed_mid_run_resumes_where_it_stopped(tmp_path):
+    """kill -9 during the second run (seed 1) of a study: the first run's record is whole in the
+    report folder's runs/; the same command again keeps it, trains only seed 1, writes the
+    report and removes runs/."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from MedSynthCommonLib.imageio import write_volume
+
+    pytest.importorskip("monai")
+    rows = {"real": [], "test": []}
+    for n in range(5):
+        phantom = make_ct_phantom(shape=(24, 64, 64), spacing=(2.5, 2.5, 4.0), seed=n)
+        result = synthesize_lesions(phantom.image, phantom.organ_mask("liver"), phantom.geometry,
+                                    LesionConfig(size_class="small", count=2, lesion_type="hypo", contrast=-60), 100 + n)
+        write_volume(tmp_path / f"a{n}.nii.gz", result.image, phantom.geometry)
+        write_volume(tmp_path / f"l{n}.nii.gz", result.label_map(), phantom.geometry)
+        rows["real" if n < 2 else "test"].append(f"a{n}.nii.gz,l{n}.nii.gz")
+    for name in rows:
+        (tmp_path / f"{name}.csv").write_text("image,label\n" + "\n".join(rows[name]) + "\n")
+    command = [sys.executable, "-m", "MedSynthCommonLib.cli", "evaluate", "segment-study", "--real-train",
+               str(tmp_path / "real.csv"), "--test", str(tmp_path / "test.csv"), "--lesion-label", "2", "--arms", "real",
+               "--seeds", "0", "1", "--iterations", "150", "--out", str(tmp_path / "report")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "report" / "runs"
+    deadline = time.time() + 240
+    while not list(runs.glob("*-seed-0-real.json")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert [p.name.split("-", 1)[1] for p in runs.iterdir()] == ["seed-0-real.json"]  # seed 1 was still training
+    assert not (tmp_path / "report" / "results.json").exists()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "seed 0, real: finished by an earlier run of this study, kept" in again.stderr
+    assert "seed 0, real: iteration" not in again.stderr and "seed 1, real: iteration 150/150" in again.stderr
+    result = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert [run["seed"] for run in result["runs"]["real"]] == [0, 1] and not runs.exists()

@@ -270,8 +270,11 @@ def _jsonable(value):
     return value
 
 
-#: what a protocol may put in its report folder before the report (the CT findings model)
-PROTOCOL_ENTRIES = ("model",)
+#: where a resumable protocol keeps its finished runs until its report is written
+RUNS_FOLDER = "runs"
+#: what a protocol may put in its report folder before the report (the CT findings model, the
+#: finished runs of a study that was interrupted)
+PROTOCOL_ENTRIES = ("model", RUNS_FOLDER)
 
 
 def is_report_folder(folder: Path) -> bool:

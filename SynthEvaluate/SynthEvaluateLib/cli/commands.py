@@ -214,6 +214,7 @@ def _cmd_segment_study(args) -> dict:
     from MedSynthCommonLib.imageio import read_volume
     from SynthLesionLib.database import read_cases
 
+    from ..report import RUNS_FOLDER
     from ..studies.segment_study import HealthyCase, segment_study
     from ..recipes.segmenter import SegmenterRecipe
 
@@ -238,7 +239,7 @@ def _cmd_segment_study(args) -> dict:
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
     return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
                          args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count,
-                         validation, args.margin)
+                         validation, args.margin, runs_dir=Path(args.out) / RUNS_FOLDER)
 
 
 def _cmd_reader_study(args) -> dict | None:
@@ -467,9 +468,10 @@ def run(args) -> int:
     classifiers and segmenters train with DistributedDataParallel); rank 0 alone writes and prints."""
     from MedSynthCommonLib.distributed import Ranks, finish
 
+    from MedSynthCommonLib.finished_work import FinishedWork
     from MedSynthCommonLib.storage import claim_folder
 
-    from ..report import is_report_folder, write_report
+    from ..report import RUNS_FOLDER, is_report_folder, write_report
 
     device = getattr(args, "device", "cpu") or "cpu"
     ranks = Ranks.from_environment("cuda" if device.startswith("cuda") or (device == "auto" and _has_cuda()) else "cpu")
@@ -482,6 +484,7 @@ def run(args) -> int:
         finish(ranks)
     if result is not None and ranks.is_main:
         paths = write_report(result, args.out, args.title)
+        FinishedWork.forget(Path(args.out) / RUNS_FOLDER)  # the report holds them now
         print(json.dumps(paths, indent=2))
     return 0
 

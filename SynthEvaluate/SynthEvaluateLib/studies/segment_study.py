@@ -14,6 +14,10 @@ The real training arms can use only ``real_count`` of the real cases (a subset d
 "what if I had only 10 annotated scans?").  Training and test cases must differ (a test scan
 that is also a training scan is refused).
 
+A study is resumable: with ``runs_dir`` each finished arm and seed is kept there, and a study
+killed or cancelled and started again with the same cases and settings trains only what is left
+(the same results: training is seeded).
+
 The same MONAI UNet recipe per arm and seed, tested on the same real annotated cases: Dice,
 NSD at a tolerance, lesion-wise sensitivity by size class (component Dice >= 0.1) and false
 positives per case, with bootstrap intervals over test cases and each arm paired against
@@ -23,6 +27,7 @@ positives per case, with bootstrap intervals over test cases and each arm paired
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -145,12 +150,16 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                   preset: str = "ct-liver", tolerance_mm: float = 2.0,
                   progress: Callable[[str], None] | None = None, synthetic: list[AnnotatedCase] | None = None,
                   offline_ratio: float = 1.0, real_count: int | None = None,
-                  validation: list[AnnotatedCase] | None = None, margin: float = DICE_MARGIN) -> dict:
+                  validation: list[AnnotatedCase] | None = None, margin: float = DICE_MARGIN,
+                  runs_dir: Path | None = None) -> dict:
     """Train the recipe per arm and seed and score it on ``test``; see the module docstring.
     Each arm is compared with ``real`` per seed (``versus_real``) and over every seed (``pooled``:
     each test case's Dice averaged over the seeds), where ``margin`` (Dice) decides "not worse".
     ``validation``: annotated cases of other patients, the same for every arm: the model each
-    arm keeps is its best on them (and ``recipe.patience`` stops training early)."""
+    arm keeps is its best on them (and ``recipe.patience`` stops training early).  ``runs_dir``:
+    where each finished arm and seed is kept, and found again when the study is run again."""
+    from MedSynthCommonLib.finished_work import FinishedWork, fingerprint
+
     from .leakage import check_disjoint, content_hash
 
     unknown = [a for a in arms if a not in ARMS]
@@ -176,6 +185,14 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
     held_out = [_as_made(c) for c in validation]
     make_synthetic = SyntheticCases(healthy, preset) if healthy else None
     offline_count = offline_cases or max(len(real_train), 4)
+    # what a run's result depends on: every case's content, the recipe and the study's settings
+    finished = FinishedWork(runs_dir, fingerprint(
+        "segment-study/1", training, tested, [content_hash(c.image) for c in validation],
+        [[content_hash(c.image), content_hash(c.organ), c.geometry.spacing_kji] for c in healthy],
+        [[content_hash(c.image), content_hash(c.lesions), c.geometry.spacing_kji] for c in synthetic or []],
+        [[content_hash(c.lesions), None if c.organ is None else content_hash(c.organ), c.geometry.spacing_kji]
+         for c in (*real_train, *test, *validation)], recipe.to_dict(), preset,
+        tolerance_mm, offline_count, offline_ratio, real_count))
     results: dict[str, list] = {arm: [] for arm in arms}
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -186,7 +203,6 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
             offline = [_as_made(c) for c in synthetic]
         else:
             offline = [make_synthetic(rng) for _ in range(offline_count)]
-        per_case = {}
         for arm in arms:
             if progress:
                 progress(f"seed {seed}: training '{arm}'")
@@ -206,15 +222,20 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                     labels.append(made[1])
                     organs.append(made[2])
                     spacings.append(made[3])
+            earlier = finished.get(f"seed {seed} {arm}")
+            if earlier is not None:
+                if progress:
+                    progress(f"seed {seed}, {arm}: finished by an earlier run of this study, kept")
+                results[arm].append(earlier)
+                continue
             say = (lambda e, arm=arm: progress(f"seed {seed}, {arm}: iteration {e['iteration']}/{e['iterations']}, "
                                                f"loss {e['loss']:.3f}, ETA {e['eta_s']:.0f} s")) if progress else None
             model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh, organs=organs, spacings=spacings,
                                     progress=say, validation=held_out)
             scores = _score(model, test, tolerance_mm)
-            per_case[arm] = scores
             detections = scores["detections"]
             lesions = sum(len(d.detected) for d in detections)
-            results[arm].append({
+            results[arm].append(finished.keep(f"seed {seed} {arm}", {
                 "seed": seed, "train_cases": len(volumes), "on_the_fly": fresh is not None, "training": model.training,
                 "dice": _with_ci(scores["dice"], seed), "nsd": _with_ci(scores["nsd"], seed),
                 "per_case": {"dice": scores["dice"], "nsd": scores["nsd"]},
@@ -222,12 +243,13 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                 "sensitivity_by_size": detection_by_size(detections, SIZE_BINS_MM),
                 "false_positives_per_case": float(np.mean([d.false_positives for d in detections])),
                 "false_positives_per_case_in_region": float(np.mean(scores["false_positives_region"])),
-                "region": "organ" if all(c.organ is not None for c in test) else "scan"})
+                "region": "organ" if all(c.organ is not None for c in test) else "scan"}))
         if "real" in arms and len(test) >= MIN_BOOTSTRAP_CASES:
             for arm in arms:
                 if arm != "real":
-                    results[arm][-1]["versus_real"] = paired_difference(per_case[arm]["dice"], per_case["real"]["dice"],
-                                                                        n_resamples=2000, seed=seed)
+                    results[arm][-1]["versus_real"] = paired_difference(
+                        results[arm][-1]["per_case"]["dice"], results["real"][-1]["per_case"]["dice"], n_resamples=2000,
+                        seed=seed)
     summary = {arm: {"dice_mean_over_seeds": float(np.mean([r["dice"]["value"] for r in runs])),
                      "nsd_mean_over_seeds": float(np.mean([r["nsd"]["value"] for r in runs])),
                      "lesion_sensitivity_mean_over_seeds": float(np.mean([r["lesion_sensitivity"] or 0.0 for r in runs])),
