@@ -56,10 +56,17 @@ def test_classifier_learns_and_is_evaluated_with_intervals():
     assert metrics["auc"]["auc"] > 0.9 and set(metrics["per_class"]) == {"dark", "bright"}
 
 
-def test_gan_train_test_tells_good_from_useless_synthetic_data():
+def test_gan_train_test_tells_good_from_useless_synthetic_data(tmp_path):
+    """... and, interrupted after its first seed and run again, trains only the second seed."""
     real_train, real_test = _toy_set(48, 3), _toy_set(40, 4)
     good, useless = _toy_set(48, 5, "synthetic"), _toy_set(48, 6, "synthetic", shuffle_labels=True)
-    good_run = gan_train_test(real_train, real_test, good, _toy_set(30, 7, "synthetic"), TINY, seeds=(0, 1))
+    sets = (real_train, real_test, good, _toy_set(30, 7, "synthetic"))
+    good_run = gan_train_test(*sets, TINY, seeds=(0, 1), runs_dir=tmp_path)
+    next(tmp_path.glob("*-seed-1.json")).unlink()  # as if killed while training seed 1
+    said = []
+    assert gan_train_test(*sets, TINY, seeds=(0, 1), progress=said.append, runs_dir=tmp_path) == good_run
+    assert said == ["seed 0: finished by an earlier run of this study, kept", "seed 1: training on real",
+                    "seed 1: training on synthetic"]
     bad_run = gan_train_test(real_train, real_test, useless, _toy_set(30, 8, "synthetic"), TINY, seeds=(0,))
     assert good_run["summary"]["baseline"]["accuracy"]["mean"] > 0.85
     assert good_run["summary"]["gan_train"]["accuracy"]["mean"] > 0.8
@@ -67,10 +74,17 @@ def test_gan_train_test_tells_good_from_useless_synthetic_data():
     assert len(good_run["summary"]["gan_test"]["accuracy"]["per_seed"]) == 2
 
 
-def test_augmentation_study_arms_and_paired_comparisons():
+def test_augmentation_study_arms_and_paired_comparisons(tmp_path):
     real_train, test, synthetic = _toy_set(40, 9), _toy_set(30, 10), _toy_set(60, 11, "synthetic")
-    result = augmentation_study(real_train, synthetic, test, TINY, seeds=(0,), synthetic_ratios=(1.0,),
-                                real_counts=(None, 6))
+    study = dict(seeds=(0,), synthetic_ratios=(1.0,), real_counts=(None, 6), runs_dir=tmp_path)
+    result = augmentation_study(real_train, synthetic, test, TINY, **study)
+    # interrupted before its last two arms and run again: only those train, and the arms drawn
+    # after a kept one draw what they drew before (the same result)
+    for name in ("real6-synthetic-x1", "synthetic-only"):
+        next(tmp_path.glob(f"*-seed-0-{name}.json")).unlink()
+    said = []
+    assert augmentation_study(real_train, synthetic, test, TINY, progress=said.append, **study) == result
+    assert [m.endswith("kept") for m in said] == [True, True, True, False, False]
     names = set(result["summary"])
     assert names == {"real only", "real+synthetic x1", "real6 only", "real6+synthetic x1", "synthetic only"}
     run = result["runs"]["real6+synthetic x1"][0]

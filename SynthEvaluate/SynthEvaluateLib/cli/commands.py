@@ -65,7 +65,8 @@ def _cmd_gan_train_test(args) -> dict:
 
     real_train, real_test, synthetic, split = image_sets(args)
     synthetic_train, synthetic_test = split(synthetic, args.test_fraction, args.split_seed)
-    return gan_train_test(real_train, real_test, synthetic_train, synthetic_test, classifier_recipe(args), tuple(args.seeds), _print)
+    return gan_train_test(real_train, real_test, synthetic_train, synthetic_test, classifier_recipe(args), tuple(args.seeds),
+                          _print, runs_dir=args.runs_dir)
 
 
 def _cmd_augment(args) -> dict:
@@ -74,7 +75,7 @@ def _cmd_augment(args) -> dict:
     real_train, real_test, synthetic, _ = image_sets(args)
     counts = tuple(None if c == 0 else c for c in args.real_counts)
     return augmentation_study(real_train, synthetic, real_test, classifier_recipe(args), tuple(args.seeds), tuple(args.ratios),
-                              counts, progress=_print, margin=args.margin)
+                              counts, progress=_print, margin=args.margin, runs_dir=args.runs_dir)
 
 
 def _load_callable(spec: str):
@@ -214,7 +215,6 @@ def _cmd_segment_study(args) -> dict:
     from MedSynthCommonLib.imageio import read_volume
     from SynthLesionLib.database import read_cases
 
-    from ..report import RUNS_FOLDER
     from ..studies.segment_study import HealthyCase, segment_study
     from ..recipes.segmenter import SegmenterRecipe
 
@@ -239,7 +239,7 @@ def _cmd_segment_study(args) -> dict:
     synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
     return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
                          args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count,
-                         validation, args.margin, runs_dir=Path(args.out) / RUNS_FOLDER)
+                         validation, args.margin, runs_dir=args.runs_dir)
 
 
 def _cmd_reader_study(args) -> dict | None:
@@ -477,6 +477,7 @@ def run(args) -> int:
     ranks = Ranks.from_environment("cuda" if device.startswith("cuda") or (device == "auto" and _has_cuda()) else "cpu")
     if ranks.is_main and getattr(args, "out", None) is not None:  # refused before any work, not after it
         claim_folder(args.out, "report folder", is_report_folder, create=False)
+    args.runs_dir = Path(args.out) / RUNS_FOLDER if getattr(args, "out", None) else None  # finished runs, kept
     try:
         # protocols that train run on every rank (DistributedDataParallel); the others on rank 0 alone
         result = args.protocol_run(args) if ranks.is_main or getattr(args, "trains", False) else None

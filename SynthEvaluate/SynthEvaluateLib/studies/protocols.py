@@ -9,19 +9,23 @@
   with real-only on the same cases (paired: McNemar, bootstrap CI of the accuracy difference,
   DeLong for binary tasks).
 Training and test sets are checked for shared images first (``leakage.check_disjoint``).
+With ``runs_dir`` each finished seed (and arm) is kept there, and a study killed or cancelled
+and started again with the same sets and recipe trains only what is left, with the same results.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.finished_work import FinishedWork, fingerprint
 
 from ..metrics.classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
 from ..recipes.data import ImageSet
-from .leakage import check_disjoint
+from .leakage import check_disjoint, content_hash
 from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, comparison_sentence, paired_difference
 from ..recipes.training import ClassifierRecipe, TrainedClassifier, train_classifier
 
@@ -78,6 +82,26 @@ def _check_sets(train: ImageSet, test: ImageSet, what: str) -> None:
         raise MedSynthInputError(f"{what}: training classes {train.class_names} differ from test classes {test.class_names}.")
 
 
+def _finished_work(runs_dir: Path | None, protocol: str, sets: list[ImageSet], recipe: ClassifierRecipe) -> FinishedWork:
+    """Where a study keeps its finished runs, for these image sets (their pixels, labels and
+    classes) and this recipe."""
+    return FinishedWork(runs_dir, fingerprint(protocol, [[content_hash(s.images), content_hash(s.labels), s.class_names]
+                                                         for s in sets], recipe.to_dict()))
+
+
+def _kept_message(progress: Callable[[str], None] | None, what: str) -> None:
+    if progress:
+        progress(f"{what}: finished by an earlier run of this study, kept")
+
+
+#: the per-case results a paired comparison needs, kept with each finished run
+PER_CASE = ("correct", "probabilities")
+
+
+def _per_case(kept: dict) -> dict:
+    return {k: np.asarray(kept[k]) for k in PER_CASE}
+
+
 def _summary_over_seeds(values: list[float]) -> dict:
     values = np.asarray(values, float)
     return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
@@ -86,27 +110,38 @@ def _summary_over_seeds(values: list[float]) -> dict:
 
 def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: ImageSet, synthetic_test: ImageSet,
                    recipe: ClassifierRecipe = ClassifierRecipe(), seeds=(0, 1, 2),
-                   progress: Callable[[str], None] | None = None, should_stop=None) -> dict:
-    """Baseline, GAN-train and GAN-test accuracy and AUC over ``seeds``."""
+                   progress: Callable[[str], None] | None = None, should_stop=None,
+                   runs_dir: Path | None = None) -> dict:
+    """Baseline, GAN-train and GAN-test accuracy and AUC over ``seeds`` (each seed kept in
+    ``runs_dir`` when given)."""
     _check_sets(real_train, real_test, "baseline")
     _check_sets(synthetic_train, real_test, "GAN-train")
     from ..metrics.distances import inception_score
 
+    finished = _finished_work(runs_dir, "gan-train-test/1", [real_train, real_test, synthetic_train, synthetic_test],
+                              recipe)
     runs = {"baseline": [], "gan_train": [], "gan_test": []}
     scores = {"synthetic_test": [], "real_test": []}
     for seed in seeds:
-        if progress:
-            progress(f"seed {seed}: training on real")
-        on_real = train_classifier(real_train, recipe, seed, should_stop=should_stop)
-        if progress:
-            progress(f"seed {seed}: training on synthetic")
-        on_synthetic = train_classifier(synthetic_train, recipe, seed, should_stop=should_stop)
-        baseline, gan_test = evaluate_classifier(on_real, real_test), evaluate_classifier(on_real, synthetic_test)
-        runs["baseline"].append(_public(baseline))
-        runs["gan_train"].append(_public(evaluate_classifier(on_synthetic, real_test)))
-        runs["gan_test"].append(_public(gan_test))
-        scores["synthetic_test"].append(inception_score(gan_test["probabilities"])["is"])
-        scores["real_test"].append(inception_score(baseline["probabilities"])["is"])
+        kept = finished.get(f"seed {seed}")
+        if kept is not None:
+            _kept_message(progress, f"seed {seed}")
+        else:
+            if progress:
+                progress(f"seed {seed}: training on real")
+            on_real = train_classifier(real_train, recipe, seed, should_stop=should_stop)
+            if progress:
+                progress(f"seed {seed}: training on synthetic")
+            on_synthetic = train_classifier(synthetic_train, recipe, seed, should_stop=should_stop)
+            baseline, gan_test = evaluate_classifier(on_real, real_test), evaluate_classifier(on_real, synthetic_test)
+            kept = finished.keep(f"seed {seed}", {
+                "baseline": _public(baseline), "gan_train": _public(evaluate_classifier(on_synthetic, real_test)),
+                "gan_test": _public(gan_test), "synthetic_test": inception_score(gan_test["probabilities"])["is"],
+                "real_test": inception_score(baseline["probabilities"])["is"]})
+        for name in runs:
+            runs[name].append(kept[name])
+        for name in scores:
+            scores[name].append(kept[name])
     summary = {arm: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in results]),
                      "auc": _summary_over_seeds([_auc_value(r) for r in results])}
                for arm, results in runs.items()}
@@ -129,25 +164,27 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
                        recipe: ClassifierRecipe = ClassifierRecipe(), seeds=(0, 1, 2),
                        synthetic_ratios=(0.0, 0.5, 1.0), real_counts=(None,), synthetic_only: bool = True,
                        progress: Callable[[str], None] | None = None, should_stop=None,
-                       margin: float = AUGMENTATION_MARGIN) -> dict:
+                       margin: float = AUGMENTATION_MARGIN, runs_dir: Path | None = None) -> dict:
     """Train the recipe on each arm and compare every arm with real-only on the same test set.
 
     ``synthetic_ratios``: synthetic images added per real image (0 = real only);
     ``real_counts``: how many real training images to keep (None = all; e.g. 10 or 50).
     Each arm is compared with its real-only reference per seed and over all seeds (each test
     image's correctness averaged over the seeds, the interval over images: ``pooled``), where
-    ``margin`` (accuracy) decides "not worse".
+    ``margin`` (accuracy) decides "not worse".  Each finished arm and seed is kept in ``runs_dir``
+    when given.
     """
     _check_sets(real_train, test, "real training")
     _check_sets(synthetic, test, "synthetic training")
     arms = study_arms(synthetic_ratios, real_counts, synthetic_only)
 
-    def fit_and_score(arm, seed, rng):
-        train = _arm_training_set(real_train, synthetic, arm, rng)
+    def fit_and_score(arm, seed, train):
         metrics = evaluate_classifier(train_classifier(train, recipe, seed, should_stop=should_stop), test)
         return {**_public(metrics), "train": train.summary()}, metrics
 
-    results, per_case = run_arms(arms, seeds, fit_and_score, lambda a, b, seed: _paired(a, b, test), progress)
+    results, per_case = run_arms(arms, seeds, lambda arm, rng: _arm_training_set(real_train, synthetic, arm, rng),
+                                 fit_and_score, lambda a, b, seed: _paired(a, b, test), progress,
+                                 _finished_work(runs_dir, "augmentation/1", [real_train, synthetic, test], recipe))
     correct = {arm: [m["correct"].astype(float) for m in seeds_cases] for arm, seeds_cases in per_case.items()}
     summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
                       "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
@@ -185,12 +222,15 @@ def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.ra
     return base.concat(extra, source="real+synthetic")
 
 
-def run_arms(arms: list[dict], seeds, fit_and_score: Callable, compare: Callable,
-             progress: Callable[[str], None] | None = None) -> dict:
+def run_arms(arms: list[dict], seeds, draw: Callable, fit_and_score: Callable, compare: Callable,
+             progress: Callable[[str], None] | None = None, finished: FinishedWork | None = None) -> dict:
     """The loop every augmentation study shares: for each seed, fit and score every arm, then
     compare each arm with its real-only reference on the same test cases.
 
-    ``fit_and_score(arm, seed, rng)`` returns (entry for the report, per-case results);
+    ``draw(arm, rng)`` draws an arm's training data from the seed's stream (for every arm, even
+    one ``finished`` kept from an earlier run, so the next arms draw what they drew then);
+    ``fit_and_score(arm, seed, data)`` returns (entry for the report, per-case results: at least
+    ``PER_CASE``);
     ``compare(per_case_arm, per_case_reference, seed)`` returns the paired comparison, stored
     in the arm's entry as ``versus_<reference>``.  Returns (arm name -> one entry per seed,
     arm name -> its per-case results per seed, for comparisons over all seeds).
@@ -201,10 +241,19 @@ def run_arms(arms: list[dict], seeds, fit_and_score: Callable, compare: Callable
         rng = np.random.default_rng(seed)
         per_case = {}
         for arm in arms:
-            if progress:
-                progress(f"seed {seed}: {arm['name']}")
-            entry, per_case[arm["name"]] = fit_and_score(arm, seed, rng)
-            results[arm["name"]].append(entry)
+            data = draw(arm, rng)
+            part = f"seed {seed} {arm['name']}"
+            kept = None if finished is None else finished.get(part)
+            if kept is not None:
+                _kept_message(progress, f"seed {seed}: {arm['name']}")
+            else:
+                if progress:
+                    progress(f"seed {seed}: {arm['name']}")
+                entry, cases = fit_and_score(arm, seed, data)
+                record = {"entry": entry, **{k: cases[k] for k in PER_CASE}}
+                kept = record if finished is None else finished.keep(part, record)
+            results[arm["name"]].append(kept["entry"])
+            per_case[arm["name"]] = _per_case(kept)
             history[arm["name"]].append(per_case[arm["name"]])
         for arm in arms:
             reference = reference_arm(arm, arms)
