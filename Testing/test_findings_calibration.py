@@ -177,6 +177,52 @@ def test_scans_unlike_the_training_scans_are_flagged_until_calibrated_on(finding
     assert queue_row(classifier, "a", "a.nii.gz", darker[0], "hypodense lesion")["familiar"] == "yes"
 
 
+def test_an_organ_relative_model_reads_each_organ_at_the_training_level(findings_result, tmp_path):
+    """``FindingsRecipe.organ_relative``: a scan whose liver another phase darkens by 40 HU reads
+    exactly as the scan itself (each organ brought to the training scans' median), scores the same,
+    and is still called unlike the training scans (by its own levels); the model folder keeps the
+    reference levels."""
+    from SynthEvaluateLib.findings.familiarity import organ_levels, reference_levels
+    from SynthEvaluateLib.findings.scans import model_view
+    from SynthEvaluateLib.findings.triage import queue_row
+    from SynthEvaluateLib.recipes.findings_model import load_findings_model, save_findings_model
+
+    result, test_scans = findings_result
+    plain = result["_classifier"]
+    reference = reference_levels([organ_levels(s, ORGANS) for s in phantom_scans(range(4))])
+    relative = dataclasses.replace(plain, recipe=dataclasses.replace(plain.recipe, organ_relative=True),
+                                   organ_reference_hu=reference, training=dict(plain.training))
+    scan, darker = test_scans[0], _darker_liver(test_scans[:1])[0]
+    view, dark_view = model_view(relative, scan), model_view(relative, darker)
+    assert organ_levels(view, ORGANS) == pytest.approx(reference, abs=0.51)  # every organ at its reference
+    assert np.allclose(dark_view.image, view.image, atol=1e-3)  # the phase shift is gone
+    outside = view.organs == 0
+    assert np.array_equal(view.image[outside], model_view(plain, scan).image[outside])  # the rest as it was
+    assert np.allclose(relative.predict_proba([dark_view.image]), relative.predict_proba([view.image]))
+    assert not np.allclose(plain.predict_proba([model_view(plain, darker).image]),
+                           plain.predict_proba([model_view(plain, scan).image]), atol=1e-3)
+    assert queue_row(relative, "a", "a.nii.gz", darker, "hypodense lesion")["familiar"].startswith("no: liver")
+    loaded = load_findings_model(save_findings_model(tmp_path / "model", relative))
+    assert loaded.recipe.organ_relative and loaded.organ_reference_hu == reference
+
+
+def test_the_organ_relative_study_keeps_the_training_levels_and_reads_every_scan_at_them():
+    from SynthEvaluateLib.findings.familiarity import organ_levels, reference_levels
+    from SynthEvaluateLib.findings.findings_study import findings_study
+    from SynthEvaluateLib.findings.scans import organ_region
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
+
+    train, test = phantom_scans(range(2)), _darker_liver(phantom_scans([10]))
+    recipe = FindingsRecipe(input_shape=(16, 32, 32), channels=(4, 8), strides=(2, 1), epochs=1, organ_relative=True)
+    result = findings_study(train, test, ORGANS, train_count=8, test_count=4, recipe=recipe, seed=0)
+    classifier = result["_classifier"]
+    levels = [organ_levels(organ_region(s, ORGANS, recipe.organ_margin_mm, classifier.view_mm), ORGANS) for s in train]
+    assert classifier.organ_reference_hu == reference_levels(levels)
+    raw = organ_levels(test[0], ORGANS)["liver"]
+    assert classifier.training["organ_levels_hu"]["liver"][0] > raw + 20  # the ranges: the scans' own levels
+    assert result["healthy_test_scans"]["unlike_the_training_scans"][0].startswith("liver")
+
+
 def test_the_unfamiliar_sentence_is_a_rule_the_user_edits(tmp_path):
     from SynthEvaluateLib.findings.report_rules import load_rules, write_report_text
 

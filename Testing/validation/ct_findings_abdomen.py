@@ -73,6 +73,7 @@ def main() -> None:
                         help="test lesions in the same CT (default) or in its upper-abdomen crop "
                              "(another framing of the same patient: 30 of its 112 slices, the organs cut below)")
     parser.add_argument("--scan-end-augment", action="store_true", help="passed to ct-findings")
+    parser.add_argument("--organ-relative", action="store_true", help="passed to ct-findings")
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,7 @@ def main() -> None:
                      "--organs", *ORGANS, "--train-count", str(args.train_count), "--test-count", str(args.test_count),
                      "--epochs", str(args.epochs), "--input-shape", *map(str, args.input_shape), "--device", "cpu",
                      *(["--scan-end-augment"] if args.scan_end_augment else []),
+                     *(["--organ-relative"] if args.organ_relative else []),
                      "--out", str(args.out / "report")])
     assert code == 0, code
     study_seconds = time.perf_counter() - started

@@ -28,7 +28,7 @@ def _recipe(args):
     device = resolve_accelerator(args.device, precision="fp32").device
     return FindingsRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
                         learning_rate=args.learning_rate, scanner_augment=args.scanner_augment,
-                        scan_end_augment=args.scan_end_augment,
+                        scan_end_augment=args.scan_end_augment, organ_relative=args.organ_relative,
                         organ_margin_mm=None if args.whole_scan else FindingsRecipe.organ_margin_mm, device=device)
 
 
@@ -189,6 +189,10 @@ def register(commands, out_option, run) -> None:
                        help="train with scans cut short at their top or bottom, away from their lesions, for test "
                             "scans that end within the organs. Measured once it helped on phantoms and not on a "
                             "real CT's crop (README); compare on your scans")
+    study.add_argument("--organ-relative", action="store_true",
+                       help="read every scan with each organ at the training scans' median HU, so that a lesion "
+                            "counts by its contrast against its organ, not by the organ's level (another contrast "
+                            "phase or scanner); measured on a proxy in the README")
     study.add_argument("--whole-scan", action="store_true",
                        help="the network reads each whole scan instead of a box of one size in mm around the "
                             "--organs (15 mm margin); a longer or wider scan then looks different to it "

@@ -98,7 +98,8 @@ def calibrate_thresholds(classifier, scans: list[HealthyScan], count: int, seed:
     classifier.thresholds = thresholds
     classifier.training["calibration"] = record
     # the thresholds now fit these scans too: their organ levels are familiar from now on
-    classifier.training["organ_levels_hu"] = level_ranges([organ_levels(view, classifier.organs) for view in views],
+    given = scans + (real.scans if real is not None else [])  # their own levels, not an organ-relative view's
+    classifier.training["organ_levels_hu"] = level_ranges([organ_levels(scan, classifier.organs) for scan in given],
                                                           classifier.training.get("organ_levels_hu"))
     return record
 

@@ -5,15 +5,22 @@ The organs' own levels tell: the median HU of each organ the model reads is kept
 scan (the range, in the model card), and a scan whose organ lies more than
 ``LEVEL_TOLERANCE_HU`` outside that range is called unfamiliar in the queue and its report.
 Calibrating the model on scans like it (``calibration``) widens the range, since the thresholds
-then fit those scans too.
+then fit those scans too.  A model trained organ-relative (``FindingsRecipe.organ_relative``)
+reads every scan with each organ brought to the training scans' level (``at_reference_levels``):
+a lesion is hypo- or hyperdense against its organ, whatever the phase or scanner.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .anatomy import organ_words
-from .scans import HealthyScan
+
+if TYPE_CHECKING:  # scans imports this module
+    from .scans import HealthyScan
 
 #: an organ whose median lies this far outside the training scans' range makes a scan unfamiliar
 #: (the liver's attenuation differs by tens of HU between unenhanced, arterial and portal-venous
@@ -36,6 +43,28 @@ def organ_levels(scan: HealthyScan, organs: list[str]) -> dict[str, float]:
             if voxels.size >= MIN_ORGAN_VOXELS:
                 levels[organ] = round(float(np.median(voxels)), 1)
     return levels
+
+
+def reference_levels(levels: list[dict[str, float]]) -> dict[str, float]:
+    """{organ: mean of the scans' median HU}: the level an organ-relative model brings every
+    scan's organ to."""
+    organs = sorted({organ for scan_levels in levels for organ in scan_levels})
+    return {organ: round(float(np.mean([s[organ] for s in levels if organ in s])), 1) for organ in organs}
+
+
+def at_reference_levels(scan: HealthyScan, organs: list[str], reference: dict[str, float]) -> HealthyScan:
+    """The scan (float32) with the voxels of each of ``organs`` shifted by one constant, so that
+    the organ's median HU is its ``reference`` level; other voxels, and organs without a level
+    (absent, cut by the scan's end) or without a reference, as they are.  Everything inside an
+    organ, its lesions included, moves together: a lesion keeps its contrast against its organ."""
+    if scan.organs is None or not reference:
+        return scan
+    image = np.asarray(scan.image, np.float32).copy()
+    by_name = scan.organ_labels()
+    for organ, level in organ_levels(scan, organs).items():
+        if organ in reference:
+            image[scan.organs == by_name[organ]] += np.float32(reference[organ] - level)
+    return dataclasses.replace(scan, image=image)
 
 
 def level_ranges(levels: list[dict[str, float]], ranges: dict | None = None) -> dict[str, list[float]]:

@@ -22,7 +22,8 @@ import numpy as np
 from MedSynthCommonLib.errors import MedSynthInputError
 
 from .anatomy import locate_in_anatomy, organ_words
-from .familiarity import familiarity_text, level_ranges, organ_levels, unfamiliar_organs
+from .familiarity import (at_reference_levels, familiarity_text, level_ranges, organ_levels, reference_levels,
+                          unfamiliar_organs)
 from .scans import HealthyScan, RealFindings, cut_array, organ_bounds, organ_box, view_box, view_extent_mm
 from .synthetic import check_organs, synthetic_findings_set
 
@@ -76,6 +77,14 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     train_boxes, test_boxes, real_boxes = boxes
     train_scans = [scan.cut(box) for scan, box in zip(train_scans, train_boxes)]
     test_scans = [scan.cut(box) for scan, box in zip(test_scans, test_boxes)]
+    real_views = [] if real is None else [scan.cut(box) for scan, box in zip(real.scans, real_boxes)]
+    # the organs' own levels, before an organ-relative model moves them (``familiarity``)
+    trained_levels = [organ_levels(scan, organs) for scan in train_scans + real_views]
+    test_levels = [organ_levels(scan, organs) for scan in test_scans]
+    reference = reference_levels(trained_levels) if recipe.organ_relative else {}
+    if reference:  # every scan it trains and is judged on at the training scans' organ levels
+        train_scans, test_scans, real_views = ([at_reference_levels(scan, organs, reference) for scan in scans]
+                                               for scans in (train_scans, test_scans, real_views))
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names
@@ -86,7 +95,6 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         if real_findings.shape != (len(real.scans), len(names)):
             raise MedSynthInputError(f"The real scans' findings must be ({len(real.scans)}, {len(names)}): "
                                      f"one 0/1 column per finding ({', '.join(names)}).")
-        real_views = [scan.cut(box) for scan, box in zip(real.scans, real_boxes)]
         volumes += [view.image for view in real_views]
         findings = np.concatenate([findings, real_findings])
         masks += [None if m is None else {f: cut_array(mask, box) for f, mask in m.items()}
@@ -97,9 +105,9 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
         progress=lambda e: say(_training_line(e)))
     classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm
+    classifier.organ_reference_hu = reference
     classifier.training["synthetic_lesions"] = {"size_classes": list(size_classes), "label_set": label_set}
-    trained_on = train_scans + ([] if real is None else real_views)
-    classifier.training["organ_levels_hu"] = level_ranges([organ_levels(scan, organs) for scan in trained_on])
+    classifier.training["organ_levels_hu"] = level_ranges(trained_levels)
     if calibration_scans:
         from .calibration import calibrate_thresholds
 
@@ -110,7 +118,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     per_finding = per_finding_metrics(test.findings, probabilities, called, names, classifier.thresholds)
     healthy = healthy_calls(classifier, test_scans, names, rules)
     healthy["unlike_the_training_scans"] = [familiarity_text(unfamiliar_organs(
-        organ_levels(scan, organs), classifier.training["organ_levels_hu"])) for scan in test_scans]
+        levels, classifier.training["organ_levels_hu"])) for levels in test_levels]
     cases, called_right, called_total, any_right, any_total = [], 0, 0, 0, 0
     for n, volume in enumerate(test.volumes):
         scan = test_scans[n % len(test_scans)]

@@ -151,16 +151,22 @@ def box_coverage(box: tuple[slice, ...] | None, shape: tuple[int, ...]) -> float
 
 def model_view(classifier, scan: HealthyScan, box: tuple[slice, slice, slice] | None = None) -> HealthyScan:
     """What ``classifier`` reads of a scan: the box around its organs (``box`` when the caller has
-    it from ``model_box``), or the whole scan."""
+    it from ``model_box``), or the whole scan; for an organ-relative model with each organ at the
+    training scans' level (``familiarity.at_reference_levels``)."""
     box = box or model_box(classifier, scan)
-    return scan if box is None else scan.cut(box)
+    view = scan if box is None else scan.cut(box)
+    if getattr(classifier.recipe, "organ_relative", False):
+        from .familiarity import at_reference_levels
+
+        view = at_reference_levels(view, classifier.organs, classifier.organ_reference_hu)
+    return view
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
     """The evidence of ``finding`` on the whole scan's grid (zero outside the region the model
     reads) and where it lies (``locate_in_anatomy``, from that region)."""
     box = model_box(classifier, scan) or tuple(slice(0, n) for n in scan.image.shape)
-    view = scan.cut(box)
+    view = model_view(classifier, scan, box)
     seen = classifier.evidence(view.image, finding)
     evidence = np.zeros(scan.image.shape, np.float32)
     inner, local = inside(box, scan.image.shape)

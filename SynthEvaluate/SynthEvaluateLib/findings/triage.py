@@ -42,6 +42,7 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
     target = finding_index(classifier, finding)
     box = model_box(classifier, scan)
     coverage = box_coverage(box, scan.image.shape)
+    levels = organ_levels(scan, classifier.organs)  # the scan's own (an organ-relative view moves them)
     scan = model_view(classifier, scan, box)
     probabilities = classifier.predict_proba([scan.image])[0]
     rules = rules or load_rules()
@@ -49,7 +50,7 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
                                scan.geometry, probabilities, rules=rules)
     row = next((row for row in located if row["finding"] == finding), None)
     ranges = classifier.training.get("organ_levels_hu")
-    unlike = familiarity_text(unfamiliar_organs(organ_levels(scan, classifier.organs), ranges))
+    unlike = familiarity_text(unfamiliar_organs(levels, ranges))
     familiar = "" if not ranges or scan.organs is None else f"no: {unlike}" if unlike else "yes"
     return {"case_id": case_id, "image": str(image), "finding": finding,
             "score": round(float(probabilities[target]), 4),

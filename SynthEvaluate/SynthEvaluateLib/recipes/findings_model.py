@@ -63,6 +63,12 @@ class FindingsRecipe:
     # upper-abdomen crop it lowered it (0.77 -> 0.37, one run), the hypodense AUC about the same
     # (ct_findings_field_of_view.py, ct_findings_abdomen.py --test-on upper)
     scan_end_augment: bool = False
+    # each organ of every scan read at the training scans' level of that organ (its median HU, kept
+    # in the model: ``FindingsModel.organ_reference_hu``; ``familiarity.at_reference_levels``), so
+    # that a lesion is told by its contrast against its organ, not by the organ's own level, which
+    # another contrast phase or scanner moves by tens of HU.  Off by default (cards written before
+    # it existed read scans as they are)
+    organ_relative: bool = False
     device: str = "cpu"
 
     def __post_init__(self):
@@ -85,6 +91,7 @@ class FindingsRecipe:
         values = dict(data)
         values.setdefault("scanner_augment", False)  # cards written before these existed trained without them
         values.setdefault("organ_margin_mm", None)
+        values.setdefault("organ_relative", False)
         for key in ("input_shape", "channels", "strides", "window"):
             values[key] = tuple(values[key])
         return cls(**values)
@@ -140,6 +147,8 @@ class FindingsModel:
     # the box's size, mm [k, j, i] (``scans.view_extent_mm``); None: the box clipped to each
     # scan, resized whole to the input (cards written before it existed)
     view_mm: tuple[float, float, float] | None = None
+    # organ-relative models (``recipe.organ_relative``): {organ: HU} each organ is read at
+    organ_reference_hu: dict[str, float] = field(default_factory=dict)
 
     def predict_proba(self, volumes: list[np.ndarray]) -> np.ndarray:
         """(n, findings) probabilities (one sigmoid per finding)."""
@@ -434,6 +443,7 @@ def save_findings_model(folder: Path, classifier: FindingsModel) -> Path:
         "format": CARD_FORMAT, "recipe": classifier.recipe.to_dict(), "findings": classifier.findings,
         "thresholds": classifier.thresholds, "seed": classifier.seed, "training": classifier.training,
         "organs": classifier.organs, "view_mm": None if classifier.view_mm is None else list(classifier.view_mm),
+        "organ_reference_hu": classifier.organ_reference_hu,
         "history": classifier.history, "weights": name, "weights_sha256": digest})
     remove_unreferenced(folder, "weights", name)
     with contextlib.suppress(FileNotFoundError):  # a finished training's checkpoint is not needed
@@ -462,4 +472,5 @@ def load_findings_model(folder: Path, device: str = "cpu") -> FindingsModel:
                                  f"{str(error).splitlines()[0][:200]}") from None
     return FindingsModel(model.eval(), recipe, card["findings"], card["thresholds"], card["seed"],
                                    card.get("history", []), card.get("training", {}), card.get("organs", []),
-                                   None if card.get("view_mm") is None else tuple(card["view_mm"]))
+                                   None if card.get("view_mm") is None else tuple(card["view_mm"]),
+                                   card.get("organ_reference_hu", {}))
