@@ -209,15 +209,13 @@ def test_an_organ_relative_model_reads_each_organ_at_the_training_level(findings
 def test_the_organ_relative_study_keeps_the_training_levels_and_reads_every_scan_at_them():
     from SynthEvaluateLib.findings.familiarity import organ_levels, reference_levels
     from SynthEvaluateLib.findings.findings_study import findings_study
-    from SynthEvaluateLib.findings.scans import organ_region
     from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 
     train, test = phantom_scans(range(2)), _darker_liver(phantom_scans([10]))
     recipe = FindingsRecipe(input_shape=(16, 32, 32), channels=(4, 8), strides=(2, 1), epochs=1, organ_relative=True)
     result = findings_study(train, test, ORGANS, train_count=8, test_count=4, recipe=recipe, seed=0)
     classifier = result["_classifier"]
-    levels = [organ_levels(organ_region(s, ORGANS, recipe.organ_margin_mm, classifier.view_mm), ORGANS) for s in train]
-    assert classifier.organ_reference_hu == reference_levels(levels)
+    assert classifier.organ_reference_hu == reference_levels([organ_levels(s, ORGANS) for s in train])
     raw = organ_levels(test[0], ORGANS)["liver"]
     assert classifier.training["organ_levels_hu"]["liver"][0] > raw + 20  # the ranges: the scans' own levels
     assert result["healthy_test_scans"]["unlike_the_training_scans"][0].startswith("liver")

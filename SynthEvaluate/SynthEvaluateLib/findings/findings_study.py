@@ -74,17 +74,16 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
         found = [bounds(scans, which) for scans, which in zip(every, ("Training", "Test", "Real training"))]
         view_mm = view_extent_mm(every[0] + every[2], found[0] + found[2])
         boxes = [[view_box(b, scan, view_mm) for b, scan in zip(f, scans)] for f, scans in zip(found, every)]
-    train_boxes, test_boxes, real_boxes = boxes
-    train_scans = [scan.cut(box) for scan, box in zip(train_scans, train_boxes)]
-    test_scans = [scan.cut(box) for scan, box in zip(test_scans, test_boxes)]
-    real_views = [] if real is None else [scan.cut(box) for scan, box in zip(real.scans, real_boxes)]
+    real_boxes = boxes[2]
     # the organs' own levels, before an organ-relative model moves them (``familiarity``)
-    trained_levels = [organ_levels(scan, organs) for scan in train_scans + real_views]
-    test_levels = [organ_levels(scan, organs) for scan in test_scans]
+    trained_levels = [organ_levels(scan, organs) for scan in every[0] + every[2]]
+    test_levels = [organ_levels(scan, organs) for scan in every[1]]
     reference = reference_levels(trained_levels) if recipe.organ_relative else {}
-    if reference:  # every scan it trains and is judged on at the training scans' organ levels
-        train_scans, test_scans, real_views = ([at_reference_levels(scan, organs, reference) for scan in scans]
-                                               for scans in (train_scans, test_scans, real_views))
+    if reference:  # every scan it trains and is judged on at the training scans' organ levels (before the
+        # cut, so that a box reaching past a scan's end goes on with the shifted edge voxels)
+        every = tuple([at_reference_levels(scan, organs, reference) for scan in scans] for scans in every)
+    train_scans, test_scans, real_views = ([scan.cut(box) for scan, box in zip(scans, found_boxes)]
+                                           for scans, found_boxes in zip(every, boxes))
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)
     names = made.names

@@ -154,12 +154,11 @@ def model_view(classifier, scan: HealthyScan, box: tuple[slice, slice, slice] | 
     it from ``model_box``), or the whole scan; for an organ-relative model with each organ at the
     training scans' level (``familiarity.at_reference_levels``)."""
     box = box or model_box(classifier, scan)
-    view = scan if box is None else scan.cut(box)
-    if getattr(classifier.recipe, "organ_relative", False):
-        from .familiarity import at_reference_levels
+    if getattr(classifier.recipe, "organ_relative", False):  # before the cut: a box reaching past the
+        from .familiarity import at_reference_levels  # scan's end goes on with the shifted edge voxels
 
-        view = at_reference_levels(view, classifier.organs, classifier.organ_reference_hu)
-    return view
+        scan = at_reference_levels(scan, classifier.organs, classifier.organ_reference_hu)
+    return scan if box is None else scan.cut(box)
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:
