@@ -10,6 +10,7 @@ SynthLesionLib, SynthTranslateLib or SynthEvaluateLib.
 - ``errors``: the exceptions shown to users (``MedSynthInputError``, ``MedSynthOutputError``);
 - ``geometry``, ``imageio``, ``integrity``: image grids in RAS, reading/writing images, damaged files refused;
 - ``storage``: outputs whole or absent, paths that never collide or escape, folder locks;
+- ``finished_work``: the finished parts of a long job, kept so that a killed run resumes;
 - ``tables``: CSV case lists and label tables;
 - ``mrml``: MRML nodes <-> arrays (Qt-free);
 - ``devices``: torch device and precision choice;
