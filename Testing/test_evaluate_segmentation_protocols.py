@@ -543,3 +543,26 @@ def test_a_segment_study_killed_mid_run_resumes_where_it_stopped(tmp_path):
     assert "seed 0, real: iteration" not in again.stderr and "seed 1, real: iteration 150/150" in again.stderr
     result = json.loads((tmp_path / "report" / "results.json").read_text())
     assert [run["seed"] for run in result["runs"]["real"]] == [0, 1] and not runs.exists()
+
+
+def test_a_case_stored_in_another_order_is_the_same_case(phantom):
+    """Every case of a study is kept in one storage order (as the CT findings scans are): a
+    scan stored mirrored (right-to-left, bottom-to-top) gives the arrays and grid of the scan
+    stored the usual way, so the segmenter trains and is scored on one anatomy."""
+    from MedSynthCommonLib.geometry import Geometry
+    from SynthEvaluateLib.studies.segment_study import AnnotatedCase, HealthyCase
+
+    liver = phantom.organ_mask("liver")
+    made = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="small", count=2), 4)
+    g, (depth, _, width) = phantom.geometry, phantom.image.shape
+    mirrored = Geometry(g.kji_to_ras(np.array([depth - 1, 0, width - 1], float)), g.spacing,
+                        g.direction @ np.diag([-1.0, 1.0, -1.0]))
+    flip = (slice(None, None, -1), slice(None), slice(None, None, -1))
+    usual = AnnotatedCase(made.image, made.lesion_labels > 0, g, liver)
+    other = AnnotatedCase(made.image[flip], (made.lesion_labels > 0)[flip], mirrored, liver[flip])
+    for a, b in ((usual.image, other.image), (usual.lesions, other.lesions), (usual.organ, other.organ)):
+        assert np.array_equal(a, b) and b.flags.c_contiguous
+    assert np.allclose(other.geometry.origin, usual.geometry.origin)
+    assert np.allclose(other.geometry.direction, usual.geometry.direction)
+    healthy = HealthyCase(phantom.image[flip], liver[flip], mirrored)
+    assert np.array_equal(healthy.image, phantom.image) and np.array_equal(healthy.organ, liver)

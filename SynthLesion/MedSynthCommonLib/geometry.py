@@ -122,6 +122,14 @@ def standard_order(array: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, G
     return moved, Geometry(geometry.kji_to_ras(corner_ijk[::-1]), geometry.spacing[source], columns)
 
 
+def in_standard_order(geometry: Geometry, *arrays: np.ndarray | None) -> tuple[Geometry, list[np.ndarray | None]]:
+    """``standard_order`` of arrays on one grid (an image and its masks; the first must be
+    given), each made contiguous; None stays None.  Returns the new geometry and the arrays in
+    the order given."""
+    ordered = [None if a is None else standard_order(a, geometry) for a in arrays]
+    return ordered[0][1], [None if o is None else np.ascontiguousarray(o[0]) for o in ordered]
+
+
 def check_volume(array: np.ndarray, name: str) -> None:
     """Raise ``MedSynthInputError`` unless ``array`` is a 3-D scalar volume."""
     if array.ndim != 3:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.geometry import Geometry, standard_order
+from MedSynthCommonLib.geometry import Geometry, in_standard_order
 
 from .anatomy import locate_in_anatomy, organ_words
 
@@ -29,11 +29,7 @@ class HealthyScan:
     geometry: Geometry
 
     def __post_init__(self) -> None:
-        given = self.geometry
-        image, self.geometry = standard_order(self.image, given)
-        self.image = np.ascontiguousarray(image)
-        if self.organs is not None:
-            self.organs = np.ascontiguousarray(standard_order(self.organs, given)[0])
+        self.geometry, (self.image, self.organs) = in_standard_order(self.geometry, self.image, self.organs)
 
     def organ_labels(self) -> dict[str, int]:
         """Label value of each organ the map names (names as ``organ_words`` spells them)."""

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.geometry import Geometry
+from MedSynthCommonLib.geometry import Geometry, in_standard_order
 
 from ..metrics.segmentation import detection_by_size, dice, lesion_detection, normalized_surface_dice
 from ..recipes.segmenter import SegmenterRecipe, train_segmenter
@@ -48,18 +48,29 @@ DICE_MARGIN = 0.05
 
 @dataclass
 class AnnotatedCase:
+    """A scan with its lesion mask, kept in the standard storage order (``in_standard_order``:
+    i toward the left, j posterior, k superior, whatever order it came in), as every case of a
+    study is: a network sees arrays, and a case stored mirrored would show it another body."""
     image: np.ndarray  # [k, j, i]
     lesions: np.ndarray  # binary
     geometry: Geometry
     organ: np.ndarray | None = None  # binary, lesions included; None: the whole scan is the region
 
+    def __post_init__(self) -> None:
+        self.geometry, (self.image, self.lesions, self.organ) = in_standard_order(self.geometry, self.image,
+                                                                                  self.lesions, self.organ)
+
 
 @dataclass
 class HealthyCase:
+    """A scan without lesions and its organ mask, in the standard storage order (as ``AnnotatedCase``)."""
     image: np.ndarray
     organ: np.ndarray  # binary
     geometry: Geometry
     _stats: object = None
+
+    def __post_init__(self) -> None:
+        self.geometry, (self.image, self.organ) = in_standard_order(self.geometry, self.image, self.organ)
 
     def check_holds_a_lesion(self, preset: str, name: str) -> None:
         """Refuse, naming the case, an organ in which not even a small lesion fits (or that the
