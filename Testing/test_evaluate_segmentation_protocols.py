@@ -390,7 +390,7 @@ def test_an_organ_mask_column_says_where_to_look_when_the_label_map_holds_only_l
     pytest.importorskip("monai")
     from MedSynthCommonLib.cli import main
     from MedSynthCommonLib.imageio import write_volume
-    from SynthEvaluateLib.cli.commands import _annotated
+    from SynthEvaluateLib.cli.segment_study_cli import annotated_cases
 
     phantom = make_ct_phantom(shape=(24, 64, 64), spacing=(2.5, 2.5, 4.0), seed=3)
     liver = phantom.organ_mask("liver")
@@ -400,11 +400,11 @@ def test_an_organ_mask_column_says_where_to_look_when_the_label_map_holds_only_l
     write_volume(tmp_path / "tumour.nii.gz", (result.lesion_labels > 0).astype(np.uint8), phantom.geometry)
     write_volume(tmp_path / "organs.nii.gz", phantom.organs.astype(np.uint8), phantom.geometry)  # liver = 1, others
     (tmp_path / "cases.csv").write_text("image,label,organ_mask,organ_label\nct.nii.gz,tumour.nii.gz,organs.nii.gz,1\n")
-    (case,) = _annotated(tmp_path / "cases.csv", None)
+    (case,) = annotated_cases(tmp_path / "cases.csv", None)
     assert np.array_equal(case.organ, liver | (result.lesion_labels > 0)) and np.array_equal(case.lesions,
                                                                                           result.lesion_labels > 0)
     (tmp_path / "plain.csv").write_text("image,label\nct.nii.gz,tumour.nii.gz\n")
-    assert _annotated(tmp_path / "plain.csv", None)[0].organ is None  # nothing says where: the whole scan
+    assert annotated_cases(tmp_path / "plain.csv", None)[0].organ is None  # nothing says where: the whole scan
     (tmp_path / "wrong.csv").write_text("image,label,organ_mask,organ_label\nct.nii.gz,tumour.nii.gz,organs.nii.gz,9\n")
     code = main(["evaluate", "segment-study", "--healthy", str(tmp_path / "wrong.csv"), "--test",
                  str(tmp_path / "wrong.csv"), "--arms", "on-the-fly", "--out", str(tmp_path / "report")])
@@ -566,3 +566,58 @@ def test_a_case_stored_in_another_order_is_the_same_case(phantom):
     assert np.allclose(other.geometry.direction, usual.geometry.direction)
     healthy = HealthyCase(phantom.image[flip], liver[flip], mirrored)
     assert np.array_equal(healthy.image, phantom.image) and np.array_equal(healthy.organ, liver)
+
+
+def test_batches_made_ahead_in_a_thread_train_the_same_model(phantom):
+    """``prefetch_batches``: the patches are made in a background thread while the network trains;
+    the same batches in the same order give the same weights, with a pool of on-the-fly cases too;
+    a case that cannot be made stops training with its error (not a quietly shorter run)."""
+    import torch
+
+    from MedSynthCommonLib.errors import MedSynthInputError
+    from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
+
+    pytest.importorskip("monai")
+    liver = phantom.organ_mask("liver")
+    made = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="small", count=2), 1)
+    spacing = phantom.geometry.spacing_kji
+
+    def fresh(rng):
+        result = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="small"),
+                                    int(rng.integers(1000)))
+        return result.image, result.lesion_labels > 0, liver, spacing
+
+    def weights(prefetch: int, fresh_cases=fresh):
+        recipe = SegmenterRecipe(channels=(4, 8), patch_size=(32, 32), iterations=12, batch_size=4,
+                                 prefetch_batches=prefetch)
+        model = train_segmenter([made.image], [made.lesion_labels > 0], recipe, seed=0, fresh_cases=fresh_cases,
+                                pool_size=2, refresh_probability=0.25, organs=[liver], spacings=[spacing])
+        return [v.clone() for v in model.model.state_dict().values()]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(0), weights(2)))
+
+    calls = []
+
+    def failing(rng):  # the pool's first two cases are made; the one made while training fails
+        calls.append(1)
+        if len(calls) > 2:
+            raise MedSynthInputError("no lesion fits")
+        return fresh(rng)
+
+    with pytest.raises(MedSynthInputError, match="no lesion fits"):
+        weights(2, failing)
+    assert len(calls) >= 3
+
+
+def test_prefetched_items_keep_their_order_and_their_errors():
+    from MedSynthCommonLib.threads import prefetched
+
+    def items():
+        yield from range(5)
+        raise ValueError("item 5 could not be made")
+
+    got = []
+    with pytest.raises(ValueError, match="item 5"):
+        for item in prefetched(items(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4] and list(prefetched(iter(range(3)), depth=0)) == [0, 1, 2]

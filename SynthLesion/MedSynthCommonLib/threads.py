@@ -42,3 +42,26 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def prefetched(items, depth: int = 1):
+    """``items`` (an iterable) made up to ``depth`` ahead in a background thread (MONAI's
+    ``ThreadBuffer``, as its ``ThreadDataLoader`` does for cached data), yielded here in their
+    order, so that making the next one overlaps with using this one.  ``ThreadBuffer`` ends
+    quietly when its source raises; here the exception is raised where its item was due."""
+    if depth <= 0:
+        yield from items
+        return
+    from monai.data import ThreadBuffer
+
+    def outcomes():
+        try:
+            for item in items:
+                yield True, item
+        except BaseException as error:  # handed to the consumer, which raises it
+            yield False, error
+
+    for made, value in ThreadBuffer(outcomes(), buffer_size=depth):
+        if not made:
+            raise value
+        yield value

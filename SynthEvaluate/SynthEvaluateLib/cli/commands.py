@@ -11,21 +11,17 @@ import argparse
 import importlib
 import json
 import os
-import sys
 from pathlib import Path
 
 from MedSynthCommonLib.cli import MAX_IMAGE_SIZE, MAX_ITEMS, MAX_STEPS, finite_number, fraction, positive_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 
-from .image_set_cli import add_classifier_options, add_image_set_options, add_real_options, classifier_recipe, image_sets, real_set
+from .image_set_cli import (add_classifier_options, add_image_set_options, add_real_options, classifier_recipe, image_sets,
+                            progress_line, real_set)
+from .segment_study_cli import add_segment_study_options, segment_study_command
 from ..studies.protocols import AUGMENTATION_MARGIN
 from ..studies.segment_study import DICE_MARGIN
-
-
-def _print(message: str) -> None:
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
-        print(message, file=sys.stderr, flush=True)
 
 
 def _cmd_generator(args) -> dict:
@@ -44,7 +40,7 @@ def _cmd_generator(args) -> dict:
                                  "something else by that name); fix that or leave out --record (the report has every "
                                  "figure).")
     result = generator_quality(args.model_dir, real_set(args), classifier_recipe(args), args.seed, args.samples_per_class,
-                               args.test_fraction, args.split_seed, args.truncation, _print)
+                               args.test_fraction, args.split_seed, args.truncation, progress_line)
     if args.record:
         result["recorded_in"] = str(record_quality(args.model_dir, result))
     return result
@@ -66,7 +62,7 @@ def _cmd_gan_train_test(args) -> dict:
     real_train, real_test, synthetic, split = image_sets(args)
     synthetic_train, synthetic_test = split(synthetic, args.test_fraction, args.split_seed)
     return gan_train_test(real_train, real_test, synthetic_train, synthetic_test, classifier_recipe(args), tuple(args.seeds),
-                          _print, runs_dir=args.runs_dir)
+                          progress_line, runs_dir=args.runs_dir)
 
 
 def _cmd_augment(args) -> dict:
@@ -75,7 +71,7 @@ def _cmd_augment(args) -> dict:
     real_train, real_test, synthetic, _ = image_sets(args)
     counts = tuple(None if c == 0 else c for c in args.real_counts)
     return augmentation_study(real_train, synthetic, real_test, classifier_recipe(args), tuple(args.seeds), tuple(args.ratios),
-                              counts, progress=_print, margin=args.margin, runs_dir=args.runs_dir)
+                              counts, progress=progress_line, margin=args.margin, runs_dir=args.runs_dir)
 
 
 def _load_callable(spec: str):
@@ -103,7 +99,7 @@ def _cmd_robustness(args) -> dict:
         if os.environ.get("RANK", "0") != "0":  # torchrun: every rank trained; rank 0 scores
             return None
     return robustness_benchmark(segment, cases, tuple(args.sizes), tuple(args.contrasts), args.per_stratum,
-                                args.preset, args.seed, _print, args.workers, args.cluster)
+                                args.preset, args.seed, progress_line, args.workers, args.cluster)
 
 
 def _train_unet_on_synthetic(cases, args):
@@ -119,18 +115,10 @@ def _train_unet_on_synthetic(cases, args):
                                                                          lesion_type="mixed"), 10_000 + n)
         volumes.append(result.image)
         labels.append(result.lesion_labels)
-    _print(f"training the UNet recipe on {len(volumes)} synthetic cases for {args.train_unet} iterations")
+    progress_line(f"training the UNet recipe on {len(volumes)} synthetic cases for {args.train_unet} iterations")
     model = train_segmenter(volumes, labels, SegmenterRecipe(iterations=args.train_unet), seed=args.seed,
-                            progress=lambda e: _print(f"iteration {e['iteration']}/{e['iterations']} loss {e['loss']:.3f}"))
+                            progress=lambda e: progress_line(f"iteration {e['iteration']}/{e['iterations']} loss {e['loss']:.3f}"))
     return lambda image, geometry: model.predict(image)
-
-
-def spacing_value(text: str) -> float:
-    """argparse type of ``--spacing-mm``: 0 (keep the axis) or a spacing from 0.05 to 50 mm."""
-    value = finite_number(text)
-    if value != 0 and not 0.05 <= value <= 50:
-        raise argparse.ArgumentTypeError(f"must be 0 (keep the axis) or a spacing from 0.05 to 50 mm, got {text}")
-    return value
 
 
 def ratio(text: str) -> float:
@@ -158,7 +146,7 @@ def _cmd_privacy(args) -> dict:
     if network is not None:
         extracted = [network.features(images) if images is not None else None for images in (train, synthetic, holdout)]
         features[f"network ({Path(args.feature_extractor).name})"] = tuple(extracted)
-    _print(f"auditing {len(synthetic)} synthetic images against {len(train)} training images")
+    progress_line(f"auditing {len(synthetic)} synthetic images against {len(train)} training images")
     return privacy_audit(train, synthetic, train_ids, synthetic_ids, holdout, features, args.quantile,
                          args.copy_fraction, radiomics=not args.no_radiomics)
 
@@ -166,80 +154,7 @@ def _cmd_privacy(args) -> dict:
 def _cmd_segmentation(args) -> dict:
     from ..studies.segmentation_files import evaluate_segmentations
 
-    return evaluate_segmentations(args.reference, args.prediction, args.labels, args.tolerance_mm, args.seed, _print)
-
-
-def _annotated(path: Path, lesion_label: int | None):
-    """Annotated cases from a CSV ``image,label[,organ_mask[,organ_label]]``.  Where the segmenter
-    looks: the organ_mask column's organ (``organ_label``'s value in it, or any non-zero), else
-    the label map's other labels when it also holds the organ (LiTS: liver 1, tumour 2), else
-    the whole scan."""
-    import numpy as np
-
-    from MedSynthCommonLib.geometry import check_same_grid
-    from MedSynthCommonLib.imageio import read_volume
-    from MedSynthCommonLib.tables import parse_int, read_table, table_file
-
-    from ..studies.segment_study import AnnotatedCase
-
-    cases, values = [], set()
-    for number, row in read_table(path, ("image", "label"), "case list"):
-        image, geometry = read_volume(table_file(path, row, "image", number))
-        labels, label_geometry = read_volume(table_file(path, row, "label", number))
-        check_same_grid(image, geometry, labels, label_geometry, f"label map on line {number} of {path}")
-        lesions = labels == lesion_label if lesion_label is not None else labels > 0
-        organ_file = table_file(path, row, "organ_mask", number, required=False)
-        if organ_file is not None:
-            mask, mask_geometry = read_volume(organ_file)
-            check_same_grid(image, geometry, mask, mask_geometry, f"organ mask on line {number} of {path}")
-            organ_label = parse_int((row.get("organ_label") or "").strip(), "organ_label", number, path)
-            organ = (mask == organ_label) if organ_label is not None else mask != 0
-            if not organ.any():
-                raise MedSynthInputError(f"Line {number} of {path}: the organ mask holds no "
-                                         f"{'voxel of value ' + str(organ_label) if organ_label is not None else 'organ'}"
-                                         "; give the organ's value in the organ_label column.")
-            organ |= lesions  # a lesion belongs to its organ even where the organ mask left it out
-        elif lesion_label is not None and np.any((labels > 0) & ~lesions):
-            organ = labels > 0  # a label map that also holds the organ says where to look
-        else:
-            organ = None
-        cases.append(AnnotatedCase(image, lesions, geometry, organ))
-        values.update(np.unique(labels).tolist())
-    if lesion_label is not None and not any(case.lesions.any() for case in cases):
-        raise MedSynthInputError(f"No label map of {path} holds the lesion label {lesion_label} (their values: "
-                                 f"{sorted(values)[:10]}); give the lesions' value with --lesion-label.")
-    return cases
-
-
-def _cmd_segment_study(args) -> dict:
-    from MedSynthCommonLib.imageio import read_volume
-    from SynthLesionLib.database import read_cases
-
-    from ..studies.segment_study import HealthyCase, segment_study
-    from ..recipes.segmenter import SegmenterRecipe
-
-    real = _annotated(args.real_train, args.lesion_label) if args.real_train else []
-    test = _annotated(args.test, args.lesion_label)
-    healthy = []
-    for case in read_cases(args.healthy) if args.healthy else []:
-        from MedSynthCommonLib.geometry import check_same_grid
-
-        image, geometry = read_volume(case.image)
-        mask, mask_geometry = read_volume(case.organ_mask)
-        check_same_grid(image, geometry, mask, mask_geometry, f"organ mask of healthy case {case.case_id}")
-        healthy.append(HealthyCase(image, mask == case.organ_label if case.organ_label is not None else mask > 0, geometry))
-        healthy[-1].check_holds_a_lesion(args.preset, case.case_id)
-    validation = _annotated(args.validation, args.lesion_label) if args.validation else None
-    recipe = SegmenterRecipe(spatial_dims=args.spatial_dims, iterations=args.iterations, min_lesion_mm=args.min_lesion_mm,
-                             validate_every=args.validate_every, patience=args.patience if validation else 0,
-                             budget_minutes=args.budget_minutes, context_slices=args.context_slices,
-                             spacing_mm=tuple(args.spacing_mm) if args.spacing_mm else None, precision=args.precision,
-                             patch_size=(64, 64) if args.spatial_dims == 2 else (48, 48, 48),
-                             channels=(16, 32, 64, 128) if args.spatial_dims == 2 else (8, 16, 32, 64))
-    synthetic = _annotated(args.synthetic, args.lesion_label) if args.synthetic else None
-    return segment_study(real, healthy, test, recipe, tuple(args.seeds), tuple(args.arms), args.offline_cases,
-                         args.preset, args.tolerance_mm, _print, synthetic, args.offline_ratio, args.real_count,
-                         validation, args.margin, runs_dir=args.runs_dir)
+    return evaluate_segmentations(args.reference, args.prediction, args.labels, args.tolerance_mm, args.seed, progress_line)
 
 
 def _cmd_reader_study(args) -> dict | None:
@@ -316,50 +231,8 @@ def register(cli) -> None:
     study = commands.add_parser(
         "segment-study", help="does synthesis help a segmenter? real, on-the-fly, real + on-the-fly, offline and real + "
                               "offline training of one UNet recipe, tested on real annotated cases")
-    study.add_argument("--real-train", type=Path, help="CSV image,label[,organ_mask[,organ_label]] of real annotated "
-                                                           "training cases (the organ: where the segmenter looks)")
-    study.add_argument("--healthy", type=Path, help="CSV image,organ_mask[,organ_label] of healthy cases (as build-db)")
-    study.add_argument("--test", type=Path, required=True,
-                       help="CSV image,label[,organ_mask[,organ_label]] of real annotated test cases: lesions are "
-                            "sought inside the organ (organ_mask, or the label map's other labels, as LiTS's liver 1)")
-    study.add_argument("--lesion-label", type=whole_number(1, 2**31 - 1), help="lesion value in the label maps (default: any non-zero)")
-    study.add_argument("--arms", nargs="+", default=["real", "on-the-fly", "real + on-the-fly", "offline"],
-                       choices=["real", "on-the-fly", "real + on-the-fly", "offline", "real + offline"],
-                       help="training arms to compare")
-    study.add_argument("--synthetic", type=Path,
-                       help="CSV image,label of ready synthetic cases (a build-db database, a translator's outputs) for "
-                            "the offline arms (default: SynthLesion makes them in the healthy cases)")
-    study.add_argument("--offline-cases", type=whole_number(1, MAX_ITEMS), help="synthetic cases made before training for 'offline' "
-                                                                    "(default: as many as real training cases, at least 4)")
-    study.add_argument("--offline-ratio", type=positive_number, default=1.0,
-                       help="'real + offline': offline cases per real training case")
-    study.add_argument("--real-count", type=whole_number(1, MAX_ITEMS),
-                       help="the real arms train on this many of the real cases (drawn per seed; default: all)")
-    study.add_argument("--preset", default="ct-liver", help="SynthLesion preset (or preset file) of the synthetic lesions")
-    study.add_argument("--spatial-dims", type=int, choices=[2, 3], default=2, help="UNet on slices (2) or volumes (3)")
-    study.add_argument("--spacing-mm", type=spacing_value, nargs=3, metavar=("K", "J", "I"),
-                       help="resample every case to this spacing (mm; 0 keeps an axis), e.g. 0 0.8 0.8: a patch then "
-                            "covers the same anatomy in every scan")
-    study.add_argument("--context-slices", type=whole_number(0, 8), default=0,
-                       help="2-D UNet: this many neighbouring slices on each side as extra channels (2.5-D)")
-    study.add_argument("--iterations", type=whole_number(1, MAX_STEPS), default=500, help="training iterations per arm and seed")
-    study.add_argument("--precision", choices=["fp32", "bf16", "fp16", "auto"], default="fp32",
-                       help="the UNet's forward passes in this precision (autocast; the loss and weights stay fp32): "
-                            "bf16 on CPUs with AVX512-BF16/AMX and on GPUs; auto = bf16/fp16 on a GPU, fp32 on a CPU")
-    study.add_argument("--validation", type=Path,
-                       help="CSV image,label of annotated cases of other patients (not in training or test): each arm "
-                            "keeps its model with the best validation Dice")
-    study.add_argument("--validate-every", type=whole_number(1, MAX_STEPS), default=100,
-                       help="with --validation: iterations between validations")
-    study.add_argument("--patience", type=whole_number(0, 1000), default=3,
-                       help="with --validation: stop an arm after this many validations without a better Dice (0: never)")
-    study.add_argument("--budget-minutes", type=positive_number,
-                       help="stop each arm and seed after this many minutes of training (its best or last model is scored)")
-    study.add_argument("--min-lesion-mm", type=finite_number, default=0.0,
-                       help="drop predicted lesions smaller than this equivalent diameter (mm)")
-    study.add_argument("--seeds", type=seed_number, nargs="+", default=[0], help="one training run per arm and seed")
-    study.add_argument("--tolerance-mm", type=finite_number, default=2.0, help="NSD tolerance in mm")
-    _study_outputs(study, DICE_MARGIN, "Dice", _cmd_segment_study, "Segmentation study: real vs synthetic training")
+    add_segment_study_options(study)
+    _study_outputs(study, DICE_MARGIN, "Dice", segment_study_command, "Segmentation study: real vs synthetic training")
 
     privacy = commands.add_parser(
         "privacy", help="privacy audit: near-copies of training images among the synthetic ones (distance to the "

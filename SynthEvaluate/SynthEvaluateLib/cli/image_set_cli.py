@@ -12,8 +12,9 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.tables import FILE_COLUMN, LABEL_COLUMN
 
 
-def _print(message: str) -> None:
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+def progress_line(message: str) -> None:
+    """A progress line on stderr (under torchrun, rank 0 alone reports)."""
+    if os.environ.get("RANK", "0") == "0":
         print(message, file=sys.stderr, flush=True)
 
 
@@ -40,7 +41,7 @@ def image_sets(args):
         per_class = np.bincount(real.labels, minlength=len(real.class_names))
         times = max([1.0, *getattr(args, "ratios", [])])
         counts = [args.samples_per_class or int(np.ceil(times * n)) for n in per_class]
-        _print(f"sampling {sum(counts)} images from the generator in {args.synthetic}")
+        progress_line(f"sampling {sum(counts)} images from the generator in {args.synthetic}")
         synthetic = sampled(args.synthetic, real.class_names, counts, args.sample_seed, real.preprocessing,
                             args.truncation)
     else:

@@ -28,7 +28,7 @@ import numpy as np
 
 from MedSynthCommonLib.distributed import Ranks
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.threads import torch_threads
+from MedSynthCommonLib.threads import prefetched, torch_threads
 
 from .fresh_cases import FreshCasePool
 from .loop import optimisation_steps
@@ -64,6 +64,10 @@ class SegmenterRecipe:
     #: optimiser stay fp32; fp16 adds a loss scaler), in training and inference; "auto": bf16 on a
     #: GPU that has it, fp16 on other GPUs, fp32 on a CPU
     precision: str = "fp32"
+    #: batches of patches made this many steps ahead in a background thread while the network
+    #: trains (``threads.prefetched``: MONAI's ``ThreadBuffer``); the same batches in the same
+    #: order, so the same model; 0: made between the steps
+    prefetch_batches: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -333,7 +337,8 @@ def train_segmenter(volumes: list[np.ndarray], labels: list[np.ndarray], recipe:
                 logits = trained(x.to(recipe.device))
             return loss_function(logits.float(), y.to(recipe.device))  # the loss in fp32
 
-        steps = optimisation_steps(model, optimiser, batches(), batch_loss, should_stop=should_stop, scaler=scaler)
+        steps = optimisation_steps(model, optimiser, prefetched(batches(), recipe.prefetch_batches), batch_loss,
+                                   should_stop=should_stop, scaler=scaler)
         iteration = 0
         for iteration, (_, loss) in enumerate(steps, start=1):
             if iteration % 10 == 0 or iteration == recipe.iterations:
