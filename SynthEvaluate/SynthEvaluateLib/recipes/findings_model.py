@@ -327,11 +327,11 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
 
     findings = np.asarray(findings)
     if findings.ndim != 2 or findings.shape != (len(volumes), len(names)) or not set(np.unique(findings)) <= {0, 1}:
-        raise MedSynthInputError(f"findings must be a 0/1 matrix of (volumes, {len(names)}); got {findings.shape}.")
+        raise MedSynthInputError(f"findings must be a 0/1 matrix of (scans or images, {len(names)}); got {findings.shape}.")
     rng = np.random.default_rng(seed)
     validation, train = _split(len(volumes), groups, validation_fraction, rng)
     if len(train) < 2:
-        raise MedSynthInputError(f"Too few volumes ({len(volumes)}) to train and validate; give at least 6.")
+        raise MedSynthInputError(f"Too few scans or images ({len(volumes)}) to train and validate; give at least 6.")
     inputs = np.stack([prepare_input(v, recipe) for v in volumes])
     positives = findings[train].sum(axis=0)
     with torch.random.fork_rng(devices=[]):
@@ -408,7 +408,7 @@ def _split(count: int, groups: list | None, fraction: float, rng: np.random.Gene
     """(validation, train) indices: whole groups when there are 3 or more, else volumes."""
     if groups is not None and len(set(groups)) >= 3:
         if len(groups) != count:
-            raise MedSynthInputError(f"groups has {len(groups)} entries for {count} volumes.")
+            raise MedSynthInputError(f"groups has {len(groups)} entries for {count} scans or images.")
         names = sorted(set(groups), key=str)
         held = set(rng.permutation(len(names))[:max(1, int(round(fraction * len(names))))].tolist())
         in_validation = np.array([names.index(g) in held for g in groups])
