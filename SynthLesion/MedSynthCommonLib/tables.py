@@ -118,17 +118,50 @@ def read_label_table(folder: str | Path, labels_csv: str | Path | None = None, f
                 continue
             raise MedSynthInputError(f"Line {number} of {labels_csv}: label {row[label_column]!r} of {row[file_column]} "
                                      f"is not one of {names}.")
-        path = _inside(folder, row[file_column], labels_csv, number)
-        if not path.exists():
-            path = _inside(folder / "images", row[file_column], labels_csv, number)
-        if not path.exists():
-            raise MedSynthInputError(f"Line {number} of {labels_csv}: image {row[file_column]} is not in {folder}.")
-        paths.append(path)
+        paths.append(_listed_image(folder, row[file_column], labels_csv, number))
         labels.append(names.index(row[label_column]))
         ids.append(row[file_column])
     if not paths:
         raise MedSynthInputError(f"{labels_csv} lists no image of the classes {names}.")
     return paths, np.array(labels), names, ids
+
+
+def read_findings_table(folder: str | Path, findings: list[str], labels_csv: str | Path | None = None,
+                        file_column: str = FILE_COLUMN):
+    """The images of a folder listed in a CSV with one 0/1 column per finding (``findings``, the
+    column names; an image may have none, one or several): returns (paths, (n, findings) 0/1
+    matrix, ids).  Files are found as ``read_label_table`` finds them."""
+    folder = Path(folder)
+    labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
+    if not labels_csv.exists():
+        raise MedSynthInputError(f"No findings table at {labels_csv}; give a CSV with the column '{file_column}' and "
+                                 f"a 0/1 column per finding ({', '.join(findings)}).")
+    if len(set(findings)) != len(findings) or not findings:
+        raise MedSynthInputError(f"Name each finding column once; got {findings}.")
+    paths, matrix, ids = [], [], []
+    for number, row in read_table(labels_csv, (file_column, *findings), "findings table"):
+        values = [row[f].strip() for f in findings]
+        wrong = [f for f, v in zip(findings, values) if v not in ("0", "1")]
+        if wrong:
+            raise MedSynthInputError(f"Line {number} of {labels_csv}: the finding column(s) {', '.join(wrong)} hold "
+                                     f"{', '.join(repr(row[f]) for f in wrong)}; write 1 (present) or 0 (absent).")
+        paths.append(_listed_image(folder, row[file_column], labels_csv, number))
+        matrix.append([int(v) for v in values])
+        ids.append(row[file_column])
+    if not paths:
+        raise MedSynthInputError(f"{labels_csv} lists no image.")
+    return paths, np.array(matrix, np.int64), ids
+
+
+def _listed_image(folder: Path, relative: str, table: Path, number: int) -> Path:
+    """The image a table's row names: ``folder/relative`` or ``folder/images/relative``, never
+    outside ``folder``; a missing file is an error naming the row."""
+    path = _inside(folder, relative, table, number)
+    if not path.exists():
+        path = _inside(folder / "images", relative, table, number)
+    if not path.exists():
+        raise MedSynthInputError(f"Line {number} of {table}: image {relative} is not in {folder}.")
+    return path
 
 
 def _inside(folder: Path, relative: str, table: Path, number: int) -> Path:

@@ -19,6 +19,7 @@ from MedSynthCommonLib.executors import add_executor_options
 
 from .image_set_cli import (add_classifier_options, add_image_set_options, add_real_options, classifier_recipe, image_sets,
                             progress_line, real_set)
+from .image_findings_cli import add_image_findings_options, image_findings_command
 from .segment_study_cli import add_segment_study_options, segment_study_command
 from ..studies.protocols import AUGMENTATION_MARGIN
 from ..studies.segment_study import DICE_MARGIN
@@ -234,6 +235,13 @@ def register(cli) -> None:
     add_segment_study_options(study)
     _study_outputs(study, DICE_MARGIN, "Dice", segment_study_command, "Segmentation study: real vs synthetic training")
 
+    image_findings = commands.add_parser(
+        "image-findings", help="multi-label findings on 2-D images: the findings model trained on images with one 0/1 "
+                               "column per finding, judged per finding on held-out images, each call located")
+    add_image_findings_options(image_findings)
+    _out_option(image_findings)
+    image_findings.set_defaults(protocol_run=image_findings_command, title="Findings on 2-D images", trains=True)
+
     privacy = commands.add_parser(
         "privacy", help="privacy audit: near-copies of training images among the synthetic ones (distance to the "
                         "closest training image in pixels and features, against real-to-real distances)")
@@ -316,7 +324,7 @@ def register(cli) -> None:
     _out_option(results)
     results.set_defaults(protocol_run=_cmd_reader_study, title="Reader study")
 
-    for parser in (images, segmentation, study, privacy, gtt, augment, generator, robust, create, results):
+    for parser in (images, segmentation, study, image_findings, privacy, gtt, augment, generator, robust, create, results):
         parser.set_defaults(run=run)
 
     from .ct_findings_commands import register as register_ct_findings

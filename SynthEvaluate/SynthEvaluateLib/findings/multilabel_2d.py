@@ -17,10 +17,7 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from ..metrics.classification import per_finding_metrics
 from ..recipes.data import ImageSet
 from ..recipes.findings_model import FindingsModel, FindingsRecipe, train_findings_model
-
-#: the share of an evidence map, from its strongest end, whose centroid is the finding's location
-TOP_EVIDENCE = 0.1
-
+from .anatomy import evidence_region
 
 def image_findings_recipe(images: ImageSet, **settings) -> FindingsRecipe:
     """The findings recipe for ``images``: the network reads the set's size, its intensities
@@ -46,15 +43,14 @@ def train_image_findings(train: ImageSet, recipe: FindingsRecipe | None = None, 
 
 
 def locate(model: FindingsModel, image: np.ndarray, finding: int) -> dict:
-    """Where the evidence for ``finding`` lies in a (y, x) image: the centroid of the strongest
-    ``TOP_EVIDENCE`` of its evidence map, as an image region and as fractions of the height and
-    width."""
-    evidence = model.evidence(image, finding)
-    if evidence.max() <= evidence.min():
+    """Where the evidence for ``finding`` lies in a (y, x) image: the centroid of its evidence
+    region (``anatomy.evidence_region``: at half its maximum, as for CT findings), as an image
+    region and as fractions of the height and width."""
+    region = evidence_region(model.evidence(image, finding))
+    if not region.any() or region.all():
         return {"region": "not localised", "row": None, "column": None}
-    top = evidence >= np.quantile(evidence, 1.0 - TOP_EVIDENCE)
-    row, column = (float(v) for v in np.argwhere(top).mean(axis=0))
-    height, width = evidence.shape
+    row, column = (float(v) for v in np.argwhere(region).mean(axis=0))
+    height, width = region.shape
     vertical = ("upper", "middle", "lower")[min(int(3 * row / height), 2)]
     horizontal = "image left" if column < width / 2 else "image right"
     return {"region": f"{vertical} {horizontal}", "row": round(row / height, 3), "column": round(column / width, 3)}

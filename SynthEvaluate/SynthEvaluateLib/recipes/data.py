@@ -110,13 +110,16 @@ class ImageSet:
 
 
 def split(images: ImageSet, test_fraction: float, seed: int, groups: list[str] | None = None) -> tuple[ImageSet, ImageSet]:
-    """Stratified train/test split; with ``groups`` (e.g. patient ids) no group is on both sides."""
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+    """Stratified train/test split (by class; a multi-label set at random); with ``groups``
+    (e.g. patient ids) no group is on both sides."""
+    from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
 
     indices = np.arange(len(images))
     if groups is not None:
         splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
         train, test = next(splitter.split(indices, images.labels, groups))
+    elif images.findings is not None:  # several findings per image: no class to stratify by
+        train, test = next(ShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed).split(indices))
     else:
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
         train, test = next(splitter.split(indices, images.labels))
@@ -128,16 +131,32 @@ def load_folder(folder: Path, labels_csv: Path | None = None, file_column: str =
                 source: str = "real", class_names: list[str] | None = None, progress: bool = False) -> ImageSet:
     """Images listed in a CSV (see ``MedSynthCommonLib.tables.read_label_table``), preprocessed
     into an ``ImageSet``; ``progress`` shows a progress bar while they are read."""
+    paths, labels, names, ids = read_label_table(folder, labels_csv, file_column, label_column, class_names)
+    return ImageSet(_read_all(paths, preprocessing, folder, progress), labels, names, ids, source, preprocessing)
+
+
+def load_findings_folder(folder: Path, findings: list[str], labels_csv: Path | None = None,
+                         file_column: str = FILE_COLUMN, preprocessing: Preprocessing = Preprocessing(),
+                         source: str = "real", progress: bool = False) -> ImageSet:
+    """Images listed in a CSV with one 0/1 column per finding (``tables.read_findings_table``),
+    preprocessed into a multi-label ``ImageSet``."""
+    from MedSynthCommonLib.tables import read_findings_table
+
+    paths, matrix, ids = read_findings_table(folder, findings, labels_csv, file_column)
+    return ImageSet.multilabel(_read_all(paths, preprocessing, folder, progress), matrix, findings, ids, source,
+                               preprocessing)
+
+
+def _read_all(paths: list[Path], preprocessing: Preprocessing, folder: Path, progress: bool) -> np.ndarray:
+    """(n, size, size) images read and preprocessed, with a progress bar when asked."""
     from MedSynthCommonLib.progress import progress_bar
 
-    paths, labels, names, ids = read_label_table(folder, labels_csv, file_column, label_column, class_names)
     with progress_bar(len(paths), f"reading {Path(folder).name}", "image", enabled=progress) as bar:
         images = []
         for path in paths:
             images.append(preprocessing.apply(read_image_array(path)))
             bar.update(1)
-    images = np.stack(images)
-    return ImageSet(images, labels, names, ids, source, preprocessing)
+    return np.stack(images)
 
 
 def load_images(folder: Path, preprocessing: Preprocessing = Preprocessing(), progress: bool = False,
