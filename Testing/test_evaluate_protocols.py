@@ -300,3 +300,5 @@ def test_image_findings_command_trains_judges_locates_and_keeps_the_model(tmp_pa
     (folder / "labels.csv").write_text("path,upper spot,lower spot\nm0.png,yes,0\n")
     assert main([*command, "--out", str(tmp_path / "report2")]) == 2
     assert "Line 2 of" in capsys.readouterr().err and not (tmp_path / "report2" / "results.json").exists()
+    assert main([*command, "--out", str(folder / "report")]) == 2  # a report among the inputs: refused first
+    assert "is inside --real" in capsys.readouterr().err and not (folder / "report").exists()

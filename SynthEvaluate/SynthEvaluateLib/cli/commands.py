@@ -357,7 +357,9 @@ def run(args) -> int:
     device = getattr(args, "device", "cpu") or "cpu"
     ranks = Ranks.from_environment("cuda" if device.startswith("cuda") or (device == "auto" and _has_cuda()) else "cpu")
     if ranks.is_main and getattr(args, "out", None) is not None:  # refused before any work, not after it
-        claim_folder(args.out, "report folder", is_report_folder, create=False)
+        inputs = {f"--{name.replace('_', '-')}": value for name, value in vars(args).items()
+                  if isinstance(value, Path) and name not in ("out", "model_out")}  # never among the inputs
+        claim_folder(args.out, "report folder", is_report_folder, inputs, create=False)
     args.runs_dir = Path(args.out) / RUNS_FOLDER if getattr(args, "out", None) else None  # finished runs, kept
     try:
         # protocols that train run on every rank (DistributedDataParallel); the others on rank 0 alone
