@@ -297,6 +297,8 @@ def test_image_findings_command_trains_judges_locates_and_keeps_the_model(tmp_pa
     model = load_findings_model(tmp_path / "report" / "model")
     assert model.findings == ["upper spot", "lower spot"] and model.recipe.input_shape == (32, 32)
     assert "ETA" in capsys.readouterr().err
+    assert main([*command, "--out", str(tmp_path / "report")]) == 2  # its model is never overwritten
+    assert "already holds a model" in capsys.readouterr().err
     (folder / "labels.csv").write_text("path,upper spot,lower spot\nm0.png,yes,0\n")
     assert main([*command, "--out", str(tmp_path / "report2")]) == 2
     assert "Line 2 of" in capsys.readouterr().err and not (tmp_path / "report2" / "results.json").exists()

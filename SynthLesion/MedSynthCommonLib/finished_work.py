@@ -17,8 +17,7 @@ RECORD_FORMAT = "medsynth-finished-part/1"
 
 def fingerprint(*items) -> str:
     """SHA-256 of ``items`` (JSON-able values: content hashes, settings) in a stable form."""
-    text = json.dumps(items, sort_keys=True, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=_plain).encode("utf-8")).hexdigest()
 
 
 def _plain(value):

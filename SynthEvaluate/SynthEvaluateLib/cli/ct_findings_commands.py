@@ -45,14 +45,9 @@ def _cmd_ct_findings(args) -> dict:
     from ..findings.findings_study import findings_study
     from ..findings.scans import RealFindings
     from ..findings.report_rules import load_rules
-    from SynthTranslateLib.model_dir import CARD
+    from ..recipes.findings_model import check_new_model_folder, save_findings_model
 
-    from ..recipes.findings_model import save_findings_model
-
-    model_out = Path(args.model_out or Path(args.out) / "model")
-    if (model_out / CARD).exists():
-        raise MedSynthInputError(f"{model_out} already holds a model; choose another --model-out (or move that one "
-                                 "away): a trained model is never overwritten.")
+    model_out = check_new_model_folder(Path(args.model_out or Path(args.out) / "model"), "--model-out")
     organ_names = parse_organ_names(args.organ_names)
     rules = load_rules(args.rules)
     _, train_scans = _scans(args.healthy, organ_names)

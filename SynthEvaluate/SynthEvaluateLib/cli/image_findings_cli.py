@@ -44,8 +44,9 @@ def image_findings_command(args) -> dict:
 
     from ..findings.multilabel_2d import evaluate_multilabel, image_findings_recipe, train_image_findings
     from ..recipes.data import Preprocessing, load_findings_folder, split
-    from ..recipes.findings_model import save_findings_model
+    from ..recipes.findings_model import check_new_model_folder, save_findings_model
 
+    model_out = check_new_model_folder(Path(args.out) / "model", "--out")
     preprocessing = Preprocessing(size=args.image_size, window=tuple(args.window) if args.window else None)
     images = load_findings_folder(args.real, args.findings, args.real_labels, args.file_column, preprocessing,
                                   progress=True)
@@ -61,8 +62,8 @@ def image_findings_command(args) -> dict:
             progress_line(f"epoch {entry['epoch']}/{entry['epochs']} loss {entry['loss']:.3f}, ETA {left:.0f} s")
 
     model = train_image_findings(train, recipe, args.seed, progress=say)
-    save_findings_model(Path(args.out) / "model", model)
+    save_findings_model(model_out, model)
     result = evaluate_multilabel(model, test)
-    result.update(recipe=recipe.to_dict(), seed=args.seed, model=str(Path(args.out) / "model"),
+    result.update(recipe=recipe.to_dict(), seed=args.seed, model=str(model_out),
                   sets={"train": train.summary(), "test": test.summary()}, training=model.training)
     return result

@@ -52,16 +52,18 @@ def reference_levels(levels: list[dict[str, float]]) -> dict[str, float]:
     return {organ: round(float(np.mean([s[organ] for s in levels if organ in s])), 1) for organ in organs}
 
 
-def at_reference_levels(scan: HealthyScan, organs: list[str], reference: dict[str, float]) -> HealthyScan:
+def at_reference_levels(scan: HealthyScan, organs: list[str], reference: dict[str, float],
+                        levels: dict[str, float] | None = None) -> HealthyScan:
     """The scan (float32) with the voxels of each of ``organs`` shifted by one constant, so that
     the organ's median HU is its ``reference`` level; other voxels, and organs without a level
     (absent, cut by the scan's end) or without a reference, as they are.  Everything inside an
-    organ, its lesions included, moves together: a lesion keeps its contrast against its organ."""
+    organ, its lesions included, moves together: a lesion keeps its contrast against its organ.
+    ``levels``: the scan's ``organ_levels`` when the caller has them."""
     if scan.organs is None or not reference:
         return scan
     image = np.asarray(scan.image, np.float32).copy()
     by_name = scan.organ_labels()
-    for organ, level in organ_levels(scan, organs).items():
+    for organ, level in (organ_levels(scan, organs) if levels is None else levels).items():
         if organ in reference:
             image[scan.organs == by_name[organ]] += np.float32(reference[organ] - level)
     return dataclasses.replace(scan, image=image)

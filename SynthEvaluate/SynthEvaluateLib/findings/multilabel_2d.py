@@ -19,6 +19,7 @@ from ..recipes.data import ImageSet
 from ..recipes.findings_model import FindingsModel, FindingsRecipe, train_findings_model
 from .anatomy import evidence_region
 
+
 def image_findings_recipe(images: ImageSet, **settings) -> FindingsRecipe:
     """The findings recipe for ``images``: the network reads the set's size, its intensities
     as they are (sets are in [0, 1]) and the whole image (no organ box); ``settings`` override
@@ -80,5 +81,3 @@ def evaluate_multilabel(model: FindingsModel, test: ImageSet, locate_findings: b
             table.append(row)
     return {"protocol": "multilabel", "thresholds": dict(zip(model.findings, model.thresholds)),
             "per_finding": per_finding, "per_image": table, "cases": len(test)}
-
-

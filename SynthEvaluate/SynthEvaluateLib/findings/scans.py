@@ -145,15 +145,17 @@ def box_coverage(box: tuple[slice, ...] | None, shape: tuple[int, ...]) -> float
     return float(np.prod([i.stop - i.start for i in inner]) / np.prod([s.stop - s.start for s in box]))
 
 
-def model_view(classifier, scan: HealthyScan, box: tuple[slice, slice, slice] | None = None) -> HealthyScan:
+def model_view(classifier, scan: HealthyScan, box: tuple[slice, slice, slice] | None = None,
+               levels: dict[str, float] | None = None) -> HealthyScan:
     """What ``classifier`` reads of a scan: the box around its organs (``box`` when the caller has
     it from ``model_box``), or the whole scan; for an organ-relative model with each organ at the
-    training scans' level (``familiarity.at_reference_levels``)."""
+    training scans' level (``familiarity.at_reference_levels``; ``levels``: the scan's
+    ``organ_levels`` when the caller has them)."""
     box = box or model_box(classifier, scan)
     if getattr(classifier.recipe, "organ_relative", False):  # before the cut: a box reaching past the
         from .familiarity import at_reference_levels  # scan's end goes on with the shifted edge voxels
 
-        scan = at_reference_levels(scan, classifier.organs, classifier.organ_reference_hu)
+        scan = at_reference_levels(scan, classifier.organs, classifier.organ_reference_hu, levels)
     return scan if box is None else scan.cut(box)
 
 

@@ -43,7 +43,7 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
     box = model_box(classifier, scan)
     coverage = box_coverage(box, scan.image.shape)
     levels = organ_levels(scan, classifier.organs)  # the scan's own (an organ-relative view moves them)
-    scan = model_view(classifier, scan, box)
+    scan = model_view(classifier, scan, box, levels)
     probabilities = classifier.predict_proba([scan.image])[0]
     rules = rules or load_rules()
     located = located_findings(classifier, scan.image, scan if scan.organs is not None else None,

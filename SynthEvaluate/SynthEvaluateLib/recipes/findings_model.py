@@ -432,6 +432,18 @@ def _map_loss(maps, targets):
         maps[known], targets[known], pos_weight=weight.clamp(min=1.0).to(maps.device))
 
 
+def check_new_model_folder(folder: Path, option: str) -> Path:
+    """``folder`` (a model folder to write) when it holds no model yet; a trained model is never
+    overwritten (``option``: the command-line option that names the folder)."""
+    from SynthTranslateLib.model_dir import CARD
+
+    folder = Path(folder)
+    if (folder / CARD).exists():
+        raise MedSynthInputError(f"{folder} already holds a model; choose another {option} (or move that one away): "
+                                 "a trained model is never overwritten.")
+    return folder
+
+
 def save_findings_model(folder: Path, classifier: FindingsModel) -> Path:
     """Weights under their hash, then the card naming them (the folder is whole at every moment)."""
     from MedSynthCommonLib.storage import prepare_folder, write_json_atomic

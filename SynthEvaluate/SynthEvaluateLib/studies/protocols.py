@@ -183,8 +183,9 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
         return {**_public(metrics), "train": train.summary()}, metrics
 
     results, per_case = run_arms(arms, seeds, lambda arm, rng: _arm_training_set(real_train, synthetic, arm, rng),
-                                 fit_and_score, lambda a, b, seed: _paired(a, b, test), progress,
-                                 _finished_work(runs_dir, "augmentation/1", [real_train, synthetic, test], recipe))
+                                 fit_and_score, lambda a, b, seed: _paired(a, b, test),
+                                 _finished_work(runs_dir, "augmentation/1", [real_train, synthetic, test], recipe),
+                                 progress)
     correct = {arm: [m["correct"].astype(float) for m in seeds_cases] for arm, seeds_cases in per_case.items()}
     summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
                       "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
@@ -223,12 +224,13 @@ def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.ra
 
 
 def run_arms(arms: list[dict], seeds, draw: Callable, fit_and_score: Callable, compare: Callable,
-             progress: Callable[[str], None] | None = None, finished: FinishedWork | None = None) -> dict:
+             finished: FinishedWork, progress: Callable[[str], None] | None = None) -> dict:
     """The loop every augmentation study shares: for each seed, fit and score every arm, then
     compare each arm with its real-only reference on the same test cases.
 
     ``draw(arm, rng)`` draws an arm's training data from the seed's stream (for every arm, even
-    one ``finished`` kept from an earlier run, so the next arms draw what they drew then);
+    one ``finished`` kept from an earlier run, so the next arms draw what they drew then; every
+    run's record goes through ``finished``, kept in a folder or not);
     ``fit_and_score(arm, seed, data)`` returns (entry for the report, per-case results: at least
     ``PER_CASE``);
     ``compare(per_case_arm, per_case_reference, seed)`` returns the paired comparison, stored
@@ -243,15 +245,14 @@ def run_arms(arms: list[dict], seeds, draw: Callable, fit_and_score: Callable, c
         for arm in arms:
             data = draw(arm, rng)
             part = f"seed {seed} {arm['name']}"
-            kept = None if finished is None else finished.get(part)
+            kept = finished.get(part)
             if kept is not None:
                 _kept_message(progress, f"seed {seed}: {arm['name']}")
             else:
                 if progress:
                     progress(f"seed {seed}: {arm['name']}")
                 entry, cases = fit_and_score(arm, seed, data)
-                record = {"entry": entry, **{k: cases[k] for k in PER_CASE}}
-                kept = record if finished is None else finished.keep(part, record)
+                kept = finished.keep(part, {"entry": entry, **{k: cases[k] for k in PER_CASE}})
             results[arm["name"]].append(kept["entry"])
             per_case[arm["name"]] = _per_case(kept)
             history[arm["name"]].append(per_case[arm["name"]])

@@ -189,16 +189,16 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
     # each volume hashed once; training, test and validation cases pairwise disjoint
     training = {f"training case {n + 1}": content_hash(c.image) for n, c in enumerate(real_train)}
     tested = {f"test case {n + 1}": content_hash(c.image) for n, c in enumerate(test)}
+    validated = {f"validation case {n + 1}": content_hash(c.image) for n, c in enumerate(validation)}
     check_disjoint(training, tested)
     if validation:
-        check_disjoint({**training, **tested},
-                       {f"validation case {n + 1}": content_hash(c.image) for n, c in enumerate(validation)})
+        check_disjoint({**training, **tested}, validated)
     held_out = [_as_made(c) for c in validation]
     make_synthetic = SyntheticCases(healthy, preset) if healthy else None
     offline_count = offline_cases or max(len(real_train), 4)
     # what a run's result depends on: every case's content, the recipe and the study's settings
     finished = FinishedWork(runs_dir, fingerprint(
-        "segment-study/1", training, tested, [content_hash(c.image) for c in validation],
+        "segment-study/1", training, tested, validated,
         [[content_hash(c.image), content_hash(c.organ), c.geometry.spacing_kji] for c in healthy],
         [[content_hash(c.image), content_hash(c.lesions), c.geometry.spacing_kji] for c in synthetic or []],
         [[content_hash(c.lesions), None if c.organ is None else content_hash(c.organ), c.geometry.spacing_kji]
@@ -215,8 +215,6 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
         else:
             offline = [make_synthetic(rng) for _ in range(offline_count)]
         for arm in arms:
-            if progress:
-                progress(f"seed {seed}: training '{arm}'")
             volumes, labels, organs, spacings, fresh = [], [], [], [], None
             if arm.startswith("real"):
                 volumes += [c.image for c in real]
@@ -239,6 +237,8 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
                     progress(f"seed {seed}, {arm}: finished by an earlier run of this study, kept")
                 results[arm].append(earlier)
                 continue
+            if progress:
+                progress(f"seed {seed}: training '{arm}'")
             say = (lambda e, arm=arm: progress(f"seed {seed}, {arm}: iteration {e['iteration']}/{e['iterations']}, "
                                                f"loss {e['loss']:.3f}, ETA {e['eta_s']:.0f} s")) if progress else None
             model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh, organs=organs, spacings=spacings,
