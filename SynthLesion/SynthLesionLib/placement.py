@@ -44,13 +44,14 @@ RANDOM_TRIES = 8
 DISTANCE_GRID_MM = 8.0
 
 
-def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray,
+def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None,
                 spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float,
                 vessels: VesselCriterion | None, avoid: np.ndarray | None,
                 rng: np.random.Generator, max_attempts: int, clearance_mm: float | None = None) -> Placement:
     """Draw a centre whose ball of ``radius_mm`` lies in the organ, free of vessels, and whose
     ball of ``clearance_mm`` (the lesion's whole reach, deformation included; default
-    ``radius_mm``) holds no earlier lesion, so lesions never overlap.  Raises
+    ``radius_mm``) holds no earlier lesion (``lesions``: their labels, None before the first),
+    so lesions never overlap.  Raises
     ``PlacementError`` (saying which check failed) after ``max_attempts`` draws, or at once
     when the organ's distance map shows that no place is deep enough."""
     rejections: Counter = Counter()
@@ -142,9 +143,10 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
     ball = box.squared_distance_mm2() <= radius_mm * radius_mm
     if not organ.read(box.slices)[ball].all():
         return "organ edge"
-    reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
-    if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():
-        return "other lesion"
+    if lesions is not None:  # None: no lesion placed yet, nothing to keep clear of
+        reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
+        if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():
+            return "other lesion"
     if avoid is not None and avoid[box.slices][ball].any():
         return "vessel"
     if vessels is not None and _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels):
@@ -153,10 +155,22 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
 
 
 def _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels: VesselCriterion) -> bool:
+    """True when the smoothed image exceeds the vessel threshold at an organ voxel of the ball.
+
+    The image is smoothed on the ball's box grown by 3 sigma, as ``ndimage.gaussian_filter``
+    does (one 1-D Gaussian per axis, in axis order), but after the pass along an axis the box is
+    cut to the ball's extent along it: later passes run along other axes, so they never read the
+    rows cut away, and the values kept are the same bits, for about a third less work."""
     margin = 3.0 * vessels.smoothing_mm
-    box = box_around(centre, radius_mm + margin, spacing_kji, image.shape)
-    region = image[box.slices].astype(np.float32)
-    smoothed = ndimage.gaussian_filter(region, vessels.smoothing_mm / spacing_kji, mode="nearest")
+    grown = box_around(centre, radius_mm + margin, spacing_kji, image.shape)
+    box = box_around(centre, radius_mm, spacing_kji, image.shape)
+    smoothed = image[grown.slices].astype(np.float32)
+    sigma = vessels.smoothing_mm / spacing_kji
+    for axis in range(3):
+        smoothed = ndimage.gaussian_filter1d(smoothed, sigma[axis], axis=axis, mode="nearest")
+        start = box.slices[axis].start - grown.slices[axis].start
+        cut = tuple(slice(start, start + box.shape[axis]) if a == axis else slice(None) for a in range(3))
+        smoothed = smoothed[cut]
     ball = box.squared_distance_mm2() <= radius_mm * radius_mm
     return bool(np.any((smoothed > vessels.threshold) & ball & (organ.read(box.slices) != 0)))
 

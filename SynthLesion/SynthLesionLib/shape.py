@@ -149,8 +149,6 @@ def shape_level(box: Box, spacing_kji: np.ndarray, shape: DrawnShape, rng: np.ra
     matrices = [cubic_matrix(c, n, st) for c, n, st in zip(sizes, box.shape, steps)]
     coords = apply_separable(control, matrices)  # the three components in one pass
     if shape.template is None:
-        level = coords[0] * coords[0]
-        level += coords[1] * coords[1]
-        level += coords[2] * coords[2]
+        level = np.einsum("c...,c...->...", coords, coords)  # one pass over the three components
         return np.sqrt(level, out=level)
     return ndimage.map_coordinates(shape.template.level, coords, order=1, mode="constant", cval=10.0)

@@ -170,8 +170,9 @@ def _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds,
             centre, attempts, draws = _given_centre(config.centres_ras[asked - 1], geometry, organ, asked), 0, 1
         else:
             try:
+                placed = lesions if records else None  # before the first lesion there is nothing to keep clear of
                 drawn, centre, attempts, draws = draw_and_place(config, preset, stats, rng, shape_templates, out,
-                                                                 organ, lesions, geometry, vessels, avoid)
+                                                                 organ, placed, geometry, vessels, avoid)
             except PlacementError as error:
                 if not config.allow_fewer or (not records and asked == config.lesion_count):
                     raise
