@@ -33,9 +33,10 @@ def test_the_density_of_an_evidence_region_against_its_organ():
     from SynthEvaluateLib.findings.report_rules import load_rules
 
     rules = load_rules()
-    dark = region_density(*_organ_with_blob(-40.0))
-    bright = region_density(*_organ_with_blob(+25.0))
-    plain = region_density(*_organ_with_blob(0.0))
+    mm = np.array([2.0, 2.0, 2.0])  # voxels of 2 mm: the blob is 22 mm across
+    dark = region_density(*_organ_with_blob(-40.0), mm)
+    bright = region_density(*_organ_with_blob(+25.0), mm)
+    plain = region_density(*_organ_with_blob(0.0), mm)
     assert dark["darker_hu"] > 20 and dark["brighter_hu"] < 5
     assert bright["brighter_hu"] > 10 and bright["darker_hu"] < 5
     assert abs(plain["darker_hu"]) < 5 and abs(plain["brighter_hu"]) < 5  # noise alone: no shift
@@ -44,7 +45,17 @@ def test_the_density_of_an_evidence_region_against_its_organ():
     assert supported("hyperdense lesion", bright, rules) is True and supported("cyst", bright, rules) is None
     assert supported("hypodense lesion", None, rules) is None  # nothing measured: nothing decided
     image, region, organ = _organ_with_blob(-40.0)
-    assert region_density(image, region, np.zeros_like(organ)) is None
+    assert region_density(image, region, np.zeros_like(organ), mm) is None
+    # enhanced vessels (4 mm wide, +90 HU) crossing a lesion-free region are not a hyperdense lesion
+    vessel, region, organ = _organ_with_blob(0.0)
+    vessel[:, 19:21, 19:21] += 90.0
+    vessel[19:21, :, 19:21] += 90.0
+    assert np.percentile(vessel[region], 90) - np.percentile(vessel[organ & ~region], 90) > 40  # the raw tail
+    on_vessel = region_density(vessel, region, organ, mm)
+    assert supported("hyperdense lesion", on_vessel, rules) is False and abs(on_vessel["brighter_hu"]) < 5
+    # ... and a hyperdense lesion beside one still is
+    vessel[np.asarray(_organ_with_blob(+25.0)[0] - _organ_with_blob(0.0)[0]) > 1] += 25.0
+    assert supported("hyperdense lesion", region_density(vessel, region, organ, mm), rules) is True
     labels = np.zeros(image.shape, np.int32)
     labels[:, :, 18:] = 5  # most of the region lies in organ 5, the rest in organ 2
     labels[:, :, :18] = 2

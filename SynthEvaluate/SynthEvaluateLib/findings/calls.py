@@ -40,7 +40,7 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
                                   None if scan is None else scan.organ_names)
         region = None if scan is None or scan.organs is None else evidence_region(evidence[f])
         label = None if region is None else region_organ(region, scan.organs)
-        density = None if label is None else region_density(volume, region, scan.organs == label)
+        density = None if label is None else region_density(volume, region, scan.organs == label, geometry.spacing_kji)
         if density is not None:
             density["organ"] = organ_words(scan.organ_names.get(label, f"label {label}"))
         rows.append({"finding": classifier.findings[f], "score": round(float(certainty[f]), 4),

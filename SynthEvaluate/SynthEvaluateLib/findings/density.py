@@ -6,33 +6,64 @@ the measurement does not depend on its scores.
 
 Measured as shifts of the tails, not of the mean: a lesion fills part of its evidence region, and
 the region's mean also moves with the vessels it holds.  ``darker_hu`` = the organ's 10th
-percentile minus the region's; ``brighter_hu`` = the region's 90th percentile minus the organ's.
+percentile minus the region's; ``brighter_hu`` = the region's 90th percentile minus the organ's,
+measured after a grey-level opening that removes bright structures narrower than about
+``VESSEL_WIDTH_MM``.  Enhanced vessels are the bright tail of a healthy organ: an evidence region
+lying on them measured 51-63 HU "brighter" on healthy CT phantoms (liver vessels at +90 HU), and
+confirmed a hyperdense call there.  The opening uses a cube (SciPy's separable min/max filters,
+fast at any size); a cube of side s fits in a ball of diameter s x sqrt(3) and in no tube
+narrower than s x sqrt(2): with the 7 mm cube of a 1 mm grid, lesions of 12 mm and more keep
+their contrast and vessels up to 10 mm wide drop out.  A smaller hyperdense lesion is not
+confirmed by the check (no density measurement tells it from a vessel's cross-section).  Dark
+tails need no opening: nothing in an enhanced organ is darker than its parenchyma but lesions,
+fat and fluid.
 Hand-written: a few percentiles, no library computes this comparison.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 #: the tails compared (percent): the region's darkest and brightest tenth against the organ's
 TAIL_PERCENT = 10.0
 #: fewer voxels than this in the region or in the rest of the organ: nothing is measured
 MIN_VOXELS = 20
+#: side (mm) of the cube of the opening before the bright tails are compared (``opening_voxels``:
+#: 7 voxels at 1 mm, 9 at 0.75 mm, 3 at 2-3 mm, and 3 on a 4 mm slice: 12 mm)
+VESSEL_WIDTH_MM = 6.0
 
 
-def region_density(image: np.ndarray, region: np.ndarray, organ: np.ndarray) -> dict | None:
+def region_density(image: np.ndarray, region: np.ndarray, organ: np.ndarray,
+                   spacing_kji: np.ndarray) -> dict | None:
     """How ``region`` (bool: a finding's ``anatomy.evidence_region``) inside ``organ`` (bool, the
-    image's grid) measures against the rest of the organ: {"darker_hu", "brighter_hu",
-    "voxels"}; None where either side holds fewer than ``MIN_VOXELS`` voxels."""
+    image's grid, voxels of ``spacing_kji`` mm) measures against the rest of the organ:
+    {"darker_hu", "brighter_hu", "voxels"}; None where either side holds fewer than
+    ``MIN_VOXELS`` voxels."""
     region = region & organ
-    inside, rest = image[region], image[organ & ~region]
-    if inside.size < MIN_VOXELS or rest.size < MIN_VOXELS:
+    voxels = int(np.count_nonzero(region))
+    if voxels < MIN_VOXELS or np.count_nonzero(organ) - voxels < MIN_VOXELS:
         return None
-    low = TAIL_PERCENT
-    high = 100.0 - TAIL_PERCENT
-    return {"darker_hu": round(float(np.percentile(rest, low) - np.percentile(inside, low)), 1),
-            "brighter_hu": round(float(np.percentile(inside, high) - np.percentile(rest, high)), 1),
-            "voxels": int(inside.size)}
+    footprint = opening_ball(spacing_kji)
+    where = np.nonzero(organ)  # everything below works on the organ's box, grown by the opening
+    box = tuple(slice(max(int(w.min()) - n, 0), int(w.max()) + n + 1) for w, n in zip(where, footprint.shape))
+    image, region, organ = np.asarray(image[box], np.float32), region[box], organ[box]
+    rest = organ & ~region
+    opened = ndimage.grey_opening(image, footprint=footprint, mode="nearest")
+    low, high = TAIL_PERCENT, 100.0 - TAIL_PERCENT
+    return {"darker_hu": round(float(np.percentile(image[rest], low) - np.percentile(image[region], low)), 1),
+            "brighter_hu": round(float(np.percentile(opened[region], high) - np.percentile(opened[rest], high)), 1),
+            "voxels": voxels}
+
+
+def opening_ball(spacing_kji) -> np.ndarray:
+    """The opening's footprint (bool, odd sizes): the voxels within ``VESSEL_WIDTH_MM`` / 2 of the
+    centre (an ellipsoid in voxels), and at least a voxel's 18 nearest neighbours (semi-axes of
+    at least sqrt(2) voxels: on a 3 mm grid a lesion holds it from 9 mm, a vessel 2 voxels wide
+    does not)."""
+    radius = [max(VESSEL_WIDTH_MM / 2.0 / float(s), np.sqrt(2.0)) for s in spacing_kji]
+    grid = np.ogrid[tuple(slice(-int(r), int(r) + 1) for r in radius)]
+    return sum((g / r) ** 2 for g, r in zip(grid, radius)) <= 1.0 + 1e-9
 
 
 def region_organ(region: np.ndarray, organs: np.ndarray) -> int | None:
