@@ -10,11 +10,12 @@ percentile minus the region's; ``brighter_hu`` = the region's 90th percentile mi
 measured after a grey-level opening that removes bright structures narrower than about
 ``VESSEL_WIDTH_MM``.  Enhanced vessels are the bright tail of a healthy organ: an evidence region
 lying on them measured 51-63 HU "brighter" on healthy CT phantoms (liver vessels at +90 HU), and
-confirmed a hyperdense call there.  The opening uses a cube (SciPy's separable min/max filters,
-fast at any size); a cube of side s fits in a ball of diameter s x sqrt(3) and in no tube
-narrower than s x sqrt(2): with the 7 mm cube of a 1 mm grid, lesions of 12 mm and more keep
-their contrast and vessels up to 10 mm wide drop out.  A smaller hyperdense lesion is not
-confirmed by the check (no density measurement tells it from a vessel's cross-section).  Dark
+confirmed a hyperdense call there.  The footprint is a ball (``opening_ball``): it fits in a lesion
+at least as wide and in no tube narrower, so on a 1 mm grid lesions of 6 mm and more keep their
+contrast and vessels under 6 mm wide drop out; on grids of 2 mm and coarser it is a voxel's 18
+nearest neighbours (a 3 mm grid: lesions from about 9 mm keep their contrast, vessels 2 voxels
+wide drop out).  A hyperdense lesion narrower than that is not confirmed by the check (no density
+measurement tells it from a vessel's cross-section).  Dark
 tails need no opening: nothing in an enhanced organ is darker than its parenchyma but lesions,
 fat and fluid.
 Hand-written: a few percentiles, no library computes this comparison.
@@ -29,8 +30,8 @@ from scipy import ndimage
 TAIL_PERCENT = 10.0
 #: fewer voxels than this in the region or in the rest of the organ: nothing is measured
 MIN_VOXELS = 20
-#: side (mm) of the cube of the opening before the bright tails are compared (``opening_voxels``:
-#: 7 voxels at 1 mm, 9 at 0.75 mm, 3 at 2-3 mm, and 3 on a 4 mm slice: 12 mm)
+#: diameter (mm) of the ball of the opening before the bright tails are compared (``opening_ball``:
+#: 7 voxels wide at 1 mm, 9 x 9 x 3 at 0.75 x 0.75 x 2.5 mm, 3 x 3 x 3 less its corners at 2 mm and coarser)
 VESSEL_WIDTH_MM = 6.0
 
 
