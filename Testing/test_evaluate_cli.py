@@ -152,7 +152,8 @@ def test_classifier_device_is_resolved_like_the_translators():
 
     from SynthEvaluateLib.cli.image_set_cli import classifier_recipe
 
-    args = argparse.Namespace(network="small", epochs=1, batch_size=4, pretrained_weights=None, device="auto")
+    args = argparse.Namespace(network="small", epochs=1, batch_size=4, pretrained_weights=None, device="auto",
+                              loader_workers=0)
     assert classifier_recipe(args).device == ("cuda:0" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         args.device = "cuda"

@@ -47,6 +47,39 @@ def test_training_is_seeded_and_leaves_global_rng_alone():
     assert torch.equal(state, torch.get_rng_state())
 
 
+def test_the_classifier_reads_its_images_through_a_monai_dataset_and_dataloader_workers():
+    """Items of a ``monai.data.Dataset``, augmented by MONAI transforms (whole-pixel shifts of up to
+    6 % of the size, intensity +-5 %, clipped to [0, 1]); batches from a MONAI ``DataLoader`` whose
+    worker processes (here 2, real ones) draw the same augmentation on every run of a seed."""
+    from SynthEvaluateLib.recipes.training import image_dataset
+
+    data = _toy_set(24, 0)
+    dataset = image_dataset(data, augment=True)
+    dataset.transform.set_random_state(seed=0)
+    shifted = 0
+    for n in range(len(data.labels)):
+        item = dataset[n]
+        image = np.asarray(item["image"])[0]
+        assert image.shape == (16, 16) and item["label"] == data.labels[n] and 0.0 <= image.min() <= image.max() <= 1.0
+        # the original moved by whole pixels (up to 1 here: 6 % of 16 px) and scaled by 0.95-1.05
+        padded = np.pad(data.images[n], 1, mode="edge")
+        fitting = []
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                moved = padded[1 + dy:17 + dy, 1 + dx:17 + dx]
+                scale = float(np.median(image[moved > 0.05] / moved[moved > 0.05]))
+                if 0.95 <= scale <= 1.05 and np.abs(image - np.clip(moved * scale, 0, 1)).max() < 1e-5:
+                    fitting.append((dy, dx))
+        assert fitting, n
+        shifted += (0, 0) not in fitting
+    assert shifted >= 10  # most items moved (8 of 9 shifts do)
+    assert image_dataset(data, augment=False)[0]["image"].shape == (1, 16, 16)
+    with_workers = dataclasses.replace(TINY, epochs=2, workers=2)
+    a = train_classifier(data, with_workers, seed=5).predict_proba(data.images)
+    b = train_classifier(data, with_workers, seed=5).predict_proba(data.images)
+    assert np.array_equal(a, b)
+
+
 def test_classifier_learns_and_is_evaluated_with_intervals():
     train, test = _toy_set(64, 1), _toy_set(40, 2)
     metrics = evaluate_classifier(train_classifier(train, TINY, seed=0), test)

@@ -58,7 +58,7 @@ def classifier_recipe(args):
 
     device = resolve_accelerator(args.device, precision="fp32").device  # one device check for the whole extension
     return ClassifierRecipe(network=args.network, epochs=args.epochs, batch_size=args.batch_size,
-                            pretrained_weights=args.pretrained_weights, device=device)
+                            pretrained_weights=args.pretrained_weights, device=device, workers=args.loader_workers)
 
 
 def add_image_set_options(parser) -> None:
@@ -98,5 +98,8 @@ def add_classifier_options(parser):
     training.add_argument("--pretrained-weights", help="state dict for transfer learning (loaded as weights only)")
     training.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=20, help="training epochs per run")
     training.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
+    training.add_argument("--loader-workers", type=whole_number(0, 64), default=0,
+                          help="DataLoader worker processes that augment and batch the training images (default 0: "
+                               "in the training process, the fastest for small images on a few cores)")
     training.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
     return training

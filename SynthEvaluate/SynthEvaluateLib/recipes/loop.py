@@ -39,20 +39,22 @@ def train_epochs(model, optimiser, epochs: int, batches: Callable[[int], Iterabl
                  *, first_epoch: int = 0, history: list[dict] | None = None,
                  should_stop: Callable[[], bool] | None = None, progress: Callable[[dict], None] | None = None,
                  epoch_loss: Callable[[float], float] | None = None,
-                 after_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
+                 after_epoch: Callable[[int, dict], None] | None = None,
+                 items_in: Callable[[object], int] = len) -> list[dict]:
     """Train ``model`` from ``first_epoch`` to ``epochs``; returns the history (``history`` extended).
 
-    Per epoch: ``optimisation_steps`` over ``batches(epoch)`` (index arrays); then the mean loss
-    per item (``epoch_loss`` may combine it over ranks), an entry ``{"epoch", "loss", "seconds"}``
+    Per epoch: ``optimisation_steps`` over ``batches(epoch)`` (index arrays, or what a DataLoader
+    gives: ``items_in(batch)`` counts a batch's items); then the mean loss per item (``epoch_loss``
+    may combine it over ranks), an entry ``{"epoch", "loss", "seconds"}``
     in the history, ``after_epoch(epoch, entry)`` (shuffle, checkpoint), and ``progress({**entry,
     "epochs": epochs})``.  A cancelled run's state is whatever ``after_epoch`` last kept."""
     history = [] if history is None else history
     started = time.perf_counter()
     for epoch in range(first_epoch, epochs):
         total, items = 0.0, 0
-        for index, loss in optimisation_steps(model, optimiser, batches(epoch), batch_loss, should_stop=should_stop):
-            total += float(loss) * len(index)
-            items += len(index)
+        for batch, loss in optimisation_steps(model, optimiser, batches(epoch), batch_loss, should_stop=should_stop):
+            total += float(loss) * items_in(batch)
+            items += items_in(batch)
         mean = total / max(items, 1)
         entry = {"epoch": epoch + 1, "loss": epoch_loss(mean) if epoch_loss is not None else mean,
                  "seconds": round(time.perf_counter() - started, 2)}

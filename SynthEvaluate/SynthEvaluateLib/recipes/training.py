@@ -2,9 +2,14 @@
 One class per image (softmax); images with several findings each train the findings model
 (``findings.multilabel_2d``, the one that reads CT volumes).
 
-Networks come from MONAI; training is plain PyTorch.  Randomness is seeded inside
+Networks, data and augmentation come from MONAI: the images are a ``monai.data.Dataset`` whose
+items are augmented by MONAI transforms (``augment.image_augmentation``) and batched by a MONAI
+``DataLoader`` (``ClassifierRecipe.workers`` worker processes, or none); the optimiser steps are
+the project's one loop (``loop.train_epochs``).  Randomness is seeded inside
 ``torch.random.fork_rng``, so the caller's global RNG state is left untouched and the same
-seed gives the same model.  Long runs report progress and can be stopped between steps.
+seed (and number of workers) gives the same model: every epoch's loader draws its
+augmentation from a generator seeded by (seed, rank, epoch).  Long runs report progress and
+can be stopped between steps.
 
 Under ``torchrun`` the recipe trains with DistributedDataParallel: a ``DistributedSampler``
 (its epoch set every epoch) gives each rank its share of every epoch, the batch size is the
@@ -21,7 +26,7 @@ import numpy as np
 from MedSynthCommonLib.distributed import Ranks, rank_seed
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .augment import roll_and_scale
+from .augment import image_augmentation, pad_for_shifts
 from .data import ImageSet
 from .loop import train_epochs
 
@@ -35,6 +40,8 @@ class ClassifierRecipe:
     pretrained_weights: a state-dict file to start from (transfer learning), loaded with
         ``weights_only=True`` (no code runs from it); tensors whose shape differs (the last
         layer, for another number of classes) keep their fresh initialisation.
+    workers: DataLoader worker processes that augment and batch the images (0: in the training
+        process, the fastest for small images on a few cores).
     """
 
     network: str = "small"
@@ -46,6 +53,7 @@ class ClassifierRecipe:
     augment: bool = True
     pretrained_weights: str | None = None
     device: str = "cpu"
+    workers: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,27 +149,38 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
         counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float32)
         weights = torch.as_tensor(counts.sum() / np.maximum(counts, 1) / len(counts))
         loss_function = torch.nn.CrossEntropyLoss(weight=weights.to(recipe.device))
-        labels = torch.as_tensor(train.labels)
-        images = torch.as_tensor(train.images)[:, None]
-        generator = torch.Generator().manual_seed(rank_seed(seed, ranks.rank))  # augmentation
+        dataset = image_dataset(train, recipe.augment)
         # every rank's share of each epoch, equal in length (padded), reshuffled per epoch from the seed
-        sampler = DistributedSampler(range(len(labels)), num_replicas=ranks.world_size, rank=ranks.rank,
-                                     shuffle=True, seed=seed)
+        sampler = DistributedSampler(dataset, num_replicas=ranks.world_size, rank=ranks.rank, shuffle=True, seed=seed)
         local_batch = max(1, recipe.batch_size // ranks.world_size)
 
         def batches(epoch: int):
-            sampler.set_epoch(epoch)
-            order = torch.as_tensor(list(sampler), dtype=torch.long)
-            return [order[start:start + local_batch] for start in range(0, len(order), local_batch)]
+            from monai.data import DataLoader
 
-        def batch_loss(index):
-            batch = images[index]
-            if recipe.augment:  # shifts of up to 6 % of the size, +-5 % intensity
-                batch = roll_and_scale(batch, generator, max(1, int(0.06 * batch.shape[-1])), scale_width=0.1)
-            return loss_function(trained(batch.to(recipe.device)), labels[index].to(recipe.device))
+            sampler.set_epoch(epoch)
+            generator = torch.Generator().manual_seed(rank_seed(seed, ranks.rank, epoch))  # this epoch's augmentation
+            return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=recipe.workers,
+                              generator=generator)
+
+        def batch_loss(batch):
+            images = batch["image"].as_subclass(torch.Tensor)  # MONAI's MetaTensor: its metadata is not needed
+            return loss_function(trained(images.to(recipe.device)), batch["label"].to(recipe.device))
 
         history = train_epochs(model, optimiser, recipe.epochs, batches, batch_loss, should_stop=should_stop,
                                progress=progress if ranks.is_main else None,
-                               epoch_loss=lambda mean: ranks.mean({"loss": mean})["loss"])
+                               epoch_loss=lambda mean: ranks.mean({"loss": mean})["loss"],
+                               items_in=lambda batch: len(batch["label"]))
     return TrainedClassifier(model, recipe, train.class_names, seed, history,
                              {**train.summary(), "processes": ranks.world_size})
+
+
+def image_dataset(images: ImageSet, augment: bool):
+    """A ``monai.data.Dataset`` of ``{"image": (1, h, w) float32, "label": class index}``, each item
+    shifted by up to 6 % of the image size and its intensity scaled by +-5 % when ``augment``."""
+    from monai.data import Dataset
+
+    size = images.images.shape[-1]
+    max_shift = max(1, int(0.06 * size))
+    stored = (pad_for_shifts(image, max_shift) for image in images.images) if augment else images.images
+    items = [{"image": image[None], "label": int(label)} for image, label in zip(stored, images.labels)]
+    return Dataset(items, transform=image_augmentation(size, scale_width=0.1) if augment else None)
