@@ -58,7 +58,7 @@ def small_ct_files(tmp_path_factory):
 def findings_result():
     """One study at CPU scale (~80 s on 2 cores): 100 synthetic scans from 4 phantoms train the
     'small' network; 24 synthetic scans from 3 other phantoms test it."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     from findings_scans import ORGANS, phantom_scans
     from SynthEvaluateLib.findings.findings_study import findings_study

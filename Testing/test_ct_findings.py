@@ -351,6 +351,7 @@ def test_queue_in_slicer_table_and_evidence_overlay(findings_result, scene, tmp_
 
 def test_ct_findings_command_end_to_end(tmp_path, capsys):
     """The command's plumbing at a tiny budget (the figures are judged above): report, model folder."""
+    pytest.importorskip("torch")
     from MedSynthCommonLib.cli import main
     from MedSynthCommonLib.imageio import write_volume
 

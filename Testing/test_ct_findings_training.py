@@ -15,6 +15,7 @@ from findings_scans import ORGANS, phantom_scans as _scans
 def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
     """resnet18 (spatial_dims=3) trains a step and its Grad-CAM (monai.visualize) comes back on
     the volume's own grid; labels only (no masks: no map loss for these networks)."""
+    pytest.importorskip("torch")
     from SynthEvaluateLib.recipes.findings_model import FindingsRecipe, train_findings_model
 
     rng = np.random.default_rng(0)
@@ -29,6 +30,7 @@ def test_gpu_sized_networks_give_grad_cam_evidence_on_the_volume_grid():
 
 
 def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_path):
+    pytest.importorskip("torch")
     import dataclasses
 
     import torch
@@ -70,6 +72,7 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
 def test_findings_dataset_in_a_monai_pipeline():
     """The same scans as the protocol's, made on demand in DataLoader workers, in MONAI's
     (1, x, y, z) layout with an affine that puts each lesion where its record says."""
+    pytest.importorskip("monai")
     import torch
     from monai.data import DataLoader
     from monai.transforms import Compose, Resized, ScaleIntensityRanged
@@ -103,6 +106,7 @@ def test_findings_dataset_in_a_monai_pipeline():
 
 
 def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
+    pytest.importorskip("monai")
     import torch
 
     from SynthEvaluateLib.recipes.augment import scanner_augmentation, scanner_augmented
@@ -129,6 +133,7 @@ def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
 
 
 def test_whole_scan_option_makes_a_model_that_reads_whole_scans():
+    pytest.importorskip("torch")
     from MedSynthCommonLib.cli import build_parser
     from SynthEvaluateLib.cli.ct_findings_commands import _recipe
 
@@ -247,6 +252,7 @@ def test_scans_cut_short_in_training_keep_their_lesions():
     """The scan-end augmentation cuts a scan short only where no lesion lies (at least one
     score-map cell away), repeats the last slice kept past the cut, and leaves scans whose
     lesions are unknown as they are."""
+    pytest.importorskip("torch")
     import torch
 
     from SynthEvaluateLib.recipes.augment import scan_ends

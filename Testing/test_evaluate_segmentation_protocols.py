@@ -91,6 +91,7 @@ def test_unet_recipe_learns_synthetic_lesions(phantom, context):
 
 
 def test_neighbouring_slices_become_channels_and_repeat_at_the_edges():
+    pytest.importorskip("monai")
     from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter, with_neighbours
     from SynthLesionLib import MedSynthInputError
 
@@ -572,6 +573,7 @@ def test_batches_made_ahead_in_a_thread_train_the_same_model(phantom):
     """``prefetch_batches``: the patches are made in a background thread while the network trains;
     the same batches in the same order give the same weights, with a pool of on-the-fly cases too;
     a case that cannot be made stops training with its error (not a quietly shorter run)."""
+    pytest.importorskip("torch")
     import torch
 
     from MedSynthCommonLib.errors import MedSynthInputError
@@ -610,6 +612,7 @@ def test_batches_made_ahead_in_a_thread_train_the_same_model(phantom):
 
 
 def test_prefetched_items_keep_their_order_and_their_errors():
+    pytest.importorskip("monai")
     from MedSynthCommonLib.threads import prefetched
 
     def items():

@@ -181,6 +181,7 @@ def _train(data: Path, out: Path, iterations: int = 2) -> subprocess.CompletedPr
 
 
 def test_translate_train_never_touches_a_folder_that_is_not_its_model(tmp_path):
+    pytest.importorskip("torch")
     data = _stargan_folder(tmp_path)
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -196,6 +197,7 @@ def test_translate_train_never_touches_a_folder_that_is_not_its_model(tmp_path):
 
 
 def test_only_files_the_model_wrote_are_removed(tmp_path):
+    pytest.importorskip("torch")
     data = _stargan_folder(tmp_path)
     model = tmp_path / "model"
     assert _train(data, model, 2).returncode == 0
@@ -317,3 +319,28 @@ def test_build_db_keeps_a_hand_corrected_label_and_foreign_files(tmp_path, db_ca
     forced = _run([*base, "--variants", "3", "--seed", "5", "--force"])  # other settings: old outputs discarded...
     assert label.read_bytes() == mine  # ...but never a changed one
     assert [k["name"] for k in json.loads(forced.stdout)["changed_kept"]] == ["a_v0000"]
+
+
+def test_a_command_whose_packages_are_missing_says_what_to_install(tmp_path):
+    """A Python without torch (a fresh Slicer, a plain pip install): the deep-learning commands end
+    with a plain message naming the package and how to install it (exit 2), not an "internal
+    error"; nothing is written.  The child cannot import torch: a finder first on Python's import
+    path answers every ``torch`` import with ModuleNotFoundError, as a Python without it does."""
+    data = _stargan_folder(tmp_path)
+    out = tmp_path / "model"
+    code = ("import sys\n"
+            "class NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(f\"No module named '{name}'\", name=name)\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "from MedSynthCommonLib.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", code, "translate", "train", "--model", "stargan", "--data",
+                             str(data), "--image-size", "16", "--iterations", "2", "--out", str(out)],
+                            capture_output=True, timeout=180)
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.decode()
+    assert "needs the Python package 'torch'" in message and 'pip install "medsynth[deep]"' in message
+    assert "PyTorch extension" in message and "internal error" not in message and "Traceback" not in message
+    assert not out.exists() or not any(out.iterdir())

@@ -253,6 +253,18 @@ def _parser() -> argparse.ArgumentParser:
     return _PARSERS[key]
 
 
+#: MedSynth's own top-level packages: one of them missing is a bug, not a missing dependency
+OWN_PACKAGES = {"MedSynthCommonLib", "SynthLesionLib", "SynthTranslateLib", "SynthEvaluateLib"}
+#: how to install what a command needs (the deep-learning commands: torch, MONAI, nibabel)
+INSTALL_HINT = {
+    "torch": "Install the deep-learning extras: pip install \"medsynth[deep]\" (in 3D Slicer: the PyTorch extension "
+             "from the Extensions Manager, then the module's install button).",
+    "monai": "Install the deep-learning extras: pip install \"medsynth[deep]\" (in 3D Slicer: the module's install "
+             "button).",
+    "": "Install it with pip into this Python (pip install \"medsynth[deep,cluster]\" holds every optional one).",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     own_process = argv is None  # the medsynth command, not a test or a notebook calling main()
@@ -280,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         return 143 if isinstance(interrupted, Terminated) else 130
     except BrokenPipeError:
         return 141
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] in OWN_PACKAGES:  # a part of MedSynth is missing: a bug
+            return _internal_error(error)
+        print(f"{_name()}: error: this command needs the Python package '{error.name}', which is not installed "
+              f"here. {INSTALL_HINT.get((error.name or '').split('.')[0], INSTALL_HINT[''])}", file=sys.stderr)
+        return 2
     except OSError as error:
         if error.filename is None:  # not about a file the user named: a bug
             return _internal_error(error)
