@@ -187,9 +187,10 @@ def image_dataset(images: ImageSet, augment: bool):
 def image_loader(dataset, sampler, batch_size: int, workers: int, seed: int):
     """A MONAI ``DataLoader`` over ``dataset`` in ``sampler``'s order, its augmentation drawn from
     ``seed`` (the same seed and ``workers`` give the same batches).  Workers are spawned, not
-    forked, and kept for every epoch: a fork copies the parent's locks as they are (a fork while
-    another thread held the logging lock left it held, and later runs in the same process hung),
-    and a Slicer or notebook process must not be forked; spawning costs a few seconds once."""
+    forked, and kept for every epoch: a fork copies the parent's threads' locks as they are (with
+    forked workers, later process pools of the same test process ended in internal errors and a
+    Dask client hung on the logging module's lock), and a Slicer or notebook process must not be
+    forked; spawning costs a few seconds once."""
     import torch
     from monai.data import DataLoader
 
