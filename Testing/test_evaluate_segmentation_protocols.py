@@ -573,13 +573,11 @@ def test_batches_made_ahead_in_a_thread_train_the_same_model(phantom):
     """``prefetch_batches``: the patches are made in a background thread while the network trains;
     the same batches in the same order give the same weights, with a pool of on-the-fly cases too;
     a case that cannot be made stops training with its error (not a quietly shorter run)."""
-    pytest.importorskip("torch")
-    import torch
-
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("monai")
     from MedSynthCommonLib.errors import MedSynthInputError
     from SynthEvaluateLib.recipes.segmenter import SegmenterRecipe, train_segmenter
 
-    pytest.importorskip("monai")
     liver = phantom.organ_mask("liver")
     made = synthesize_lesions(phantom.image, liver, phantom.geometry, LesionConfig(size_class="small", count=2), 1)
     spacing = phantom.geometry.spacing_kji

@@ -21,15 +21,20 @@ def _organ_with_blob(contrast: float, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     image = rng.normal(100.0, 15.0, (40, 40, 40)).astype(np.float32)
+    image[_blob()] += contrast
     k, j, i = np.indices(image.shape)
-    distance2 = (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2
-    image[distance2 <= 25] += contrast
-    evidence = np.exp(-distance2 / (2 * 4.0 ** 2)).astype(np.float32)
+    evidence = np.exp(-((k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2) / (2 * 4.0 ** 2)).astype(np.float32)
     return image, evidence_region(evidence), np.ones(image.shape, bool)
 
 
+def _blob() -> np.ndarray:
+    """The blob of ``_organ_with_blob``: 5 voxels' radius around the centre of the 40^3 organ."""
+    k, j, i = np.indices((40, 40, 40))
+    return (k - 20) ** 2 + (j - 20) ** 2 + (i - 20) ** 2 <= 25
+
+
 def test_the_density_of_an_evidence_region_against_its_organ():
-    from SynthEvaluateLib.findings.density import region_density, region_organ, supported
+    from SynthEvaluateLib.findings.density import organ_view, region_density, region_organ, supported
     from SynthEvaluateLib.findings.report_rules import load_rules
 
     rules = load_rules()
@@ -54,8 +59,11 @@ def test_the_density_of_an_evidence_region_against_its_organ():
     on_vessel = region_density(vessel, region, organ, mm)
     assert supported("hyperdense lesion", on_vessel, rules) is False and abs(on_vessel["brighter_hu"]) < 5
     # ... and a hyperdense lesion beside one still is
-    vessel[np.asarray(_organ_with_blob(+25.0)[0] - _organ_with_blob(0.0)[0]) > 1] += 25.0
+    vessel[_blob()] += 25.0
     assert supported("hyperdense lesion", region_density(vessel, region, organ, mm), rules) is True
+    # an organ measured once (``organ_view``) for every call in it measures the same
+    view = organ_view(vessel, organ, mm)
+    assert region_density(vessel, region, organ, mm, view) == region_density(vessel, region, organ, mm)
     labels = np.zeros(image.shape, np.int32)
     labels[:, :, 18:] = 5  # most of the region lies in organ 5, the rest in organ 2
     labels[:, :, :18] = 2

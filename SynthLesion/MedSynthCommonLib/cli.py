@@ -255,14 +255,17 @@ def _parser() -> argparse.ArgumentParser:
 
 #: MedSynth's own top-level packages: one of them missing is a bug, not a missing dependency
 OWN_PACKAGES = {"MedSynthCommonLib", "SynthLesionLib", "SynthTranslateLib", "SynthEvaluateLib"}
-#: how to install what a command needs (the deep-learning commands: torch, MONAI, nibabel)
-INSTALL_HINT = {
-    "torch": "Install the deep-learning extras: pip install \"medsynth[deep]\" (in 3D Slicer: the PyTorch extension "
-             "from the Extensions Manager, then the module's install button).",
-    "monai": "Install the deep-learning extras: pip install \"medsynth[deep]\" (in 3D Slicer: the module's install "
-             "button).",
-    "": "Install it with pip into this Python (pip install \"medsynth[deep,cluster]\" holds every optional one).",
-}
+#: the optional packages of the deep-learning commands (pyproject's "deep" extra)
+DEEP_PACKAGES = {"torch", "monai", "nibabel"}
+
+
+def _missing_package_message(package: str) -> str:
+    """How to install ``package``, a top-level package a command needs and this Python lacks."""
+    if package in DEEP_PACKAGES:
+        slicer = "the PyTorch extension from the Extensions Manager, then the module's install button" \
+            if package == "torch" else "the module's install button"
+        return f"Install the deep-learning extras: pip install \"medsynth[deep]\" (in 3D Slicer: {slicer})."
+    return "Install it with pip into this Python (pip install \"medsynth[deep,cluster]\" holds every optional one)."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,10 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 141
     except ModuleNotFoundError as error:
-        if (error.name or "").split(".")[0] in OWN_PACKAGES:  # a part of MedSynth is missing: a bug
+        package = (error.name or "").split(".")[0]
+        if not package or package in OWN_PACKAGES:  # a part of MedSynth is missing (or unnamed): a bug
             return _internal_error(error)
-        print(f"{_name()}: error: this command needs the Python package '{error.name}', which is not installed "
-              f"here. {INSTALL_HINT.get((error.name or '').split('.')[0], INSTALL_HINT[''])}", file=sys.stderr)
+        print(f"{_name()}: error: this command needs the Python package '{package}', which is not installed "
+              f"here. {_missing_package_message(package)}", file=sys.stderr)
         return 2
     except OSError as error:
         if error.filename is None:  # not about a file the user named: a bug

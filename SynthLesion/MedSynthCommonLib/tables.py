@@ -106,9 +106,7 @@ def read_label_table(folder: str | Path, labels_csv: str | Path | None = None, f
     of the domains); otherwise such a label is an error.  Missing files are errors naming the row.
     """
     folder = Path(folder)
-    labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
-    if not labels_csv.exists():
-        raise MedSynthInputError(f"No label table at {labels_csv}; give a CSV with columns '{file_column}' and '{label_column}'.")
+    labels_csv = _folder_table(folder, labels_csv, "label table", f"columns '{file_column}' and '{label_column}'")
     rows = read_table(labels_csv, (file_column, label_column), "label table")
     names = list(class_names) if class_names else sorted({row[label_column] for _, row in rows})
     paths, labels, ids = [], [], []
@@ -132,10 +130,8 @@ def read_findings_table(folder: str | Path, findings: list[str], labels_csv: str
     column names; an image may have none, one or several): returns (paths, (n, findings) 0/1
     matrix, ids).  Files are found as ``read_label_table`` finds them."""
     folder = Path(folder)
-    labels_csv = Path(labels_csv) if labels_csv is not None else folder / "labels.csv"
-    if not labels_csv.exists():
-        raise MedSynthInputError(f"No findings table at {labels_csv}; give a CSV with the column '{file_column}' and "
-                                 f"a 0/1 column per finding ({', '.join(findings)}).")
+    labels_csv = _folder_table(folder, labels_csv, "findings table",
+                               f"the column '{file_column}' and a 0/1 column per finding ({', '.join(findings)})")
     if len(set(findings)) != len(findings) or not findings:
         raise MedSynthInputError(f"Name each finding column once; got {findings}.")
     paths, matrix, ids = [], [], []
@@ -151,6 +147,15 @@ def read_findings_table(folder: str | Path, findings: list[str], labels_csv: str
     if not paths:
         raise MedSynthInputError(f"{labels_csv} lists no image.")
     return paths, np.array(matrix, np.int64), ids
+
+
+def _folder_table(folder: Path, table: str | Path | None, what: str, columns: str) -> Path:
+    """The CSV listing a folder's images (``table``, default ``folder/labels.csv``); a missing one
+    is an error saying which ``columns`` it needs."""
+    path = Path(table) if table is not None else folder / "labels.csv"
+    if not path.exists():
+        raise MedSynthInputError(f"No {what} at {path}; give a CSV with {columns}.")
+    return path
 
 
 def _listed_image(folder: Path, relative: str, table: Path, number: int) -> Path:

@@ -77,17 +77,25 @@ def add_image_set_options(parser) -> None:
     training.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2], help="one training run per seed")
 
 
-def add_real_options(parser, title: str):
+def add_real_options(parser, title: str, classes: bool = True):
+    """The real images' options; ``classes``: one class per image (a label column, a split
+    stratified by class), else one 0/1 column per finding (``--findings``, a random split)."""
     data = parser.add_argument_group(title)
-    data.add_argument("--real", type=Path, required=True, help="folder of real images with a label CSV")
+    table = "a label CSV" if classes else "a findings CSV"
+    data.add_argument("--real", type=Path, required=True, help=f"folder of real images with {table}")
     data.add_argument("--real-labels", type=Path, help="CSV of the real images (default REAL/labels.csv)")
     data.add_argument("--file-column", default=FILE_COLUMN, help="CSV column with the image paths")
-    data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the class of each image")
+    if classes:
+        data.add_argument("--label-column", default=LABEL_COLUMN, help="CSV column with the class of each image")
+    else:
+        data.add_argument("--findings", nargs="+", required=True, metavar="COLUMN",
+                          help="the CSV's finding columns, each 1 (present) or 0 (absent) per image")
     data.add_argument("--image-size", type=whole_number(8, MAX_IMAGE_SIZE), default=64, help="images are resized to IMAGE_SIZE x IMAGE_SIZE pixels")
     data.add_argument("--window", type=finite_number, nargs=2, metavar=("LOW", "HIGH"),
                       help="intensity window (default: each image's 1st-99th percentile)")
     data.add_argument("--test-fraction", type=fraction, default=0.3, help="share of the real images held out for testing")
-    data.add_argument("--split-seed", type=seed_number, default=0, help="seed of the stratified train/test split")
+    data.add_argument("--split-seed", type=seed_number, default=0,
+                      help=f"seed of the {'stratified ' if classes else ''}train/test split")
     return data
 
 

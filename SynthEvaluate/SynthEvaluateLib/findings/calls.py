@@ -12,7 +12,7 @@ import numpy as np
 from MedSynthCommonLib.geometry import Geometry
 
 from .anatomy import evidence_region, locate_in_anatomy, organ_words
-from .density import region_density, region_organ, supported
+from .density import organ_view, region_density, region_organ, supported
 
 if TYPE_CHECKING:
     from .scans import HealthyScan
@@ -34,13 +34,18 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
     evidence = dict(evidence or {})
     evidence.update(classifier.evidence_maps(volume, [f for f in called if f not in evidence]))
     certainty = classifier.certainty(probabilities)
-    rows = []
+    rows, views = [], {}  # views: each organ measured (opened) once, for every call in it
     for f in called:
         where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs,
                                   None if scan is None else scan.organ_names)
         region = None if scan is None or scan.organs is None else evidence_region(evidence[f])
         label = None if region is None else region_organ(region, scan.organs)
-        density = None if label is None else region_density(volume, region, scan.organs == label, geometry.spacing_kji)
+        density = None
+        if label is not None:
+            organ = scan.organs == label
+            if label not in views:
+                views[label] = organ_view(volume, organ, geometry.spacing_kji)
+            density = region_density(volume, region, organ, geometry.spacing_kji, views[label])
         if density is not None:
             density["organ"] = organ_words(scan.organ_names.get(label, f"label {label}"))
         rows.append({"finding": classifier.findings[f], "score": round(float(certainty[f]), 4),

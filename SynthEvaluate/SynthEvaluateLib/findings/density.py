@@ -23,6 +23,8 @@ Hand-written: a few percentiles, no library computes this comparison.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -35,25 +37,43 @@ MIN_VOXELS = 20
 VESSEL_WIDTH_MM = 6.0
 
 
-def region_density(image: np.ndarray, region: np.ndarray, organ: np.ndarray,
-                   spacing_kji: np.ndarray) -> dict | None:
+@dataclass(frozen=True)
+class OrganView:
+    """An organ's bounding box (grown by the opening) with the image, the organ and the opened
+    image on it: measured once per organ and scan, for every called finding in that organ."""
+
+    box: tuple[slice, slice, slice]
+    image: np.ndarray  # float32
+    organ: np.ndarray  # bool
+    opened: np.ndarray  # float32, ``image`` after the opening
+
+
+def organ_view(image: np.ndarray, organ: np.ndarray, spacing_kji) -> OrganView:
+    """The ``OrganView`` of ``organ`` (bool, the image's grid, voxels of ``spacing_kji`` mm; not empty)."""
+    footprint = opening_ball(spacing_kji)
+    where = np.nonzero(organ)
+    box = tuple(slice(max(int(w.min()) - n, 0), int(w.max()) + n + 1) for w, n in zip(where, footprint.shape))
+    values = np.asarray(image[box], np.float32)
+    return OrganView(box, values, organ[box], ndimage.grey_opening(values, footprint=footprint, mode="nearest"))
+
+
+def region_density(image: np.ndarray, region: np.ndarray, organ: np.ndarray, spacing_kji,
+                   view: OrganView | None = None) -> dict | None:
     """How ``region`` (bool: a finding's ``anatomy.evidence_region``) inside ``organ`` (bool, the
     image's grid, voxels of ``spacing_kji`` mm) measures against the rest of the organ:
     {"darker_hu", "brighter_hu", "voxels"}; None where either side holds fewer than
-    ``MIN_VOXELS`` voxels."""
+    ``MIN_VOXELS`` voxels.  ``view``: the organ's ``organ_view`` when the caller keeps it."""
     region = region & organ
     voxels = int(np.count_nonzero(region))
     if voxels < MIN_VOXELS or np.count_nonzero(organ) - voxels < MIN_VOXELS:
         return None
-    footprint = opening_ball(spacing_kji)
-    where = np.nonzero(organ)  # everything below works on the organ's box, grown by the opening
-    box = tuple(slice(max(int(w.min()) - n, 0), int(w.max()) + n + 1) for w, n in zip(where, footprint.shape))
-    image, region, organ = np.asarray(image[box], np.float32), region[box], organ[box]
-    rest = organ & ~region
-    opened = ndimage.grey_opening(image, footprint=footprint, mode="nearest")
+    view = view or organ_view(image, organ, spacing_kji)
+    region = region[view.box]
+    rest = view.organ & ~region
     low, high = TAIL_PERCENT, 100.0 - TAIL_PERCENT
-    return {"darker_hu": round(float(np.percentile(image[rest], low) - np.percentile(image[region], low)), 1),
-            "brighter_hu": round(float(np.percentile(opened[region], high) - np.percentile(opened[rest], high)), 1),
+    return {"darker_hu": round(float(np.percentile(view.image[rest], low) - np.percentile(view.image[region], low)), 1),
+            "brighter_hu": round(float(np.percentile(view.opened[region], high)
+                                       - np.percentile(view.opened[rest], high)), 1),
             "voxels": voxels}
 
 

@@ -21,17 +21,12 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
+from ..recipes.loop import epoch_line
 from .anatomy import locate_in_anatomy, organ_words
 from .familiarity import (at_reference_levels, familiarity_text, level_ranges, organ_levels, reference_levels,
                           unfamiliar_organs)
 from .scans import HealthyScan, RealFindings, cut_array, organ_bounds, organ_box, view_box, view_extent_mm
 from .synthetic import check_organs, synthetic_findings_set
-
-
-def _training_line(entry: dict) -> str:
-    if "resumed_at_epoch" in entry:
-        return f"resuming the interrupted training after epoch {entry['resumed_at_epoch']}"
-    return f"epoch {entry['epoch']}/{entry['epochs']} loss {entry['loss']:.3f}"
 
 
 def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan], organs: list[str],
@@ -102,7 +97,7 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     say(f"training the 3-D classifier on {len(volumes)} scans")
     classifier = train_findings_model(
         volumes, findings, names, recipe, seed, masks=masks, groups=groups, checkpoint_dir=checkpoint_dir,
-        progress=lambda e: say(_training_line(e)))
+        progress=lambda e: say(epoch_line(e)))
     classifier.organs, classifier.view_mm = [organ_words(o) for o in organs], view_mm
     classifier.organ_reference_hu = reference
     classifier.training["synthetic_lesions"] = {"size_classes": list(size_classes), "label_set": label_set}

@@ -46,8 +46,9 @@ def train_epochs(model, optimiser, epochs: int, batches: Callable[[int], Iterabl
     Per epoch: ``optimisation_steps`` over ``batches(epoch)`` (index arrays, or what a DataLoader
     gives: ``items_in(batch)`` counts a batch's items); then the mean loss per item (``epoch_loss``
     may combine it over ranks), an entry ``{"epoch", "loss", "seconds"}``
-    in the history, ``after_epoch(epoch, entry)`` (shuffle, checkpoint), and ``progress({**entry,
-    "epochs": epochs})``.  A cancelled run's state is whatever ``after_epoch`` last kept."""
+    in the history, ``after_epoch(epoch, entry)`` (shuffle, checkpoint), and ``progress`` with the
+    entry, ``epochs`` and ``eta_s`` (``epoch_line`` says it).  A cancelled run's state is whatever
+    ``after_epoch`` last kept."""
     history = [] if history is None else history
     started = time.perf_counter()
     for epoch in range(first_epoch, epochs):
@@ -61,6 +62,15 @@ def train_epochs(model, optimiser, epochs: int, batches: Callable[[int], Iterabl
         history.append(entry)
         if after_epoch is not None:
             after_epoch(epoch, entry)
-        if progress is not None:
-            progress({**entry, "epochs": epochs})
+        if progress is not None:  # the time left, from this run's epochs (a resumed run's first is first_epoch)
+            eta = entry["seconds"] / (epoch + 1 - first_epoch) * (epochs - epoch - 1)
+            progress({**entry, "epochs": epochs, "eta_s": eta})
     return history
+
+
+def epoch_line(entry: dict) -> str:
+    """A progress line for a ``train_epochs`` progress entry (or a resumed run's
+    ``{"resumed_at_epoch"}``)."""
+    if "resumed_at_epoch" in entry:
+        return f"resuming the interrupted training after epoch {entry['resumed_at_epoch']}"
+    return f"epoch {entry['epoch']}/{entry['epochs']} loss {entry['loss']:.3f}, ETA {entry['eta_s']:.0f} s"
