@@ -69,6 +69,29 @@ def test_cancelled_training_resumes_bit_for_bit_and_refuses_other_settings(tmp_p
     assert not (folder / "checkpoint.json").exists() and not list(folder.glob("checkpoint-*.pt"))
 
 
+def test_the_findings_model_reads_its_scans_through_a_monai_dataloader_the_same_with_workers():
+    """Each scan's shifts, scaling and scanner transforms are drawn per item, seeded by (seed,
+    epoch, scan): two spawned DataLoader workers give the weights and losses of none."""
+    pytest.importorskip("monai")
+    import dataclasses
+
+    import torch
+
+    from SynthEvaluateLib.recipes.findings_model import FindingsRecipe, train_findings_model
+
+    rng = np.random.default_rng(2)
+    volumes = [rng.normal(0, 60, (16, 24, 24)).astype(np.float32) for _ in range(8)]
+    findings = np.array([[n % 2, (n // 2) % 2] for n in range(8)])
+    recipe = FindingsRecipe(input_shape=(16, 24, 24), epochs=2, batch_size=3, scanner_augment=True)
+    alone, with_workers, plain = (train_findings_model(volumes, findings, ["a", "b"], r, seed=5, masks=None) for r in
+                                  (recipe, dataclasses.replace(recipe, workers=2),
+                                   dataclasses.replace(recipe, augment=False, scanner_augment=False)))
+    assert [e["loss"] for e in alone.history] == [e["loss"] for e in with_workers.history]
+    for name, value in alone.model.state_dict().items():
+        assert torch.equal(value, with_workers.model.state_dict()[name]), name
+    assert alone.history[0]["loss"] != plain.history[0]["loss"]  # the scans were augmented
+
+
 def test_findings_dataset_in_a_monai_pipeline():
     """The same scans as the protocol's, made on demand in DataLoader workers, in MONAI's
     (1, x, y, z) layout with an affine that puts each lesion where its record says."""
@@ -107,24 +130,27 @@ def test_findings_dataset_in_a_monai_pipeline():
 
 def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
     pytest.importorskip("monai")
-    import torch
+    from monai.transforms import Compose
 
-    from SynthEvaluateLib.recipes.augment import scanner_augmentation, scanner_augmented
+    from SynthEvaluateLib.recipes.augment import scanner_augmentation
+    from SynthEvaluateLib.recipes.findings_data import EpochSeededDataset
     from SynthEvaluateLib.recipes.findings_model import FindingsRecipe
 
     organ = np.zeros((1, 24, 32, 32), np.float32)
     organ[:, 4:20, 6:26, 6:26] = 0.55  # liver at ~70 HU in the (-150, 250) window
     organ[:, 10:14, 12:18, 12:18] = 0.45  # a hypodense lesion 40 HU below it
-    batch = torch.as_tensor(np.repeat(organ[None], 6, axis=0))
-    augment = scanner_augmentation(spatial=False)
-    first = scanner_augmented(batch, torch.Generator().manual_seed(3), augment)
-    again = scanner_augmented(batch, torch.Generator().manual_seed(3), augment)
-    assert torch.equal(first, again) and type(first) is torch.Tensor  # seeded from the training's generator
-    assert not torch.equal(first, batch) and float(first.min()) >= 0.0 and float(first.max()) <= 1.0
+    items = [{"image": organ, "findings": np.ones(1, np.float32)} for _ in range(6)]
+    dataset = EpochSeededDataset(items, Compose(scanner_augmentation(spatial=False)), seed=3)
+    first = np.stack([np.asarray(dataset[n]["image"]) for n in range(6)])
+    again = np.stack([np.asarray(dataset[n]["image"]) for n in reversed(range(6))])[::-1]
+    assert np.array_equal(first, again)  # seeded by (seed, epoch, item), not by the order items are made
+    assert not np.array_equal(first, np.asarray(dataset[6]["image"]))  # the next epoch draws anew
+    assert not np.array_equal(first[0], organ) and first.min() >= 0.0 and first.max() <= 1.0
+    assert np.array_equal(items[0]["image"], organ)  # the stored scan is left as it is
     lesion = np.zeros(organ.shape[1:], bool)
     lesion[10:14, 12:18, 12:18] = True
     around = (organ[0] > 0.5) & ~lesion
-    for scan in first.numpy()[:, 0]:
+    for scan in first[:, 0]:
         assert scan[lesion].mean() < scan[around].mean()  # still hypodense, and still where it was
     assert FindingsRecipe.from_dict({**FindingsRecipe().to_dict(), "scanner_augment": True}).scanner_augment
     assert not FindingsRecipe().scanner_augment  # measured: no help from phantoms to a real CT (README)
@@ -255,7 +281,7 @@ def test_scans_cut_short_in_training_keep_their_lesions():
     pytest.importorskip("torch")
     import torch
 
-    from SynthEvaluateLib.recipes.augment import scan_ends
+    from SynthEvaluateLib.recipes.findings_data import ScanEndsd
     from SynthEvaluateLib.recipes.findings_model import lesion_free_ends
 
     targets = np.zeros((4, 2, 8, 4, 4), np.float32)  # score maps of 8 rows for 32 input slices
@@ -264,12 +290,14 @@ def test_scans_cut_short_in_training_keep_their_lesions():
     targets[3] = -1  # a scan without masks
     free = lesion_free_ends(targets, 32)
     assert free.tolist() == [[32, 32], [8, 8], [0, 24], [0, 0]]
-    batch = torch.rand(4, 1, 32, 6, 6, generator=torch.Generator().manual_seed(0))
+    scans = torch.rand(4, 1, 32, 6, 6, generator=torch.Generator().manual_seed(0))
+    cut = ScanEndsd(prob=1.0)
     cut_seen = set()
     for seed in range(40):
-        out = scan_ends(batch, free, torch.Generator().manual_seed(seed), probability=1.0)
         for item in range(4):
-            changed = np.flatnonzero((out[item, 0] != batch[item, 0]).flatten(1).any(dim=1).numpy())
+            cut.set_random_state(seed=seed * 4 + item)
+            out = cut({"image": scans[item], "free": free[item]})["image"]
+            changed = np.flatnonzero((out[0] != scans[item, 0]).flatten(1).any(dim=1).numpy())
             if changed.size == 0:
                 continue
             bottom = changed[0] == 0
@@ -277,7 +305,7 @@ def test_scans_cut_short_in_training_keep_their_lesions():
             depth = changed.size
             assert depth <= min(free[item][0 if bottom else 1], 16)
             kept = depth if bottom else 31 - depth
-            assert torch.equal(out[item, :, changed], out[item, :, [kept] * depth])  # the last slice kept, repeated
+            assert torch.equal(out[:, changed], out[:, [kept] * depth])  # the last slice kept, repeated
             assert list(changed) == (list(range(depth)) if bottom else list(range(32 - depth, 32)))
     assert {(0, True), (0, False), (1, True), (1, False), (2, False)} <= cut_seen
     assert not {(2, True), (3, True), (3, False)} & cut_seen

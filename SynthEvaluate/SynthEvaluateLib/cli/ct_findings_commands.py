@@ -14,6 +14,7 @@ from MedSynthCommonLib.tables import csv_text
 
 from ..findings.synthetic import LABEL_SETS, finding_names
 from ..findings.triage import QUEUE_COLUMNS
+from .image_set_cli import add_loader_workers_option
 
 
 def _say(message: str) -> None:
@@ -29,7 +30,8 @@ def _recipe(args):
     return FindingsRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
                         learning_rate=args.learning_rate, scanner_augment=args.scanner_augment,
                         scan_end_augment=args.scan_end_augment, organ_relative=args.organ_relative,
-                        organ_margin_mm=None if args.whole_scan else FindingsRecipe.organ_margin_mm, device=device)
+                        organ_margin_mm=None if args.whole_scan else FindingsRecipe.organ_margin_mm, device=device,
+                        workers=args.loader_workers)
 
 
 def _scans(path: Path, organ_names: dict[int, str]):
@@ -176,6 +178,7 @@ def register(commands, out_option, run) -> None:
                        help="the grid volumes are resized to for the network (slices, rows, columns)")
     study.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=60, help="training epochs")
     study.add_argument("--learning-rate", type=positive_number, default=1e-3, help="AdamW learning rate")
+    add_loader_workers_option(study, "scans")
     study.add_argument("--scanner-augment", action="store_true",
                        help="train with augmentation that imitates other scanners (levels, contrast, noise, "
                             "sharpness, field of view). Measured from phantom-trained to real-CT scans it did not "

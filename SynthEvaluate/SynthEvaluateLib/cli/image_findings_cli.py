@@ -9,7 +9,7 @@ from pathlib import Path
 
 from MedSynthCommonLib.cli import MAX_STEPS, seed_number, whole_number
 
-from .image_set_cli import add_real_options, progress_line
+from .image_set_cli import add_loader_workers_option, add_real_options, progress_line
 
 
 def add_image_findings_options(parser) -> None:
@@ -20,6 +20,7 @@ def add_image_findings_options(parser) -> None:
                                "densenet121 / resnet18: MONAI's, for a GPU")
     training.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=30, help="training epochs")
     training.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
+    add_loader_workers_option(training, "images")
     training.add_argument("--seed", type=seed_number, default=0, help="seed of the validation split and training")
     training.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
 
@@ -41,7 +42,7 @@ def image_findings_command(args) -> dict:
     train, test = split(images, args.test_fraction, args.split_seed)
     device = resolve_accelerator(args.device, precision="fp32").device
     recipe = image_findings_recipe(train, network=args.network, epochs=args.epochs, batch_size=args.batch_size,
-                                   device=device)
+                                   device=device, workers=args.loader_workers)
     model = train_image_findings(train, recipe, args.seed, progress=lambda entry: progress_line(epoch_line(entry)))
     save_findings_model(model_out, model)
     result = evaluate_multilabel(model, test)

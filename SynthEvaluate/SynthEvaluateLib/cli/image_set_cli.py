@@ -99,6 +99,13 @@ def add_real_options(parser, title: str, classes: bool = True):
     return data
 
 
+def add_loader_workers_option(group, items: str) -> None:
+    """``--loader-workers``: the DataLoader worker processes of an epoch-trained recipe."""
+    group.add_argument("--loader-workers", type=whole_number(0, 64), default=0,
+                       help=f"DataLoader worker processes that augment and batch the training {items} (default 0: in "
+                            "the training process, the fastest for small inputs on a few cores)")
+
+
 def add_classifier_options(parser):
     training = parser.add_argument_group("classifier")
     training.add_argument("--network", default="small", choices=["small", "densenet121", "resnet18"],
@@ -106,8 +113,6 @@ def add_classifier_options(parser):
     training.add_argument("--pretrained-weights", help="state dict for transfer learning (loaded as weights only)")
     training.add_argument("--epochs", type=whole_number(1, MAX_STEPS), default=20, help="training epochs per run")
     training.add_argument("--batch-size", type=whole_number(1, 65536), default=16, help="images per training step")
-    training.add_argument("--loader-workers", type=whole_number(0, 64), default=0,
-                          help="DataLoader worker processes that augment and batch the training images (default 0: "
-                               "in the training process, the fastest for small images on a few cores)")
+    add_loader_workers_option(training, "images")
     training.add_argument("--device", default="auto", help="auto (a CUDA GPU if torch sees one, else cpu), cpu, cuda, cuda:N, mps")
     return training

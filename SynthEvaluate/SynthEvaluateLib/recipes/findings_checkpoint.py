@@ -1,5 +1,6 @@
 """Resumable training of the volume classifier: the state after every epoch (weights,
-optimiser, random streams, sample order, history) under its SHA-256, an index naming it and a
+optimiser, the numpy stream that orders the scans, sample order, history; each item's
+augmentation is seeded by seed, epoch and item, ``findings_data``) under its SHA-256, an index naming it and a
 fingerprint of the data and recipe; a killed run started again resumes bit for bit (on a CPU),
 and another run's state is refused."""
 
@@ -22,11 +23,12 @@ def training_fingerprint(inputs, findings, targets, names, recipe, seed, train, 
     digest = hashlib.sha256()
     for array in (inputs, findings, np.sort(train), validation, None if targets is None else targets.numpy()):
         digest.update(b"none" if array is None else np.ascontiguousarray(array).tobytes())
-    digest.update(json.dumps([names, recipe.to_dict(), seed]).encode())
+    settings = {k: v for k, v in recipe.to_dict().items() if k != "workers"}  # any number gives the same batches
+    digest.update(json.dumps([names, settings, seed]).encode())
     return digest.hexdigest()
 
 
-def save_state(folder: Path, fingerprint: str, epoch: int, model, optimiser, rng, generator, train, history) -> None:
+def save_state(folder: Path, fingerprint: str, epoch: int, model, optimiser, rng, train, history) -> None:
     """The state after ``epoch`` under its hash, then the index naming it, then older states go."""
     import torch
 
@@ -35,8 +37,7 @@ def save_state(folder: Path, fingerprint: str, epoch: int, model, optimiser, rng
 
     folder = prepare_folder(folder, "model folder")
     state = {"epoch": epoch, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-             "numpy_rng": rng.bit_generator.state, "torch_generator": generator.get_state(),
-             "train": torch.as_tensor(train), "history": history}
+             "numpy_rng": rng.bit_generator.state, "train": torch.as_tensor(train), "history": history}
     name, digest = save_addressed(folder, "checkpoint", state)
     write_json_atomic(folder / CHECKPOINT_INDEX, {"format": CHECKPOINT_FORMAT, "file": name, "sha256": digest,
                                                   "epoch": epoch, "fingerprint": fingerprint})

@@ -26,8 +26,7 @@ import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .augment import roll_and_scale, scan_ends, scanner_augmentation, scanner_augmented
-from .loop import train_epochs
+from .loop import data_loader, train_epochs
 
 CARD_FORMAT = "medsynth-volume-classifier/1"
 
@@ -70,6 +69,9 @@ class FindingsRecipe:
     # it existed read scans as they are)
     organ_relative: bool = False
     device: str = "cpu"
+    # DataLoader worker processes that augment and batch the scans (0: in the training process);
+    # the same model with any number (each item's draws are seeded by seed, epoch and item)
+    workers: int = 0
 
     def __post_init__(self):
         if len(self.input_shape) not in (2, 3):
@@ -324,6 +326,7 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
     import torch
 
     from .findings_checkpoint import load_state, save_state, training_fingerprint
+    from .findings_data import EpochOrder, EpochSeededDataset, findings_items, findings_transform
 
     findings = np.asarray(findings)
     if findings.ndim != 2 or findings.shape != (len(volumes), len(names)) or not set(np.unique(findings)) <= {0, 1}:
@@ -342,7 +345,6 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
         loss_function = torch.nn.BCEWithLogitsLoss(pos_weight=weights.to(recipe.device))
         map_shape = _score_map_shape(model, recipe) if masks is not None and recipe.map_loss_weight > 0 else None
         targets = None if map_shape is None else torch.as_tensor(map_targets(masks, len(names), map_shape))
-        generator = torch.Generator().manual_seed(seed)
         history, first = [], 0
         fingerprint = training_fingerprint(inputs, findings, targets, names, recipe, seed, train, validation)
         if checkpoint_dir is not None:
@@ -351,31 +353,32 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
                 model.load_state_dict(resumed["model"])
                 optimiser.load_state_dict(resumed["optimiser"])
                 rng.bit_generator.state = resumed["numpy_rng"]
-                generator.set_state(resumed["torch_generator"])
                 train, history, first = resumed["train"].numpy(), resumed["history"], resumed["epoch"]
                 if progress is not None:
                     progress({"resumed_at_epoch": first, "epochs": recipe.epochs})
-        # intensity, noise and sharpness; a zoom only when no score maps would have to move with it
-        scanner = scanner_augmentation(spatial=targets is None) if recipe.scanner_augment else None
+        # shifts and intensity scaling where no score maps would have to move with them; other
+        # scanners' intensity, noise and sharpness (a zoom likewise only without score maps); scans cut short
+        shifts = targets is None and recipe.augment
         free = None if targets is None or not recipe.scan_end_augment else \
             lesion_free_ends(targets.numpy(), recipe.input_shape[0])
+        dataset = EpochSeededDataset(
+            findings_items(inputs, findings, None if targets is None else targets.numpy(), free, shifts),
+            findings_transform(recipe.input_shape, shifts, recipe.scanner_augment, free is not None,
+                               spatial_scanner=targets is None), seed)
+        order = EpochOrder(len(inputs))
+        loader = data_loader(dataset, order, recipe.batch_size, recipe.workers, seed)
 
         def batches(epoch: int):
-            return [train[start:start + recipe.batch_size] for start in range(0, len(train), recipe.batch_size)]
+            order.set(epoch, train)
+            return loader
 
-        def batch_loss(index):
-            batch = torch.as_tensor(inputs[index])
-            truth = torch.as_tensor(findings[index], dtype=torch.float32).to(recipe.device)
-            if scanner is not None:
-                batch = scanner_augmented(batch, generator, scanner)
-            if targets is None:
-                if recipe.augment:  # shifts of up to 3 voxels per axis and +-10 % intensity
-                    batch = roll_and_scale(batch, generator, max_shift=3, scale_width=0.2)
-                return loss_function(model(batch.to(recipe.device)), truth)
-            if free is not None:
-                batch = scan_ends(batch, free[index], generator)
-            maps = model.score_maps(batch.to(recipe.device))  # scans with a mask learn from their map,
-            cells = targets[index].to(recipe.device)  # the others from their labels
+        def batch_loss(batch):
+            images = batch["image"].as_subclass(torch.Tensor).to(recipe.device)  # MONAI's MetaTensor: no metadata needed
+            truth = batch["findings"].to(recipe.device)
+            if "cells" not in batch:
+                return loss_function(model(images), truth)
+            maps = model.score_maps(images)  # scans with a mask learn from their map,
+            cells = batch["cells"].to(recipe.device)  # the others from their labels
             unmapped = cells.flatten(1).amax(dim=1) < 0
             loss = recipe.map_loss_weight * _map_loss(maps, cells)
             if unmapped.any():
@@ -386,11 +389,11 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
             nonlocal train  # the next epoch's order of the training scans
             train = train[rng.permutation(len(train))]
             if checkpoint_dir is not None:
-                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, generator, train,
-                           history)
+                save_state(Path(checkpoint_dir), fingerprint, epoch + 1, model, optimiser, rng, train, history)
 
         train_epochs(model, optimiser, recipe.epochs, batches, batch_loss, first_epoch=first, history=history,
-                     should_stop=should_stop, progress=progress, after_epoch=after_epoch)
+                     should_stop=should_stop, progress=progress, after_epoch=after_epoch,
+                     items_in=lambda batch: len(batch["findings"]))
     trained = FindingsModel(model, recipe, list(names), [0.5] * len(names), seed, history)
     scores = trained.predict_proba([volumes[i] for i in validation])
     trained.thresholds, notes = choose_thresholds(findings[validation], scores)

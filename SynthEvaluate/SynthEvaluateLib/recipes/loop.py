@@ -4,7 +4,8 @@ epoch bookkeeping of the recipes that train by epochs (``train_epochs``: the 2-D
 ``training`` and the findings model of ``findings_model``).  The segmenter counts iterations
 over a pool of cases, validates as it goes and may stop early; it runs the same steps and keeps
 its own bookkeeping.  What differs between recipes (how batches are drawn, what a batch's loss
-is, what happens after an epoch or between steps) comes in as functions."""
+is, what happens after an epoch or between steps) comes in as functions; the epoch recipes'
+batches come from a MONAI ``DataLoader`` (``data_loader``)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,20 @@ def epoch_line(entry: dict) -> str:
     if "resumed_at_epoch" in entry:
         return f"resuming the interrupted training after epoch {entry['resumed_at_epoch']}"
     return f"epoch {entry['epoch']}/{entry['epochs']} loss {entry['loss']:.3f}, ETA {entry['eta_s']:.0f} s"
+
+
+def data_loader(dataset, sampler, batch_size: int, workers: int, seed: int):
+    """A MONAI ``DataLoader`` over ``dataset`` in ``sampler``'s order, its augmentation drawn from
+    ``seed`` (the same seed and ``workers`` give the same batches).  Workers are spawned, not
+    forked, and kept for every epoch: a fork copies the parent's threads' locks as they are (with
+    forked workers, later process pools of the same test process ended in internal errors and a
+    Dask client hung on the logging module's lock), and a Slicer or notebook process must not be
+    forked; spawning costs a few seconds once."""
+    import torch
+    from monai.data import DataLoader
+
+    generator = torch.Generator().manual_seed(seed)
+    if workers == 0:
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, generator=generator,
+                      multiprocessing_context="spawn", persistent_workers=True)

@@ -3,7 +3,7 @@ One class per image (softmax); images with several findings each train the findi
 (``findings.multilabel_2d``, the one that reads CT volumes).
 
 Networks, data and augmentation come from MONAI: the images are a ``monai.data.Dataset`` whose
-items are augmented by MONAI transforms (``augment.image_augmentation``) and batched by a MONAI
+items are augmented by MONAI transforms (``augment.shift_and_scale``) and batched by a MONAI
 ``DataLoader`` (``ClassifierRecipe.workers`` worker processes, or none); the optimiser steps are
 the project's one loop (``loop.train_epochs``).  Randomness is seeded inside
 ``torch.random.fork_rng``, so the caller's global RNG state is left untouched and the same
@@ -26,9 +26,9 @@ import numpy as np
 from MedSynthCommonLib.distributed import Ranks, rank_seed
 from MedSynthCommonLib.errors import MedSynthInputError
 
-from .augment import image_augmentation, pad_for_shifts
+from .augment import pad_for_shifts, shift_and_scale
 from .data import ImageSet
-from .loop import train_epochs
+from .loop import data_loader, train_epochs
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def train_classifier(train: ImageSet, recipe: ClassifierRecipe = ClassifierRecip
         sampler = DistributedSampler(dataset, num_replicas=ranks.world_size, rank=ranks.rank, shuffle=True, seed=seed)
         local_batch = max(1, recipe.batch_size // ranks.world_size)
 
-        loader = image_loader(dataset, sampler, local_batch, recipe.workers, rank_seed(seed, ranks.rank))
+        loader = data_loader(dataset, sampler, local_batch, recipe.workers, rank_seed(seed, ranks.rank))
 
         def batches(epoch: int):
             sampler.set_epoch(epoch)
@@ -176,26 +176,10 @@ def image_dataset(images: ImageSet, augment: bool):
     """A ``monai.data.Dataset`` of ``{"image": (1, h, w) float32, "label": class index}``, each item
     shifted by up to 6 % of the image size and its intensity scaled by +-5 % when ``augment``."""
     from monai.data import Dataset
+    from monai.transforms import Compose
 
     size = images.images.shape[-1]
     max_shift = max(1, int(0.06 * size))
     stored = (pad_for_shifts(image, max_shift) for image in images.images) if augment else images.images
     items = [{"image": image[None], "label": int(label)} for image, label in zip(stored, images.labels)]
-    return Dataset(items, transform=image_augmentation(size, scale_width=0.1) if augment else None)
-
-
-def image_loader(dataset, sampler, batch_size: int, workers: int, seed: int):
-    """A MONAI ``DataLoader`` over ``dataset`` in ``sampler``'s order, its augmentation drawn from
-    ``seed`` (the same seed and ``workers`` give the same batches).  Workers are spawned, not
-    forked, and kept for every epoch: a fork copies the parent's threads' locks as they are (with
-    forked workers, later process pools of the same test process ended in internal errors and a
-    Dask client hung on the logging module's lock), and a Slicer or notebook process must not be
-    forked; spawning costs a few seconds once."""
-    import torch
-    from monai.data import DataLoader
-
-    generator = torch.Generator().manual_seed(seed)
-    if workers == 0:
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=generator)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, generator=generator,
-                      multiprocessing_context="spawn", persistent_workers=True)
+    return Dataset(items, transform=Compose(shift_and_scale((size, size), scale_width=0.1)) if augment else None)
