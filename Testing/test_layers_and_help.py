@@ -126,6 +126,23 @@ def test_one_training_loop():
     assert stepping == ["cli/benchmark_segment_study.py", "recipes/loop.py"], stepping
 
 
+def test_one_loop_over_a_studys_arms():
+    """The studies of arms (augmentation, segment-study) train, keep and compare their runs in
+    one loop (studies/arms.py: ``run_arms``); GAN-train/GAN-test keeps its two models per seed
+    in its own record, and nothing else keeps finished runs."""
+    import ast
+
+    folder = ROOT / "SynthEvaluate" / "SynthEvaluateLib"
+    keeping = set()
+    for path in folder.rglob("*.py"):
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(function, ast.FunctionDef) and any(
+                    isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "keep"
+                    and "finished" in ast.unparse(node.func) for node in ast.walk(function)):
+                keeping.add(f"{path.relative_to(folder)}:{function.name}")
+    assert keeping == {"studies/arms.py:run_arms", "studies/protocols.py:gan_train_test"}, keeping
+
+
 def test_one_findings_model():
     """One multi-label findings model for 2-D images and 3-D volumes (recipes/findings_model.py):
     no other part of SynthEvaluateLib trains with a per-finding sigmoid loss or reads a

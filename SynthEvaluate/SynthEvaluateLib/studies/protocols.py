@@ -25,6 +25,7 @@ from MedSynthCommonLib.finished_work import FinishedWork, fingerprint
 
 from ..metrics.classification import binary_metrics, delong_auc, delong_paired_test, mcnemar_test, per_class_auc, proportion
 from ..recipes.data import ImageSet
+from .arms import kept_message, run_arms
 from .leakage import check_disjoint, content_hash
 from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, comparison_sentence, paired_difference
 from ..recipes.training import ClassifierRecipe, TrainedClassifier, train_classifier
@@ -89,17 +90,8 @@ def _finished_work(runs_dir: Path | None, protocol: str, sets: list[ImageSet], r
                                                          for s in sets], recipe.to_dict()))
 
 
-def _kept_message(progress: Callable[[str], None] | None, what: str) -> None:
-    if progress:
-        progress(f"{what}: finished by an earlier run of this study, kept")
-
-
-#: the per-case results a paired comparison needs, kept with each finished run
+#: the per-case results a paired comparison of classifiers needs, kept with each finished run
 PER_CASE = ("correct", "probabilities")
-
-
-def _per_case(kept: dict) -> dict:
-    return {k: np.asarray(kept[k]) for k in PER_CASE}
 
 
 def _summary_over_seeds(values: list[float]) -> dict:
@@ -125,7 +117,7 @@ def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: I
     for seed in seeds:
         kept = finished.get(f"seed {seed}")
         if kept is not None:
-            _kept_message(progress, f"seed {seed}")
+            kept_message(progress, f"seed {seed}")
         else:
             if progress:
                 progress(f"seed {seed}: training on real")
@@ -182,10 +174,10 @@ def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet
         metrics = evaluate_classifier(train_classifier(train, recipe, seed, should_stop=should_stop), test)
         return {**_public(metrics), "train": train.summary()}, metrics
 
-    results, per_case = run_arms(arms, seeds, lambda arm, rng: _arm_training_set(real_train, synthetic, arm, rng),
+    results, per_case = run_arms(arms, seeds, lambda arm, rng, _: _arm_training_set(real_train, synthetic, arm, rng),
                                  fit_and_score, lambda a, b, seed: _paired(a, b, test),
                                  _finished_work(runs_dir, "augmentation/1", [real_train, synthetic, test], recipe),
-                                 progress)
+                                 progress, per_case_keys=PER_CASE, reference=reference_arm)
     correct = {arm: [m["correct"].astype(float) for m in seeds_cases] for arm, seeds_cases in per_case.items()}
     summary = {name: {"accuracy": _summary_over_seeds([r["accuracy"]["value"] for r in runs]),
                       "auc": _summary_over_seeds([_auc_value(r) for r in runs])} for name, runs in results.items()}
@@ -221,48 +213,6 @@ def _arm_training_set(real: ImageSet, synthetic: ImageSet, arm: dict, rng: np.ra
         return base
     extra = synthetic.stratified_sample(int(round(arm["ratio"] * len(base))), rng)
     return base.concat(extra, source="real+synthetic")
-
-
-def run_arms(arms: list[dict], seeds, draw: Callable, fit_and_score: Callable, compare: Callable,
-             finished: FinishedWork, progress: Callable[[str], None] | None = None) -> dict:
-    """The loop every augmentation study shares: for each seed, fit and score every arm, then
-    compare each arm with its real-only reference on the same test cases.
-
-    ``draw(arm, rng)`` draws an arm's training data from the seed's stream (for every arm, even
-    one ``finished`` kept from an earlier run, so the next arms draw what they drew then; every
-    run's record goes through ``finished``, kept in a folder or not);
-    ``fit_and_score(arm, seed, data)`` returns (entry for the report, per-case results: at least
-    ``PER_CASE``);
-    ``compare(per_case_arm, per_case_reference, seed)`` returns the paired comparison, stored
-    in the arm's entry as ``versus_<reference>``.  Returns (arm name -> one entry per seed,
-    arm name -> its per-case results per seed, for comparisons over all seeds).
-    """
-    results = {arm["name"]: [] for arm in arms}
-    history = {arm["name"]: [] for arm in arms}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        per_case = {}
-        for arm in arms:
-            data = draw(arm, rng)
-            part = f"seed {seed} {arm['name']}"
-            kept = finished.get(part)
-            if kept is not None:
-                _kept_message(progress, f"seed {seed}: {arm['name']}")
-            else:
-                if progress:
-                    progress(f"seed {seed}: {arm['name']}")
-                entry, cases = fit_and_score(arm, seed, data)
-                kept = finished.keep(part, {"entry": entry, **{k: cases[k] for k in PER_CASE}})
-            results[arm["name"]].append(kept["entry"])
-            per_case[arm["name"]] = _per_case(kept)
-            history[arm["name"]].append(per_case[arm["name"]])
-        for arm in arms:
-            reference = reference_arm(arm, arms)
-            if reference is not None and reference != arm["name"]:
-                comparison = compare(per_case[arm["name"]], per_case[reference], seed)
-                if comparison is not None:
-                    results[arm["name"]][-1]["versus_" + reference.replace(" ", "_")] = comparison
-    return results, history
 
 
 def study_arms(synthetic_ratios, real_counts, synthetic_only: bool) -> list[dict]:

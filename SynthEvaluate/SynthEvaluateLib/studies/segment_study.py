@@ -171,6 +171,7 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
     where each finished arm and seed is kept, and found again when the study is run again."""
     from MedSynthCommonLib.finished_work import FinishedWork, fingerprint
 
+    from .arms import run_arms
     from .leakage import check_disjoint, content_hash
 
     unknown = [a for a in arms if a not in ARMS]
@@ -198,69 +199,57 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
     offline_count = offline_cases or max(len(real_train), 4)
     # what a run's result depends on: every case's content, the recipe and the study's settings
     finished = FinishedWork(runs_dir, fingerprint(
-        "segment-study/1", training, tested, validated,
+        "segment-study/2", training, tested, validated,
         [[content_hash(c.image), content_hash(c.organ), c.geometry.spacing_kji] for c in healthy],
         [[content_hash(c.image), content_hash(c.lesions), c.geometry.spacing_kji] for c in synthetic or []],
         [[content_hash(c.lesions), None if c.organ is None else content_hash(c.organ), c.geometry.spacing_kji]
          for c in (*real_train, *test, *validation)], recipe.to_dict(), preset,
         tolerance_mm, offline_count, offline_ratio, real_count))
-    results: dict[str, list] = {arm: [] for arm in arms}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
+    with_offline = any("offline" in a for a in arms)
+
+    def per_seed(rng: np.random.Generator) -> tuple[list, list]:
+        """The seed's real training cases and offline cases, shared by its arms."""
         real = _subset(real_train, real_count, rng)
-        if not any("offline" in a for a in arms):
-            offline = []
-        elif synthetic:
-            offline = [_as_made(c) for c in synthetic]
-        else:
-            offline = [make_synthetic(rng) for _ in range(offline_count)]
-        for arm in arms:
-            volumes, labels, organs, spacings, fresh = [], [], [], [], None
-            if arm.startswith("real"):
-                volumes += [c.image for c in real]
-                labels += [c.lesions for c in real]
-                organs += [c.organ for c in real]
-                spacings += [c.geometry.spacing_kji for c in real]
-            if "on-the-fly" in arm:
-                fresh = make_synthetic
-            if "offline" in arm:
-                mixed = arm != "offline"
-                chosen = _subset(offline, int(round(offline_ratio * len(real))), rng) if mixed else offline
-                for made in chosen:
-                    volumes.append(made[0])
-                    labels.append(made[1])
-                    organs.append(made[2])
-                    spacings.append(made[3])
-            earlier = finished.get(f"seed {seed} {arm}")
-            if earlier is not None:
-                if progress:
-                    progress(f"seed {seed}, {arm}: finished by an earlier run of this study, kept")
-                results[arm].append(earlier)
-                continue
-            if progress:
-                progress(f"seed {seed}: training '{arm}'")
-            say = (lambda e, arm=arm: progress(f"seed {seed}, {arm}: iteration {e['iteration']}/{e['iterations']}, "
-                                               f"loss {e['loss']:.3f}, ETA {e['eta_s']:.0f} s")) if progress else None
-            model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh, organs=organs, spacings=spacings,
-                                    progress=say, validation=held_out)
-            scores = _score(model, test, tolerance_mm)
-            detections = scores["detections"]
-            lesions = sum(len(d.detected) for d in detections)
-            results[arm].append(finished.keep(f"seed {seed} {arm}", {
-                "seed": seed, "train_cases": len(volumes), "on_the_fly": fresh is not None, "training": model.training,
+        if not with_offline:
+            return real, []
+        return real, [_as_made(c) for c in synthetic] if synthetic else [make_synthetic(rng) for _ in range(offline_count)]
+
+    def draw(arm: dict, rng: np.random.Generator, shared: tuple[list, list]) -> tuple:
+        real, offline = shared
+        name, made = arm["name"], []
+        if name.startswith("real"):
+            made += [(c.image, c.lesions, c.organ, c.geometry.spacing_kji) for c in real]
+        if "offline" in name:
+            made += _subset(offline, int(round(offline_ratio * len(real))), rng) if name != "offline" else offline
+        return made, (make_synthetic if "on-the-fly" in name else None)
+
+    def fit_and_score(arm: dict, seed: int, data: tuple) -> tuple[dict, dict]:
+        made, fresh = data
+        volumes, labels, organs, spacings = (list(column) for column in zip(*made)) if made else ([], [], [], [])
+        say = (lambda e: progress(f"seed {seed}, {arm['name']}: iteration {e['iteration']}/{e['iterations']}, "
+                                  f"loss {e['loss']:.3f}, ETA {e['eta_s']:.0f} s")) if progress else None
+        model = train_segmenter(volumes, labels, recipe, seed, fresh_cases=fresh, organs=organs, spacings=spacings,
+                                progress=say, validation=held_out)
+        scores = _score(model, test, tolerance_mm)
+        detections = scores["detections"]
+        lesions = sum(len(d.detected) for d in detections)
+        return {"seed": seed, "train_cases": len(volumes), "on_the_fly": fresh is not None, "training": model.training,
                 "dice": _with_ci(scores["dice"], seed), "nsd": _with_ci(scores["nsd"], seed),
                 "per_case": {"dice": scores["dice"], "nsd": scores["nsd"]},
                 "lesion_sensitivity": sum(sum(d.detected) for d in detections) / lesions if lesions else None,
                 "sensitivity_by_size": detection_by_size(detections, SIZE_BINS_MM),
                 "false_positives_per_case": float(np.mean([d.false_positives for d in detections])),
                 "false_positives_per_case_in_region": float(np.mean(scores["false_positives_region"])),
-                "region": "organ" if all(c.organ is not None for c in test) else "scan"}))
-        if "real" in arms and len(test) >= MIN_BOOTSTRAP_CASES:
-            for arm in arms:
-                if arm != "real":
-                    results[arm][-1]["versus_real"] = paired_difference(
-                        results[arm][-1]["per_case"]["dice"], results["real"][-1]["per_case"]["dice"], n_resamples=2000,
-                        seed=seed)
+                "region": "organ" if all(c.organ is not None for c in test) else "scan"}, {"dice": scores["dice"]}
+
+    def compare(arm_cases: dict, real_cases: dict, seed: int) -> dict | None:
+        if len(test) < MIN_BOOTSTRAP_CASES:
+            return None
+        return paired_difference(arm_cases["dice"], real_cases["dice"], n_resamples=2000, seed=seed)
+
+    results, _ = run_arms([{"name": arm} for arm in arms], seeds, draw, fit_and_score, compare, finished, progress,
+                          per_case_keys=("dice",), reference=lambda arm, _: "real" if "real" in arms else None,
+                          per_seed=per_seed)
     summary = {arm: {"dice_mean_over_seeds": float(np.mean([r["dice"]["value"] for r in runs])),
                      "nsd_mean_over_seeds": float(np.mean([r["nsd"]["value"] for r in runs])),
                      "lesion_sensitivity_mean_over_seeds": float(np.mean([r["lesion_sensitivity"] or 0.0 for r in runs])),
@@ -278,9 +267,11 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
         verdict = " ".join(comparison_sentence(arm, c) for arm, c in pooled.items()) or None
     return {"protocol": "segment-study", "verdict": verdict, "recipe": recipe.to_dict(), "seeds": list(seeds),
             "arms": list(arms),
-            "preset": preset, "test_cases": len(test), "real_train_cases": len(real),
+            "preset": preset, "test_cases": len(test),
+            "real_train_cases": len(real_train) if real_count is None else min(real_count, len(real_train)),
             "offline_source": "given" if synthetic else "SynthLesion in the healthy cases",
             "offline_ratio": offline_ratio if "real + offline" in arms else None,
-            "healthy_cases": len(healthy), "offline_cases": len(offline), "validation_cases": len(validation),
+            "healthy_cases": len(healthy), "offline_cases": (len(synthetic) if synthetic else offline_count) if with_offline
+            else 0, "validation_cases": len(validation),
             "tolerance_mm": tolerance_mm, "detection_criterion": "component Dice >= 0.1",
             "summary": summary, "pooled": pooled, "runs": results}
