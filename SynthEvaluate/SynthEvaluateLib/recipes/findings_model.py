@@ -69,8 +69,9 @@ class FindingsRecipe:
     # it existed read scans as they are)
     organ_relative: bool = False
     device: str = "cpu"
-    # DataLoader worker processes that augment and batch the scans (0: in the training process);
-    # the same model with any number (each item's draws are seeded by seed, epoch and item)
+    # DataLoader worker processes that augment and batch the scans (0: in the training process;
+    # each worker holds its own copy of the training inputs); the same model with any number
+    # (each item's draws are seeded by seed, epoch and item)
     workers: int = 0
 
     def __post_init__(self):
@@ -366,6 +367,7 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
             findings_transform(recipe.input_shape, shifts, recipe.scanner_augment, free is not None,
                                spatial_scanner=targets is None), seed)
         order = EpochOrder(len(inputs))
+        del inputs  # the items hold what training reads (padded copies where shifted): one copy of the scans
         loader = data_loader(dataset, order, recipe.batch_size, recipe.workers, seed)
 
         def batches(epoch: int):
