@@ -90,6 +90,11 @@ def test_the_findings_model_reads_its_scans_through_a_monai_dataloader_the_same_
     for name, value in alone.model.state_dict().items():
         assert torch.equal(value, with_workers.model.state_dict()[name]), name
     assert alone.history[0]["loss"] != plain.history[0]["loss"]  # the scans were augmented
+    from MedSynthCommonLib.threads import usable_cores
+
+    with pytest.raises(MedSynthInputError, match="--loader-workers"):  # each worker holds a copy of the scans
+        train_findings_model(volumes, findings, ["a", "b"], dataclasses.replace(recipe, workers=usable_cores() + 1),
+                             seed=5, masks=None)
 
 
 def test_findings_dataset_in_a_monai_pipeline():

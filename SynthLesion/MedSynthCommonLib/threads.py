@@ -15,6 +15,14 @@ import contextlib
 _CONTROLLER = None
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says, e.g. a cluster
+    job's share; else every core)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def one_blas_thread():
     """A context in which BLAS uses one thread (no-op where ``threadpoolctl`` is missing)."""
     global _CONTROLLER

@@ -101,9 +101,13 @@ def add_real_options(parser, title: str, classes: bool = True):
 
 def add_loader_workers_option(group, items: str) -> None:
     """``--loader-workers``: the DataLoader worker processes of an epoch-trained recipe."""
-    group.add_argument("--loader-workers", type=whole_number(0, 64), default=0,
+    from MedSynthCommonLib.threads import usable_cores
+
+    cores = usable_cores()
+    group.add_argument("--loader-workers", type=whole_number(0, cores), default=0,
                        help=f"DataLoader worker processes that augment and batch the training {items} (default 0: in "
-                            "the training process, the fastest for small inputs on a few cores)")
+                            "the training process, the fastest for small inputs on a few cores); at most the CPU "
+                            f"cores this process may use ({cores} here), since each holds a copy of the {items}")
 
 
 def add_classifier_options(parser):

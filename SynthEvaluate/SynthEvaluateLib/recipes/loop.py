@@ -12,6 +12,9 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable, Iterator
 
+from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.threads import usable_cores
+
 
 def optimisation_steps(model, optimiser, batches: Iterable, batch_loss: Callable, *,
                        should_stop: Callable[[], bool] | None = None, scaler=None) -> Iterator[tuple[object, object]]:
@@ -83,10 +86,16 @@ def data_loader(dataset, sampler, batch_size: int, workers: int, seed: int):
     forked, and kept for every epoch: a fork copies the parent's threads' locks as they are (with
     forked workers, later process pools of the same test process ended in internal errors and a
     Dask client hung on the logging module's lock), and a Slicer or notebook process must not be
-    forked; spawning costs a few seconds once."""
+    forked; spawning costs a few seconds once.  More workers than the CPU cores this process may
+    use are refused (each holds a copy of the data)."""
     import torch
     from monai.data import DataLoader
 
+    cores = usable_cores()
+    if workers > cores:  # each worker holds a copy of the data: dozens of them can exhaust the memory
+        raise MedSynthInputError(f"{workers} DataLoader workers were asked for, but this process may use {cores} CPU "
+                                 f"core(s), and each worker holds its own copy of the training data; give "
+                                 f"--loader-workers {cores} or fewer.")
     generator = torch.Generator().manual_seed(seed)
     if workers == 0:
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=generator)
