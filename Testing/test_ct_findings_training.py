@@ -163,6 +163,35 @@ def test_scanner_augmentation_keeps_the_lesion_sign_and_place():
     assert FindingsRecipe.from_dict(old_card).scanner_augment is False  # what the old model was trained with
 
 
+def test_the_scanner_zoom_moves_the_score_map_targets_with_the_scan():
+    """With the score-map loss, --scanner-augment's zoom (field of view, body size) is applied
+    to the item's targets too: the lesion's cells stay where its voxels went."""
+    pytest.importorskip("monai")
+    from monai.transforms import RandZoomd
+
+    from SynthEvaluateLib.recipes.augment import scanner_augmentation
+    from SynthEvaluateLib.recipes.findings_data import ZoomWithMapsd
+
+    zoom = ZoomWithMapsd(next(s for s in scanner_augmentation() if isinstance(s, RandZoomd)), (4, 4, 4))
+    zoom.zoom.prob = 1.0
+    image = np.zeros((1, 32, 48, 48), np.float32)
+    image[:, 4:12, 8:20, 28:40] = 1.0  # a lesion away from the centre, so that a zoom moves it
+    cells = np.zeros((1, 8, 12, 12), np.float32)  # the score map: the input grid / 4
+    cells[:, 1:3, 2:5, 7:10] = 1.0
+    moved = 0
+    for seed in range(12):
+        zoom.set_random_state(seed=seed)
+        out = zoom({"image": image, "cells": cells})
+        lesion, target = np.asarray(out["image"])[0] > 0.5, np.asarray(out["cells"])[0] > 0.5
+        assert target.any() and out["cells"].shape == cells.shape and out["image"].shape == image.shape
+        voxels, cell_voxels = np.argwhere(lesion).mean(axis=0), np.argwhere(target).mean(axis=0) * 4 + 1.5
+        assert np.abs(voxels - cell_voxels).max() <= 2.0, (seed, voxels, cell_voxels)  # within half a cell
+        moved += bool(np.abs(voxels - np.array([7.5, 13.5, 33.5])).max() > 1.0)
+    assert moved >= 4  # the zooms did move the lesion
+    unknown = zoom({"image": image, "cells": np.full_like(cells, -1.0)})
+    assert (np.asarray(unknown["cells"]) == -1).all()  # a scan without masks: its targets say nothing
+
+
 def test_whole_scan_option_makes_a_model_that_reads_whole_scans():
     pytest.importorskip("torch")
     from MedSynthCommonLib.cli import build_parser

@@ -94,7 +94,7 @@ def test_the_queue_and_the_study_count_only_calls_the_image_bears_out(findings_r
     for scan in phantom_scans(range(50, 52)):
         for finding in classifier.findings:
             row = queue_row(eager, "h", "h.nii.gz", scan, finding)
-            assert row["called"] == "no" and row["density"].startswith("not "), row
+            assert row["called"] == "no" and row["density"].startswith(("not ", "outside the organs")), row
             assert "is not reported" in row["report"] and "Definite" not in row["report"]
     # a scan with a hyperdense lesion: that call stands, with its measured density
     made = synthetic_findings_set(test_scans, 12, ORGANS, seed=7)
@@ -102,3 +102,34 @@ def test_the_queue_and_the_study_count_only_calls_the_image_bears_out(findings_r
     scan = dataclasses.replace(test_scans[n % 3], image=made.volumes[n])
     row = queue_row(eager, "p", "p.nii.gz", scan, "hyperdense lesion")
     assert row["called"] == "yes" and "HU brighter than the" in row["density"], row
+
+
+def test_a_call_whose_evidence_lies_outside_the_models_organs_is_not_reported(findings_result):
+    """A hyperdense call whose evidence sits on an organ the model does not read (here a bright
+    spot in the pancreas; on a real CT a phantom-trained model put it on the vertebrae, brighter
+    than the rest of the bone) is not borne out by its organs: not reported, and the report and
+    the queue say why.  A model whose card names no organs measures it where it lies, as before."""
+    from SynthEvaluateLib.findings.calls import located_findings
+    from SynthEvaluateLib.findings.report_rules import write_report_text
+    from SynthLesionLib.phantom import ORGAN_LABELS
+
+    result, _ = findings_result
+    classifier = result["_classifier"]
+    eager = dataclasses.replace(classifier, thresholds=[1e-4] * len(classifier.findings))
+    scan = phantom_scans([50])[0]
+    pancreas = scan.organs == ORGAN_LABELS["pancreas"]
+    centre = np.argwhere(pancreas)[len(np.argwhere(pancreas)) // 2]
+    k, j, i = np.indices(scan.image.shape)
+    distance2 = (k - centre[0]) ** 2 + (j - centre[1]) ** 2 + (i - centre[2]) ** 2
+    image = scan.image + np.where((distance2 <= 4) & pancreas, 150.0, 0.0).astype(scan.image.dtype)
+    hyper = classifier.findings.index("hyperdense lesion")
+    evidence = {f: np.exp(-distance2 / (2 * 2.0 ** 2)).astype(np.float32) for f in range(len(classifier.findings))}
+    probabilities = np.full(len(classifier.findings), 0.99)
+    row = located_findings(eager, image, scan, scan.geometry, probabilities, evidence)[hyper]
+    assert row["supported"] is False and row["density"] is None
+    assert row["outside_organs"] == ", ".join(classifier.organs) and "pancreas" not in classifier.organs
+    report = write_report_text([row])
+    assert "Definite" not in report and "outside the organs it reads (liver, spleen" in report
+    unnamed = dataclasses.replace(eager, organs=[])  # older cards: measured in the organ it lies in
+    old = located_findings(unnamed, image, scan, scan.geometry, probabilities, evidence)[hyper]
+    assert old["density"]["organ"] == "pancreas" and old["supported"] is True and old["outside_organs"] is None

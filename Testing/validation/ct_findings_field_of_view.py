@@ -39,13 +39,15 @@ def main() -> None:
     parser.add_argument("--reads", nargs="+", default=["whole scan", "organ box"], choices=["whole scan", "organ box"])
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
     parser.add_argument("--scan-end-augment", action="store_true", help="FindingsRecipe.scan_end_augment")
+    parser.add_argument("--scanner-augment", action="store_true", help="FindingsRecipe.scanner_augment")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train, test = phantom_scans(range(4)), phantom_scans(range(10, 13))
     framings = {"as trained": test, "twice as long": [framed(s, 20, 0) for s in test],
                 "1.5 times wider": [framed(s, 0, 24) for s in test],
                 "larger body": phantom_scans(range(10, 13), shape=(40, 112, 112))}
-    recipe = FindingsRecipe(input_shape=(32, 64, 64), epochs=60, scan_end_augment=args.scan_end_augment)
+    recipe = FindingsRecipe(input_shape=(32, 64, 64), epochs=60, scan_end_augment=args.scan_end_augment,
+                            scanner_augment=args.scanner_augment)
     results = {}
     for reads, margin in (("whole scan", None), ("organ box", 15.0)):
         for framing, scans in framings.items():

@@ -12,7 +12,7 @@ import numpy as np
 from MedSynthCommonLib.geometry import Geometry
 
 from .anatomy import evidence_region, locate_in_anatomy, organ_words
-from .density import organ_view, region_density, region_organ, supported
+from .density import density_kind, organ_view, region_density, region_organ, supported
 
 if TYPE_CHECKING:
     from .scans import HealthyScan
@@ -24,8 +24,12 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
     """The called findings of one scan with their locations (evidence x organ map); ``score`` is
     the certainty (threshold at 0.5, see ``certainty``), ``probability`` the network's output;
     ``density`` how the evidence region measures in the organ holding most of it (``density``;
-    with that ``organ``) and ``supported`` whether that shows the finding's kind (None where not
-    measured).
+    with that ``organ``; among the organs the model reads, when its card names them) and
+    ``supported`` whether that shows the finding's kind (None where not measured).  A hypo- or
+    hyperdense call whose region lies in none of the model's organs (``outside_organs``: e.g. a
+    phantom-trained model's "hyperdense lesion" on a real CT's vertebrae, brighter than the rest of
+    the bone) is not supported: the model reads its organs for lesions of them, and nothing there
+    bears the call out (the row names the model's organs then).
     ``evidence``: maps already made ({finding index: map}); the missing ones are made here."""
     from .report_rules import load_rules
 
@@ -35,11 +39,14 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
     evidence.update(classifier.evidence_maps(volume, [f for f in called if f not in evidence]))
     certainty = classifier.certainty(probabilities)
     rows, views = [], {}  # views: each organ measured (opened) once, for every call in it
+    among = model_organ_labels(classifier, scan)
     for f in called:
         where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs,
                                   None if scan is None else scan.organ_names)
         region = None if scan is None or scan.organs is None else evidence_region(evidence[f])
-        label = None if region is None else region_organ(region, scan.organs)
+        label = None if region is None else region_organ(region, scan.organs, among)
+        outside = region is not None and among is not None and label is None and \
+            density_kind(classifier.findings[f], rules) is not None
         density = None
         if label is not None:
             organ = scan.organs == label
@@ -52,8 +59,19 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
                      "probability": round(float(probabilities[f]), 4),
                      "location": where["location"] if where["organ"] else f"{where['location']} ({where['basis']})",
                      "organ": where["organ"], "basis": where["basis"], "density": density,
-                     "supported": supported(classifier.findings[f], density, rules)})
+                     "supported": False if outside else supported(classifier.findings[f], density, rules),
+                     "outside_organs": ", ".join(classifier.organs) if outside else None})
     return rows
+
+
+def model_organ_labels(classifier, scan: HealthyScan | None) -> set[int] | None:
+    """The labels of ``scan``'s organ map that name the organs ``classifier`` reads (its card's
+    ``organs``); None for a model that names none (older cards, whole-scan models without
+    organs) or a scan without an organ map."""
+    organs = getattr(classifier, "organs", None)
+    if not organs or scan is None or scan.organs is None:
+        return None
+    return {int(label) for label, name in scan.organ_names.items() if organ_words(name) in organs}
 
 
 def checked_calls(called: np.ndarray, located: list[list[dict]], names: list[str]) -> np.ndarray:

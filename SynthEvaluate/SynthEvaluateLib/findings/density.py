@@ -87,16 +87,20 @@ def opening_ball(spacing_kji) -> np.ndarray:
     return sum((g / r) ** 2 for g, r in zip(grid, radius)) <= 1.0 + 1e-9
 
 
-def region_organ(region: np.ndarray, organs: np.ndarray) -> int | None:
+def region_organ(region: np.ndarray, organs: np.ndarray, among: set[int] | None = None) -> int | None:
     """The label of ``organs`` (a label map, 0 = none) that holds the most voxels of ``region``
     (a finding's evidence region); None where the region lies in no organ.  Unlike the location
     (which names an organ only where it holds 30 % of the evidence), a call is measured wherever
-    its region touches an organ: diffuse evidence of a false call is checked too."""
+    its region touches an organ: diffuse evidence of a false call is checked too.  ``among``: only
+    these labels count (the organs a model reads), and one holding fewer than ``MIN_VOXELS`` of
+    the region is none (nothing could be measured there)."""
     labels = organs[region]
-    labels = labels[labels != 0]
+    labels = labels[labels != 0] if among is None else labels[np.isin(labels, sorted(among))]
     if labels.size == 0:
         return None
     values, counts = np.unique(labels, return_counts=True)
+    if among is not None and counts.max() < MIN_VOXELS:
+        return None
     return int(values[np.argmax(counts)])
 
 

@@ -138,7 +138,8 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
                  "inserted": "; ".join(f"{r['finding']} in the {r['organ']}, {r['size_mm']:g} mm"
                                        for r in c["reference"]) or "none",
                  "called": "; ".join(f"{r['finding']}: {r['location']} (p {r['probability']:.2f}"
-                                     + (", not borne out by its density)" if r["supported"] is False else ")")
+                                     + (", outside the organs it reads)" if r.get("outside_organs") else
+                                        ", not borne out by its density)" if r["supported"] is False else ")")
                                      for r in c["predicted"]) or "none",
                  "report": c["report"]} for c in cases]
     from ..metrics.classification import proportion

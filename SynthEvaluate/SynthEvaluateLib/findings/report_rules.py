@@ -23,7 +23,9 @@ The rules are one table (``DEFAULT_RULES``, or a JSON file of the same shape the
 - ``density``: finding types that say how a region measures ("darker" or "brighter" than its
   organ); a called finding of such a type whose evidence region does not measure so by at least
   ``density_min_hu`` (``density.supported``) is not reported, and ``unsupported`` (with
-  ``{finding}``, ``{location}``, ``{kind}``) says so instead.
+  ``{finding}``, ``{location}``, ``{kind}``) says so instead;
+- ``outside_organs``: the sentence for a hypo- or hyperdense call whose evidence lies in none of
+  the organs the model reads (``calls.located_findings``), with ``{finding}`` and ``{organs}``.
 
 A finding is a dict: ``finding`` (type), ``score`` (0-1), optional ``location`` and
 ``size_mm``.  Sentences follow the order of the list sorted by score (highest first).
@@ -56,6 +58,8 @@ DEFAULT_RULES: dict = {
     "density_min_hu": 10.0,
     "unsupported": "The model's {finding} in the {location} is not reported: the region is not {kind} than the "
                    "organ around it.",
+    "outside_organs": "The model's {finding} is not reported: its evidence lies outside the organs it reads "
+                      "({organs}).",
 }
 
 _FIELDS = {"certainty", "finding", "location", "size"}
@@ -82,7 +86,7 @@ def load_rules(path: str | Path | None = None) -> dict:
         raise MedSynthInputError(f"The conflict template names {sorted(used - _CONFLICT_FIELDS)}; it may use "
                                  f"{sorted(_CONFLICT_FIELDS)}.")
     for key, allowed in (("partial_view", {"percent"}), ("unfamiliar", {"details"}),
-                         ("unsupported", {"finding", "location", "kind"})):
+                         ("unsupported", {"finding", "location", "kind"}), ("outside_organs", {"finding", "organs"})):
         used = {name for _, name, _, _ in string.Formatter().parse(rules[key]) if name}
         if used - allowed:
             raise MedSynthInputError(f"The {key} template names {sorted(used - allowed)}; it may use "
@@ -150,8 +154,12 @@ def write_report_text(findings: list[dict], rules: dict | None = None, coverage:
     rules = rules or load_rules()
     text = _findings_text([f for f in findings if f.get("supported") is not False], rules)
     for finding in sorted((f for f in findings if f.get("supported") is False), key=lambda f: -float(f["score"])):
-        sentence = rules["unsupported"].format(finding=finding["finding"], kind=density_kind(finding["finding"], rules),
-                                               location=finding.get("location") or rules["unknown_location"])
+        if finding.get("outside_organs"):
+            sentence = rules["outside_organs"].format(finding=finding["finding"], organs=finding["outside_organs"])
+        else:
+            sentence = rules["unsupported"].format(finding=finding["finding"], location=finding.get("location")
+                                                   or rules["unknown_location"],
+                                                   kind=density_kind(finding["finding"], rules))
         text += " " + sentence[0].upper() + sentence[1:]
     if coverage < rules["partial_view_below"]:
         text += " " + rules["partial_view"].format(percent=int(100 * coverage))

@@ -61,9 +61,12 @@ def queue_row(classifier, case_id: str, image, scan: HealthyScan, finding: str, 
 
 
 def _density_text(row: dict | None, rules: dict) -> str:
-    """E.g. "23 HU darker than the liver", or "not darker than the liver (2 HU)"; empty when the
-    finding was not called or nothing was measured."""
+    """E.g. "23 HU darker than the liver", "not darker than the liver (2 HU)" or "outside the
+    organs the model reads (liver, spleen)"; empty when the finding was not called or nothing was
+    measured."""
     kind = None if row is None else density_kind(row["finding"], rules)
+    if kind is not None and row.get("outside_organs"):
+        return f"outside the organs the model reads ({row['outside_organs']})"
     if kind is None or row["density"] is None:
         return ""
     shift = row["density"][f"{kind}_hu"]

@@ -46,8 +46,8 @@ def scanner_augmentation(spatial: bool = True) -> list:
       a shift of up to +-40 HU, a scale of +-15 %, a gamma of 0.8-1.25;
     - reconstruction kernel and slice thickness: Gaussian blur of 0.25-1 voxel;
     - dose: Gaussian noise of up to 12 HU;
-    - with ``spatial``, field of view: a zoom of 0.9-1.15 (not with the score-map loss, whose
-      targets would have to move too).
+    - with ``spatial``, field of view and body size: a zoom of 0.9-1.15 about the centre (the
+      findings model moves its score-map targets with it: ``findings_data.ZoomWithMapsd``).
 
     A lesion's sign against its organ survives every one of them (each is monotonic in
     intensity or a local average), so hypodense stays hypodense; what the network can no longer

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from monai.data import Dataset
-from monai.transforms import Compose, MapTransform, RandomizableTransform, apply_transform
+from monai.transforms import Compose, MapTransform, RandomizableTransform, RandZoomd, apply_transform
 from torch.utils.data import Sampler
 
 from .augment import pad_for_shifts, scanner_augmentation, shift_and_scale
@@ -58,6 +58,41 @@ class ScanEndsd(RandomizableTransform, MapTransform):
             else:
                 image[:, :slices] = image[:, slices:slices + 1]
             item[key] = image
+        return item
+
+
+class ZoomWithMapsd(RandomizableTransform):
+    """The image's zoom (``zoom``: a ``RandZoomd``, its probability and range) applied alike to
+    the item's score-map targets (``map_key``: (F, *map), the image grid divided by whole
+    ``factors``): the targets are spread onto the image grid, zoomed with the image by nearest
+    neighbour, and each cell is a lesion cell again where at least half of it is (zooming the
+    coarse map itself rounds its size apart from the image's, by up to a cell).  Targets of -1
+    (a scan without lesion masks) stay -1."""
+
+    def __init__(self, zoom: RandZoomd, factors: tuple[int, ...], map_key: str = "cells"):
+        RandomizableTransform.__init__(self, 1.0)
+        self.factors, self.map_key = tuple(int(f) for f in factors), map_key
+        self.zoom = RandZoomd(("image", "_spread"), prob=zoom.prob, min_zoom=zoom.rand_zoom.min_zoom,
+                              max_zoom=zoom.rand_zoom.max_zoom, mode=("trilinear", "nearest"),
+                              keep_size=zoom.rand_zoom.keep_size)
+
+    def set_random_state(self, seed=None, state=None) -> "ZoomWithMapsd":
+        self.zoom.set_random_state(seed=seed, state=state)
+        return self
+
+    def __call__(self, data):
+        item = dict(data)
+        cells = np.asarray(item[self.map_key], np.float32)
+        spread = cells
+        for axis, factor in enumerate(self.factors, start=1):
+            spread = np.repeat(spread, factor, axis=axis)
+        zoomed = self.zoom({"image": item["image"], "_spread": spread})
+        item["image"] = zoomed["image"]
+        if (cells >= 0).all():
+            spread = np.asarray(zoomed["_spread"], np.float32)
+            blocks = spread.reshape(spread.shape[0], *[n for size, f in zip(cells.shape[1:], self.factors)
+                                                       for n in (size, f)])
+            item[self.map_key] = (blocks.mean(axis=tuple(range(2, blocks.ndim, 2))) >= 0.5).astype(np.float32)
         return item
 
 
@@ -112,16 +147,19 @@ def findings_items(inputs: np.ndarray, findings: np.ndarray, targets: np.ndarray
 
 
 def findings_transform(input_shape: tuple[int, ...], shifts: bool, scanner: bool, scan_ends: bool,
-                       spatial_scanner: bool):
+                       map_shape: tuple[int, ...] | None):
     """The recipe's per-item augmentation, or None: ``shifts`` (whole-voxel shifts of up to
     ``MAX_SHIFT`` and intensity scaling, only where no score maps must move with the image),
-    ``scanner`` (``augment.scanner_augmentation``, its zoom only with ``spatial_scanner``),
-    ``scan_ends`` (``ScanEndsd``)."""
+    ``scan_ends`` (``ScanEndsd``, within the lesion-free slices the targets show), then
+    ``scanner`` (``augment.scanner_augmentation``; with score maps of ``map_shape`` its zoom
+    moves their targets with the scan, ``ZoomWithMapsd``)."""
     steps = []
     if shifts:
         steps += shift_and_scale(input_shape, SCALE_WIDTH)
-    if scanner:
-        steps += scanner_augmentation(spatial=spatial_scanner)
     if scan_ends:
         steps.append(ScanEndsd())
+    if scanner:
+        factors = None if map_shape is None else [n // m for n, m in zip(input_shape, map_shape)]
+        steps += [ZoomWithMapsd(step, factors) if isinstance(step, RandZoomd) and factors else step
+                  for step in scanner_augmentation(spatial=True)]
     return Compose(steps) if steps else None

@@ -357,15 +357,16 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
                 train, history, first = resumed["train"].numpy(), resumed["history"], resumed["epoch"]
                 if progress is not None:
                     progress({"resumed_at_epoch": first, "epochs": recipe.epochs})
-        # shifts and intensity scaling where no score maps would have to move with them; other
-        # scanners' intensity, noise and sharpness (a zoom likewise only without score maps); scans cut short
+        # shifts and intensity scaling where no score maps would have to move with them; scans cut
+        # short; other scanners' intensity, noise, sharpness and field of view (a zoom that moves
+        # the score maps with the scan)
         shifts = targets is None and recipe.augment
         free = None if targets is None or not recipe.scan_end_augment else \
             lesion_free_ends(targets.numpy(), recipe.input_shape[0])
         dataset = EpochSeededDataset(
             findings_items(inputs, findings, None if targets is None else targets.numpy(), free, shifts),
             findings_transform(recipe.input_shape, shifts, recipe.scanner_augment, free is not None,
-                               spatial_scanner=targets is None), seed)
+                               map_shape), seed)
         order = EpochOrder(len(inputs))
         del inputs  # the items hold what training reads (padded copies where shifted): one copy of the scans
         loader = data_loader(dataset, order, recipe.batch_size, recipe.workers, seed)
