@@ -181,8 +181,9 @@ def register(commands, out_option, run) -> None:
     add_loader_workers_option(study, "scans")
     study.add_argument("--scanner-augment", action="store_true",
                        help="train with augmentation that imitates other scanners (levels, contrast, noise, "
-                            "sharpness, field of view). Measured from phantom-trained to real-CT scans it did not "
-                            "help (README); try it when your training and test scanners differ, and compare")
+                            "sharpness, field of view). Measured from phantom-trained to real-CT scans it helped "
+                            "within the noise (README); try it when your training and test scanners differ, and "
+                            "compare")
     study.add_argument("--scan-end-augment", action="store_true",
                        help="train with scans cut short at their top or bottom, away from their lesions, for test "
                             "scans that end within the organs. Measured once it helped on phantoms and not on a "
