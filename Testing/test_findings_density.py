@@ -128,8 +128,10 @@ def test_a_call_whose_evidence_lies_outside_the_models_organs_is_not_reported(fi
     row = located_findings(eager, image, scan, scan.geometry, probabilities, evidence)[hyper]
     assert row["supported"] is False and row["density"] is None
     assert row["outside_organs"] == ", ".join(classifier.organs) and "pancreas" not in classifier.organs
+    assert "pancreas" not in row["location"] and row["organ"] is None  # placed only in the model's organs
     report = write_report_text([row])
     assert "Definite" not in report and "outside the organs it reads (liver, spleen" in report
     unnamed = dataclasses.replace(eager, organs=[])  # older cards: measured in the organ it lies in
     old = located_findings(unnamed, image, scan, scan.geometry, probabilities, evidence)[hyper]
     assert old["density"]["organ"] == "pancreas" and old["supported"] is True and old["outside_organs"] is None
+    assert old["organ"] == "pancreas"

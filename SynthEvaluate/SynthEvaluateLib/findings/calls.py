@@ -23,6 +23,8 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
                      rules: dict | None = None) -> list[dict]:
     """The called findings of one scan with their locations (evidence x organ map); ``score`` is
     the certainty (threshold at 0.5, see ``certainty``), ``probability`` the network's output;
+    ``location`` names one of the organs the model reads (its card's ``organs``; any organ of the
+    map for a card without them) or a coarse region of the scan;
     ``density`` how the evidence region measures in the organ holding most of it (``density``;
     with that ``organ``; among the organs the model reads, when its card names them) and
     ``supported`` whether that shows the finding's kind (None where not measured).  A hypo- or
@@ -40,9 +42,11 @@ def located_findings(classifier, volume: np.ndarray, scan: HealthyScan | None, g
     certainty = classifier.certainty(probabilities)
     rows, views = [], {}  # views: each organ measured (opened) once, for every call in it
     among = model_organ_labels(classifier, scan)
+    # a call is placed in, and measured in, the organs the model reads (all of the map's without them)
+    names = None if scan is None else scan.organ_names if among is None else \
+        {label: name for label, name in scan.organ_names.items() if label in among}
     for f in called:
-        where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs,
-                                  None if scan is None else scan.organ_names)
+        where = locate_in_anatomy(evidence[f], geometry, None if scan is None else scan.organs, names)
         region = None if scan is None or scan.organs is None else evidence_region(evidence[f])
         label = None if region is None else region_organ(region, scan.organs, among)
         outside = region is not None and among is not None and label is None and \
