@@ -188,8 +188,11 @@ def test_the_scanner_zoom_moves_the_score_map_targets_with_the_scan():
         assert np.abs(voxels - cell_voxels).max() <= 2.0, (seed, voxels, cell_voxels)  # within half a cell
         moved += bool(np.abs(voxels - np.array([7.5, 13.5, 33.5])).max() > 1.0)
     assert moved >= 4  # the zooms did move the lesion
+    zoom.set_random_state(seed=3)
     unknown = zoom({"image": image, "cells": np.full_like(cells, -1.0)})
     assert (np.asarray(unknown["cells"]) == -1).all()  # a scan without masks: its targets say nothing
+    zoom.set_random_state(seed=3)
+    assert np.array_equal(np.asarray(unknown["image"]), np.asarray(zoom({"image": image, "cells": cells})["image"]))
 
 
 def test_whole_scan_option_makes_a_model_that_reads_whole_scans():

@@ -21,7 +21,7 @@ def training_fingerprint(inputs, findings, targets, names, recipe, seed, train, 
     import hashlib
 
     digest = hashlib.sha256()
-    for array in (inputs, findings, np.sort(train), validation, None if targets is None else targets.numpy()):
+    for array in (inputs, findings, np.sort(train), validation, targets):
         digest.update(b"none" if array is None else np.ascontiguousarray(array).tobytes())
     settings = {k: v for k, v in recipe.to_dict().items() if k != "workers"}  # any number gives the same batches
     digest.update(json.dumps([names, settings, seed]).encode())

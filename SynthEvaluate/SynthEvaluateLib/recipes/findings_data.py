@@ -74,7 +74,7 @@ class ZoomWithMapsd(RandomizableTransform):
         self.factors, self.map_key = tuple(int(f) for f in factors), map_key
         self.zoom = RandZoomd(("image", "_spread"), prob=zoom.prob, min_zoom=zoom.rand_zoom.min_zoom,
                               max_zoom=zoom.rand_zoom.max_zoom, mode=("trilinear", "nearest"),
-                              keep_size=zoom.rand_zoom.keep_size)
+                              keep_size=zoom.rand_zoom.keep_size, allow_missing_keys=True)
 
     def set_random_state(self, seed=None, state=None) -> "ZoomWithMapsd":
         self.zoom.set_random_state(seed=seed, state=state)
@@ -83,16 +83,17 @@ class ZoomWithMapsd(RandomizableTransform):
     def __call__(self, data):
         item = dict(data)
         cells = np.asarray(item[self.map_key], np.float32)
+        if (cells < 0).any():  # no masks: only the image moves (the zoom draws the same either way)
+            item["image"] = self.zoom({"image": item["image"]})["image"]
+            return item
         spread = cells
         for axis, factor in enumerate(self.factors, start=1):
             spread = np.repeat(spread, factor, axis=axis)
         zoomed = self.zoom({"image": item["image"], "_spread": spread})
+        spread = np.asarray(zoomed["_spread"], np.float32)
+        blocks = spread.reshape(spread.shape[0], *[n for size, f in zip(cells.shape[1:], self.factors) for n in (size, f)])
         item["image"] = zoomed["image"]
-        if (cells >= 0).all():
-            spread = np.asarray(zoomed["_spread"], np.float32)
-            blocks = spread.reshape(spread.shape[0], *[n for size, f in zip(cells.shape[1:], self.factors)
-                                                       for n in (size, f)])
-            item[self.map_key] = (blocks.mean(axis=tuple(range(2, blocks.ndim, 2))) >= 0.5).astype(np.float32)
+        item[self.map_key] = (blocks.mean(axis=tuple(range(2, blocks.ndim, 2))) >= 0.5).astype(np.float32)
         return item
 
 

@@ -346,7 +346,7 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
         weights = torch.as_tensor((len(train) - positives) / np.maximum(positives, 1), dtype=torch.float32)
         loss_function = torch.nn.BCEWithLogitsLoss(pos_weight=weights.to(recipe.device))
         map_shape = _score_map_shape(model, recipe) if masks is not None and recipe.map_loss_weight > 0 else None
-        targets = None if map_shape is None else torch.as_tensor(map_targets(masks, len(names), map_shape))
+        targets = None if map_shape is None else map_targets(masks, len(names), map_shape)
         history, first = [], 0
         fingerprint = training_fingerprint(inputs, findings, targets, names, recipe, seed, train, validation)
         if checkpoint_dir is not None:
@@ -363,9 +363,9 @@ def train_findings_model(volumes: list[np.ndarray], findings: np.ndarray, names:
         # the score maps with the scan)
         shifts = targets is None and recipe.augment
         free = None if targets is None or not recipe.scan_end_augment else \
-            lesion_free_ends(targets.numpy(), recipe.input_shape[0])
+            lesion_free_ends(targets, recipe.input_shape[0])
         dataset = EpochSeededDataset(
-            findings_items(inputs, findings, None if targets is None else targets.numpy(), free, shifts),
+            findings_items(inputs, findings, targets, free, shifts),
             findings_transform(recipe.input_shape, shifts, recipe.scanner_augment, free is not None,
                                map_shape), seed)
         order = EpochOrder(len(inputs))

@@ -206,13 +206,14 @@ def segment_study(real_train: list[AnnotatedCase], healthy: list[HealthyCase], t
          for c in (*real_train, *test, *validation)], recipe.to_dict(), preset,
         tolerance_mm, offline_count, offline_ratio, real_count))
     with_offline = any("offline" in a for a in arms)
+    given = [_as_made(c) for c in synthetic] if with_offline and synthetic else None  # the same for every seed
 
     def per_seed(rng: np.random.Generator) -> tuple[list, list]:
         """The seed's real training cases and offline cases, shared by its arms."""
         real = _subset(real_train, real_count, rng)
         if not with_offline:
             return real, []
-        return real, [_as_made(c) for c in synthetic] if synthetic else [make_synthetic(rng) for _ in range(offline_count)]
+        return real, given if given is not None else [make_synthetic(rng) for _ in range(offline_count)]
 
     def draw(arm: dict, rng: np.random.Generator, shared: tuple[list, list]) -> tuple:
         real, offline = shared
