@@ -74,6 +74,7 @@ def main() -> None:
                              "(another framing of the same patient: 30 of its 112 slices, the organs cut below)")
     parser.add_argument("--scan-end-augment", action="store_true", help="passed to ct-findings")
     parser.add_argument("--organ-relative", action="store_true", help="passed to ct-findings")
+    parser.add_argument("--organs-only-mm", type=float, help="passed to ct-findings")
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +94,7 @@ def main() -> None:
                      "--epochs", str(args.epochs), "--input-shape", *map(str, args.input_shape), "--device", "cpu",
                      *(["--scan-end-augment"] if args.scan_end_augment else []),
                      *(["--organ-relative"] if args.organ_relative else []),
+                     *(["--organs-only-mm", str(args.organs_only_mm)] if args.organs_only_mm is not None else []),
                      "--out", str(args.out / "report")])
     assert code == 0, code
     study_seconds = time.perf_counter() - started

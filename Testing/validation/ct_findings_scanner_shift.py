@@ -76,11 +76,12 @@ def main() -> None:
     parser.add_argument("--input-shape", type=int, nargs=3, default=[64, 96, 96])
     parser.add_argument("--arms", choices=("both", "without", "with"), default="both",
                         help="with or without the scanner augmentation, or both (default)")
+    parser.add_argument("--organs-only-mm", type=float, help="FindingsRecipe.organs_only_mm (default: the whole box)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train = phantom_scans(args.phantoms, (112, 101, 122))  # the real CT's grid
     test = real_scans((args.data / "abdomen_ct").resolve())
-    recipe = FindingsRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs)
+    recipe = FindingsRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs, organs_only_mm=args.organs_only_mm)
     results = {}
     arms = (("without scanner augmentation", False), ("with scanner augmentation", True))
     for arm, augment in [a for a in arms if args.arms == "both" or a[0].startswith(args.arms + " ")]:

@@ -30,6 +30,7 @@ def _recipe(args):
     return FindingsRecipe(network=args.network, input_shape=tuple(args.input_shape), epochs=args.epochs,
                         learning_rate=args.learning_rate, scanner_augment=args.scanner_augment,
                         scan_end_augment=args.scan_end_augment, organ_relative=args.organ_relative,
+                          organs_only_mm=args.organs_only_mm,
                         organ_margin_mm=None if args.whole_scan else FindingsRecipe.organ_margin_mm, device=device,
                         workers=args.loader_workers)
 
@@ -192,6 +193,11 @@ def register(commands, out_option, run) -> None:
                        help="read every scan with each organ at the training scans' median HU, so that a lesion "
                             "counts by its contrast against its organ, not by the organ's level (another contrast "
                             "phase or scanner); measured on a proxy in the README")
+    study.add_argument("--organs-only-mm", type=float, metavar="MM",
+                       help="the network reads the --organs only, with this margin in mm: the rest of its box "
+                            "(bone, bowel, the body's outline, past the scan's end) reads as the window's lower "
+                            "end, so none of it can be learnt or carry the evidence; measured on proxies in the "
+                            "README")
     study.add_argument("--whole-scan", action="store_true",
                        help="the network reads each whole scan instead of a box of one size in mm around the "
                             "--organs (15 mm margin); a longer or wider scan then looks different to it "

@@ -25,7 +25,8 @@ from ..recipes.loop import epoch_line
 from .anatomy import locate_in_anatomy, organ_words
 from .familiarity import (at_reference_levels, familiarity_text, level_ranges, organ_levels, reference_levels,
                           unfamiliar_organs)
-from .scans import HealthyScan, RealFindings, cut_array, organ_bounds, organ_box, view_box, view_extent_mm
+from .scans import (HealthyScan, RealFindings, cut_array, organ_bounds, organ_box, reads_organs_only, view_box,
+                    view_extent_mm)
 from .synthetic import check_organs, synthetic_findings_set
 
 
@@ -77,7 +78,8 @@ def findings_study(train_scans: list[HealthyScan], test_scans: list[HealthyScan]
     if reference:  # every scan it trains and is judged on at the training scans' organ levels (before the
         # cut, so that a box reaching past a scan's end goes on with the shifted edge voxels)
         every = tuple([at_reference_levels(scan, organs, reference) for scan in scans] for scans in every)
-    train_scans, test_scans, real_views = ([scan.cut(box) for scan, box in zip(scans, found_boxes)]
+    train_scans, test_scans, real_views = ([reads_organs_only(recipe, organs, scan.cut(box))
+                                            for scan, box in zip(scans, found_boxes)]
                                            for scans, found_boxes in zip(every, boxes))
     made = synthetic_findings_set(train_scans, train_count, organs, seed, size_classes, label_set=label_set,
                                   progress=say)

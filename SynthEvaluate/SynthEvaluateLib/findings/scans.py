@@ -120,6 +120,24 @@ def view_extent_mm(scans: list[HealthyScan], bounds: list[tuple[np.ndarray, np.n
     return tuple(round(float(v), 3) for v in np.max(extents, axis=0))
 
 
+def organs_only(scan: HealthyScan, organs: list[str], margin_mm: float, value: float) -> HealthyScan:
+    """The scan with every voxel farther than ``margin_mm`` from ``organs`` (names, as in
+    ``scan.organ_names``) set to ``value`` (image units): what a model that reads its organs only
+    sees (``FindingsRecipe.organs_only_mm``).  Past a scan's end, where a cut scan's organ map is
+    no organ, the image is ``value`` too.  The organ map is kept."""
+    from scipy import ndimage
+
+    labels = scan.organ_labels()
+    values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
+    inside_organs = np.isin(scan.organs, values) if scan.organs is not None and values else None
+    if inside_organs is None or not inside_organs.any():
+        raise MedSynthInputError(f"The model reads its organs only ({', '.join(organs)}); this scan's organ map "
+                                 "holds none of them: give the scan an organ_mask with those organs.")
+    distance = ndimage.distance_transform_edt(~inside_organs, sampling=scan.geometry.spacing_kji)
+    image = np.where(distance > float(margin_mm), np.float32(value), scan.image).astype(scan.image.dtype, copy=False)
+    return HealthyScan(image, scan.organs, scan.organ_names, scan.geometry)
+
+
 def organ_region(scan: HealthyScan, organs: list[str], margin_mm: float | None,
                  view_mm: tuple[float, float, float] | None = None) -> HealthyScan:
     """The scan cut to ``organ_box``; the scan itself when ``margin_mm`` is None."""
@@ -156,7 +174,16 @@ def model_view(classifier, scan: HealthyScan, box: tuple[slice, slice, slice] | 
         from .familiarity import at_reference_levels  # scan's end goes on with the shifted edge voxels
 
         scan = at_reference_levels(scan, classifier.organs, classifier.organ_reference_hu, levels)
-    return scan if box is None else scan.cut(box)
+    view = scan if box is None else scan.cut(box)
+    return reads_organs_only(classifier.recipe, classifier.organs, view)
+
+
+def reads_organs_only(recipe, organs: list[str], view: HealthyScan) -> HealthyScan:
+    """``view`` (a scan cut to the box a model reads) as a model of ``recipe`` reads it: with
+    ``recipe.organs_only_mm``, nothing but ``organs`` and that margin (``organs_only``; the rest at
+    the window's lower end); else as it is."""
+    margin = getattr(recipe, "organs_only_mm", None)
+    return view if margin is None else organs_only(view, organs, margin, recipe.window[0])
 
 
 def evidence_on_scan(classifier, scan: HealthyScan, finding: int) -> tuple[np.ndarray, dict]:

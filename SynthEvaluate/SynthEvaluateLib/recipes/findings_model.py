@@ -69,6 +69,11 @@ class FindingsRecipe:
     # another contrast phase or scanner moves by tens of HU.  Off by default (cards written before
     # it existed read scans as they are)
     organ_relative: bool = False
+    # the network reads its organs only: in the box, every voxel farther than this (mm) from the
+    # findings' organs reads as the window's lower end (``scans.organs_only``), so that nothing
+    # outside them (bone, bowel, the body's outline, a scan's end) can be what it learns or where
+    # its evidence lies.  None (default): the whole box
+    organs_only_mm: float | None = None
     device: str = "cpu"
     # DataLoader worker processes that augment and batch the scans (0: in the training process;
     # each worker holds its own copy of the training inputs); the same model with any number
@@ -81,6 +86,9 @@ class FindingsRecipe:
         if self.spatial_dims == 2 and (self.scanner_augment or self.scan_end_augment):
             raise MedSynthInputError("Scanner and scan-end augmentation are for 3-D CT volumes; switch them off "
                                      "for 2-D images.")
+        if self.organs_only_mm is not None and (self.organ_margin_mm is None or self.organs_only_mm < 0):
+            raise MedSynthInputError("Reading the organs only needs the box around them (not --whole-scan) and a "
+                                     f"margin of 0 mm or more; got {self.organs_only_mm}.")
 
     @property
     def spatial_dims(self) -> int:
@@ -96,6 +104,7 @@ class FindingsRecipe:
         values.setdefault("scanner_augment", False)  # cards written before these existed trained without them
         values.setdefault("organ_margin_mm", None)
         values.setdefault("organ_relative", False)
+        values.setdefault("organs_only_mm", None)
         for key in ("input_shape", "channels", "strides", "window"):
             values[key] = tuple(values[key])
         return cls(**values)
