@@ -174,6 +174,12 @@ def test_located_findings_point_at_the_inserted_lesions_organs(findings_result):
     called = classifier.called(classifier.predict_proba([model_view(classifier, scan).image for scan in test_scans]))
     for f, finding in enumerate(healthy["per_finding"].values()):  # the test scans themselves, in finding order
         assert finding["called_on"] == int(called[:, f].sum()) and finding["specificity"]["n"] == 3
+    # and each call on them is listed, where it lies and how it measured
+    assert len(healthy["calls"]) == 3
+    for name, finding in healthy["per_finding"].items():
+        rows = [row for rows in healthy["calls"] for row in rows if row["finding"] == name]
+        assert len(rows) == finding["called_on"] and all(row["location"] for row in rows)
+        assert sum(row["supported"] is not False for row in rows) == finding["called_on_after_density_check"]
     reported = [case for case in result["cases"] if case["predicted"]]
     assert reported and all(case["report"] != "No acute finding." for case in reported)
     # the report names the organ of a correctly located finding

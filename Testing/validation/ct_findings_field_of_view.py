@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
     parser.add_argument("--scan-end-augment", action="store_true", help="FindingsRecipe.scan_end_augment")
     parser.add_argument("--scanner-augment", action="store_true", help="FindingsRecipe.scanner_augment")
+    parser.add_argument("--organs-only-mm", type=float, help="FindingsRecipe.organs_only_mm (organ box only)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train, test = phantom_scans(range(4)), phantom_scans(range(10, 13))
@@ -54,7 +55,8 @@ def main() -> None:
             if reads not in args.reads or framing not in args.framings:
                 continue
             started = time.perf_counter()
-            result = findings_study(train, scans, ORGANS, 100, 24, dataclasses.replace(recipe, organ_margin_mm=margin),
+            result = findings_study(train, scans, ORGANS, 100, 24, dataclasses.replace(
+                recipe, organ_margin_mm=margin, organs_only_mm=None if margin is None else args.organs_only_mm),
                                     args.seed)
             where = result["location"]["every_inserted_lesion"]
             results[f"{reads}, {framing}"] = {

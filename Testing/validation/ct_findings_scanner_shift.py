@@ -63,6 +63,7 @@ def summary(result: dict, seconds: float) -> dict:
                                     for name, f in result["per_finding_after_density_check"].items()},
             "real_ct_as_given_after_density_check": {
                 name: f["called_on_after_density_check"] for name, f in result["healthy_test_scans"]["per_finding"].items()},
+            "real_ct_as_given_calls": result["healthy_test_scans"]["calls"],
             "location_right_organ": value(result["location"]["every_inserted_lesion"]),
             "inserted_lesions": result["location"]["every_inserted_lesion"]["n"]}
 
@@ -77,11 +78,13 @@ def main() -> None:
     parser.add_argument("--arms", choices=("both", "without", "with"), default="both",
                         help="with or without the scanner augmentation, or both (default)")
     parser.add_argument("--organs-only-mm", type=float, help="FindingsRecipe.organs_only_mm (default: the whole box)")
+    parser.add_argument("--organ-relative", action="store_true", help="FindingsRecipe.organ_relative")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train = phantom_scans(args.phantoms, (112, 101, 122))  # the real CT's grid
     test = real_scans((args.data / "abdomen_ct").resolve())
-    recipe = FindingsRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs, organs_only_mm=args.organs_only_mm)
+    recipe = FindingsRecipe(input_shape=tuple(args.input_shape), epochs=args.epochs, organs_only_mm=args.organs_only_mm,
+                            organ_relative=args.organ_relative)
     results = {}
     arms = (("without scanner augmentation", False), ("with scanner augmentation", True))
     for arm, augment in [a for a in arms if args.arms == "both" or a[0].startswith(args.arms + " ")]:

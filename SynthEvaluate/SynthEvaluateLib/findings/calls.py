@@ -99,8 +99,9 @@ def healthy_calls(classifier, scans: list["HealthyScan"], names: list[str], rule
     rules = rules or load_rules()
     probabilities = classifier.predict_proba([scan.image for scan in scans])
     called = classifier.called(probabilities)
-    checked = checked_calls(called, [located_findings(classifier, scan.image, scan, scan.geometry, p, rules=rules)
-                                     for scan, p in zip(scans, probabilities)], names)
+    located = [located_findings(classifier, scan.image, scan, scan.geometry, p, rules=rules)
+               for scan, p in zip(scans, probabilities)]
+    checked = checked_calls(called, located, names)
     return {"scans": len(scans), "note": "the healthy test scans as given, before any lesion is inserted: "
                                          "every call on them is a false positive",
             "per_finding": {name: {"called_on": int(called[:, f].sum()),
@@ -108,4 +109,7 @@ def healthy_calls(classifier, scans: list["HealthyScan"], names: list[str], rule
                                    "called_on_after_density_check": int(checked[:, f].sum()),
                                    "specificity_after_density_check": proportion(
                                        int(len(scans) - checked[:, f].sum()), len(scans))}
-                            for f, name in enumerate(names)}}
+                            for f, name in enumerate(names)},
+            # what was called on each scan, where, and how its evidence region measured
+            "calls": [[{key: row[key] for key in ("finding", "probability", "location", "density", "supported")}
+                       for row in rows] for rows in located]}

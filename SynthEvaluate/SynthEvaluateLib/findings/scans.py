@@ -64,6 +64,14 @@ def inside(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[tuple[slice,
     return inner, tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inner, box))
 
 
+def organ_voxels(scan: HealthyScan, organs: list[str]) -> np.ndarray | None:
+    """Where ``organs`` (names, as in ``scan.organ_names``) lie in the scan (bool [k, j, i]); None
+    for a scan without an organ map or whose map names none of them."""
+    labels = scan.organ_labels()
+    values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
+    return np.isin(scan.organs, values) if scan.organs is not None and values else None
+
+
 def organ_bounds(scan: HealthyScan, organs: list[str], margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) voxel indices [k, j, i] of the box around ``organs`` (names, as in
     ``scan.organ_names``) with ``margin_mm`` on every side, not clipped to the scan.  A scan
@@ -71,9 +79,7 @@ def organ_bounds(scan: HealthyScan, organs: list[str], margin_mm: float) -> tupl
     as another body."""
     from SynthLesionLib.patch import bounding_slices
 
-    labels = scan.organ_labels()
-    values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
-    inside_organs = np.isin(scan.organs, values) if scan.organs is not None and values else None
+    inside_organs = organ_voxels(scan, organs)
     tight = None if inside_organs is None else bounding_slices(inside_organs, np.zeros(3, int))
     if tight is None:
         raise MedSynthInputError(
@@ -127,9 +133,7 @@ def organs_only(scan: HealthyScan, organs: list[str], margin_mm: float, value: f
     no organ, the image is ``value`` too.  The organ map is kept."""
     from scipy import ndimage
 
-    labels = scan.organ_labels()
-    values = [labels[o] for o in {organ_words(o) for o in organs} if o in labels]
-    inside_organs = np.isin(scan.organs, values) if scan.organs is not None and values else None
+    inside_organs = organ_voxels(scan, organs)
     if inside_organs is None or not inside_organs.any():
         raise MedSynthInputError(f"The model reads its organs only ({', '.join(organs)}); this scan's organ map "
                                  "holds none of them: give the scan an organ_mask with those organs.")
