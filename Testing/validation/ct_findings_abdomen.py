@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--scan-end-augment", action="store_true", help="passed to ct-findings")
     parser.add_argument("--organ-relative", action="store_true", help="passed to ct-findings")
     parser.add_argument("--organs-only-mm", type=float, help="passed to ct-findings")
+    parser.add_argument("--seed", type=int, default=0, help="passed to ct-findings")
     args = parser.parse_args()
     folder = (args.data / "abdomen_ct").resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ def main() -> None:
                      *(["--scan-end-augment"] if args.scan_end_augment else []),
                      *(["--organ-relative"] if args.organ_relative else []),
                      *(["--organs-only-mm", str(args.organs_only_mm)] if args.organs_only_mm is not None else []),
-                     "--out", str(args.out / "report")])
+                     "--seed", str(args.seed), "--out", str(args.out / "report")])
     assert code == 0, code
     study_seconds = time.perf_counter() - started
     result = json.loads((args.out / "report" / "results.json").read_text(encoding="utf-8"))

@@ -196,8 +196,10 @@ def register(commands, out_option, run) -> None:
     study.add_argument("--organs-only-mm", type=float, metavar="MM",
                        help="the network reads the --organs only, with this margin in mm: the rest of its box "
                             "(bone, bowel, the body's outline, past the scan's end) reads as the window's lower "
-                            "end, so none of it can be learnt or carry the evidence; measured on proxies in the "
-                            "README")
+                            "end, so none of it can be learnt or carry the evidence. Measured with 10 on a real "
+                            "CT's crop it placed the evidence in the right organ more often and kept the thresholds "
+                            "from calling every cropped scan, with AUCs moving both ways (README); try it for scans "
+                            "that end within the organs, and compare")
     study.add_argument("--whole-scan", action="store_true",
                        help="the network reads each whole scan instead of a box of one size in mm around the "
                             "--organs (15 mm margin); a longer or wider scan then looks different to it "

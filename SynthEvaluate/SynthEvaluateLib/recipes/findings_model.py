@@ -72,7 +72,10 @@ class FindingsRecipe:
     # the network reads its organs only: in the box, every voxel farther than this (mm) from the
     # findings' organs reads as the window's lower end (``scans.organs_only``), so that nothing
     # outside them (bone, bowel, the body's outline, a scan's end) can be what it learns or where
-    # its evidence lies.  None (default): the whole box
+    # its evidence lies.  None (default): the whole box.  With 10 mm, trained on a real CT and tested
+    # on its upper-abdomen crop (two seeds, README): the right organ 13 and 15 times against 10 and
+    # 10, the whole CT's thresholds carried over in 3 of 4 finding x seed cells (specificity 0-0.12
+    # before), AUCs both ways; on phantoms framed as in training 0.91 / 0.98 against 0.97 / 1.00
     organs_only_mm: float | None = None
     device: str = "cpu"
     # DataLoader worker processes that augment and batch the scans (0: in the training process;
