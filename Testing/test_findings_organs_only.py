@@ -72,7 +72,8 @@ def test_a_model_reading_its_organs_only_is_given_them_only(ct_phantom):
     card = recipe.to_dict()
     del card["organs_only_mm"]
     assert FindingsRecipe.from_dict(card).organs_only_mm is None  # cards written before it: the whole box
-    for wrong in ({"organ_margin_mm": None}, {"organs_only_mm": -1.0}):
+    for wrong in ({"organ_margin_mm": None}, {"organs_only_mm": -1.0}, {"organs_only_mm": float("nan")},
+                  {"organs_only_mm": float("inf")}):
         with pytest.raises(MedSynthInputError, match="organs only"):
             FindingsRecipe(**{"organs_only_mm": 10.0, **wrong})
 
@@ -85,3 +86,6 @@ def test_the_ct_findings_command_passes_organs_only():
     parser = build_parser()
     assert _recipe(parser.parse_args(base)).organs_only_mm is None
     assert _recipe(parser.parse_args(base + ["--organs-only-mm", "8"])).organs_only_mm == 8.0
+    for wrong in ("-1", "nan", "inf"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(base + ["--organs-only-mm", wrong])

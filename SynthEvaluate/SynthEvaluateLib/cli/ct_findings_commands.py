@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from MedSynthCommonLib.cli import MAX_ITEMS, MAX_STEPS, positive_number, seed_number, whole_number
+from MedSynthCommonLib.cli import MAX_ITEMS, MAX_STEPS, non_negative_number, positive_number, seed_number, whole_number
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.executors import add_executor_options
 from MedSynthCommonLib.tables import csv_text
@@ -193,7 +193,7 @@ def register(commands, out_option, run) -> None:
                        help="read every scan with each organ at the training scans' median HU, so that a lesion "
                             "counts by its contrast against its organ, not by the organ's level (another contrast "
                             "phase or scanner); measured on a proxy in the README")
-    study.add_argument("--organs-only-mm", type=float, metavar="MM",
+    study.add_argument("--organs-only-mm", type=non_negative_number, metavar="MM",
                        help="the network reads the --organs only, with this margin in mm: the rest of its box "
                             "(bone, bowel, the body's outline, past the scan's end) reads as the window's lower "
                             "end, so none of it can be learnt or carry the evidence. Measured with 10 on a real "

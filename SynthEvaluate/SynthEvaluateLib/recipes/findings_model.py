@@ -89,7 +89,8 @@ class FindingsRecipe:
         if self.spatial_dims == 2 and (self.scanner_augment or self.scan_end_augment):
             raise MedSynthInputError("Scanner and scan-end augmentation are for 3-D CT volumes; switch them off "
                                      "for 2-D images.")
-        if self.organs_only_mm is not None and (self.organ_margin_mm is None or self.organs_only_mm < 0):
+        if self.organs_only_mm is not None and (self.organ_margin_mm is None
+                                                or not 0.0 <= float(self.organs_only_mm) < float("inf")):
             raise MedSynthInputError("Reading the organs only needs the box around them (not --whole-scan) and a "
                                      f"margin of 0 mm or more; got {self.organs_only_mm}.")
 
