@@ -138,6 +138,20 @@ def test_one_nan_voxel_is_found(tmp_path):
         synthesize_lesions(image, phantom.organs == 1, phantom.geometry, LesionConfig(), seed=0)
 
 
+def test_the_finite_check_counts_exactly_whatever_the_sum_does():
+    """The one-pass sum is only a shortcut: infinities that cancel (inf - inf), finite values whose
+    sum overflows, and half-precision volumes are counted exactly."""
+    from MedSynthCommonLib.geometry import count_nonfinite
+
+    for dtype in (np.float16, np.float32, np.float64):
+        values = np.full((4, 5, 6), np.finfo(dtype).max / 2, dtype)  # finite, but the sum overflows
+        assert count_nonfinite(values) == 0
+        values[0, 0, 0], values[1, 1, 1] = np.inf, -np.inf  # the sum is NaN, not 0
+        assert count_nonfinite(values) == 2
+        values[2, 2, 2] = np.nan
+        assert count_nonfinite(values) == 3
+
+
 # --- outputs that would overwrite each other or an input ----------------------------------------
 
 def test_outputs_that_name_one_file_are_refused(tmp_path, small_case):

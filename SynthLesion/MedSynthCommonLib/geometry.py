@@ -171,11 +171,13 @@ def check_same_grid(image: np.ndarray, image_geometry: Geometry, mask: np.ndarra
 
 
 def count_nonfinite(values: np.ndarray) -> int:
-    """NaN and infinite values in a float array, in one reduction pass when there are none (a
-    float64 sum keeps NaN and infinity and needs no boolean volume; it overflows only near
-    float64's range, and then each value is looked at)."""
+    """NaN and infinite values in a float array, in one reduction pass when there are none: a
+    sum keeps NaN and infinity (inf - inf is NaN) and needs no boolean volume.  It runs in the
+    array's own precision (float32 at least; twice as fast as a float64 sum of float32 volumes):
+    only whether the sum is finite counts, and where finite values overflow it (sums near the
+    type's range) each value is looked at."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.add.reduce(values.ravel(), dtype=np.float64)):
+        if np.isfinite(np.add.reduce(values.ravel(), dtype=np.promote_types(values.dtype, np.float32))):
             return 0
     return int(values.size - np.count_nonzero(np.isfinite(values)))
 
