@@ -1,9 +1,9 @@
 """A CT scan as the findings model meets it (``HealthyScan``: image, organ map, geometry, in one
 storage order) and the part of it the model reads: a box of one size in mm around its organs
 (``organ_bounds``, ``view_box``, ``organ_box``, ``view_extent_mm``), cut with the scan's edge
-voxels past its end (``HealthyScan.cut``, ``cut_array``), what a trained model reads of a scan
-(``model_box``, ``model_view``, ``box_coverage``) and its evidence back on the whole scan
-(``evidence_on_scan``)."""
+voxels past its end (``HealthyScan.cut``, ``cut_array``), optionally its organs only
+(``organs_only``), what a trained model reads of a scan (``model_box``, ``model_view``,
+``box_coverage``) and its evidence back on the whole scan (``evidence_on_scan``)."""
 
 from __future__ import annotations
 
