@@ -1,15 +1,22 @@
-"""Validation on real data (not a test): does the density check's bright side tell hyperdense
-lesions from the organ's vessels?  On the real CT of ``abdomen_ct`` (3 mm):
+"""Validation on real data (not a test): does the density check tell lesions from the organ
+around them?  On the real CT of ``abdomen_ct`` (3 mm):
 
+Bright side (hyperdense calls against the organ's vessels):
 - lesion-free regions: ``--regions`` balls of 24 mm in the liver (centres 9 mm or more inside it,
   seed 0), as evidence regions of a false hyperdense call;
 - hyperdense lesions: ``--lesions`` SynthLesion lesions (small, medium, large in turn, seeds
   0, 1, ...), each region its mask grown by 2 voxels;
-
 each measured as the check measures (``findings.density.region_density``: brightest tenth after
-the opening) and on the raw image.  A proxy: synthetic lesions in one patient's CT.
+the opening) and on the raw image.
 
-    python Testing/validation/density_check_vessels.py --data ../shared/data
+Dark side (hypodense calls against the organ's edges): lesion-free balls of 24 mm centred anywhere
+in the liver and in the spleen (an evidence region can lie at an organ's edge, where voxels
+share the fat beyond it), and hypodense SynthLesion lesions, each measured as the check measures
+(darkest tenth, in the organ's interior).
+
+A proxy: synthetic lesions in one patient's CT.
+
+    python Testing/validation/density_check.py --data ../shared/data
 """
 
 from __future__ import annotations
@@ -73,7 +80,35 @@ def main() -> None:
     print(f"hyperdense lesions, as checked:         {summary(lesion_checked)}")
     print("lesions under 20 mm (size mm, raw HU, checked HU):",
           [(round(s), round(r), c) for s, r, c in zip(sizes, lesion_raw, lesion_checked) if s < 20])
+    dark_side(image, geometry, read_volume(folder / "case01_ct3mm_organs.nii.gz")[0], args.regions, args.lesions)
 
+
+def dark_side(image: np.ndarray, geometry, organs: np.ndarray, regions: int, lesions: int) -> None:
+    """The darker side of lesion-free regions anywhere in the liver and spleen, and of hypodense
+    lesions in the liver, as the check measures them."""
+    spacing = geometry.spacing_kji
+    names = {"liver": 5, "spleen": 1}  # TotalSegmentator's labels (metadata.json, class_map_total)
+    k, j, i = np.indices(image.shape)
+    rng = np.random.default_rng(0)
+    for name, label in names.items():
+        organ = organs == label
+        centres = np.argwhere(organ)
+        darker = []
+        for _ in range(regions):
+            c = centres[rng.integers(len(centres))]
+            ball = ((k - c[0]) * spacing[0]) ** 2 + ((j - c[1]) * spacing[1]) ** 2 + ((i - c[2]) * spacing[2]) ** 2 <= 144
+            darker.append(region_density(image, ball, organ, spacing)["darker_hu"])
+        print(f"lesion-free 24 mm regions anywhere in the {name}, darker side: {summary(darker)}")
+    liver = organs == names["liver"]
+    darker, sizes = [], []
+    for seed in range(lesions):
+        size_class = ("small", "medium", "large")[seed % 3]
+        result = synthesize_lesions(image, liver, geometry, LesionConfig(preset="ct-liver", size_class=size_class,
+                                                                         lesion_type="hypo"), seed=seed)
+        region = ndimage.binary_dilation(result.lesion_labels > 0, iterations=2)
+        darker.append(region_density(result.image, region, liver, spacing)["darker_hu"])
+        sizes.append(result.records[0].equivalent_diameter_mm)
+    print(f"hypodense lesions ({min(sizes):.0f}-{max(sizes):.0f} mm), darker side: {summary(darker)}")
 
 if __name__ == "__main__":
     main()
