@@ -12,7 +12,7 @@ the opening) and on the raw image.
 Dark side (hypodense calls against the organ's edges): lesion-free balls of 24 mm centred anywhere
 in the liver and in the spleen (an evidence region can lie at an organ's edge, where voxels
 share the fat beyond it), and hypodense SynthLesion lesions, each measured as the check measures
-(darkest tenth, in the organ's interior).
+(darkest tenth, without the organ's surface voxels in the region).
 
 A proxy: synthetic lesions in one patient's CT.
 
