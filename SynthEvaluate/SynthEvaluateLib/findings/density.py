@@ -18,8 +18,11 @@ wide drop out).  A hyperdense lesion narrower than that is not confirmed by the 
 measurement tells it from a vessel's cross-section).  Dark
 tails need no opening: nothing in an enhanced organ is darker than its parenchyma but lesions,
 fat and fluid.  The region's dark tail is taken without the organ's surface voxels, which share
-the fat beyond it (partial volume), against the whole organ as before: only a region's own edge
-voxels are left out, so a lesion-free region at an organ's edge is not "darker" for them.
+the fat beyond it (partial volume), against the whole organ's tail: on the real 3 mm CT,
+lesion-free 24 mm regions centred anywhere in the liver and spleen passed 10 HU in 8 of 120 with
+them and in none without, hypodense lesions in 17 of 20 either way
+(``Testing/validation/density_check.py``).  Leaving them out of the organ's side too raised its
+tail and confirmed lesion-free scans (a real CT's crop: specificity 14/14 -> 2/14).
 Hand-written: a few percentiles, no library computes this comparison.
 """
 
