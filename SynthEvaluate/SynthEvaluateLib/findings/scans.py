@@ -186,7 +186,7 @@ def reads_organs_only(recipe, organs: list[str], view: HealthyScan) -> HealthySc
     """``view`` (a scan cut to the box a model reads) as a model of ``recipe`` reads it: with
     ``recipe.organs_only_mm``, nothing but ``organs`` and that margin (``organs_only``; the rest at
     the window's lower end); else as it is."""
-    margin = getattr(recipe, "organs_only_mm", None)
+    margin = recipe.organs_only_mm  # a card without it reads None (FindingsRecipe.from_dict)
     return view if margin is None else organs_only(view, organs, margin, recipe.window[0])
 
 
