@@ -156,3 +156,23 @@ def test_the_benchmark_load_is_spinning_before_timing_starts():
             after = int(stat.read().split(")")[1].split()[11])
         assert after > before  # alive and using a core
     assert not multiprocessing.active_children()
+
+
+def test_the_output_copied_in_the_background_is_the_case_copied_at_once(phantom, monkeypatch):
+    """The output volume copied on a helper thread while the first lesion is made from the input
+    (read-only here: a write into it would raise) is, bit for bit, the one copied beforehand."""
+    from MedSynthCommonLib import threads
+
+    organ = phantom.organ_mask("liver")
+    image = phantom.image.copy()
+    image.flags.writeable = False
+    config = LesionConfig(size_class="mix", count=3, mass_effect=60.0, allow_fewer=True)
+    cases = {}
+    for mode, threshold in (("at once", 2**62), ("background", 0)):
+        monkeypatch.setattr(threads, "BACKGROUND_COPY_FROM_BYTES", threshold)
+        monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+        cases[mode] = synthesize_lesions(image, organ, phantom.geometry, config, 4)
+    assert np.array_equal(image, phantom.image)
+    assert np.array_equal(cases["at once"].image, cases["background"].image)
+    assert np.array_equal(cases["at once"].label_map(), cases["background"].label_map())
+    assert cases["background"].image.flags.writeable and len(cases["background"].records) >= 1

@@ -73,3 +73,55 @@ def prefetched(items, depth: int = 1):
         if not made:
             raise value
         yield value
+
+
+#: volumes smaller than this (bytes) are copied on the calling thread: starting a thread costs
+#: about as much as copying a few megabytes
+BACKGROUND_COPY_FROM_BYTES = 16 * 2**20
+
+
+class BackgroundCopy:
+    """A copy of ``source`` (a volume) made on a helper thread while the caller works from
+    ``source`` itself, which holds the same values until the copy is first written to.
+
+    A fresh volume costs its copy plus the kernel's zeroing of every new page (at 1 mm, 16-18 ms
+    of a 25 ms tiny lesion on 2 cores); NumPy's copy releases the GIL, so that time overlaps with
+    the lesion work.  One helper, joined once per call: no thread pool, no wait inside a kernel
+    (on a loaded machine the caller waits at most once, for a copy it would have made itself).
+    On one usable core, or for a small volume, the copy is made at once on the calling thread.
+    """
+
+    def __init__(self, source: "np.ndarray"):
+        import numpy as np
+        import threading
+
+        self._source = source
+        self.array = np.empty(source.shape, dtype=source.dtype)  # C order, as ndarray.copy() gives
+        self._thread = None
+        self._error: BaseException | None = None
+        if source.nbytes < BACKGROUND_COPY_FROM_BYTES or usable_cores() < 2:
+            np.copyto(self.array, source)
+        else:
+            self._thread = threading.Thread(target=self._copy, name="medsynth-copy", daemon=True)
+            self._thread.start()
+
+    def _copy(self) -> None:
+        import numpy as np
+
+        try:
+            np.copyto(self.array, self._source)
+        except BaseException as error:  # raised by wait(), on the caller's thread
+            self._error = error
+
+    def readable(self) -> "np.ndarray":
+        """The volume to read from: the source until the copy has been waited for, then the copy."""
+        return self._source if self._thread is not None else self.array
+
+    def wait(self) -> "np.ndarray":
+        """The whole copy (waits for the helper the first time), ready to write to."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        return self.array

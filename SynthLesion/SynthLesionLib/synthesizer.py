@@ -3,7 +3,8 @@
 Data flow: image + organ mask + geometry -> organ statistics (sampled) -> for each lesion:
 draw parameters -> place -> mass effect -> shape, texture, capsule -> write the box back ->
 measure.  Every step touches only a box around the lesion; the only whole-volume work is
-copying the input into the outputs.
+copying the input into the outputs, on a helper thread while the organ is measured and the first
+lesion is drawn, placed and made from the input (``BackgroundCopy``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .config import LesionConfig
 from .draw import CAPSULE_MAX_SHARE, DrawnLesion, draw_and_place, draw_lesion
 from .effects import capsule_band, mass_effect, mass_effect_support_mm
 from MedSynthCommonLib.errors import MedSynthInputError
-from MedSynthCommonLib.threads import one_blas_thread
+from MedSynthCommonLib.threads import BackgroundCopy, one_blas_thread
 
 from .errors import PlacementError
 from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
@@ -111,25 +112,28 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     else:  # a boolean mask is read where it is: the organ's changes (mass effect) go to patches
         base = organ_mask if organ_mask.dtype == np.bool_ else organ_mask != 0
     organ = PatchedMask(base.view(np.uint8))  # same bytes; uint8 so that it can be resampled
-    if organ_stats is None:
-        stats = measure_organ(image, base, geometry)
-    elif organ_stats.cache.get("shape") != image.shape:
-        raise MedSynthInputError("organ_stats were measured on another grid; measure them on this image "
-                                 "(prepare_organ) or leave them out.")
-    else:
-        stats = organ_stats
-    stats.cache["shape"] = image.shape
-    check_preset_fits(stats, preset)
-    out = image.copy()
-    lesions = np.zeros(image.shape, dtype=np.uint8 if config.lesion_count < 255 else np.uint16)
-    vessels = _vessel_criterion(config, preset, stats)
-    avoid = None if avoid_mask is None else np.asarray(avoid_mask) != 0
+    out = BackgroundCopy(image)  # the output volume, copied while the organ and first lesion are worked out
+    try:
+        if organ_stats is None:
+            stats = measure_organ(image, base, geometry)
+        elif organ_stats.cache.get("shape") != image.shape:
+            raise MedSynthInputError("organ_stats were measured on another grid; measure them on this image "
+                                     "(prepare_organ) or leave them out.")
+        else:
+            stats = organ_stats
+        stats.cache["shape"] = image.shape
+        check_preset_fits(stats, preset)
+        lesions = np.zeros(image.shape, dtype=np.uint8 if config.lesion_count < 255 else np.uint16)
+        vessels = _vessel_criterion(config, preset, stats)
+        avoid = None if avoid_mask is None else np.asarray(avoid_mask) != 0
 
-    records, warnings, shortfall = [], [], []
-    strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
-    with one_blas_thread():  # small kernels: parallelism belongs to lesions, cases and workers
-        _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
-                    shape_templates, geometry, vessels, avoid, strength, progress)
+        records, warnings, shortfall = [], [], []
+        strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
+        with one_blas_thread():  # small kernels: parallelism belongs to lesions, cases and workers
+            _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
+                        shape_templates, geometry, vessels, avoid, strength, progress)
+    finally:
+        image_out = out.wait()
     if not records:
         raise PlacementError(f"No lesion could be placed: {shortfall[0]}")
     if shortfall:
@@ -155,10 +159,10 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     if shortfall:
         finding += f" ({len(records)} of {config.lesion_count} asked for fitted in the {preset.organ}.)"
     case_record["finding"] = finding
-    return SynthesisResult(out, organ, lesions, records, case_record, finding)
+    return SynthesisResult(image_out, organ, lesions, records, case_record, finding)
 
 
-def _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
+def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
                 shape_templates, geometry, vessels, avoid, strength, progress) -> None:
     """Place and insert every asked lesion in turn (appending to ``records``, ``warnings`` and
     ``shortfall``)."""
@@ -171,8 +175,9 @@ def _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds,
         else:
             try:
                 placed = lesions if records else None  # before the first lesion there is nothing to keep clear of
-                drawn, centre, attempts, draws = draw_and_place(config, preset, stats, rng, shape_templates, out,
-                                                                 organ, placed, geometry, vessels, avoid)
+                drawn, centre, attempts, draws = draw_and_place(config, preset, stats, rng, shape_templates,
+                                                                 output.readable(), organ, placed, geometry, vessels,
+                                                                 avoid)
             except PlacementError as error:
                 if not config.allow_fewer or (not records and asked == config.lesion_count):
                     raise
@@ -180,12 +185,12 @@ def _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds,
                 if progress is not None:
                     progress(asked, config.lesion_count)
                 continue
-        records.append(_insert(out, organ, lesions, index, centre, drawn, strength, attempts, draws,
+        records.append(_insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
                                geometry, stats, preset, rng))
         if records[-1].clipped_voxels:
-            info = np.iinfo(out.dtype)
+            info = np.iinfo(output.array.dtype)
             warnings.append(f"Lesion {index}: {records[-1].clipped_voxels} voxel(s) went beyond the image type's range "
-                            f"({out.dtype}: {info.min} to {info.max}) and were clipped to it.")
+                            f"({output.array.dtype}: {info.min} to {info.max}) and were clipped to it.")
         if records[-1].lesion_type != drawn.lesion_type:
             warnings.append(f"Lesion {index} was drawn {drawn.lesion_type} but measures "
                             f"{records[-1].contrast_measured:+.1f} {preset.units} against the organ (its components "
@@ -275,7 +280,7 @@ def _given_centre(ras, geometry: Geometry, organ: PatchedMask, index: int) -> np
     return kji.astype(float)
 
 
-def _insert(out: np.ndarray, organ: PatchedMask, lesions: np.ndarray, index: int, centre: np.ndarray,
+def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, index: int, centre: np.ndarray,
             drawn: DrawnLesion, strength: float, attempts: int, draws: int, geometry: Geometry, stats: OrganStatistics,
             preset: Preset, rng: np.random.Generator) -> LesionRecord:
     spacing = geometry.spacing_kji
@@ -283,8 +288,9 @@ def _insert(out: np.ndarray, organ: PatchedMask, lesions: np.ndarray, index: int
     reach = drawn.shape.bounding_radius_mm + 3.0 * drawn.edge_blur_mm
     if strength > 0:
         reach = max(reach, mass_effect_support_mm(mean_radius))
-    box = box_around(centre, reach, spacing, out.shape)
-    region = out[box.slices].astype(_working_dtype(out.dtype))
+    box = box_around(centre, reach, spacing, organ.shape)
+    source = output.readable()
+    region = source[box.slices].astype(_working_dtype(source.dtype))
     # mass effect moves the organ's border: a private patch then; else the organ as it is
     organ_box = organ.writable(box.slices) if strength > 0 else organ.read(box.slices)
     lesion_box = lesions[box.slices]
@@ -329,7 +335,9 @@ def _insert(out: np.ndarray, organ: PatchedMask, lesions: np.ndarray, index: int
             band_contrast *= CAPSULE_MAX_SHARE * abs(lesion_effect) / abs(band_effect)  # never cancel the lesion
         part += rim_alpha * np.float32(band_contrast)
     _add_components(part, level, inside, alpha, drawn, spacing, mean_radius)
-    out[box.slices], clipped = _cast(region, out.dtype)
+    values, clipped = _cast(region, source.dtype)
+    out = output.wait()  # the first write: the copy must be whole
+    out[box.slices] = values
     lesion_box[local][inside] = index
 
     centre_ras = geometry.kji_to_ras(centre)
