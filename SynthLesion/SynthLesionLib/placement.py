@@ -7,7 +7,9 @@ volume: each candidate is checked on a local box, so the cost follows the lesion
 Candidates are random organ voxels first.  When those keep missing (a large lesion in an organ
 that holds few places for it), the organ's distance map on a coarse grid (about 8 mm, computed
 once per organ and kept with its statistics) narrows them to the places where a lesion of that
-radius can fit, and says at once when it fits nowhere.
+radius can fit, and says at once when it fits nowhere.  For lesions wider than that grid the map
+is made before the first try (0.5 ms for a liver at 1 mm): its exact edge test then rejects most
+random tries without the full check on the lesion's box.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
     rejections: Counter = Counter()
     clearance_mm = radius_mm if clearance_mm is None else max(clearance_mm, radius_mm)
     places = None
+    if radius_mm >= DISTANCE_GRID_MM:  # the map's quick edge test (exact) spares most full checks
+        coarse_distance_map(organ, spacing_kji, stats)
     for attempt in range(1, max_attempts + 1):
         if attempt <= RANDOM_TRIES:
             centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
@@ -87,11 +91,29 @@ def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: Organ
         # the grid's margin; every candidate is then checked on the organ as it is)
         base = organ.base if isinstance(organ, PatchedMask) else organ
         coarse = np.pad(base[::stride[0], ::stride[1], ::stride[2]] != 0, 1, constant_values=False)
-        distance = ndimage.distance_transform_edt(coarse, sampling=stride * np.asarray(spacing_kji, float))
-        stats.cache["distance"] = distance[1:-1, 1:-1, 1:-1].astype(np.float32)
+        distance = np.zeros(coarse.shape, dtype=np.float32)
+        hull = _padded_bounds(coarse)
+        if hull is not None:  # exact on the organ's box grown by one outside layer (see _padded_bounds)
+            distance[hull] = ndimage.distance_transform_edt(coarse[hull], sampling=stride * np.asarray(spacing_kji, float))
+        stats.cache["distance"] = distance[1:-1, 1:-1, 1:-1]
         stats.cache["distance_stride"] = stride
         stats.cache["distance_margin_mm"] = 0.5 * float(np.linalg.norm(stride * np.asarray(spacing_kji, float)))
     return stats.cache["distance"]
+
+
+def _padded_bounds(inside: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of ``inside`` grown by one grid point each way (``inside`` is False on its
+    faces), or None when it is empty.  The distance transform on this box is the one on the whole
+    grid: for a point in the box, clamping any outside point beyond the box onto the box's outer
+    layer (all outside) brings it closer along every axis.  The organ fills a small part of the
+    grid: 0.5 ms instead of 5.7 ms for a liver on a 1 mm CT (scipy's transform takes the grid)."""
+    bounds = []
+    for axis in range(inside.ndim):
+        hit = np.flatnonzero(inside.any(axis=tuple(a for a in range(inside.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        bounds.append(slice(int(hit[0]) - 1, int(hit[-1]) + 2))
+    return tuple(bounds)
 
 
 def deep_places(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float) -> np.ndarray:
