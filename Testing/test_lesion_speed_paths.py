@@ -176,3 +176,29 @@ def test_the_output_copied_in_the_background_is_the_case_copied_at_once(phantom,
     assert np.array_equal(cases["at once"].image, cases["background"].image)
     assert np.array_equal(cases["at once"].label_map(), cases["background"].label_map())
     assert cases["background"].image.flags.writeable and len(cases["background"].records) >= 1
+
+
+def test_the_shell_first_ball_test_decides_as_the_whole_ball(phantom):
+    """Reusing one ball per radius and testing its shell first gives the whole ball's answer,
+    also where the organ has a hole that the shell does not touch."""
+    from SynthLesionLib.placement import _rejection_reason, centred_ball
+
+    organ = phantom.organ_mask("liver").copy()
+    stats = prepare_organ(phantom.image, organ, phantom.geometry)
+    spacing = phantom.geometry.spacing_kji
+    rng = np.random.default_rng(5)
+    holes = stats.candidates_kji[rng.integers(len(stats.candidates_kji), size=40)]
+    organ[tuple(holes.T)] = False  # one-voxel holes inside the organ
+    mask = PatchedMask(organ.view(np.uint8))
+    reasons = []
+    for _ in range(300):
+        radius = float(rng.uniform(2.0, 30.0))
+        centre = holes[rng.integers(len(holes))] + rng.integers(-3, 4, 3) if rng.random() < 0.5 else \
+            stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
+        centre = np.clip(centre, 0, np.array(organ.shape) - 1)
+        whole = _rejection_reason(phantom.image, mask, None, spacing, centre, radius, None, None, radius)
+        shell_first = _rejection_reason(phantom.image, mask, None, spacing, centre, radius, None, None, radius,
+                                        centred_ball(radius, spacing))
+        assert whole == shell_first
+        reasons.append(whole)
+    assert reasons.count(None) > 10 and reasons.count("organ edge") > 10
