@@ -202,3 +202,39 @@ def test_the_shell_first_ball_test_decides_as_the_whole_ball(phantom):
         assert whole == shell_first
         reasons.append(whole)
     assert reasons.count(None) > 10 and reasons.count("organ edge") > 10
+
+
+def test_a_place_ruled_out_by_an_earlier_lesion_holds_no_acceptable_centre(phantom):
+    """A centre within clearance + rho - 2d of a lesion's core (rho: its inscribed radius, d: half
+    a voxel's diagonal) has a lesion voxel within its clearance ball, also after a later lesion's
+    mass effect moved the first one's voxels (rho then less the push and rounding)."""
+    from SynthLesionLib.patch import box_around
+    from SynthLesionLib.synthesizer import _inscribed_radius_mm
+
+    organ, geometry = phantom.organ_mask("liver"), phantom.geometry
+    spacing = geometry.spacing_kji
+    half_diagonal = 0.5 * float(np.linalg.norm(spacing))
+    config = dict(size_class="small", mass_effect=100.0)
+    one = synthesize_lesions(phantom.image, organ, geometry, LesionConfig(count=1, **config), 11)
+    two = synthesize_lesions(phantom.image, organ, geometry, LesionConfig(count=2, **config), 11)
+    assert np.array_equal(one.records[0].centre_ijk, two.records[0].centre_ijk)
+    centre = np.array(one.records[0].centre_ijk[::-1], dtype=float)
+    box = box_around(centre, 40.0, spacing, organ.shape)
+    rho = _inscribed_radius_mm(box, one.lesion_labels[box.slices] == 1, spacing)
+    assert rho > half_diagonal
+    pushed = rho - two.records[1].mass_effect_max_push_mm - 1e-3 - half_diagonal
+    rng = np.random.default_rng(0)
+    checked = 0
+    for labels, core in ((one.lesion_labels, rho), (two.lesion_labels == 1, pushed)):
+        if core <= half_diagonal:
+            continue
+        for _ in range(200):
+            clearance = float(rng.uniform(2.0, 15.0))
+            reach = clearance + core - 2 * half_diagonal - 1e-3
+            x = np.round(centre + rng.normal(size=3) * reach / spacing / 2.0)
+            if np.linalg.norm((x - centre) * spacing) > reach or np.any(x < 0) or np.any(x >= organ.shape):
+                continue
+            ball = box_around(x, clearance, spacing, organ.shape)
+            assert labels[ball.slices][ball.squared_distance_mm2() <= clearance * clearance].any()
+            checked += 1
+    assert checked > 100

@@ -41,8 +41,10 @@ class DrawnLesion:
 MAX_DRAWS = 8
 
 
-def draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, geometry, vessels, avoid):
+def draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, geometry, vessels, avoid,
+                   lesion_cores=()):
     """Draw a lesion and find it a place; when no position fits the drawn size, draw again.
+    ``lesion_cores``: balls inside earlier lesions (see ``find_centre``).
 
     Returns (drawn, centre_kji, placement attempts in all, number of draws)."""
     attempts_per_draw = max(config.max_attempts // MAX_DRAWS, 1)
@@ -58,7 +60,7 @@ def draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, g
         try:
             placement = find_centre(out, organ, lesions, geometry.spacing_kji, stats,
                                     drawn.diameter_mm / 2.0, vessels, avoid, rng, attempts_per_draw,
-                                    clearance_mm=drawn.shape.bounding_radius_mm)
+                                    clearance_mm=drawn.shape.bounding_radius_mm, lesion_cores=lesion_cores)
         except PlacementError as failure:
             error = failure
             total_attempts += attempts_per_draw

@@ -25,7 +25,7 @@ from MedSynthCommonLib.threads import BackgroundCopy, one_blas_thread
 from .errors import PlacementError
 from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
 from .organ import OrganStatistics, check_preset_fits, measure_organ
-from .patch import PatchedMask, bounding_slices, box_around
+from .patch import Box, PatchedMask, bounding_slices, box_around
 from .placement import VesselCriterion, coarse_distance_map
 from .presets import Preset, get_preset
 from .records import LesionRecord, finding_text, location_words
@@ -166,6 +166,7 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
                 shape_templates, geometry, vessels, avoid, strength, progress) -> None:
     """Place and insert every asked lesion in turn (appending to ``records``, ``warnings`` and
     ``shortfall``)."""
+    cores = []  # (centre kji, radius mm) of a ball inside each lesion placed: rules out places near it
     for asked, lesion_seed in enumerate(lesion_seeds, start=1):
         rng = np.random.default_rng(lesion_seed)
         index = len(records) + 1  # lesions are numbered as placed
@@ -177,7 +178,7 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
                 placed = lesions if records else None  # before the first lesion there is nothing to keep clear of
                 drawn, centre, attempts, draws = draw_and_place(config, preset, stats, rng, shape_templates,
                                                                  output.readable(), organ, placed, geometry, vessels,
-                                                                 avoid)
+                                                                 avoid, cores)
             except PlacementError as error:
                 if not config.allow_fewer or (not records and asked == config.lesion_count):
                     raise
@@ -185,8 +186,13 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
                 if progress is not None:
                     progress(asked, config.lesion_count)
                 continue
-        records.append(_insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
-                               geometry, stats, preset, rng))
+        record, core_mm = _insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
+                                  geometry, stats, preset, rng)
+        records.append(record)
+        if record.mass_effect_max_push_mm > 0:  # it moved the earlier lesions' voxels by up to this (and rounding)
+            slack = record.mass_effect_max_push_mm + 1e-3 + 0.5 * float(np.linalg.norm(geometry.spacing_kji))
+            cores = [(c, r - slack) for c, r in cores]
+        cores.append((centre, core_mm))
         if records[-1].clipped_voxels:
             info = np.iinfo(output.array.dtype)
             warnings.append(f"Lesion {index}: {records[-1].clipped_voxels} voxel(s) went beyond the image type's range "
@@ -282,7 +288,9 @@ def _given_centre(ras, geometry: Geometry, organ: PatchedMask, index: int) -> np
 
 def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, index: int, centre: np.ndarray,
             drawn: DrawnLesion, strength: float, attempts: int, draws: int, geometry: Geometry, stats: OrganStatistics,
-            preset: Preset, rng: np.random.Generator) -> LesionRecord:
+            preset: Preset, rng: np.random.Generator) -> tuple[LesionRecord, float]:
+    """Insert one lesion at ``centre``; returns its record and the radius (mm) of the ball
+    around ``centre`` whose voxels are all the lesion's (0 when the centre voxel is not)."""
     spacing = geometry.spacing_kji
     mean_radius = drawn.diameter_mm / 2.0
     reach = drawn.shape.bounding_radius_mm + 3.0 * drawn.edge_blur_mm
@@ -339,6 +347,7 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
     out = output.wait()  # the first write: the copy must be whole
     out[box.slices] = values
     lesion_box[local][inside] = index
+    core_mm = _inscribed_radius_mm(box.crop(local), inside, spacing)
 
     centre_ras = geometry.kji_to_ras(centre)
     volume_mm3 = float(inside.sum()) * geometry.voxel_volume_mm3
@@ -378,7 +387,18 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
         contrast_measured=round(mean_intensity - stats.median, 3),
         lesion_type_drawn=drawn.lesion_type,
         clipped_voxels=clipped,
-    )
+    ), core_mm
+
+
+def _inscribed_radius_mm(block: Box, inside: np.ndarray, spacing: np.ndarray) -> float:
+    """Distance (mm) from the block's centre to its nearest voxel outside the lesion (``inside``
+    False), or beyond the block: every voxel closer than that is the lesion's."""
+    outside = block.squared_distance_mm2()[~inside]
+    nearest = float(np.sqrt(outside.min())) if outside.size else np.inf
+    for axis, offsets in enumerate(block.offsets_mm):
+        offsets = offsets.reshape(-1)
+        nearest = min(nearest, abs(float(offsets[0]) - spacing[axis]), abs(float(offsets[-1]) + spacing[axis]))
+    return nearest
 
 
 def measured_type(drawn_type: str, contrast_measured: float) -> str:
