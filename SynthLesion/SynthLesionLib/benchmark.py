@@ -7,6 +7,8 @@ class is timed per call of one lesion:
 - ``cold``: the call as a one-off user makes it (the organ measured in the call);
 - ``warm``: the organ measured once beforehand (``prepare_organ``), as build-db's variants of one
   case and repeated calls on one image do;
+- ``several``: one call asking for several lesions (``SEVERAL``), the organ measured in the call:
+  later lesions must find room beside the earlier ones;
 
 each with the other cores idle and with them busy (busy-loop processes of this benchmark's own),
 so that a slowdown under load (a kernel that waits for a preempted helper thread) shows.
@@ -82,35 +84,46 @@ def busy_cores(count: int | None = None):
             spinner.join()
 
 
+#: lesions asked per call in the ``several`` mode (a case with several tumours; those that fit
+#: nowhere beside the others are left out and counted, as ``allow_fewer`` does)
+SEVERAL = {"tiny": 8, "small": 6, "medium": 4, "large": 3}
+
+
 def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) -> tuple[float, dict]:
     copy_s = _median_seconds(image.copy, max(repeats, 7))
     result = {}
     for size_class in size_classes:
-        config = LesionConfig(preset=preset, size_class=size_class)
         entry = {}
-        for mode, organ_stats in (("cold", None), ("warm", stats)):
+        modes = (("cold", None, 1), ("warm", stats, 1), ("several", None, SEVERAL.get(size_class, 1)))
+        for mode, organ_stats, count in modes:
+            config = LesionConfig(preset=preset, size_class=size_class, count=count, allow_fewer=count > 1)
             seeds = iter(range(10_000))
-            failures = []
+            failures, placed = [], []
 
             def insert():
                 try:
-                    synthesize_lesions(image, organ, geometry, config, seed=next(seeds), organ_stats=organ_stats)
+                    made = synthesize_lesions(image, organ, geometry, config, seed=next(seeds), organ_stats=organ_stats)
                 except PlacementError as error:  # an organ too small for the class: count, don't time
                     failures.append(str(error))
                     return False
+                placed.append(len(made.records))
 
             insert()  # warm-up: imports, first-call allocations
+            placed.clear()
             seconds = _median_seconds(insert, repeats)
             entry[mode] = {"insert_median_s": round(seconds, 5), "ratio_to_copy": round(seconds / copy_s, 2),
                            "placement_failures": len(failures)}
+            if count > 1:
+                entry[mode].update(lesions_asked=count, lesions_placed_median=float(np.median(placed)) if placed else 0.0)
         result[size_class] = entry
     return copy_s, result
 
 
 def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "ct-liver",
                  repeats: int = 15, size_classes=tuple(SIZE_CLASSES), under_load: bool = True) -> dict:
-    """Median time of a one-lesion call per size class, cold and warm, against the median copy
-    time, with the other cores idle and (``under_load``) busy; and peak extra memory."""
+    """Median time of a one-lesion call per size class, cold and warm, and of a several-lesion
+    call, against the median copy time, with the other cores idle and (``under_load``) busy; and
+    peak extra memory."""
     stats = prepare_organ(image, organ, geometry)
     result = {"volume_shape_kji": list(image.shape), "spacing_mm_ijk": [round(float(s), 4) for s in geometry.spacing],
               "volume_mb": round(image.nbytes / 2**20, 2), "repeats": repeats}
