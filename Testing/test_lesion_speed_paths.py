@@ -159,8 +159,9 @@ def test_the_benchmark_load_is_spinning_before_timing_starts():
 
 
 def test_the_output_copied_in_the_background_is_the_case_copied_at_once(phantom, monkeypatch):
-    """The output volume copied on a helper thread while the first lesion is made from the input
-    (read-only here: a write into it would raise) is, bit for bit, the one copied beforehand."""
+    """The output volume copied in slabs by a helper thread (and the caller, when it needs the
+    copy) while the first lesion is made from the input (read-only here: a write into it would
+    raise) is, bit for bit, the one copied beforehand."""
     from MedSynthCommonLib import threads
 
     organ = phantom.organ_mask("liver")
@@ -171,6 +172,7 @@ def test_the_output_copied_in_the_background_is_the_case_copied_at_once(phantom,
     for mode, threshold in (("at once", 2**62), ("background", 0)):
         monkeypatch.setattr(threads, "BACKGROUND_COPY_FROM_BYTES", threshold)
         monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+        monkeypatch.setattr(threads, "SLAB_BYTES", 40_000)  # many slabs: the helper's and the caller's meet
         cases[mode] = synthesize_lesions(image, organ, phantom.geometry, config, 4)
     assert np.array_equal(image, phantom.image)
     assert np.array_equal(cases["at once"].image, cases["background"].image)

@@ -78,6 +78,8 @@ def prefetched(items, depth: int = 1):
 #: volumes smaller than this (bytes) are copied on the calling thread: starting a thread costs
 #: about as much as copying a few megabytes
 BACKGROUND_COPY_FROM_BYTES = 16 * 2**20
+#: the copy is made in slabs of about this many bytes (along the first axis)
+SLAB_BYTES = 8 * 2**20
 
 
 class BackgroundCopy:
@@ -86,40 +88,56 @@ class BackgroundCopy:
 
     A fresh volume costs its copy plus the kernel's zeroing of every new page (at 1 mm, 16-18 ms
     of a 25 ms tiny lesion on 2 cores); NumPy's copy releases the GIL, so that time overlaps with
-    the lesion work.  One helper, joined once per call: no thread pool, no wait inside a kernel
-    (on a loaded machine the caller waits at most once, for a copy it would have made itself).
-    On one usable core, or for a small volume, the copy is made at once on the calling thread.
+    the lesion work.  The copy is cut into slabs: the helper takes them from the front, and when
+    the caller needs the copy it takes the rest from the back itself.  So the caller never sits
+    idle while a helper the scheduler has preempted still holds work (it waits at most for the
+    one slab the helper is copying), and on an idle core the two finish the copy together.
+    No thread pool: one helper, joined once.  On one usable core, or for a small volume, the copy
+    is made at once on the calling thread.
     """
 
     def __init__(self, source: "np.ndarray"):
-        import numpy as np
+        import collections
         import threading
+
+        import numpy as np
 
         self._source = source
         self.array = np.empty(source.shape, dtype=source.dtype)  # C order, as ndarray.copy() gives
         self._thread = None
         self._error: BaseException | None = None
-        if source.nbytes < BACKGROUND_COPY_FROM_BYTES or usable_cores() < 2:
+        if source.nbytes < BACKGROUND_COPY_FROM_BYTES or usable_cores() < 2 or source.ndim == 0:
             np.copyto(self.array, source)
-        else:
-            self._thread = threading.Thread(target=self._copy, name="medsynth-copy", daemon=True)
-            self._thread.start()
+            return
+        rows = max(1, SLAB_BYTES // max(source.nbytes // source.shape[0], 1))
+        # a deque's pops from either end are thread-safe (documented): no lock is needed
+        self._slabs = collections.deque(slice(a, a + rows) for a in range(0, source.shape[0], rows))
+        self._thread = threading.Thread(target=self._copy_slabs, args=(True,), name="medsynth-copy", daemon=True)
+        self._thread.start()
 
-    def _copy(self) -> None:
+    def _copy_slabs(self, from_front: bool) -> None:
         import numpy as np
 
         try:
-            np.copyto(self.array, self._source)
+            while True:
+                try:
+                    slab = self._slabs.popleft() if from_front else self._slabs.pop()
+                except IndexError:  # none left
+                    return
+                np.copyto(self.array[slab], self._source[slab])
         except BaseException as error:  # raised by wait(), on the caller's thread
             self._error = error
+            self._slabs.clear()
 
     def readable(self) -> "np.ndarray":
         """The volume to read from: the source until the copy has been waited for, then the copy."""
         return self._source if self._thread is not None else self.array
 
     def wait(self) -> "np.ndarray":
-        """The whole copy (waits for the helper the first time), ready to write to."""
+        """The whole copy (the first time, the caller copies the slabs left, then joins the
+        helper), ready to write to."""
         if self._thread is not None:
+            self._copy_slabs(from_front=False)
             self._thread.join()
             self._thread = None
         if self._error is not None:
