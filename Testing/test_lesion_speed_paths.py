@@ -224,6 +224,9 @@ def test_a_place_ruled_out_by_an_earlier_lesion_holds_no_acceptable_centre(phant
     box = box_around(centre, 40.0, spacing, organ.shape)
     rho = _inscribed_radius_mm(box, one.lesion_labels[box.slices] == 1, spacing)
     assert rho > half_diagonal
+    assert _inscribed_radius_mm(box, np.zeros(box.shape, bool), spacing) == 0.0  # the centre is not the lesion's
+    off_grid = box_around(centre + 0.5, 40.0, spacing, organ.shape)  # no voxel at the centre: nothing known
+    assert _inscribed_radius_mm(off_grid, one.lesion_labels[off_grid.slices] == 1, spacing) == 0.0
     pushed = rho - two.records[1].mass_effect_max_push_mm - 1e-3 - half_diagonal
     rng = np.random.default_rng(0)
     checked = 0

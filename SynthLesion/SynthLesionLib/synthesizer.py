@@ -392,7 +392,11 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
 
 def _inscribed_radius_mm(block: Box, inside: np.ndarray, spacing: np.ndarray) -> float:
     """Distance (mm) from the block's centre to its nearest voxel outside the lesion (``inside``
-    False), or beyond the block: every voxel closer than that is the lesion's."""
+    False), or beyond the block: every voxel closer than that is the lesion's.  0 unless the
+    centre is a voxel of the block and of the lesion."""
+    at_centre = [np.flatnonzero(offsets.reshape(-1) == 0) for offsets in block.offsets_mm]
+    if any(hit.size != 1 for hit in at_centre) or not inside[tuple(int(hit[0]) for hit in at_centre)]:
+        return 0.0
     outside = block.squared_distance_mm2()[~inside]
     nearest = float(np.sqrt(outside.min())) if outside.size else np.inf
     for axis, offsets in enumerate(block.offsets_mm):
