@@ -243,3 +243,45 @@ def test_a_place_ruled_out_by_an_earlier_lesion_holds_no_acceptable_centre(phant
             assert labels[ball.slices][ball.squared_distance_mm2() <= clearance * clearance].any()
             checked += 1
     assert checked > 100
+
+
+def test_an_output_buffer_or_the_image_itself_gives_the_same_case(phantom):
+    """``out`` (a reused buffer, or the image itself: in place) gives the values a new image
+    gets, and ``result.image`` is ``out``; the input is changed only when it is ``out``."""
+    organ = phantom.organ_mask("liver")
+    config = LesionConfig(size_class="mix", count=3, mass_effect=60.0, allow_fewer=True)
+    buffer = np.full_like(phantom.image, 7)
+    for seed in (2, 3):
+        plain = synthesize_lesions(phantom.image, organ, phantom.geometry, config, seed)
+        into = synthesize_lesions(phantom.image, organ, phantom.geometry, config, seed, out=buffer)
+        assert into.image is buffer and np.array_equal(into.image, plain.image)
+        assert np.array_equal(into.label_map(), plain.label_map())
+        image = phantom.image.copy()
+        in_place = synthesize_lesions(image, organ, phantom.geometry, config, seed, out=image)
+        assert in_place.image is image and np.array_equal(image, plain.image)
+        assert in_place.case_record["lesions"] == plain.case_record["lesions"]
+
+
+def test_a_bad_output_buffer_is_refused_and_a_failed_call_leaves_no_lesion(phantom):
+    from SynthLesionLib import MedSynthInputError
+
+    organ = phantom.organ_mask("liver")
+    image = phantom.image.copy()
+    read_only = image.copy()
+    read_only.flags.writeable = False
+    for out, words in ((np.empty(image.shape, np.float32), "dtype"), (np.empty((3, 3, 3), image.dtype), "shape"),
+                       (read_only, "read-only"), (image[:, :, ::-1], "shares memory"), ([1, 2], "NumPy array")):
+        with pytest.raises(MedSynthInputError, match=words):
+            synthesize_lesions(image, organ, phantom.geometry, LesionConfig(), 0, out=out)
+    assert np.array_equal(image, phantom.image)
+    # in place, a call whose later lesion fits nowhere fails: the earlier lesion is taken out again
+    cube = np.zeros(image.shape, bool)
+    cube[8:20, 40:58, 40:58] = True  # 36 mm across: room for one medium lesion, not two
+    cube_image = np.where(cube, 60 + np.random.default_rng(0).normal(0, 12, image.shape), image).astype(image.dtype)
+    given = cube_image.copy()
+    config = LesionConfig(size_class="medium", count=2, allow_fewer=False, mass_effect=50.0)
+    with pytest.raises(PlacementError, match="lesion 2 of 2|Earlier lesions|fits nowhere|too small"):
+        synthesize_lesions(cube_image, cube, phantom.geometry, config, 1, out=cube_image)
+    assert np.array_equal(cube_image, given)
+    one = synthesize_lesions(given, cube, phantom.geometry, config.__class__(size_class="medium"), 1)
+    assert not np.array_equal(one.image, given)  # the first lesion fits: it had been written, then taken out

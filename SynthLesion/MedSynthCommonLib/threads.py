@@ -96,16 +96,20 @@ class BackgroundCopy:
     is made at once on the calling thread.
     """
 
-    def __init__(self, source: "np.ndarray"):
+    def __init__(self, source: "np.ndarray", target: "np.ndarray | None" = None):
+        """``target``: the array to copy into (same shape and dtype; default a new C-order one, as
+        ``ndarray.copy()`` gives), or ``source`` itself, which then needs no copy."""
         import collections
         import threading
 
         import numpy as np
 
         self._source = source
-        self.array = np.empty(source.shape, dtype=source.dtype)  # C order, as ndarray.copy() gives
+        self.array = np.empty(source.shape, dtype=source.dtype) if target is None else target
         self._thread = None
         self._error: BaseException | None = None
+        if self.array is source:
+            return
         if source.nbytes < BACKGROUND_COPY_FROM_BYTES or usable_cores() < 2 or source.ndim == 0:
             np.copyto(self.array, source)
             return

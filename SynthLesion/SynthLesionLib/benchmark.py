@@ -7,6 +7,7 @@ class is timed per call of one lesion:
 - ``cold``: the call as a one-off user makes it (the organ measured in the call);
 - ``warm``: the organ measured once beforehand (``prepare_organ``), as build-db's variants of one
   case and repeated calls on one image do;
+- ``in_place``: as warm, written into the image itself (``out=image``: no new volume, no copy);
 - ``several``: one call asking for several lesions (``SEVERAL``), the organ measured in the call:
   later lesions must find room beside the earlier ones;
 
@@ -33,9 +34,12 @@ from .sizes import SIZE_CLASSES
 from .synthesizer import prepare_organ, synthesize_lesions
 
 
-def _median_seconds(function, repeats: int) -> float:
+def _median_seconds(function, repeats: int, setup=None) -> float:
+    """Median time of ``function()`` over ``repeats`` calls (``setup()`` before each, untimed)."""
     times = []
     for _ in range(repeats):
+        if setup is not None:
+            setup()
         gc.collect()
         start = time.perf_counter()
         if function() is not False:  # False: the call failed and is not timed
@@ -94,23 +98,28 @@ def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) 
     result = {}
     for size_class in size_classes:
         entry = {}
-        modes = (("cold", None, 1), ("warm", stats, 1), ("several", None, SEVERAL.get(size_class, 1)))
-        for mode, organ_stats, count in modes:
+        modes = (("cold", None, 1, False), ("warm", stats, 1, False), ("in_place", stats, 1, True),
+                 ("several", None, SEVERAL.get(size_class, 1), False))
+        for mode, organ_stats, count, in_place in modes:
             config = LesionConfig(preset=preset, size_class=size_class, count=count, allow_fewer=count > 1)
             seeds = iter(range(10_000))
             failures, placed = [], []
+            work = image.copy() if in_place else None  # in place: a fresh copy of the input before each call
 
             def insert():
+                target = work if in_place else image
                 try:
-                    made = synthesize_lesions(image, organ, geometry, config, seed=next(seeds), organ_stats=organ_stats)
+                    made = synthesize_lesions(target, organ, geometry, config, seed=next(seeds), organ_stats=organ_stats,
+                                              out=work)
                 except PlacementError as error:  # an organ too small for the class: count, don't time
                     failures.append(str(error))
                     return False
                 placed.append(len(made.records))
 
+            restore = (lambda: np.copyto(work, image)) if in_place else None
             insert()  # warm-up: imports, first-call allocations
             placed.clear()
-            seconds = _median_seconds(insert, repeats)
+            seconds = _median_seconds(insert, repeats, restore)
             entry[mode] = {"insert_median_s": round(seconds, 5), "ratio_to_copy": round(seconds / copy_s, 2),
                            "placement_failures": len(failures)}
             if count > 1:
@@ -121,8 +130,8 @@ def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) 
 
 def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "ct-liver",
                  repeats: int = 15, size_classes=tuple(SIZE_CLASSES), under_load: bool = True) -> dict:
-    """Median time of a one-lesion call per size class, cold and warm, and of a several-lesion
-    call, against the median copy time, with the other cores idle and (``under_load``) busy; and
+    """Median time of a one-lesion call per size class, cold, warm and in place, and of a
+    several-lesion call, against the median copy time, with the other cores idle and (``under_load``) busy; and
     peak extra memory."""
     stats = prepare_organ(image, organ, geometry)
     result = {"volume_shape_kji": list(image.shape), "spacing_mm_ijk": [round(float(s), 4) for s in geometry.spacing],

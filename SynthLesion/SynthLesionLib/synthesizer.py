@@ -73,7 +73,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
                        avoid_mask: np.ndarray | None = None,
                        shape_templates: list[ShapeTemplate] | None = None,
                        progress: Callable[[int, int], None] | None = None,
-                       organ_stats: OrganStatistics | None = None) -> SynthesisResult:
+                       organ_stats: OrganStatistics | None = None, out: np.ndarray | None = None) -> SynthesisResult:
     """Insert ``config.count`` lesions into ``image`` inside ``organ_mask``.
 
     Args:
@@ -89,8 +89,13 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         progress: called as ``progress(lesions_done, lesions_asked)`` after each lesion.
         organ_stats: the organ's statistics from ``prepare_organ`` on the same image and mask,
             reused instead of measured again (many lesions, calls or variants of one case).
+        out: where to write the new image instead of a fresh volume: an array of the image's
+            shape and dtype, reused across calls (the image is copied into it), or ``image``
+            itself to insert the lesions in place (no copy at all).  The values are the same
+            either way; ``result.image`` is ``out``.  If the call fails, no lesion is left in
+            ``out``: in place, the image is as given; a separate ``out`` holds the image's copy.
 
-    Inputs are never modified.  Raises ``MedSynthInputError`` for bad input.
+    Inputs are never modified unless ``out`` is the image.  Raises ``MedSynthInputError`` for bad input.
 
     Example:
         >>> from SynthLesionLib import make_ct_phantom, synthesize_lesions, LesionConfig
@@ -103,6 +108,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MedSynthInputError(f"The seed must be a whole number >= 0, got {seed!r}.")
     _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
+    _check_out(out, image, organ_mask, avoid_mask)
     check_organ_label(organ_mask, organ_label)
     preset = get_preset(config.preset).for_phase(config.phase)
     _, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)  # (the first: organ samples, once)
@@ -112,7 +118,8 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     else:  # a boolean mask is read where it is: the organ's changes (mass effect) go to patches
         base = organ_mask if organ_mask.dtype == np.bool_ else organ_mask != 0
     organ = PatchedMask(base.view(np.uint8))  # same bytes; uint8 so that it can be resampled
-    out = BackgroundCopy(image)  # the output volume, copied while the organ and first lesion are worked out
+    output = BackgroundCopy(image, out)  # the new image, copied while the organ and first lesion are worked out
+    undo = [] if out is not None else None  # the boxes a given ``out`` held before each write
     try:
         if organ_stats is None:
             stats = measure_organ(image, base, geometry)
@@ -130,10 +137,14 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         records, warnings, shortfall = [], [], []
         strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
         with one_blas_thread():  # small kernels: parallelism belongs to lesions, cases and workers
-            _insert_all(out, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
-                        shape_templates, geometry, vessels, avoid, strength, progress)
+            _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
+                        shape_templates, geometry, vessels, avoid, strength, progress, undo)
+    except BaseException:
+        for slices, before in reversed(undo or []):  # a given ``out`` is left as it was
+            output.array[slices] = before
+        raise
     finally:
-        image_out = out.wait()
+        image_out = output.wait()
     if not records:
         raise PlacementError(f"No lesion could be placed: {shortfall[0]}")
     if shortfall:
@@ -163,9 +174,9 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
 
 
 def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
-                shape_templates, geometry, vessels, avoid, strength, progress) -> None:
+                shape_templates, geometry, vessels, avoid, strength, progress, undo) -> None:
     """Place and insert every asked lesion in turn (appending to ``records``, ``warnings`` and
-    ``shortfall``)."""
+    ``shortfall``; and to ``undo``, when not None, each box of the output as it was before its write)."""
     cores = []  # (centre kji, radius mm) of a ball inside each lesion placed: rules out places near it
     for asked, lesion_seed in enumerate(lesion_seeds, start=1):
         rng = np.random.default_rng(lesion_seed)
@@ -187,7 +198,7 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
                     progress(asked, config.lesion_count)
                 continue
         record, core_mm = _insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
-                                  geometry, stats, preset, rng)
+                                  geometry, stats, preset, rng, undo)
         records.append(record)
         if record.mass_effect_max_push_mm > 0:  # it moved the earlier lesions' voxels by up to this (and rounding)
             slack = record.mass_effect_max_push_mm + 1e-3 + 0.5 * float(np.linalg.norm(geometry.spacing_kji))
@@ -268,6 +279,27 @@ def _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> Non
     check_finite(image, "The image")
 
 
+def _check_out(out, image: np.ndarray, organ_mask, avoid_mask) -> None:
+    """``out`` must be None, the image itself, or a writable array of its shape and dtype that
+    shares no memory with any input."""
+    if out is None or out is image:
+        if out is not None and not image.flags.writeable:
+            raise MedSynthInputError("out is the image, but the image is read-only; pass a writable image or "
+                                     "leave out out (a new image is made).")
+        return
+    if not isinstance(out, np.ndarray):
+        raise MedSynthInputError(f"out must be a NumPy array of the image's shape and dtype, got {type(out).__name__}.")
+    if out.shape != image.shape or out.dtype != image.dtype:
+        raise MedSynthInputError(f"out is {out.dtype} {out.shape}, but the image is {image.dtype} {image.shape}; "
+                                 "give an array of the image's shape and dtype (e.g. np.empty_like(image)).")
+    if not out.flags.writeable:
+        raise MedSynthInputError("out is read-only; give a writable array.")
+    for name, other in (("the image", image), ("the organ mask", organ_mask), ("the avoid mask", avoid_mask)):
+        if other is not None and np.may_share_memory(out, other):
+            raise MedSynthInputError(f"out shares memory with {name} without being the image itself; give a "
+                                     "separate array, or the image itself to insert in place.")
+
+
 def _vessel_criterion(config: LesionConfig, preset: Preset, stats: OrganStatistics) -> VesselCriterion | None:
     k = config.vessel_threshold_sd if config.vessel_threshold_sd is not None else preset.vessel_threshold_sd
     if not config.avoid_vessels or k is None or stats.robust_sd <= 0:
@@ -288,7 +320,7 @@ def _given_centre(ras, geometry: Geometry, organ: PatchedMask, index: int) -> np
 
 def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, index: int, centre: np.ndarray,
             drawn: DrawnLesion, strength: float, attempts: int, draws: int, geometry: Geometry, stats: OrganStatistics,
-            preset: Preset, rng: np.random.Generator) -> tuple[LesionRecord, float]:
+            preset: Preset, rng: np.random.Generator, undo: list | None = None) -> tuple[LesionRecord, float]:
     """Insert one lesion at ``centre``; returns its record and the radius (mm) of the ball
     around ``centre`` whose voxels are all the lesion's (0 when the centre voxel is not)."""
     spacing = geometry.spacing_kji
@@ -345,6 +377,8 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
     _add_components(part, level, inside, alpha, drawn, spacing, mean_radius)
     values, clipped = _cast(region, source.dtype)
     out = output.wait()  # the first write: the copy must be whole
+    if undo is not None:
+        undo.append((box.slices, out[box.slices].copy()))
     out[box.slices] = values
     lesion_box[local][inside] = index
     core_mm = _inscribed_radius_mm(box.crop(local), inside, spacing)
