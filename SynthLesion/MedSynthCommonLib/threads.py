@@ -10,7 +10,11 @@ scikit-learn) sets the BLAS thread count; without it the kernels run as they are
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import threading
+
+import numpy as np
 
 _CONTROLLER = None
 
@@ -96,14 +100,9 @@ class BackgroundCopy:
     is made at once on the calling thread.
     """
 
-    def __init__(self, source: "np.ndarray", target: "np.ndarray | None" = None):
+    def __init__(self, source: np.ndarray, target: np.ndarray | None = None):
         """``target``: the array to copy into (same shape and dtype; default a new C-order one, as
         ``ndarray.copy()`` gives), or ``source`` itself, which then needs no copy."""
-        import collections
-        import threading
-
-        import numpy as np
-
         self._source = source
         self.array = np.empty(source.shape, dtype=source.dtype) if target is None else target
         self._thread = None
@@ -120,8 +119,6 @@ class BackgroundCopy:
         self._thread.start()
 
     def _copy_slabs(self, from_front: bool) -> None:
-        import numpy as np
-
         try:
             while True:
                 try:
@@ -133,11 +130,11 @@ class BackgroundCopy:
             self._error = error
             self._slabs.clear()
 
-    def readable(self) -> "np.ndarray":
+    def readable(self) -> np.ndarray:
         """The volume to read from: the source until the copy has been waited for, then the copy."""
         return self._source if self._thread is not None else self.array
 
-    def wait(self) -> "np.ndarray":
+    def wait(self) -> np.ndarray:
         """The whole copy (the first time, the caller copies the slabs left, then joins the
         helper), ready to write to."""
         if self._thread is not None:

@@ -18,12 +18,13 @@ from scipy import ndimage
 from . import __version__
 from .config import LesionConfig
 from .draw import CAPSULE_MAX_SHARE, DrawnLesion, draw_and_place, draw_lesion
+from .inputs import check_inputs, check_organ_label, check_out
 from .effects import capsule_band, mass_effect, mass_effect_support_mm
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.threads import BackgroundCopy, one_blas_thread
 
 from .errors import PlacementError
-from MedSynthCommonLib.geometry import Geometry, check_finite, check_same_grid, check_volume
+from MedSynthCommonLib.geometry import Geometry
 from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import Box, PatchedMask, bounding_slices, box_around
 from .placement import VesselCriterion, coarse_distance_map
@@ -107,8 +108,8 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     config = (config or LesionConfig()).validate()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MedSynthInputError(f"The seed must be a whole number >= 0, got {seed!r}.")
-    _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
-    _check_out(out, image, organ_mask, avoid_mask)
+    check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
+    check_out(out, image, organ_mask, avoid_mask)
     check_organ_label(organ_mask, organ_label)
     preset = get_preset(config.preset).for_phase(config.phase)
     _, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)  # (the first: organ samples, once)
@@ -239,65 +240,6 @@ def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
     stats.cache["shape"] = np.asarray(image).shape
     coarse_distance_map(organ, geometry.spacing_kji, stats)  # placement's quick test (~10 ms for 48 M voxels, once)
     return stats
-
-
-def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
-    """Without ``organ_label`` the mask must be binary: a multi-organ map would make every
-    organ 'the organ'.  With it, the label must be a value the mask's type can hold (the organ
-    itself is checked downstream)."""
-    if organ_label is not None:
-        mask = np.asarray(organ_mask)
-        if np.issubdtype(mask.dtype, np.integer) and not np.iinfo(mask.dtype).min <= organ_label <= np.iinfo(mask.dtype).max:
-            raise MedSynthInputError(f"The organ label {organ_label} is not a value the organ mask ({mask.dtype}) can "
-                                     "hold; give the organ's value in the mask.")
-        return
-    mask = np.asarray(organ_mask)
-    if mask.dtype == np.bool_:
-        return
-    if np.issubdtype(mask.dtype, np.integer) and mask.size and mask.min() >= 0 and mask.max() < 2**16:
-        values = np.flatnonzero(np.bincount(mask.ravel()))
-    else:
-        values = np.unique(mask)
-    values = [v for v in values.tolist() if v != 0]
-    if len(values) > 1:
-        shown = ", ".join(f"{v:g}" for v in values[:12]) + (", ..." if len(values) > 12 else "")
-        raise MedSynthInputError(
-            f"The organ mask holds {len(values)} labels ({shown}): say which is the organ with --organ-label "
-            "(organ_label in Python; e.g. 5 = liver in TotalSegmentator maps). Without it every labelled voxel would "
-            "count as the organ.")
-
-
-def _check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> None:
-    image = np.asarray(image)
-    check_volume(image, "The image")
-    check_volume(np.asarray(organ_mask), "The organ mask")
-    check_same_grid(image, geometry, np.asarray(organ_mask), mask_geometry)
-    if avoid_mask is not None:
-        check_same_grid(image, geometry, np.asarray(avoid_mask), None, "avoid mask")
-    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
-        raise MedSynthInputError(f"The image has data type {image.dtype}; a numeric scalar volume is needed.")
-    check_finite(image, "The image")
-
-
-def _check_out(out, image: np.ndarray, organ_mask, avoid_mask) -> None:
-    """``out`` must be None, the image itself, or a writable array of its shape and dtype that
-    shares no memory with any input."""
-    if out is None or out is image:
-        if out is not None and not image.flags.writeable:
-            raise MedSynthInputError("out is the image, but the image is read-only; pass a writable image or "
-                                     "leave out out (a new image is made).")
-        return
-    if not isinstance(out, np.ndarray):
-        raise MedSynthInputError(f"out must be a NumPy array of the image's shape and dtype, got {type(out).__name__}.")
-    if out.shape != image.shape or out.dtype != image.dtype:
-        raise MedSynthInputError(f"out is {out.dtype} {out.shape}, but the image is {image.dtype} {image.shape}; "
-                                 "give an array of the image's shape and dtype (e.g. np.empty_like(image)).")
-    if not out.flags.writeable:
-        raise MedSynthInputError("out is read-only; give a writable array.")
-    for name, other in (("the image", image), ("the organ mask", organ_mask), ("the avoid mask", avoid_mask)):
-        if other is not None and np.may_share_memory(out, other):
-            raise MedSynthInputError(f"out shares memory with {name} without being the image itself; give a "
-                                     "separate array, or the image itself to insert in place.")
 
 
 def _vessel_criterion(config: LesionConfig, preset: Preset, stats: OrganStatistics) -> VesselCriterion | None:
