@@ -86,7 +86,7 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
         if reason is None:
             return Placement(centre.astype(float), attempt, dict(rejections))
         rejections[reason] += 1
-    raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts))
+    raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts, beside_lesions=lesions is not None))
 
 
 def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics) -> np.ndarray:
@@ -265,9 +265,16 @@ def _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels: VesselCri
     return bool(np.any((smoothed > vessels.threshold) & ball & (organ.read(box.slices) != 0)))
 
 
-def _explain_failure(rejections: Counter, radius_mm: float, stats: OrganStatistics, attempts: int) -> str:
+def _explain_failure(rejections: Counter, radius_mm: float, stats: OrganStatistics, attempts: int,
+                     beside_lesions: bool = False) -> str:
     reason, _ = rejections.most_common(1)[0]
     counts = ", ".join(f"{k}: {v}" for k, v in rejections.most_common())
+    if reason == "organ edge" and beside_lesions:  # the room may be taken: not proof of a small organ
+        return (
+            f"In {attempts} random tries no position was found where a {2 * radius_mm:.0f} mm lesion fits inside "
+            f"the organ beside the earlier lesions (organ about {stats.volume_ml:.0f} mL; rejections: {counts}): "
+            "they may hold the room it needs. Ask for fewer or smaller lesions, or a smaller size class."
+        )
     if reason == "organ edge":
         return (
             f"The organ is too small for this lesion size: in {attempts} random tries no position "
