@@ -211,6 +211,7 @@ def test_a_place_ruled_out_by_an_earlier_lesion_holds_no_acceptable_centre(phant
     a voxel's diagonal) has a lesion voxel within its clearance ball, also after a later lesion's
     mass effect moved the first one's voxels (rho then less the push and rounding)."""
     from SynthLesionLib.patch import box_around
+    from SynthLesionLib.placement import pushed_cores
     from SynthLesionLib.synthesizer import _inscribed_radius_mm
 
     organ, geometry = phantom.organ_mask("liver"), phantom.geometry
@@ -227,16 +228,19 @@ def test_a_place_ruled_out_by_an_earlier_lesion_holds_no_acceptable_centre(phant
     assert _inscribed_radius_mm(box, np.zeros(box.shape, bool), spacing) == 0.0  # the centre is not the lesion's
     off_grid = box_around(centre + 0.5, 40.0, spacing, organ.shape)  # no voxel at the centre: nothing known
     assert _inscribed_radius_mm(off_grid, one.lesion_labels[off_grid.slices] == 1, spacing) == 0.0
-    pushed = rho - two.records[1].mass_effect_max_push_mm - 1e-3 - half_diagonal
+    [(_, pushed)] = pushed_cores([(centre, rho)], two.records[1].mass_effect_max_push_mm, spacing)
+    assert two.records[1].mass_effect_max_push_mm > 0 and pushed < rho
     rng = np.random.default_rng(0)
     checked = 0
     for labels, core in ((one.lesion_labels, rho), (two.lesion_labels == 1, pushed)):
         if core <= half_diagonal:
             continue
-        for _ in range(200):
+        for _ in range(300):
             clearance = float(rng.uniform(2.0, 15.0))
             reach = clearance + core - 2 * half_diagonal - 1e-3
-            x = np.round(centre + rng.normal(size=3) * reach / spacing / 2.0)
+            direction = rng.normal(size=3)
+            # the hard cases: centres just inside the reach (rounded to a voxel, then checked)
+            x = np.round(centre + direction / np.linalg.norm(direction) * rng.uniform(0.85, 1.0) * reach / spacing)
             if np.linalg.norm((x - centre) * spacing) > reach or np.any(x < 0) or np.any(x >= organ.shape):
                 continue
             ball = box_around(x, clearance, spacing, organ.shape)

@@ -8,8 +8,8 @@ Candidates are random organ voxels first.  When those keep missing (a large lesi
 that holds few places for it), the organ's distance map on a coarse grid (about 8 mm, computed
 once per organ and kept with its statistics) narrows them to the places where a lesion of that
 radius can fit, and says at once when it fits nowhere.  For lesions wider than that grid the map
-is made before the first try (0.5 ms for a liver at 1 mm): its exact edge test then rejects most
-random tries without the full check on the lesion's box.
+is made before the first try (1.0 ms for the real liver at 1 mm): its exact edge test then rejects
+most random tries without the full check on the lesion's box.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _padded_bounds(inside: np.ndarray) -> tuple[slice, ...] | None:
     faces), or None when it is empty.  The distance transform on this box is the one on the whole
     grid: for a point in the box, clamping any outside point beyond the box onto the box's outer
     layer (all outside) brings it closer along every axis.  The organ fills a small part of the
-    grid: 0.5 ms instead of 5.7 ms for a liver on a 1 mm CT (scipy's transform takes the grid)."""
+    grid: the transform takes 0.7 ms on the real liver's box at 1 mm against 4.9 ms on the grid."""
     bounds = []
     for axis in range(inside.ndim):
         hit = np.flatnonzero(inside.any(axis=tuple(a for a in range(inside.ndim) if a != axis)))
@@ -132,6 +132,18 @@ def deep_places(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatisti
     distance = coarse_distance_map(organ, spacing_kji, stats)
     points = np.argwhere(distance >= radius_mm - stats.cache["distance_margin_mm"])
     return points * stats.cache["distance_stride"]
+
+
+def pushed_cores(cores: Sequence[tuple[np.ndarray, float]], push_mm: float,
+                 spacing_kji: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """``cores`` (balls inside earlier lesions, see ``_clear_of_lesions``) after a later lesion's
+    mass effect moved their voxels by up to ``push_mm`` (as recorded, rounded to 1 um) and
+    nearest-voxel rounding: every voxel within rho - push - d of a centre still took its label
+    from one within rho, so the ball that stays sure shrinks by that much."""
+    if push_mm <= 0:
+        return list(cores)
+    shrink = push_mm + 1e-3 + 0.5 * float(np.linalg.norm(np.asarray(spacing_kji, float)))
+    return [(centre, rho - shrink) for centre, rho in cores]
 
 
 def _clear_of_lesions(places: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics, clearance_mm: float,
@@ -206,7 +218,9 @@ def centred_ball(radius_mm: float, spacing_kji: np.ndarray) -> Ball:
     half = np.ceil(radius_mm / np.asarray(spacing_kji, float)).astype(int)
     box = box_around(half.astype(float), radius_mm, spacing_kji, tuple(2 * half + 1))
     inside = box.squared_distance_mm2() <= radius_mm * radius_mm
-    interior = np.zeros_like(inside)  # the ball eroded by a cross, as ndimage.binary_erosion (faster here)
+    # the ball eroded by a cross, as ndimage.binary_erosion gives it (tested equal) but with six
+    # slice ANDs: 0.45 ms for the whole ball of 30 mm at 1 mm against 1.39 ms for the erosion alone
+    interior = np.zeros_like(inside)
     core = interior[1:-1, 1:-1, 1:-1]
     core[...] = inside[1:-1, 1:-1, 1:-1]
     for axis in range(3):
@@ -223,16 +237,18 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
     box = box_around(centre, radius_mm, spacing_kji, organ.shape)
     if box.clipped:
         return "organ edge"
-    if ball is None or not np.array_equal(centre, np.floor(centre)):
-        inside = box.squared_distance_mm2() <= radius_mm * radius_mm
-        ball = Ball(inside, inside)
-    # the shell first: where the organ's edge cuts the ball, it cuts the shell too (an outside
-    # voxel in the ball reaches the box's outside through the shell unless it is a hole, which
-    # the whole ball's test then finds); a tenth of the voxels for most rejections
     in_organ = organ.read(box.slices)
-    if not in_organ[ball.shell].all() or not in_organ[ball.inside].all():
+    if ball is not None and np.array_equal(centre, np.floor(centre)):
+        # the shell first: where the organ's edge cuts the ball, it cuts the shell too (an outside
+        # voxel in the ball reaches the box's outside through the shell unless it is a hole, which
+        # the whole ball's test then finds); a tenth of the voxels for most rejections
+        if not in_organ[ball.shell].all():
+            return "organ edge"
+        ball = ball.inside
+    else:  # a centre off the voxel grid: its own ball
+        ball = box.squared_distance_mm2() <= radius_mm * radius_mm
+    if not in_organ[ball].all():
         return "organ edge"
-    ball = ball.inside
     if lesions is not None:  # None: no lesion placed yet, nothing to keep clear of
         reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
         if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():

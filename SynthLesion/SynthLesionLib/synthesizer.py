@@ -27,7 +27,7 @@ from .errors import PlacementError
 from MedSynthCommonLib.geometry import Geometry
 from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import Box, PatchedMask, bounding_slices, box_around
-from .placement import VesselCriterion, coarse_distance_map
+from .placement import VesselCriterion, coarse_distance_map, pushed_cores
 from .presets import Preset, get_preset
 from .records import LesionRecord, finding_text, location_words
 from .shape import ShapeTemplate, shape_level
@@ -201,10 +201,7 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
         record, core_mm = _insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
                                   geometry, stats, preset, rng, undo)
         records.append(record)
-        if record.mass_effect_max_push_mm > 0:  # it moved the earlier lesions' voxels by up to this (and rounding)
-            slack = record.mass_effect_max_push_mm + 1e-3 + 0.5 * float(np.linalg.norm(geometry.spacing_kji))
-            cores = [(c, r - slack) for c, r in cores]
-        cores.append((centre, core_mm))
+        cores = pushed_cores(cores, record.mass_effect_max_push_mm, geometry.spacing_kji) + [(centre, core_mm)]
         if records[-1].clipped_voxels:
             info = np.iinfo(output.array.dtype)
             warnings.append(f"Lesion {index}: {records[-1].clipped_voxels} voxel(s) went beyond the image type's range "

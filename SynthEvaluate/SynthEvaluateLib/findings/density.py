@@ -51,7 +51,7 @@ class OrganView:
     image: np.ndarray  # float32
     organ: np.ndarray  # bool
     opened: np.ndarray  # float32, ``image`` after the opening
-    interior: np.ndarray  # bool, ``organ`` without its surface voxels (``organ_interior``)
+    interior: np.ndarray  # bool, ``organ`` without its surface voxels (eroded by one voxel)
 
 
 def organ_view(image: np.ndarray, organ: np.ndarray, spacing_kji) -> OrganView:
@@ -61,13 +61,7 @@ def organ_view(image: np.ndarray, organ: np.ndarray, spacing_kji) -> OrganView:
     box = tuple(slice(max(int(w.min()) - n, 0), int(w.max()) + n + 1) for w, n in zip(where, footprint.shape))
     values = np.asarray(image[box], np.float32)
     return OrganView(box, values, organ[box], ndimage.grey_opening(values, footprint=footprint, mode="nearest"),
-                     organ_interior(organ[box]))
-
-
-def organ_interior(organ: np.ndarray) -> np.ndarray:
-    """``organ`` without its surface voxels (eroded by one voxel, 6-connected; the array's faces
-    count as outside)."""
-    return ndimage.binary_erosion(organ)
+                     ndimage.binary_erosion(organ[box]))  # 6-connected; the box's faces count as outside
 
 
 def region_density(image: np.ndarray, region: np.ndarray, organ: np.ndarray, spacing_kji,
