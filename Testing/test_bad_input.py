@@ -32,6 +32,31 @@ def test_missing_organ_label(ct_phantom):
         synthesize_lesions(ct_phantom.image, ct_phantom.organs, ct_phantom.geometry, organ_label=99)
 
 
+def test_a_mask_with_several_labels_is_refused_and_one_label_of_any_type_accepted(ct_phantom):
+    """Without organ_label the mask must hold one value besides 0, whatever its integer type
+    and sign; the quick test (extremes and counts) says the same as listing the values."""
+    from SynthLesionLib.inputs import check_organ_label
+
+    two = ct_phantom.organs.astype(np.int16)
+    assert len(set(np.unique(two).tolist()) - {0}) > 1
+    _expect("holds [0-9]+ labels .*--organ-label", ct_phantom.image, two, ct_phantom.geometry)
+    rng = np.random.default_rng(8)
+    decided = {True: 0, False: 0}
+    for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64):
+        for _ in range(40):
+            values = rng.choice(np.arange(-3, 4) if np.issubdtype(dtype, np.signedinteger) else np.arange(0, 7),
+                                size=rng.integers(1, 4), replace=False)
+            mask = rng.choice(values, size=(4, 5, 6)).astype(dtype)
+            one_label = len(set(np.unique(mask).tolist()) - {0}) <= 1
+            decided[one_label] += 1
+            if one_label:
+                check_organ_label(mask, None)
+            else:
+                with pytest.raises(MedSynthInputError, match="labels"):
+                    check_organ_label(mask, None)
+    assert min(decided.values()) > 50
+
+
 def test_mask_with_another_shape(ct_phantom):
     _expect("organ mask has .* voxels .* resample", ct_phantom.image, ct_phantom.organs[:, :-1], ct_phantom.geometry)
 

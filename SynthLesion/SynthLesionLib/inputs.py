@@ -20,9 +20,9 @@ def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
                                      "hold; give the organ's value in the mask.")
         return
     mask = np.asarray(organ_mask)
-    if mask.dtype == np.bool_:
+    if mask.dtype == np.bool_ or _one_nonzero_value(mask):
         return
-    if np.issubdtype(mask.dtype, np.integer) and mask.size and mask.min() >= 0 and mask.max() < 2**16:
+    if np.issubdtype(mask.dtype, np.integer) and mask.min() >= 0 and mask.max() < 2**16:
         values = np.flatnonzero(np.bincount(mask.ravel()))
     else:
         values = np.unique(mask)
@@ -33,6 +33,22 @@ def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
             f"The organ mask holds {len(values)} labels ({shown}): say which is the organ with --organ-label "
             "(organ_label in Python; e.g. 5 = liver in TotalSegmentator maps). Without it every labelled voxel would "
             "count as the organ.")
+
+
+def _one_nonzero_value(mask: np.ndarray) -> bool:
+    """True when an integer mask holds at most one value besides 0, told from its extremes and
+    two counts: 13 ms for a 37 M-voxel uint8 mask, where listing its values (``np.bincount``,
+    which widens every voxel to int64 first) took 195 ms a call.  False for other types, whose
+    values are then listed."""
+    if not np.issubdtype(mask.dtype, np.integer) or mask.size == 0:
+        return mask.size == 0
+    low, high = mask.min(), mask.max()
+    if low == high:
+        return True
+    if low != 0 and high != 0:  # two values besides 0: both extremes
+        return False
+    value = high if low == 0 else low
+    return np.count_nonzero(mask) == np.count_nonzero(mask == value)
 
 
 def check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> None:

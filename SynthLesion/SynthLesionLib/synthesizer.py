@@ -116,6 +116,8 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
 
     if organ_label is not None:
         base = organ_mask == organ_label
+    elif organ_mask.dtype == np.uint8 and organ_mask.max() <= 1:  # 0/1 bytes are a boolean mask's bytes
+        base = organ_mask.view(np.bool_)
     else:  # a boolean mask is read where it is: the organ's changes (mass effect) go to patches
         base = organ_mask if organ_mask.dtype == np.bool_ else organ_mask != 0
     organ = PatchedMask(base.view(np.uint8))  # same bytes; uint8 so that it can be resampled
