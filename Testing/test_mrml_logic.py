@@ -33,6 +33,36 @@ def test_volume_node_round_trip_keeps_geometry(scene, ct_phantom, ct_nodes):
     assert np.array_equal(segment_array(segmentation, liver_id, volume), ct_phantom.organ_mask("liver"))
 
 
+def test_segments_are_exact_from_their_own_boxes_overlapping_empty_and_at_the_edges(scene, ct_phantom, ct_nodes):
+    """fill_segmentation hands each segment over as its bounding box only: on the oblique,
+    anisotropic grid every segment reads back voxel for voxel, also where segments overlap,
+    touch the volume's faces or hold one voxel; an empty array gives an empty segment; names and
+    colours are kept, in order, and filling again replaces the segments."""
+    volume, _ = ct_nodes
+    shape = ct_phantom.image.shape
+    liver = ct_phantom.organ_mask("liver")
+    corner = np.zeros(shape, np.uint8)
+    corner[:3, :5, -4:] = 1  # touches three faces
+    corner[-1, -1, 0] = 1  # and the opposite corner
+    single = np.zeros(shape, bool)
+    single[20, 70, 33] = True
+    overlapping = liver.copy()
+    overlapping[:, :, : shape[2] // 2] = False  # half the liver, inside it
+    arrays = [("liver", liver, (0.8, 0.4, 0.3)), ("half", overlapping, (0.1, 0.2, 0.9)),
+              ("corner", corner, (0.3, 0.9, 0.1)), ("empty", np.zeros(shape, np.uint8), (0.5, 0.5, 0.5)),
+              ("one voxel", single, (1.0, 1.0, 0.0))]
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "filled")
+    fill_segmentation(node, [("stale", liver, (0, 0, 0))], ct_phantom.geometry, volume)
+    fill_segmentation(node, arrays, ct_phantom.geometry, volume)
+    assert _segment_names(node) == [name for name, _, _ in arrays]
+    segmentation = node.GetSegmentation()
+    for index, (name, array, colour) in enumerate(arrays):
+        segment = segmentation.GetNthSegment(index)
+        assert segment.GetColor() == pytest.approx(colour)
+        read = segment_array(node, segmentation.GetNthSegmentID(index), volume)
+        assert np.array_equal(read > 0, np.asarray(array) > 0), name
+
+
 def test_insert_on_nodes_creates_outputs_and_leaves_inputs(scene, ct_phantom, ct_nodes):
     volume, segmentation = ct_nodes
     before = array_of(volume).copy()
@@ -43,6 +73,7 @@ def test_insert_on_nodes_creates_outputs_and_leaves_inputs(scene, ct_phantom, ct
     assert _segment_names(segmentation) == segments_before
     assert out.volume is not volume and geometry_of(out.volume).is_close(geometry_of(volume), 1e-9)
     assert np.array_equal(array_of(out.volume), out.result.image)
+    assert np.shares_memory(array_of(out.volume), out.result.image)  # the engine wrote into the node's voxels
     assert _segment_names(out.segmentation) == ["liver", "Lesion 1", "Lesion 2"]
     seg = out.segmentation.GetSegmentation()
     for record in out.result.records:
@@ -63,10 +94,13 @@ def test_existing_output_nodes_are_filled_and_one_lesion_segment(scene, ct_nodes
                                   output_volume_node=out_volume, output_segmentation=out_seg, one_lesion_segment=True)
     assert out.volume is out_volume and out.segmentation is out_seg
     assert _segment_names(out_seg) == ["liver", "Lesion"]
-    # running again replaces, never accumulates
-    insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(count=1, size_class="tiny"), seed=2,
-                            output_volume_node=out_volume, output_segmentation=out_seg)
+    first = out.result.image.copy()
+    # running again replaces, never accumulates; the first run's image is left as it was
+    again = insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(count=1, size_class="tiny"), seed=2,
+                                    output_volume_node=out_volume, output_segmentation=out_seg)
     assert _segment_names(out_seg) == ["liver", "Lesion 1"]
+    assert np.array_equal(out.result.image, first) and not np.array_equal(again.result.image, first)
+    assert np.array_equal(array_of(out_volume), again.result.image)
 
 
 def test_markup_points_place_the_lesions(scene, ct_phantom, ct_nodes):

@@ -191,3 +191,16 @@ def check_finite(array: np.ndarray, name: str) -> None:
             raise MedSynthInputError(
                 f"{name} has {bad} NaN or infinite value(s); replace them (e.g. with the background value) first."
             )
+
+
+def bounding_slices(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Slices of the smallest block holding every True voxel of ``mask``, grown by ``margin``
+    voxels per axis and clipped to the array; None when ``mask`` is empty."""
+    out = []
+    for axis in range(3):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hits.size == 0:
+            return None
+        out.append(slice(max(int(hits[0]) - int(margin[axis]), 0),
+                         min(int(hits[-1]) + int(margin[axis]) + 1, mask.shape[axis])))
+    return tuple(out)

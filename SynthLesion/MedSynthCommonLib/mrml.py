@@ -7,11 +7,12 @@ every node is created in the scene of the node it derives from.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import MedSynthInputError
-from .geometry import Geometry
+from .geometry import Geometry, bounding_slices
 
 
 def _slicer():
@@ -64,21 +65,57 @@ def array_of(volume_node) -> np.ndarray:
     return slicer.util.arrayFromVolume(volume_node)
 
 
-def _set_array(volume_node, array: np.ndarray, geometry: Geometry) -> None:
+@dataclass(frozen=True)
+class VolumeBuffer:
+    """Voxels made for a volume node: ``image_data`` (a vtkImageData) and ``array``, a writable
+    ``[k, j, i]`` view of its scalars.  Fill ``array``, then hand the buffer to ``output_volume``,
+    which gives the node this image data as it is: no second volume and no copy."""
+
+    image_data: object
+    array: np.ndarray
+
+
+def volume_buffer(shape: tuple[int, int, int], dtype) -> VolumeBuffer:
+    """An uninitialised scalar volume of ``shape`` (k, j, i) and ``dtype``, in VTK's memory."""
+    import vtk
+    from vtk.util.numpy_support import get_vtk_array_type, vtk_to_numpy
+
+    image_data = vtk.vtkImageData()
+    image_data.SetDimensions(int(shape[2]), int(shape[1]), int(shape[0]))
+    image_data.AllocateScalars(get_vtk_array_type(np.dtype(dtype)), 1)
+    array = vtk_to_numpy(image_data.GetPointData().GetScalars()).reshape(shape)  # keeps the VTK array alive
+    return VolumeBuffer(image_data, array)
+
+
+def _set_array(volume_node, voxels: np.ndarray | VolumeBuffer, geometry: Geometry) -> None:
     slicer = _slicer()
     volume_node.SetOrigin(*geometry.origin)
     volume_node.SetSpacing(*geometry.spacing)
     volume_node.SetIJKToRASDirections(geometry.direction)
-    slicer.util.updateVolumeFromArray(volume_node, np.ascontiguousarray(array))
+    if not isinstance(voxels, VolumeBuffer):
+        slicer.util.updateVolumeFromArray(volume_node, np.ascontiguousarray(voxels))
+        return
+    # the node's image data shares the buffer's scalars (a shallow copy: 2 ms, where handing the
+    # node the buffer's image data with SetAndObserveImageData took 200 ms at 37 M voxels), with
+    # the notifications that updateVolumeFromArray sends
+    if volume_node.GetImageData() is None:
+        import vtk
+
+        volume_node.SetAndObserveImageData(vtk.vtkImageData())
+    volume_node.GetImageData().ShallowCopy(voxels.image_data)
+    volume_node.StorableModified()
+    volume_node.Modified()
+    volume_node.InvokeEvent(slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, volume_node)
 
 
-def output_volume(scene, array: np.ndarray, geometry: Geometry, name: str, node=None, like=None):
-    """Fill ``node`` (or a new scalar volume) with ``array`` on ``geometry``; display as ``like``."""
+def output_volume(scene, voxels: np.ndarray | VolumeBuffer, geometry: Geometry, name: str, node=None, like=None):
+    """Fill ``node`` (or a new scalar volume) with ``voxels`` (an array, copied; or a
+    ``VolumeBuffer``, taken as it is) on ``geometry``; display as ``like``."""
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
-    _set_array(node, array, geometry)
-    if node.GetDisplayNode() is None:
+    if node.GetDisplayNode() is None:  # before the voxels: made after them, it measured their window (200 ms at 37 M)
         node.CreateDefaultDisplayNodes()
+    _set_array(node, voxels, geometry)
     if like is not None and like.GetDisplayNode() is not None and node.GetDisplayNode() is not None:
         source, target = like.GetDisplayNode(), node.GetDisplayNode()
         target.SetAutoWindowLevel(source.GetAutoWindowLevel())
@@ -108,7 +145,7 @@ def segment_array(segmentation_node, segment_id: str, reference_volume) -> np.nd
             raise MedSynthInputError(f"Segment {segment_id!r} could not be exported on the volume's grid.")
         if labelmap.GetImageData() is None:
             return np.zeros(array_of(reference_volume).shape, np.uint8)
-        return (slicer.util.arrayFromVolume(labelmap) != 0).astype(np.uint8)
+        return (slicer.util.arrayFromVolume(labelmap) != 0).view(np.uint8)  # 0/1 bytes, not copied again
     finally:
         scene.RemoveNode(labelmap)
 
@@ -123,28 +160,45 @@ def segment_id_by_name_or_id(segmentation_node, name_or_id: str) -> str:
 
 def fill_segmentation(node, label_arrays: list[tuple[str, np.ndarray, tuple[float, float, float]]],
                       geometry: Geometry, reference_volume) -> None:
-    """Replace ``node``'s segments with one segment per (name, 0/1 array, colour)."""
+    """Replace ``node``'s segments with one segment per (name, 0/1 array on ``geometry``, colour).
+
+    Each segment is given as a binary labelmap of its own bounding box, cut from the array here:
+    the work follows the segment's size, not the volume's (a lesion and a liver on a 1 mm CT of
+    37 M voxels: 23 ms against 640 ms when each array went through a whole-volume labelmap node
+    and ``ImportLabelmapToSegmentationNode``).  Segments may overlap; an empty array gives an
+    empty segment."""
     slicer = _slicer()
-    scene = node.GetScene()
-    node.GetSegmentation().RemoveAllSegments()
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    segmentation = node.GetSegmentation()
+    segmentation.RemoveAllSegments()
+    segmentation.SetSourceRepresentationName(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName())
     node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__medsynth_temp__")
-    try:
-        for name, array, colour in label_arrays:
-            _set_array(labelmap, array.astype(np.uint8), geometry)
-            before = node.GetSegmentation().GetNumberOfSegments()
-            if not slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, node, ""):
-                raise MedSynthInputError(f"Could not add segment {name!r} to '{node.GetName()}'.")
-            segmentation = node.GetSegmentation()
-            if segmentation.GetNumberOfSegments() == before:  # empty array: add an empty segment
-                segmentation.AddEmptySegment("", name)
-            segment = segmentation.GetNthSegment(segmentation.GetNumberOfSegments() - 1)
-            segment.SetName(name)
-            segment.SetColor(*colour)
-    finally:
-        scene.RemoveNode(labelmap)
+    image_to_world = vtk.vtkMatrix4x4()
+    corner = np.asarray(geometry.direction, float) * np.asarray(geometry.spacing, float)  # columns: i, j, k steps
+    for row in range(3):
+        for column in range(3):
+            image_to_world.SetElement(row, column, float(corner[row, column]))
+        image_to_world.SetElement(row, 3, float(geometry.origin[row]))
+    for name, array, colour in label_arrays:
+        segment_id = segmentation.AddEmptySegment("", name)
+        segmentation.GetSegment(segment_id).SetColor(*(float(c) for c in colour))  # (given to AddEmptySegment, grey is replaced)
+        box = bounding_slices(np.asarray(array), np.zeros(3, int))  # nonzero voxels: any() reads them as True
+        if box is None:
+            continue
+        labelmap = slicer.vtkOrientedImageData()
+        (k0, k1), (j0, j1), (i0, i1) = ((b.start, b.stop) for b in box)
+        labelmap.SetExtent(i0, i1 - 1, j0, j1 - 1, k0, k1 - 1)  # voxel indices of the whole grid
+        labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+        labelmap.SetImageToWorldMatrix(image_to_world)
+        voxels = vtk_to_numpy(labelmap.GetPointData().GetScalars())
+        voxels.reshape(k1 - k0, j1 - j0, i1 - i0)[...] = np.asarray(array)[box] != 0
+        if not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+                labelmap, node, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE, labelmap.GetExtent()):
+            raise MedSynthInputError(f"Could not add segment {name!r} to '{node.GetName()}'.")
 
 
 def fill_table(node, rows: list[dict]) -> None:

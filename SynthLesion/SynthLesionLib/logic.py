@@ -14,7 +14,7 @@ import numpy as np
 from .config import LesionConfig
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.mrml import (array_of, check_untransformed, fill_segmentation, fill_table, geometry_of, output_volume,
-                   segment_array, segment_id_by_name_or_id)
+                                    segment_array, segment_id_by_name_or_id, volume_buffer)
 from .synthesizer import SynthesisResult, synthesize_lesions
 
 ORGAN_COLOUR = (0.85, 0.55, 0.45)
@@ -84,11 +84,12 @@ def insert_lesions_on_nodes(input_volume, segmentation, organ_segment: str, conf
     organ = segment_array(segmentation, organ_id, input_volume)
     avoid = segment_array(segmentation, segment_id_by_name_or_id(segmentation, avoid_segment), input_volume) \
         if avoid_segment else None
-    result = synthesize_lesions(image, organ, geometry, config, seed, avoid_mask=avoid)
+    voxels = volume_buffer(image.shape, image.dtype)  # the engine writes the new image where the node will hold it
+    result = synthesize_lesions(image, organ, geometry, config, seed, avoid_mask=avoid, out=voxels.array)
 
     scene = input_volume.GetScene()
     prefix = name_prefix or f"{input_volume.GetName()} lesions"
-    volume = output_volume(scene, result.image, geometry, prefix, output_volume_node, like=input_volume)
+    volume = output_volume(scene, voxels, geometry, prefix, output_volume_node, like=input_volume)
     organ_name = segmentation.GetSegmentation().GetSegment(organ_id).GetName()
     organ_colour = segmentation.GetSegmentation().GetSegment(organ_id).GetColor()
     segments = [(organ_name, (result.organ_mask > 0) & (result.lesion_labels == 0), tuple(organ_colour))]

@@ -73,19 +73,6 @@ def box_around(centre_kji: np.ndarray, half_extent_mm: float, spacing_kji: np.nd
     return Box(slices, offsets, clipped)
 
 
-def bounding_slices(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """Slices of the smallest block holding every True voxel of ``mask``, grown by ``margin``
-    voxels per axis and clipped to the array; None when ``mask`` is empty."""
-    out = []
-    for axis in range(3):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        if hits.size == 0:
-            return None
-        out.append(slice(max(int(hits[0]) - int(margin[axis]), 0),
-                         min(int(hits[-1]) + int(margin[axis]) + 1, mask.shape[axis])))
-    return tuple(out)
-
-
 class PatchedMask:
     """A label volume that is an input mask plus local changes, without copying the input.
 

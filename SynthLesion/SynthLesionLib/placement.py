@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
+from MedSynthCommonLib.geometry import bounding_slices
+
 from .errors import PlacementError
 from .organ import OrganStatistics
 from .patch import PatchedMask, box_around
@@ -103,28 +105,17 @@ def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: Organ
         base = organ.base if isinstance(organ, PatchedMask) else organ
         coarse = np.pad(base[::stride[0], ::stride[1], ::stride[2]] != 0, 1, constant_values=False)
         distance = np.zeros(coarse.shape, dtype=np.float32)
-        hull = _padded_bounds(coarse)
-        if hull is not None:  # exact on the organ's box grown by one outside layer (see _padded_bounds)
+        # exact on the organ's box grown by one grid point each way (all outside: ``coarse`` is
+        # False on its faces): for a point in the box, clamping any outside point beyond the box
+        # onto the box's outer layer brings it closer along every axis.  The organ fills a small
+        # part of the grid: 0.7 ms on the real liver's box at 1 mm against 4.9 ms on the grid
+        hull = bounding_slices(coarse, np.ones(3, int))
+        if hull is not None:
             distance[hull] = ndimage.distance_transform_edt(coarse[hull], sampling=stride * np.asarray(spacing_kji, float))
         stats.cache["distance"] = distance[1:-1, 1:-1, 1:-1]
         stats.cache["distance_stride"] = stride
         stats.cache["distance_margin_mm"] = 0.5 * float(np.linalg.norm(stride * np.asarray(spacing_kji, float)))
     return stats.cache["distance"]
-
-
-def _padded_bounds(inside: np.ndarray) -> tuple[slice, ...] | None:
-    """The bounding box of ``inside`` grown by one grid point each way (``inside`` is False on its
-    faces), or None when it is empty.  The distance transform on this box is the one on the whole
-    grid: for a point in the box, clamping any outside point beyond the box onto the box's outer
-    layer (all outside) brings it closer along every axis.  The organ fills a small part of the
-    grid: the transform takes 0.7 ms on the real liver's box at 1 mm against 4.9 ms on the grid."""
-    bounds = []
-    for axis in range(inside.ndim):
-        hit = np.flatnonzero(inside.any(axis=tuple(a for a in range(inside.ndim) if a != axis)))
-        if hit.size == 0:
-            return None
-        bounds.append(slice(int(hit[0]) - 1, int(hit[-1]) + 2))
-    return tuple(bounds)
 
 
 def deep_places(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float) -> np.ndarray:

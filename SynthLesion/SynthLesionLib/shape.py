@@ -15,7 +15,8 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from MedSynthCommonLib.errors import MedSynthInputError
-from .patch import Box, bounding_slices
+from MedSynthCommonLib.geometry import bounding_slices
+from .patch import Box
 from .resample import apply_separable, coarse_grid, cubic_matrix
 from .sizes import equivalent_diameter_mm
 

@@ -24,9 +24,9 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.threads import BackgroundCopy, one_blas_thread
 
 from .errors import PlacementError
-from MedSynthCommonLib.geometry import Geometry
+from MedSynthCommonLib.geometry import Geometry, bounding_slices
 from .organ import OrganStatistics, check_preset_fits, measure_organ
-from .patch import Box, PatchedMask, bounding_slices, box_around
+from .patch import Box, PatchedMask, box_around
 from .placement import VesselCriterion, coarse_distance_map, pushed_cores
 from .presets import Preset, get_preset
 from .records import LesionRecord, finding_text, location_words

@@ -77,7 +77,7 @@ def organ_bounds(scan: HealthyScan, organs: list[str], margin_mm: float) -> tupl
     ``scan.organ_names``) with ``margin_mm`` on every side, not clipped to the scan.  A scan
     without any of those organs is refused: a model that reads the box would read the whole scan
     as another body."""
-    from SynthLesionLib.patch import bounding_slices
+    from MedSynthCommonLib.geometry import bounding_slices
 
     inside_organs = organ_voxels(scan, organs)
     tight = None if inside_organs is None else bounding_slices(inside_organs, np.zeros(3, int))

@@ -187,7 +187,7 @@ def with_neighbours(image: np.ndarray, context: int) -> np.ndarray:
 def organ_box(organ: np.ndarray | None, spacing_kji, margin_mm: float) -> tuple[slice, ...] | None:
     """Slices of the organ's bounding box plus ``margin_mm`` (clipped to the volume); None when
     the organ is empty."""
-    from SynthLesionLib.patch import bounding_slices
+    from MedSynthCommonLib.geometry import bounding_slices
 
     spacing = np.ones(3) if spacing_kji is None else np.asarray(spacing_kji, float)
     return bounding_slices(np.asarray(organ, bool), np.ceil(margin_mm / spacing).astype(int))
