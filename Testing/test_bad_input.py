@@ -40,6 +40,15 @@ def test_a_mask_with_several_labels_is_refused_and_one_label_of_any_type_accepte
     two = ct_phantom.organs.astype(np.int16)
     assert len(set(np.unique(two).tolist()) - {0}) > 1
     _expect("holds [0-9]+ labels .*--organ-label", ct_phantom.image, two, ct_phantom.geometry)
+    for values, one_label in (([0, 1], True), ([0, 255], True), ([0, -1], True), ([0, -1, -2], False),
+                              ([1, 2], False), ([0, 1, 2], False), ([-3, 4], False), ([7], True), ([0], True)):
+        for dtype in (np.uint8, np.int16) if min(values) >= 0 and max(values) < 256 else (np.int16,):
+            mask = np.resize(np.asarray(values, dtype), (3, 4, 5))
+            if one_label:
+                check_organ_label(mask, None)
+            else:
+                with pytest.raises(MedSynthInputError, match="labels"):
+                    check_organ_label(mask, None)
     rng = np.random.default_rng(8)
     decided = {True: 0, False: 0}
     for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64):

@@ -36,13 +36,16 @@ def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
 
 
 def _one_nonzero_value(mask: np.ndarray) -> bool:
-    """True when an integer mask holds at most one value besides 0, told from its extremes and
-    two counts: 13 ms for a 37 M-voxel uint8 mask, where listing its values (``np.bincount``,
-    which widens every voxel to int64 first) took 195 ms a call.  False for other types, whose
-    values are then listed."""
+    """True when an integer mask holds at most one value besides 0, told from its extremes (and,
+    for a mask of 0 and one other value, two counts): 1.3 ms for a 37 M-voxel 0/1 uint8 mask,
+    13 ms at most, where listing its values (``np.bincount``, which widens every voxel to int64
+    first) took 195 ms a call.  False for other types, whose values are then listed."""
     if not np.issubdtype(mask.dtype, np.integer) or mask.size == 0:
         return mask.size == 0
-    low, high = mask.min(), mask.max()
+    high = mask.max()
+    if high <= 1 and np.issubdtype(mask.dtype, np.unsignedinteger):  # 0/1, the usual mask: 1.3 ms
+        return True
+    low = mask.min()
     if low == high:
         return True
     if low != 0 and high != 0:  # two values besides 0: both extremes
