@@ -90,6 +90,19 @@ def test_one_meaning_per_option_name():
                 assert action.choices and "small" in action.choices, trail
 
 
+def test_the_command_line_is_built_without_the_heavy_libraries():
+    """Every ``medsynth`` call builds the whole parser: it must not import what only some
+    commands use (scikit-learn and SciPy's statistics cost 0.4 s a call, torch and MONAI more)."""
+    import subprocess
+    import sys
+
+    heavy = ("sklearn", "scipy.stats", "torch", "monai", "matplotlib", "dask", "distributed")
+    script = ("import sys; from MedSynthCommonLib.cli import build_parser; build_parser(); "
+              f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.split() == []
+
+
 def test_version(capsys):
     from MedSynthCommonLib import __version__
     from MedSynthCommonLib.cli import main

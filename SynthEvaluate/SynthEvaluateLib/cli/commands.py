@@ -21,8 +21,7 @@ from .image_set_cli import (add_classifier_options, add_image_set_options, add_r
                             progress_line, real_set)
 from .image_findings_cli import add_image_findings_options, image_findings_command
 from .segment_study_cli import add_segment_study_options, segment_study_command
-from ..studies.protocols import AUGMENTATION_MARGIN
-from ..studies.segment_study import DICE_MARGIN
+from ..studies.margins import AUGMENTATION_MARGIN, DICE_MARGIN
 
 
 def _cmd_generator(args) -> dict:

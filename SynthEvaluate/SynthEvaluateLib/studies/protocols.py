@@ -27,6 +27,7 @@ from ..metrics.classification import binary_metrics, delong_auc, delong_paired_t
 from ..recipes.data import ImageSet
 from .arms import kept_message, run_arms
 from .leakage import check_disjoint, content_hash
+from .margins import AUGMENTATION_MARGIN
 from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, comparison_sentence, paired_difference
 from ..recipes.training import ClassifierRecipe, TrainedClassifier, train_classifier
 
@@ -146,10 +147,6 @@ def gan_train_test(real_train: ImageSet, real_test: ImageSet, synthetic_train: I
             "sets": {"real_train": real_train.summary(), "real_test": real_test.summary(),
                      "synthetic_train": synthetic_train.summary(), "synthetic_test": synthetic_test.summary()},
             "summary": summary, "inception_score": inception, "runs": runs}
-
-
-#: accuracy an arm may lose against real only and still be called "not worse" (5 points)
-AUGMENTATION_MARGIN = 0.05
 
 
 def augmentation_study(real_train: ImageSet, synthetic: ImageSet, test: ImageSet,

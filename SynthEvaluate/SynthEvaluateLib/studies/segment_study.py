@@ -37,13 +37,12 @@ from MedSynthCommonLib.geometry import Geometry, in_standard_order
 
 from ..metrics.segmentation import detection_by_size, dice, lesion_detection, normalized_surface_dice
 from ..recipes.segmenter import SegmenterRecipe, train_segmenter
+from .margins import DICE_MARGIN
 from ..metrics.statistics import MIN_BOOTSTRAP_CASES, bootstrap_ci, comparison_sentence, paired_difference
 
 ARMS = ("real", "on-the-fly", "real + on-the-fly", "offline", "real + offline")
 #: lesion-size strata of the report: SynthLesion's size classes (equivalent diameter, mm)
 SIZE_BINS_MM = (0.0, 10.0, 20.0, 40.0, 80.0, np.inf)
-#: Dice an arm may lose against real and still be called "not worse" (judged over every seed)
-DICE_MARGIN = 0.05
 
 
 @dataclass
