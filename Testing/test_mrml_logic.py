@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from SynthLesionLib import LesionConfig, MedSynthInputError
+from SynthLesionLib import Geometry, LesionConfig, MedSynthInputError
 from SynthLesionLib.logic import insert_lesions_on_nodes
 from MedSynthCommonLib.mrml import (array_of, fill_segmentation, geometry_of, output_volume, segment_array,
                                  table_rows)
@@ -61,6 +61,40 @@ def test_segments_are_exact_from_their_own_boxes_overlapping_empty_and_at_the_ed
         assert segment.GetColor() == pytest.approx(colour)
         read = segment_array(node, segmentation.GetNthSegmentID(index), volume)
         assert np.array_equal(read > 0, np.asarray(array) > 0), name
+
+
+def test_a_segment_on_the_volumes_grid_is_read_from_its_own_box_as_the_export_gives_it(scene, ct_phantom, ct_nodes,
+                                                                                        monkeypatch):
+    """segment_array reads a segment made on the volume's grid from its own labelmap (no
+    whole-volume export), voxel for voxel what the export gives: also in shared layers (label
+    values other than 1), empty, at the faces; on another grid it exports."""
+    from MedSynthCommonLib import mrml
+
+    volume, _ = ct_nodes
+    shape = ct_phantom.image.shape
+    liver = ct_phantom.organ_mask("liver")
+    corner = np.zeros(shape, np.uint8)
+    corner[:3, :5, -4:] = 1
+    dot = np.zeros(shape, bool)
+    dot[20, 70, 33] = True
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "read back")
+    fill_segmentation(node, [("liver", liver, (1, 0, 0)), ("corner", corner, (0, 1, 0)), ("dot", dot, (0, 0, 1)),
+                             ("empty", np.zeros(shape, np.uint8), (1, 1, 0))], ct_phantom.geometry, volume)
+    segmentation = node.GetSegmentation()
+    segmentation.CollapseBinaryLabelmaps(False)  # non-overlapping segments share a layer, told apart by label value
+    ids = [segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())]
+    assert max(segmentation.GetSegment(i).GetLabelValue() for i in ids) >= 2
+    shifted = output_volume(scene, ct_phantom.image, Geometry(ct_phantom.geometry.origin + 0.5,
+                                                              ct_phantom.geometry.spacing, ct_phantom.geometry.direction),
+                            "shifted CT")
+    read = {(i, name): segment_array(node, i, v) for i in ids for name, v in (("same", volume), ("shifted", shifted))}
+    assert all(mrml._segment_on_volume_grid(node, i, volume) is not None for i in ids)
+    assert all(mrml._segment_on_volume_grid(node, i, shifted) is None for i in ids)
+    monkeypatch.setattr(mrml, "_segment_on_volume_grid", lambda *args: None)  # the export, always
+    for (i, name), array in read.items():
+        assert array.dtype == np.uint8 and np.array_equal(array, segment_array(node, i, volume if name == "same" else shifted))
+    for i, expected in zip(ids, (liver, corner, dot, np.zeros(shape))):
+        assert np.array_equal(read[(i, "same")] > 0, np.asarray(expected) > 0)
 
 
 def test_insert_on_nodes_creates_outputs_and_leaves_inputs(scene, ct_phantom, ct_nodes):

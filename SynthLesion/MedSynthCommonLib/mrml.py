@@ -135,6 +135,9 @@ def segment_array(segmentation_node, segment_id: str, reference_volume) -> np.nd
             f"The segmentation '{segmentation_node.GetName()}' has no segment {segment_id!r}; its segments are: "
             f"{', '.join(names) or 'none'}."
         )
+    on_grid = _segment_on_volume_grid(segmentation_node, segment_id, reference_volume)
+    if on_grid is not None:
+        return on_grid
     scene = segmentation_node.GetScene()
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__medsynth_temp__")
     try:
@@ -148,6 +151,50 @@ def segment_array(segmentation_node, segment_id: str, reference_volume) -> np.nd
         return (slicer.util.arrayFromVolume(labelmap) != 0).view(np.uint8)  # 0/1 bytes, not copied again
     finally:
         scene.RemoveNode(labelmap)
+
+
+def _segment_on_volume_grid(segmentation_node, segment_id: str, reference_volume) -> np.ndarray | None:
+    """The segment as ``segment_array`` gives it, read from its own binary labelmap when that lies
+    on the volume's voxel grid (the same voxel-to-world matrix, no transforms: segments made on
+    this volume), so that only the segment's box is read (the whole-volume export took 80 ms for
+    the liver on a 1 mm CT of 37 M voxels); None when the export is needed."""
+    slicer = _slicer()
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    segmentation = segmentation_node.GetSegmentation()
+    binary = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    if segmentation_node.GetParentTransformNode() is not None or reference_volume.GetParentTransformNode() is not None \
+            or segmentation.GetSourceRepresentationName() != binary or reference_volume.GetImageData() is None:
+        return None
+    segment = segmentation.GetSegment(segment_id)
+    labelmap = segment.GetRepresentation(binary)
+    if labelmap is None:
+        return None
+    grid, volume = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+    labelmap.GetImageToWorldMatrix(grid)
+    reference_volume.GetIJKToRASMatrix(volume)
+    if not np.allclose([[grid.GetElement(r, c) for c in range(4)] for r in range(4)],
+                       [[volume.GetElement(r, c) for c in range(4)] for r in range(4)], rtol=0.0, atol=1e-6):
+        return None
+    shape = tuple(reversed(reference_volume.GetImageData().GetDimensions()))  # (k, j, i)
+    out = np.zeros(shape, np.uint8)
+    extent = labelmap.GetExtent()  # (i0, i1, j0, j1, k0, k1), inclusive; empty when a stop is below its start
+    scalars = labelmap.GetPointData().GetScalars()
+    if scalars is None or any(extent[2 * a + 1] < extent[2 * a] for a in range(3)):
+        return out
+    if scalars.GetNumberOfComponents() != 1:
+        return None
+    starts = [extent[4], extent[2], extent[0]]  # k, j, i
+    sizes = [extent[5] - extent[4] + 1, extent[3] - extent[2] + 1, extent[1] - extent[0] + 1]
+    low = [max(start, 0) for start in starts]
+    high = [min(start + size, n) for start, size, n in zip(starts, sizes, shape)]
+    if any(h <= lo for lo, h in zip(low, high)):
+        return out
+    values = vtk_to_numpy(scalars).reshape(sizes)
+    inside = tuple(slice(lo - start, h - start) for lo, h, start in zip(low, high, starts))
+    out[tuple(slice(lo, h) for lo, h in zip(low, high))] = values[inside] == segment.GetLabelValue()
+    return out
 
 
 def segment_id_by_name_or_id(segmentation_node, name_or_id: str) -> str:
