@@ -181,8 +181,9 @@ def test_the_output_copied_in_the_background_is_the_case_copied_at_once(phantom,
 
 
 def test_the_shell_first_ball_test_decides_as_the_whole_ball(phantom):
-    """Reusing one ball per radius and testing its shell first gives the whole ball's answer,
-    also where the organ has a hole that the shell does not touch."""
+    """Reusing one ball per radius and testing a probe of its shell, then its shell first, gives
+    the whole ball's answer, also where the organ has a hole that the shell does not touch and
+    where the ball's box leaves the volume."""
     from SynthLesionLib.placement import _rejection_reason, centred_ball
 
     organ = phantom.organ_mask("liver").copy()
@@ -195,8 +196,14 @@ def test_the_shell_first_ball_test_decides_as_the_whole_ball(phantom):
     reasons = []
     for _ in range(300):
         radius = float(rng.uniform(2.0, 30.0))
-        centre = holes[rng.integers(len(holes))] + rng.integers(-3, 4, 3) if rng.random() < 0.5 else \
-            stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
+        draw = rng.random()
+        if draw < 0.4:
+            centre = holes[rng.integers(len(holes))] + rng.integers(-3, 4, 3)
+        elif draw < 0.8:
+            centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
+        else:  # anywhere, the volume's faces included (a ball's box that leaves the volume)
+            centre = rng.integers(0, organ.shape) * (rng.random(3) < 0.8) + \
+                (np.array(organ.shape) - 1) * (rng.random(3) < 0.1)
         centre = np.clip(centre, 0, np.array(organ.shape) - 1)
         whole = _rejection_reason(phantom.image, mask, None, spacing, centre, radius, None, None, radius)
         shell_first = _rejection_reason(phantom.image, mask, None, spacing, centre, radius, None, None, radius,

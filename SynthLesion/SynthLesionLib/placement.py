@@ -193,14 +193,20 @@ def _nowhere_deep_enough(radius_mm: float, stats: OrganStatistics, organ, spacin
             "Choose a smaller size class, or check that the organ mask is complete.")
 
 
+#: shell voxels tested first, spread over the sphere (``Ball.probe``)
+PROBE_VOXELS = 256
+
+
 @dataclass(frozen=True)
 class Ball:
-    """The voxels of a ball on its box, centred on a voxel: all of them (``inside``) and those
-    with a face-neighbour outside the ball (``shell``).  The same for every voxel centre of one
-    radius and spacing, so it is made once per search."""
+    """The voxels of a ball on its box, centred on a voxel: all of them (``inside``), those
+    with a face-neighbour outside the ball (``shell``), and about ``PROBE_VOXELS`` of the shell
+    spread over it (``probe``, index arrays).  The same for every voxel centre of one radius and
+    spacing, so it is made once per search."""
 
     inside: np.ndarray
     shell: np.ndarray
+    probe: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def centred_ball(radius_mm: float, spacing_kji: np.ndarray) -> Ball:
@@ -218,25 +224,37 @@ def centred_ball(radius_mm: float, spacing_kji: np.ndarray) -> Ball:
         for start in (0, 2):
             core &= inside[tuple(slice(start, start + n - 2) if a == axis else slice(1, n - 1)
                                  for a, n in enumerate(inside.shape))]
-    return Ball(inside, inside & ~interior)
+    shell = inside & ~interior
+    points = np.nonzero(shell)  # in (k, j, i) order: every n-th covers the sphere ring by ring
+    step = max(1, len(points[0]) // PROBE_VOXELS)
+    return Ball(inside, shell, tuple(axis[::step] for axis in points))
 
 
 def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm,
                       ball: Ball | None = None) -> str | None:
     """Why a lesion of ``radius_mm`` cannot be centred at ``centre``, or None when it can.
     ``ball``: ``centred_ball`` of this radius, reused across tries (centres on voxels only)."""
-    box = box_around(centre, radius_mm, spacing_kji, organ.shape)
-    if box.clipped:
-        return "organ edge"
-    in_organ = organ.read(box.slices)
-    if ball is not None and np.array_equal(centre, np.floor(centre)):
+    if ball is not None and (centre.dtype.kind in "iu" or np.array_equal(centre, np.floor(centre))):
+        # the ball's own box (``box_around``'s for a voxel centre) on plain integers: 3 against 20 us
+        reach = [(n - 1) // 2 for n in ball.inside.shape]
+        low = [int(c) - r for c, r in zip(centre, reach)]
+        if min(low) < 0 or any(a + n > size for a, n, size in zip(low, ball.inside.shape, organ.shape)):
+            return "organ edge"
+        slices = tuple(slice(a, a + n) for a, n in zip(low, ball.inside.shape))
+        in_organ = organ.read(slices)
         # the shell first: where the organ's edge cuts the ball, it cuts the shell too (an outside
         # voxel in the ball reaches the box's outside through the shell unless it is a hole, which
-        # the whole ball's test then finds); a tenth of the voxels for most rejections
-        if not in_organ[ball.shell].all():
+        # the whole ball's test then finds); a tenth of the voxels for most rejections.  And before
+        # it, a probe of the shell: one outside voxel there is the answer (97 % of the rejections
+        # of a large lesion looking for room beside earlier ones on the real CT, 2.4 against 70 us)
+        if not (in_organ[ball.probe].all() and in_organ[ball.shell].all()):
             return "organ edge"
         ball = ball.inside
     else:  # a centre off the voxel grid: its own ball
+        box = box_around(centre, radius_mm, spacing_kji, organ.shape)
+        if box.clipped:
+            return "organ edge"
+        slices, in_organ = box.slices, organ.read(box.slices)
         ball = box.squared_distance_mm2() <= radius_mm * radius_mm
     if not in_organ[ball].all():
         return "organ edge"
@@ -244,7 +262,7 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
         reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
         if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():
             return "other lesion"
-    if avoid is not None and avoid[box.slices][ball].any():
+    if avoid is not None and avoid[slices][ball].any():
         return "vessel"
     if vessels is not None and _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels):
         return "vessel"
