@@ -236,8 +236,8 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
     ``ball``: ``centred_ball`` of this radius, reused across tries (centres on voxels only)."""
     if ball is not None and (centre.dtype.kind in "iu" or np.array_equal(centre, np.floor(centre))):
         # the ball's own box (``box_around``'s for a voxel centre) on plain integers: 3 against 20 us
-        reach = [(n - 1) // 2 for n in ball.inside.shape]
-        low = [int(c) - r for c, r in zip(centre, reach)]
+        half = [(n - 1) // 2 for n in ball.inside.shape]
+        low = [int(c) - h for c, h in zip(centre, half)]
         if min(low) < 0 or any(a + n > size for a, n, size in zip(low, ball.inside.shape, organ.shape)):
             return "organ edge"
         slices = tuple(slice(a, a + n) for a, n in zip(low, ball.inside.shape))
@@ -249,20 +249,20 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
         # of a large lesion looking for room beside earlier ones on the real CT, 2.4 against 70 us)
         if not (in_organ[ball.probe].all() and in_organ[ball.shell].all()):
             return "organ edge"
-        ball = ball.inside
+        in_ball = ball.inside
     else:  # a centre off the voxel grid: its own ball
         box = box_around(centre, radius_mm, spacing_kji, organ.shape)
         if box.clipped:
             return "organ edge"
         slices, in_organ = box.slices, organ.read(box.slices)
-        ball = box.squared_distance_mm2() <= radius_mm * radius_mm
-    if not in_organ[ball].all():
+        in_ball = box.squared_distance_mm2() <= radius_mm * radius_mm
+    if not in_organ[in_ball].all():
         return "organ edge"
     if lesions is not None:  # None: no lesion placed yet, nothing to keep clear of
         reach = box_around(centre, clearance_mm, spacing_kji, organ.shape)
         if lesions[reach.slices][reach.squared_distance_mm2() <= clearance_mm * clearance_mm].any():
             return "other lesion"
-    if avoid is not None and avoid[slices][ball].any():
+    if avoid is not None and avoid[slices][in_ball].any():
         return "vessel"
     if vessels is not None and _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels):
         return "vessel"
