@@ -160,6 +160,22 @@ def test_avoid_segment_keeps_lesions_off_it(scene, ct_phantom, ct_nodes):
     assert overlap == 0
 
 
+def test_an_apply_that_fails_leaves_the_scene_and_its_output_nodes_as_they_were(scene, ct_nodes):
+    """The engine writes into a buffer that a volume node takes only when the call succeeded: a
+    failed Apply adds no node and leaves a chosen output volume's voxels as they were."""
+    from SynthLesionLib import PlacementError
+
+    volume, segmentation = ct_nodes
+    mine = output_volume(scene, np.full(array_of(volume).shape, 7, np.int16), geometry_of(volume), "mine")
+    before = array_of(mine).copy()
+    nodes = scene.GetNumberOfNodes()
+    with pytest.raises(PlacementError):
+        insert_lesions_on_nodes(volume, segmentation, "liver", LesionConfig(size_class="large", count=40, allow_fewer=False), seed=0,
+                                output_volume_node=mine)
+    assert scene.GetNumberOfNodes() == nodes
+    assert np.array_equal(array_of(mine), before)
+
+
 def test_bad_node_input(scene, ct_nodes):
     volume, segmentation = ct_nodes
     with pytest.raises(MedSynthInputError, match="no segment 'spleen'.*liver, vessels"):
