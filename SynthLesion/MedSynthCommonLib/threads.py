@@ -16,6 +16,8 @@ import threading
 
 import numpy as np
 
+from .recycling import new_volume
+
 _CONTROLLER = None
 
 
@@ -101,10 +103,11 @@ class BackgroundCopy:
     """
 
     def __init__(self, source: np.ndarray, target: np.ndarray | None = None):
-        """``target``: the array to copy into (same shape and dtype; default a new C-order one, as
-        ``ndarray.copy()`` gives), or ``source`` itself, which then needs no copy."""
+        """``target``: the array to copy into (same shape and dtype; default a C-order one, as
+        ``ndarray.copy()`` gives, recycled when one is free: ``recycling.new_volume``), or
+        ``source`` itself, which then needs no copy."""
         self._source = source
-        self.array = np.empty(source.shape, dtype=source.dtype) if target is None else target
+        self.array = new_volume(source.shape, source.dtype) if target is None else target
         self._thread = None
         self._error: BaseException | None = None
         if self.array is source:

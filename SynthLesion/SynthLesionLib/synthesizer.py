@@ -90,7 +90,9 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         progress: called as ``progress(lesions_done, lesions_asked)`` after each lesion.
         organ_stats: the organ's statistics from ``prepare_organ`` on the same image and mask,
             reused instead of measured again (many lesions, calls or variants of one case).
-        out: where to write the new image instead of a fresh volume: an array of the image's
+        out: where to write the new image instead of a new volume (by default one recycled from
+            an earlier result that nothing refers to any more, see ``MedSynthCommonLib.recycling``;
+            else a fresh one): an array of the image's
             shape and dtype, reused across calls (the image is copied into it), or ``image``
             itself to insert the lesions in place (no copy at all).  The values are the same
             either way; ``result.image`` is ``out``.  If the call fails, no lesion is left in
