@@ -10,7 +10,7 @@ it is left (told by its reference count against that of an array nothing else re
 slots serve the usual loop ``result = make(...)``, which holds the last result while the next
 is made.
 
-The price: up to ``SLOTS`` volumes (of 16-512 MB each; others are not kept) stay allocated while
+The price: up to ``SLOTS`` volumes (of 16-256 MB each; others are not kept) stay allocated while
 the process lives; ``release()`` frees them, and ``MEDSYNTH_RECYCLE=0`` in the environment turns
 recycling off.  Memory is reused only when nothing refers to it: code that keeps a raw pointer
 without a reference (``SimpleITK.GetImageViewFromArray``, which says to keep the array alive)
@@ -30,7 +30,7 @@ SLOTS = 2
 #: volumes of this size range are recycled: smaller ones cost little to allocate, and larger ones
 #: would keep too much memory taken between calls
 RECYCLE_FROM_BYTES = 16 * 2**20
-RECYCLE_UP_TO_BYTES = 512 * 2**20
+RECYCLE_UP_TO_BYTES = 256 * 2**20
 
 _slots: list[np.ndarray] = []
 _lock = threading.Lock()
