@@ -35,7 +35,7 @@ def test_missing_organ_label(ct_phantom):
 def test_a_mask_with_several_labels_is_refused_and_one_label_of_any_type_accepted(ct_phantom):
     """Without organ_label the mask must hold one value besides 0, whatever its integer type
     and sign; the quick test (extremes and counts) says the same as listing the values."""
-    from SynthLesionLib.inputs import check_organ_label
+    from SynthLesionLib.inputs import check_organ_label, organ_of
 
     two = ct_phantom.organs.astype(np.int16)
     assert len(set(np.unique(two).tolist()) - {0}) > 1
@@ -64,6 +64,9 @@ def test_a_mask_with_several_labels_is_refused_and_one_label_of_any_type_accepte
                 with pytest.raises(MedSynthInputError, match="labels"):
                     check_organ_label(mask, None)
     assert min(decided.values()) > 50
+    zero_one = (ct_phantom.organs == 1).astype(np.uint8)  # read where it is: the same bytes as a boolean
+    assert np.shares_memory(organ_of(zero_one, None), zero_one)
+    assert np.array_equal(organ_of(zero_one, None), zero_one == 1)
 
 
 def test_mask_with_another_shape(ct_phantom):

@@ -224,10 +224,10 @@ def test_rand_synth_lesiond_refuses_labels_on_another_grid():
     from monai.data import MetaTensor
 
     from SynthLesionLib import make_ct_phantom
-    from SynthLesionLib.transforms import RandSynthLesiond, affine_from_geometry
+    from SynthLesionLib.transforms import RandSynthLesiond
 
     phantom = make_ct_phantom(shape=(24, 64, 64), spacing=(3.0, 3.0, 4.0), seed=2)
-    affine = torch.as_tensor(affine_from_geometry(phantom.geometry))
+    affine = torch.as_tensor(phantom.geometry.ijk_to_ras_matrix())
     image = MetaTensor(torch.as_tensor(np.ascontiguousarray(phantom.image.T)[None].astype(np.float32)), affine=affine)
     shifted = affine.clone()
     shifted[0, 3] += 10.0

@@ -60,6 +60,14 @@ class Geometry:
     def voxel_volume_mm3(self) -> float:
         return float(np.prod(self.spacing))
 
+    def ijk_to_ras_matrix(self) -> np.ndarray:
+        """The 4x4 matrix from voxel (i, j, k, 1) to RAS (mm), as Slicer's IJKToRAS and MONAI's
+        affines hold it."""
+        matrix = np.eye(4)
+        matrix[:3, :3] = self.direction * self.spacing
+        matrix[:3, 3] = self.origin
+        return matrix
+
     def kji_to_ras(self, kji: np.ndarray) -> np.ndarray:
         """RAS positions (mm) of array indices ``[..., (k, j, i)]``."""
         ijk = np.asarray(kji, dtype=float)[..., ::-1]

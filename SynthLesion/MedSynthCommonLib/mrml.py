@@ -174,8 +174,7 @@ def _segment_on_volume_grid(segmentation_node, segment_id: str, reference_volume
     grid, volume = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
     labelmap.GetImageToWorldMatrix(grid)
     reference_volume.GetIJKToRASMatrix(volume)
-    if not np.allclose([[grid.GetElement(r, c) for c in range(4)] for r in range(4)],
-                       [[volume.GetElement(r, c) for c in range(4)] for r in range(4)], rtol=0.0, atol=1e-6):
+    if not np.allclose(slicer.util.arrayFromVTKMatrix(grid), slicer.util.arrayFromVTKMatrix(volume), rtol=0.0, atol=1e-6):
         return None
     shape = tuple(reversed(reference_volume.GetImageData().GetDimensions()))  # (k, j, i)
     out = np.zeros(shape, np.uint8)
@@ -224,12 +223,7 @@ def fill_segmentation(node, label_arrays: list[tuple[str, np.ndarray, tuple[floa
     node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
-    image_to_world = vtk.vtkMatrix4x4()
-    steps = np.asarray(geometry.direction, float) * np.asarray(geometry.spacing, float)  # columns: one voxel along i, j, k
-    for row in range(3):
-        for column in range(3):
-            image_to_world.SetElement(row, column, float(steps[row, column]))
-        image_to_world.SetElement(row, 3, float(geometry.origin[row]))
+    image_to_world = slicer.util.vtkMatrixFromArray(geometry.ijk_to_ras_matrix())
     for name, array, colour in label_arrays:
         segment_id = segmentation.AddEmptySegment("", name)
         segmentation.GetSegment(segment_id).SetColor(*(float(c) for c in colour))  # (given to AddEmptySegment, grey is replaced)

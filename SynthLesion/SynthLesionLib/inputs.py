@@ -9,6 +9,23 @@ from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import check_finite, check_same_grid, check_volume
 
 
+def organ_of(organ_mask: np.ndarray, organ_label: int | None) -> np.ndarray:
+    """The organ as a boolean volume: ``mask == organ_label``, or without a label the nonzero
+    voxels, read where they are for a boolean or 0/1 uint8 mask (the same bytes: no copy).
+    Refused (``check_organ_label``): a label the mask's type cannot hold, several labels without
+    one."""
+    mask = np.asarray(organ_mask)
+    if organ_label is not None:
+        check_organ_label(mask, organ_label)
+        return mask == organ_label
+    if mask.dtype == np.bool_:
+        return mask
+    if _zeros_and_ones(mask):  # told from its maximum alone
+        return mask.view(np.bool_) if mask.dtype == np.uint8 else mask != 0
+    check_organ_label(mask, None)
+    return mask != 0
+
+
 def check_organ_label(organ_mask: np.ndarray, organ_label: int | None) -> None:
     """Without ``organ_label`` the mask must be binary: a multi-organ map would make every
     organ 'the organ'.  With it, the label must be a value the mask's type can hold (the organ
@@ -42,16 +59,22 @@ def _one_nonzero_value(mask: np.ndarray) -> bool:
     first) took 195 ms a call.  False for other types, whose values are then listed."""
     if not np.issubdtype(mask.dtype, np.integer) or mask.size == 0:
         return mask.size == 0
-    high = mask.max()
-    if high <= 1 and np.issubdtype(mask.dtype, np.unsignedinteger):  # 0/1, the usual mask: 1.3 ms
+    if _zeros_and_ones(mask):  # the usual mask
         return True
-    low = mask.min()
+    high, low = mask.max(), mask.min()
     if low == high:
         return True
     if low != 0 and high != 0:  # two values besides 0: both extremes
         return False
     value = high if low == 0 else low
     return np.count_nonzero(mask) == np.count_nonzero(mask == value)
+
+
+def _zeros_and_ones(mask: np.ndarray) -> bool:
+    """Whether an unsigned integer mask holds only 0 and 1 (its maximum: 1.3 ms at 37 M voxels)."""
+    if not np.issubdtype(mask.dtype, np.unsignedinteger) or mask.size == 0:
+        return False
+    return bool(mask.max() <= 1)
 
 
 def check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask) -> None:

@@ -18,7 +18,7 @@ from scipy import ndimage
 from . import __version__
 from .config import LesionConfig
 from .draw import CAPSULE_MAX_SHARE, DrawnLesion, draw_and_place, draw_lesion
-from .inputs import check_inputs, check_organ_label, check_out
+from .inputs import check_inputs, check_out, organ_of
 from .effects import capsule_band, mass_effect, mass_effect_support_mm
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.threads import BackgroundCopy, one_blas_thread
@@ -112,16 +112,9 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         raise MedSynthInputError(f"The seed must be a whole number >= 0, got {seed!r}.")
     check_inputs(image, organ_mask, geometry, mask_geometry, avoid_mask)
     check_out(out, image, organ_mask, avoid_mask)
-    check_organ_label(organ_mask, organ_label)
+    base = organ_of(organ_mask, organ_label)  # read where it is when it can be: its changes go to patches
     preset = get_preset(config.preset).for_phase(config.phase)
     _, *lesion_seeds = np.random.SeedSequence(seed).spawn(1 + config.lesion_count)  # (the first: organ samples, once)
-
-    if organ_label is not None:
-        base = organ_mask == organ_label
-    elif organ_mask.dtype == np.uint8 and organ_mask.max() <= 1:  # 0/1 bytes are a boolean mask's bytes
-        base = organ_mask.view(np.bool_)
-    else:  # a boolean mask is read where it is: the organ's changes (mass effect) go to patches
-        base = organ_mask if organ_mask.dtype == np.bool_ else organ_mask != 0
     organ = PatchedMask(base.view(np.uint8))  # same bytes; uint8 so that it can be resampled
     output = BackgroundCopy(image, out)  # the new image, copied while the organ and first lesion are worked out
     undo = [] if out is not None else None  # the boxes a given ``out`` held before each write
@@ -235,8 +228,7 @@ def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
     """The statistics of an organ (parenchyma level and spread, candidate places, its distance
     map once a large lesion needs it), to pass as ``organ_stats`` to every ``synthesize_lesions``
     call on this image and mask: measured once instead of once per call."""
-    check_organ_label(organ_mask, organ_label)
-    organ = (organ_mask == organ_label) if organ_label is not None else np.asarray(organ_mask).astype(bool)
+    organ = organ_of(organ_mask, organ_label)
     stats = measure_organ(np.asarray(image), organ, geometry)
     stats.cache["shape"] = np.asarray(image).shape
     coarse_distance_map(organ, geometry.spacing_kji, stats)  # placement's quick test (~10 ms for 48 M voxels, once)

@@ -40,22 +40,14 @@ RECORD_KEY = "synth_lesion"
 
 
 def geometry_from_affine(affine) -> Geometry:
-    """A MONAI affine (voxel (i, j, k) -> world mm, RAS for MONAI's readers) as a ``Geometry``."""
+    """A MONAI affine (voxel (i, j, k) -> world mm, RAS for MONAI's readers) as a ``Geometry``
+    (the inverse of ``Geometry.ijk_to_ras_matrix``)."""
     affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, dtype=float)
     if affine.shape != (4, 4):
         raise MedSynthInputError(f"Expected a 4x4 affine for a 3-D image, got shape {affine.shape}.")
     columns = affine[:3, :3]
     spacing = np.linalg.norm(columns, axis=0)
     return Geometry(affine[:3, 3], spacing, columns / spacing)
-
-
-def affine_from_geometry(geometry: Geometry) -> np.ndarray:
-    """The 4x4 (i, j, k) -> RAS mm affine MONAI's readers give for this grid (inverse of
-    ``geometry_from_affine``)."""
-    affine = np.eye(4)
-    affine[:3, :3] = geometry.direction * geometry.spacing
-    affine[:3, 3] = geometry.origin
-    return affine
 
 
 def engine_geometry(affine) -> Geometry:
@@ -72,7 +64,7 @@ def engine_geometry(affine) -> Geometry:
 def engine_array_affine(geometry: Geometry) -> np.ndarray:
     """The affine under which an engine array ``[k, j, i]`` on ``geometry`` is a MONAI array as
     it is (the inverse of ``engine_geometry``): how the engine's own cases enter the transforms."""
-    return affine_from_geometry(Geometry(geometry.origin, geometry.spacing[::-1], geometry.direction[:, ::-1]))
+    return Geometry(geometry.origin, geometry.spacing[::-1], geometry.direction[:, ::-1]).ijk_to_ras_matrix()
 
 
 def _as_numpy(value) -> np.ndarray:

@@ -27,8 +27,7 @@ import numpy as np
 def _one_mm_case(data: Path):
     import SimpleITK as sitk
 
-    from MedSynthCommonLib.imageio import read_volume
-    from MedSynthCommonLib.geometry import Geometry
+    from MedSynthCommonLib.imageio import geometry_from_sitk
 
     folder = data / "abdomen_ct"
     image, liver = (sitk.ReadImage(str(folder / f"case01_ct3mm_{part}.nii.gz")) for part in ("image", "liver"))
@@ -36,9 +35,8 @@ def _one_mm_case(data: Path):
     resampled = [sitk.Resample(volume, size, sitk.Transform(), interpolator, volume.GetOrigin(), (1.0, 1.0, 1.0),
                                volume.GetDirection(), 0, volume.GetPixelID())
                  for volume, interpolator in ((image, sitk.sitkLinear), (liver, sitk.sitkNearestNeighbor))]
-    _, geometry = read_volume(folder / "case01_ct3mm_image.nii.gz")
-    geometry = Geometry(geometry.origin, np.ones(3), geometry.direction)
-    return sitk.GetArrayFromImage(resampled[0]), sitk.GetArrayFromImage(resampled[1]) != 0, geometry
+    return sitk.GetArrayFromImage(resampled[0]), sitk.GetArrayFromImage(resampled[1]) != 0, \
+        geometry_from_sitk(resampled[0])
 
 
 def _phantom_case():

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-from SynthLesionLib.transforms import affine_from_geometry
 
 from .scans import HealthyScan
 from .synthetic import check_organs, finding_names, findings_scan
@@ -48,7 +47,7 @@ class SynthFindingsDataset(torch.utils.data.Dataset):
         image, row, masks, references, records = findings_scan(
             self.scans, n, self.organs, self.seed, self.finding_names, self.size_classes, self.positive_rate,
             self.label_set)
-        affine = torch.as_tensor(affine_from_geometry(self.scans[n % len(self.scans)].geometry))
+        affine = torch.as_tensor(self.scans[n % len(self.scans)].geometry.ijk_to_ras_matrix())
         item = {"image": MetaTensor(np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 1, 0)[None]),
                                     affine=affine),
                 "findings": torch.as_tensor(row, dtype=torch.float32),
