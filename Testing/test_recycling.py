@@ -97,3 +97,32 @@ def test_held_results_stay_as_made_while_later_calls_recycle(slots, ct_phantom):
     for seed, held in kept.items():
         assert np.array_equal(held.image, made[seed])
     assert len(set(addresses)) < len(addresses) - 3  # most calls reused a dropped result's memory
+
+
+def test_calls_leave_no_reference_cycle_to_free_their_image(slots, ct_phantom):
+    """A result's image is let go (and recycled) as soon as the caller drops it, with no wait for
+    the garbage collector: no call leaves a reference cycle behind, also when lesions fitted
+    nowhere and were redrawn, or when the call failed."""
+    import gc
+
+    from SynthLesionLib.errors import PlacementError
+
+    organ = ct_phantom.organ_mask("liver")
+    configs = [LesionConfig(size_class="small"),
+               LesionConfig(size_class="large", count=8, max_attempts=64),  # redrawn, and some left out
+               LesionConfig(size_class="large", count=8, max_attempts=64, allow_fewer=False)]  # fails
+    gc.collect()
+    gc.disable()
+    try:
+        outcomes = []
+        for seed, config in enumerate(configs):
+            try:
+                result = synthesize_lesions(ct_phantom.image, organ, ct_phantom.geometry, config, seed)
+                outcomes.append(len(result.records))
+                del result
+            except PlacementError:
+                outcomes.append("failed")
+            assert gc.collect() == 0, (config, outcomes)
+    finally:
+        gc.enable()
+    assert outcomes[0] == 1 and 1 <= outcomes[1] < 8 and outcomes[2] == "failed", outcomes

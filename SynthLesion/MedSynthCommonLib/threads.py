@@ -145,5 +145,6 @@ class BackgroundCopy:
             self._thread.join()
             self._thread = None
         if self._error is not None:
-            raise self._error
+            error, self._error = self._error, None  # not kept: its traceback would hold this object (a cycle)
+            raise error
         return self.array

@@ -53,7 +53,7 @@ def draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, g
         drawn = draw_lesion(config, preset, stats, rng, templates, geometry)
         lesion_ml = np.pi / 6.0 * drawn.diameter_mm ** 3 / 1000.0
         if stats.volume_ml < lesion_ml:
-            error = PlacementError(
+            reason = (
                 f"The organ (about {stats.volume_ml:.1f} mL) is smaller than one {drawn.size_class} lesion "
                 f"({drawn.diameter_mm:.0f} mm, {lesion_ml:.1f} mL). Choose a smaller size class.")
             continue
@@ -62,11 +62,14 @@ def draw_and_place(config, preset, stats, rng, templates, out, organ, lesions, g
                                     drawn.diameter_mm / 2.0, vessels, avoid, rng, attempts_per_draw,
                                     clearance_mm=drawn.shape.bounding_radius_mm, lesion_cores=lesion_cores)
         except PlacementError as failure:
-            error = failure
+            # its message only: the exception's traceback holds this frame, and through the
+            # callers' frames the new image, which a kept exception would keep from being freed
+            # (or recycled) until the garbage collector finds the cycle
+            reason = str(failure)
             total_attempts += attempts_per_draw
             continue
         return drawn, placement.centre_kji, total_attempts + placement.attempts, draw
-    raise PlacementError(f"{error} (Sizes from the class were drawn {MAX_DRAWS} times; none fitted.)")
+    raise PlacementError(f"{reason} (Sizes from the class were drawn {MAX_DRAWS} times; none fitted.)")
 
 def check_grid_holds(size_class: str, geometry: Geometry) -> None:
     """Refuse a size class whose largest lesions are smaller than one voxel of the grid."""
