@@ -297,3 +297,24 @@ def test_a_bad_output_buffer_is_refused_and_a_failed_call_leaves_no_lesion(phant
     assert np.array_equal(cube_image, given)
     one = synthesize_lesions(given, cube, phantom.geometry, config.__class__(size_class="medium"), 1)
     assert not np.array_equal(one.image, given)  # the first lesion fits: it had been written, then taken out
+
+
+def test_bounding_slices_is_the_box_of_the_nonzero_voxels():
+    """The one-pass box (first axis from the whole mask, the others from its slices that hold
+    voxels) is the box of ``np.argwhere``, for bool and integer masks, contiguous or not."""
+    from MedSynthCommonLib.geometry import bounding_slices
+
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        shape = tuple(int(n) for n in rng.integers(1, 12, 3))
+        mask = rng.random(shape) < rng.choice([0.0, 0.002, 0.03, 0.4])
+        if trial % 3 == 1:
+            mask = mask.astype(np.int16) * int(rng.integers(-3, 4))
+        elif trial % 3 == 2:
+            mask = np.asfortranarray(mask)[::-1, :, ::2]
+        margin = rng.integers(0, 3, 3)
+        nonzero = np.argwhere(mask)
+        expected = None if nonzero.size == 0 else tuple(
+            slice(max(int(lo) - int(m), 0), min(int(hi) + int(m) + 1, n))
+            for lo, hi, m, n in zip(nonzero.min(axis=0), nonzero.max(axis=0), margin, mask.shape))
+        assert bounding_slices(mask, margin) == expected, trial
