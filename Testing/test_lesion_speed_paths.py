@@ -318,3 +318,21 @@ def test_bounding_slices_is_the_box_of_the_nonzero_voxels():
             slice(max(int(lo) - int(m), 0), min(int(hi) + int(m) + 1, n))
             for lo, hi, m, n in zip(nonzero.min(axis=0), nonzero.max(axis=0), margin, mask.shape))
         assert bounding_slices(mask, margin) == expected, trial
+
+
+def test_nothing_differs_from_the_input_outside_the_changed_block(phantom):
+    """``result.changed`` holds every change: outside it the image is the input image, the organ
+    the input organ and the labels 0 (several lesions, mass effect pushing earlier ones)."""
+    organ = phantom.organ_mask("liver")
+    moved = []
+    for seed, config in enumerate([LesionConfig(size_class="medium", count=3, mass_effect=80.0),
+                                   LesionConfig(size_class="mix", count=3, mass_effect=80.0)]):
+        result = synthesize_lesions(phantom.image, organ, phantom.geometry, config, seed)
+        outside = np.ones(organ.shape, bool)
+        outside[result.changed] = False
+        assert outside.any() and len(result.records) >= 2
+        assert np.array_equal(result.image[outside], phantom.image[outside])
+        assert np.array_equal(result.organ_mask[outside] > 0, organ[outside])
+        assert not result.lesion_labels[outside].any()
+        moved.append(not np.array_equal(result.organ_mask[result.changed] > 0, organ[result.changed]))
+    assert any(moved)  # the organ's border moved within the block

@@ -51,16 +51,20 @@ def test_segments_are_exact_from_their_own_boxes_overlapping_empty_and_at_the_ed
     arrays = [("liver", liver, (0.8, 0.4, 0.3)), ("half", overlapping, (0.1, 0.2, 0.9)),
               ("corner", corner, (0.3, 0.9, 0.1)), ("empty", np.zeros(shape, np.uint8), (0.5, 0.5, 0.5)),
               ("one voxel", single, (1.0, 1.0, 0.0))]
+    block = (slice(10, 30), slice(40, 90), slice(0, 50))  # a segment given as a block of the grid
+    arrays.append(("block", liver[block], (0.2, 0.2, 0.2), block))
+    in_block = np.zeros(shape, bool)
+    in_block[block] = liver[block]
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "filled")
     fill_segmentation(node, [("stale", liver, (0, 0, 0))], ct_phantom.geometry, volume)
     fill_segmentation(node, arrays, ct_phantom.geometry, volume)
-    assert _segment_names(node) == [name for name, _, _ in arrays]
+    assert _segment_names(node) == [name for name, *_ in arrays]
     segmentation = node.GetSegmentation()
-    for index, (name, array, colour) in enumerate(arrays):
+    for index, (name, array, colour, *where) in enumerate(arrays):
         segment = segmentation.GetNthSegment(index)
         assert segment.GetColor() == pytest.approx(colour)
         read = segment_array(node, segmentation.GetNthSegmentID(index), volume)
-        assert np.array_equal(read > 0, np.asarray(array) > 0), name
+        assert np.array_equal(read > 0, (in_block if where else np.asarray(array)) > 0), name
 
 
 def test_a_segment_on_the_volumes_grid_is_read_from_its_own_box_as_the_export_gives_it(scene, ct_phantom, ct_nodes,
@@ -113,6 +117,8 @@ def test_insert_on_nodes_creates_outputs_and_leaves_inputs(scene, ct_phantom, ct
     for record in out.result.records:
         lesion = segment_array(out.segmentation, seg.GetSegmentIdBySegmentName(f"Lesion {record.index}"), out.volume)
         assert np.array_equal(lesion > 0, out.result.lesion_labels == record.index)
+    organ = segment_array(out.segmentation, seg.GetSegmentIdBySegmentName("liver"), out.volume)
+    assert np.array_equal(organ > 0, (out.result.organ_mask > 0) & (out.result.lesion_labels == 0))
     rows = table_rows(out.table)
     assert [int(r["index"]) for r in rows] == [1, 2]
     assert rows[0]["volume_ml"] == pytest.approx(out.result.records[0].volume_ml)

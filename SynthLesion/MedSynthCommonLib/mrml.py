@@ -204,9 +204,10 @@ def segment_id_by_name_or_id(segmentation_node, name_or_id: str) -> str:
     return found or name_or_id
 
 
-def fill_segmentation(node, label_arrays: list[tuple[str, np.ndarray, tuple[float, float, float]]],
-                      geometry: Geometry, reference_volume) -> None:
-    """Replace ``node``'s segments with one segment per (name, 0/1 array on ``geometry``, colour).
+def fill_segmentation(node, label_arrays: list[tuple], geometry: Geometry, reference_volume) -> None:
+    """Replace ``node``'s segments with one segment per (name, 0/1 array on ``geometry``, colour),
+    or (name, array, colour, where) for an array that is the block ``where`` (k, j, i slices) of
+    the grid, all of the segment lying in it.
 
     Each segment is given as a binary labelmap of its own bounding box, cut from the array here:
     the work follows the segment's size, not the volume's (a liver and a lesion on a 1 mm CT of
@@ -224,19 +225,21 @@ def fill_segmentation(node, label_arrays: list[tuple[str, np.ndarray, tuple[floa
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
     image_to_world = slicer.util.vtkMatrixFromArray(geometry.ijk_to_ras_matrix())
-    for name, array, colour in label_arrays:
+    for name, array, colour, *where in label_arrays:
         segment_id = segmentation.AddEmptySegment("", name)
         segmentation.GetSegment(segment_id).SetColor(*(float(c) for c in colour))  # (given to AddEmptySegment, grey is replaced)
-        box = bounding_slices(np.asarray(array), np.zeros(3, int))  # nonzero voxels: any() reads them as True
+        array = np.asarray(array)
+        box = bounding_slices(array, np.zeros(3, int))  # nonzero voxels: any() reads them as True
         if box is None:
             continue
+        offset = [w.start for w in where[0]] if where else [0, 0, 0]
         labelmap = slicer.vtkOrientedImageData()
-        (k0, k1), (j0, j1), (i0, i1) = ((b.start, b.stop) for b in box)
+        (k0, k1), (j0, j1), (i0, i1) = ((b.start + o, b.stop + o) for b, o in zip(box, offset))
         labelmap.SetExtent(i0, i1 - 1, j0, j1 - 1, k0, k1 - 1)  # voxel indices of the whole grid
         labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
         labelmap.SetImageToWorldMatrix(image_to_world)
         voxels = vtk_to_numpy(labelmap.GetPointData().GetScalars())
-        voxels.reshape(k1 - k0, j1 - j0, i1 - i0)[...] = np.asarray(array)[box] != 0
+        voxels.reshape(k1 - k0, j1 - j0, i1 - i0)[...] = array[box] != 0
         if not slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
                 labelmap, node, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE, labelmap.GetExtent()):
             raise MedSynthInputError(f"Could not add segment {name!r} to '{node.GetName()}'.")

@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import LesionConfig
 from MedSynthCommonLib.errors import MedSynthInputError
+from MedSynthCommonLib.geometry import bounding_slices
 from MedSynthCommonLib.mrml import (array_of, check_untransformed, fill_segmentation, fill_table, geometry_of, output_volume,
                                     segment_array, segment_id_by_name_or_id, volume_buffer)
 from .synthesizer import SynthesisResult, synthesize_lesions
@@ -92,11 +93,21 @@ def insert_lesions_on_nodes(input_volume, segmentation, organ_segment: str, conf
     volume = output_volume(scene, voxels, geometry, prefix, output_volume_node, like=input_volume)
     organ_name = segmentation.GetSegmentation().GetSegment(organ_id).GetName()
     organ_colour = segmentation.GetSegmentation().GetSegment(organ_id).GetColor()
-    segments = [(organ_name, (result.organ_mask > 0) & (result.lesion_labels == 0), tuple(organ_colour))]
+    # the lesions lie in the block the engine changed: their segments are cut from it, and the
+    # organ's segment is the input organ's box but in that block, where it is the moved organ
+    # less the lesions (whole-volume comparisons and copies took 70 ms of an Apply on a 1 mm CT)
+    changed = result.changed
+    labels = result.lesion_labels[changed]
+    around = bounding_slices(result.organ.base, np.zeros(3, int))
+    around = tuple(slice(min(a.start, c.start), max(a.stop, c.stop)) for a, c in zip(around, changed))
+    organ_out = result.organ.base[around].copy()
+    organ_out[tuple(slice(c.start - a.start, c.stop - a.start) for c, a in zip(changed, around))] = \
+        result.organ.read(changed) & (labels == 0)
+    segments = [(organ_name, organ_out, tuple(organ_colour), around)]
     if one_lesion_segment:
-        segments.append(("Lesion", result.lesion_labels > 0, LESION_COLOUR))
+        segments.append(("Lesion", labels > 0, LESION_COLOUR, changed))
     else:
-        segments += [(f"Lesion {r.index}", result.lesion_labels == r.index, LESION_COLOUR) for r in result.records]
+        segments += [(f"Lesion {r.index}", labels == r.index, LESION_COLOUR, changed) for r in result.records]
     seg_out = output_segmentation or scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(f"{prefix} segmentation"))
     fill_segmentation(seg_out, segments, geometry, volume)
     table = output_table or scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{prefix} records"))

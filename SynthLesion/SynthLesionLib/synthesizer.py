@@ -47,6 +47,10 @@ class SynthesisResult:
         records: one ``LesionRecord`` per lesion.
         case_record: everything needed to regenerate the case (seed, config, versions).
         finding: one-paragraph structured description.
+        changed: (k, j, i) slices of the block outside which ``image`` is the input image,
+            ``organ_mask`` the input organ and ``lesion_labels`` 0 (the hull of the boxes the
+            lesions were written in, mass effect included), so that work on the changes can
+            skip the rest of the volume; None when nothing was written.
     """
 
     image: np.ndarray
@@ -55,6 +59,7 @@ class SynthesisResult:
     records: list[LesionRecord]
     case_record: dict = field(default_factory=dict)
     finding: str = ""
+    changed: tuple[slice, slice, slice] | None = None
 
     @property
     def organ_mask(self) -> np.ndarray:
@@ -118,6 +123,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     organ = PatchedMask(base.view(np.uint8))  # same bytes; uint8 so that it can be resampled
     output = BackgroundCopy(image, out)  # the new image, copied while the organ and first lesion are worked out
     undo = [] if out is not None else None  # the boxes a given ``out`` held before each write
+    written = []  # the boxes written in
     try:
         if organ_stats is None:
             stats = measure_organ(image, base, geometry)
@@ -136,7 +142,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
         strength = preset.mass_effect if config.mass_effect is None else float(config.mass_effect)
         with one_blas_thread():  # small kernels: parallelism belongs to lesions, cases and workers
             _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
-                        shape_templates, geometry, vessels, avoid, strength, progress, undo)
+                        shape_templates, geometry, vessels, avoid, strength, progress, undo, written)
     except BaseException:
         for slices, before in reversed(undo or []):  # a given ``out`` is left as it was
             output.array[slices] = before
@@ -168,13 +174,16 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     if shortfall:
         finding += f" ({len(records)} of {config.lesion_count} asked for fitted in the {preset.organ}.)"
     case_record["finding"] = finding
-    return SynthesisResult(image_out, organ, lesions, records, case_record, finding)
+    changed = tuple(slice(min(box[a].start for box in written), max(box[a].stop for box in written))
+                    for a in range(3))
+    return SynthesisResult(image_out, organ, lesions, records, case_record, finding, changed)
 
 
 def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
-                shape_templates, geometry, vessels, avoid, strength, progress, undo) -> None:
+                shape_templates, geometry, vessels, avoid, strength, progress, undo, written) -> None:
     """Place and insert every asked lesion in turn (appending to ``records``, ``warnings`` and
-    ``shortfall``; and to ``undo``, when not None, each box of the output as it was before its write)."""
+    ``shortfall``; to ``written`` the slices of each box written in; and to ``undo``, when not
+    None, each box of the output as it was before its write)."""
     cores = []  # (centre kji, radius mm) of a ball inside each lesion placed: rules out places near it
     for asked, lesion_seed in enumerate(lesion_seeds, start=1):
         rng = np.random.default_rng(lesion_seed)
@@ -195,9 +204,10 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
                 if progress is not None:
                     progress(asked, config.lesion_count)
                 continue
-        record, core_mm = _insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
-                                  geometry, stats, preset, rng, undo)
+        record, core_mm, slices = _insert(output, organ, lesions, index, centre, drawn, strength, attempts, draws,
+                                          geometry, stats, preset, rng, undo)
         records.append(record)
+        written.append(slices)
         cores = pushed_cores(cores, record.mass_effect_max_push_mm, geometry.spacing_kji) + [(centre, core_mm)]
         if records[-1].clipped_voxels:
             info = np.iinfo(output.array.dtype)
@@ -255,9 +265,11 @@ def _given_centre(ras, geometry: Geometry, organ: PatchedMask, index: int) -> np
 
 def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, index: int, centre: np.ndarray,
             drawn: DrawnLesion, strength: float, attempts: int, draws: int, geometry: Geometry, stats: OrganStatistics,
-            preset: Preset, rng: np.random.Generator, undo: list | None = None) -> tuple[LesionRecord, float]:
-    """Insert one lesion at ``centre``; returns its record and the radius (mm) of the ball
-    around ``centre`` whose voxels are all the lesion's (0 when the centre voxel is not)."""
+            preset: Preset, rng: np.random.Generator, undo: list | None = None
+            ) -> tuple[LesionRecord, float, tuple[slice, slice, slice]]:
+    """Insert one lesion at ``centre``; returns its record, the radius (mm) of the ball around
+    ``centre`` whose voxels are all the lesion's (0 when the centre voxel is not), and the slices
+    of the box outside which nothing was written (image, organ, labels)."""
     spacing = geometry.spacing_kji
     mean_radius = drawn.diameter_mm / 2.0
     reach = drawn.shape.bounding_radius_mm + 3.0 * drawn.edge_blur_mm
@@ -356,7 +368,7 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
         contrast_measured=round(mean_intensity - stats.median, 3),
         lesion_type_drawn=drawn.lesion_type,
         clipped_voxels=clipped,
-    ), core_mm
+    ), core_mm, box.slices
 
 
 def _inscribed_radius_mm(block: Box, inside: np.ndarray, spacing: np.ndarray) -> float:
