@@ -69,7 +69,7 @@ class SynthesisResult:
     def label_map(self) -> np.ndarray:
         """uint8 label map: 0 background, 1 organ, 2 lesion."""
         label = self.organ_mask.copy()
-        label[self.lesion_labels > 0] = 2
+        label[self.changed][self.lesion_labels[self.changed] > 0] = 2  # (the lesions lie in that block)
         return label
 
 

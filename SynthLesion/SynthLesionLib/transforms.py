@@ -201,7 +201,8 @@ class RandSynthLesion(Randomizable):
             raise MedSynthInputError(f"{_item_name(image)}{error}") from None
         value = self.lesion_label if self.lesion_label is not None else int(labels.max()) + 1
         new_labels = labels.copy()
-        new_labels[0][result.lesion_labels > 0] = value
+        block = result.changed  # the lesions lie in it
+        new_labels[0][block][result.lesion_labels[block] > 0] = value
         out_image = _like(image, result.image[np.newaxis])
         out_label = _like(label, new_labels)
         summary = json.dumps({"seed": self._seed, "inserted": True, "size_class": self._size, "asked": self._count,
