@@ -75,7 +75,11 @@ def test_patched_mask_matches_a_dense_copy():
         patched.writable(box)[...] = value
         dense[box] = value
         probe = tuple(slice(int(a), int(a) + 5) for a in rng.integers(0, (25, 35, 45)))
+        patches = list(patched._patches)
         assert np.array_equal(patched.read(probe), dense[probe])
+        points = tuple(rng.integers(0, n, 200) for n in base.shape)
+        assert np.array_equal(patched.at(points), dense[points])
+        assert patched._patches == patches  # reads leave the patches as they are
     assert np.array_equal(patched.base, original)  # the base was never written
     assert np.array_equal(patched.full(), dense)
 

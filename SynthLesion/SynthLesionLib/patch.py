@@ -129,13 +129,16 @@ class PatchedMask:
         """Whether the box ``slices`` may differ from the input mask (a patch overlaps it)."""
         return self._full is not None or any(self._overlaps(p[0], slices) for p in self._patches)
 
-    def at(self, points: tuple[np.ndarray, ...]) -> np.ndarray:
+    def at(self, points: tuple[np.ndarray, ...], within: tuple[slice, ...] | None = None) -> np.ndarray:
         """The values at voxels ``points`` (index arrays) as changed so far, read without merging
-        patches (a few microseconds, where ``read`` of their box may copy patches together)."""
+        patches (a few microseconds, where ``read`` of their box may copy patches together).
+        ``within``: a box that holds every point (patches outside it are skipped at once)."""
         if self._full is not None:
             return self._full[points]
         values = self.base[points]
         for where, patch in self._patches:  # (patches never overlap: writable merges them)
+            if within is not None and not self._overlaps(where, within):
+                continue
             hit = np.logical_and.reduce([(p >= w.start) & (p < w.stop) for p, w in zip(points, where)])
             if hit.any():
                 values[hit] = patch[tuple(p[hit] - w.start for p, w in zip(points, where))]
@@ -148,7 +151,17 @@ class PatchedMask:
         touched = [p for p in self._patches if self._overlaps(p[0], slices)]
         if not touched:
             return self.base[slices]
-        return self.writable(slices)  # merging is exact, and cheap for the few overlapping patches
+        if len(touched) == 1 and all(s.start >= w.start and s.stop <= w.stop for s, w in zip(slices, touched[0][0])):
+            where, patch = touched[0]
+            return patch[tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(slices, where))]
+        # a copy with the patches' parts pasted, the patches left as they are (merging them, as a
+        # write must, would make ever larger patches of the boxes placement reads around them)
+        out = self.base[slices].copy()
+        for where, patch in touched:
+            common = [slice(max(s.start, w.start), min(s.stop, w.stop)) for s, w in zip(slices, where)]
+            out[tuple(slice(c.start - s.start, c.stop - s.start) for c, s in zip(common, slices))] = \
+                patch[tuple(slice(c.start - w.start, c.stop - w.start) for c, w in zip(common, where))]
+        return out
 
     def full(self) -> np.ndarray:
         """The whole volume with every change (the input copied once, the patches pasted)."""

@@ -79,11 +79,12 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
                 if places.size == 0:
                     raise PlacementError(_nowhere_deep_enough(radius_mm, stats, organ, spacing_kji))
                 places = _clear_of_lesions(places, spacing_kji, stats, clearance_mm, lesion_cores)
+                jitter = _jitter_bounds(stats.cache["distance_stride"], organ.shape)
                 if places.size == 0:
                     raise PlacementError(
                         f"Earlier lesions hold every place deep enough for a {2 * radius_mm:.0f} mm lesion (known from "
                         "the organ's distance map without trying them). Ask for fewer or smaller lesions.")
-            centre = _jittered(places[rng.integers(len(places))], organ.shape, stats.cache["distance_stride"], rng)
+            centre = _jittered(places[rng.integers(len(places))], jitter, rng)
         reason = "organ edge" if _surely_near_edge(organ, spacing_kji, stats, centre, radius_mm) else \
             _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm,
                               ball)
@@ -186,10 +187,17 @@ def _surely_near_edge(organ, spacing_kji, stats: OrganStatistics, centre: np.nda
                                                                             organ.shape)[0]))
 
 
-def _jittered(point: np.ndarray, shape, stride: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A voxel of the coarse cell around ``point``."""
-    offset = rng.integers(-(stride // 2), stride - stride // 2)
-    return np.clip(point + offset, 0, np.asarray(shape) - 1)
+def _jittered(point: np.ndarray, jitter: tuple[np.ndarray, np.ndarray, np.ndarray],
+              rng: np.random.Generator) -> np.ndarray:
+    """A voxel of the coarse cell around ``point``; ``jitter``: ``_jitter_bounds``'s."""
+    low, high, last = jitter
+    return np.minimum(np.maximum(point + rng.integers(low, high), 0), last)
+
+
+def _jitter_bounds(stride: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The offsets (voxels, low inclusive, high exclusive) within a coarse cell around its point,
+    and the volume's last voxel: worked out once per search, not once per try."""
+    return -(stride // 2), stride - stride // 2, np.asarray(shape) - 1
 
 
 def _nowhere_deep_enough(radius_mm: float, stats: OrganStatistics, organ, spacing_kji) -> str:
@@ -282,7 +290,7 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
         # patches of earlier lesions together): one outside voxel there is the answer (most
         # rejections of a large lesion looking for room beside earlier ones on the real CT)
         probe = tuple(p + a for p, a in zip(ball.probe, low))
-        if not organ.at(probe).all():
+        if not organ.at(probe, slices).all():
             return "organ edge"
         in_organ = organ.read(slices)
         # then the shell: where the organ's edge cuts the ball, it cuts the shell too (an outside
