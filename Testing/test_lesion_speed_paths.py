@@ -340,3 +340,44 @@ def test_nothing_differs_from_the_input_outside_the_changed_block(phantom):
         assert not result.lesion_labels[outside].any()
         moved.append(not np.array_equal(result.organ_mask[result.changed] > 0, organ[result.changed]))
     assert any(moved)  # the organ's border moved within the block
+
+
+def test_a_kept_organ_measurement_is_what_measuring_again_gives(phantom, monkeypatch):
+    """measure_organ keeps its measurement with the values it read: whatever changes in the image
+    or the organ (where it read, or elsewhere), a call gives what a fresh measurement gives, and
+    measures again only when a value it read changed."""
+    from SynthLesionLib import organ as organ_module
+
+    measured = []
+    real_measure = organ_module._measure
+    monkeypatch.setattr(organ_module, "_measure", lambda *args: measured.append(1) or real_measure(*args))
+    monkeypatch.setattr(organ_module, "_kept", [])
+
+    def same(a, b):
+        return a.to_dict() == b.to_dict() and np.array_equal(a.candidates_kji, b.candidates_kji)
+
+    def fresh(image, organ):
+        return real_measure(image, organ, phantom.geometry, np.random.default_rng(organ_module.ORGAN_SAMPLE_SEED), None)
+
+    rng = np.random.default_rng(3)
+    for trial in range(24):
+        image, organ = phantom.image.copy(), phantom.organ_mask("liver").copy()
+        organ_module._kept.clear()
+        first = organ_module.measure_organ(image, organ, phantom.geometry)
+        reads = organ_module._kept[-1][1]
+        in_organ = trial % 3 == 0  # else the image is changed
+        read = np.zeros(image.shape, bool)  # the voxels of that volume the measurement read
+        read.reshape(-1)[reads.organ_index if in_organ else reads.image_index] = True
+        for box, _, _ in reads.boxes:
+            read[box] = True
+        changes_read = bool(trial % 2)
+        where = int(rng.choice(np.flatnonzero(read if changes_read else ~read)))
+        if in_organ:
+            organ.reshape(-1)[where] = ~organ.reshape(-1)[where]
+        else:
+            image.reshape(-1)[where] += np.int16(rng.integers(1, 400))
+        measured.clear()
+        kept = organ_module.measure_organ(image, organ, phantom.geometry)
+        assert same(kept, fresh(image, organ)), trial
+        assert (len(measured) == 1) == changes_read, trial  # measured again exactly when a value it read changed
+        assert kept is not first and not kept.cache  # never another call's object or distance map

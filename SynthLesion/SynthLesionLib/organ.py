@@ -8,7 +8,8 @@ random draws is the mask scanned exactly (which also proves that an organ is emp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -69,11 +70,69 @@ class OrganStatistics:
 ORGAN_SAMPLE_SEED = 20231
 
 
+#: organs whose measurement is kept, with the values it read (see ``measure_organ``)
+KEPT_MEASUREMENTS = 4
+#: a measurement that drew more random voxels than this is not kept (a small organ's search)
+_KEEP_UP_TO_DRAWS = 4 * _DRAW_BATCH
+_kept: list[tuple[tuple, "_Reads", OrganStatistics]] = []
+_kept_lock = threading.Lock()
+
+
+class _Reads:
+    """Every voxel value one measurement read: flat indices and values of the organ and of the
+    image, and the boxes the noise grain was measured on."""
+
+    def __init__(self):
+        self.keep = True  # False when the measurement is not to be kept
+        self.organ_index, self.organ_values = [], []
+        self.image_index, self.image_values = [], []
+        self.boxes: list[tuple[tuple[slice, ...], np.ndarray, np.ndarray]] = []
+
+    def done(self) -> None:
+        self.organ_index, self.organ_values, self.image_index, self.image_values = (
+            np.concatenate(parts) for parts in (self.organ_index, self.organ_values, self.image_index,
+                                                self.image_values))
+
+    def hold(self, image: np.ndarray, organ: np.ndarray) -> bool:
+        """Whether ``image`` and ``organ`` hold the same values where this measurement read."""
+        return (np.array_equal(organ.reshape(-1)[self.organ_index], self.organ_values)
+                and np.array_equal(image.reshape(-1)[self.image_index], self.image_values)
+                and all(np.array_equal(image[box], image_box) and np.array_equal(organ[box], organ_box)
+                        for box, image_box, organ_box in self.boxes))
+
+
 def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
                   rng: np.random.Generator | None = None) -> OrganStatistics:
     """Sample the organ (``organ`` is a boolean volume on the image grid).  ``rng`` defaults to a
-    generator seeded ``ORGAN_SAMPLE_SEED``: the same image and organ give the same statistics."""
-    rng = np.random.default_rng(ORGAN_SAMPLE_SEED) if rng is None else rng
+    generator seeded ``ORGAN_SAMPLE_SEED``: the same image and organ give the same statistics.
+
+    With that default, the measurement is kept (the last ``KEPT_MEASUREMENTS`` organs) with
+    every voxel value it read, and a later call whose image and organ hold the same values there
+    gets it again without measuring: the statistics are a function of those values alone, so
+    this is exact whatever else changed (0.4 against 2-3 ms for the liver on a 1 mm CT).  The
+    returned statistics never share their ``cache`` (placement's distance map, which reads the
+    whole organ) with another call's."""
+    if rng is not None:
+        return _measure(image, organ, geometry, rng, None)
+    key = (image.shape, image.dtype.str, organ.dtype.str, np.asarray(geometry.origin, float).tobytes(),
+           np.asarray(geometry.spacing, float).tobytes(), np.asarray(geometry.direction, float).tobytes())
+    with _kept_lock:
+        kept = [(reads, stats) for entry_key, reads, stats in _kept if entry_key == key]
+    for reads, stats in kept:
+        if reads.hold(image, organ):
+            return replace(stats, cache={})
+    reads = _Reads()
+    stats = _measure(image, organ, geometry, np.random.default_rng(ORGAN_SAMPLE_SEED), reads)
+    if reads.keep:
+        with _kept_lock:
+            _kept.append((key, reads, replace(stats, cache={})))
+            del _kept[:-KEPT_MEASUREMENTS]
+    return stats
+
+
+def _measure(image: np.ndarray, organ: np.ndarray, geometry: Geometry, rng: np.random.Generator,
+             reads: _Reads | None) -> OrganStatistics:
+    """``measure_organ``'s measurement; ``reads``, when given, is told every value read."""
     flat_organ = organ.reshape(-1)
     flat_image = image.reshape(-1)
     drawn = 0
@@ -83,8 +142,15 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
         idx = rng.integers(0, flat_organ.size, _DRAW_BATCH)
         if drawn == 0:
             image_draws = flat_image[idx[:10000]]
+            if reads is not None:
+                reads.image_index.append(idx[:10000])
+                reads.image_values.append(image_draws)
         drawn += idx.size
-        inside = idx[flat_organ[idx]]
+        in_organ = flat_organ[idx]
+        inside = idx[in_organ]
+        if reads is not None:
+            reads.organ_index.append(idx)
+            reads.organ_values.append(in_organ)
         hits.append(inside)
         n_hits += inside.size
     flat_hits = np.concatenate(hits)
@@ -100,7 +166,11 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
         fraction = flat_hits.size / flat_organ.size
         if flat_hits.size > _WANTED_SAMPLES:
             flat_hits = rng.choice(flat_hits, _WANTED_SAMPLES, replace=False)
-    values = flat_image[flat_hits].astype(np.float64)
+    values = flat_image[flat_hits]
+    if reads is not None:
+        reads.image_index.append(flat_hits)
+        reads.image_values.append(values)
+    values = values.astype(np.float64)
     if not np.all(np.isfinite(values)) or not np.all(np.isfinite(image_draws.astype(np.float64))):
         raise MedSynthInputError(
             "The image contains NaN or infinite values; replace them (e.g. with the background "
@@ -112,7 +182,11 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
         robust_sd = float(np.std(values))
     kji = np.stack(np.unravel_index(flat_hits, organ.shape), axis=1)
     ras = geometry.kji_to_ras(kji)
-    grain = _noise_grain_mm(image, organ, geometry.spacing_kji, kji, rng)
+    grain = _noise_grain_mm(image, organ, geometry.spacing_kji, kji, rng, reads)
+    if reads is not None:
+        reads.keep = n_hits >= 50 and drawn <= _KEEP_UP_TO_DRAWS  # a scan read every voxel; a long search, many
+        if reads.keep:
+            reads.done()
     return OrganStatistics(
         median=median,
         robust_sd=robust_sd,
@@ -131,7 +205,7 @@ _PATCHES = 4
 
 
 def _noise_grain_mm(image: np.ndarray, organ: np.ndarray, spacing_kji: np.ndarray, candidates: np.ndarray,
-                    rng: np.random.Generator) -> float | None:
+                    rng: np.random.Generator, reads: _Reads | None = None) -> float | None:
     """Correlation length (mm) of the organ's noise: on small patches inside the organ, the
     image minus its local mean (Gaussian, 2 voxels) is correlated with itself (see
     ``features``); the median over patches.  A few thousand voxels are read, not the volume."""
@@ -147,6 +221,8 @@ def _noise_grain_mm(image: np.ndarray, organ: np.ndarray, spacing_kji: np.ndarra
         if any(c - half < 0 or c + half + 1 > n for c, n in zip(centre, image.shape)):
             continue
         inside = organ[box]
+        if reads is not None:
+            reads.boxes.append((box, image[box].copy(), inside.copy()))
         if inside.mean() < 0.9:
             continue
         patch = image[box].astype(np.float64)
