@@ -351,7 +351,7 @@ def test_a_kept_organ_measurement_is_what_measuring_again_gives(phantom, monkeyp
     measured = []
     real_measure = organ_module._measure
     monkeypatch.setattr(organ_module, "_measure", lambda *args: measured.append(1) or real_measure(*args))
-    monkeypatch.setattr(organ_module, "_kept", [])
+    monkeypatch.setattr(organ_module, "_kept", organ_module.KeptResults(organ_module.KEPT_MEASUREMENTS))
 
     def same(a, b):
         return a.to_dict() == b.to_dict() and np.array_equal(a.candidates_kji, b.candidates_kji)
@@ -364,7 +364,7 @@ def test_a_kept_organ_measurement_is_what_measuring_again_gives(phantom, monkeyp
         image, organ = phantom.image.copy(), phantom.organ_mask("liver").copy()
         organ_module._kept.clear()
         first = organ_module.measure_organ(image, organ, phantom.geometry)
-        reads = organ_module._kept[-1][1]
+        reads = organ_module._kept.witnesses()[-1]
         in_organ = trial % 3 == 0  # else the image is changed
         read = np.zeros(image.shape, bool)  # the voxels of that volume the measurement read
         read.reshape(-1)[reads.organ_index if in_organ else reads.image_index] = True
@@ -381,3 +381,28 @@ def test_a_kept_organ_measurement_is_what_measuring_again_gives(phantom, monkeyp
         assert same(kept, fresh(image, organ)), trial
         assert (len(measured) == 1) == changes_read, trial  # measured again exactly when a value it read changed
         assert kept is not first and not kept.cache  # never another call's object or distance map
+
+
+def test_a_kept_distance_map_is_the_map_of_the_organ_given(phantom, monkeypatch):
+    """The organ's coarse distance map is kept with the grid sample it was made from: an organ
+    changed off the grid gets the kept map (the same values), one changed on it a new map."""
+    from SynthLesionLib import placement
+    from SynthLesionLib.organ import measure_organ
+
+    monkeypatch.setattr(placement, "_kept_maps", placement.KeptResults(4))
+    spacing = phantom.geometry.spacing_kji
+    organ = phantom.organ_mask("liver").copy()
+    stats = measure_organ(phantom.image, organ, phantom.geometry)
+    first = placement.coarse_distance_map(organ, spacing, stats)
+    stride = stats.cache["distance_stride"]
+    inside = np.argwhere(organ)
+    on_grid = inside[np.all(inside % stride == 0, axis=1)]
+    off_grid = inside[np.any(inside % stride != 0, axis=1)]
+    for points, kept in ((off_grid, True), (on_grid, False)):
+        changed = organ.copy()
+        changed[tuple(points[len(points) // 2])] = False
+        stats = measure_organ(phantom.image, changed, phantom.geometry)
+        again = placement.coarse_distance_map(changed, spacing, stats)
+        fresh = placement._distance_map(changed[::stride[0], ::stride[1], ::stride[2]], stride * spacing)
+        assert np.array_equal(again, fresh) and (again is first) == kept
+        assert not again.flags.writeable

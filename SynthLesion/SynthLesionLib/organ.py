@@ -8,13 +8,13 @@ random draws is the mask scanned exactly (which also proves that an organ is emp
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from MedSynthCommonLib.errors import MedSynthInputError
 from MedSynthCommonLib.geometry import Geometry
+from MedSynthCommonLib.kept import KeptResults
 from .errors import PresetMismatchError
 from .presets import Preset
 
@@ -74,8 +74,7 @@ ORGAN_SAMPLE_SEED = 20231
 KEPT_MEASUREMENTS = 4
 #: a measurement that drew more random voxels than this is not kept (a small organ's search)
 _KEEP_UP_TO_DRAWS = 4 * _DRAW_BATCH
-_kept: list[tuple[tuple, "_Reads", OrganStatistics]] = []
-_kept_lock = threading.Lock()
+_kept: KeptResults[OrganStatistics] = KeptResults(KEPT_MEASUREMENTS)
 
 
 class _Reads:
@@ -116,17 +115,13 @@ def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
         return _measure(image, organ, geometry, rng, None)
     key = (image.shape, image.dtype.str, organ.dtype.str, np.asarray(geometry.origin, float).tobytes(),
            np.asarray(geometry.spacing, float).tobytes(), np.asarray(geometry.direction, float).tobytes())
-    with _kept_lock:
-        kept = [(reads, stats) for entry_key, reads, stats in _kept if entry_key == key]
-    for reads, stats in kept:
-        if reads.hold(image, organ):
-            return replace(stats, cache={})
+    kept = _kept.find(key, lambda reads: reads.hold(image, organ))
+    if kept is not None:
+        return replace(kept, cache={})
     reads = _Reads()
     stats = _measure(image, organ, geometry, np.random.default_rng(ORGAN_SAMPLE_SEED), reads)
     if reads.keep:
-        with _kept_lock:
-            _kept.append((key, reads, replace(stats, cache={})))
-            del _kept[:-KEPT_MEASUREMENTS]
+        _kept.keep(key, reads, replace(stats, cache={}))
     return stats
 
 

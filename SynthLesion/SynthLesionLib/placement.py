@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from MedSynthCommonLib.geometry import bounding_slices
+from MedSynthCommonLib.kept import KeptResults
 
 from .errors import PlacementError
 from .organ import OrganStatistics
@@ -106,19 +107,39 @@ def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: Organ
         # the input organ (the mass effect of earlier lesions moves its border by a few mm, within
         # the grid's margin; every candidate is then checked on the organ as it is)
         base = organ.base if isinstance(organ, PatchedMask) else organ
-        coarse = np.pad(base[::stride[0], ::stride[1], ::stride[2]] != 0, 1, constant_values=False)
-        distance = np.zeros(coarse.shape, dtype=np.float32)
-        # exact on the organ's box grown by one grid point each way (all outside: ``coarse`` is
-        # False on its faces): for a point in the box, clamping any outside point beyond the box
-        # onto the box's outer layer brings it closer along every axis.  The organ fills a small
-        # part of the grid: 0.7 ms on the real liver's box at 1 mm against 4.9 ms on the grid
-        hull = bounding_slices(coarse, np.ones(3, int))
-        if hull is not None:
-            distance[hull] = ndimage.distance_transform_edt(coarse[hull], sampling=stride * np.asarray(spacing_kji, float))
-        stats.cache["distance"] = distance[1:-1, 1:-1, 1:-1]
+        sample = base[::stride[0], ::stride[1], ::stride[2]] != 0
+        # the map is a function of the sample alone: kept, and given again to calls on an organ
+        # with the same sample (every call of a loop over one case)
+        key = (base.shape, tuple(int(n) for n in stride), np.asarray(spacing_kji, float).tobytes())
+        distance = _kept_maps.find(key, lambda kept_sample: np.array_equal(kept_sample, sample))
+        if distance is None:
+            distance = _distance_map(sample, stride * np.asarray(spacing_kji, float))
+            _kept_maps.keep(key, sample, distance)
+        stats.cache["distance"] = distance
         stats.cache["distance_stride"] = stride
         stats.cache["distance_margin_mm"] = 0.5 * float(np.linalg.norm(stride * np.asarray(spacing_kji, float)))
     return stats.cache["distance"]
+
+
+def _distance_map(sample: np.ndarray, step_mm: np.ndarray) -> np.ndarray:
+    """Distance (mm, float32, read-only) from each grid point of ``sample`` (True: in the organ;
+    points ``step_mm`` apart) to the nearest point outside the organ or the grid."""
+    coarse = np.pad(sample, 1, constant_values=False)
+    distance = np.zeros(coarse.shape, dtype=np.float32)
+    # exact on the organ's box grown by one grid point each way (all outside: ``coarse`` is
+    # False on its faces): for a point in the box, clamping any outside point beyond the box
+    # onto the box's outer layer brings it closer along every axis.  The organ fills a small
+    # part of the grid: 0.7 ms on the real liver's box at 1 mm against 4.9 ms on the grid
+    hull = bounding_slices(coarse, np.ones(3, int))
+    if hull is not None:
+        distance[hull] = ndimage.distance_transform_edt(coarse[hull], sampling=step_mm)
+    distance = distance[1:-1, 1:-1, 1:-1]
+    distance.flags.writeable = False  # shared by the calls that are given it
+    return distance
+
+
+#: coarse distance maps kept with the organ's sample they were made from
+_kept_maps: KeptResults[np.ndarray] = KeptResults(4)
 
 
 def deep_places(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics, radius_mm: float) -> np.ndarray:
