@@ -11,9 +11,11 @@ keeps the last few entries, under a lock (threads may share it).
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
 T = TypeVar("T")
+_all: "weakref.WeakSet[KeptResults]" = weakref.WeakSet()
 
 
 class KeptResults(Generic[T]):
@@ -24,6 +26,7 @@ class KeptResults(Generic[T]):
         self._size = size
         self._entries: list[tuple[Hashable, Any, T]] = []
         self._lock = threading.Lock()
+        _all.add(self)
 
     def find(self, key: Hashable, holds: Callable[[Any], bool]) -> T | None:
         """The newest result kept under ``key`` whose witness ``holds`` (checked outside the
@@ -49,3 +52,9 @@ class KeptResults(Generic[T]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def forget_all() -> None:
+    """Let go of every kept result (what a process's first call on an input meets)."""
+    for kept in list(_all):
+        kept.clear()

@@ -4,12 +4,15 @@ Prints one JSON object.  Ratios are to a plain ``ndarray.copy()`` of the same vo
 in the same run (with the same load), so the figures are comparable across machines.  Each size
 class is timed per call of one lesion:
 
-- ``cold``: the call as a one-off user makes it (the organ measured in the call);
+- ``cold``: the call as a one-off user makes it (the organ measured in the call: nothing kept
+  from an earlier call, ``MedSynthCommonLib.kept``);
+- ``repeated``: calls in a loop on one case without ``organ_stats``: the organ's measurement and
+  distance map are found kept from an earlier call (checked against the values they read);
 - ``warm``: the organ measured once beforehand (``prepare_organ``), as build-db's variants of one
-  case and repeated calls on one image do;
+  case do;
 - ``in_place``: as warm, written into the image itself (``out=image``: no new volume, no copy);
-- ``several``: one call asking for several lesions (``SEVERAL``), the organ measured in the call:
-  later lesions must find room beside the earlier ones;
+- ``several``: one call asking for several lesions (``SEVERAL``), the organ measured in the call
+  (as cold): later lesions must find room beside the earlier ones;
 
 each with the other cores idle and with them busy (busy-loop processes of this benchmark's own),
 so that a slowdown under load (a kernel that waits for a preempted helper thread) shows.  The
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from MedSynthCommonLib import recycling
+from MedSynthCommonLib.kept import forget_all
 
 from .config import LesionConfig
 from .errors import PlacementError
@@ -104,8 +108,8 @@ def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) 
     result = {}
     for size_class in size_classes:
         entry = {}
-        modes = (("cold", None, 1, False), ("warm", stats, 1, False), ("in_place", stats, 1, True),
-                 ("several", None, SEVERAL.get(size_class, 1), False))
+        modes = (("cold", None, 1, False), ("repeated", None, 1, False), ("warm", stats, 1, False),
+                 ("in_place", stats, 1, True), ("several", None, SEVERAL.get(size_class, 1), False))
         for mode, organ_stats, count, in_place in modes:
             config = LesionConfig(preset=preset, size_class=size_class, count=count, allow_fewer=count > 1)
             seeds = iter(range(10_000))
@@ -122,7 +126,8 @@ def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) 
                     return False
                 placed.append(len(made.records))
 
-            restore = (lambda: np.copyto(work, image)) if in_place else None
+            restore = (lambda: np.copyto(work, image)) if in_place else forget_all if mode in ("cold", "several") \
+                else None
             insert()  # warm-up: imports, first-call allocations
             placed.clear()
             seconds = _median_seconds(insert, repeats, restore)
@@ -136,7 +141,7 @@ def _time_classes(image, organ, geometry, preset, repeats, size_classes, stats) 
 
 def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "ct-liver",
                  repeats: int = 15, size_classes=tuple(SIZE_CLASSES), under_load: bool = True) -> dict:
-    """Median time of a one-lesion call per size class, cold, warm and in place, and of a
+    """Median time of a one-lesion call per size class, cold, repeated, warm and in place, and of a
     several-lesion call, against the median copy time, with the other cores idle and (``under_load``) busy; and
     peak extra memory."""
     stats = prepare_organ(image, organ, geometry)
@@ -154,6 +159,7 @@ def bench_volume(image: np.ndarray, organ: np.ndarray, geometry, preset: str = "
     for size_class in size_classes:
         config = LesionConfig(preset=preset, size_class=size_class)
         recycling.release()  # a call's peak counts its new image, as a first call's does
+        forget_all()
         with contextlib.suppress(PlacementError):
             peak = _peak_extra_bytes(lambda: synthesize_lesions(image, organ, geometry, config, seed=0))
             result["peak_extra_mb"][size_class] = round(peak / 2**20, 2)

@@ -233,8 +233,8 @@ def register(cli) -> None:
     demo.add_argument("--out", default="demo_output", help="folder for the demo's inputs, lesions, previews and database")
     demo.set_defaults(run=_cmd_demo)
 
-    bench = cli.add_benchmark("lesion", "time and memory of one insertion per size class (cold and warm, other cores idle "
-                                        "and busy), as a ratio to a volume copy")
+    bench = cli.add_benchmark("lesion", "time and memory of one insertion per size class (cold, repeated, warm, in "
+                                        "place, several a call; other cores idle and busy), as a ratio to a volume copy")
     bench.add_argument("--image", type=Path, help="bench on this volume instead of the 512x512x150 CT phantom")
     bench.add_argument("--organ-mask", type=Path, help="with --image: its organ mask")
     bench.add_argument("--organ-label", type=whole_number(0, 2**31 - 1), help="with --image: the organ's value in the mask (default: non-zero)")
