@@ -406,3 +406,20 @@ def test_a_kept_distance_map_is_the_map_of_the_organ_given(phantom, monkeypatch)
         fresh = placement._distance_map(changed[::stride[0], ::stride[1], ::stride[2]], stride * spacing)
         assert np.array_equal(again, fresh) and (again is first) == kept
         assert not again.flags.writeable
+
+
+def test_a_kept_organ_measurement_is_checked_bit_for_bit(phantom):
+    """-0.0 equals 0.0 but is another value to keep statistics of: a float image changed from one
+    to the other where the measurement read is measured again."""
+    from SynthLesionLib import organ as organ_module
+
+    image, organ = phantom.image.astype(np.float32), phantom.organ_mask("liver")
+    organ_module.measure_organ(image, organ, phantom.geometry)
+    reads = organ_module._kept.witnesses()[-1]
+    image.reshape(-1)[reads.image_index[0]] = 0.0
+    organ_module.measure_organ(image, organ, phantom.geometry)
+    with_zero = organ_module._kept.witnesses()[-1]
+    image.reshape(-1)[reads.image_index[0]] = -0.0
+    assert not with_zero.hold(image, organ)
+    organ_module.measure_organ(image, organ, phantom.geometry)
+    assert organ_module._kept.witnesses()[-1] is not with_zero  # measured again, and kept

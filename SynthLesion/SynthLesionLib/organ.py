@@ -93,11 +93,16 @@ class _Reads:
                                                 self.image_values))
 
     def hold(self, image: np.ndarray, organ: np.ndarray) -> bool:
-        """Whether ``image`` and ``organ`` hold the same values where this measurement read."""
-        return (np.array_equal(organ.reshape(-1)[self.organ_index], self.organ_values)
-                and np.array_equal(image.reshape(-1)[self.image_index], self.image_values)
-                and all(np.array_equal(image[box], image_box) and np.array_equal(organ[box], organ_box)
+        """Whether ``image`` and ``organ`` hold the same values, bit for bit (-0.0 is not 0.0),
+        where this measurement read."""
+        return (_same_bits(organ.reshape(-1)[self.organ_index], self.organ_values)
+                and _same_bits(image.reshape(-1)[self.image_index], self.image_values)
+                and all(_same_bits(image[box], image_box) and _same_bits(organ[box], organ_box)
                         for box, image_box, organ_box in self.boxes))
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
