@@ -423,3 +423,16 @@ def test_a_kept_organ_measurement_is_checked_bit_for_bit(phantom):
     assert not with_zero.hold(image, organ)
     organ_module.measure_organ(image, organ, phantom.geometry)
     assert organ_module._kept.witnesses()[-1] is not with_zero  # measured again, and kept
+
+
+def test_repeated_calls_on_fortran_ordered_or_strided_volumes_give_the_c_ordered_cases(phantom):
+    """Volumes as nibabel gives them (Fortran order) or as views (strided) are read the same way
+    on every call, the organ's kept measurement included."""
+    organ = phantom.organ_mask("liver")
+    layouts = {"fortran": (np.asfortranarray(phantom.image), np.asfortranarray(organ)),
+               "strided": (np.repeat(phantom.image, 2, axis=2)[:, :, ::2], np.repeat(organ, 2, axis=2)[:, :, ::2])}
+    for seed in range(3):
+        plain = synthesize_lesions(phantom.image, organ, phantom.geometry, LesionConfig(size_class="small"), seed)
+        for name, (image, mask) in layouts.items():
+            again = synthesize_lesions(image, mask, phantom.geometry, LesionConfig(size_class="small"), seed)
+            assert np.array_equal(again.image, plain.image) and np.array_equal(again.label_map(), plain.label_map()), name

@@ -102,7 +102,9 @@ class _Reads:
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    """Same type, shape and bytes (blocks of a Fortran-ordered or strided volume included)."""
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(
+        np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
 
 
 def measure_organ(image: np.ndarray, organ: np.ndarray, geometry: Geometry,
