@@ -23,29 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _one_mm_case(data: Path):
-    import SimpleITK as sitk
-
-    from MedSynthCommonLib.imageio import geometry_from_sitk
-
-    folder = data / "abdomen_ct"
-    image, liver = (sitk.ReadImage(str(folder / f"case01_ct3mm_{part}.nii.gz")) for part in ("image", "liver"))
-    size = [int(round(n * s)) for n, s in zip(image.GetSize(), image.GetSpacing())]
-    resampled = [sitk.Resample(volume, size, sitk.Transform(), interpolator, volume.GetOrigin(), (1.0, 1.0, 1.0),
-                               volume.GetDirection(), 0, volume.GetPixelID())
-                 for volume, interpolator in ((image, sitk.sitkLinear), (liver, sitk.sitkNearestNeighbor))]
-    return sitk.GetArrayFromImage(resampled[0]), sitk.GetArrayFromImage(resampled[1]) != 0, \
-        geometry_from_sitk(resampled[0])
-
-
-def _phantom_case():
-    from SynthLesionLib import make_ct_phantom
-    from SynthLesionLib.benchmark import GRIDS
-
-    shape, spacing = GRIDS["isotropic_1mm"]
-    phantom = make_ct_phantom(shape=shape, spacing=spacing, seed=0)
-    return phantom.image, phantom.organ_mask("liver"), phantom.geometry
+from one_mm_cases import one_mm_case, phantom_case
 
 
 def _resident_bytes() -> int:
@@ -88,7 +66,7 @@ def main() -> None:
     from SynthLesionLib.logic import insert_lesions_on_nodes
 
     register_segmentation_converters()
-    image, organ, geometry = _one_mm_case(args.data) if args.data else _phantom_case()
+    image, organ, geometry = one_mm_case(args.data) if args.data else phantom_case()
     scene = slicer.vtkMRMLScene()
     volume = output_volume(scene, image, geometry, "CT")
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "organs")
