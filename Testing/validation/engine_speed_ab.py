@@ -10,7 +10,9 @@ its worker's path (``git worktree add /tmp/base <commit>`` gives an older one). 
 the workers as .npy files (read without pickle) and its grid as JSON.  A call is
 ``synthesize_lesions`` without ``organ_stats`` on the same image and liver each time, its result
 dropped before the next, as a loop over seeds makes it.  Prints JSON: per load and size class,
-each engine's median seconds (failed calls are counted, not timed) and base/head (> 1: head faster).
+each engine's median seconds (failed calls are counted, not timed), their ratio base/head (> 1:
+head faster) and the median of the per-seed ratios (steadier where seeds differ a lot in cost, as
+large lesions do, when both engines make the same lesions for a seed).
 Research script: it reads the shared data by name, so it does not ship with the extension.
 """
 
@@ -78,20 +80,25 @@ class _Engine:
 def _round(engines: dict, counts: dict, seeds: int) -> dict:
     times = {(name, size): [] for name in engines for size in counts}
     failed = {(name, size): 0 for name in engines for size in counts}
+    paired = {size: [] for size in counts}  # base/head of one seed (the same lesions when both engines make them)
     for seed in range(seeds):
         for size, count in counts.items():
+            answers = {}
             for name in (list(engines) if seed % 2 == 0 else list(engines)[::-1]):
-                answer = engines[name].call(size, count, seed)
-                if answer["ok"]:
-                    times[(name, size)].append(answer["seconds"])
+                answers[name] = engines[name].call(size, count, seed)
+                if answers[name]["ok"]:
+                    times[(name, size)].append(answers[name]["seconds"])
                 else:
                     failed[(name, size)] += 1
+            if all(answer["ok"] for answer in answers.values()):
+                paired[size].append(answers["base"]["seconds"] / answers["head"]["seconds"])
     out = {}
     for size, count in counts.items():
         medians = {name: float(np.median(times[(name, size)])) if times[(name, size)] else float("nan")
                    for name in engines}
         out[size] = {"lesions_asked": count, **{f"{name}_median_ms": round(1000 * m, 2) for name, m in medians.items()},
                      "base_over_head": round(medians["base"] / medians["head"], 3),
+                     "base_over_head_paired_median": round(float(np.median(paired[size])), 3) if paired[size] else None,
                      "failed_calls": {name: failed[(name, size)] for name in engines}}
     return out
 
