@@ -222,3 +222,22 @@ def test_learn_preset_from_segments(scene, tmp_path):
     assert out.result.records[0].contrast_measured < -10
     with pytest.raises(MedSynthInputError, match="same"):
         learn_preset_on_nodes(volume, segmentation, "liver", "liver", tmp_path / "x.json")
+
+
+def test_the_organ_segment_follows_an_organ_pushed_past_its_own_box(scene, ct_phantom, ct_nodes):
+    """A lesion at the organ's edge with the strongest mass effect pushes the organ beyond where
+    it was: the organ segment, cut from the input organ's box and the changed block, is still the
+    moved organ less the lesion, voxel for voxel."""
+    volume, segmentation = ct_nodes
+    liver = ct_phantom.organ_mask("liver")
+    edge = np.argwhere(liver & ~np.roll(liver, 3, axis=2))
+    centre = ct_phantom.geometry.kji_to_ras(edge[len(edge) // 2].astype(float))
+    config = LesionConfig(size_class="medium", centres_ras=[list(centre)], mass_effect=100.0)
+    out = insert_lesions_on_nodes(volume, segmentation, "liver", config, seed=1)
+    result = out.result
+    assert ((result.organ_mask > 0) & ~liver).any()  # the organ now reaches where it did not
+    seg = out.segmentation.GetSegmentation()
+    organ = segment_array(out.segmentation, seg.GetSegmentIdBySegmentName("liver"), out.volume)
+    assert np.array_equal(organ > 0, (result.organ_mask > 0) & (result.lesion_labels == 0))
+    lesion = segment_array(out.segmentation, seg.GetSegmentIdBySegmentName("Lesion 1"), out.volume)
+    assert np.array_equal(lesion > 0, result.lesion_labels == 1)
