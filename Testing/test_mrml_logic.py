@@ -224,10 +224,12 @@ def test_learn_preset_from_segments(scene, tmp_path):
         learn_preset_on_nodes(volume, segmentation, "liver", "liver", tmp_path / "x.json")
 
 
-def test_the_organ_segment_follows_an_organ_pushed_past_its_own_box(scene, ct_phantom, ct_nodes):
-    """A lesion at the organ's edge with the strongest mass effect pushes the organ beyond where
-    it was: the organ segment, cut from the input organ's box and the changed block, is still the
-    moved organ less the lesion, voxel for voxel."""
+def test_the_organ_segment_follows_an_organ_pushed_out_at_its_edge(scene, ct_phantom, ct_nodes):
+    """A lesion at the organ's edge with the strongest mass effect pushes the organ into voxels
+    outside it, and the block it changed reaches past the organ's box: the organ segment, cut from
+    the hull of the two, is still the moved organ less the lesion, voxel for voxel."""
+    from MedSynthCommonLib.geometry import bounding_slices
+
     volume, segmentation = ct_nodes
     liver = ct_phantom.organ_mask("liver")
     edge = np.argwhere(liver & ~np.roll(liver, 3, axis=2))
@@ -236,6 +238,8 @@ def test_the_organ_segment_follows_an_organ_pushed_past_its_own_box(scene, ct_ph
     out = insert_lesions_on_nodes(volume, segmentation, "liver", config, seed=1)
     result = out.result
     assert ((result.organ_mask > 0) & ~liver).any()  # the organ now reaches where it did not
+    organ_box = bounding_slices(liver, np.zeros(3, int))
+    assert any(c.start < b.start or c.stop > b.stop for c, b in zip(result.changed, organ_box))
     seg = out.segmentation.GetSegmentation()
     organ = segment_array(out.segmentation, seg.GetSegmentIdBySegmentName("liver"), out.volume)
     assert np.array_equal(organ > 0, (result.organ_mask > 0) & (result.lesion_labels == 0))

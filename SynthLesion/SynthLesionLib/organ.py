@@ -222,12 +222,12 @@ def _noise_grain_mm(image: np.ndarray, organ: np.ndarray, spacing_kji: np.ndarra
         box = tuple(slice(c - half, c + half + 1) for c in centre)
         if any(c - half < 0 or c + half + 1 > n for c, n in zip(centre, image.shape)):
             continue
-        inside = organ[box]
+        inside, values = organ[box], image[box]
         if reads is not None:
-            reads.boxes.append((box, image[box].copy(), inside.copy()))
+            reads.boxes.append((box, values.copy(), inside.copy()))
         if inside.mean() < 0.9:
             continue
-        patch = image[box].astype(np.float64)
+        patch = values.astype(np.float64)
         residual = patch - ndimage.gaussian_filter(patch, 2.0, mode="nearest")
         length = correlation_length_mm(residual, inside.astype(bool), spacing_kji)
         if length is not None:

@@ -45,21 +45,21 @@ class SynthesisResult:
             after mass effect, made when first asked).
         lesion_labels: instance labels, 0 background and n for lesion n (uint8 or uint16).
         records: one ``LesionRecord`` per lesion.
-        case_record: everything needed to regenerate the case (seed, config, versions).
-        finding: one-paragraph structured description.
         changed: (k, j, i) slices of the block outside which ``image`` is the input image,
             ``organ_mask`` the input organ and ``lesion_labels`` 0 (the hull of the boxes the
             lesions were written in, mass effect included), so that work on the changes can
-            skip the rest of the volume; None when nothing was written.
+            skip the rest of the volume.
+        case_record: everything needed to regenerate the case (seed, config, versions).
+        finding: one-paragraph structured description.
     """
 
     image: np.ndarray
     organ: PatchedMask  # the input organ and its changes; ``organ_mask`` makes the volume when asked
     lesion_labels: np.ndarray
     records: list[LesionRecord]
+    changed: tuple[slice, slice, slice]
     case_record: dict = field(default_factory=dict)
     finding: str = ""
-    changed: tuple[slice, slice, slice] | None = None
 
     @property
     def organ_mask(self) -> np.ndarray:
@@ -176,7 +176,7 @@ def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geom
     case_record["finding"] = finding
     changed = tuple(slice(min(box[a].start for box in written), max(box[a].stop for box in written))
                     for a in range(3))
-    return SynthesisResult(image_out, organ, lesions, records, case_record, finding, changed)
+    return SynthesisResult(image_out, organ, lesions, records, changed, case_record, finding)
 
 
 def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_seeds, config, preset, stats,
