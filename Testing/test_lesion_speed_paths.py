@@ -97,6 +97,23 @@ def test_banded_interpolation_matches_the_dense_one():
     assert np.abs(banded - dense).max() < 1e-3 * dense.std()
 
 
+
+def test_interpolation_matrices_from_the_kept_unit_spline_are_scipys_fit_on_that_grid():
+    from scipy import interpolate
+
+    from SynthLesionLib import resample
+
+    for n_coarse, n_fine, step in ((4, 9, 2.5), (7, 40, 6.37), (12, 61, 5.1), (30, 90, 3.0), (7, 33, 4.9)):
+        fitted = interpolate.make_interp_spline(np.arange(n_coarse) * step, np.eye(n_coarse), k=3)
+        expected = fitted(np.arange(n_fine, dtype=float))
+        matrix = resample.cubic_matrix(n_coarse, n_fine, step)
+        assert matrix.shape == (n_fine, n_coarse)
+        assert np.abs(matrix - expected).max() < 1e-12
+        assert np.allclose(matrix.sum(axis=1), 1.0)  # interpolation reproduces a constant
+    matrix = resample.cubic_matrix(7, 33, 4.9)
+    matrix[:] = 0.0  # a caller's matrix is its own: the kept spline is not changed through it
+    assert np.abs(resample.cubic_matrix(7, 33, 4.9) - expected).max() < 1e-12
+
 def test_lesion_work_runs_blas_on_one_thread():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from MedSynthCommonLib.threads import one_blas_thread

@@ -9,19 +9,28 @@ per output voxel instead of 64), and lets a Gaussian blur be folded into the sam
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import interpolate, ndimage
+
+
+@lru_cache(maxsize=64)
+def _unit_spline(n_coarse: int) -> interpolate.BSpline:
+    """SciPy's cubic interpolating spline (not-a-knot) of the identity on the nodes 0 .. n - 1:
+    column c is the impulse response of node c.  Made once per size (its fit costs ten times
+    its evaluation, and a lesion asks for nine matrices)."""
+    return interpolate.make_interp_spline(np.arange(n_coarse, dtype=np.float64), np.eye(n_coarse), k=3)
 
 
 def cubic_matrix(n_coarse: int, n_fine: int, step: float, blur_sigma: float = 0.0) -> np.ndarray:
     """(n_fine, n_coarse) matrix: cubic-spline interpolation of a coarse axis whose samples are
     ``step`` fine voxels apart, then an optional Gaussian blur (sigma in fine voxels).
 
-    Interpolating the identity gives every column's impulse response at once.
+    Interpolating the identity gives every column's impulse response at once; the spline on
+    nodes ``step`` apart is the one on unit nodes read at ``x / step``.
     """
-    nodes = np.arange(n_coarse, dtype=np.float64) * step
-    spline = interpolate.make_interp_spline(nodes, np.eye(n_coarse), k=3)
-    matrix = spline(np.arange(n_fine, dtype=np.float64))
+    matrix = _unit_spline(n_coarse)(np.arange(n_fine, dtype=np.float64) / step)
     if blur_sigma > 0.0:
         matrix = ndimage.gaussian_filter1d(matrix, blur_sigma, axis=0, mode="mirror")
     return matrix
