@@ -3,7 +3,7 @@ calls alternated per seed (a drift of the machine hits both), with the other cor
 busy; one lesion a call per size class, and with ``--several`` also several a call.
 
     python Testing/validation/engine_speed_ab.py --base /path/to/other/checkout [--head .]
-        [--data ../shared/data] [--seeds 15] [--several] [--no-load]
+        [--data ../shared/data] [--seeds 15] [--several] [--no-load] [--one-blas-thread]
 
 An engine is a MedSynth checkout: its SynthLesion, SynthTranslate and SynthEvaluate folders go on
 its worker's path (``git worktree add /tmp/base <commit>`` gives an older one).  The case reaches
@@ -13,6 +13,14 @@ dropped before the next, as a loop over seeds makes it.  Prints JSON: per load a
 each engine's median seconds (failed calls are counted, not timed), their ratio base/head (> 1:
 head faster) and the median of the per-seed ratios (steadier where seeds differ a lot in cost, as
 large lesions do, when both engines make the same lesions for a seed).
+
+An engine's process can slow the other's: BLAS threads (OpenBLAS's) keep spinning on the other
+cores for a while after a call that used them, so the next call, by the other engine, finds
+them busy.  Against 5061215 (``tensordot`` on two BLAS threads), this engine's tiny lesion
+took 16.7 ms idle instead of 11.0 (its output copy shares the cores with a helper thread).
+``--one-blas-thread`` gives both workers one BLAS thread (``OPENBLAS_NUM_THREADS=1`` and the
+like), which compares the engines alone; without it, the comparison includes that effect, as
+a loop that alternates with any multi-threaded tool does.
 Research script: it reads the shared data by name, so it does not ship with the extension.
 """
 
@@ -58,10 +66,16 @@ for line in sys.stdin:
 """
 
 
+#: the variables that set the BLAS libraries' thread counts
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 class _Engine:
-    def __init__(self, checkout: Path, folder: str):
+    def __init__(self, checkout: Path, folder: str, one_blas_thread: bool = False):
         paths = [str(checkout / part) for part in ("SynthLesion", "SynthTranslate", "SynthEvaluate")]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+        if one_blas_thread:
+            env.update({name: "1" for name in BLAS_THREAD_VARIABLES})
         self.process = subprocess.Popen([sys.executable, "-c", _WORKER, folder], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env)
         if not json.loads(self.process.stdout.readline()).get("ready"):
@@ -111,6 +125,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=15)
     parser.add_argument("--several", action="store_true", help="also several lesions a call (8/6/4/3)")
     parser.add_argument("--no-load", action="store_true", help="the other cores idle only")
+    parser.add_argument("--one-blas-thread", action="store_true",
+                        help="one BLAS thread in both workers (no spinning BLAS threads between calls)")
     args = parser.parse_args()
 
     from SynthLesionLib.benchmark import SEVERAL, busy_cores
@@ -118,7 +134,8 @@ def main() -> None:
     image, organ, geometry = one_mm_case(args.data) if args.data else phantom_case()
     report = {"input": f"{args.data / 'abdomen_ct' / 'case01_ct3mm_image.nii.gz'} at 1 mm" if args.data
               else "1 mm CT phantom", "shape_kji": list(image.shape), "seeds": args.seeds,
-              "base": str(args.base.resolve()), "head": str(args.head.resolve())}
+              "base": str(args.base.resolve()), "head": str(args.head.resolve()),
+              "blas_threads": "one" if args.one_blas_thread else "the libraries' default"}
     modes = {"one": {size: 1 for size in SIZES}}
     if args.several:
         modes["several"] = {size: SEVERAL[size] for size in SIZES}
@@ -126,7 +143,8 @@ def main() -> None:
         np.save(Path(folder) / "image.npy", image)
         np.save(Path(folder) / "organ.npy", organ)
         (Path(folder) / "geometry.json").write_text(json.dumps(geometry.to_dict()))
-        engines = {"base": _Engine(args.base.resolve(), folder), "head": _Engine(args.head.resolve(), folder)}
+        engines = {name: _Engine(path.resolve(), folder, args.one_blas_thread)
+                   for name, path in (("base", args.base), ("head", args.head))}
         try:
             for load in ("idle",) if args.no_load else ("idle", "busy"):
                 if load == "busy":
