@@ -15,11 +15,12 @@ import numpy as np
 from scipy import interpolate, ndimage
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=32)
 def _unit_spline(n_coarse: int) -> interpolate.BSpline:
     """SciPy's cubic interpolating spline (not-a-knot) of the identity on the nodes 0 .. n - 1:
     column c is the impulse response of node c.  Made once per size (its fit costs ten times
-    its evaluation, and a lesion asks for nine matrices)."""
+    its evaluation, and a lesion asks for nine matrices); each kept spline holds n x n float64
+    coefficients (7 kB for the usual n of 4-30)."""
     return interpolate.make_interp_spline(np.arange(n_coarse, dtype=np.float64), np.eye(n_coarse), k=3)
 
 
