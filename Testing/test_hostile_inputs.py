@@ -125,6 +125,46 @@ def test_from_record_needs_input_hashes_and_the_same_engine(small_ct_files, tmp_
         assert again.returncode == 2 and words in again.stderr, again.stderr[-300:]
 
 
+def test_a_record_regenerates_only_the_case_it_describes(small_ct_files, tmp_path):
+    """The version is not enough: an engine whose draws changed may carry the same one.  A case
+    made again must hold the record's lesions and, voxel for voxel, its changed block; else
+    nothing is written."""
+    import json
+
+    assert _lesion_call(small_ct_files, tmp_path).returncode == 0
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert set(record["changed_block"]) == {"kji_slices", "blake2b"}
+    again = _lesion_call(small_ct_files, tmp_path / "again", "--from-record", str(tmp_path / "r.json"))
+    assert again.returncode == 0, again.stderr[-300:]
+    assert (tmp_path / "again" / "o.nii.gz").read_bytes() == (tmp_path / "o.nii.gz").read_bytes()
+    other_engine = [  # what a record of an engine that drew or computed otherwise holds
+        ({"lesions": [{**record["lesions"][0], "centre_ijk": [1, 2, 3]}]}, b"lesion 1's centre_ijk is"),
+        ({"lesions": [{**record["lesions"][0], "mean_intensity": 12.5}]}, b"lesion 1's mean_intensity is"),
+        ({"lesions": record["lesions"] * 2}, b"1 lesion(s) placed, the record has 2"),
+        ({"changed_block": {**record["changed_block"], "blake2b": "0" * 40}}, b"the voxels written differ")]
+    for number, (change, words) in enumerate(other_engine):
+        (tmp_path / "edited.json").write_text(json.dumps({**record, **change}))
+        out = tmp_path / f"refused{number}"
+        refused = _lesion_call(small_ct_files, out, "--from-record", str(tmp_path / "edited.json"))
+        assert refused.returncode == 2 and words in refused.stderr and b"Traceback" not in refused.stderr, \
+            refused.stderr[-400:]
+        assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_regenerate_refuses_a_record_of_other_draws():
+    from SynthLesionLib import LesionConfig, make_ct_phantom, regenerate, synthesize_lesions
+
+    phantom = make_ct_phantom(shape=(40, 96, 96), spacing=(2.0, 2.0, 3.0), seed=1)
+    organ = phantom.organ_mask("liver")
+    record = synthesize_lesions(phantom.image, organ, phantom.geometry, LesionConfig(size_class="small"), 3).case_record
+    assert regenerate(phantom.image, organ, phantom.geometry, record).case_record["lesions"] == record["lesions"]
+    drawn_elsewhere = {**record, "lesions": [{**record["lesions"][0], "target_diameter_mm": 11.0}]}
+    with pytest.raises(MedSynthInputError, match="lesion 1's target_diameter_mm is .* the record says 11.0"):
+        regenerate(phantom.image, organ, phantom.geometry, drawn_elsewhere)
+    with pytest.raises(MedSynthInputError, match="not the one it describes"):  # other inputs, the same record
+        regenerate(phantom.image + 1, organ, phantom.geometry, record)
+
+
 def test_a_repeated_csv_column_is_refused(tmp_path):
     from MedSynthCommonLib.tables import read_table
 

@@ -21,7 +21,7 @@ from MedSynthCommonLib.options import read_json
 from .config import LesionConfig
 from .presets import get_preset
 from .preview import lesion_preview, window_for
-from .synthesizer import SynthesisResult, synthesize_lesions
+from .synthesizer import SynthesisResult, check_regenerated, synthesize_lesions
 
 
 @dataclass
@@ -174,6 +174,8 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
     result = synthesize_lesions(image.array, mask.array, image.geometry, config, seed, organ_label=organ_label,
                                 mask_geometry=mask.geometry, shape_templates=templates, progress=progress,
                                 organ_stats=_organ_stats(image, mask, organ_label))
+    if from_record is not None:
+        check_regenerated(result, from_record)  # before anything is written
     result.case_record["inputs"] = {"image": image.describe(record_full_paths),
                                     "organ_mask": mask.describe(record_full_paths)}
     write_case(result, image.geometry, out_image, out_label, record_path, keep_different)
@@ -198,6 +200,7 @@ def write_case(result: SynthesisResult, geometry, out_image: Path, out_label: Pa
         written = {role: {"file": final.name, "sha256": content_sha256(partial), "bytes": partial.stat().st_size}
                    for role, (partial, final) in staged.items()}
         result.case_record["outputs"] = {role: {"file": d["file"], "sha256": d["sha256"]} for role, d in written.items()}
+        result.case_record["changed_block"] = result.changed_digest()  # proves a case made again the same
         if record_path is not None:
             outputs.add(record_path, *bytes_writer(json_bytes(result.case_record)))
         outputs.commit()

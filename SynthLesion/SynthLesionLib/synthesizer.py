@@ -72,6 +72,21 @@ class SynthesisResult:
         label[self.changed][self.lesion_labels[self.changed] > 0] = 2  # (the lesions lie in that block)
         return label
 
+    def changed_digest(self) -> dict:
+        """The ``changed`` block's slices and a BLAKE2b digest of its image, organ and lesion
+        labels (types, shapes and little-endian bytes): outside the block the outputs are the
+        inputs', so with the inputs this fixes every output voxel.  Written into file records,
+        so that a case made again from its record is proven the same (``check_regenerated``);
+        about 2 ms for a large lesion's block, far less than writing the files."""
+        import hashlib
+
+        digest = hashlib.blake2b(digest_size=20)
+        for block in (self.image[self.changed], self.organ.read(self.changed), self.lesion_labels[self.changed]):
+            block = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<"))
+            digest.update(f"{block.dtype.str}{block.shape};".encode())
+            digest.update(memoryview(block).cast("B"))
+        return {"kji_slices": [[s.start, s.stop] for s in self.changed], "blake2b": digest.hexdigest()}
+
 
 def synthesize_lesions(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
                        config: LesionConfig | None = None, seed: int = 0, *,
@@ -228,9 +243,51 @@ def _insert_all(output, organ, lesions, records, warnings, shortfall, lesion_see
 
 def regenerate(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry, case_record: dict,
                **kwargs) -> SynthesisResult:
-    """Rebuild a case from its record (same inputs give byte-identical outputs)."""
-    return synthesize_lesions(image, organ_mask, geometry, LesionConfig.from_dict(case_record["config"]),
-                              case_record["seed"], organ_label=case_record.get("organ_label"), **kwargs)
+    """Rebuild a case from its record (same inputs give byte-identical outputs).  Raises
+    ``MedSynthInputError`` when the case made is not the one the record describes
+    (``check_regenerated``): another engine's record, or other inputs."""
+    result = synthesize_lesions(image, organ_mask, geometry, LesionConfig.from_dict(case_record["config"]),
+                                case_record["seed"], organ_label=case_record.get("organ_label"), **kwargs)
+    check_regenerated(result, case_record)
+    return result
+
+
+def check_regenerated(result: SynthesisResult, case_record: dict) -> None:
+    """Raise ``MedSynthInputError`` unless ``result``, made from ``case_record``'s options and
+    seed, is the case the record describes: the same lesions, every drawn and measured value
+    (any record), and the same changed block, voxel for voxel (records written with files).
+
+    The version alone cannot tell: an engine whose draws changed may carry the same one."""
+    import json
+
+    def plain(value):  # as the record reads back from its JSON file
+        return json.loads(json.dumps(value))
+
+    made, recorded = plain(result.case_record.get("lesions", [])), plain(case_record.get("lesions"))
+    difference = None
+    if not isinstance(recorded, list):
+        difference = "the record lists no lesions"
+    elif len(made) != len(recorded):
+        difference = f"{len(made)} lesion(s) placed, the record has {len(recorded)}"
+    else:
+        for number, (new, old) in enumerate(zip(made, recorded), start=1):
+            if new != old:
+                keys = [k for k in sorted(set(new) | set(old)) if new.get(k) != old.get(k)] if isinstance(old, dict) \
+                    else ["(not a lesion record)"]
+                key = keys[0]
+                difference = (f"lesion {number}'s {key} is {new.get(key)!r}, the record says "
+                              f"{old.get(key) if isinstance(old, dict) else old!r}")
+                break
+    block = case_record.get("changed_block")
+    if difference is None and isinstance(block, dict) and block != result.changed_digest():
+        difference = "the voxels written differ from the ones the record's files hold"
+    if difference is not None:
+        made_by = f"{case_record.get('engine') or 'an unknown engine'} {case_record.get('version') or '(no version)'}"
+        raise MedSynthInputError(
+            f"The case made again from this record is not the one it describes: {difference}. The record was made "
+            f"by {made_by}, which drew or computed differently from this engine ({__version__}), or from other "
+            "inputs. Make it again with the engine that made it, or make this engine's case for the same options "
+            "and seed without the record.")
 
 
 def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
