@@ -21,7 +21,8 @@ from MedSynthCommonLib.options import read_json
 from .config import LesionConfig
 from .presets import get_preset
 from .preview import lesion_preview, window_for
-from .synthesizer import SynthesisResult, check_regenerated, synthesize_lesions
+from .records import check_regenerated
+from .synthesizer import SynthesisResult, synthesize_lesions
 
 
 @dataclass

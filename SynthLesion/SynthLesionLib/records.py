@@ -1,10 +1,14 @@
-"""What was drawn and measured for each lesion, and a one-paragraph finding per case."""
+"""What was drawn and measured for each lesion, a one-paragraph finding per case, and whether a
+case made again from its record is the one the record describes."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from MedSynthCommonLib.errors import MedSynthInputError
 
 _NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _TYPE_WORDS = {"CT": {"hypo": "hypodense", "iso": "isodense", "hyper": "hyperdense"},
@@ -94,3 +98,46 @@ def finding_text(records: list[LesionRecord], organ: str, modality: str, units: 
             f"{unit and ' ' + unit}){extra}."
         )
     return " ".join(parts)
+
+
+def check_regenerated(result, case_record: dict) -> None:
+    """Raise ``MedSynthInputError`` unless ``result`` (a ``SynthesisResult`` made from
+    ``case_record``'s options and seed) is the case the record describes: the same lesions, with
+    every drawn and measured value (any record), and the same changed block, voxel for voxel
+    (``changed_block``: records written with files).
+
+    The version alone cannot tell: engines whose draws differ have carried the same one."""
+    from . import __version__
+
+    difference = _first_difference(_as_read_back(result.case_record.get("lesions", [])),
+                                   _as_read_back(case_record.get("lesions")))
+    block = case_record.get("changed_block")
+    if difference is None and isinstance(block, dict) and block != result.changed_digest():
+        difference = "the voxels written differ from the ones the record's files hold"
+    if difference is not None:
+        made_by = f"{case_record.get('engine') or 'an unknown engine'} {case_record.get('version') or '(no version)'}"
+        raise MedSynthInputError(
+            f"The case made again from this record is not the one it describes: {difference}. The record was made "
+            f"by {made_by}, which drew or computed differently from this engine ({__version__}), or from other "
+            "inputs. Make it again with the engine that made it, or make this engine's case for the same options "
+            "and seed without the record.")
+
+
+def _as_read_back(value):
+    """``value`` as it reads back from a JSON file (tuples as lists, and so on)."""
+    return json.loads(json.dumps(value))
+
+
+def _first_difference(made: list, recorded) -> str | None:
+    """The first difference between the lesions made and the record's, in words; None if none."""
+    if not isinstance(recorded, list):
+        return "the record lists no lesions"
+    if len(made) != len(recorded):
+        return f"{len(made)} lesion(s) placed, the record has {len(recorded)}"
+    for number, (new, old) in enumerate(zip(made, recorded), start=1):
+        if not isinstance(old, dict):
+            return f"lesion {number} of the record is not a lesion record"
+        keys = sorted(key for key in set(new) | set(old) if new.get(key) != old.get(key))
+        if keys:
+            return f"lesion {number}'s {keys[0]} is {new.get(keys[0])!r}, the record says {old.get(keys[0])!r}"
+    return None

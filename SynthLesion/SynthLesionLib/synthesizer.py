@@ -29,7 +29,7 @@ from .organ import OrganStatistics, check_preset_fits, measure_organ
 from .patch import Box, PatchedMask, box_around
 from .placement import VesselCriterion, coarse_distance_map, pushed_cores
 from .presets import Preset, get_preset
-from .records import LesionRecord, finding_text, location_words
+from .records import LesionRecord, check_regenerated, finding_text, location_words
 from .shape import ShapeTemplate, shape_level
 from .sizes import equivalent_diameter_mm
 from .texture import lesion_texture
@@ -250,44 +250,6 @@ def regenerate(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry, ca
                                 case_record["seed"], organ_label=case_record.get("organ_label"), **kwargs)
     check_regenerated(result, case_record)
     return result
-
-
-def check_regenerated(result: SynthesisResult, case_record: dict) -> None:
-    """Raise ``MedSynthInputError`` unless ``result``, made from ``case_record``'s options and
-    seed, is the case the record describes: the same lesions, every drawn and measured value
-    (any record), and the same changed block, voxel for voxel (records written with files).
-
-    The version alone cannot tell: an engine whose draws changed may carry the same one."""
-    import json
-
-    def plain(value):  # as the record reads back from its JSON file
-        return json.loads(json.dumps(value))
-
-    made, recorded = plain(result.case_record.get("lesions", [])), plain(case_record.get("lesions"))
-    difference = None
-    if not isinstance(recorded, list):
-        difference = "the record lists no lesions"
-    elif len(made) != len(recorded):
-        difference = f"{len(made)} lesion(s) placed, the record has {len(recorded)}"
-    else:
-        for number, (new, old) in enumerate(zip(made, recorded), start=1):
-            if new != old:
-                keys = [k for k in sorted(set(new) | set(old)) if new.get(k) != old.get(k)] if isinstance(old, dict) \
-                    else ["(not a lesion record)"]
-                key = keys[0]
-                difference = (f"lesion {number}'s {key} is {new.get(key)!r}, the record says "
-                              f"{old.get(key) if isinstance(old, dict) else old!r}")
-                break
-    block = case_record.get("changed_block")
-    if difference is None and isinstance(block, dict) and block != result.changed_digest():
-        difference = "the voxels written differ from the ones the record's files hold"
-    if difference is not None:
-        made_by = f"{case_record.get('engine') or 'an unknown engine'} {case_record.get('version') or '(no version)'}"
-        raise MedSynthInputError(
-            f"The case made again from this record is not the one it describes: {difference}. The record was made "
-            f"by {made_by}, which drew or computed differently from this engine ({__version__}), or from other "
-            "inputs. Make it again with the engine that made it, or make this engine's case for the same options "
-            "and seed without the record.")
 
 
 def prepare_organ(image: np.ndarray, organ_mask: np.ndarray, geometry: Geometry,
