@@ -118,9 +118,9 @@ def check_regenerated(result, case_record: dict) -> None:
         made_by = f"{case_record.get('engine') or 'an unknown engine'} {case_record.get('version') or '(no version)'}"
         raise MedSynthInputError(
             f"The case made again from this record is not the one it describes: {difference}. The record was made "
-            f"by {made_by}, which drew or computed differently from this engine ({__version__}), or from other "
-            "inputs. Make it again with the engine that made it, or make this engine's case for the same options "
-            "and seed without the record.")
+            f"by {made_by}, which drew or computed differently from this engine ({__version__}) and its numerical "
+            "libraries, or from other inputs (shape masks included). Make it again where it was made, or make this "
+            "engine's case for the same options and seed without the record.")
 
 
 def _as_read_back(value):
