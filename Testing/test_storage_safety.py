@@ -230,6 +230,33 @@ def test_other_settings_into_one_folder_are_refused_unless_forced(tmp_path, smal
     assert _run(db + ["--seed", "2", "--variants", "3"]).returncode == 0  # more variants of the same run: fine
 
 
+def test_outputs_of_another_engine_are_refused_unless_forced(tmp_path, small_case):
+    """A data set is one engine's: after an update that changed the cases a seed makes (the
+    version number may not say), a resumed build does not add to the old outputs."""
+    from SynthLesionLib.records import engine_fingerprint
+
+    cases = _cases_csv(tmp_path, small_case, ["a"])
+    db = ["build-db", "--cases", str(cases), "--variants", "2", "--size", "tiny", "--quiet", "--out", str(tmp_path / "db")]
+    assert _run(db).returncode == 0
+    manifest = tmp_path / "db" / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert {row["engine"] for row in rows} == {engine_fingerprint()}  # the same in every process
+    first = (tmp_path / "db" / "images" / "a_v0000.nii.gz").read_bytes()
+    manifest.write_text("".join(json.dumps({**row, "engine": "0123456789abcdef"}) + "\n" for row in rows))
+    _assert_clear_error(_run(db + ["--variants", "3"]), "made by an engine that makes other cases", "--force")
+    assert (tmp_path / "db" / "images" / "a_v0000.nii.gz").read_bytes() == first  # untouched
+    legacy = [{key: value for key, value in row.items() if key != "engine"} for row in rows]
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in legacy))  # before engines were recorded
+    resumed = _run(db + ["--variants", "3"])
+    assert resumed.returncode == 0, resumed.stderr[-300:]
+    assert [json.loads(line)["name"] for line in manifest.read_text().splitlines()] == ["a_v0000", "a_v0001", "a_v0002"]
+    manifest.write_text("".join(json.dumps({**row, "engine": "0123456789abcdef"}) + "\n" for row in rows))
+    assert _run(db + ["--force"]).returncode == 0
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert {row["engine"] for row in rows} == {engine_fingerprint()}
+    assert (tmp_path / "db" / "images" / "a_v0000.nii.gz").read_bytes() == first  # the same engine: the same bytes
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

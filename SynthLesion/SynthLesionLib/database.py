@@ -9,8 +9,9 @@ Storage discipline (one mechanism for every way a run can end):
   then the parent process alone appends one JSON line to ``manifest.jsonl``: that line is the
   commit, and it names each file's size and SHA-256;
 - on start, partial files of killed runs are swept and the manifest is rewritten without torn,
-  repeated or dangling lines; outputs made with other settings (seed, options, inputs) are
-  refused unless ``force`` discards them;
+  repeated or dangling lines; outputs made with other settings (seed, options, inputs) or by
+  another engine (``records.engine_fingerprint``: an update that changed the cases a seed
+  makes) are refused unless ``force`` discards them, so that a data set is one engine's;
 - an output whose files changed after they were made (a label corrected by hand) is reported
   and kept, never made again nor discarded; a file in the way of a new output is replaced only
   when it holds the very bytes this run makes (an interrupted run's own file), else it is kept
@@ -59,7 +60,8 @@ class Job:
     seed: int
     config: dict
     out_dir: Path
-    settings: str  # hash of everything that decides this output's content
+    settings: str  # hash of the options and inputs that decide this output's content
+    engine: str = ""  # ``engine_fingerprint()`` of the engine that makes it (the rest of what decides it)
 
     @property
     def name(self) -> str:
@@ -205,7 +207,7 @@ def _run_job(job: Job) -> dict:
     outputs = result.case_record["outputs"]
     stats = {key: paths[key].stat() for key in paths}
     return {"name": job.name, "case_id": job.case.case_id, "variant": job.variant, "seed": job.seed,
-            "settings": job.settings, **{k: str(v) for k, v in relative.items()},
+            "settings": job.settings, "engine": job.engine, **{k: str(v) for k, v in relative.items()},
             "bytes": {key: stats[key].st_size for key in paths},
             "mtime_ns": {key: stats[key].st_mtime_ns for key in paths},
             "sha256": {**{key: outputs[key]["sha256"] for key in ("image", "label")},
@@ -228,13 +230,16 @@ def _safe(job: Job) -> dict:
 
 
 def plan_jobs(cases: list[Case], out_dir: Path, variants: int, base_config: LesionConfig, seed: int) -> list[Job]:
+    from .records import engine_fingerprint
+
+    engine = engine_fingerprint()
     jobs = []
     for case in cases:
         config = base_config.to_dict() | ({"preset": case.preset} if case.preset else {})
         LesionConfig.from_dict(config).validate()
         for variant in range(variants):
             jobs.append(Job(case, variant, derive_seed(seed, case.case_id, variant), config, out_dir,
-                            _settings_hash(case, config, seed)))
+                            _settings_hash(case, config, seed), engine))
     return jobs
 
 
@@ -270,16 +275,25 @@ def build_database(cases: list[Case], out_dir: Path, variants: int, base_config:
             sweep_partials(out_dir / folder, every=True)
         done, untidy, changed = read_manifest(out_dir)
         wanted = {job.name: job for job in jobs}
-        stale = [row for name, row in done.items()
-                 if name in wanted and row.get("settings") != wanted[name].settings and name not in changed]
-        if stale:
-            if not force:
+        # outputs of other settings, or of another engine (rows from before engines were recorded
+        # name none: not known, kept), are stale
+        mine = [name for name in done if name in wanted and name not in changed]
+        other_engine = [name for name in mine if done[name].get("engine", wanted[name].engine) != wanted[name].engine]
+        stale = set(other_engine) | {name for name in mine if done[name].get("settings") != wanted[name].settings}
+        if stale and not force:
+            if other_engine:
                 raise MedSynthInputError(
-                    f"{out_dir} already holds {len(stale)} output(s) made with other settings (seed, lesion options, "
-                    f"organ label or input files; e.g. {stale[0]['name']}). Choose another --out, or add --force to "
+                    f"{out_dir} already holds {len(other_engine)} output(s) made by an engine that makes other cases "
+                    f"for the same seed and options (e.g. {other_engine[0]}: MedSynth or its numerical libraries "
+                    "changed since). Choose another --out to keep each engine's outputs apart, or add --force to "
                     "discard those outputs and make them again.")
-            _discard(out_dir, stale)
-            done = {name: row for name, row in done.items() if row not in stale}
+            raise MedSynthInputError(
+                f"{out_dir} already holds {len(stale)} output(s) made with other settings (seed, lesion options, "
+                f"organ label or input files; e.g. {sorted(stale)[0]}). Choose another --out, or add --force to "
+                "discard those outputs and make them again.")
+        if stale:
+            _discard(out_dir, [done[name] for name in stale])
+            done = {name: row for name, row in done.items() if name not in stale}
             untidy = True
         if untidy:
             _rewrite_manifest(out_dir, done)
