@@ -163,6 +163,10 @@ def test_regenerate_refuses_a_record_of_other_draws():
         regenerate(phantom.image, organ, phantom.geometry, drawn_elsewhere)
     with pytest.raises(MedSynthInputError, match="not the one it describes"):  # other inputs, the same record
         regenerate(phantom.image + 1, organ, phantom.geometry, record)
+    with pytest.raises(MedSynthInputError, match="the record lists no lesions"):
+        regenerate(phantom.image, organ, phantom.geometry, {**record, "lesions": "none"})
+    bare = {"config": record["config"], "seed": record["seed"]}  # nothing to check against: made as asked
+    assert regenerate(phantom.image, organ, phantom.geometry, bare).case_record["lesions"] == record["lesions"]
 
 
 def test_a_repeated_csv_column_is_refused(tmp_path):

@@ -106,13 +106,14 @@ def check_regenerated(result, case_record: dict) -> None:
     """Raise ``MedSynthInputError`` unless ``result`` (a ``SynthesisResult`` made from
     ``case_record``'s options and seed) is the case the record describes: the same lesions, with
     every drawn and measured value (any record), and the same changed block, voxel for voxel
-    (``changed_block``: records written with files).
+    (``changed_block``: records written with files).  A bare ``{"config", "seed"}`` dict has
+    nothing to check against.
 
     The version alone cannot tell: engines whose draws differ have carried the same one."""
     from . import __version__
 
-    difference = _first_difference(_as_read_back(result.case_record.get("lesions", [])),
-                                   _as_read_back(case_record.get("lesions")))
+    difference = None if "lesions" not in case_record else \
+        _first_difference(_as_read_back(result.case_record.get("lesions", [])), _as_read_back(case_record["lesions"]))
     block = case_record.get("changed_block")
     if difference is None and isinstance(block, dict) and block != result.changed_digest():
         difference = "the voxels written differ from the ones the record's files hold"
