@@ -97,7 +97,6 @@ def test_banded_interpolation_matches_the_dense_one():
     assert np.abs(banded - dense).max() < 1e-3 * dense.std()
 
 
-
 def test_interpolation_matrices_from_the_kept_unit_spline_are_scipys_fit_on_that_grid():
     from scipy import interpolate
 
@@ -110,9 +109,11 @@ def test_interpolation_matrices_from_the_kept_unit_spline_are_scipys_fit_on_that
         assert matrix.shape == (n_fine, n_coarse)
         assert np.abs(matrix - expected).max() < 1e-12
         assert np.allclose(matrix.sum(axis=1), 1.0)  # interpolation reproduces a constant
+    expected = interpolate.make_interp_spline(np.arange(7) * 4.9, np.eye(7), k=3)(np.arange(33, dtype=float))
     matrix = resample.cubic_matrix(7, 33, 4.9)
     matrix[:] = 0.0  # a caller's matrix is its own: the kept spline is not changed through it
     assert np.abs(resample.cubic_matrix(7, 33, 4.9) - expected).max() < 1e-12
+
 
 def test_lesion_work_runs_blas_on_one_thread():
     threadpoolctl = pytest.importorskip("threadpoolctl")

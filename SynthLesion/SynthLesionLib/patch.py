@@ -103,14 +103,25 @@ class PatchedMask:
     def _overlaps(a, b) -> bool:
         return all(x.start < y.stop and y.start < x.stop for x, y in zip(a, b))
 
+    @staticmethod
+    def _view_within(overlapping: list, slices: tuple[slice, ...]) -> np.ndarray | None:
+        """A view of the one patch that holds the whole box ``slices``, given the patches that
+        overlap it; None when the box is not all in one patch."""
+        if len(overlapping) != 1:
+            return None
+        where, patch = overlapping[0]
+        if not all(s.start >= w.start and s.stop <= w.stop for s, w in zip(slices, where)):
+            return None
+        return patch[tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(slices, where))]
+
     def writable(self, slices: tuple[slice, ...]) -> np.ndarray:
         """A writable array of the box ``slices`` (a view into one private patch)."""
         if self._full is not None:
             return self._full[slices]
         merged = [p for p in self._patches if self._overlaps(p[0], slices)]
-        if len(merged) == 1 and all(s.start >= m.start and s.stop <= m.stop for s, m in zip(slices, merged[0][0])):
-            where, patch = merged[0]
-            return patch[tuple(slice(s.start - m.start, s.stop - m.start) for s, m in zip(slices, where))]
+        view = self._view_within(merged, slices)
+        if view is not None:
+            return view
         union = slices
         while True:  # the union of overlapping patches may reach others: grow it until none is left out
             union = tuple(slice(min([u.start] + [p[0][a].start for p in merged]), max([u.stop] + [p[0][a].stop for p in merged]))
@@ -152,9 +163,9 @@ class PatchedMask:
         touched = [p for p in self._patches if self._overlaps(p[0], slices)]
         if not touched:
             return self.base[slices]
-        if len(touched) == 1 and all(s.start >= w.start and s.stop <= w.stop for s, w in zip(slices, touched[0][0])):
-            where, patch = touched[0]
-            return patch[tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(slices, where))]
+        view = self._view_within(touched, slices)
+        if view is not None:
+            return view
         # a copy with the patches' parts pasted, the patches left as they are (merging them, as a
         # write must, would make ever larger patches of the boxes placement reads around them)
         out = self.base[slices].copy()

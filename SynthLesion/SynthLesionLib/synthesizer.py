@@ -77,7 +77,7 @@ class SynthesisResult:
         labels (types, shapes and little-endian bytes): outside the block the outputs are the
         inputs', so with the inputs this fixes every output voxel.  Written into file records,
         so that a case made again from its record is proven the same (``check_regenerated``);
-        about 2 ms for a large lesion's block, far less than writing the files."""
+        3 ms (5 at most) for a large lesion's block at 1 mm, against the files' hundreds."""
         import hashlib
 
         digest = hashlib.blake2b(digest_size=20)

@@ -27,6 +27,7 @@ Research script: it reads the shared data by name, so it does not ship with the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -147,11 +148,9 @@ def main() -> None:
                    for name, path in (("base", args.base), ("head", args.head))}
         try:
             for load in ("idle",) if args.no_load else ("idle", "busy"):
-                if load == "busy":
-                    with busy_cores() as count:
+                with busy_cores() if load == "busy" else contextlib.nullcontext() as count:
+                    if count is not None:
                         report["busy_processes"] = count
-                        report[load] = {mode: _round(engines, counts, args.seeds) for mode, counts in modes.items()}
-                else:
                     report[load] = {mode: _round(engines, counts, args.seeds) for mode, counts in modes.items()}
         finally:
             for engine in engines.values():

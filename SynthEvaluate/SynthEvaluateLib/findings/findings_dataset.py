@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from monai.data import MetaTensor
 
-
 from .scans import HealthyScan
 from .synthetic import check_organs, finding_names, findings_scan
 

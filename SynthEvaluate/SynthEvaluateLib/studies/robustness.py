@@ -87,8 +87,9 @@ def robustness_benchmark(segment: Segmenter, cases: list[tuple[np.ndarray, np.nd
     ``cases``: healthy (image, organ mask, geometry) triples; ``segment(image, geometry)``
     returns a binary lesion mask.  Each synthetic case is recorded (seed and stratum), so the
     test set can be regenerated exactly by the same engine (its lesions' diameters and locations
-    are recorded too, to see that a later run met the same ones).  A segmenter that returns lesion probabilities (floats in
-    [0, 1]) is scored at 0.5 per stratum and, over all cases, as a FROC curve (``froc``).
+    are recorded too, to see that a later run met the same ones).  A segmenter that returns
+    lesion probabilities (floats in [0, 1]) is scored at 0.5 per stratum and, over all cases, as
+    a FROC curve (``froc``).
     The cases are independent tasks: with ``workers`` or ``cluster`` they run on the shared
     executors (worker processes, Dask) when ``segment`` can be sent to them (a module-level
     function can; a network trained in this process runs here).
