@@ -321,6 +321,23 @@ def _alarm(signum, frame):
     raise FuzzTimeout()
 
 
+def _unraisable_hook(previous):
+    """A ``sys.unraisablehook`` for the fuzzer's runs: an alarm that landed in a ``__del__`` or a
+    weakref callback (reported as unraisable) is the fuzzer's own and is dropped; anything else
+    goes to ``previous`` (pytest's, under pytest) with the alarm held back meanwhile, so that an
+    alarm never lands inside that hook (pytest then fails the test with "Failed to process
+    unraisable exception", whatever the command did)."""
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, FuzzTimeout):
+            return
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            previous(unraisable)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return hook
+
+
 @dataclass
 class Outcome:
     runs: int = 0
@@ -346,6 +363,7 @@ def fuzz(root: Path, runs: int, seed: int = 0, limit_s: float = 1.0, commands: l
     before = fixtures.digest()
     inputs = set(before)  # the fixtures as made; files runs add later are outputs
     previous = signal.signal(signal.SIGALRM, _alarm)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable_hook(sys.unraisablehook)
     try:
         for run in range(runs):
             if budget_s is not None and time.monotonic() - started > budget_s:
@@ -401,6 +419,7 @@ def fuzz(root: Path, runs: int, seed: int = 0, limit_s: float = 1.0, commands: l
             before = after
     finally:
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
     outcome.seconds = round(time.monotonic() - started, 1)
     return outcome
 
