@@ -1,7 +1,7 @@
 """The faster paths of the lesion engine give what the plain ones give: organ statistics
 measured once and reused, placement from the organ's distance map (and at once "nowhere"),
-the organ's changes kept in patches (the input never written), banded interpolation, and
-BLAS on one thread inside the lesion work."""
+the organ's changes kept in patches (the input never written), and BLAS on one thread inside
+the lesion work (the separable matrices: ``test_separable_maps.py``)."""
 
 from __future__ import annotations
 
@@ -84,37 +84,6 @@ def test_patched_mask_matches_a_dense_copy():
     assert np.array_equal(patched.full(), dense)
 
 
-def test_banded_interpolation_matches_the_dense_one():
-    from SynthLesionLib import resample
-
-    rng = np.random.default_rng(1)
-    coarse = rng.standard_normal((30, 31, 32)).astype(np.float32)
-    matrices = [resample.cubic_matrix(c, n, 1.3, 0.7) for c, n in zip(coarse.shape, (38, 40, 41))]
-    banded = resample.apply_separable(coarse, matrices)
-    dense = coarse.astype(np.float32)
-    for axis in range(3):
-        dense = np.moveaxis(np.tensordot(matrices[axis].astype(np.float32), dense, axes=([1], [axis])), 0, axis)
-    assert np.abs(banded - dense).max() < 1e-3 * dense.std()
-
-
-def test_interpolation_matrices_from_the_kept_unit_spline_are_scipys_fit_on_that_grid():
-    from scipy import interpolate
-
-    from SynthLesionLib import resample
-
-    for n_coarse, n_fine, step in ((4, 9, 2.5), (7, 40, 6.37), (12, 61, 5.1), (30, 90, 3.0), (7, 33, 4.9)):
-        fitted = interpolate.make_interp_spline(np.arange(n_coarse) * step, np.eye(n_coarse), k=3)
-        expected = fitted(np.arange(n_fine, dtype=float))
-        matrix = resample.cubic_matrix(n_coarse, n_fine, step)
-        assert matrix.shape == (n_fine, n_coarse)
-        assert np.abs(matrix - expected).max() < 1e-12
-        assert np.allclose(matrix.sum(axis=1), 1.0)  # interpolation reproduces a constant
-    expected = interpolate.make_interp_spline(np.arange(7) * 4.9, np.eye(7), k=3)(np.arange(33, dtype=float))
-    matrix = resample.cubic_matrix(7, 33, 4.9)
-    matrix[:] = 0.0  # a caller's matrix is its own: the kept spline is not changed through it
-    assert np.abs(resample.cubic_matrix(7, 33, 4.9) - expected).max() < 1e-12
-
-
 def test_lesion_work_runs_blas_on_one_thread():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from MedSynthCommonLib.threads import one_blas_thread
@@ -142,22 +111,6 @@ def test_the_quick_edge_test_rejects_only_what_the_full_check_rejects(phantom):
             assert _rejection_reason(phantom.image, mask, lesions, spacing, centre, radius, None, None,
                                      radius) == "organ edge"
     assert quick > 30  # the quick test did fire
-
-
-def test_the_finite_prefilter_interpolates_the_voxels():
-    from scipy import ndimage
-
-    from SynthLesionLib.effects import SPLINE_ORDER, spline_coefficients
-
-    rng = np.random.default_rng(4)  # liver-like tissue next to air: the hardest case for a truncated filter
-    box = np.where(np.arange(40)[:, None, None] < 20, 60.0, -1000.0) + rng.normal(0, 20, (40, 40, 40))
-    box = box.astype(np.float32)
-    coefficients = spline_coefficients(box)
-    nodes = np.indices(box.shape).reshape(3, -1).astype(np.float64)
-    back = ndimage.map_coordinates(coefficients, nodes, order=SPLINE_ORDER, prefilter=False, mode="mirror")
-    assert np.abs(back - box.ravel()).max() < 0.05  # HU; an int16 CT rounds to 0.5
-    exact = ndimage.spline_filter(box, order=SPLINE_ORDER, output=np.float32, mode="mirror")
-    assert np.abs(coefficients - exact).max() < 0.05
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU time from /proc (Linux)")

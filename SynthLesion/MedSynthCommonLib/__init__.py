@@ -21,4 +21,6 @@ SynthLesionLib, SynthTranslateLib or SynthEvaluateLib.
 - ``widgets``: the lifecycle the three Slicer module widgets share (used only inside Slicer).
 """
 
-__version__ = "0.2.0"
+#: bumped whenever what a seed makes changes, however little (``docs/changes.md``): a record, a
+#: build-db manifest, and ``--from-record`` check it
+__version__ = "0.3.0"

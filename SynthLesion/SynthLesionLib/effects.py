@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 from scipy import ndimage
 
 from .patch import Box
+from .resample import apply_separable, filter_matrix
 
 #: the push reaches this many lesion radii from the centre, and is zero beyond
 MASS_EFFECT_REACH = 1.4
@@ -90,12 +91,17 @@ def spline_coefficients(image: np.ndarray) -> np.ndarray:
     """B-spline coefficients (``SPLINE_ORDER``) of a float32 box for ``map_coordinates(...,
     prefilter=False, mode="mirror")``: the prefilter's finite taps along each axis, the box
     mirrored at its faces (the extension ``map_coordinates`` assumes in that mode, so that the
-    spline still passes through every voxel at the faces)."""
-    weights = _prefilter_taps(SPLINE_ORDER, PREFILTER_TAPS)
-    out = image
-    for axis in range(image.ndim):
-        out = ndimage.correlate1d(out, weights, axis=axis, mode="mirror", output=np.float32)
-    return out
+    spline still passes through every voxel at the faces), as one matrix per axis (``resample``)."""
+    return apply_separable(image, [_prefilter_matrix(n) for n in image.shape], band_from=None)
+
+
+@lru_cache(maxsize=64)
+def _prefilter_matrix(n: int) -> np.ndarray:
+    """The prefilter of lines of ``n`` voxels as an (n, n) float32 matrix (kept read-only)."""
+    weights = _prefilter_taps(SPLINE_ORDER, PREFILTER_TAPS).astype(np.float64)
+    matrix = filter_matrix(n, partial(ndimage.correlate1d, weights=weights, mode="mirror")).astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
 
 
 def capsule_band(level: np.ndarray, width_mm: float, mean_radius_mm: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Sequence
 
 import numpy as np
@@ -29,6 +29,7 @@ from MedSynthCommonLib.kept import KeptResults
 from .errors import PlacementError
 from .organ import OrganStatistics
 from .patch import PatchedMask, box_around, box_slices
+from .resample import apply_separable, filter_matrix
 
 
 @dataclass(frozen=True)
@@ -328,20 +329,19 @@ def _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, ves
 def _has_vessel(image, organ, spacing_kji, centre, radius_mm, vessels: VesselCriterion) -> bool:
     """True when the smoothed image exceeds the vessel threshold at an organ voxel of the ball.
 
-    The image is smoothed on the ball's box grown by 3 sigma, as ``ndimage.gaussian_filter``
-    does (one 1-D Gaussian per axis, in axis order), but after the pass along an axis the box is
-    cut to the ball's extent along it: later passes run along other axes, so they never read the
-    rows cut away, and the values kept are the same bits, for about a third less work."""
+    The image is smoothed as ``ndimage.gaussian_filter`` smooths it (``mode="nearest"``) on the
+    ball's box grown by 3 sigma, one matrix per axis (``resample.filter_matrix``) whose rows are
+    the ball's box only: the values are the same up to float32 rounding, and the rows cut away,
+    which a filter along an axis computes and drops, are never made."""
     margin = 3.0 * vessels.smoothing_mm
     grown = box_around(centre, radius_mm + margin, spacing_kji, image.shape)
     box = box_around(centre, radius_mm, spacing_kji, image.shape)
-    smoothed = image[grown.slices].astype(np.float32)
-    sigma = vessels.smoothing_mm / spacing_kji
-    for axis in range(3):
-        smoothed = ndimage.gaussian_filter1d(smoothed, sigma[axis], axis=axis, mode="nearest")
+    matrices = []
+    for axis, sigma in enumerate(vessels.smoothing_mm / spacing_kji):
         start = box.slices[axis].start - grown.slices[axis].start
-        cut = tuple(slice(start, start + box.shape[axis]) if a == axis else slice(None) for a in range(3))
-        smoothed = smoothed[cut]
+        smooth = partial(ndimage.gaussian_filter1d, sigma=float(sigma), mode="nearest")
+        matrices.append(filter_matrix(grown.shape[axis], smooth, slice(start, start + box.shape[axis])))
+    smoothed = apply_separable(image[grown.slices], matrices, band_from=None)
     ball = box.squared_distance_mm2() <= radius_mm * radius_mm
     return bool(np.any((smoothed > vessels.threshold) & ball & (organ.read(box.slices) != 0)))
 

@@ -148,11 +148,14 @@ def _first_difference(made: list, recorded) -> str | None:
 
 @lru_cache(maxsize=1)
 def engine_fingerprint() -> str:
-    """A digest of the case this engine makes on a small built-in CT phantom (two lesions of
-    mixed sizes, mass effect; every drawn and measured value and the changed block's voxels):
-    an engine, or numerical libraries, that would make other cases for the same seed give
-    another digest, which the version number alone does not tell (about 40 ms, once per
-    process).  Outputs made with different fingerprints do not belong in one data set."""
+    """A digest of the version and of the case this engine makes on a small built-in CT phantom
+    (two lesions of mixed sizes, mass effect; every drawn and measured value and the changed
+    block's voxels): an engine, or numerical libraries, that would make other cases for the same
+    seed give another digest, which the version number alone does not tell (about 40 ms, once per
+    process), and so does a release whose changes this small case does not show (the version is
+    bumped whenever what a seed makes changes).  Outputs made with different fingerprints do not
+    belong in one data set."""
+    from . import __version__
     from .config import LesionConfig
     from .phantom import make_ct_phantom
     from .synthesizer import synthesize_lesions
@@ -163,4 +166,5 @@ def engine_fingerprint() -> str:
     digest = hashlib.blake2b(json.dumps(_as_read_back(result.case_record["lesions"]), sort_keys=True).encode(),
                              digest_size=8)
     digest.update(result.changed_digest()["blake2b"].encode())
+    digest.update(__version__.encode())
     return digest.hexdigest()

@@ -1,15 +1,25 @@
-"""Separable upsampling of small coarse grids onto a lesion box.
+"""Separable linear maps on a lesion box, one matrix per axis: upsampling of coarse grids and
+filtering.
 
 Texture noise and elastic control points live on coarse grids aligned with the array axes,
 so their cubic interpolation is separable: one small matrix per axis (SciPy's cubic spline
-applied to unit impulses), applied with ``tensordot`` (or as a sparse band when the coarse grid is fine).  This does what
-``ndimage.zoom(order=3)`` does, at a fraction of the cost (about 3 x coarse-size multiply-adds
-per output voxel instead of 64), and lets a Gaussian blur be folded into the same matrices.
+applied to unit impulses), applied as matrix products (or as a sparse band when the coarse grid
+is fine).  This does what ``ndimage.zoom(order=3)`` does, at a fraction of the cost (about 3 x
+coarse-size multiply-adds per output voxel instead of 64), and lets a Gaussian blur be folded
+into the same matrices.
+
+A separable filter of a box (a Gaussian blur, the B-spline prefilter) is a matrix per axis too:
+SciPy's own 1-D filter applied to the identity, boundary mode included, so it filters exactly as
+SciPy does, up to float32 rounding (about 1e-7 of the values).  A lesion's box is tens of voxels
+a side: a dense float32 product does 3-5x the multiply-adds of a direct filter yet takes a third
+of the time (measured on large lesions' boxes at 1 mm: 1.5 against 4.6 ms for the prefilter),
+because a matrix product runs at the CPU's vector speed and ``correlate1d`` goes line by line in
+float64.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 from scipy import interpolate, ndimage
@@ -52,10 +62,12 @@ def _banded(matrix: np.ndarray):
     return sparse.csr_matrix(kept.astype(np.float32))
 
 
-def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
+def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray], band_from: int | None = BAND_FROM
+                    ) -> np.ndarray:
     """Apply one matrix per axis to the last three axes of a coarse array (leading axes, e.g.
     three displacement components, share the matrices and one pass); returns float32 of the
-    fine shape, C-contiguous.  Wide matrices are applied as bands (see ``BAND_FROM``).
+    fine shape, C-contiguous.  Matrices with more than ``band_from`` columns are applied as bands
+    (see ``BAND_FROM``; None: every matrix dense, as a filter's must be to filter exactly).
 
     Each pass contracts the array's first axis and appends the fine axis last (k, j, i, lead ->
     j, i, lead, k' -> i, lead, k', j' -> lead, k', j', i'), so every product is one matrix
@@ -67,12 +79,29 @@ def apply_separable(coarse: np.ndarray, matrices: list[np.ndarray]) -> np.ndarra
                                            tuple(range(3, 3 + lead))))
     for matrix in matrices:
         flat = out.reshape(out.shape[0], -1)
-        if matrix.shape[1] > BAND_FROM:
+        if band_from is not None and matrix.shape[1] > band_from:
             product = np.ascontiguousarray((_banded(matrix) @ flat).T)
         else:
-            product = flat.T @ matrix.astype(np.float32).T
+            product = flat.T @ matrix.astype(np.float32, copy=False).T
         out = product.reshape(*out.shape[1:], matrix.shape[0])
     return out
+
+
+def filter_matrix(n: int, filter_1d, rows: slice = slice(None)) -> np.ndarray:
+    """(rows, n) float64 matrix of a linear 1-D filter on lines of ``n`` voxels: ``filter_1d``
+    (e.g. ``partial(ndimage.gaussian_filter1d, sigma=2.0, mode="nearest")``, called with the
+    array and ``axis=0``) applied to the identity, whose column c is the response to an impulse
+    at c, boundary included; ``rows``: the output voxels wanted."""
+    return filter_1d(np.eye(n), axis=0)[rows]
+
+
+def gaussian_blur(block: np.ndarray, sigma_vox, mode: str = "nearest") -> np.ndarray:
+    """``ndimage.gaussian_filter(block, sigma_vox, mode=mode)`` (default truncation) as a
+    separable matrix product: float32, the block's shape, equal up to float32 rounding."""
+    sigma_vox = np.broadcast_to(np.asarray(sigma_vox, dtype=np.float64), (block.ndim,))
+    return apply_separable(block, [filter_matrix(n, partial(ndimage.gaussian_filter1d, sigma=float(s), mode=mode))
+                                   if s > 1e-15 else np.eye(n)  # an axis SciPy leaves as it is
+                                   for n, s in zip(block.shape, sigma_vox)], band_from=None)
 
 
 def coarse_grid(box_shape, spacing_kji, step_mm: float) -> tuple[list[int], list[float]]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
 
 from . import __version__
 from .config import LesionConfig
@@ -30,6 +29,7 @@ from .patch import Box, PatchedMask, box_around
 from .placement import VesselCriterion, coarse_distance_map, pushed_cores
 from .presets import Preset, get_preset
 from .records import LesionRecord, check_regenerated, finding_text, location_words
+from .resample import gaussian_blur
 from .shape import ShapeTemplate, shape_level
 from .sizes import equivalent_diameter_mm
 from .texture import lesion_texture
@@ -322,7 +322,7 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
         raise MedSynthInputError(f"Lesions {other} and {index} would overlap: their centres lie closer than their "
                                  "sizes allow; move the points apart or choose a smaller --size.")
     level, inside, in_organ, part = level[local], inside[local], in_organ[local], region[local]
-    alpha = ndimage.gaussian_filter(inside.astype(np.float32), sigma, mode="nearest") * in_organ
+    alpha = gaussian_blur(inside.astype(np.float32), sigma) * in_organ
     texture = lesion_texture(inside.shape, spacing, drawn.texture_sd, drawn.texture_grain_mm,
                              drawn.texture_blur_mm, rng)
     if drawn.heterogeneity_sd > 0:  # smooth, low-frequency variation across the lesion
@@ -335,7 +335,7 @@ def _insert(output: BackgroundCopy, organ: PatchedMask, lesions: np.ndarray, ind
     lesion_effect = float(np.mean(alpha[inside])) * drawn.contrast  # the lesion's mean contrast after blurring
     for band_contrast, band_width in bands:
         rim = capsule_band(level, band_width, mean_radius) & in_organ
-        rim_alpha = ndimage.gaussian_filter(rim.astype(np.float32), sigma, mode="nearest") * in_organ
+        rim_alpha = gaussian_blur(rim.astype(np.float32), sigma) * in_organ
         band_effect = float(np.mean(rim_alpha[inside])) * band_contrast
         if band_effect * lesion_effect < 0 and abs(band_effect) > CAPSULE_MAX_SHARE * abs(lesion_effect):
             band_contrast *= CAPSULE_MAX_SHARE * abs(lesion_effect) / abs(band_effect)  # never cancel the lesion
