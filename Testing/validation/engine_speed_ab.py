@@ -3,7 +3,7 @@ calls alternated per seed (a drift of the machine hits both), with the other cor
 busy; one lesion a call per size class, and with ``--several`` also several a call.
 
     python Testing/validation/engine_speed_ab.py --base /path/to/other/checkout [--head .]
-        [--data ../shared/data] [--seeds 15] [--several] [--no-load] [--one-blas-thread]
+        [--data ../shared/data] [--seeds 15] [--several] [--no-load] [--busy N] [--one-blas-thread]
 
 An engine is a MedSynth checkout: its SynthLesion, SynthTranslate and SynthEvaluate folders go on
 its worker's path (``git worktree add /tmp/base <commit>`` gives an older one).  The case reaches
@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=15)
     parser.add_argument("--several", action="store_true", help="also several lesions a call (8/6/4/3)")
     parser.add_argument("--no-load", action="store_true", help="the other cores idle only")
+    parser.add_argument("--busy", type=int, default=None,
+                        help="busy-loop processes in the busy round (default: one per core but one; on 2 cores, "
+                             "2 make a 1-minute load of about 3 with the engine that runs)")
     parser.add_argument("--one-blas-thread", action="store_true",
                         help="one BLAS thread in both workers (no spinning BLAS threads between calls)")
     args = parser.parse_args()
@@ -148,7 +151,7 @@ def main() -> None:
                    for name, path in (("base", args.base), ("head", args.head))}
         try:
             for load in ("idle",) if args.no_load else ("idle", "busy"):
-                with busy_cores() if load == "busy" else contextlib.nullcontext() as count:
+                with busy_cores(args.busy) if load == "busy" else contextlib.nullcontext() as count:
                     if count is not None:
                         report["busy_processes"] = count
                     report[load] = {mode: _round(engines, counts, args.seeds) for mode, counts in modes.items()}
