@@ -14,7 +14,9 @@ SciPy does, up to float32 rounding (about 1e-7 of the values).  A lesion's box i
 a side: a dense float32 product does 3-5x the multiply-adds of a direct filter yet takes a third
 of the time (measured on large lesions' boxes at 1 mm: 1.5 against 4.6 ms for the prefilter),
 because a matrix product runs at the CPU's vector speed and ``correlate1d`` goes line by line in
-float64.
+float64.  Its work per voxel grows with the box's side, a direct filter's does not: on cubes of
+48-200 voxels (the largest lesion's box at 0.5 mm) it took 0.3 to 0.6 of ``correlate1d``'s
+time, so the two would meet at about 300 a side.
 """
 
 from __future__ import annotations
