@@ -119,7 +119,7 @@ def test_from_record_needs_input_hashes_and_the_same_engine(small_ct_files, tmp_
 
     assert _lesion_call(small_ct_files, tmp_path).returncode == 0
     record = json.loads((tmp_path / "r.json").read_text())
-    for change, words in (({"inputs": None}, b"names no SHA-256"), ({"version": "0.1"}, b"whose draws for the same seed")):
+    for change, words in (({"inputs": None}, b"names no SHA-256"), ({"version": "0.1"}, b"makes other cases for the same seed")):
         (tmp_path / "edited.json").write_text(json.dumps({**record, **change}))
         again = _lesion_call(small_ct_files, tmp_path / "again", "--from-record", str(tmp_path / "edited.json"))
         assert again.returncode == 2 and words in again.stderr, again.stderr[-300:]

@@ -121,8 +121,9 @@ def read_record(path: Path) -> dict:
     if record.get("engine") != "MedSynth SynthLesion" or record.get("version") != __version__:
         raise MedSynthInputError(
             f"{path} was made by {record.get('engine') or 'an unknown engine'} {record.get('version') or '(no version)'}; "
-            f"this is MedSynth SynthLesion {__version__}, whose draws for the same seed may differ. Regenerate it with "
-            "the version that made it.")
+            f"this is MedSynth SynthLesion {__version__}, which makes other cases for the same seed (docs/changes.md says "
+            "what changed). Make it again with the version that made it, or make this version's case for the same "
+            "options and seed without --from-record.")
     inputs = record.get("inputs")
     if not isinstance(inputs, dict) or not all(isinstance(inputs.get(role), dict) and isinstance(
             inputs[role].get("sha256"), str) for role in ("image", "organ_mask")):
