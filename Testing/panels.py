@@ -87,7 +87,7 @@ def _choice_labels(module: str) -> dict[str, list[str]]:
     """Parameter name -> the labels of the choice enum it is annotated with."""
     import importlib
 
-    tree = ast.parse((ROOT / module / f"{module}.py").read_text())
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
     choices = importlib.import_module(f"{module}Lib.choices")
     labels = {}
     for node in ast.walk(tree):
@@ -119,7 +119,7 @@ def render(module: str, out_path: Path, width: int = 480) -> tuple[Path, set[str
             sys.modules[name] = stub
         import re
 
-        text = (ROOT / module / "Resources" / "UI" / f"{module}.ui").read_text()
+        text = (ROOT / module / "Resources" / "UI" / f"{module}.ui").read_text(encoding="utf-8")
         text = re.sub(r"<connections>.*?</connections>", "", text, flags=re.S)  # MRML scene plumbing, not drawn
         copy = Path(folder) / f"{module}.ui"
         copy.write_text(text)

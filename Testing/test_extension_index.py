@@ -18,27 +18,27 @@ SCHEMA = ROOT.parent / "shared" / "tools" / "slicer-packaging" / "slicer-extensi
 
 
 def _cmake_value(name: str) -> str:
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     return re.search(rf"set\({name} ([^)#]+)\)", text).group(1).strip().strip('"')
 
 
 def test_catalog_entry_matches_cmake_and_validates():
-    entry = json.loads((ROOT / "Resources" / "ExtensionsIndex" / "MedSynth.json").read_text())
+    entry = json.loads((ROOT / "Resources" / "ExtensionsIndex" / "MedSynth.json").read_text(encoding="utf-8"))
     assert entry["build_dependencies"] == _cmake_value("EXTENSION_DEPENDS").split()
     assert entry["category"] == _cmake_value("EXTENSION_CATEGORY")
     if not SCHEMA.exists():
         pytest.skip(f"the catalog schema is not beside the project here ({SCHEMA})")
     jsonschema = pytest.importorskip("jsonschema")
-    jsonschema.validate(entry, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(entry, json.loads(SCHEMA.read_text(encoding="utf-8")))
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**entry, "tier": 9}, json.loads(SCHEMA.read_text()))
+        jsonschema.validate({**entry, "tier": 9}, json.loads(SCHEMA.read_text(encoding="utf-8")))
 
 
 def test_cmake_policy_range_and_in_app_tests_registered():
     assert re.search(r"cmake_minimum_required\(VERSION 3\.20\.6\.\.\.3\.31 FATAL_ERROR\)",
-                     (ROOT / "CMakeLists.txt").read_text())
+                     (ROOT / "CMakeLists.txt").read_text(encoding="utf-8"))
     for module in MODULES:
-        text = (ROOT / module / "CMakeLists.txt").read_text()
+        text = (ROOT / module / "CMakeLists.txt").read_text(encoding="utf-8")
         assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text, module
 
 
@@ -68,7 +68,7 @@ def test_each_module_asks_only_for_what_it_uses():
     for module, required in (("SynthTranslate", translate), ("SynthEvaluate", evaluate)):
         used = set()
         for path in (ROOT / module).glob("*Lib/**/*.py"):
-            used |= set(re.findall(r"^\s*(?:from|import) (\w+)", path.read_text(), re.M))
+            used |= set(re.findall(r"^\s*(?:from|import) (\w+)", path.read_text(encoding="utf-8"), re.M))
         assert set(required) <= used | {"skimage"}, (module, set(required) - used)
 
 
@@ -109,7 +109,7 @@ def test_sample_data_registration_and_checksums(tmp_path):
 
 
 def test_registration_is_connected_at_startup():
-    text = (ROOT / "SynthLesion" / "SynthLesion.py").read_text()
+    text = (ROOT / "SynthLesion" / "SynthLesion.py").read_text(encoding="utf-8")
     assert 'slicer.app.connect("startupCompleted()", registerSampleData)' in text
 
 
@@ -130,6 +130,6 @@ def test_panels_render_and_hold_every_widget_the_module_uses(module, tmp_path):
     png, names = render(module, tmp_path / f"{module}.png")
     image = QImage(str(png))
     assert image.width() >= 400 and image.height() >= 300
-    used = {node.attr for node in ast.walk(ast.parse((ROOT / module / f"{module}.py").read_text()))
+    used = {node.attr for node in ast.walk(ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8")))
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"}
     assert used <= names, sorted(used - names)

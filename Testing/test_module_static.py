@@ -33,7 +33,7 @@ def _bound_widgets(root):
 
 
 def _module_ast(module):
-    return ast.parse((ROOT / module / f"{module}.py").read_text())
+    return ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
 
 
 def _parameter_annotations(tree):
@@ -96,7 +96,7 @@ def test_unset_gui_paths_are_not_taken_for_chosen_ones():
     assert chosen_path(Path(".")) is None and chosen_path(Path("")) is None and chosen_path(None) is None
     assert chosen_path(Path("/data/x.json")) == Path("/data/x.json")
     for module in MODULES:  # no path parameter is tested with bool() any more
-        assert not re.search(r"bool\(p\.\w*(Folder|File|Train|Healthy|Test)\)", (ROOT / module / f"{module}.py").read_text())
+        assert not re.search(r"bool\(p\.\w*(Folder|File|Train|Healthy|Test)\)", (ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
 
 
 def test_choice_enums_follow_the_registries():
@@ -116,7 +116,7 @@ def test_choice_enums_follow_the_registries():
 
 @pytest.mark.parametrize("module", MODULES)
 def test_cmake_lists_every_file_and_every_file_is_listed(module):
-    text = (ROOT / module / "CMakeLists.txt").read_text()
+    text = (ROOT / module / "CMakeLists.txt").read_text(encoding="utf-8")
     listed = {line.strip().replace("${MODULE_NAME}", module) for line in text.splitlines()
               if re.match(r"\$\{MODULE_NAME\}|Resources/|\w+Lib/", line.strip())}
     for path in listed:
@@ -127,7 +127,7 @@ def test_cmake_lists_every_file_and_every_file_is_listed(module):
 
 
 def test_top_level_cmake_is_a_slicer_extension():
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "project(MedSynth)" in text and "find_package(Slicer REQUIRED)" in text
     assert re.search(r'EXTENSION_CATEGORY "Image Synthesis"', text)
     for module in MODULES:
