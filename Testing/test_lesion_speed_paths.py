@@ -94,7 +94,7 @@ def test_lesion_work_runs_blas_on_one_thread():
 
 
 def test_the_quick_edge_test_rejects_only_what_the_full_check_rejects(phantom):
-    from SynthLesionLib.placement import _rejection_reason, _surely_near_edge
+    from SynthLesionLib.placement import _near_edge_by_map, _rejection_reason
 
     organ = phantom.organ_mask("liver")
     stats = prepare_organ(phantom.image, organ, phantom.geometry)  # makes the coarse distance map
@@ -106,11 +106,30 @@ def test_the_quick_edge_test_rejects_only_what_the_full_check_rejects(phantom):
         centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))] + rng.integers(-4, 5, 3)
         centre = np.clip(centre, 0, np.array(organ.shape) - 1)
         radius = float(rng.uniform(3.0, 40.0))
-        if _surely_near_edge(mask, spacing, stats, centre, radius):
+        if _near_edge_by_map(spacing, stats, centre[np.newaxis], radius)[0]:
             quick += 1
             assert _rejection_reason(phantom.image, mask, lesions, spacing, centre, radius, None, None,
                                      radius) == "organ edge"
     assert quick > 30  # the quick test did fire
+
+
+def test_a_search_draws_its_tries_at_once_as_it_would_one_by_one():
+    """A search draws its tries in one call and gives back what it did not use: the tries, and
+    the generator after any number of them, are those of drawing each try as it is made (the
+    place, then its offsets along k, j, i)."""
+    from SynthLesionLib.placement import _jittered_tries
+
+    shape, stride = (60, 70, 80), np.array([3, 8, 5])
+    places = np.random.default_rng(0).integers(0, 60, (37, 3)) * stride
+    low, high = -(stride // 2), stride - stride // 2
+    for seed, used in ((1, 1), (2, 17), (3, 40), (4, 5)):
+        one_by_one, at_once = np.random.default_rng(seed), np.random.default_rng(seed)
+        expected = [np.minimum(np.maximum(places[one_by_one.integers(len(places))] + one_by_one.integers(low, high), 0),
+                               np.array(shape) - 1) for _ in range(used)]
+        tries, keep_draws = _jittered_tries(places, stride, shape, 40, at_once)
+        assert np.array_equal(tries[:used], expected)
+        keep_draws(used)
+        assert one_by_one.random() == at_once.random()  # the seed's later draws are the same
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU time from /proc (Linux)")

@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property, partial
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -68,32 +68,48 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
     hold every place that is."""
     rejections: Counter = Counter()
     clearance_mm = radius_mm if clearance_mm is None else max(clearance_mm, radius_mm)
-    places = None
     ball = Ball(radius_mm, spacing_kji)
     if radius_mm >= DISTANCE_GRID_MM:  # the map's quick edge test (exact) spares most full checks
         coarse_distance_map(organ, spacing_kji, stats)
-    for attempt in range(1, max_attempts + 1):
-        if attempt <= RANDOM_TRIES:
-            centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]
-        else:
-            if places is None:
-                places = deep_places(organ, spacing_kji, stats, radius_mm)
-                if places.size == 0:
-                    raise PlacementError(_nowhere_deep_enough(radius_mm, stats, organ, spacing_kji))
-                places = _clear_of_lesions(places, spacing_kji, stats, clearance_mm, lesion_cores)
-                if places.size == 0:
-                    raise PlacementError(
-                        f"Earlier lesions hold every place deep enough for a {2 * radius_mm:.0f} mm lesion (known from "
-                        "the organ's distance map without trying them). Ask for fewer or smaller lesions.")
-                jitter = _jitter_bounds(stats.cache["distance_stride"], organ.shape)
-            centre = _jittered(places[rng.integers(len(places))], jitter, rng)
-        reason = "organ edge" if _surely_near_edge(organ, spacing_kji, stats, centre, radius_mm) else \
-            _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid, clearance_mm,
-                              ball)
-        if reason is None:
-            return Placement(centre.astype(float), attempt, dict(rejections))
-        rejections[reason] += 1
-    raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts, beside_lesions=lesions is not None))
+
+    def first_accepted(tries: np.ndarray, keep_draws: Callable[[int], None], before: int) -> Placement | None:
+        """The first of ``tries`` (N, 3) that passes every check, with the generator given back
+        the draws of those after it; None (every try rejected, counted) if none passes."""
+        near_edge = _near_edge_by_map(spacing_kji, stats, tries, radius_mm)
+        for index, centre in enumerate(tries):
+            if near_edge[index] and _unchanged_around(organ, spacing_kji, centre, radius_mm):
+                reason = "organ edge"
+            else:
+                reason = _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid,
+                                           clearance_mm, ball)
+            if reason is None:
+                keep_draws(index + 1)
+                return Placement(centre.astype(float), before + index + 1, dict(rejections))
+            rejections[reason] += 1
+        return None
+
+    placement = None
+    for attempt in range(min(RANDOM_TRIES, max_attempts)):  # random organ voxels first, drawn one by one
+        centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]  # (most searches end here)
+        placement = first_accepted(centre[np.newaxis], lambda n: None, attempt)
+        if placement is not None:
+            return placement
+    if max_attempts > RANDOM_TRIES:  # then voxels of the places deep enough, drawn at once
+        places = deep_places(organ, spacing_kji, stats, radius_mm)
+        if places.size == 0:
+            raise PlacementError(_nowhere_deep_enough(radius_mm, stats, organ, spacing_kji))
+        places = _clear_of_lesions(places, spacing_kji, stats, clearance_mm, lesion_cores)
+        if places.size == 0:
+            raise PlacementError(
+                f"Earlier lesions hold every place deep enough for a {2 * radius_mm:.0f} mm lesion (known from "
+                "the organ's distance map without trying them). Ask for fewer or smaller lesions.")
+        tries, keep_draws = _jittered_tries(places, stats.cache["distance_stride"], organ.shape,
+                                            max_attempts - RANDOM_TRIES, rng)
+        placement = first_accepted(tries, keep_draws, RANDOM_TRIES)
+    if placement is None:
+        raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts,
+                                              beside_lesions=lesions is not None))
+    return placement
 
 
 def coarse_distance_map(organ: np.ndarray, spacing_kji: np.ndarray, stats: OrganStatistics) -> np.ndarray:
@@ -183,43 +199,62 @@ def _clear_of_lesions(places: np.ndarray, spacing_kji: np.ndarray, stats: OrganS
     return places[keep]
 
 
-def _surely_near_edge(organ, spacing_kji, stats: OrganStatistics, centre: np.ndarray, radius_mm: float) -> bool:
-    """True when the coarse distance map proves that a voxel outside the organ (or the volume)
-    lies within ``radius_mm`` of ``centre``, so the full check would say "organ edge": a
-    grid point g at map distance d(g) from an outside point puts one within d(g) + |centre - g|.
+def _near_edge_by_map(spacing_kji, stats: OrganStatistics, centres: np.ndarray, radius_mm: float) -> np.ndarray:
+    """(N,) bool: True where the coarse distance map proves that a voxel outside the input organ
+    (or the volume) lies within ``radius_mm`` of the centre (``centres``: (N, 3) voxel indices),
+    so the full check on that organ would say "organ edge": a grid point g at map distance d(g)
+    from an outside point puts one within d(g) + |centre - g|.  All False where the map has not
+    been made (``prepare_organ`` makes it, and so does a search that needs it).
 
-    Used when the map is at hand (``prepare_organ`` makes it).  Exact, not a guess: it rejects
-    only centres the full check rejects (on the input organ, with 1 um to spare for the map's
-    float32 rounding; a box that earlier lesions' mass effect changed is left to the full check).
-    It saves the ball test on a box of up to a million voxels for most random tries of a large
-    lesion."""
-    if "distance" not in stats.cache:  # made by prepare_organ, or by an earlier search that needed it
-        return False
-    distance = stats.cache["distance"]
-    # on three plain numbers (9 against 30 us a try with NumPy's small-array calls): a search for
-    # a large lesion beside earlier ones makes up to a thousand tries, most decided here
-    node = [min(max(round(float(c) / int(s)), 0), n - 1) for c, s, n in zip(centre, stats.cache["distance_stride"],
-                                                                          distance.shape)]
-    reach = float(distance[node[0], node[1], node[2]]) + math.sqrt(sum(
-        ((float(c) - g * int(s)) * float(v)) ** 2
-        for c, g, s, v in zip(centre, node, stats.cache["distance_stride"], spacing_kji)))
-    if reach >= radius_mm - 1e-3:
-        return False
+    Exact, not a guess, with 1 um to spare for the map's float32 rounding; a box that earlier
+    lesions' mass effect changed is left to the full check (``_unchanged_around``).  It spares
+    the ball test on a box of up to a million voxels for most random tries of a large lesion,
+    and one pass over a search's tries spares a search beside earlier lesions, whose thousand
+    tries are mostly decided here, the per-try work (identical bits: float64 throughout, the
+    node rounded half to even as Python's ``round`` did)."""
+    if "distance" not in stats.cache:
+        return np.zeros(len(centres), dtype=bool)
+    distance, stride = stats.cache["distance"], stats.cache["distance_stride"]
+    nodes = np.clip(np.rint(centres / stride), 0, np.asarray(distance.shape) - 1).astype(np.intp)
+    offsets_mm = (centres - nodes * stride) * np.asarray(spacing_kji, dtype=np.float64)
+    reach = distance[tuple(nodes.T)].astype(np.float64) + np.sqrt(np.sum(offsets_mm ** 2, axis=1))
+    return reach < radius_mm - 1e-3
+
+
+def _unchanged_around(organ, spacing_kji, centre: np.ndarray, radius_mm: float) -> bool:
+    """Whether the organ within ``radius_mm`` of ``centre`` is the input organ (no earlier
+    lesion's mass effect moved it), where the distance map describes it."""
     return not (isinstance(organ, PatchedMask) and organ.changed(box_slices(centre, radius_mm, spacing_kji,
                                                                             organ.shape)[0]))
 
 
-def _jittered(point: np.ndarray, jitter: tuple[np.ndarray, np.ndarray, np.ndarray],
-              rng: np.random.Generator) -> np.ndarray:
-    """A voxel of the coarse cell around ``point``; ``jitter``: ``_jitter_bounds``'s."""
-    low, high, last = jitter
-    return np.minimum(np.maximum(point + rng.integers(low, high), 0), last)
+def _jittered_tries(places: np.ndarray, stride: np.ndarray, shape, count: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, Callable[[int], None]]:
+    """``count`` tries (N, 3): each a random voxel of a random place's coarse cell, clipped to the
+    volume (per try, ``rng`` draws the place and then its offsets along k, j, i), drawn at once;
+    and ``keep_draws`` (see ``_drawn_at_once``)."""
+    low, high = -(stride // 2), stride - stride // 2
+    draws, keep_draws = _drawn_at_once(rng, np.broadcast_to(np.concatenate([[0], low]), (count, 4)),
+                                       np.broadcast_to(np.concatenate([[len(places)], high]), (count, 4)))
+    return np.minimum(np.maximum(places[draws[:, 0]] + draws[:, 1:], 0), np.asarray(shape) - 1), keep_draws
 
 
-def _jitter_bounds(stride: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The offsets (voxels, low inclusive, high exclusive) within a coarse cell around its point,
-    and the volume's last voxel: worked out once per search, not once per try."""
-    return -(stride // 2), stride - stride // 2, np.asarray(shape) - 1
+def _drawn_at_once(rng: np.random.Generator, lows: np.ndarray, highs: np.ndarray
+                   ) -> tuple[np.ndarray, Callable[[int], None]]:
+    """Integers in [lows, highs) (arrays of one shape: a row per try) drawn in one call, and
+    ``keep_draws(n)``, which leaves ``rng`` as if only the first n rows had been drawn, one by
+    one: a search that ends early has used what it tried and no more, so a seed's later draws
+    are those of a search that drew each try as it made it (NumPy draws the elements of an array
+    of bounds in order, each as one draw with its bounds would).  One call and one pass over
+    the tries instead of a few NumPy calls a try: a search beside earlier lesions makes hundreds."""
+    before = rng.bit_generator.state
+    draws = rng.integers(lows, highs)
+
+    def keep_draws(n: int) -> None:
+        rng.bit_generator.state = before
+        rng.integers(lows[:n], highs[:n])
+
+    return draws, keep_draws
 
 
 def _nowhere_deep_enough(radius_mm: float, stats: OrganStatistics, organ, spacing_kji) -> str:
