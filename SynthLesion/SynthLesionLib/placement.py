@@ -14,7 +14,6 @@ most random tries without the full check on the lesion's box.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property, partial
