@@ -274,9 +274,14 @@ class SynthLesionWidget(ParameterNodeLifecycle, ScriptedLoadableModuleWidget, VT
         self._batch.update(batchProblem is None, batchProblem, _("Run build-db in a separate process."))
 
     def _ensureDependencies(self) -> bool:
-        from MedSynthCommonLib.dependencies import install_in_slicer
+        from MedSynthCommonLib.dependencies import install_in_slicer, offer_in_slicer
+        from SynthLesionLib.dependencies import OPTIONAL_GAIN, missing_options
 
-        return install_in_slicer(missing_requirements(), "SynthLesion", slicer)
+        if not install_in_slicer(missing_requirements(), "SynthLesion", slicer):
+            return False
+        if not slicer.app.testingEnabled():  # no dialog in an unattended test run
+            offer_in_slicer(missing_options(), "SynthLesion", OPTIONAL_GAIN, slicer)
+        return True
 
 
 #

@@ -3,6 +3,7 @@ data, in-app tests registered, panels that render."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -57,12 +58,35 @@ def test_packages_are_installed_the_slicer_way():
     assert install_in_slicer([], "SynthLesion", older) and len(asked) == 1  # nothing missing: no question
 
 
+def test_an_optional_package_is_offered_once_and_never_blocks():
+    from MedSynthCommonLib import dependencies
+    from SynthLesionLib.dependencies import OPTIONAL, OPTIONAL_GAIN
+
+    assert set(OPTIONAL) == {"threadpoolctl"}  # BLAS on one thread (MedSynthCommonLib.threads)
+    asked = []
+
+    def offline(requirements):
+        raise RuntimeError("no network")
+
+    slicer = SimpleNamespace(util=SimpleNamespace(confirmOkCancelDisplay=lambda text: asked.append(text) or True,
+                                                  pip_install=offline))
+    dependencies._offered.discard("threadpoolctl>=3.1")
+    dependencies.offer_in_slicer(["threadpoolctl>=3.1"], "SynthLesion", OPTIONAL_GAIN, slicer)  # no exception
+    assert len(asked) == 1 and "works without" in asked[0] and "threadpoolctl>=3.1" in asked[0]
+    dependencies.offer_in_slicer(["threadpoolctl>=3.1"], "SynthLesion", OPTIONAL_GAIN, slicer)
+    assert len(asked) == 1  # once per session, declined or failed
+    tree = ast.parse((ROOT / "SynthLesion" / "SynthLesion.py").read_text(encoding="utf-8"))
+    ensure = next(node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                  and node.name == "_ensureDependencies")
+    assert "offer_in_slicer" in ast.unparse(ensure) and "install_in_slicer" in ast.unparse(ensure)
+
+
 def test_each_module_asks_only_for_what_it_uses():
     from SynthEvaluateLib.dependencies import REQUIRED as evaluate, REQUIRED_FOR_TRAINING
     from SynthLesionLib.dependencies import REQUIRED as lesion
     from SynthTranslateLib.dependencies import REQUIRED as translate
 
-    assert set(lesion) == {"scipy", "threadpoolctl"}  # BLAS on one thread: MedSynthCommonLib.threads
+    assert set(lesion) == {"scipy"}
     assert "sklearn" not in translate and "torch" not in translate  # torch comes from the PyTorch extension
     assert "torch" not in REQUIRED_FOR_TRAINING and "monai" in REQUIRED_FOR_TRAINING
     for module, required in (("SynthTranslate", translate), ("SynthEvaluate", evaluate)):

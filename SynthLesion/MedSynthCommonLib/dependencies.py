@@ -6,6 +6,7 @@ numpy, SimpleITK and VTK come with Slicer and are never installed or replaced he
 from __future__ import annotations
 
 import importlib.util
+import logging
 
 
 def missing_requirements(required: dict[str, str]) -> list[str]:
@@ -51,6 +52,27 @@ def install_in_slicer(requirements: list[str], module: str, slicer_module) -> bo
         return result is not False
     return ensure_installed(requirements, slicer_module.util.confirmOkCancelDisplay, slicer_module.util.pip_install,
                             module)
+
+
+#: optional requirements offered this session (each is offered once)
+_offered: set[str] = set()
+
+
+def offer_in_slicer(requirements: list[str], module: str, gain: str, slicer_module) -> None:
+    """Offer optional pip ``requirements`` once per session, saying what they bring (``gain``).
+    The module works without them: declining, or an installation that fails (no network in a
+    hospital), leaves them out and says so in the log, and nothing is raised."""
+    wanted = [requirement for requirement in requirements if requirement not in _offered]
+    if not wanted:
+        return
+    _offered.update(wanted)
+    text = (f"{module} works without these Python packages, but {gain}:\n\n" + "\n".join(wanted)
+            + "\n\nInstall them now? (Asked once per session; packages that come with Slicer are not changed.)")
+    try:
+        if slicer_module.util.confirmOkCancelDisplay(text):
+            slicer_module.util.pip_install(wanted)
+    except Exception as error:  # noqa: BLE001 (optional: whatever went wrong, the module goes on without them)
+        logging.warning("%s goes on without %s, which could not be installed: %s", module, ", ".join(wanted), error)
 
 
 def ensure_torch(module: str) -> bool:

@@ -5,7 +5,7 @@ resampling) splits such products over every core, and under load the calling thr
 for a preempted helper (measured: a medium lesion 0.054 s quiet, 0.120 s with the other core
 busy; one thread is as fast on a quiet machine and uses 18-31 % less CPU).  Parallelism belongs
 one level up: lesions, cases, DataLoader workers, Dask.  ``threadpoolctl`` (a dependency of
-scikit-learn; SynthLesion asks for it in Slicer, which does not ship it) sets the BLAS thread
+scikit-learn; SynthLesion offers it in Slicer, which does not ship it) sets the BLAS thread
 count; without it the kernels run as they are (measured: medium and large lesions 1.1-1.4x
 slower with the other cores busy, now that the lesion's filters are matrix products too).
 """
