@@ -176,11 +176,11 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
     result = synthesize_lesions(image.array, mask.array, image.geometry, config, seed, organ_label=organ_label,
                                 mask_geometry=mask.geometry, shape_templates=templates, progress=progress,
                                 organ_stats=_organ_stats(image, mask, organ_label))
-    if from_record is not None:
-        check_regenerated(result, from_record)  # before anything is written
+    # before anything is written; its digest of the changed block, when made, is the record's too
+    changed_block = check_regenerated(result, from_record) if from_record is not None else None
     result.case_record["inputs"] = {"image": image.describe(record_full_paths),
                                     "organ_mask": mask.describe(record_full_paths)}
-    write_case(result, image.geometry, out_image, out_label, record_path, keep_different)
+    write_case(result, image.geometry, out_image, out_label, record_path, keep_different, changed_block)
     if preview_path is not None:
         preset = get_preset(config.preset)
         window = window_for(preset.modality, result.case_record["organ"]["median"])
@@ -191,18 +191,20 @@ def synthesize_files(image_path: Path, mask_path: Path, out_image: Path, out_lab
 
 
 def write_case(result: SynthesisResult, geometry, out_image: Path, out_label: Path, record_path: Path | None,
-               keep_different: bool = False) -> dict:
+               keep_different: bool = False, changed_block: dict | None = None) -> dict:
     """Image, label map and record as one set (record last, naming the others' SHA-256);
     returns the outputs' descriptions ``{role: {"file", "sha256", "bytes"}}``.  With
     ``keep_different`` a file already at a destination with other bytes is kept and the set
-    is refused (``OutputInTheWay``)."""
+    is refused (``OutputInTheWay``).  ``changed_block``: ``result.changed_digest()`` when the
+    caller has it already."""
     with OutputSet(keep_different) as outputs:
         staged = {"image": (outputs.add(out_image, *volume_writer(result.image, geometry)), out_image),
                   "label": (outputs.add(out_label, *volume_writer(result.label_map(), geometry)), out_label)}
         written = {role: {"file": final.name, "sha256": content_sha256(partial), "bytes": partial.stat().st_size}
                    for role, (partial, final) in staged.items()}
         result.case_record["outputs"] = {role: {"file": d["file"], "sha256": d["sha256"]} for role, d in written.items()}
-        result.case_record["changed_block"] = result.changed_digest()  # proves a case made again the same
+        # proves a case made again the same
+        result.case_record["changed_block"] = changed_block or result.changed_digest()
         if record_path is not None:
             outputs.add(record_path, *bytes_writer(json_bytes(result.case_record)))
         outputs.commit()

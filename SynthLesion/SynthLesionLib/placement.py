@@ -71,9 +71,11 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
     if radius_mm >= DISTANCE_GRID_MM:  # the map's quick edge test (exact) spares most full checks
         coarse_distance_map(organ, spacing_kji, stats)
 
-    def first_accepted(tries: np.ndarray, keep_draws: Callable[[int], None], before: int) -> Placement | None:
+    def first_accepted(tries: np.ndarray, before: int, keep_draws: Callable[[int], None] | None = None
+                       ) -> Placement | None:
         """The first of ``tries`` (N, 3) that passes every check, with the generator given back
-        the draws of those after it; None (every try rejected, counted) if none passes."""
+        the draws of those after it (``keep_draws``, when they were drawn at once); None (every
+        try rejected, counted) if none passes.  ``before``: tries made before these."""
         near_edge = _near_edge_by_map(spacing_kji, stats, tries, radius_mm)
         for index, centre in enumerate(tries):
             if near_edge[index] and _unchanged_around(organ, spacing_kji, centre, radius_mm):
@@ -82,7 +84,8 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
                 reason = _rejection_reason(image, organ, lesions, spacing_kji, centre, radius_mm, vessels, avoid,
                                            clearance_mm, ball)
             if reason is None:
-                keep_draws(index + 1)
+                if keep_draws is not None:
+                    keep_draws(index + 1)
                 return Placement(centre.astype(float), before + index + 1, dict(rejections))
             rejections[reason] += 1
         return None
@@ -90,7 +93,7 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
     placement = None
     for attempt in range(min(RANDOM_TRIES, max_attempts)):  # random organ voxels first, drawn one by one
         centre = stats.candidates_kji[rng.integers(len(stats.candidates_kji))]  # (most searches end here)
-        placement = first_accepted(centre[np.newaxis], lambda n: None, attempt)
+        placement = first_accepted(centre[np.newaxis], attempt)
         if placement is not None:
             return placement
     if max_attempts > RANDOM_TRIES:  # then voxels of the places deep enough, drawn at once
@@ -104,7 +107,7 @@ def find_centre(image: np.ndarray, organ: np.ndarray, lesions: np.ndarray | None
                 "the organ's distance map without trying them). Ask for fewer or smaller lesions.")
         tries, keep_draws = _jittered_tries(places, stats.cache["distance_stride"], organ.shape,
                                             max_attempts - RANDOM_TRIES, rng)
-        placement = first_accepted(tries, keep_draws, RANDOM_TRIES)
+        placement = first_accepted(tries, RANDOM_TRIES, keep_draws)
     if placement is None:
         raise PlacementError(_explain_failure(rejections, radius_mm, stats, max_attempts,
                                               beside_lesions=lesions is not None))
@@ -207,10 +210,9 @@ def _near_edge_by_map(spacing_kji, stats: OrganStatistics, centres: np.ndarray, 
 
     Exact, not a guess, with 1 um to spare for the map's float32 rounding; a box that earlier
     lesions' mass effect changed is left to the full check (``_unchanged_around``).  It spares
-    the ball test on a box of up to a million voxels for most random tries of a large lesion,
-    and one pass over a search's tries spares a search beside earlier lesions, whose thousand
-    tries are mostly decided here, the per-try work (identical bits: float64 throughout, the
-    node rounded half to even as Python's ``round`` did)."""
+    the ball test on a box of up to a million voxels for most random tries of a large lesion.
+    All of a search's tries are tested in one pass (float64 throughout, the node rounded half to
+    even: the bits a test of one try at a time in plain Python gave)."""
     if "distance" not in stats.cache:
         return np.zeros(len(centres), dtype=bool)
     distance, stride = stats.cache["distance"], stats.cache["distance_stride"]

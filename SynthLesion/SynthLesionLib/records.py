@@ -102,21 +102,24 @@ def finding_text(records: list[LesionRecord], organ: str, modality: str, units: 
     return " ".join(parts)
 
 
-def check_regenerated(result, case_record: dict) -> None:
+def check_regenerated(result, case_record: dict) -> dict | None:
     """Raise ``MedSynthInputError`` unless ``result`` (a ``SynthesisResult`` made from
     ``case_record``'s options and seed) is the case the record describes: the same lesions, with
     every drawn and measured value (any record), and the same changed block, voxel for voxel
     (``changed_block``: records written with files).  A bare ``{"config", "seed"}`` dict has
-    nothing to check against.
+    nothing to check against.  Returns the result's ``changed_digest()`` when it was computed
+    (for the files written next), else None.
 
     The version alone cannot tell: engines whose draws differ have carried the same one."""
     from . import __version__
 
     difference = None if "lesions" not in case_record else \
         _first_difference(_as_read_back(result.case_record.get("lesions", [])), _as_read_back(case_record["lesions"]))
-    block = case_record.get("changed_block")
-    if difference is None and isinstance(block, dict) and block != result.changed_digest():
-        difference = "the voxels written differ from the ones the record's files hold"
+    block, digest = case_record.get("changed_block"), None
+    if difference is None and isinstance(block, dict):
+        digest = result.changed_digest()
+        if block != digest:
+            difference = "the voxels written differ from the ones the record's files hold"
     if difference is not None:
         made_by = f"{case_record.get('engine') or 'an unknown engine'} {case_record.get('version') or '(no version)'}"
         raise MedSynthInputError(
@@ -124,6 +127,7 @@ def check_regenerated(result, case_record: dict) -> None:
             f"by {made_by}, which drew or computed differently from this engine ({__version__}) and its numerical "
             "libraries, or from other inputs (shape masks included). Make it again where it was made, or make this "
             "engine's case for the same options and seed without the record.")
+    return digest
 
 
 def _as_read_back(value):
